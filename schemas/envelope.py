@@ -1,0 +1,106 @@
+"""What travels along the chain: the request envelope, stream pieces and the replies to ingress.
+
+The envelope grows as it moves: redaction fills ``vault`` and ``redactions``, policy fills the tenant
+and key, routing fills ``plan``, the provider stage fills the served target, usage and ``response``.
+Every stage answers an expired envelope (``deadline`` passed) with a timeout instead of working.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from schemas.config import Target
+from schemas.errors import ErrorInfo
+
+SCHEMA_VERSION = 1
+
+
+class _Msg(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class Usage(_Msg):
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    source: Literal["provider", "estimated"] = "provider"
+
+    @property
+    def total_tokens(self) -> int:
+        return self.prompt_tokens + self.completion_tokens
+
+
+class Envelope(_Msg):
+    schema_version: int = SCHEMA_VERSION
+    request_id: str
+    received_at: float
+    deadline: float
+    reply_to: str
+    ack_subject: str | None = None
+    delivery: int = 1
+    endpoint: Literal["chat.completions"] = "chat.completions"
+    stream: bool = False
+    api_key_hash: str | None = None
+    body: dict[str, Any]
+    model_requested: str
+
+    # redaction
+    vault: str | None = None
+    redactions: dict[str, int] = Field(default_factory=dict)
+    # policy
+    tenant: str | None = None
+    api_key_id: str | None = None
+    # routing
+    plan: list[Target] = Field(default_factory=list)
+    # provider call
+    provider: str | None = None
+    model_served: str | None = None
+    attempts: int = 0
+    provider_ms: float = 0.0
+    ttfb_ms: float | None = None
+    usage: Usage | None = None
+    cost_usd: str | None = None
+    response: dict[str, Any] | None = None
+    # output filter
+    output_findings: dict[str, int] = Field(default_factory=dict)
+    # time spent inside each stage, for the overhead breakdown
+    stage_ms: dict[str, float] = Field(default_factory=dict)
+
+    def expired(self, now: float | None = None) -> bool:
+        return (now if now is not None else time.time()) >= self.deadline
+
+    def remaining_s(self, now: float | None = None) -> float:
+        return self.deadline - (now if now is not None else time.time())
+
+
+class StreamPiece(_Msg):
+    """One message of a streamed answer, provider stage → filter replica, in ``seq`` order.
+
+    ``chunk`` is an OpenAI ``chat.completion.chunk`` dict. The last piece has ``final`` (the envelope
+    as the provider stage left it: usage, served target, timings) or ``error`` (the stream broke).
+    """
+
+    request_id: str
+    seq: int
+    chunk: dict[str, Any] | None = None
+    final: Envelope | None = None
+    error: ErrorInfo | None = None
+
+
+class Reply(_Msg):
+    """What ingress receives on its reply subject.
+
+    kind ``response``: the whole answer in ``body`` with ``status``; ``error``: a typed error;
+    ``chunk``: one SSE data payload of a stream, in ``seq`` order; ``end``: the stream is over.
+    """
+
+    kind: Literal["response", "error", "chunk", "end"]
+    request_id: str
+    seq: int = 0
+    status: int = 200
+    body: dict[str, Any] | None = None
+    error: ErrorInfo | None = None
+    provider_ms: float = 0.0
+    ttfb_ms: float | None = None

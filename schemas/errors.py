@@ -1,0 +1,208 @@
+"""The one error hierarchy of the gateway.
+
+Every error carries the HTTP ``status_code``, the OpenAI error ``type`` and ``code``, and whether
+it is ``retryable``. ``to_body()`` is the single mapping to the OpenAI error body used at every edge;
+``ErrorInfo`` is the same error as it travels over NATS, and ``from_info`` rebuilds it.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from pydantic import BaseModel, ConfigDict
+
+
+class ErrorInfo(BaseModel):
+    """An error as it travels in envelopes, replies and events."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    status_code: int
+    type: str
+    code: str | None = None
+    message: str
+    param: str | None = None
+    retryable: bool = False
+    retry_after_s: float | None = None
+    kind: str = "GatewayError"
+
+    def to_body(self) -> dict[str, Any]:
+        return {"error": {"message": self.message, "type": self.type, "param": self.param, "code": self.code}}
+
+
+class GatewayError(Exception):
+    status_code: ClassVar[int] = 500
+    type: ClassVar[str] = "api_error"
+    default_code: ClassVar[str | None] = "internal_error"
+    default_retryable: ClassVar[bool] = False
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        param: str | None = None,
+        code: str | None = None,
+        status_code: int | None = None,
+        retryable: bool | None = None,
+        retry_after_s: float | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.param = param
+        self.code = code if code is not None else self.default_code
+        self.status = status_code if status_code is not None else self.status_code
+        self.retryable = self.default_retryable if retryable is None else retryable
+        self.retry_after_s = retry_after_s
+
+    def info(self) -> ErrorInfo:
+        return ErrorInfo(
+            status_code=self.status,
+            type=self.type,
+            code=self.code,
+            message=self.message,
+            param=self.param,
+            retryable=self.retryable,
+            retry_after_s=self.retry_after_s,
+            kind=type(self).__name__,
+        )
+
+    def to_body(self) -> dict[str, Any]:
+        return self.info().to_body()
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.status}, {self.code!r}, {self.message!r})"
+
+
+class InvalidRequest(GatewayError):
+    status_code = 400
+    type = "invalid_request_error"
+    default_code = "invalid_request"
+
+
+class AuthenticationFailed(GatewayError):
+    status_code = 401
+    type = "authentication_error"
+    default_code = "invalid_api_key"
+
+
+class PermissionDenied(GatewayError):
+    status_code = 403
+    type = "permission_error"
+    default_code = "permission_denied"
+
+
+class NotFound(GatewayError):
+    status_code = 404
+    type = "invalid_request_error"
+    default_code = "not_found"
+
+
+class PayloadTooLarge(GatewayError):
+    status_code = 413
+    type = "invalid_request_error"
+    default_code = "request_too_large"
+
+
+class RateLimited(GatewayError):
+    status_code = 429
+    type = "rate_limit_error"
+    default_code = "rate_limit_exceeded"
+    default_retryable = True
+
+
+class ContentBlocked(GatewayError):
+    """A guardrail (input or output) refused the content."""
+
+    status_code = 400
+    type = "invalid_request_error"
+    default_code = "content_blocked"
+
+
+class ProviderError(GatewayError):
+    """The upstream provider answered with an error; ``status_code`` is what we return."""
+
+    status_code = 502
+    type = "upstream_error"
+    default_code = "provider_error"
+
+
+class ProviderTimeout(GatewayError):
+    status_code = 504
+    type = "timeout_error"
+    default_code = "provider_timeout"
+    default_retryable = True
+
+
+class ProviderUnavailable(GatewayError):
+    """Connection refused or reset, DNS failure: nothing reached the provider."""
+
+    status_code = 502
+    type = "upstream_error"
+    default_code = "provider_unreachable"
+    default_retryable = True
+
+
+class AllTargetsFailed(GatewayError):
+    status_code = 502
+    type = "upstream_error"
+    default_code = "all_targets_failed"
+
+
+class StreamInterrupted(GatewayError):
+    status_code = 502
+    type = "upstream_error"
+    default_code = "stream_interrupted"
+
+
+class DeadlineExceeded(GatewayError):
+    status_code = 504
+    type = "timeout_error"
+    default_code = "deadline_exceeded"
+
+
+class ServiceUnavailable(GatewayError):
+    status_code = 503
+    type = "api_error"
+    default_code = "service_unavailable"
+    default_retryable = True
+
+
+class InternalError(GatewayError):
+    status_code = 500
+    type = "api_error"
+    default_code = "internal_error"
+
+
+_BY_NAME: dict[str, type[GatewayError]] = {
+    cls.__name__: cls
+    for cls in (
+        GatewayError,
+        InvalidRequest,
+        AuthenticationFailed,
+        PermissionDenied,
+        NotFound,
+        PayloadTooLarge,
+        RateLimited,
+        ContentBlocked,
+        ProviderError,
+        ProviderTimeout,
+        ProviderUnavailable,
+        AllTargetsFailed,
+        StreamInterrupted,
+        DeadlineExceeded,
+        ServiceUnavailable,
+        InternalError,
+    )
+}
+
+
+def from_info(info: ErrorInfo) -> GatewayError:
+    cls = _BY_NAME.get(info.kind, GatewayError)
+    return cls(
+        info.message,
+        param=info.param,
+        code=info.code,
+        status_code=info.status_code,
+        retryable=info.retryable,
+        retry_after_s=info.retry_after_s,
+    )

@@ -1,0 +1,77 @@
+"""Events, past tense, one per stage step, and the final per-request record.
+
+Published on ``gw.evt.<stage>`` and captured by the file-backed GW_EVENTS stream; the sink writes
+``StageEvent`` rows to ``events`` and each ``RequestCompleted`` to ``requests`` (and ``events``).
+Never put a raw PII value in an event: counts and entity types only, bodies only after redaction.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+SCHEMA_VERSION = 1
+
+
+class _Evt(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class StageEvent(_Evt):
+    event: Literal["stage"] = "stage"
+    schema_version: int = SCHEMA_VERSION
+    event_id: str
+    request_id: str
+    ts: float
+    stage: str
+    type: str
+    status: Literal["ok", "error"] = "ok"
+    tenant: str | None = None
+    api_key_id: str | None = None
+    duration_ms: float = 0.0
+    delivery: int = 1
+    attrs: dict[str, Any] = Field(default_factory=dict)
+
+
+class RequestCompleted(_Evt):
+    """The final state of one request: becomes exactly one row of ``requests``."""
+
+    event: Literal["completed"] = "completed"
+    schema_version: int = SCHEMA_VERSION
+    event_id: str
+    request_id: str
+    ts: float
+    finished_at: float
+    stage: str
+    tenant: str = ""
+    api_key_id: str = ""
+    user: str = ""
+    endpoint: str = "chat.completions"
+    model_requested: str = ""
+    model_served: str = ""
+    provider: str = ""
+    stream: bool = False
+    status_code: int
+    error_type: str = ""
+    error_code: str = ""
+    error_message: str = ""
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    usage_source: str = ""
+    cost_usd: str | None = None
+    latency_ms: float = 0.0
+    ttfb_ms: float | None = None
+    provider_ms: float = 0.0
+    gateway_overhead_ms: float = 0.0
+    attempts: int = 0
+    redactions: int = 0
+    redaction_counts: dict[str, int] = Field(default_factory=dict)
+    output_findings: dict[str, int] = Field(default_factory=dict)
+    delivery: int = 1
+    stage_ms: dict[str, float] = Field(default_factory=dict)
+    request_body: str = ""
+    response_body: str = ""
+
+
+Event = StageEvent | RequestCompleted

@@ -1,0 +1,40 @@
+"""NATS subjects and JetStream names: the only place they are spelled."""
+
+from __future__ import annotations
+
+# The request chain. The first hop is a JetStream work queue (durable, end-to-end ack);
+# the rest are core NATS subjects served by queue groups.
+REQ_REDACT = "gw.req.redact"
+REQ_POLICY = "gw.req.policy"
+REQ_ROUTE = "gw.req.route"
+REQ_CALL = "gw.req.call"
+RESP_FILTER = "gw.resp.filter"
+# A filter replica's own subject for the chunks of the streams it has taken: gw.resp.filter.inst.<id>
+RESP_FILTER_INSTANCE = "gw.resp.filter.inst"
+
+# Events, captured by the file-backed GW_EVENTS stream: gw.evt.<stage>
+EVT_PREFIX = "gw.evt"
+EVT_ALL = "gw.evt.>"
+
+# Analyst queries against the embedded store, answered by the sink (request/reply).
+SQL_QUERY = "gw.sql.query"
+
+# Each ingress replica's inbox for answers: gw.reply.<ingress_id>.<request_id>
+REPLY_PREFIX = "gw.reply"
+
+STREAM_REQUESTS = "GW_REQ"
+STREAM_EVENTS = "GW_EVENTS"
+CONSUMER_REDACT = "redaction"
+CONSUMER_SINK = "sink"
+
+QUEUE_GROUPS = {
+    REQ_REDACT: "redaction",
+    REQ_POLICY: "policy",
+    REQ_ROUTE: "routing",
+    REQ_CALL: "provider",
+    RESP_FILTER: "output_filter",
+}
+
+
+def event_subject(stage: str) -> str:
+    return f"{EVT_PREFIX}.{stage}"
