@@ -6,6 +6,7 @@ resolved only by the provider stage. Keys are stored as SHA-256 hashes of the ga
 
 from __future__ import annotations
 
+import hashlib
 import re
 from decimal import Decimal
 from typing import Annotated, Literal
@@ -176,3 +177,8 @@ class GatewayConfig(_Strict):
         if len(ids) != len(set(ids)):
             raise ValueError("keys: key ids must be unique")
         return self
+
+
+def hash_api_key(raw_key: str) -> str:
+    """How gateway keys are stored and compared: SHA-256 hex of the key as the client sends it."""
+    return hashlib.sha256(raw_key.encode()).hexdigest()

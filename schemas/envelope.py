@@ -46,7 +46,8 @@ class Envelope(_Msg):
     body: dict[str, Any]
     model_requested: str
 
-    # redaction
+    # redaction (``redacted``: the body has been through the redaction stage)
+    redacted: bool = False
     vault: str | None = None
     redactions: dict[str, int] = Field(default_factory=dict)
     # policy
@@ -98,6 +99,9 @@ class Reply(_Msg):
 
     kind: Literal["response", "error", "chunk", "end"]
     request_id: str
+    # Which run of the chain answers (JetStream delivery count): ingress keeps to the first run it
+    # hears from, so a chain that ran twice never interleaves two streams.
+    delivery: int = 1
     seq: int = 0
     status: int = 200
     body: dict[str, Any] | None = None

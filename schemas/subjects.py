@@ -19,6 +19,9 @@ EVT_ALL = "gw.evt.>"
 # Analyst queries against the embedded store, answered by the sink (request/reply).
 SQL_QUERY = "gw.sql.query"
 
+# Control: each worker announces here once its subscriptions are live ({"name", "pid"}).
+CTL_READY = "gw.ctl.ready"
+
 # Each ingress replica's inbox for answers: gw.reply.<ingress_id>.<request_id>
 REPLY_PREFIX = "gw.reply"
 

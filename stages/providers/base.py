@@ -2,9 +2,10 @@
 translate bodies, chunks and errors; the provider worker does the I/O.
 
 Canonical shapes (see ``schemas.openai``): the request is an OpenAI Chat Completions body (dict);
-a response is an OpenAI ``chat.completion`` dict whose ``usage`` is always filled; a stream chunk is
-an OpenAI ``chat.completion.chunk`` dict. The last chunk a decoder emits for a finished stream
-carries ``usage`` (``choices: []``), as OpenAI does with ``stream_options.include_usage``.
+a response is an OpenAI ``chat.completion`` dict with ``usage`` when the provider reported it; a
+stream chunk is an OpenAI ``chat.completion.chunk`` dict. When usage is known, the last chunk a
+decoder emits for a finished stream carries it (``choices: []``), as OpenAI does with
+``stream_options.include_usage``.
 """
 
 from __future__ import annotations
@@ -15,13 +16,13 @@ from typing import Any, Protocol
 
 from schemas.config import ProviderConfig
 from schemas.errors import (
+    AuthenticationFailed,
     GatewayError,
     InvalidRequest,
     NotFound,
     PermissionDenied,
     ProviderError,
     RateLimited,
-    AuthenticationFailed,
 )
 
 
@@ -71,7 +72,9 @@ class ProviderAdapter(Protocol):
         api_key: str | None,
     ) -> HttpCall: ...
 
-    def from_provider_response(self, data: Mapping[str, Any], *, model: str, request_id: str) -> dict[str, Any]: ...
+    def from_provider_response(
+        self, data: Mapping[str, Any], *, model: str, request_id: str
+    ) -> dict[str, Any]: ...
 
     def stream_decoder(self, *, model: str, request_id: str) -> StreamDecoder: ...
 

@@ -1,0 +1,1 @@
+"""Infrastructure: settings, embedded NATS and ClickHouse, JetStream declarations, supervisor, CLI."""

@@ -1,0 +1,63 @@
+"""The one place where things are built: broker, config, HTTP client, PII scanner, store."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import httpx
+
+from infra.config import load_config
+from infra.settings import Settings
+from schemas.config import GatewayConfig, ProviderConfig
+
+if TYPE_CHECKING:
+    from faststream.nats import NatsBroker
+
+    from infra.clickhouse.store import Store
+    from stages.pii import PiiScanner
+
+
+def settings() -> Settings:
+    return Settings()
+
+
+def config(s: Settings) -> GatewayConfig:
+    return load_config(s.config)
+
+
+def nats_url(s: Settings) -> str:
+    if not s.nats_url:
+        raise RuntimeError("NATS_URL is not set (gateway up sets it for every worker)")
+    return s.nats_url
+
+
+def broker(s: Settings, name: str) -> NatsBroker:
+    from workers.runtime import make_broker
+
+    return make_broker(nats_url(s), name)
+
+
+def http_client(providers: dict[str, ProviderConfig], max_connections: int = 1024) -> httpx.AsyncClient:
+    """One shared client per provider worker; per-provider timeouts are set per call."""
+    return httpx.AsyncClient(
+        timeout=httpx.Timeout(120.0, connect=5.0),
+        limits=httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections,
+                            keepalive_expiry=30.0),
+        follow_redirects=False,
+        trust_env=False,
+    )
+
+
+def pii_scanner(entities: list[str], score_threshold: float, cfg: GatewayConfig) -> PiiScanner:
+    from infra.presidio import build_analyzer
+    from stages.pii import PiiScanner
+
+    analyzer = build_analyzer(cfg.redaction.custom)
+    custom = [c.entity for c in cfg.redaction.custom]
+    return PiiScanner(analyzer, [*entities, *custom], score_threshold)
+
+
+def store(s: Settings) -> Store:
+    from infra.clickhouse.store import open_store
+
+    return open_store(s.clickhouse_dsn())

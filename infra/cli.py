@@ -1,0 +1,136 @@
+"""The ``gateway`` command: up, sql, mock-provider, keys, config."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from infra.config import ConfigError, load_config
+from infra.settings import Settings
+from schemas.config import hash_api_key
+
+
+def _replicas(values: list[str]) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for value in values:
+        name, _, count = value.partition("=")
+        if not count.isdigit() or int(count) < 1:
+            raise SystemExit(f"--replicas expects STAGE=N with N >= 1, got {value!r}")
+        out[name] = int(count)
+    return out
+
+
+def cmd_up(args: argparse.Namespace) -> int:
+    from infra.supervisor import up
+
+    overrides: dict[str, Any] = {}
+    if args.config:
+        overrides["config"] = Path(args.config)
+    if args.port:
+        overrides["port"] = args.port
+    settings = Settings(**overrides)
+    try:
+        load_config(settings.config)
+    except ConfigError as exc:
+        print(f"gateway: {exc}", file=sys.stderr)
+        return 2
+    return up(settings, _replicas(args.replicas or []))
+
+
+def cmd_mock_provider(args: argparse.Namespace) -> int:
+    from infra.mock_provider.server import run
+
+    run(host=args.host, port=args.port)
+    return 0
+
+
+def cmd_keys_hash(args: argparse.Namespace) -> int:
+    print(hash_api_key(args.key))
+    return 0
+
+
+def cmd_config_check(args: argparse.Namespace) -> int:
+    path = Path(args.path) if args.path else Settings().config
+    try:
+        config = load_config(path)
+    except ConfigError as exc:
+        print(f"gateway: {exc}", file=sys.stderr)
+        return 2
+    print(f"{path}: ok ({len(config.keys)} keys, {len(config.providers)} providers, {len(config.models)} models)")
+    return 0
+
+
+def _print_table(columns: list[str], rows: list[list[Any]]) -> None:
+    cells = [[("NULL" if v is None else str(v)) for v in row] for row in rows]
+    widths = [max([len(c), *(len(r[i]) for r in cells)]) for i, c in enumerate(columns)]
+    print("  ".join(c.ljust(w) for c, w in zip(columns, widths, strict=True)))
+    print("  ".join("-" * w for w in widths))
+    for row in cells:
+        print("  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)))
+    print(f"({len(rows)} row{'s' if len(rows) != 1 else ''})")
+
+
+def cmd_sql(args: argparse.Namespace) -> int:
+    from infra.sql_client import SqlError, run_query
+
+    settings = Settings()
+    try:
+        result = asyncio.run(run_query(settings, args.query, timeout_s=args.timeout))
+    except SqlError as exc:
+        print(f"gateway sql: {exc}", file=sys.stderr)
+        return 1
+    if args.format == "json":
+        print(json.dumps(result, default=str))
+    else:
+        _print_table(result["columns"], result["rows"])
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="gateway", description="LLM gateway")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("up", help="start the whole gateway (embedded NATS and ClickHouse by default)")
+    p.add_argument("--config", help="config file (default: $GATEWAY_CONFIG or config/gateway.yaml)")
+    p.add_argument("--port", type=int, help="ingress port (default 8080)")
+    p.add_argument("--replicas", action="append", metavar="STAGE=N",
+                   help="replicas of a stage worker, e.g. --replicas output_filter=2")
+    p.set_defaults(func=cmd_up)
+
+    p = sub.add_parser("sql", help="read-only SQL against the analytics store")
+    p.add_argument("query")
+    p.add_argument("--format", choices=["table", "json"], default="table")
+    p.add_argument("--timeout", type=float, default=30.0)
+    p.set_defaults(func=cmd_sql)
+
+    p = sub.add_parser("mock-provider", help="serve the mock OpenAI/Anthropic/Gemini provider")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8090)
+    p.set_defaults(func=cmd_mock_provider)
+
+    p = sub.add_parser("keys", help="gateway API keys")
+    keys = p.add_subparsers(dest="keys_command", required=True)
+    k = keys.add_parser("hash", help="print the key_sha256 to put in the config for a key")
+    k.add_argument("key")
+    k.set_defaults(func=cmd_keys_hash)
+
+    p = sub.add_parser("config", help="config file")
+    cfg = p.add_subparsers(dest="config_command", required=True)
+    c = cfg.add_parser("check", help="validate a config file")
+    c.add_argument("path", nargs="?")
+    c.set_defaults(func=cmd_config_check)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    code: int = args.func(args)
+    return code
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,36 @@
+-- Row policies for a ClickHouse *server*: a tenant's analysts see only that tenant's rows.
+--
+-- NOT applied by migrate.py and NOT usable on chDB (the embedded engine has no users, roles or access
+-- storage). Run it by hand as an admin, in the gateway's database, after the migrations:
+--
+--     clickhouse-client --database <db> --multiquery < infra/clickhouse/server/row_policies.sql
+--
+-- Then, per tenant (replace acme / alice / the password):
+--
+--     CREATE ROLE IF NOT EXISTS tenant_acme;
+--     GRANT gateway_analyst TO tenant_acme;
+--     CREATE ROW POLICY IF NOT EXISTS tenant_acme ON requests, events, requests_per_minute
+--         FOR SELECT USING tenant = 'acme' AS permissive TO tenant_acme;
+--     CREATE USER IF NOT EXISTS alice IDENTIFIED WITH sha256_password BY '...'
+--         DEFAULT ROLE tenant_acme SETTINGS readonly = 1;
+--     GRANT tenant_acme TO alice;
+--
+-- Once a table has any row policy, a user covered by none may see nothing (depending on the server's
+-- users_without_row_policies_can_read_rows), so the sink's writer and admins get an explicit
+-- see-everything policy below. Keep the sink's user out of the analyst roles.
+-- Every statement is syntax-checked against chDB's parser by tests/unit/infra/clickhouse.
+
+CREATE ROLE IF NOT EXISTS gateway_analyst;
+CREATE ROLE IF NOT EXISTS gateway_admin;
+
+GRANT SELECT ON requests TO gateway_analyst;
+GRANT SELECT ON events TO gateway_analyst;
+GRANT SELECT ON requests_per_minute TO gateway_analyst;
+
+GRANT SELECT, INSERT ON requests TO gateway_admin;
+GRANT SELECT, INSERT ON events TO gateway_admin;
+GRANT SELECT, INSERT ON requests_per_minute TO gateway_admin;
+
+-- Admins and the sink see every tenant.
+CREATE ROW POLICY IF NOT EXISTS gateway_all_tenants ON requests, events, requests_per_minute
+    FOR SELECT USING 1 AS permissive TO gateway_admin;

@@ -1,0 +1,79 @@
+"""JetStream streams and consumers: declared once, here.
+
+GW_REQ   work queue holding each accepted request until the chain has answered it (end-to-end ack).
+GW_EVENTS file-backed stream of every stage event, consumed by the sink's durable consumer.
+"""
+
+from __future__ import annotations
+
+from nats.js import JetStreamContext
+from nats.js.api import (
+    AckPolicy,
+    ConsumerConfig,
+    DeliverPolicy,
+    DiscardPolicy,
+    RetentionPolicy,
+    StorageType,
+    StreamConfig,
+)
+from nats.js.errors import NotFoundError
+
+from infra.settings import Settings
+from schemas import subjects
+
+REQUESTS_STREAM = StreamConfig(
+    name=subjects.STREAM_REQUESTS,
+    subjects=[subjects.REQ_REDACT],
+    retention=RetentionPolicy.WORK_QUEUE,
+    storage=StorageType.FILE,
+    max_age=3600.0,
+    duplicate_window=120.0,
+    discard=DiscardPolicy.NEW,
+)
+
+EVENTS_STREAM = StreamConfig(
+    name=subjects.STREAM_EVENTS,
+    subjects=[subjects.EVT_ALL],
+    retention=RetentionPolicy.LIMITS,
+    storage=StorageType.FILE,
+    max_age=7 * 24 * 3600.0,
+    max_bytes=4 * 1024**3,
+    discard=DiscardPolicy.OLD,
+)
+
+
+def redaction_consumer(settings: Settings) -> ConsumerConfig:
+    return ConsumerConfig(
+        durable_name=subjects.CONSUMER_REDACT,
+        deliver_group=subjects.QUEUE_GROUPS[subjects.REQ_REDACT],
+        deliver_subject=f"_gw.deliver.{subjects.CONSUMER_REDACT}",
+        deliver_policy=DeliverPolicy.ALL,
+        ack_policy=AckPolicy.EXPLICIT,
+        ack_wait=settings.ack_wait_s,
+        max_deliver=settings.max_deliver,
+        max_ack_pending=settings.max_ack_pending,
+        filter_subject=subjects.REQ_REDACT,
+    )
+
+
+def sink_consumer() -> ConsumerConfig:
+    return ConsumerConfig(
+        durable_name=subjects.CONSUMER_SINK,
+        deliver_policy=DeliverPolicy.ALL,
+        ack_policy=AckPolicy.EXPLICIT,
+        ack_wait=30.0,
+        max_ack_pending=50_000,
+        filter_subject=subjects.EVT_ALL,
+    )
+
+
+async def declare(js: JetStreamContext, settings: Settings) -> None:
+    """Create or update the streams and durable consumers; safe to call from every process."""
+    for config in (REQUESTS_STREAM, EVENTS_STREAM):
+        try:
+            await js.stream_info(config.name or "")
+            await js.update_stream(config)
+        except NotFoundError:
+            await js.add_stream(config)
+    await js.add_consumer(subjects.STREAM_REQUESTS, redaction_consumer(settings))
+    await js.add_consumer(subjects.STREAM_EVENTS, sink_consumer())

@@ -1,0 +1,48 @@
+"""The `/_mock/*` admin API: health, recorded requests and scripted faults."""
+
+from __future__ import annotations
+
+import orjson
+
+from infra.mock_provider.asgi import Receive, Send, read_body, send_bytes
+from infra.mock_provider.directives import DirectiveError
+from infra.mock_provider.faults import FaultBook
+from infra.mock_provider.openai_wire import error_body
+from infra.mock_provider.recorder import Recorder
+
+_HEALTH = b'{"status":"ok"}'
+
+
+async def handle(
+    method: str, path: str, receive: Receive, send: Send, recorder: Recorder, faults: FaultBook
+) -> None:
+    if path == "/_mock/health" and method in ("GET", "HEAD"):
+        await send_bytes(send, 200, _HEALTH)
+    elif path == "/_mock/requests" and method == "GET":
+        await send_bytes(send, 200, orjson.dumps(recorder.snapshot()))
+    elif path == "/_mock/requests" and method == "DELETE":
+        await send_bytes(send, 200, orjson.dumps({"cleared": recorder.clear()}))
+    elif path == "/_mock/faults" and method == "GET":
+        await send_bytes(send, 200, orjson.dumps(faults.listing()))
+    elif path == "/_mock/faults" and method == "DELETE":
+        faults.clear()
+        await send_bytes(send, 200, b'{"cleared":true}')
+    elif path == "/_mock/faults" and method == "POST":
+        await _add_fault(receive, send, faults)
+    else:
+        await send_bytes(
+            send, 404, error_body(404, f"Unknown mock admin route: {method} {path}", "unknown_url")
+        )
+
+
+async def _add_fault(receive: Receive, send: Send, faults: FaultBook) -> None:
+    raw = await read_body(receive)
+    try:
+        entry = faults.add(orjson.loads(raw))
+    except orjson.JSONDecodeError:
+        await send_bytes(send, 400, error_body(400, "We could not parse the JSON body of your request."))
+        return
+    except DirectiveError as exc:
+        await send_bytes(send, 400, error_body(400, str(exc)))
+        return
+    await send_bytes(send, 201, orjson.dumps(entry.as_json()))

@@ -1,0 +1,149 @@
+"""Anthropic Messages wire format: the `message` object, the named SSE event sequence and error bodies."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+
+from infra.mock_provider.conversation import Prompt, Reply, Route, WireError, text_of
+
+_ERROR_TYPES: dict[int, str] = {
+    400: "invalid_request_error",
+    401: "authentication_error",
+    402: "billing_error",
+    403: "permission_error",
+    404: "not_found_error",
+    413: "request_too_large",
+    429: "rate_limit_error",
+    500: "api_error",
+    504: "timeout_error",
+    529: "overloaded_error",
+}
+
+_PING = b'event: ping\ndata: {"type":"ping"}\n\n'
+_BLOCK_START = (
+    b'event: content_block_start\ndata: {"type":"content_block_start","index":0,'
+    b'"content_block":{"type":"text","text":""}}\n\n'
+)
+_BLOCK_STOP = b'event: content_block_stop\ndata: {"type":"content_block_stop","index":0}\n\n'
+_MESSAGE_STOP = b'event: message_stop\ndata: {"type":"message_stop"}\n\n'
+
+
+def error_body(status: int, message: str) -> bytes:
+    """`{"type": "error", "error": {"type", "message"}}` as Anthropic sends it."""
+    kind = _ERROR_TYPES.get(status, "api_error" if status >= 500 else "invalid_request_error")
+    return orjson.dumps({"type": "error", "error": {"type": kind, "message": message}})
+
+
+def _event(name: bytes, obj: dict[str, Any]) -> bytes:
+    return b"event: " + name + b"\ndata: " + orjson.dumps(obj) + b"\n\n"
+
+
+def _system_text(system: Any) -> str:
+    if system is None:
+        return ""
+    if isinstance(system, str | list):
+        return text_of(system)
+    raise WireError("system: Input should be a valid string or a list of content blocks")
+
+
+class AnthropicWire:
+    name = "anthropic"
+
+    def parse(self, body: Any, route: Route) -> Prompt:
+        if not isinstance(body, dict):
+            raise WireError("The request body must be a JSON object.")
+        model = body.get("model")
+        if not isinstance(model, str) or not model:
+            raise WireError("model: Field required")
+        max_tokens = body.get("max_tokens")
+        if max_tokens is None:
+            raise WireError("max_tokens: Field required")
+        if isinstance(max_tokens, bool) or not isinstance(max_tokens, int) or max_tokens < 1:
+            raise WireError("max_tokens: Input should be a positive integer")
+        messages = body.get("messages")
+        if not isinstance(messages, list) or not messages:
+            raise WireError("messages: Field required")
+        system = _system_text(body.get("system"))
+        texts = [system] if system else []
+        last_user = ""
+        for message in messages:
+            if not isinstance(message, dict):
+                raise WireError("messages: each message must be an object")
+            text = text_of(message.get("content"))
+            texts.append(text)
+            if message.get("role") == "user":
+                last_user = text
+        return Prompt(model=model, texts=texts, last_user=last_user, stream=body.get("stream") is True)
+
+    def completion(self, reply: Reply, prompt: Prompt, ident: int) -> bytes:
+        return orjson.dumps(
+            {
+                "id": f"msg_mock{ident:016x}",
+                "type": "message",
+                "role": "assistant",
+                "model": reply.model,
+                "content": [{"type": "text", "text": reply.text}],
+                "stop_reason": "end_turn",
+                "stop_sequence": None,
+                "usage": {
+                    "input_tokens": reply.prompt_tokens,
+                    "cache_creation_input_tokens": 0,
+                    "cache_read_input_tokens": 0,
+                    "output_tokens": reply.completion_tokens,
+                },
+            }
+        )
+
+    def stream(self, reply: Reply, prompt: Prompt, ident: int, cut_after: int | None) -> list[bytes]:
+        start = {
+            "type": "message_start",
+            "message": {
+                "id": f"msg_mock{ident:016x}",
+                "type": "message",
+                "role": "assistant",
+                "model": reply.model,
+                "content": [],
+                "stop_reason": None,
+                "stop_sequence": None,
+                "usage": {
+                    "input_tokens": reply.prompt_tokens,
+                    "cache_creation_input_tokens": 0,
+                    "cache_read_input_tokens": 0,
+                    "output_tokens": 1,
+                },
+            },
+        }
+        events = [_event(b"message_start", start), _BLOCK_START, _PING]
+        pieces = reply.chunks()
+        if cut_after is not None:
+            pieces = pieces[:cut_after]
+        events.extend(
+            _event(
+                b"content_block_delta",
+                {"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": piece}},
+            )
+            for piece in pieces
+        )
+        if cut_after is not None:
+            return events
+        events.append(_BLOCK_STOP)
+        events.append(
+            _event(
+                b"message_delta",
+                {
+                    "type": "message_delta",
+                    "delta": {"stop_reason": "end_turn", "stop_sequence": None},
+                    "usage": {"output_tokens": reply.completion_tokens},
+                },
+            )
+        )
+        events.append(_MESSAGE_STOP)
+        return events
+
+    def error(self, status: int, message: str) -> bytes:
+        return error_body(status, message)
+
+
+WIRE = AnthropicWire()

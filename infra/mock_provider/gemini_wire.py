@@ -1,0 +1,125 @@
+"""Google Gemini generateContent wire format: responses, `alt=sse` / JSON-array streams and error bodies."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+
+from infra.mock_provider.conversation import Prompt, Reply, Route, WireError, tokens
+
+_STATUSES: dict[int, str] = {
+    400: "INVALID_ARGUMENT",
+    401: "UNAUTHENTICATED",
+    403: "PERMISSION_DENIED",
+    404: "NOT_FOUND",
+    409: "ABORTED",
+    429: "RESOURCE_EXHAUSTED",
+    499: "CANCELLED",
+    500: "INTERNAL",
+    501: "UNIMPLEMENTED",
+    503: "UNAVAILABLE",
+    504: "DEADLINE_EXCEEDED",
+}
+# Google's SSE frames end with CRLF pairs (the SSE spec allows \r\n, \n or \r line ends).
+_SSE_END = b"\r\n\r\n"
+
+
+def error_body(status: int, message: str) -> bytes:
+    """`{"error": {"code", "message", "status"}}` as Google sends it."""
+    name = _STATUSES.get(status, "INTERNAL" if status >= 500 else "FAILED_PRECONDITION")
+    return orjson.dumps({"error": {"code": status, "message": message, "status": name}})
+
+
+def _parts_text(content: Any) -> str:
+    if not isinstance(content, dict):
+        raise WireError("Invalid JSON payload: each content must be an object.")
+    parts = content.get("parts")
+    if not isinstance(parts, list):
+        raise WireError("Invalid JSON payload: content.parts must be a list.")
+    return "".join(p["text"] for p in parts if isinstance(p, dict) and isinstance(p.get("text"), str))
+
+
+def _usage(prompt_tokens: int, candidate_tokens: int) -> dict[str, Any]:
+    return {
+        "promptTokenCount": prompt_tokens,
+        "candidatesTokenCount": candidate_tokens,
+        "totalTokenCount": prompt_tokens + candidate_tokens,
+        "promptTokensDetails": [{"modality": "TEXT", "tokenCount": prompt_tokens}],
+    }
+
+
+class GeminiWire:
+    name = "gemini"
+
+    def parse(self, body: Any, route: Route) -> Prompt:
+        if not isinstance(body, dict):
+            raise WireError("Invalid JSON payload: the request body must be an object.")
+        contents = body.get("contents")
+        if not isinstance(contents, list) or not contents:
+            raise WireError("* GenerateContentRequest.contents: contents is not specified")
+        system = body.get("systemInstruction", body.get("system_instruction"))
+        texts = [_parts_text(system)] if system is not None else []
+        last_user = ""
+        for content in contents:
+            text = _parts_text(content)
+            texts.append(text)
+            if content.get("role", "user") == "user":
+                last_user = text
+        return Prompt(
+            model=route.model or "", texts=texts, last_user=last_user, stream=route.stream, sse=route.sse
+        )
+
+    def completion(self, reply: Reply, prompt: Prompt, ident: int) -> bytes:
+        return orjson.dumps(
+            {
+                "candidates": [
+                    {
+                        "content": {"parts": [{"text": reply.text}], "role": "model"},
+                        "finishReason": "STOP",
+                        "index": 0,
+                    }
+                ],
+                "usageMetadata": _usage(reply.prompt_tokens, reply.completion_tokens),
+                "modelVersion": reply.model,
+                "responseId": f"mock{ident:016x}",
+            }
+        )
+
+    def stream(self, reply: Reply, prompt: Prompt, ident: int, cut_after: int | None) -> list[bytes]:
+        pieces = reply.chunks()
+        if cut_after is not None:
+            pieces = pieces[:cut_after]
+        response_id = f"mock{ident:016x}"
+        last = len(pieces) - 1
+        done = 0
+        frames: list[bytes] = []
+        for i, piece in enumerate(pieces):
+            done += len(piece)
+            candidate: dict[str, Any] = {"content": {"parts": [{"text": piece}], "role": "model"}, "index": 0}
+            final = cut_after is None and i == last
+            if final:
+                candidate["finishReason"] = "STOP"
+            chunk = {
+                "candidates": [candidate],
+                "usageMetadata": _usage(
+                    reply.prompt_tokens, reply.completion_tokens if final else tokens(reply.text[:done])
+                ),
+                "modelVersion": reply.model,
+                "responseId": response_id,
+            }
+            frames.append(orjson.dumps(chunk))
+        if prompt.sse:
+            return [b"data: " + frame + _SSE_END for frame in frames]
+        # Without alt=sse Google streams one JSON array, element by element.
+        out = [b"[" + frames[0]] if frames else [b"["]
+        out.extend(b",\r\n" + frame for frame in frames[1:])
+        if cut_after is None:
+            out.append(b"]")
+        return out
+
+    def error(self, status: int, message: str) -> bytes:
+        return error_body(status, message)
+
+
+WIRE = GeminiWire()

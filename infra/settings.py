@@ -1,0 +1,63 @@
+"""Process settings from the environment (pydantic-settings). The config *file* is in ``schemas.config``."""
+
+from __future__ import annotations
+
+import base64
+import os
+from pathlib import Path
+
+from pydantic import AliasChoices, Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="GATEWAY_", extra="ignore")
+
+    nats_url: str | None = Field(default=None, validation_alias=AliasChoices("NATS_URL", "GATEWAY_NATS_URL"))
+    clickhouse_url: str | None = Field(
+        default=None, validation_alias=AliasChoices("CLICKHOUSE_URL", "GATEWAY_CLICKHOUSE_URL")
+    )
+    config: Path = Path("config/gateway.yaml")
+    data_dir: Path = Path(".gateway")
+    host: str = "127.0.0.1"
+    port: int = 8080
+    # The embedded nats-server's port (used only when NATS_URL is not given).
+    nats_port: int = 4222
+    # AES-GCM key (base64, 32 bytes) sealing the PII placeholder map in envelopes. Embedded default:
+    # generated once under data_dir. Only the redaction and output-filter stages read it.
+    envelope_key: SecretStr | None = None
+    # JetStream redelivery time of an unanswered request after a crash (end-to-end ack).
+    ack_wait_s: float = Field(default=3.0, gt=0.2)
+    max_deliver: int = Field(default=10, ge=1)
+    max_ack_pending: int = Field(default=20_000, ge=1)
+    # Concurrency of provider calls per provider-stage replica.
+    max_inflight_calls: int = Field(default=2_048, ge=1)
+    # Sink batching.
+    sink_batch_rows: int = Field(default=1_000, ge=1)
+    sink_batch_ms: float = Field(default=100.0, gt=0)
+    log_level: str = "INFO"
+
+    def clickhouse_dsn(self) -> str:
+        if self.clickhouse_url:
+            return self.clickhouse_url
+        return f"chdb://{(self.data_dir / 'clickhouse').resolve()}"
+
+    def sealing_key(self) -> bytes:
+        if self.envelope_key is not None:
+            key = base64.b64decode(self.envelope_key.get_secret_value())
+        else:
+            path = self.data_dir / "envelope.key"
+            if not path.exists():
+                path.parent.mkdir(parents=True, exist_ok=True)
+                tmp = path.with_suffix(".tmp")
+                tmp.write_bytes(base64.b64encode(os.urandom(32)))
+                os.chmod(tmp, 0o600)
+                try:
+                    os.link(tmp, path)  # atomic: the first process to create it wins
+                except FileExistsError:
+                    pass
+                tmp.unlink(missing_ok=True)
+            key = base64.b64decode(path.read_bytes())
+        if len(key) != 32:
+            raise ValueError("GATEWAY_ENVELOPE_KEY must be 32 bytes, base64-encoded")
+        return key

@@ -1,0 +1,53 @@
+"""``gateway sql``: read-only queries, against ``CLICKHOUSE_URL`` directly or, for the embedded store
+(which only the sink may open), through the sink over NATS request/reply."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import nats
+import orjson
+
+from infra.settings import Settings
+from schemas import subjects
+
+
+class SqlError(Exception):
+    pass
+
+
+async def run_query(settings: Settings, sql: str, timeout_s: float = 30.0) -> dict[str, Any]:
+    if settings.clickhouse_url:
+        return await asyncio.to_thread(_direct, settings.clickhouse_url, sql)
+    url = settings.nats_url or f"nats://127.0.0.1:{settings.nats_port}"
+    try:
+        nc = await nats.connect(url, connect_timeout=2, max_reconnect_attempts=0, allow_reconnect=False)
+    except Exception as exc:  # noqa: BLE001
+        raise SqlError(f"cannot reach the gateway's NATS at {url} (is `gateway up` running?): {exc}") from None
+    try:
+        msg = await nc.request(subjects.SQL_QUERY, orjson.dumps({"sql": sql}), timeout=timeout_s)
+    except Exception as exc:  # noqa: BLE001
+        raise SqlError(f"no answer from the sink within {timeout_s}s: {type(exc).__name__}") from None
+    finally:
+        await nc.close()
+    answer: dict[str, Any] = orjson.loads(msg.data)
+    if "error" in answer:
+        raise SqlError(str(answer["error"]))
+    return answer
+
+
+def _direct(url: str, sql: str) -> dict[str, Any]:
+    from infra.clickhouse.readonly import ReadOnlyViolation
+    from infra.clickhouse.store import open_store
+
+    store = open_store(url)
+    try:
+        result = store.query_readonly(sql)
+    except ReadOnlyViolation as exc:
+        raise SqlError(str(exc)) from None
+    except Exception as exc:  # noqa: BLE001 - a ClickHouse error for the analyst
+        raise SqlError(str(exc)) from None
+    finally:
+        store.close()
+    return {"columns": result.columns, "types": result.types, "rows": result.rows}

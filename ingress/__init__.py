@@ -1,0 +1,1 @@
+"""The HTTP edge: validate, authenticate, publish one envelope, wait for the answer. No business logic."""

@@ -1,0 +1,333 @@
+"""The ingress ASGI app: routes, authentication, publishing, and relaying answers (JSON or SSE)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import Any
+
+import nats
+import orjson
+from nats.aio.client import Client as NatsClient
+from nats.js import JetStreamContext
+
+from ingress.asgi import (
+    SSE_HEADERS,
+    Receive,
+    Scope,
+    Send,
+    header,
+    read_body,
+    send_error,
+    send_json,
+)
+from ingress.replies import ReplyWaiter
+from ingress.validation import parse_chat_request
+from schemas import subjects
+from schemas.config import GatewayConfig, hash_api_key
+from schemas.envelope import Envelope
+from schemas.errors import (
+    AuthenticationFailed,
+    DeadlineExceeded,
+    ErrorInfo,
+    GatewayError,
+    InternalError,
+    InvalidRequest,
+    NotFound,
+    ServiceUnavailable,
+)
+from schemas.events import RequestCompleted
+from schemas.ids import uuid7
+
+log = logging.getLogger("gateway.ingress")
+
+# How long past the deadline ingress still waits for the chain's own timeout answer.
+DEADLINE_GRACE_S = 1.0
+EVENT_SUBJECT = subjects.event_subject("ingress")
+
+
+class Ingress:
+    def __init__(self, config: GatewayConfig, nats_url: str, ingress_id: str | None = None) -> None:
+        self.config = config
+        self.nats_url = nats_url
+        self.ingress_id = ingress_id or uuid7().replace("-", "")
+        self.waiter = ReplyWaiter(self.ingress_id)
+        self.key_hashes = {k.key_sha256 for k in config.keys}
+        self.models_payload = {
+            "object": "list",
+            "data": [{"id": alias, "object": "model", "created": 0, "owned_by": "gateway"}
+                     for alias in sorted(config.models)],
+        }
+        self._nc: NatsClient | None = None
+        self._js: JetStreamContext | None = None
+
+    # -- lifecycle ------------------------------------------------------------------------------------
+
+    async def startup(self) -> None:
+        self._nc = await nats.connect(self.nats_url, name=f"ingress-{self.ingress_id}",
+                                      max_reconnect_attempts=-1, reconnect_time_wait=0.5)
+        self._js = self._nc.jetstream()
+        await self._nc.subscribe(self.waiter.wildcard, cb=self.waiter.on_message)
+        await self._nc.flush()
+
+    async def shutdown(self) -> None:
+        if self._nc is not None:
+            await self._nc.drain()
+
+    # -- ASGI entry -----------------------------------------------------------------------------------
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            await self._lifespan(receive, send)
+            return
+        if scope["type"] != "http":
+            return
+        path: str = scope["path"]
+        method: str = scope["method"]
+        if path == "/v1/chat/completions" and method == "POST":
+            await self.chat_completions(scope, receive, send)
+        elif path == "/v1/models" and method == "GET":
+            await self.list_models(scope, send)
+        elif path.startswith("/v1/models/") and method == "GET":
+            await self.get_model(scope, send, path.removeprefix("/v1/models/"))
+        elif path in ("/healthz", "/readyz"):
+            ok = self._nc is not None and self._nc.is_connected
+            await send_json(send, 200 if ok else 503, {"status": "ok" if ok else "nats disconnected"})
+        else:
+            await send_error(send, NotFound(f"Unknown route: {method} {path}", code="unknown_route").info())
+
+    async def _lifespan(self, receive: Receive, send: Send) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                try:
+                    await self.startup()
+                except Exception as exc:  # noqa: BLE001 - reported to the server, which exits
+                    await send({"type": "lifespan.startup.failed", "message": repr(exc)})
+                    return
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                await self.shutdown()
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+    # -- routes ---------------------------------------------------------------------------------------
+
+    def _authenticate(self, scope: Scope) -> str:
+        raw = header(scope, b"authorization")
+        token: str | None = None
+        if raw is not None:
+            scheme, _, value = raw.partition(" ")
+            token = value.strip() if scheme.lower() == "bearer" else None
+        if not token:
+            token = header(scope, b"x-api-key")
+        if not token:
+            raise AuthenticationFailed(
+                "Missing API key: send it as 'Authorization: Bearer <key>' (or 'x-api-key').",
+                code="missing_api_key",
+            )
+        key_hash = hash_api_key(token)
+        if key_hash not in self.key_hashes:
+            raise AuthenticationFailed("Incorrect API key provided.", code="invalid_api_key")
+        return key_hash
+
+    async def list_models(self, scope: Scope, send: Send) -> None:
+        try:
+            self._authenticate(scope)
+        except GatewayError as exc:
+            await send_error(send, exc.info())
+            return
+        await send_json(send, 200, self.models_payload)
+
+    async def get_model(self, scope: Scope, send: Send, model: str) -> None:
+        try:
+            self._authenticate(scope)
+            if model not in self.config.models:
+                raise NotFound(f"The model '{model}' does not exist.", param="model", code="model_not_found")
+        except GatewayError as exc:
+            await send_error(send, exc.info())
+            return
+        await send_json(send, 200, {"id": model, "object": "model", "created": 0, "owned_by": "gateway"})
+
+    async def chat_completions(self, scope: Scope, receive: Receive, send: Send) -> None:
+        received_at = time.time()
+        started = time.perf_counter()
+        request_id = uuid7()
+        id_header = (b"x-gateway-request-id", request_id.encode())
+        body: dict[str, Any] | None = None
+        try:
+            key_hash = self._authenticate(scope)
+            raw = await read_body(scope, receive, self.config.limits.max_body_bytes)
+            body, request = parse_chat_request(raw)
+            deadline = received_at + self._timeout_s(scope)
+            envelope = Envelope(
+                request_id=request_id,
+                received_at=received_at,
+                deadline=deadline,
+                reply_to=self.waiter.subject_for(request_id),
+                stream=request.stream,
+                api_key_hash=key_hash,
+                body=body,
+                model_requested=request.model,
+            )
+        except GatewayError as exc:
+            await self._refuse(send, exc.info(), request_id, received_at, started, body, id_header)
+            return
+
+        queue = self.waiter.open(request_id)
+        try:
+            await self._publish(envelope)
+        except GatewayError as exc:
+            self.waiter.close(request_id)
+            await self._refuse(send, exc.info(), request_id, received_at, started, body, id_header)
+            return
+        try:
+            if envelope.stream:
+                await self._relay_stream(send, queue, envelope, started, id_header)
+            else:
+                await self._relay_response(send, queue, envelope, started, id_header)
+        finally:
+            self.waiter.close(request_id)
+
+    # -- helpers --------------------------------------------------------------------------------------
+
+    def _timeout_s(self, scope: Scope) -> float:
+        limit = self.config.timeouts.request_s
+        asked = header(scope, b"x-gateway-timeout-ms")
+        if asked is None:
+            return limit
+        try:
+            value = float(asked) / 1000
+        except ValueError:
+            raise InvalidRequest("x-gateway-timeout-ms must be a number of milliseconds.",
+                                 param="x-gateway-timeout-ms") from None
+        if value <= 0:
+            raise InvalidRequest("x-gateway-timeout-ms must be positive.", param="x-gateway-timeout-ms")
+        return min(value, limit)
+
+    async def _publish(self, envelope: Envelope) -> None:
+        assert self._js is not None
+        try:
+            await self._js.publish(
+                subjects.REQ_REDACT,
+                envelope.model_dump_json().encode(),
+                headers={"Nats-Msg-Id": envelope.request_id},
+                timeout=5.0,
+            )
+        except Exception as exc:  # noqa: BLE001 - any broker failure means we could not accept it
+            log.warning("could not publish %s: %r", envelope.request_id, exc)
+            raise ServiceUnavailable("The gateway could not accept the request (message broker unavailable).",
+                                     retry_after_s=1.0) from None
+
+    async def _next(self, queue: Any, envelope: Envelope) -> dict[str, Any] | None:
+        timeout = envelope.remaining_s() + DEADLINE_GRACE_S
+        try:
+            reply: dict[str, Any] = await asyncio.wait_for(queue.get(), timeout=max(0.001, timeout))
+        except TimeoutError:
+            return None
+        return reply
+
+    @staticmethod
+    def _overhead_header(started: float, provider_ms: float) -> tuple[bytes, bytes]:
+        overhead = max(0.0, (time.perf_counter() - started) * 1000 - provider_ms)
+        return (b"x-gateway-overhead-ms", f"{overhead:.3f}".encode())
+
+    async def _relay_response(self, send: Send, queue: Any, envelope: Envelope, started: float,
+                              id_header: tuple[bytes, bytes]) -> None:
+        reply = await self._next(queue, envelope)
+        if reply is None:
+            await self._timed_out(send, envelope, started, id_header)
+            return
+        headers = [id_header, self._overhead_header(started, reply.get("provider_ms") or 0.0)]
+        if reply["kind"] == "response":
+            await send_json(send, reply.get("status", 200), reply["body"], headers)
+        elif reply["kind"] == "error":
+            await send_error(send, ErrorInfo.model_validate(reply["error"]), headers)
+        else:
+            await send_error(send, InternalError(f"unexpected reply kind {reply['kind']!r}").info(), headers)
+
+    async def _relay_stream(self, send: Send, queue: Any, envelope: Envelope, started: float,
+                            id_header: tuple[bytes, bytes]) -> None:
+        delivery: int | None = None
+        expected_seq = 0
+        started_sse = False
+        while True:
+            reply = await self._next(queue, envelope)
+            if reply is None:
+                if not started_sse:
+                    await self._timed_out(send, envelope, started, id_header)
+                else:
+                    error = DeadlineExceeded("The request deadline passed while streaming.").info()
+                    await self._sse_error_and_close(send, error)
+                    await self._record(envelope.request_id, envelope.received_at, started, error, None,
+                                       stream=True)
+                return
+            run = reply.get("delivery", 1)
+            if delivery is None:
+                delivery = run
+            elif run != delivery:
+                continue  # another run of the chain for the same request: keep to the first
+            kind = reply["kind"]
+            if not started_sse:
+                if kind == "error":
+                    headers = [id_header, self._overhead_header(started, reply.get("provider_ms") or 0.0)]
+                    await send_error(send, ErrorInfo.model_validate(reply["error"]), headers)
+                    return
+                ttfb = reply.get("ttfb_ms") or 0.0
+                await send({"type": "http.response.start", "status": 200,
+                            "headers": [*SSE_HEADERS, id_header, self._overhead_header(started, ttfb)]})
+                started_sse = True
+            if kind == "chunk":
+                if reply.get("seq", expected_seq) < expected_seq:
+                    continue
+                expected_seq = reply.get("seq", expected_seq) + 1
+                await send({"type": "http.response.body",
+                            "body": b"data: " + orjson.dumps(reply["body"]) + b"\n\n", "more_body": True})
+            elif kind == "error":
+                await self._sse_error_and_close(send, ErrorInfo.model_validate(reply["error"]))
+                return
+            else:  # end
+                await send({"type": "http.response.body", "body": b"data: [DONE]\n\n", "more_body": False})
+                return
+
+    @staticmethod
+    async def _sse_error_and_close(send: Send, error: ErrorInfo) -> None:
+        payload = b"data: " + orjson.dumps(error.to_body()) + b"\n\n"
+        await send({"type": "http.response.body", "body": payload, "more_body": False})
+
+    async def _timed_out(self, send: Send, envelope: Envelope, started: float,
+                         id_header: tuple[bytes, bytes]) -> None:
+        error = DeadlineExceeded(
+            f"The request did not complete within its deadline of "
+            f"{envelope.deadline - envelope.received_at:.1f}s."
+        ).info()
+        await send_error(send, error, [id_header, self._overhead_header(started, 0.0)])
+        await self._record(envelope.request_id, envelope.received_at, started, error, envelope.body,
+                           stream=envelope.stream, model=envelope.model_requested)
+
+    async def _refuse(self, send: Send, error: ErrorInfo, request_id: str, received_at: float, started: float,
+                      body: dict[str, Any] | None, id_header: tuple[bytes, bytes]) -> None:
+        await send_error(send, error, [id_header, self._overhead_header(started, 0.0)])
+        model = body.get("model") if isinstance(body, dict) else None
+        stream = bool(body.get("stream")) if isinstance(body, dict) else False
+        await self._record(request_id, received_at, started, error, body, stream=stream,
+                           model=model if isinstance(model, str) else "")
+
+    async def _record(self, request_id: str, received_at: float, started: float, error: ErrorInfo,
+                      body: dict[str, Any] | None, *, stream: bool, model: str = "") -> None:
+        """Requests ended by ingress itself still become one ``requests`` row (no body: not redacted)."""
+        if self._nc is None:
+            return
+        now = time.time()
+        latency = (time.perf_counter() - started) * 1000
+        record = RequestCompleted(
+            event_id=uuid7(), request_id=request_id, ts=received_at, finished_at=now, stage="ingress",
+            model_requested=model, stream=stream, status_code=error.status_code, error_type=error.type,
+            error_code=error.code or "", error_message=error.message, latency_ms=round(latency, 3),
+            gateway_overhead_ms=round(latency, 3),
+        )
+        try:
+            await self._nc.publish(EVENT_SUBJECT, record.model_dump_json().encode())
+        except Exception:  # noqa: BLE001 - the answer is already sent; log the loss
+            log.exception("could not record %s", request_id)

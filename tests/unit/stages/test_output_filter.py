@@ -1,0 +1,259 @@
+from __future__ import annotations
+
+import copy
+import json
+import random
+from typing import Any
+
+import pytest
+
+from schemas.config import BlockedPattern, OutputFilter
+from schemas.errors import ContentBlocked
+from stages.output_filter import StreamFilter, filter_response
+from stages.pii import PiiScanner
+
+MAPPING = {"<EMAIL_ADDRESS_1>": "jane@corp.example.com", "<PHONE_NUMBER_1>": "+1 212 555 0143"}
+SECRET = BlockedPattern(name="secret", pattern=r"(?i)\bproject x\b", action="redact")
+KEY = BlockedPattern(name="key", pattern=r"sk-[A-Za-z0-9]{8}", action="block")
+FILLER = "The quarterly report is attached and the numbers look fine overall, thanks for asking. "
+
+
+def _response(*contents: str | None) -> dict[str, Any]:
+    return {
+        "id": "c1",
+        "object": "chat.completion",
+        "choices": [
+            {"index": i, "message": {"role": "assistant", "content": c}, "finish_reason": "stop"}
+            for i, c in enumerate(contents)
+        ],
+        "usage": {"prompt_tokens": 1},
+    }
+
+
+def _filter(text: str, scanner: PiiScanner, config: OutputFilter, restore: bool = True) -> Any:
+    return filter_response(_response(text), mapping=MAPPING, scanner=scanner, config=config, restore=restore)
+
+
+def _content(result: Any, i: int = 0) -> str:
+    return result.response["choices"][i]["message"]["content"]  # type: ignore[no-any-return]
+
+
+def _stream(f: StreamFilter, chunks: list[str], index: int = 0) -> tuple[str, int]:
+    """Output and the largest hold-back seen (received minus emitted characters, before restoring)."""
+    out, received, lag = "", 0, 0
+    for chunk in chunks:
+        out += f.push(index, chunk)
+        received += len(chunk)
+        lag = max(lag, received - len(out))
+    return out + f.finish(index), lag
+
+
+def _random_chunks(text: str, rng: random.Random, largest: int = 9) -> list[str]:
+    chunks, i = [], 0
+    while i < len(text):
+        n = rng.randint(1, largest)
+        chunks.append(text[i : i + n])
+        i += n
+    return chunks
+
+
+# --- whole responses ---------------------------------------------------------------------------
+
+
+def test_pii_redacted_then_placeholders_restored(scanner: PiiScanner) -> None:
+    text = "I mailed <EMAIL_ADDRESS_1>; billing is billing@example.org, Project X too."
+    result = _filter(text, scanner, OutputFilter(blocked=[SECRET]))
+    assert (
+        _content(result)
+        == "I mailed jane@corp.example.com; billing is <EMAIL_ADDRESS>, [REDACTED:secret] too."
+    )
+    assert result.findings == {"EMAIL_ADDRESS": 1, "blocked:secret": 1}
+    assert result.redactions == 2 and result.blocked is None
+
+
+def test_placeholders_are_never_findings(scanner: PiiScanner) -> None:
+    config = OutputFilter(blocked=[BlockedPattern(name="n", pattern=r"NUMBER_1|\d", action="block")])
+    result = _filter("Call <PHONE_NUMBER_1> or write <EMAIL_ADDRESS_1>.", scanner, config)
+    assert result.findings == {} and result.blocked is None
+    assert _content(result) == "Call +1 212 555 0143 or write jane@corp.example.com."
+
+
+def test_restore_off_keeps_placeholders(scanner: PiiScanner) -> None:
+    result = _filter("write <EMAIL_ADDRESS_1>", scanner, OutputFilter(), restore=False)
+    assert _content(result) == "write <EMAIL_ADDRESS_1>"
+
+
+def test_pii_block_and_off(scanner: PiiScanner) -> None:
+    text = "reach me at bob@example.net"
+    blocked = _filter(text, scanner, OutputFilter(pii_action="block"))
+    assert isinstance(blocked.blocked, ContentBlocked) and "EMAIL_ADDRESS" in blocked.blocked.message
+    assert "bob@" not in blocked.blocked.message and blocked.findings == {"EMAIL_ADDRESS": 1}
+    off = _filter(text, scanner, OutputFilter(pii_action="off"))
+    assert _content(off) == text and off.findings == {} and off.redactions == 0
+
+
+def test_blocked_pattern_block(scanner: PiiScanner) -> None:
+    result = _filter("your key is sk-ABCdef12 ok", scanner, OutputFilter(blocked=[KEY]))
+    assert isinstance(result.blocked, ContentBlocked) and result.findings == {"blocked:key": 1}
+    assert result.blocked.code == "content_blocked" and "sk-" not in result.blocked.message
+
+
+def test_disabled_filter_only_restores(scanner: PiiScanner) -> None:
+    result = _filter(
+        "bob@example.net and <EMAIL_ADDRESS_1>", scanner, OutputFilter(enabled=False, blocked=[KEY])
+    )
+    assert _content(result) == "bob@example.net and jane@corp.example.com" and result.findings == {}
+
+
+def test_every_choice_filtered_response_not_mutated(scanner: PiiScanner) -> None:
+    response = _response("a: bob@example.net", None, "b: <EMAIL_ADDRESS_1>")
+    before = copy.deepcopy(response)
+    result = filter_response(response, mapping=MAPPING, scanner=scanner, config=OutputFilter(), restore=True)
+    assert response == before
+    assert [c["message"]["content"] for c in result.response["choices"]] == [
+        "a: <EMAIL_ADDRESS>",
+        None,
+        "b: jane@corp.example.com",
+    ]
+    assert result.response["usage"] == response["usage"] and result.response["id"] == "c1"
+
+
+def test_tool_call_arguments_get_placeholders_restored_json_escaped(scanner: PiiScanner) -> None:
+    mapping = {"<X_1>": 'say "hi"\\'}
+    response = _response(None)
+    arguments = json.dumps({"to": "<EMAIL_ADDRESS_1>", "note": "<X_1>"})
+    response["choices"][0]["message"]["tool_calls"] = [
+        {"id": "t", "type": "function", "function": {"name": "send", "arguments": arguments}}
+    ]
+    result = filter_response(
+        response, mapping={**MAPPING, **mapping}, scanner=scanner, config=OutputFilter(), restore=True
+    )
+    call = result.response["choices"][0]["message"]["tool_calls"][0]
+    assert json.loads(call["function"]["arguments"]) == {"to": "jane@corp.example.com", "note": 'say "hi"\\'}
+
+
+# --- streams -----------------------------------------------------------------------------------
+
+
+def test_email_split_at_every_point_is_caught(scanner: PiiScanner) -> None:
+    email = "billing.team@example.org"
+    text = FILLER + "Contact " + email + " now. " + FILLER
+    expected = _content(_filter(text, scanner, OutputFilter()))
+    assert "<EMAIL_ADDRESS>" in expected and email not in expected
+    start = text.index(email)
+    for split in range(start, start + len(email) + 1):
+        f = StreamFilter(MAPPING, scanner, OutputFilter(), True)
+        out, _ = _stream(f, [text[:split], text[split:]])
+        assert out == expected, split
+        # also in small chunks after the split, so text is emitted while the email is incomplete
+        f = StreamFilter(MAPPING, scanner, OutputFilter(), True)
+        tail = [text[i : i + 3] for i in range(split, len(text), 3)]
+        out, _ = _stream(f, [text[:split], *tail])
+        assert out == expected and f.findings == {"EMAIL_ADDRESS": 1} and f.redactions == 1, split
+
+
+def test_placeholder_split_at_every_point_is_restored(scanner: PiiScanner) -> None:
+    text = FILLER + "I wrote to <EMAIL_ADDRESS_1> yesterday." + FILLER
+    for config in (OutputFilter(), OutputFilter(enabled=False), OutputFilter(window_chars=8)):
+        for split in range(len(FILLER), len(FILLER) + 40):
+            f = StreamFilter(MAPPING, scanner, config, True)
+            out, _ = _stream(f, [text[:split], text[split : split + 5], text[split + 5 :]])
+            assert out == text.replace("<EMAIL_ADDRESS_1>", "jane@corp.example.com"), (config, split)
+
+
+def test_unterminated_placeholder_tail_is_held(scanner: PiiScanner) -> None:
+    f = StreamFilter(MAPPING, scanner, OutputFilter(enabled=False), True)
+    assert f.push(0, "Hello <EMAIL_ADDR") == "Hello "
+    assert f.push(0, "ESS_1") == ""
+    assert f.push(0, "> and <b>bold</b> <EMAIL") == "jane@corp.example.com and <b>bold</b> "
+    assert f.finish(0) == "<EMAIL"
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_stream_equals_whole_response(scanner: PiiScanner, seed: int) -> None:
+    rng = random.Random(seed)
+    pieces = [
+        FILLER,
+        "mail <EMAIL_ADDRESS_1> or ops@example.com, ",
+        "call +44 20 7946 0958 or <PHONE_NUMBER_1>; ",
+        "Project X ships; host 10.20.30.40 and card 4111-1111-1111-1111. ",
+        "IBAN DE89370400440532013000 ",
+    ]
+    text = "".join(rng.sample(pieces, len(pieces)) * 2)
+    config = OutputFilter(blocked=[SECRET], window_chars=rng.choice([48, 64, 100]))
+    whole = _filter(text, scanner, config)
+    f = StreamFilter(MAPPING, scanner, config, True)
+    out, lag = _stream(f, _random_chunks(text, rng))
+    assert out == _content(whole)
+    assert f.findings == whole.findings and f.redactions == whole.redactions
+
+
+def test_hold_back_never_exceeds_the_window(scanner: PiiScanner) -> None:
+    text = FILLER * 6
+    for window in (8, 20, 64):
+        f = StreamFilter({}, scanner, OutputFilter(window_chars=window), True)
+        rng = random.Random(window)
+        out, lag = _stream(f, _random_chunks(text, rng, largest=5))
+        assert out == text and lag <= window
+    # a detected value straddling the window edge is held whole: at most window + its length
+    text = FILLER + "write to billing.team@example.org now " + FILLER
+    f = StreamFilter({}, scanner, OutputFilter(window_chars=32), True)
+    out, lag = _stream(f, list(text))
+    assert "<EMAIL_ADDRESS>" in out and lag <= 32 + len("billing.team@example.org")
+
+
+def test_values_up_to_max_value_chars_are_caught(scanner: PiiScanner) -> None:
+    config = OutputFilter(
+        window_chars=40, blocked=[BlockedPattern(name="t", pattern=r"TKN[a-f0-9]+Z", action="redact")]
+    )
+    f0 = StreamFilter({}, scanner, config, False)
+    value = "TKN" + "a" * (f0.max_value_chars - 4) + "Z"
+    assert len(value) == f0.max_value_chars == 32
+    text = FILLER + value + " " + FILLER
+    for size in (1, 2, 3, 7, 10):
+        for offset in range(size):
+            f = StreamFilter({}, scanner, config, False)
+            out, _ = _stream(
+                f, [text[:offset]] + [text[i : i + size] for i in range(offset, len(text), size)]
+            )
+            assert out == FILLER + "[REDACTED:t] " + FILLER, (size, offset)
+
+
+def test_block_in_stream_raises_and_stays_blocked(scanner: PiiScanner) -> None:
+    f = StreamFilter(MAPPING, scanner, OutputFilter(blocked=[KEY]), True)
+    emitted = ""
+    with pytest.raises(ContentBlocked):
+        for chunk in _random_chunks(FILLER + "the key: sk-ABCdef12 " + FILLER, random.Random(1), 4):
+            emitted += f.push(0, chunk)
+        emitted += f.finish(0)
+    assert "sk-" not in emitted and f.findings == {"blocked:key": 1}
+    with pytest.raises(ContentBlocked):
+        f.push(0, "more")
+    with pytest.raises(ContentBlocked):
+        f.finish(1)
+
+
+def test_pii_block_in_stream(scanner: PiiScanner) -> None:
+    f = StreamFilter({}, scanner, OutputFilter(pii_action="block"), False)
+    with pytest.raises(ContentBlocked, match="EMAIL_ADDRESS"):
+        _stream(f, list("short answer bob@example.net"))
+
+
+def test_choices_are_independent(scanner: PiiScanner) -> None:
+    f = StreamFilter(MAPPING, scanner, OutputFilter(), True)
+    a, b = FILLER + "a@example.com " + FILLER, FILLER + "<EMAIL_ADDRESS_1> " + FILLER
+    outs = {0: "", 1: ""}
+    for i in range(0, max(len(a), len(b)), 4):
+        outs[0] += f.push(0, a[i : i + 4])
+        outs[1] += f.push(1, b[i : i + 4])
+    outs[0] += f.finish(0)
+    outs[1] += f.finish(1)
+    assert outs[0] == FILLER + "<EMAIL_ADDRESS> " + FILLER
+    assert outs[1] == FILLER + "jane@corp.example.com " + FILLER
+    assert f.finish(0) == "" and f.finish(7) == ""
+
+
+def test_nothing_to_do_passes_chunks_through(scanner: PiiScanner) -> None:
+    f = StreamFilter({}, scanner, OutputFilter(enabled=False), True)
+    assert f.push(0, "bob@example.net <EMAIL_ADDRESS_1>") == "bob@example.net <EMAIL_ADDRESS_1>"
+    assert f.finish(0) == ""

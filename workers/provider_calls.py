@@ -1,0 +1,213 @@
+"""Calling providers: one attempt over HTTP, and the attempt loop (retries with backoff, fallbacks).
+
+Adapters (pure, ``stages.providers``) build the HTTP calls and translate bodies; this module does the
+I/O with the worker's one shared ``httpx.AsyncClient`` and maps transport failures to typed errors.
+A stream counts as opened only once it has produced a chunk with a payload (content, a tool call, a
+finish reason): a failure before that is retried or falls back transparently.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+import orjson
+
+from schemas.config import GatewayConfig, ProviderConfig, Target
+from schemas.envelope import Envelope
+from schemas.errors import (
+    AllTargetsFailed,
+    DeadlineExceeded,
+    GatewayError,
+    ProviderError,
+    ProviderTimeout,
+    ProviderUnavailable,
+    StreamInterrupted,
+)
+from stages.providers.base import ProviderAdapter, StreamDecoder
+from stages.providers.registry import adapter_for
+from stages.providers.sse import SseParser
+from stages.retry import RetryBudget
+
+# Errors after which the next target may help although retrying the same one would not.
+_FALLBACK_CODES = {"provider_auth_failed", "provider_permission_denied", "provider_model_not_found"}
+
+
+def resolve_secret(ref: str | None) -> str | None:
+    """``env:NAME`` → the variable's value. Only the provider stage ever calls this."""
+    if ref is None:
+        return None
+    name = ref.removeprefix("env:")
+    return os.environ.get(name) or None
+
+
+@dataclass(frozen=True)
+class Attempt:
+    target: str
+    status: int
+    code: str
+    retryable: bool
+    ms: float
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"target": self.target, "status": self.status, "code": self.code, "ms": round(self.ms, 3)}
+
+
+@dataclass
+class OpenStream:
+    response: httpx.Response
+    raw: AsyncIterator[bytes]
+    parser: SseParser
+    decoder: StreamDecoder
+    first_chunks: list[dict[str, Any]]
+
+
+@dataclass
+class CallResult:
+    target: Target
+    attempts: list[Attempt]
+    provider_ms: float
+    ttfb_ms: float
+    response: dict[str, Any] | None = None
+    stream: OpenStream | None = None
+
+
+@dataclass
+class CallFailed(Exception):
+    error: GatewayError
+    attempts: list[Attempt] = field(default_factory=list)
+    provider_ms: float = 0.0
+
+
+def has_payload(chunk: dict[str, Any]) -> bool:
+    if chunk.get("usage"):
+        return True
+    for choice in chunk.get("choices") or ():
+        delta = choice.get("delta") or {}
+        if delta.get("content") or delta.get("tool_calls") or choice.get("finish_reason"):
+            return True
+    return False
+
+
+class ProviderCaller:
+    def __init__(self, config: GatewayConfig, client: httpx.AsyncClient) -> None:
+        self.config = config
+        self.client = client
+
+    async def call(self, envelope: Envelope, *, stream: bool) -> CallResult:
+        budget = RetryBudget(self.config.retry)
+        attempts: list[Attempt] = []
+        provider_ms = 0.0
+        per_target = self.config.retry.attempts_per_target
+        for target in envelope.plan:
+            provider = self.config.providers[target.provider]
+            adapter = adapter_for(provider)
+            for number in range(1, per_target + 1):
+                remaining = envelope.remaining_s()
+                if remaining <= 0:
+                    raise CallFailed(self._deadline(envelope, attempts), attempts, provider_ms)
+                started = time.perf_counter()
+                try:
+                    result = await self._attempt(envelope, target, provider, adapter, stream, remaining)
+                except GatewayError as exc:
+                    ms = (time.perf_counter() - started) * 1000
+                    provider_ms += ms
+                    attempts.append(Attempt(f"{target.provider}/{target.model}", exc.status, exc.code or "",
+                                            exc.retryable, ms))
+                    if envelope.remaining_s() <= 0:
+                        raise CallFailed(self._deadline(envelope, attempts), attempts, provider_ms) from None
+                    if not exc.retryable:
+                        if exc.code in _FALLBACK_CODES:
+                            break
+                        raise CallFailed(exc, attempts, provider_ms) from None
+                    if number < per_target:
+                        delay = budget.delay_before_retry(number, exc.retry_after_s, envelope.remaining_s())
+                        if delay is None:
+                            break
+                        await asyncio.sleep(delay)
+                    continue
+                provider_ms += result.provider_ms
+                attempts.append(Attempt(f"{target.provider}/{target.model}", 200, "", False, result.provider_ms))
+                result.attempts = attempts
+                result.provider_ms = provider_ms
+                return result
+        summary = "; ".join(f"{a.target}: {a.status} {a.code}" for a in attempts) or "no targets"
+        raise CallFailed(
+            AllTargetsFailed(f"All {len(envelope.plan)} target(s) failed after {len(attempts)} attempt(s): {summary}"),
+            attempts, provider_ms,
+        )
+
+    @staticmethod
+    def _deadline(envelope: Envelope, attempts: list[Attempt]) -> DeadlineExceeded:
+        return DeadlineExceeded(
+            f"The request deadline of {envelope.deadline - envelope.received_at:.1f}s passed "
+            f"after {len(attempts)} provider attempt(s)."
+        )
+
+    async def _attempt(self, envelope: Envelope, target: Target, provider: ProviderConfig,
+                       adapter: ProviderAdapter, stream: bool, remaining: float) -> CallResult:
+        call = adapter.to_provider_request(provider, target.model, envelope.body, stream=stream,
+                                           api_key=resolve_secret(provider.api_key))
+        headers = {**call.headers, "content-type": "application/json"}
+        timeout = httpx.Timeout(min(provider.read_timeout_s, remaining),
+                                connect=min(provider.connect_timeout_s, remaining))
+        content = orjson.dumps(call.json) if call.json is not None else None
+        started = time.perf_counter()
+        name = target.provider
+        try:
+            request = self.client.build_request(call.method, call.url, headers=headers, content=content,
+                                                timeout=timeout)
+            response = await self.client.send(request, stream=True)
+        except httpx.TimeoutException:
+            raise ProviderTimeout(f"{name} did not answer within {min(provider.read_timeout_s, remaining):.1f}s")
+        except httpx.TransportError as exc:
+            raise ProviderUnavailable(f"could not reach {name}: {type(exc).__name__}: {exc}") from None
+        try:
+            if response.status_code >= 400:
+                body = await response.aread()
+                raise adapter.classify_error(response.status_code, response.headers, body)
+            if not stream:
+                body = await response.aread()
+                ms = (time.perf_counter() - started) * 1000
+                try:
+                    data = orjson.loads(body)
+                except orjson.JSONDecodeError:
+                    raise ProviderError(f"{name} returned a body that is not JSON", retryable=True) from None
+                translated = adapter.from_provider_response(data, model=target.model,
+                                                            request_id=envelope.request_id)
+                return CallResult(target, [], ms, ms, response=translated)
+            opened = await self._open_stream(response, adapter, target, envelope.request_id)
+            ms = (time.perf_counter() - started) * 1000
+            return CallResult(target, [], ms, ms, stream=opened)
+        except httpx.TimeoutException:
+            await response.aclose()
+            raise ProviderTimeout(f"{name} stopped sending within the read timeout") from None
+        except httpx.TransportError as exc:
+            await response.aclose()
+            raise StreamInterrupted(f"{name} closed the connection: {type(exc).__name__}", retryable=True) from None
+        except BaseException:
+            await response.aclose()
+            raise
+
+    @staticmethod
+    async def _open_stream(response: httpx.Response, adapter: ProviderAdapter, target: Target,
+                           request_id: str) -> OpenStream:
+        parser = SseParser()
+        decoder = adapter.stream_decoder(model=target.model, request_id=request_id)
+        raw = response.aiter_raw()
+        first: list[dict[str, Any]] = []
+        async for data in raw:
+            for event in parser.feed(data):
+                first.extend(decoder.feed(event))
+            if decoder.state.finished or any(has_payload(c) for c in first):
+                return OpenStream(response, raw, parser, decoder, first)
+        for event in parser.flush():
+            first.extend(decoder.feed(event))
+        if decoder.state.finished or any(has_payload(c) for c in first):
+            return OpenStream(response, raw, parser, decoder, first)
+        raise StreamInterrupted(f"{target.provider} ended the stream before the first token", retryable=True)

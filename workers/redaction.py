@@ -1,0 +1,60 @@
+"""Redaction worker: the first hop. Takes each accepted request from the GW_REQ work queue (durable,
+end-to-end ack), replaces PII with placeholders, seals the placeholder map into the envelope, and
+carries the JetStream ack subject down the core-NATS chain."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from faststream import AckPolicy
+from faststream.nats import JStream, NatsBroker
+
+from infra import bootstrap
+from infra.settings import Settings
+from schemas import subjects
+from schemas.envelope import Envelope
+from stages.redaction import redact_request
+from stages.vault import seal
+from workers.app import Hooks, main
+from workers.runtime import StageRuntime, with_stage_time
+
+STAGE = "redaction"
+
+
+async def setup(broker: NatsBroker, settings: Settings) -> Hooks:
+    config = bootstrap.config(settings)
+    scanner = bootstrap.pii_scanner(config.redaction.entities, config.redaction.score_threshold, config)
+    key = settings.sealing_key()
+    runtime = StageRuntime(broker, STAGE, settings.ack_wait_s)
+
+    async def work(envelope: Envelope, started: float) -> None:
+        result = redact_request(envelope.body, scanner, config.redaction)
+        out = with_stage_time(
+            envelope, STAGE, started,
+            body=result.body,
+            vault=seal(result.mapping, key) if result.mapping else None,
+            redactions=result.counts,
+            redacted=True,
+        )
+        await runtime.forward(subjects.REQ_POLICY, out)
+        await runtime.stage_event(out, "request.redacted", started,
+                                  attrs={"counts": result.counts, "redelivered": envelope.delivery > 1})
+
+    @broker.subscriber(
+        subjects.REQ_REDACT,
+        stream=JStream(subjects.STREAM_REQUESTS, declare=False),
+        durable=subjects.CONSUMER_REDACT,
+        queue=subjects.QUEUE_GROUPS[subjects.REQ_REDACT],
+        no_reply=True,
+        ack_policy=AckPolicy.MANUAL,
+    )
+    async def on_request(data: bytes) -> None:
+        message: Any = broker.context.get_local("message")
+        raw = message.raw_message
+        await runtime.run(data, work, delivery=raw.metadata.num_delivered, ack_subject=raw.reply)
+
+    return Hooks()
+
+
+if __name__ == "__main__":
+    main("redaction", setup)

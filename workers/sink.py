@@ -1,0 +1,108 @@
+"""Sink worker: streams every event from the durable GW_EVENTS consumer into ClickHouse, in batches
+(up to ``sink_batch_rows`` or ``sink_batch_ms``), acking only after the insert, so a sink crash loses
+nothing (unacked events are redelivered and de-duplicated by request_id). It is the only process that
+opens the embedded store, so it also answers read-only analyst queries (``gateway sql``) over NATS.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import orjson
+from faststream import AckPolicy
+from faststream.nats import NatsBroker
+from nats.aio.msg import Msg
+from nats.errors import TimeoutError as NatsTimeoutError
+from pydantic import TypeAdapter, ValidationError
+
+from infra import bootstrap
+from infra.clickhouse.readonly import ReadOnlyViolation
+from infra.settings import Settings
+from schemas import subjects
+from schemas.events import Event
+from workers.app import Hooks, main
+
+log = logging.getLogger("gateway.sink")
+EVENT = TypeAdapter[Event](Event)
+
+
+def decode(messages: list[Msg]) -> list[Event]:
+    events: list[Event] = []
+    for msg in messages:
+        try:
+            events.append(EVENT.validate_json(msg.data))
+        except ValidationError:
+            log.error("dropping an undecodable event on %s: %.200r", msg.subject, msg.data)
+    return events
+
+
+async def setup(broker: NatsBroker, settings: Settings) -> Hooks:
+    # chDB is not safe to call from several threads at once: one thread owns every store call.
+    executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="store")
+    loop = asyncio.get_running_loop()
+    store = await loop.run_in_executor(executor, bootstrap.store, settings)
+    await loop.run_in_executor(executor, store.migrate)
+    stop = asyncio.Event()
+    consumer: list[asyncio.Task[None]] = []
+    pulls: list[Any] = []
+
+    async def consume() -> None:
+        assert broker.connection is not None
+        js = broker.connection.jetstream()
+        psub = await js.pull_subscribe_bind(durable=subjects.CONSUMER_SINK, stream=subjects.STREAM_EVENTS)
+        pulls.append(psub)
+        while not stop.is_set():
+            try:
+                messages = await psub.fetch(settings.sink_batch_rows, timeout=settings.sink_batch_ms / 1000)
+            except (TimeoutError, NatsTimeoutError):
+                continue
+            events = decode(messages)
+            while True:
+                try:
+                    if events:
+                        await loop.run_in_executor(executor, store.write, events)
+                    break
+                except Exception:  # noqa: BLE001 - keep the events, retry: nothing is acked before insert
+                    log.exception("insert of %d events failed; retrying", len(events))
+                    await asyncio.sleep(1.0)
+            for msg in messages:
+                await msg.ack()
+
+    @broker.subscriber(subjects.SQL_QUERY, queue="sink", no_reply=True, ack_policy=AckPolicy.MANUAL)
+    async def on_sql(data: bytes) -> None:
+        message: Any = broker.context.get_local("message")
+        reply = message.raw_message.reply
+        try:
+            sql = str(orjson.loads(data)["sql"])
+            result = await loop.run_in_executor(executor, store.query_readonly, sql)
+            answer: dict[str, Any] = {"columns": result.columns, "types": result.types, "rows": result.rows}
+        except ReadOnlyViolation as exc:
+            answer = {"error": str(exc)}
+        except Exception as exc:  # noqa: BLE001 - the analyst gets ClickHouse's message
+            answer = {"error": f"query failed: {exc}"}
+        if reply and broker.connection is not None:
+            await broker.connection.publish(reply, orjson.dumps(answer, default=str))
+
+    async def start_consumer() -> None:
+        consumer.append(asyncio.create_task(consume()))
+
+    async def cleanup() -> None:
+        stop.set()
+        for task in consumer:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(task, timeout=5)
+        for psub in pulls:
+            with contextlib.suppress(Exception):
+                await psub.unsubscribe()
+        await loop.run_in_executor(executor, store.close)
+        executor.shutdown()
+
+    return Hooks(after_start=start_consumer, cleanup=cleanup)
+
+
+if __name__ == "__main__":
+    main("sink", setup)
