@@ -8,6 +8,7 @@ from typing import Any
 
 import nats
 import orjson
+from nats.errors import NoRespondersError
 
 from infra.settings import Settings
 from schemas import subjects
@@ -27,6 +28,9 @@ async def run_query(settings: Settings, sql: str, timeout_s: float = 30.0) -> di
         raise SqlError(f"cannot reach the gateway's NATS at {url} (is `gateway up` running?): {exc}") from None
     try:
         msg = await nc.request(subjects.SQL_QUERY, orjson.dumps({"sql": sql}), timeout=timeout_s)
+    except NoRespondersError:
+        raise SqlError("no sink is answering queries (is it starting or restarting? see .gateway/logs/sink.log)") \
+            from None
     except Exception as exc:  # noqa: BLE001
         raise SqlError(f"no answer from the sink within {timeout_s}s: {type(exc).__name__}") from None
     finally:

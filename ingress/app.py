@@ -36,6 +36,7 @@ from schemas.errors import (
     InvalidRequest,
     NotFound,
     ServiceUnavailable,
+    StreamInterrupted,
 )
 from schemas.events import RequestCompleted
 from schemas.ids import uuid7
@@ -264,10 +265,20 @@ class Ingress:
                                        stream=True)
                 return
             run = reply.get("delivery", 1)
-            if delivery is None:
-                delivery = run
-            elif run != delivery:
-                continue  # another run of the chain for the same request: keep to the first
+            if delivery is None or (run > delivery and expected_seq == 0):
+                delivery = run  # the first run we hear from, or a rerun while the caller has nothing yet
+            elif run < delivery:
+                continue  # a stalled earlier run woke up: keep to the one we follow
+            elif run > delivery:
+                # The run we were relaying died mid-stream and JetStream redelivered the request: the
+                # new run cannot continue the text the caller already has. End it explicitly.
+                error = StreamInterrupted(
+                    "A gateway worker failed while streaming this answer; please retry the request."
+                ).info()
+                await self._sse_error_and_close(send, error)
+                await self._record(envelope.request_id, envelope.received_at, started, error, None, stream=True,
+                                   model=envelope.model_requested)
+                return
             kind = reply["kind"]
             if not started_sse:
                 if kind == "error":

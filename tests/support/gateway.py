@@ -106,12 +106,18 @@ class RunningGateway:
     def wait_rows(self, query: str, predicate: Any, timeout_s: float = 20.0) -> list[dict[str, Any]]:
         deadline = time.monotonic() + timeout_s
         rows: list[dict[str, Any]] = []
+        last_error = ""
         while time.monotonic() < deadline:
-            rows = self.sql(query)
+            try:
+                rows = self.sql(query)
+            except AssertionError as exc:  # the sink may be restarting: keep asking until the deadline
+                last_error = str(exc)
+                time.sleep(0.5)
+                continue
             if predicate(rows):
                 return rows
             time.sleep(0.3)
-        raise AssertionError(f"condition not met within {timeout_s}s; last rows: {rows[:5]}")
+        raise AssertionError(f"condition not met within {timeout_s}s; last rows: {rows[:5]} {last_error}")
 
     def stop(self) -> None:
         if self.process.poll() is None:
