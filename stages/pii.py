@@ -81,6 +81,7 @@ class Analyzer(Protocol):
         self,
         text: str,
         language: str,
+        *,
         entities: list[str] | None = None,
         score_threshold: float | None = None,
     ) -> list[Any]: ...

@@ -164,7 +164,8 @@ class ProviderCaller:
                                                 timeout=timeout)
             response = await self.client.send(request, stream=True)
         except httpx.TimeoutException:
-            raise ProviderTimeout(f"{name} did not answer within {min(provider.read_timeout_s, remaining):.1f}s")
+            waited = min(provider.read_timeout_s, remaining)
+            raise ProviderTimeout(f"{name} did not answer within {waited:.1f}s") from None
         except httpx.TransportError as exc:
             raise ProviderUnavailable(f"could not reach {name}: {type(exc).__name__}: {exc}") from None
         try:

@@ -46,7 +46,7 @@ def make_broker(nats_url: str, name: str) -> NatsBroker:
         decoder=raw_body,
         name=name,
         max_reconnect_attempts=-1,
-        reconnect_time_wait=0.5,
+        reconnect_time_wait=1,
     )
 
 
