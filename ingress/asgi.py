@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
@@ -65,5 +66,5 @@ async def send_error(
 ) -> None:
     headers = list(extra_headers or [])
     if error.retry_after_s is not None:
-        headers.append((b"retry-after", str(max(1, round(error.retry_after_s))).encode()))
+        headers.append((b"retry-after", str(max(1, math.ceil(error.retry_after_s))).encode()))
     await send_json(send, error.status_code, error.to_body(), headers)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import orjson
@@ -28,9 +29,15 @@ def parse_chat_request(raw: bytes) -> tuple[dict[str, Any], ChatCompletionReques
     return data, request
 
 
+# pydantic puts the union member it tried into the error location (``content.str``); callers want
+# the field's path only.
+_UNION_TAG = re.compile(r"^(str|int|float|bool|none|list\[.*\]|dict\[.*\]|[A-Z]\w*|function-.*)$")
+
+
 def _to_invalid_request(exc: ValidationError) -> InvalidRequest:
     first = exc.errors()[0]
-    param = ".".join(str(p) for p in first["loc"]) or None
+    loc = [str(p) for p in first["loc"] if not (isinstance(p, str) and _UNION_TAG.match(p))]
+    param = ".".join(loc) or None
     kind = first["type"]
     if kind == "missing":
         message = f"Missing required parameter: '{param}'."
@@ -40,7 +47,7 @@ def _to_invalid_request(exc: ValidationError) -> InvalidRequest:
         code = "empty_array"
     else:
         message = f"Invalid value for '{param}': {first['msg']}."
-        code = "invalid_value" if "type" not in kind else "invalid_type"
+        code = "invalid_type" if kind.endswith(("_type", "_parsing")) else "invalid_value"
     more = len(exc.errors()) - 1
     if more:
         message += f" ({more} more problem{'s' if more > 1 else ''} in the request.)"

@@ -2,7 +2,7 @@
 
 Every error carries the HTTP ``status_code``, the OpenAI error ``type`` and ``code``, and whether
 it is ``retryable``. ``to_body()`` is the single mapping to the OpenAI error body used at every edge;
-``ErrorInfo`` is the same error as it travels over NATS, and ``from_info`` rebuilds it.
+``ErrorInfo`` is the same error as it travels over NATS and in replies.
 """
 
 from __future__ import annotations
@@ -171,38 +171,3 @@ class InternalError(GatewayError):
     status_code = 500
     type = "api_error"
     default_code = "internal_error"
-
-
-_BY_NAME: dict[str, type[GatewayError]] = {
-    cls.__name__: cls
-    for cls in (
-        GatewayError,
-        InvalidRequest,
-        AuthenticationFailed,
-        PermissionDenied,
-        NotFound,
-        PayloadTooLarge,
-        RateLimited,
-        ContentBlocked,
-        ProviderError,
-        ProviderTimeout,
-        ProviderUnavailable,
-        AllTargetsFailed,
-        StreamInterrupted,
-        DeadlineExceeded,
-        ServiceUnavailable,
-        InternalError,
-    )
-}
-
-
-def from_info(info: ErrorInfo) -> GatewayError:
-    cls = _BY_NAME.get(info.kind, GatewayError)
-    return cls(
-        info.message,
-        param=info.param,
-        code=info.code,
-        status_code=info.status_code,
-        retryable=info.retryable,
-        retry_after_s=info.retry_after_s,
-    )

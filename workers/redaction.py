@@ -4,6 +4,7 @@ carries the JetStream ack subject down the core-NATS chain."""
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 from faststream import AckPolicy
@@ -40,14 +41,20 @@ async def setup(broker: NatsBroker, settings: Settings) -> Hooks:
         await runtime.stage_event(out, "request.redacted", started,
                                   attrs={"counts": result.counts, "redelivered": envelope.delivery > 1})
 
-    @broker.subscriber(
-        subjects.REQ_REDACT,
-        stream=JStream(subjects.STREAM_REQUESTS, declare=False),
-        durable=subjects.CONSUMER_REDACT,
-        queue=subjects.QUEUE_GROUPS[subjects.REQ_REDACT],
-        no_reply=True,
-        ack_policy=AckPolicy.MANUAL,
-    )
+    # A durable push consumer bound with a deliver group (``queue``) is shared by every replica, which
+    # FastStream's generic warning does not know; the consumer itself is declared in infra/jetstream.py.
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="The JetStream Push consumer with the `durable` option")
+        subscriber = broker.subscriber(
+            subjects.REQ_REDACT,
+            stream=JStream(subjects.STREAM_REQUESTS, declare=False),
+            durable=subjects.CONSUMER_REDACT,
+            queue=subjects.QUEUE_GROUPS[subjects.REQ_REDACT],
+            no_reply=True,
+            ack_policy=AckPolicy.MANUAL,
+        )
+
+    @subscriber
     async def on_request(data: bytes) -> None:
         message: Any = broker.context.get_local("message")
         raw = message.raw_message

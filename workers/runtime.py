@@ -78,9 +78,12 @@ class InProgressTicker:
     async def _loop(self) -> None:
         while True:
             await asyncio.sleep(self._period)
-            nc = self._nc()
-            for subject in list(self._subjects):
-                await nc.publish(subject, IN_PROGRESS)
+            try:
+                nc = self._nc()
+                for subject in list(self._subjects):
+                    await nc.publish(subject, IN_PROGRESS)
+            except Exception:  # noqa: BLE001 - a reconnecting client must not stop the heartbeats for good
+                log.warning("could not send in-progress signals; retrying next period", exc_info=True)
 
     async def stop(self) -> None:
         if self._task is not None:

@@ -1,0 +1,214 @@
+"""The config file: the shipped one loads, bad ones are refused with the path of the problem."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from infra.config import ConfigError, config_version, load_config, parse_config
+from schemas.config import AnthropicProvider, GatewayConfig, OpenAIProvider, hash_api_key
+from stages.routing import plan_for
+
+SHIPPED = Path(__file__).resolve().parents[3] / "config" / "gateway.yaml"
+
+
+def base() -> dict[str, Any]:
+    return {
+        "providers": {"p1": {"type": "openai", "base_url": "http://p1/v1"}},
+        "models": {"m": {"targets": [{"provider": "p1", "model": "m-1"}]}},
+    }
+
+
+def refused(data: Any) -> str:
+    with pytest.raises(ConfigError) as raised:
+        parse_config(data, "test.yaml")
+    message = str(raised.value)
+    assert message.startswith("test.yaml")
+    return message
+
+
+# -- the shipped config ---------------------------------------------------------------------------
+
+
+def test_shipped_config_loads_and_routes_every_alias() -> None:
+    config = load_config(SHIPPED)
+    assert config.models, "the shipped config routes no model"
+    for alias in config.models:
+        plan = plan_for(alias, config)
+        assert plan
+        for target in plan:
+            assert target.provider in config.providers, f"{alias} -> {target.provider}"
+            assert target.price is not None, f"{alias} -> {target.model} is unpriced"
+
+
+def test_shipped_config_demo_key_is_the_documented_one() -> None:
+    config = load_config(SHIPPED)
+    assert [k.key_sha256 for k in config.keys] == [hash_api_key("sk-gateway-demo")]
+
+
+def test_shipped_config_writes_no_raw_secret() -> None:
+    raw = yaml.safe_load(SHIPPED.read_text())
+    for provider in raw["providers"].values():
+        assert provider.get("api_key") is None or str(provider["api_key"]).startswith("env:")
+
+
+# -- references and strictness --------------------------------------------------------------------
+
+
+def test_minimal_config() -> None:
+    config = parse_config(base())
+    assert isinstance(config.providers["p1"], OpenAIProvider)
+    assert config.retry.attempts_per_target == 2
+
+
+@pytest.mark.parametrize("empty", [None, {}])
+def test_empty_config_is_the_defaults(empty: Any) -> None:
+    assert parse_config(empty) == GatewayConfig()
+
+
+def test_unknown_provider_names_the_path() -> None:
+    data = base()
+    data["models"]["m"]["targets"].append({"provider": "nope", "model": "x"})
+    message = refused(data)
+    assert "models.m.targets.1.provider" in message
+    assert "'nope'" in message and "p1" in message
+
+
+def test_unknown_provider_in_a_later_alias() -> None:
+    data = base()
+    data["models"]["other"] = {"targets": [{"provider": "ghost", "model": "x"}]}
+    assert "models.other.targets.0.provider" in refused(data)
+
+
+@pytest.mark.parametrize(
+    ("patch", "path"),
+    [
+        (lambda d: d.update(surprise=1), "surprise"),
+        (lambda d: d.update(retry={"attempts": 3}), "retry.attempts"),
+        (lambda d: d["models"]["m"]["targets"][0].update(weight=2), "models.m.targets.0.weight"),
+        (lambda d: d["models"]["m"].update(fallback=True), "models.m.fallback"),
+        (lambda d: d.update(limits={"max_body_bytes": 4096, "max_bytes": 1}), "limits.max_bytes"),
+        (lambda d: d["providers"]["p1"].update(timeout=3), "providers.p1.openai.timeout"),
+    ],
+)
+def test_unknown_keys_refused_with_path(patch: Any, path: str) -> None:
+    data = base()
+    patch(data)
+    message = refused(data)
+    assert f"{path}: Extra inputs are not permitted" in message
+
+
+def test_unknown_provider_type_refused() -> None:
+    data = base()
+    data["providers"]["p1"]["type"] = "cohere"
+    assert "providers.p1" in refused(data)
+
+
+@pytest.mark.parametrize("api_key", ["sk-live-abc123", "OPENAI_API_KEY", "env:", "env:1BAD", "env:A-B", "ENV:X"])
+def test_api_key_must_be_an_env_reference(api_key: str) -> None:
+    data = base()
+    data["providers"]["p1"]["api_key"] = api_key
+    message = refused(data)
+    assert "providers.p1.openai.api_key" in message
+    assert "env:NAME" in message
+
+
+def test_refused_secret_is_not_echoed() -> None:
+    data = base()
+    data["providers"]["p1"]["api_key"] = "sk-live-abc123"
+    assert "sk-live-abc123" not in refused(data)
+
+
+@pytest.mark.parametrize("api_key", ["env:OPENAI_API_KEY", "env:_x1"])
+def test_api_key_env_reference_accepted(api_key: str) -> None:
+    data = base()
+    data["providers"]["p2"] = {"type": "anthropic", "base_url": "http://p2", "api_key": api_key}
+    provider = parse_config(data).providers["p2"]
+    assert isinstance(provider, AnthropicProvider) and provider.api_key == api_key
+
+
+def test_duplicate_key_ids_refused() -> None:
+    data = base()
+    key = {"id": "k", "key_sha256": hash_api_key("a"), "tenant": "t"}
+    data["keys"] = [key, {**key, "key_sha256": hash_api_key("b")}]
+    assert "key ids must be unique" in refused(data)
+
+
+def test_key_hash_must_be_lowercase_sha256_hex() -> None:
+    data = base()
+    data["keys"] = [{"id": "k", "key_sha256": "sk-gateway-demo", "tenant": "t"}]
+    assert "keys.0.key_sha256" in refused(data)
+
+
+def test_route_needs_a_target() -> None:
+    data = base()
+    data["models"]["m"]["targets"] = []
+    assert "models.m.targets" in refused(data)
+
+
+def test_top_level_must_be_a_mapping() -> None:
+    assert "top level must be a mapping" in refused(["not", "a", "mapping"])
+
+
+def test_every_problem_is_listed() -> None:
+    data = base()
+    data["surprise"] = 1
+    data["retry"] = {"attempts_per_target": 0}
+    message = refused(data)
+    assert "surprise:" in message and "retry.attempts_per_target:" in message
+
+
+# -- hash_api_key ---------------------------------------------------------------------------------
+
+
+def test_hash_api_key() -> None:
+    assert hash_api_key("") == "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+    assert hash_api_key("abc") == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+    assert hash_api_key("sk-a") != hash_api_key("sk-a ")
+    assert len(hash_api_key("é")) == 64
+
+
+# -- files ----------------------------------------------------------------------------------------
+
+
+def test_load_config_from_file(tmp_path: Path) -> None:
+    path = tmp_path / "gateway.yaml"
+    path.write_text(yaml.safe_dump(base()))
+    assert list(load_config(path).models) == ["m"]
+
+
+def test_bad_yaml(tmp_path: Path) -> None:
+    path = tmp_path / "gateway.yaml"
+    path.write_text("models: [unclosed\n  - x: : :\n")
+    with pytest.raises(ConfigError) as raised:
+        load_config(path)
+    assert str(path) in str(raised.value) and "not valid YAML" in str(raised.value)
+
+
+def test_missing_file(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="config file not found"):
+        load_config(tmp_path / "absent.yaml")
+
+
+def test_invalid_file_names_the_file(tmp_path: Path) -> None:
+    path = tmp_path / "gateway.yaml"
+    path.write_text("surprise: 1\n")
+    with pytest.raises(ConfigError) as raised:
+        load_config(path)
+    assert str(raised.value).startswith(str(path)) and "surprise" in str(raised.value)
+
+
+def test_config_version_follows_content(tmp_path: Path) -> None:
+    path = tmp_path / "gateway.yaml"
+    path.write_text("version: 1\n")
+    first = config_version(path)
+    assert len(first) == 12 and int(first, 16) >= 0
+    assert config_version(path) == first
+    path.write_text("version: 1\n# edited\n")
+    second = config_version(path)
+    assert second != first
+    path.write_text("version: 1\n")
+    assert config_version(path) == first
