@@ -55,22 +55,37 @@ async def setup(broker: NatsBroker, settings: Settings) -> Hooks:
         js = broker.connection.jetstream()
         psub = await js.pull_subscribe_bind(durable=subjects.CONSUMER_SINK, stream=subjects.STREAM_EVENTS)
         pulls.append(psub)
+        window = settings.sink_batch_ms / 1000
         while not stop.is_set():
-            try:
-                messages = await psub.fetch(settings.sink_batch_rows, timeout=settings.sink_batch_ms / 1000)
-            except (TimeoutError, NatsTimeoutError):
-                continue
-            events = decode(messages)
-            while True:
-                try:
-                    if events:
-                        await loop.run_in_executor(executor, store.write, events)
+            # One insert per window: fetch returns whatever is pending, so keep fetching until the
+            # batch is full or the window that opened with its first message has passed.
+            batch: list[Msg] = []
+            opened = 0.0
+            while len(batch) < settings.sink_batch_rows and not stop.is_set():
+                wait = window if not batch else window - (loop.time() - opened)
+                if wait <= 0:
                     break
-                except Exception:  # noqa: BLE001 - keep the events, retry: nothing is acked before insert
-                    log.exception("insert of %d events failed; retrying", len(events))
-                    await asyncio.sleep(1.0)
-            for msg in messages:
-                await msg.ack()
+                try:
+                    fetched = await psub.fetch(settings.sink_batch_rows - len(batch), timeout=wait)
+                except (TimeoutError, NatsTimeoutError):
+                    continue
+                if not batch:
+                    opened = loop.time()
+                batch.extend(fetched)
+            if batch:
+                await write(batch)
+
+    async def write(batch: list[Msg]) -> None:
+        events = decode(batch)
+        while events:
+            try:
+                await loop.run_in_executor(executor, store.write, events)
+                break
+            except Exception:  # noqa: BLE001 - keep the events, retry: nothing is acked before insert
+                log.exception("insert of %d events failed; retrying", len(events))
+                await asyncio.sleep(1.0)
+        for msg in batch:
+            await msg.ack()
 
     @broker.subscriber(subjects.SQL_QUERY, queue="sink", no_reply=True, ack_policy=AckPolicy.MANUAL)
     async def on_sql(data: bytes) -> None:
