@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from schemas.config import Target
 from schemas.errors import ErrorInfo
+from schemas.events import StageEvent
 
 SCHEMA_VERSION = 1
 
@@ -68,6 +69,8 @@ class Envelope(_Msg):
     output_findings: dict[str, int] = Field(default_factory=dict)
     # time spent inside each stage, for the overhead breakdown
     stage_ms: dict[str, float] = Field(default_factory=dict)
+    # each stage's event, recorded with the request when it ends (see schemas/events.py)
+    events: list[StageEvent] = Field(default_factory=list)
 
     def expired(self, now: float | None = None) -> bool:
         return (now if now is not None else time.time()) >= self.deadline

@@ -82,7 +82,7 @@ class OutputFilterStage:
         if result.blocked is not None:
             await self.runtime.fail(out, result.blocked, started, "response.blocked")
             return
-        await self.runtime.stage_event(out, "response.filtered", started, attrs={"findings": result.findings})
+        out = self.runtime.event(out, "response.filtered", started, attrs={"findings": result.findings})
         await self.runtime.finish(out, status=200, body=result.response,
                                   stored_response=stored_answer(result.response, mapping))
 
@@ -181,14 +181,14 @@ class OutputFilterStage:
                                        "choices": [], "usage": usage})
         stored = {"stream": True, "content": conceal("".join(session.text), session.mapping)}
         if error is not None:
-            await self.runtime.stage_event(out, "response.stream_failed", session.started, status="error",
-                                           attrs={"error_code": error.code})
+            out = self.runtime.event(out, "response.stream_failed", session.started, status="error",
+                                     attrs={"error_code": error.code})
             await self.runtime.finish(out, status=error.status_code, error=error, stored_response=stored)
             return
         await self.runtime.reply(out, Reply(kind="end", request_id=out.request_id, delivery=out.delivery,
                                             seq=session.out_seq, provider_ms=out.provider_ms))
-        await self.runtime.stage_event(out, "response.filtered", session.started,
-                                       attrs={"findings": findings, "chunks": session.out_seq})
+        out = self.runtime.event(out, "response.filtered", session.started,
+                                 attrs={"findings": findings, "chunks": session.out_seq})
         await self.runtime.finish(out, status=200, answered=True, stored_response=stored)
 
     @staticmethod

@@ -25,8 +25,8 @@ async def setup(broker: NatsBroker, settings: Settings) -> Hooks:
         key = authenticate(keys, envelope.api_key_hash)
         size = authorize(key, envelope.model_requested, envelope.body)
         out = with_stage_time(envelope, STAGE, started, tenant=key.tenant, api_key_id=key.id)
+        out = runtime.event(out, "request.authorized", started, attrs={"input_chars": size})
         await runtime.forward(subjects.REQ_ROUTE, out)
-        await runtime.stage_event(out, "request.authorized", started, attrs={"input_chars": size})
 
     @broker.subscriber(subjects.REQ_POLICY, queue=subjects.QUEUE_GROUPS[subjects.REQ_POLICY],
                        no_reply=True, ack_policy=AckPolicy.MANUAL)

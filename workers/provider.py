@@ -91,20 +91,19 @@ class ProviderStage:
         assert result.response is not None
         usage = response_usage(envelope.body, result.response)
         out = served(envelope, started, result, usage, response=result.response)
-        await self.runtime.forward(subjects.RESP_FILTER, out)
-        await self._called_event(out, started, result)
+        await self.runtime.forward(subjects.RESP_FILTER, self._called_event(out, started, result))
 
     async def _failed(self, envelope: Envelope, started: float, failed: CallFailed) -> None:
         out = with_stage_time(envelope, STAGE, started, attempts=len(failed.attempts),
                               provider_ms=failed.provider_ms)
         info = failed.error.info()
-        await self.runtime.stage_event(out, "provider.failed", started, status="error", attrs={
+        out = self.runtime.event(out, "provider.failed", started, status="error", attrs={
             "attempts": [a.as_dict() for a in failed.attempts], "error_code": info.code,
             "status": info.status_code})
         await self.runtime.finish(out, status=info.status_code, error=info)
 
-    async def _called_event(self, out: Envelope, started: float, result: CallResult) -> None:
-        await self.runtime.stage_event(out, "provider.called", started, attrs={
+    def _called_event(self, out: Envelope, started: float, result: CallResult) -> Envelope:
+        return self.runtime.event(out, "provider.called", started, attrs={
             "provider": out.provider, "model": out.model_served, "attempts": [a.as_dict() for a in result.attempts],
             "provider_ms": round(result.provider_ms, 3)})
 
@@ -141,12 +140,12 @@ class ProviderStage:
         elapsed_provider = result.provider_ms + pump.elapsed_ms
         result.provider_ms = elapsed_provider
         final = served(envelope, started, result, usage)
-        await pump.send(final=final, error=error)
         if error is None:
-            await self._called_event(final, started, result)
+            final = self._called_event(final, started, result)
         else:
-            await self.runtime.stage_event(final, "provider.stream_failed", started, status="error",
-                                           attrs={"error_code": error.code, "chunks": pump.seq})
+            final = self.runtime.event(final, "provider.stream_failed", started, status="error",
+                                       attrs={"error_code": error.code, "chunks": pump.seq})
+        await pump.send(final=final, error=error)
 
 
 class StreamPump:

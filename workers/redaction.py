@@ -37,9 +37,9 @@ async def setup(broker: NatsBroker, settings: Settings) -> Hooks:
             redactions=result.counts,
             redacted=True,
         )
+        out = runtime.event(out, "request.redacted", started,
+                            attrs={"counts": result.counts, "redelivered": envelope.delivery > 1})
         await runtime.forward(subjects.REQ_POLICY, out)
-        await runtime.stage_event(out, "request.redacted", started,
-                                  attrs={"counts": result.counts, "redelivered": envelope.delivery > 1})
 
     # A durable push consumer bound with a deliver group (``queue``) is shared by every replica, which
     # FastStream's generic warning does not know; the consumer itself is declared in infra/jetstream.py.

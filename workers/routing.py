@@ -23,9 +23,8 @@ async def setup(broker: NatsBroker, settings: Settings) -> Hooks:
     async def work(envelope: Envelope, started: float) -> None:
         plan = plan_for(envelope.model_requested, config)
         out = with_stage_time(envelope, STAGE, started, plan=plan)
+        out = runtime.event(out, "route.planned", started, attrs={"targets": [f"{t.provider}/{t.model}" for t in plan]})
         await runtime.forward(subjects.REQ_CALL, out)
-        await runtime.stage_event(out, "route.planned", started,
-                                  attrs={"targets": [f"{t.provider}/{t.model}" for t in plan]})
 
     @broker.subscriber(subjects.REQ_ROUTE, queue=subjects.QUEUE_GROUPS[subjects.REQ_ROUTE],
                        no_reply=True, ack_policy=AckPolicy.MANUAL)

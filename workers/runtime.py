@@ -104,15 +104,18 @@ class StageRuntime:
         assert connection is not None, "broker not started"
         return connection
 
-    # -- publishing ------------------------------------------------------------------------------
+    # -- publishing -------------------------------------------------------------------------------
 
     async def forward(self, subject: str, envelope: Envelope) -> None:
         await self.nc.publish(subject, envelope.model_dump_json().encode())
+        # nats-py writes from a flusher task, i.e. only once this handler yields: yield now so the
+        # next stage gets the envelope before we spend time on events and FastStream's bookkeeping.
+        await asyncio.sleep(0)
 
-    async def emit(self, event: StageEvent | RequestCompleted) -> None:
-        await self.nc.publish(self.event_subject, event.model_dump_json().encode())
+    async def record(self, completed: RequestCompleted) -> None:
+        await self.nc.publish(self.event_subject, completed.model_dump_json().encode())
 
-    async def stage_event(
+    def event(
         self,
         envelope: Envelope,
         type_: str,
@@ -120,26 +123,26 @@ class StageRuntime:
         *,
         status: str = "ok",
         attrs: dict[str, Any] | None = None,
-    ) -> None:
-        now = time.time()
-        await self.emit(
-            StageEvent(
-                event_id=uuid7(),
-                request_id=envelope.request_id,
-                ts=now,
-                stage=self.stage,
-                type=type_,
-                status="ok" if status == "ok" else "error",
-                tenant=envelope.tenant,
-                api_key_id=envelope.api_key_id,
-                duration_ms=(time.perf_counter() - started) * 1000,
-                delivery=envelope.delivery,
-                attrs=attrs or {},
-            )
+    ) -> Envelope:
+        """The envelope with this stage's event added; it is recorded when the request ends."""
+        event = StageEvent(
+            event_id=uuid7(),
+            request_id=envelope.request_id,
+            ts=time.time(),
+            stage=self.stage,
+            type=type_,
+            status="ok" if status == "ok" else "error",
+            tenant=envelope.tenant,
+            api_key_id=envelope.api_key_id,
+            duration_ms=(time.perf_counter() - started) * 1000,
+            delivery=envelope.delivery,
+            attrs=attrs or {},
         )
+        return envelope.model_copy(update={"events": [*envelope.events, event]})
 
     async def reply(self, envelope: Envelope, reply: Reply) -> None:
         await self.nc.publish(envelope.reply_to, reply.model_dump_json().encode())
+        await asyncio.sleep(0)  # on the wire before the bookkeeping that follows (see ``forward``)
 
     async def ack(self, envelope: Envelope) -> None:
         self.ticker.discard(envelope.ack_subject)
@@ -169,13 +172,13 @@ class StageRuntime:
                               status=status, body=body,
                               provider_ms=envelope.provider_ms, ttfb_ms=envelope.ttfb_ms)
             await self.reply(envelope, reply)
-        await self.emit(completed_record(envelope, self.stage, status, error, stored_response))
+        await self.record(completed_record(envelope, self.stage, status, error, stored_response))
         await self.ack(envelope)
 
     async def fail(self, envelope: Envelope, error: GatewayError, started: float, type_: str) -> None:
         info = error.info()
-        await self.stage_event(envelope, type_, started, status="error",
-                               attrs={"error_type": info.type, "error_code": info.code, "status": info.status_code})
+        envelope = self.event(envelope, type_, started, status="error",
+                              attrs={"error_type": info.type, "error_code": info.code, "status": info.status_code})
         await self.finish(envelope, status=info.status_code, error=info)
 
     # -- the handler wrapper ----------------------------------------------------------------------
@@ -267,4 +270,5 @@ def completed_record(
         # Bodies land only after the redaction stage has run over them: PII never lands in clear.
         request_body=orjson.dumps(envelope.body).decode() if envelope.redacted else "",
         response_body=orjson.dumps(stored_response).decode() if stored_response is not None else "",
+        stage_events=envelope.events,
     )

@@ -136,10 +136,14 @@ def _attrs_json(attrs: dict[str, Any]) -> str:
     return orjson.dumps(attrs, default=str, option=orjson.OPT_NON_STR_KEYS).decode()
 
 
-def _event_row(ev: StageEvent) -> tuple[Any, ...]:
+def _event_row(ev: StageEvent, owner: RequestCompleted | None = None) -> tuple[Any, ...]:
+    """``owner``: the request the event travelled with; stages that ran before the policy stage
+    knew no tenant yet, and the row takes the request's so per-tenant audit sees it."""
+    tenant = ev.tenant or (owner.tenant if owner else "")
+    api_key_id = ev.api_key_id or (owner.api_key_id if owner else "")
     return (
         _uuid(ev.event_id), _uuid(ev.request_id), _ts_ms(ev.ts), ev.stage, ev.type, ev.status,
-        ev.tenant or "", ev.api_key_id or "", ev.duration_ms, _clamp(ev.delivery, _U16),
+        tenant, api_key_id, ev.duration_ms, _clamp(ev.delivery, _U16),
         _attrs_json(ev.attrs), _clamp(ev.schema_version, _U8),
     )
 
@@ -216,11 +220,15 @@ class Store:
             return self.dedupe.preload(ids)
 
     def write(self, events: Sequence[StageEvent | RequestCompleted]) -> WriteResult:
-        """Insert a batch: at most one insert into ``requests`` and one into ``events``.
+        """Insert a batch: at most one insert into ``events`` and one into ``requests``.
 
-        ``requests`` is written first and its ids enter the dedupe set only once that insert
-        succeeded; so if the ``events`` insert then fails and the caller retries the whole batch,
-        the retry writes the events and skips the already written requests.
+        A ``RequestCompleted`` is one unit with the ``stage_events`` it carries: its ``requests`` row,
+        its own ``request.completed`` event row and its stage events. A request id already written
+        (a redelivery, or a second run of a stalled chain) skips the whole unit, so neither table
+        double-counts. ``events`` is written first, ``requests`` second, and ids enter the dedupe set
+        only once both succeeded: a failed batch retried as a whole writes no request twice (in the
+        rare case where ``events`` succeeded and ``requests`` failed, the retry repeats those event
+        rows). Standalone ``StageEvent``s are written as they are.
         The first write of a store preloads the dedupe set (``warm_dedupe``) if nobody did.
         """
         if not self._dedupe_warm:
@@ -242,19 +250,21 @@ class Store:
                     key = request_id.lower()
                     if key in batch_ids or key in dedupe:
                         duplicates += 1
-                    else:
-                        request_rows.append(_request_row(ev, event_id, request_id, ts_ms))
-                        batch_ids.add(key)
-                        new_ids.append(key)
-                    event_rows.append(_completed_event_row(ev, event_id, request_id, ts_ms))
+                        continue
+                    unit = [_event_row(stage, ev) for stage in ev.stage_events]
+                    unit.append(_completed_event_row(ev, event_id, request_id, ts_ms))
+                    request_rows.append(_request_row(ev, event_id, request_id, ts_ms))
+                    event_rows.extend(unit)
+                    batch_ids.add(key)
+                    new_ids.append(key)
                 except (ValueError, TypeError) as exc:
                     rejected += 1
                     logger.warning("dropping malformed %s event %s: %s", ev.event, ev.event_id, exc)
-            if request_rows:
-                self._insert("requests", REQUEST_COLUMNS, _columns(request_rows))
-                dedupe.add_many(new_ids)
             if event_rows:
                 self._insert("events", EVENT_COLUMNS, _columns(event_rows))
+            if request_rows:
+                self._insert("requests", REQUEST_COLUMNS, _columns(request_rows))
+            dedupe.add_many(new_ids)
         return WriteResult(
             events=len(event_rows), requests=len(request_rows), duplicates=duplicates, rejected=rejected
         )

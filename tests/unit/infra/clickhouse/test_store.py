@@ -190,11 +190,25 @@ def test_redelivered_completion_writes_no_second_request_row(store: Store) -> No
     again = rc.model_copy(update={"event_id": uuid7(), "delivery": 2})
     assert store.write([rc, rc]).duplicates == 1  # twice in one batch
     result = store.write([again])  # later redelivery, new event id
-    assert (result.requests, result.duplicates, result.events) == (0, 1, 1)
+    assert (result.requests, result.duplicates, result.events) == (0, 1, 0)
     params = {"id": rc.request_id}
     assert scalar(store, "SELECT count() FROM requests WHERE request_id = {id:UUID}", params) == 1
-    # the audit trail keeps every delivery
-    assert scalar(store, "SELECT count() FROM events WHERE request_id = {id:UUID}", params) == 3
+    # a request's events are one unit with its row: a duplicate adds neither
+    assert scalar(store, "SELECT count() FROM events WHERE request_id = {id:UUID}", params) == 1
+
+
+def test_stage_events_travel_with_the_completion(store: Store) -> None:
+    rid = uuid7()
+    carried = [stage_event(rid, st, tenant=None, api_key_id=None) for st in ("redaction", "policy")]
+    rc = completed(rid, tenant="t_unit", api_key_id="key_u", stage_events=carried)
+    result = store.write([rc])
+    assert (result.requests, result.events) == (1, 3)
+    params = {"id": rid}
+    rows = store.query_readonly(
+        "SELECT stage, tenant, api_key_id FROM events WHERE request_id = {id:UUID} ORDER BY ts", params).rows
+    assert sorted(r[0] for r in rows) == ["output_filter", "policy", "redaction"]
+    assert all(r[1] == "t_unit" and r[2] == "key_u" for r in rows)  # stages before policy knew no tenant
+    assert store.write([rc.model_copy(update={"event_id": uuid7()})]).events == 0
 
 
 def test_replacing_merge_tree_is_the_backstop(store: Store) -> None:
