@@ -95,7 +95,7 @@ class RunningGateway:
         path = self.root / "data" / "logs" / f"{name}.log"
         return path.read_text(errors="replace") if path.exists() else ""
 
-    def sql(self, query: str) -> list[dict[str, Any]]:
+    def sql(self, query: str) -> list[dict[str, Any]]:  # through `gateway sql`, as an analyst would
         out = subprocess.run([sys.executable, "-m", "infra.cli", "sql", "--format", "json", query],
                              env=self.env, capture_output=True, text=True, timeout=60)
         if out.returncode != 0:
