@@ -54,7 +54,7 @@ class Ingress:
         self.nats_url = nats_url
         self.ingress_id = ingress_id or uuid7().replace("-", "")
         self.waiter = ReplyWaiter(self.ingress_id)
-        self.key_hashes = {k.key_sha256 for k in config.keys}
+        self.keys = {k.key_sha256: k for k in config.keys}
         self.models_payload = {
             "object": "list",
             "data": [{"id": alias, "object": "model", "created": 0, "owned_by": "gateway"}
@@ -129,7 +129,7 @@ class Ingress:
                 code="missing_api_key",
             )
         key_hash = hash_api_key(token)
-        if key_hash not in self.key_hashes:
+        if key_hash not in self.keys:
             raise AuthenticationFailed("Incorrect API key provided.", code="invalid_api_key")
         return key_hash
 
@@ -157,6 +157,7 @@ class Ingress:
         request_id = uuid7()
         id_header = (b"x-gateway-request-id", request_id.encode())
         body: dict[str, Any] | None = None
+        key_hash: str | None = None
         try:
             key_hash = self._authenticate(scope)
             raw = await read_body(scope, receive, self.config.limits.max_body_bytes)
@@ -173,7 +174,7 @@ class Ingress:
                 model_requested=request.model,
             )
         except GatewayError as exc:
-            await self._refuse(send, exc.info(), request_id, received_at, started, body, id_header)
+            await self._refuse(send, exc.info(), request_id, received_at, started, body, id_header, key_hash)
             return
 
         queue = self.waiter.open(request_id)
@@ -181,7 +182,7 @@ class Ingress:
             await self._publish(envelope)
         except GatewayError as exc:
             self.waiter.close(request_id)
-            await self._refuse(send, exc.info(), request_id, received_at, started, body, id_header)
+            await self._refuse(send, exc.info(), request_id, received_at, started, body, id_header, key_hash)
             return
         try:
             if envelope.stream:
@@ -261,8 +262,8 @@ class Ingress:
                 else:
                     error = DeadlineExceeded("The request deadline passed while streaming.").info()
                     await self._sse_error_and_close(send, error)
-                    await self._record(envelope.request_id, envelope.received_at, started, error, None,
-                                       stream=True)
+                    await self._record(envelope.request_id, envelope.received_at, started, error,
+                                       stream=True, model=envelope.model_requested, key_hash=envelope.api_key_hash)
                 return
             run = reply.get("delivery", 1)
             if delivery is None or (run > delivery and expected_seq == 0):
@@ -276,8 +277,8 @@ class Ingress:
                     "A gateway worker failed while streaming this answer; please retry the request."
                 ).info()
                 await self._sse_error_and_close(send, error)
-                await self._record(envelope.request_id, envelope.received_at, started, error, None, stream=True,
-                                   model=envelope.model_requested)
+                await self._record(envelope.request_id, envelope.received_at, started, error, stream=True,
+                                   model=envelope.model_requested, key_hash=envelope.api_key_hash)
                 return
             kind = reply["kind"]
             if not started_sse:
@@ -314,26 +315,29 @@ class Ingress:
             f"{envelope.deadline - envelope.received_at:.1f}s."
         ).info()
         await send_error(send, error, [id_header, self._overhead_header(started, 0.0)])
-        await self._record(envelope.request_id, envelope.received_at, started, error, envelope.body,
-                           stream=envelope.stream, model=envelope.model_requested)
+        await self._record(envelope.request_id, envelope.received_at, started, error,
+                           stream=envelope.stream, model=envelope.model_requested, key_hash=envelope.api_key_hash)
 
     async def _refuse(self, send: Send, error: ErrorInfo, request_id: str, received_at: float, started: float,
-                      body: dict[str, Any] | None, id_header: tuple[bytes, bytes]) -> None:
+                      body: dict[str, Any] | None, id_header: tuple[bytes, bytes], key_hash: str | None) -> None:
         await send_error(send, error, [id_header, self._overhead_header(started, 0.0)])
         model = body.get("model") if isinstance(body, dict) else None
         stream = bool(body.get("stream")) if isinstance(body, dict) else False
-        await self._record(request_id, received_at, started, error, body, stream=stream,
-                           model=model if isinstance(model, str) else "")
+        await self._record(request_id, received_at, started, error, stream=stream,
+                           model=model if isinstance(model, str) else "", key_hash=key_hash)
 
-    async def _record(self, request_id: str, received_at: float, started: float, error: ErrorInfo,
-                      body: dict[str, Any] | None, *, stream: bool, model: str = "") -> None:
-        """Requests ended by ingress itself still become one ``requests`` row (no body: not redacted)."""
+    async def _record(self, request_id: str, received_at: float, started: float, error: ErrorInfo, *,
+                      stream: bool, model: str = "", key_hash: str | None = None) -> None:
+        """Requests ended by ingress itself still become one ``requests`` row; no body, since it was
+        never redacted."""
         if self._nc is None:
             return
         now = time.time()
         latency = (time.perf_counter() - started) * 1000
+        key = self.keys.get(key_hash) if key_hash else None
         record = RequestCompleted(
             event_id=uuid7(), request_id=request_id, ts=received_at, finished_at=now, stage="ingress",
+            tenant=key.tenant if key else "", api_key_id=key.id if key else "",
             model_requested=model, stream=stream, status_code=error.status_code, error_type=error.type,
             error_code=error.code or "", error_message=error.message, latency_ms=round(latency, 3),
             gateway_overhead_ms=round(latency, 3),

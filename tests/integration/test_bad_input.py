@@ -77,8 +77,9 @@ def test_model_not_allowed_for_key_is_403(gateway: RunningGateway) -> None:
 def test_refused_requests_are_recorded_and_the_gateway_keeps_serving(gateway: RunningGateway) -> None:
     response = post(gateway, b"{broken")
     request_id = response.headers["x-gateway-request-id"]
-    rows = gateway.wait_rows(f"SELECT status_code, error_code, stage FROM requests WHERE request_id = '{request_id}'",
-                             lambda r: len(r) == 1)
+    rows = gateway.wait_rows(f"SELECT status_code, error_code, stage, tenant, api_key_id FROM requests "
+                             f"WHERE request_id = '{request_id}'", lambda r: len(r) == 1)
     assert rows[0]["status_code"] == 400 and rows[0]["stage"] == "ingress"
+    assert (rows[0]["tenant"], rows[0]["api_key_id"]) == ("acme", "demo")  # the key was good, the body was not
     ok = post(gateway, {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "still up?"}]})
     assert ok.status_code == 200

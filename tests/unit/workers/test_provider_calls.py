@@ -1,0 +1,170 @@
+"""The provider attempt loop: retries with backoff, Retry-After, fallbacks, deadline, stream opening.
+
+httpx.MockTransport stands in for the providers (the outside world); the loop is ours."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator, Callable
+
+import httpx
+import orjson
+import pytest
+
+from schemas.config import GatewayConfig
+from schemas.envelope import Envelope
+from workers.provider_calls import CallFailed, ProviderCaller
+
+OK = {"id": "c1", "object": "chat.completion", "created": 1, "model": "m",
+      "choices": [{"index": 0, "message": {"role": "assistant", "content": "hi"}, "finish_reason": "stop"}],
+      "usage": {"prompt_tokens": 3, "completion_tokens": 1, "total_tokens": 4}}
+
+
+class Chunks(httpx.AsyncByteStream):
+    """A response body that arrives in pieces, as over a socket."""
+
+    def __init__(self, *pieces: bytes) -> None:
+        self.pieces = pieces
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        for piece in self.pieces:
+            yield piece
+
+
+def config(targets: list[str], attempts: int = 2) -> GatewayConfig:
+    return GatewayConfig.model_validate({
+        "providers": {name: {"type": "openai", "base_url": f"http://{name}.test/v1"} for name in ("a", "b")},
+        "models": {"m": {"targets": [{"provider": t, "model": f"{t}-model"} for t in targets]}},
+        "retry": {"attempts_per_target": attempts, "base_delay_ms": 1, "max_delay_ms": 5, "max_retry_after_s": 1,
+                  "total_backoff_cap_ms": 2000},
+    })
+
+
+def envelope(cfg: GatewayConfig, timeout_s: float = 10.0, stream: bool = False) -> Envelope:
+    now = time.time()
+    return Envelope(request_id="r1", received_at=now, deadline=now + timeout_s, reply_to="x", stream=stream,
+                    body={"model": "m", "messages": [{"role": "user", "content": "hi"}], "stream": stream},
+                    model_requested="m", plan=list(cfg.models["m"].targets))
+
+
+def caller(cfg: GatewayConfig, handler: Callable[[httpx.Request], httpx.Response]) -> ProviderCaller:
+    return ProviderCaller(cfg, httpx.AsyncClient(transport=httpx.MockTransport(handler)))
+
+
+async def test_first_target_answers() -> None:
+    cfg = config(["a", "b"])
+    result = await caller(cfg, lambda r: httpx.Response(200, json=OK)).call(envelope(cfg), stream=False)
+    assert result.target.provider == "a" and result.response is not None
+    assert [a.status for a in result.attempts] == [200]
+
+
+async def test_retry_honours_retry_after_then_succeeds() -> None:
+    cfg = config(["a"])
+    calls: list[float] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        calls.append(time.monotonic())
+        if len(calls) == 1:
+            return httpx.Response(429, headers={"retry-after": "0.3"}, json={"error": {"message": "slow down"}})
+        return httpx.Response(200, json=OK)
+
+    result = await caller(cfg, handler).call(envelope(cfg), stream=False)
+    assert [a.status for a in result.attempts] == [429, 200]
+    assert calls[1] - calls[0] >= 0.3
+
+
+async def test_retry_after_beyond_the_cap_moves_to_the_next_target() -> None:
+    cfg = config(["a", "b"])
+    seen: list[str] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request.url.host)
+        if request.url.host == "a.test":
+            return httpx.Response(429, headers={"retry-after": "30"}, json={"error": {"message": "later"}})
+        return httpx.Response(200, json=OK)
+
+    result = await caller(cfg, handler).call(envelope(cfg), stream=False)
+    assert seen == ["a.test", "b.test"]  # no 30 s wait on a: straight to b
+    assert result.target.provider == "b"
+
+
+async def test_server_errors_fall_back_after_the_retries() -> None:
+    cfg = config(["a", "b"], attempts=2)
+    seen: list[str] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request.url.host)
+        return httpx.Response(503 if request.url.host == "a.test" else 200, json=OK)
+
+    result = await caller(cfg, handler).call(envelope(cfg), stream=False)
+    assert seen == ["a.test", "a.test", "b.test"]
+    assert [a.status for a in result.attempts] == [502, 502, 200]
+
+
+async def test_client_errors_are_neither_retried_nor_fallen_back() -> None:
+    cfg = config(["a", "b"])
+    seen: list[str] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request.url.host)
+        return httpx.Response(400, json={"error": {"message": "messages.0.content is wrong"}})
+
+    with pytest.raises(CallFailed) as failed:
+        await caller(cfg, handler).call(envelope(cfg), stream=False)
+    assert seen == ["a.test"]
+    assert failed.value.error.status == 400 and "messages.0.content is wrong" in failed.value.error.message
+
+
+async def test_bad_provider_credentials_fall_back_without_retrying() -> None:
+    cfg = config(["a", "b"])
+    seen: list[str] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request.url.host)
+        if request.url.host == "a.test":
+            return httpx.Response(401, json={"error": {"message": "bad key"}})
+        return httpx.Response(200, json=OK)
+
+    result = await caller(cfg, handler).call(envelope(cfg), stream=False)
+    assert seen == ["a.test", "b.test"] and result.target.provider == "b"
+
+
+async def test_all_targets_failing_names_every_attempt() -> None:
+    cfg = config(["a", "b"], attempts=1)
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        raise httpx.ConnectError("refused", request=request)
+
+    with pytest.raises(CallFailed) as failed:
+        await caller(cfg, handler).call(envelope(cfg), stream=False)
+    error = failed.value.error
+    assert error.code == "all_targets_failed" and "a/a-model" in error.message and "b/b-model" in error.message
+    assert len(failed.value.attempts) == 2
+
+
+async def test_an_expired_deadline_stops_the_chain() -> None:
+    cfg = config(["a", "b"])
+    with pytest.raises(CallFailed) as failed:
+        await caller(cfg, lambda r: httpx.Response(200, json=OK)).call(envelope(cfg, timeout_s=-1), stream=False)
+    assert failed.value.error.status == 504 and failed.value.attempts == []
+
+
+async def test_a_stream_cut_before_its_first_token_is_retried() -> None:
+    cfg = config(["a"])
+    role = {"id": "c", "object": "chat.completion.chunk", "created": 1, "model": "m",
+            "choices": [{"index": 0, "delta": {"role": "assistant", "content": ""}, "finish_reason": None}]}
+    token = {**role, "choices": [{"index": 0, "delta": {"content": "hi"}, "finish_reason": None}]}
+    calls = 0
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        nonlocal calls
+        calls += 1
+        if calls == 1:  # a role chunk only, then the connection ends: no payload was produced
+            return httpx.Response(200, stream=Chunks(b"data: " + orjson.dumps(role) + b"\n\n"))
+        pieces = [b"data: " + orjson.dumps(c) + b"\n\n" for c in (role, token)]
+        return httpx.Response(200, stream=Chunks(*pieces, b"data: [DONE]\n\n"))
+
+    result = await caller(cfg, handler).call(envelope(cfg, stream=True), stream=True)
+    assert calls == 2 and result.stream is not None
+    assert any(c["choices"] and c["choices"][0]["delta"].get("content") == "hi" for c in result.stream.first_chunks)
+    await result.stream.response.aclose()
