@@ -69,7 +69,7 @@ class OutputFilterStage:
         self.sessions: dict[str, StreamSession] = {}
 
     def _mapping(self, envelope: Envelope) -> dict[str, str]:
-        return unseal(envelope.vault, self.key) if envelope.vault else {}
+        return unseal(envelope.vault, self.key, aad=envelope.request_id.encode()) if envelope.vault else {}
 
     # -- whole answers ---------------------------------------------------------------------------
 

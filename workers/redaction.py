@@ -33,7 +33,8 @@ async def setup(broker: NatsBroker, settings: Settings) -> Hooks:
         out = with_stage_time(
             envelope, STAGE, started,
             body=result.body,
-            vault=seal(result.mapping, key) if result.mapping else None,
+            # bound to this request: a sealed map cannot be replayed onto another envelope
+            vault=seal(result.mapping, key, aad=envelope.request_id.encode()) if result.mapping else None,
             redactions=result.counts,
             redacted=True,
         )
