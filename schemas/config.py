@@ -51,23 +51,64 @@ class _ProviderBase(_Strict):
         return _check_secret_ref(value)
 
 
-class OpenAIProvider(_ProviderBase):
-    """Any OpenAI-compatible Chat Completions server (OpenAI, vLLM, Ollama, ...)."""
+OPENAI_COMPATIBLE_DEFAULT_URLS: dict[str, str] = {
+    "openai": "https://api.openai.com/v1",
+    "mistral": "https://api.mistral.ai/v1",
+    "groq": "https://api.groq.com/openai/v1",
+    "together": "https://api.together.xyz/v1",
+    "deepseek": "https://api.deepseek.com/v1",
+    "openrouter": "https://openrouter.ai/api/v1",
+    "ollama": "http://127.0.0.1:11434/v1",
+    "vllm": "http://127.0.0.1:8000/v1",
+}
+"""Every OpenAI-compatible provider type and its default ``base_url`` (the adapter factory handles
+each one's quirks)."""
 
-    type: Literal["openai"]
+
+class OpenAIProvider(_ProviderBase):
+    """An OpenAI-compatible Chat Completions server; ``type`` names which one, for its quirks."""
+
+    type: Literal["openai", "mistral", "groq", "together", "deepseek", "openrouter", "ollama", "vllm"]
+    base_url: str = ""
+
+    @model_validator(mode="after")
+    def _default_url(self) -> OpenAIProvider:
+        if not self.base_url:
+            object.__setattr__(self, "base_url", OPENAI_COMPATIBLE_DEFAULT_URLS[self.type])
+        return self
+
+
+class AzureOpenAIProvider(_ProviderBase):
+    """Azure OpenAI: ``base_url`` is the resource endpoint (``https://<resource>.openai.azure.com``);
+    a target's ``model`` is the deployment name; the key goes in the ``api-key`` header."""
+
+    type: Literal["azure"]
+    api_version: str = "2024-10-21"
 
 
 class AnthropicProvider(_ProviderBase):
     type: Literal["anthropic"]
+    base_url: str = "https://api.anthropic.com"
     anthropic_version: str = "2023-06-01"
     default_max_tokens: int = Field(default=4096, ge=1)
 
 
 class GeminiProvider(_ProviderBase):
     type: Literal["gemini"]
+    base_url: str = "https://generativelanguage.googleapis.com"
 
 
-ProviderConfig = Annotated[OpenAIProvider | AnthropicProvider | GeminiProvider, Field(discriminator="type")]
+class CohereProvider(_ProviderBase):
+    """Cohere v2 Chat (``POST /v2/chat``)."""
+
+    type: Literal["cohere"]
+    base_url: str = "https://api.cohere.com"
+
+
+ProviderConfig = Annotated[
+    OpenAIProvider | AzureOpenAIProvider | AnthropicProvider | GeminiProvider | CohereProvider,
+    Field(discriminator="type"),
+]
 
 
 class Price(_Strict):

@@ -103,7 +103,7 @@ def test_unknown_keys_refused_with_path(patch: Any, path: str) -> None:
 
 def test_unknown_provider_type_refused() -> None:
     data = base()
-    data["providers"]["p1"]["type"] = "cohere"
+    data["providers"]["p1"]["type"] = "carrier-pigeon"
     assert "providers.p1" in refused(data)
 
 
