@@ -8,7 +8,6 @@ import time
 from typing import Any
 
 import nats
-import orjson
 from nats.aio.client import Client as NatsClient
 from nats.js import JetStreamContext
 
@@ -23,7 +22,7 @@ from ingress.asgi import (
     send_json,
 )
 from ingress.replies import ReplyWaiter
-from ingress.validation import parse_chat_request
+from ingress.surfaces import OPENAI, Surface
 from schemas import subjects
 from schemas.config import GatewayConfig, hash_api_key
 from schemas.envelope import Envelope
@@ -87,7 +86,7 @@ class Ingress:
         path: str = scope["path"]
         method: str = scope["method"]
         if path == "/v1/chat/completions" and method == "POST":
-            await self.chat_completions(scope, receive, send)
+            await self.complete(scope, receive, send, OPENAI)
         elif path == "/v1/models" and method == "GET":
             await self.list_models(scope, send)
         elif path.startswith("/v1/models/") and method == "GET":
@@ -151,7 +150,8 @@ class Ingress:
             return
         await send_json(send, 200, {"id": model, "object": "model", "created": 0, "owned_by": "gateway"})
 
-    async def chat_completions(self, scope: Scope, receive: Receive, send: Send) -> None:
+    async def complete(self, scope: Scope, receive: Receive, send: Send, surface: Surface) -> None:
+        """One request of any client surface through the chain."""
         received_at = time.time()
         started = time.perf_counter()
         request_id = uuid7()
@@ -161,20 +161,23 @@ class Ingress:
         try:
             key_hash = self._authenticate(scope)
             raw = await read_body(scope, receive, self.config.limits.max_body_bytes)
-            body, request = parse_chat_request(raw)
+            parsed = surface.parse(raw)
+            body = parsed.body
             deadline = received_at + self._timeout_s(scope)
             envelope = Envelope(
                 request_id=request_id,
                 received_at=received_at,
                 deadline=deadline,
                 reply_to=self.waiter.subject_for(request_id),
-                stream=request.stream,
+                endpoint=surface.endpoint,
+                stream=parsed.stream,
                 api_key_hash=key_hash,
                 body=body,
-                model_requested=request.model,
+                model_requested=parsed.model,
             )
         except GatewayError as exc:
-            await self._refuse(send, exc.info(), request_id, received_at, started, body, id_header, key_hash)
+            await self._refuse(send, surface, exc.info(), request_id, received_at, started, body, id_header,
+                               key_hash)
             return
 
         queue = self.waiter.open(request_id)
@@ -182,13 +185,14 @@ class Ingress:
             await self._publish(envelope)
         except GatewayError as exc:
             self.waiter.close(request_id)
-            await self._refuse(send, exc.info(), request_id, received_at, started, body, id_header, key_hash)
+            await self._refuse(send, surface, exc.info(), request_id, received_at, started, body, id_header,
+                               key_hash)
             return
         try:
             if envelope.stream:
-                await self._relay_stream(send, queue, envelope, started, id_header)
+                await self._relay_stream(send, surface, queue, envelope, started, id_header)
             else:
-                await self._relay_response(send, queue, envelope, started, id_header)
+                await self._relay_response(send, surface, queue, envelope, started, id_header)
         finally:
             self.waiter.close(request_id)
 
@@ -235,22 +239,25 @@ class Ingress:
         overhead = max(0.0, (time.perf_counter() - started) * 1000 - provider_ms)
         return (b"x-gateway-overhead-ms", f"{overhead:.3f}".encode())
 
-    async def _relay_response(self, send: Send, queue: Any, envelope: Envelope, started: float,
+    async def _relay_response(self, send: Send, surface: Surface, queue: Any, envelope: Envelope, started: float,
                               id_header: tuple[bytes, bytes]) -> None:
         reply = await self._next(queue, envelope)
         if reply is None:
-            await self._timed_out(send, envelope, started, id_header)
+            await self._timed_out(send, surface, envelope, started, id_header)
             return
         headers = [id_header, self._overhead_header(started, reply.get("provider_ms") or 0.0)]
         if reply["kind"] == "response":
-            await send_json(send, reply.get("status", 200), reply["body"], headers)
+            body = surface.response_body(reply["body"], envelope.model_requested)
+            await send_json(send, reply.get("status", 200), body, headers)
         elif reply["kind"] == "error":
-            await send_error(send, ErrorInfo.model_validate(reply["error"]), headers)
+            await send_error(send, ErrorInfo.model_validate(reply["error"]), headers, surface.error_body)
         else:
-            await send_error(send, InternalError(f"unexpected reply kind {reply['kind']!r}").info(), headers)
+            error = InternalError(f"unexpected reply kind {reply['kind']!r}").info()
+            await send_error(send, error, headers, surface.error_body)
 
-    async def _relay_stream(self, send: Send, queue: Any, envelope: Envelope, started: float,
+    async def _relay_stream(self, send: Send, surface: Surface, queue: Any, envelope: Envelope, started: float,
                             id_header: tuple[bytes, bytes]) -> None:
+        renderer = surface.stream(envelope.model_requested, envelope.request_id)
         delivery: int | None = None
         expected_seq = 0
         started_sse = False
@@ -258,10 +265,10 @@ class Ingress:
             reply = await self._next(queue, envelope)
             if reply is None:
                 if not started_sse:
-                    await self._timed_out(send, envelope, started, id_header)
+                    await self._timed_out(send, surface, envelope, started, id_header)
                 else:
                     error = DeadlineExceeded("The request deadline passed while streaming.").info()
-                    await self._sse_error_and_close(send, error)
+                    await self._close_stream(send, renderer.error(error))
                     await self._record(envelope.request_id, envelope.received_at, started, error,
                                        stream=True, model=envelope.model_requested, key_hash=envelope.api_key_hash)
                 return
@@ -276,7 +283,7 @@ class Ingress:
                 error = StreamInterrupted(
                     "A gateway worker failed while streaming this answer; please retry the request."
                 ).info()
-                await self._sse_error_and_close(send, error)
+                await self._close_stream(send, renderer.error(error))
                 await self._record(envelope.request_id, envelope.received_at, started, error, stream=True,
                                    model=envelope.model_requested, key_hash=envelope.api_key_hash)
                 return
@@ -284,7 +291,7 @@ class Ingress:
             if not started_sse:
                 if kind == "error":
                     headers = [id_header, self._overhead_header(started, reply.get("provider_ms") or 0.0)]
-                    await send_error(send, ErrorInfo.model_validate(reply["error"]), headers)
+                    await send_error(send, ErrorInfo.model_validate(reply["error"]), headers, surface.error_body)
                     return
                 ttfb = reply.get("ttfb_ms") or 0.0
                 await send({"type": "http.response.start", "status": 200,
@@ -294,40 +301,42 @@ class Ingress:
                 if reply.get("seq", expected_seq) < expected_seq:
                     continue
                 expected_seq = reply.get("seq", expected_seq) + 1
-                await send({"type": "http.response.body",
-                            "body": b"data: " + orjson.dumps(reply["body"]) + b"\n\n", "more_body": True})
+                data = renderer.chunk(reply["body"])
+                if data:
+                    await send({"type": "http.response.body", "body": data, "more_body": True})
             elif kind == "error":
-                await self._sse_error_and_close(send, ErrorInfo.model_validate(reply["error"]))
+                await self._close_stream(send, renderer.error(ErrorInfo.model_validate(reply["error"])))
                 return
             else:  # end
-                await send({"type": "http.response.body", "body": b"data: [DONE]\n\n", "more_body": False})
+                await self._close_stream(send, renderer.end())
                 return
 
     @staticmethod
-    async def _sse_error_and_close(send: Send, error: ErrorInfo) -> None:
-        payload = b"data: " + orjson.dumps(error.to_body()) + b"\n\n"
-        await send({"type": "http.response.body", "body": payload, "more_body": False})
+    async def _close_stream(send: Send, data: bytes) -> None:
+        await send({"type": "http.response.body", "body": data, "more_body": False})
 
-    async def _timed_out(self, send: Send, envelope: Envelope, started: float,
+    async def _timed_out(self, send: Send, surface: Surface, envelope: Envelope, started: float,
                          id_header: tuple[bytes, bytes]) -> None:
         error = DeadlineExceeded(
             f"The request did not complete within its deadline of "
             f"{envelope.deadline - envelope.received_at:.1f}s."
         ).info()
-        await send_error(send, error, [id_header, self._overhead_header(started, 0.0)])
-        await self._record(envelope.request_id, envelope.received_at, started, error,
+        await send_error(send, error, [id_header, self._overhead_header(started, 0.0)], surface.error_body)
+        await self._record(envelope.request_id, envelope.received_at, started, error, endpoint=surface.endpoint,
                            stream=envelope.stream, model=envelope.model_requested, key_hash=envelope.api_key_hash)
 
-    async def _refuse(self, send: Send, error: ErrorInfo, request_id: str, received_at: float, started: float,
-                      body: dict[str, Any] | None, id_header: tuple[bytes, bytes], key_hash: str | None) -> None:
-        await send_error(send, error, [id_header, self._overhead_header(started, 0.0)])
+    async def _refuse(self, send: Send, surface: Surface, error: ErrorInfo, request_id: str, received_at: float,
+                      started: float, body: dict[str, Any] | None, id_header: tuple[bytes, bytes],
+                      key_hash: str | None) -> None:
+        await send_error(send, error, [id_header, self._overhead_header(started, 0.0)], surface.error_body)
         model = body.get("model") if isinstance(body, dict) else None
         stream = bool(body.get("stream")) if isinstance(body, dict) else False
-        await self._record(request_id, received_at, started, error, stream=stream,
+        await self._record(request_id, received_at, started, error, endpoint=surface.endpoint, stream=stream,
                            model=model if isinstance(model, str) else "", key_hash=key_hash)
 
     async def _record(self, request_id: str, received_at: float, started: float, error: ErrorInfo, *,
-                      stream: bool, model: str = "", key_hash: str | None = None) -> None:
+                      stream: bool, model: str = "", key_hash: str | None = None,
+                      endpoint: str = "chat.completions") -> None:
         """Requests ended by ingress itself still become one ``requests`` row; no body, since it was
         never redacted."""
         if self._nc is None:
@@ -337,6 +346,7 @@ class Ingress:
         key = self.keys.get(key_hash) if key_hash else None
         record = RequestCompleted(
             event_id=uuid7(), request_id=request_id, ts=received_at, finished_at=now, stage="ingress",
+            endpoint=endpoint,
             tenant=key.tenant if key else "", api_key_id=key.id if key else "",
             model_requested=model, stream=stream, status_code=error.status_code, error_type=error.type,
             error_code=error.code or "", error_message=error.message, latency_ms=round(latency, 3),

@@ -62,9 +62,13 @@ async def send_json(
 
 
 async def send_error(
-    send: Send, error: ErrorInfo, extra_headers: list[tuple[bytes, bytes]] | None = None
+    send: Send,
+    error: ErrorInfo,
+    extra_headers: list[tuple[bytes, bytes]] | None = None,
+    render: Callable[[ErrorInfo], dict[str, Any]] = ErrorInfo.to_body,
 ) -> None:
+    """The error with its status, in the client surface's shape (OpenAI's by default)."""
     headers = list(extra_headers or [])
     if error.retry_after_s is not None:
         headers.append((b"retry-after", str(max(1, math.ceil(error.retry_after_s))).encode()))
-    await send_json(send, error.status_code, error.to_body(), headers)
+    await send_json(send, error.status_code, render(error), headers)

@@ -18,6 +18,9 @@ from schemas.events import StageEvent
 
 SCHEMA_VERSION = 1
 
+Endpoint = Literal["chat.completions", "messages"]
+"""The client surface a request came in through."""
+
 
 class _Msg(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -41,7 +44,7 @@ class Envelope(_Msg):
     reply_to: str
     ack_subject: str | None = None
     delivery: int = 1
-    endpoint: Literal["chat.completions"] = "chat.completions"
+    endpoint: Endpoint = "chat.completions"
     stream: bool = False
     api_key_hash: str | None = None
     body: dict[str, Any]

@@ -1,0 +1,77 @@
+"""Client surfaces: how a client's API maps onto the canonical request and back.
+
+The chain only ever sees the canonical (OpenAI Chat Completions) request, response and chunks; a
+surface parses its own request into that, and renders answers, errors and streams in its own shape.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import orjson
+
+from ingress.validation import parse_chat_request
+from schemas.envelope import Endpoint
+from schemas.errors import ErrorInfo
+
+
+@dataclass(frozen=True)
+class ParsedRequest:
+    body: dict[str, Any]  # canonical
+    model: str
+    stream: bool
+
+
+class StreamRenderer(Protocol):
+    def chunk(self, chunk: dict[str, Any]) -> bytes: ...
+
+    def end(self) -> bytes: ...
+
+    def error(self, info: ErrorInfo) -> bytes: ...
+
+
+class Surface(Protocol):
+    @property
+    def endpoint(self) -> Endpoint: ...
+
+    def parse(self, raw: bytes) -> ParsedRequest: ...
+
+    def response_body(self, completion: dict[str, Any], model: str) -> dict[str, Any]: ...
+
+    def error_body(self, info: ErrorInfo) -> dict[str, Any]: ...
+
+    def stream(self, model: str, request_id: str) -> StreamRenderer: ...
+
+
+class OpenAIStream:
+    def chunk(self, chunk: dict[str, Any]) -> bytes:
+        return b"data: " + orjson.dumps(chunk) + b"\n\n"
+
+    def end(self) -> bytes:
+        return b"data: [DONE]\n\n"
+
+    def error(self, info: ErrorInfo) -> bytes:
+        return b"data: " + orjson.dumps(info.to_body()) + b"\n\n"
+
+
+class OpenAISurface:
+    """``POST /v1/chat/completions``: the canonical shape itself."""
+
+    endpoint: Endpoint = "chat.completions"
+
+    def parse(self, raw: bytes) -> ParsedRequest:
+        body, request = parse_chat_request(raw)
+        return ParsedRequest(body, request.model, request.stream)
+
+    def response_body(self, completion: dict[str, Any], model: str) -> dict[str, Any]:
+        return completion
+
+    def error_body(self, info: ErrorInfo) -> dict[str, Any]:
+        return info.to_body()
+
+    def stream(self, model: str, request_id: str) -> StreamRenderer:
+        return OpenAIStream()
+
+
+OPENAI = OpenAISurface()
