@@ -112,10 +112,20 @@ ProviderConfig = Annotated[
 
 
 class Price(_Strict):
-    """USD per million tokens."""
+    """USD per million tokens. ``cached_input_per_mtok``: for prompt tokens the provider served from
+    its prompt cache (when absent, they cost the input price)."""
 
     input_per_mtok: Decimal = Field(ge=0)
     output_per_mtok: Decimal = Field(ge=0)
+    cached_input_per_mtok: Decimal | None = Field(default=None, ge=0)
+
+
+class CatalogPrice(Price):
+    """One entry of the price catalog: ``provider`` is a provider *type* (``openai``, ``anthropic``,
+    ...) or the name of a configured provider (which wins over its type)."""
+
+    provider: str
+    model: str
 
 
 class Target(_Strict):
@@ -204,6 +214,8 @@ class GatewayConfig(_Strict):
     output_filter: OutputFilter = OutputFilter()
     limits: Limits = Limits()
     mock_provider: MockProvider = MockProvider()
+    # Added to and overriding the shipped catalog (config/prices.yaml); a target's own price wins.
+    prices: list[CatalogPrice] = Field(default_factory=list)
 
     @model_validator(mode="after")
     def _references_resolve(self) -> GatewayConfig:

@@ -27,8 +27,9 @@ class _Msg(BaseModel):
 
 
 class Usage(_Msg):
-    prompt_tokens: int = 0
+    prompt_tokens: int = 0  # all of them, cached ones included
     completion_tokens: int = 0
+    cached_prompt_tokens: int = 0
     source: Literal["provider", "estimated"] = "provider"
 
     @property

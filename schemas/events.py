@@ -62,6 +62,7 @@ class RequestCompleted(_Evt):
     error_message: str = ""
     prompt_tokens: int = 0
     completion_tokens: int = 0
+    cached_tokens: int = 0
     usage_source: str = ""
     cost_usd: str | None = None
     latency_ms: float = 0.0

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+from collections.abc import Callable
 from typing import Any
 
 import httpx
@@ -18,9 +19,10 @@ from faststream import AckPolicy
 from faststream.nats import NatsBroker
 
 from infra import bootstrap
+from infra.prices import price_book
 from infra.settings import Settings
 from schemas import subjects
-from schemas.config import Target
+from schemas.config import Price, Target
 from schemas.envelope import Envelope, StreamPiece, Usage
 from schemas.errors import DeadlineExceeded, GatewayError, ServiceUnavailable, StreamInterrupted
 from schemas.openai import estimate_tokens, message_text
@@ -30,6 +32,7 @@ from workers.provider_calls import CallFailed, CallResult, OpenStream, ProviderC
 from workers.runtime import StageRuntime, with_stage_time
 
 STAGE = "provider"
+Prices = Callable[[Target], Price | None]
 HANDSHAKE_TIMEOUT_S = 2.0
 
 
@@ -37,23 +40,26 @@ def prompt_estimate(body: dict[str, Any]) -> int:
     return estimate_tokens("".join(message_text(m) for m in body.get("messages") or [] if isinstance(m, dict)))
 
 
+def cached_tokens(usage: dict[str, Any]) -> int:
+    details = usage.get("prompt_tokens_details")
+    return int(details.get("cached_tokens") or 0) if isinstance(details, dict) else 0
+
+
 def response_usage(body: dict[str, Any], response: dict[str, Any]) -> Usage:
     usage = response.get("usage")
     if isinstance(usage, dict) and "prompt_tokens" in usage:
         return Usage(prompt_tokens=int(usage.get("prompt_tokens") or 0),
-                     completion_tokens=int(usage.get("completion_tokens") or 0), source="provider")
+                     completion_tokens=int(usage.get("completion_tokens") or 0),
+                     cached_prompt_tokens=cached_tokens(usage), source="provider")
     text = "".join(str((c.get("message") or {}).get("content") or "") for c in response.get("choices") or [])
     return Usage(prompt_tokens=prompt_estimate(body), completion_tokens=estimate_tokens(text), source="estimated")
 
 
-def priced(target: Target, usage: Usage) -> str | None:
-    cost = cost_usd(target.price, usage.prompt_tokens, usage.completion_tokens)
-    return None if cost is None else str(cost)
-
-
-def served(envelope: Envelope, started: float, result: CallResult, usage: Usage | None,
+def served(envelope: Envelope, started: float, result: CallResult, usage: Usage | None, prices: Prices,
            **update: Any) -> Envelope:
     target = result.target
+    cost = cost_usd(prices(target), usage.prompt_tokens, usage.completion_tokens,
+                    usage.cached_prompt_tokens) if usage else None
     return with_stage_time(
         envelope, STAGE, started,
         provider=target.provider,
@@ -62,15 +68,16 @@ def served(envelope: Envelope, started: float, result: CallResult, usage: Usage 
         provider_ms=result.provider_ms,
         ttfb_ms=result.ttfb_ms,
         usage=usage,
-        cost_usd=priced(target, usage) if usage else None,
+        cost_usd=None if cost is None else str(cost),
         **update,
     )
 
 
 class ProviderStage:
-    def __init__(self, runtime: StageRuntime, caller: ProviderCaller) -> None:
+    def __init__(self, runtime: StageRuntime, caller: ProviderCaller, prices: Prices) -> None:
         self.runtime = runtime
         self.caller = caller
+        self.prices = prices
 
     async def work(self, envelope: Envelope, started: float) -> None:
         self.runtime.ticker.add(envelope.ack_subject)
@@ -90,7 +97,7 @@ class ProviderStage:
             return
         assert result.response is not None
         usage = response_usage(envelope.body, result.response)
-        out = served(envelope, started, result, usage, response=result.response)
+        out = served(envelope, started, result, usage, self.prices, response=result.response)
         await self.runtime.forward(subjects.RESP_FILTER, self._called_event(out, started, result))
 
     async def _failed(self, envelope: Envelope, started: float, failed: CallFailed) -> None:
@@ -123,7 +130,7 @@ class ProviderStage:
             return
         opened = result.stream
         assert opened is not None
-        opening = served(envelope, started, result, None)
+        opening = served(envelope, started, result, None, self.prices)
         try:
             subject = await self._handshake(opening)
         except GatewayError:
@@ -139,7 +146,7 @@ class ProviderStage:
                           source="estimated")
         elapsed_provider = result.provider_ms + pump.elapsed_ms
         result.provider_ms = elapsed_provider
-        final = served(envelope, started, result, usage)
+        final = served(envelope, started, result, usage, self.prices)
         if error is None:
             final = self._called_event(final, started, result)
         else:
@@ -206,7 +213,9 @@ async def setup(broker: NatsBroker, settings: Settings) -> Hooks:
     config = bootstrap.config(settings)
     client: httpx.AsyncClient = bootstrap.http_client(config.providers)
     runtime = StageRuntime(broker, STAGE, settings.ack_wait_s)
-    stage = ProviderStage(runtime, ProviderCaller(config, client))
+    book = price_book(config)
+    stage = ProviderStage(runtime, ProviderCaller(config, client),
+                          lambda target: book.price_for(target, config.providers[target.provider].type))
     slots = asyncio.Semaphore(settings.max_inflight_calls)
     tasks: set[asyncio.Task[None]] = set()
 

@@ -255,6 +255,7 @@ def completed_record(
         error_message=error.message if error else "",
         prompt_tokens=usage.prompt_tokens if usage else 0,
         completion_tokens=usage.completion_tokens if usage else 0,
+        cached_tokens=usage.cached_prompt_tokens if usage else 0,
         usage_source=usage.source if usage else "",
         cost_usd=envelope.cost_usd,
         latency_ms=round(latency_ms, 3),

@@ -45,6 +45,7 @@ REQUEST_COLUMNS = (
     "error_message", "prompt_tokens", "completion_tokens", "usage_source", "cost_usd", "latency_ms",
     "ttfb_ms", "provider_ms", "gateway_overhead_ms", "attempts", "redactions", "redaction_counts",
     "output_findings", "delivery", "stage_ms", "request_body", "response_body", "stage", "schema_version",
+    "cached_tokens",
 )
 COMPLETED_EVENT_TYPE = "request.completed"
 
@@ -178,7 +179,7 @@ def _request_row(rc: RequestCompleted, event_id: str, request_id: str, ts_ms: in
         rc.ttfb_ms, rc.provider_ms, rc.gateway_overhead_ms, _clamp(rc.attempts, _U8),
         _clamp(rc.redactions, _U16), _u16_map(rc.redaction_counts), _u16_map(rc.output_findings),
         _clamp(rc.delivery, _U16), rc.stage_ms, rc.request_body, rc.response_body, rc.stage,
-        _clamp(rc.schema_version, _U8),
+        _clamp(rc.schema_version, _U8), _clamp(rc.cached_tokens, _U32),
     )
 
 

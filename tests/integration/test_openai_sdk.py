@@ -165,6 +165,21 @@ def test_every_request_is_one_row_with_stage_events(client: openai.OpenAI, gatew
     assert {"redaction", "policy", "routing", "provider", "output_filter"} <= stages
 
 
+def test_cost_comes_from_the_catalog_or_is_unpriced(client: openai.OpenAI, gateway: RunningGateway) -> None:
+    ids = {}
+    for model in ("gemini-2.0-flash", "house-model"):  # priced by the shipped catalog / in no catalog
+        raw = client.chat.completions.with_raw_response.create(
+            model=model, messages=[{"role": "user", "content": "what does it cost"}])
+        ids[model] = raw.headers["x-gateway-request-id"]
+    rows = {r["model_requested"]: r for r in gateway.wait_rows(
+        "SELECT model_requested, cost_usd, prompt_tokens, usage_source FROM requests "
+        f"WHERE request_id IN ('{ids['gemini-2.0-flash']}', '{ids['house-model']}')", lambda r: len(r) == 2)}
+    gemini = rows["gemini-2.0-flash"]
+    assert float(gemini["cost_usd"]) > 0 and gemini["usage_source"] == "provider"
+    assert rows["house-model"]["cost_usd"] is None  # unpriced, never $0
+    assert rows["house-model"]["prompt_tokens"] > 0
+
+
 def test_gateway_sql_refuses_writes(gateway: RunningGateway) -> None:
     with pytest.raises(AssertionError, match="read-only"):
         gateway.sql("DROP TABLE requests")

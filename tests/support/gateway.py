@@ -57,6 +57,7 @@ def gateway_config(mock_port: int, **overrides: Any) -> dict[str, Any]:
                 {"provider": "mock-gemini", "model": "gemini-2.0-flash"},
             ]},
             "all-dead": {"targets": [{"provider": "dead", "model": "x"}]},
+            "house-model": {"targets": [{"provider": "mock-openai", "model": "house-model-7b"}]},
         },
         "retry": {"attempts_per_target": 2, "base_delay_ms": 20, "max_delay_ms": 200, "max_retry_after_s": 2},
         "output_filter": {"blocked": [{"name": "secret", "pattern": "TOP-SECRET-\\w+", "action": "block"}]},

@@ -126,7 +126,7 @@ def test_write_and_read_back_every_request_column(store: Store) -> None:
         "model_requested": "gpt-4o-mini", "model_served": "gpt-4o-mini-2024-07-18", "provider": "openai",
         "stream": True, "status_code": 429, "error_type": "rate_limit_error",
         "error_code": "rate_limit_exceeded", "error_message": "slow down", "prompt_tokens": 12,
-        "completion_tokens": 30, "usage_source": "estimated",
+        "completion_tokens": 30, "cached_tokens": 0, "usage_source": "estimated",
         "cost_usd": "0.001234500", "latency_ms": 812.5, "ttfb_ms": 55.25, "provider_ms": 790.0,
         "gateway_overhead_ms": 22.5, "attempts": 3, "redactions": 4,
         "redaction_counts": {"EMAIL_ADDRESS": 3, "PHONE": 1}, "output_findings": {"CREDIT_CARD": 2},
