@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import time
 from typing import Any
 
@@ -11,6 +12,7 @@ import nats
 from nats.aio.client import Client as NatsClient
 from nats.js import JetStreamContext
 
+from ingress.anthropic_surface import count_tokens, parse_count_tokens_request
 from ingress.asgi import (
     SSE_HEADERS,
     Receive,
@@ -22,7 +24,7 @@ from ingress.asgi import (
     send_json,
 )
 from ingress.replies import ReplyWaiter
-from ingress.surfaces import OPENAI, Surface
+from ingress.surfaces import ANTHROPIC, OPENAI, Surface
 from schemas import subjects
 from schemas.config import GatewayConfig, hash_api_key
 from schemas.envelope import Envelope
@@ -47,6 +49,18 @@ DEADLINE_GRACE_S = 1.0
 EVENT_SUBJECT = subjects.event_subject("ingress")
 
 
+_ANTHROPIC_VERSION = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+
+
+def check_anthropic_version(scope: Scope) -> None:
+    """Anthropic clients send ``anthropic-version``; the SDKs always do. Absent is accepted (the
+    gateway speaks one version of the API); a malformed one is refused as Anthropic would."""
+    version = header(scope, b"anthropic-version")
+    if version is not None and not _ANTHROPIC_VERSION.match(version):
+        raise InvalidRequest(f"anthropic-version: invalid value {version!r}; expected a date such as 2023-06-01.",
+                             param="anthropic-version", code="invalid_anthropic_version")
+
+
 class Ingress:
     def __init__(self, config: GatewayConfig, nats_url: str, ingress_id: str | None = None) -> None:
         self.config = config
@@ -58,6 +72,13 @@ class Ingress:
             "object": "list",
             "data": [{"id": alias, "object": "model", "created": 0, "owned_by": "gateway"}
                      for alias in sorted(config.models)],
+        }
+        self.anthropic_models_payload = {
+            "data": [{"id": alias, "type": "model", "display_name": alias, "created_at": "1970-01-01T00:00:00Z"}
+                     for alias in sorted(config.models)],
+            "has_more": False,
+            "first_id": min(config.models, default=None),
+            "last_id": max(config.models, default=None),
         }
         self._nc: NatsClient | None = None
         self._js: JetStreamContext | None = None
@@ -87,6 +108,10 @@ class Ingress:
         method: str = scope["method"]
         if path == "/v1/chat/completions" and method == "POST":
             await self.complete(scope, receive, send, OPENAI)
+        elif path == "/v1/messages" and method == "POST":
+            await self.complete(scope, receive, send, ANTHROPIC)
+        elif path == "/v1/messages/count_tokens" and method == "POST":
+            await self.count_tokens(scope, receive, send)
         elif path == "/v1/models" and method == "GET":
             await self.list_models(scope, send)
         elif path.startswith("/v1/models/") and method == "GET":
@@ -133,12 +158,26 @@ class Ingress:
         return key_hash
 
     async def list_models(self, scope: Scope, send: Send) -> None:
+        anthropic_client = header(scope, b"anthropic-version") is not None
+        render = ANTHROPIC.error_body if anthropic_client else OPENAI.error_body
         try:
             self._authenticate(scope)
         except GatewayError as exc:
-            await send_error(send, exc.info())
+            await send_error(send, exc.info(), render=render)
             return
-        await send_json(send, 200, self.models_payload)
+        await send_json(send, 200, self.anthropic_models_payload if anthropic_client else self.models_payload)
+
+    async def count_tokens(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """``POST /v1/messages/count_tokens``: an offline estimate (≈ 4 characters a token)."""
+        try:
+            self._authenticate(scope)
+            check_anthropic_version(scope)
+            raw = await read_body(scope, receive, self.config.limits.max_body_bytes)
+            body, _ = parse_count_tokens_request(raw)
+        except GatewayError as exc:
+            await send_error(send, exc.info(), render=ANTHROPIC.error_body)
+            return
+        await send_json(send, 200, count_tokens(body))
 
     async def get_model(self, scope: Scope, send: Send, model: str) -> None:
         try:
@@ -160,6 +199,8 @@ class Ingress:
         key_hash: str | None = None
         try:
             key_hash = self._authenticate(scope)
+            if surface is ANTHROPIC:
+                check_anthropic_version(scope)
             raw = await read_body(scope, receive, self.config.limits.max_body_bytes)
             parsed = surface.parse(raw)
             body = parsed.body

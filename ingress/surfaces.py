@@ -11,6 +11,7 @@ from typing import Any, Protocol
 
 import orjson
 
+from ingress import anthropic_surface as anthropic
 from ingress.validation import parse_chat_request
 from schemas.envelope import Endpoint
 from schemas.errors import ErrorInfo
@@ -74,4 +75,40 @@ class OpenAISurface:
         return OpenAIStream()
 
 
+class AnthropicStream:
+    """Canonical chunks → Anthropic's event sequence (message_start … message_stop)."""
+
+    def __init__(self, model: str, request_id: str) -> None:
+        self.encoder = anthropic.MessagesStreamEncoder(model, anthropic.message_id(request_id.replace("-", "")))
+
+    def chunk(self, chunk: dict[str, Any]) -> bytes:
+        return anthropic.encode_events(self.encoder.feed(chunk))
+
+    def end(self) -> bytes:
+        return anthropic.encode_events(self.encoder.finish())
+
+    def error(self, info: ErrorInfo) -> bytes:
+        return anthropic.error_event(info)
+
+
+class AnthropicSurface:
+    """``POST /v1/messages``: the Anthropic Messages API, for the official ``anthropic`` SDK."""
+
+    endpoint: Endpoint = "messages"
+
+    def parse(self, raw: bytes) -> ParsedRequest:
+        body, request = anthropic.parse_messages_request(raw)
+        return ParsedRequest(body, request.model, bool(request.stream))
+
+    def response_body(self, completion: dict[str, Any], model: str) -> dict[str, Any]:
+        return anthropic.to_messages_response(completion, model=model)
+
+    def error_body(self, info: ErrorInfo) -> dict[str, Any]:
+        return anthropic.error_body(info)
+
+    def stream(self, model: str, request_id: str) -> StreamRenderer:
+        return AnthropicStream(model, request_id)
+
+
 OPENAI = OpenAISurface()
+ANTHROPIC = AnthropicSurface()

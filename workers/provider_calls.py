@@ -27,6 +27,7 @@ from schemas.errors import (
     ProviderError,
     ProviderTimeout,
     ProviderUnavailable,
+    RateLimited,
     StreamInterrupted,
 )
 from stages.providers.base import ProviderAdapter, StreamDecoder
@@ -102,6 +103,7 @@ class ProviderCaller:
     async def call(self, envelope: Envelope, *, stream: bool) -> CallResult:
         budget = RetryBudget(self.config.retry)
         attempts: list[Attempt] = []
+        last_error: GatewayError | None = None
         provider_ms = 0.0
         per_target = self.config.retry.attempts_per_target
         for target in envelope.plan:
@@ -117,6 +119,7 @@ class ProviderCaller:
                 except GatewayError as exc:
                     ms = (time.perf_counter() - started) * 1000
                     provider_ms += ms
+                    last_error = exc
                     attempts.append(Attempt(f"{target.provider}/{target.model}", exc.status, exc.code or "",
                                             exc.retryable, ms))
                     if envelope.remaining_s() <= 0:
@@ -137,10 +140,12 @@ class ProviderCaller:
                 result.provider_ms = provider_ms
                 return result
         summary = "; ".join(f"{a.target}: {a.status} {a.code}" for a in attempts) or "no targets"
-        raise CallFailed(
-            AllTargetsFailed(f"All {len(envelope.plan)} target(s) failed after {len(attempts)} attempt(s): {summary}"),
-            attempts, provider_ms,
-        )
+        message = f"All {len(envelope.plan)} target(s) failed after {len(attempts)} attempt(s): {summary}"
+        if attempts and all(a.status == 429 for a in attempts):
+            # Every target is rate limiting: say so, with when to come back, rather than a 5xx.
+            retry_after = last_error.retry_after_s if last_error is not None else None
+            raise CallFailed(RateLimited(message, retry_after_s=retry_after), attempts, provider_ms)
+        raise CallFailed(AllTargetsFailed(message), attempts, provider_ms)
 
     @staticmethod
     def _deadline(envelope: Envelope, attempts: list[Attempt]) -> DeadlineExceeded:

@@ -168,3 +168,15 @@ async def test_a_stream_cut_before_its_first_token_is_retried() -> None:
     assert calls == 2 and result.stream is not None
     assert any(c["choices"] and c["choices"][0]["delta"].get("content") == "hi" for c in result.stream.first_chunks)
     await result.stream.response.aclose()
+
+
+async def test_every_target_rate_limited_is_a_429_with_retry_after() -> None:
+    cfg = config(["a", "b"], attempts=1)
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(429, headers={"retry-after": "0.5"}, json={"error": {"message": "busy"}})
+
+    with pytest.raises(CallFailed) as failed:
+        await caller(cfg, handler).call(envelope(cfg), stream=False)
+    assert failed.value.error.status == 429 and failed.value.error.retry_after_s == 0.5
+    assert "a/a-model" in failed.value.error.message and "b/b-model" in failed.value.error.message
