@@ -23,6 +23,7 @@ from infra.mock_provider.asgi import (
     send_bytes,
     wait_for_disconnect,
 )
+from infra.mock_provider.cohere_wire import WIRE as COHERE
 from infra.mock_provider.conversation import Prompt, Reply, Route, Wire, WireError, make_reply, strip_prompt
 from infra.mock_provider.directives import DirectiveError, Fault, build_fault, merge
 from infra.mock_provider.faults import FaultBook
@@ -36,6 +37,7 @@ _MARKER = b"[[mock"
 _STATIC_ROUTES: dict[tuple[str, str], Route] = {
     ("POST", "/v1/chat/completions"): Route(OPENAI),
     ("POST", "/v1/messages"): Route(ANTHROPIC),
+    ("POST", "/v2/chat"): Route(COHERE),
 }
 _GEMINI_PREFIXES = ("/v1beta/models/", "/v1/models/")
 MODELS = ("gpt-4o-mini", "gpt-4o", "claude-3-5-haiku-latest", "claude-sonnet-4-5", "gemini-2.0-flash")

@@ -1,0 +1,95 @@
+"""Cohere v2 Chat wire format: the chat response, the named SSE event sequence and error bodies."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+
+from infra.mock_provider.conversation import Prompt, Reply, Route, WireError, text_of
+
+_ROLES = frozenset({"system", "user", "assistant", "tool"})
+_CONTENT_START = (
+    b'event: content-start\ndata: {"type":"content-start","index":0,'
+    b'"delta":{"message":{"content":{"type":"text","text":""}}}}\n\n'
+)
+_CONTENT_END = b'event: content-end\ndata: {"type":"content-end","index":0}\n\n'
+
+
+def error_body(status: int, message: str) -> bytes:
+    """`{"id", "message"}` as Cohere sends it, whatever the status."""
+    return orjson.dumps({"id": "mock-error", "message": message})
+
+
+def _event(name: str, obj: dict[str, Any]) -> bytes:
+    return b"event: " + name.encode() + b"\ndata: " + orjson.dumps({"type": name, **obj}) + b"\n\n"
+
+
+def _usage(reply: Reply) -> dict[str, Any]:
+    counts = {"input_tokens": reply.prompt_tokens, "output_tokens": reply.completion_tokens}
+    return {"billed_units": counts, "tokens": counts}
+
+
+def _response_id(ident: int) -> str:
+    return f"00000000-0000-4000-8000-{ident:012x}"
+
+
+class CohereWire:
+    name = "cohere"
+
+    def parse(self, body: Any, route: Route) -> Prompt:
+        if not isinstance(body, dict):
+            raise WireError("invalid request: the request body must be a JSON object.")
+        model = body.get("model")
+        if not isinstance(model, str) or not model:
+            raise WireError("invalid request: model must be a non-empty string.")
+        messages = body.get("messages")
+        if not isinstance(messages, list) or not messages:
+            raise WireError("invalid request: messages must be a non-empty list.")
+        texts: list[str] = []
+        last_user = ""
+        for message in messages:
+            if not isinstance(message, dict) or message.get("role") not in _ROLES:
+                raise WireError("invalid request: each message needs a role of system, user, assistant or tool.")
+            text = text_of(message.get("content"))
+            texts.append(text)
+            if message["role"] == "user":
+                last_user = text
+        return Prompt(model=model, texts=texts, last_user=last_user, stream=body.get("stream") is True)
+
+    def completion(self, reply: Reply, prompt: Prompt, ident: int) -> bytes:
+        return orjson.dumps(
+            {
+                "id": _response_id(ident),
+                "finish_reason": "COMPLETE",
+                "message": {"role": "assistant", "content": [{"type": "text", "text": reply.text}]},
+                "usage": _usage(reply),
+            }
+        )
+
+    def stream(self, reply: Reply, prompt: Prompt, ident: int, cut_after: int | None) -> list[bytes]:
+        start = {
+            "id": _response_id(ident),
+            "delta": {
+                "message": {"role": "assistant", "content": [], "tool_plan": "", "tool_calls": [], "citations": []}
+            },
+        }
+        events = [_event("message-start", start), _CONTENT_START]
+        pieces = reply.chunks()
+        if cut_after is not None:
+            pieces = pieces[:cut_after]
+        events.extend(
+            _event("content-delta", {"index": 0, "delta": {"message": {"content": {"text": piece}}}})
+            for piece in pieces
+        )
+        if cut_after is not None:
+            return events
+        events.append(_CONTENT_END)
+        events.append(_event("message-end", {"delta": {"finish_reason": "COMPLETE", "usage": _usage(reply)}}))
+        return events
+
+    def error(self, status: int, message: str) -> bytes:
+        return error_body(status, message)
+
+
+WIRE = CohereWire()
