@@ -36,7 +36,8 @@ from stages.providers.sse import SseParser
 from stages.retry import RetryBudget
 
 # Errors after which the next target may help although retrying the same one would not.
-_FALLBACK_CODES = {"provider_auth_failed", "provider_permission_denied", "provider_model_not_found"}
+_FALLBACK_CODES = {"provider_auth_failed", "provider_payment_required", "provider_permission_denied",
+                   "provider_model_not_found"}
 
 
 def resolve_secret(ref: str | None) -> str | None:

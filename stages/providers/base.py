@@ -114,6 +114,8 @@ def error_for_status(status: int, message: str, headers: Mapping[str, str]) -> G
     if status in (401,):
         # Our caller authenticated fine; the gateway's provider credentials are wrong.
         return AuthenticationFailed(text, status_code=502, code="provider_auth_failed")
+    if status == 402:  # the gateway's account with that provider is out of credit: another target may help
+        return PermissionDenied(text, status_code=502, code="provider_payment_required")
     if status == 403:
         return PermissionDenied(text, status_code=502, code="provider_permission_denied")
     if status == 404:
