@@ -40,6 +40,15 @@ def _event(name: bytes, obj: dict[str, Any]) -> bytes:
     return b"event: " + name + b"\ndata: " + orjson.dumps(obj) + b"\n\n"
 
 
+def _tool_use(reply: Reply, ident: int, stream: bool) -> dict[str, Any] | None:
+    """The `tool_use` content block of a tool-call reply (`input: {}` at stream start), else None."""
+    call = reply.tool_call
+    if call is None:
+        return None
+    tool_id = f"toolu_mock{ident:016x}"
+    return {"type": "tool_use", "id": tool_id, "name": call.name, "input": {} if stream else call.args()}
+
+
 def _system_text(system: Any) -> str:
     if system is None:
         return ""
@@ -78,14 +87,15 @@ class AnthropicWire:
         return Prompt(model=model, texts=texts, last_user=last_user, stream=body.get("stream") is True)
 
     def completion(self, reply: Reply, prompt: Prompt, ident: int) -> bytes:
+        tool_use = _tool_use(reply, ident, stream=False)
         return orjson.dumps(
             {
                 "id": f"msg_mock{ident:016x}",
                 "type": "message",
                 "role": "assistant",
                 "model": reply.model,
-                "content": [{"type": "text", "text": reply.text}],
-                "stop_reason": "end_turn",
+                "content": [tool_use or {"type": "text", "text": reply.text}],
+                "stop_reason": "end_turn" if tool_use is None else "tool_use",
                 "stop_sequence": None,
                 "usage": {
                     "input_tokens": reply.prompt_tokens,
@@ -115,14 +125,23 @@ class AnthropicWire:
                 },
             },
         }
-        events = [_event(b"message_start", start), _BLOCK_START, _PING]
+        tool_use = _tool_use(reply, ident, stream=True)
+        if tool_use is None:
+            block_start = _BLOCK_START
+            delta_type, field, stop_reason = "text_delta", "text", "end_turn"
+        else:
+            block_start = _event(
+                b"content_block_start", {"type": "content_block_start", "index": 0, "content_block": tool_use}
+            )
+            delta_type, field, stop_reason = "input_json_delta", "partial_json", "tool_use"
+        events = [_event(b"message_start", start), block_start, _PING]
         pieces = reply.chunks()
         if cut_after is not None:
             pieces = pieces[:cut_after]
         events.extend(
             _event(
                 b"content_block_delta",
-                {"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": piece}},
+                {"type": "content_block_delta", "index": 0, "delta": {"type": delta_type, field: piece}},
             )
             for piece in pieces
         )
@@ -134,7 +153,7 @@ class AnthropicWire:
                 b"message_delta",
                 {
                     "type": "message_delta",
-                    "delta": {"stop_reason": "end_turn", "stop_sequence": None},
+                    "delta": {"stop_reason": stop_reason, "stop_sequence": None},
                     "usage": {"output_tokens": reply.completion_tokens},
                 },
             )

@@ -14,6 +14,7 @@ _CONTENT_START = (
     b'"delta":{"message":{"content":{"type":"text","text":""}}}}\n\n'
 )
 _CONTENT_END = b'event: content-end\ndata: {"type":"content-end","index":0}\n\n'
+_TOOL_CALL_END = b'event: tool-call-end\ndata: {"type":"tool-call-end","index":0}\n\n'
 
 
 def error_body(status: int, message: str) -> bytes:
@@ -32,6 +33,15 @@ def _usage(reply: Reply) -> dict[str, Any]:
 
 def _response_id(ident: int) -> str:
     return f"00000000-0000-4000-8000-{ident:012x}"
+
+
+def _tool_call(reply: Reply, ident: int, stream: bool) -> dict[str, Any] | None:
+    """The reply's tool call as Cohere sends it (arguments `""` in `tool-call-start`), else None."""
+    call = reply.tool_call
+    if call is None:
+        return None
+    function = {"name": call.name, "arguments": "" if stream else call.arguments}
+    return {"id": f"{call.name}_mock{ident:012x}", "type": "function", "function": function}
 
 
 class CohereWire:
@@ -58,11 +68,15 @@ class CohereWire:
         return Prompt(model=model, texts=texts, last_user=last_user, stream=body.get("stream") is True)
 
     def completion(self, reply: Reply, prompt: Prompt, ident: int) -> bytes:
+        call = _tool_call(reply, ident, stream=False)
+        message: dict[str, Any] = {"role": "assistant", "content": [{"type": "text", "text": reply.text}]}
+        if call is not None:
+            message = {"role": "assistant", "tool_plan": "", "tool_calls": [call]}
         return orjson.dumps(
             {
                 "id": _response_id(ident),
-                "finish_reason": "COMPLETE",
-                "message": {"role": "assistant", "content": [{"type": "text", "text": reply.text}]},
+                "finish_reason": "COMPLETE" if call is None else "TOOL_CALL",
+                "message": message,
                 "usage": _usage(reply),
             }
         )
@@ -74,18 +88,32 @@ class CohereWire:
                 "message": {"role": "assistant", "content": [], "tool_plan": "", "tool_calls": [], "citations": []}
             },
         }
-        events = [_event("message-start", start), _CONTENT_START]
         pieces = reply.chunks()
         if cut_after is not None:
             pieces = pieces[:cut_after]
-        events.extend(
-            _event("content-delta", {"index": 0, "delta": {"message": {"content": {"text": piece}}}})
-            for piece in pieces
-        )
+        call = _tool_call(reply, ident, stream=True)
+        if call is None:
+            events = [_event("message-start", start), _CONTENT_START]
+            events.extend(
+                _event("content-delta", {"index": 0, "delta": {"message": {"content": {"text": piece}}}})
+                for piece in pieces
+            )
+            end, finish = _CONTENT_END, "COMPLETE"
+        else:
+            tool_start = {"index": 0, "delta": {"message": {"tool_calls": call}}}
+            events = [_event("message-start", start), _event("tool-call-start", tool_start)]
+            events.extend(
+                _event(
+                    "tool-call-delta",
+                    {"index": 0, "delta": {"message": {"tool_calls": {"function": {"arguments": piece}}}}},
+                )
+                for piece in pieces
+            )
+            end, finish = _TOOL_CALL_END, "TOOL_CALL"
         if cut_after is not None:
             return events
-        events.append(_CONTENT_END)
-        events.append(_event("message-end", {"delta": {"finish_reason": "COMPLETE", "usage": _usage(reply)}}))
+        events.append(end)
+        events.append(_event("message-end", {"delta": {"finish_reason": finish, "usage": _usage(reply)}}))
         return events
 
     def error(self, status: int, message: str) -> bytes:

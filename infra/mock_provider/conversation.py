@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from infra.mock_provider.directives import Fault, strip_directives
+from infra.mock_provider.directives import Fault, ToolCall, strip_directives
 
 DEFAULT_CHUNK_CHARS = 8
 ECHO_PREFIX = "Echo: "
@@ -40,17 +40,19 @@ class Route:
 
 @dataclass(slots=True)
 class Reply:
-    """The deterministic answer and its token counts."""
+    """The deterministic answer and its token counts: text, or (with `tool_call` set, text empty) one tool call."""
 
     model: str
     text: str
     prompt_tokens: int
     completion_tokens: int
     chunk_chars: int = DEFAULT_CHUNK_CHARS
+    tool_call: ToolCall | None = None
 
     def chunks(self) -> list[str]:
+        """The stream pieces: of the text, or of the tool call's arguments JSON when there is one."""
         size = self.chunk_chars
-        text = self.text
+        text = self.text if self.tool_call is None else self.tool_call.arguments
         if not text:
             return [""]
         return [text[i : i + size] for i in range(0, len(text), size)]
@@ -84,23 +86,29 @@ def strip_prompt(prompt: Prompt) -> list[str]:
 
 
 def make_reply(prompt: Prompt, fault: Fault | None) -> Reply:
-    """`"Echo: " + last user text` (or the `reply_b64` text) with counts over the (directive-free) prompt."""
+    """`"Echo: " + last user text` (or the `reply_b64` text, or the `tool_call`) with counts over the
+    (directive-free) prompt; a tool call costs ceil(len(arguments JSON)/4) completion tokens."""
     text = ECHO_PREFIX + prompt.last_user
     chunk_chars = DEFAULT_CHUNK_CHARS
+    tool_call: ToolCall | None = None
     if fault is not None:
         if fault.reply is not None:
             text = fault.reply
         if fault.chunk_chars is not None:
             chunk_chars = fault.chunk_chars
+        tool_call = fault.tool_call
     prompt_tokens = 0
     for part in prompt.texts:
         prompt_tokens += (len(part) + 3) // 4
+    if tool_call is not None:
+        text = ""
     return Reply(
         model=prompt.model,
         text=text,
         prompt_tokens=prompt_tokens,
-        completion_tokens=max(1, (len(text) + 3) // 4),
+        completion_tokens=max(1, tokens(text if tool_call is None else tool_call.arguments)),
         chunk_chars=chunk_chars,
+        tool_call=tool_call,
     )
 
 

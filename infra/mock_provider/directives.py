@@ -6,6 +6,9 @@ import base64
 import binascii
 import re
 from dataclasses import dataclass
+from typing import Any
+
+import orjson
 
 MARKER = "[[mock"
 _DIRECTIVE = re.compile(r"\[\[mock(?:\s+([^\]]*?))?\s*\]\]")
@@ -13,7 +16,8 @@ _DIRECTIVE = re.compile(r"\[\[mock(?:\s+([^\]]*?))?\s*\]\]")
 _INT_KEYS = frozenset(
     {"latency_ms", "chunk_delay_ms", "status", "retry_after_ms", "cut_after", "fail_times", "chunk_chars"}
 )
-_STR_KEYS = frozenset({"retry_after", "key", "reply_b64"})
+_STR_KEYS = frozenset({"retry_after", "key", "reply_b64", "tool_call", "args_b64"})
+_TOOL_NAME = re.compile(r"[A-Za-z0-9_-]{1,64}")
 _FLAGS = frozenset({"timeout"})
 
 Items = dict[str, str]
@@ -21,6 +25,19 @@ Items = dict[str, str]
 
 class DirectiveError(ValueError):
     """A directive with an unknown key or a bad value."""
+
+
+@dataclass(frozen=True, slots=True)
+class ToolCall:
+    """The one tool call the mock answers with instead of text (`tool_call=NAME args_b64=B`)."""
+
+    name: str
+    arguments: str = "{}"  # a JSON object, compact: the exact string OpenAI/Cohere carry
+
+    def args(self) -> dict[str, Any]:
+        """The arguments as an object (Anthropic `input`, Gemini `args`)."""
+        args: dict[str, Any] = orjson.loads(self.arguments)
+        return args
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,6 +55,7 @@ class Fault:
     key: str = ""
     reply: str | None = None
     chunk_chars: int | None = None
+    tool_call: ToolCall | None = None
 
 
 def strip_directives(text: str, found: list[str]) -> str:
@@ -86,12 +104,30 @@ def _int(key: str, value: str, low: int, high: int | None = None) -> int:
     return number
 
 
-def _decode_b64(value: str) -> str:
+def _decode_b64(key: str, value: str) -> str:
     padded = value.replace("-", "+").replace("_", "/") + "=" * (-len(value) % 4)
     try:
         return base64.b64decode(padded, validate=True).decode("utf-8")
     except (binascii.Error, UnicodeDecodeError):
-        raise DirectiveError("mock directive reply_b64 is not base64 of UTF-8 text") from None
+        raise DirectiveError(f"mock directive {key} is not base64 of UTF-8 text") from None
+
+
+def _tool_call(name: str | None, args_b64: str | None) -> ToolCall | None:
+    if name is None:
+        if args_b64 is not None:
+            raise DirectiveError("mock directive args_b64 needs tool_call=NAME")
+        return None
+    if not _TOOL_NAME.fullmatch(name):
+        raise DirectiveError(f"mock directive tool_call needs a function name ([A-Za-z0-9_-]{{1,64}}), got {name!r}")
+    if args_b64 is None:
+        return ToolCall(name)
+    try:
+        args = orjson.loads(_decode_b64("args_b64", args_b64))
+    except orjson.JSONDecodeError:
+        args = None
+    if not isinstance(args, dict):
+        raise DirectiveError("mock directive args_b64 is not base64 of a JSON object")
+    return ToolCall(name, orjson.dumps(args).decode())
 
 
 def build_fault(items: Items) -> Fault:
@@ -116,8 +152,9 @@ def build_fault(items: Items) -> Fault:
         cut_after=None if cut_after is None else _int("cut_after", cut_after, 0),
         fail_times=None if fail_times is None else _int("fail_times", fail_times, 0),
         key=get("key", ""),
-        reply=None if reply_b64 is None else _decode_b64(reply_b64),
+        reply=None if reply_b64 is None else _decode_b64("reply_b64", reply_b64),
         chunk_chars=None if chunk_chars is None else _int("chunk_chars", chunk_chars, 1),
+        tool_call=_tool_call(get("tool_call"), get("args_b64")),
     )
 
 

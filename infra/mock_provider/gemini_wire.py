@@ -49,6 +49,14 @@ def _usage(prompt_tokens: int, candidate_tokens: int) -> dict[str, Any]:
     }
 
 
+def _parts(reply: Reply) -> list[dict[str, Any]]:
+    """The answer's parts: its text, or its one `functionCall` (sent whole, also when streaming)."""
+    call = reply.tool_call
+    if call is None:
+        return [{"text": reply.text}]
+    return [{"functionCall": {"name": call.name, "args": call.args()}}]
+
+
 class GeminiWire:
     name = "gemini"
 
@@ -75,7 +83,7 @@ class GeminiWire:
             {
                 "candidates": [
                     {
-                        "content": {"parts": [{"text": reply.text}], "role": "model"},
+                        "content": {"parts": _parts(reply), "role": "model"},
                         "finishReason": "STOP",
                         "index": 0,
                     }
@@ -87,24 +95,28 @@ class GeminiWire:
         )
 
     def stream(self, reply: Reply, prompt: Prompt, ident: int, cut_after: int | None) -> list[bytes]:
-        pieces = reply.chunks()
+        steps: list[tuple[list[dict[str, Any]], int]] = []  # (parts, candidate tokens so far)
+        if reply.tool_call is None:
+            done = 0
+            for piece in reply.chunks():
+                done += len(piece)
+                steps.append(([{"text": piece}], tokens(reply.text[:done])))
+        else:
+            # Gemini sends a function call whole: one chunk with it, then an empty-text chunk that finishes.
+            steps = [(_parts(reply), reply.completion_tokens), ([{"text": ""}], reply.completion_tokens)]
         if cut_after is not None:
-            pieces = pieces[:cut_after]
+            steps = steps[:cut_after]
         response_id = f"mock{ident:016x}"
-        last = len(pieces) - 1
-        done = 0
+        last = len(steps) - 1
         frames: list[bytes] = []
-        for i, piece in enumerate(pieces):
-            done += len(piece)
-            candidate: dict[str, Any] = {"content": {"parts": [{"text": piece}], "role": "model"}, "index": 0}
+        for i, (parts, done_tokens) in enumerate(steps):
+            candidate: dict[str, Any] = {"content": {"parts": parts, "role": "model"}, "index": 0}
             final = cut_after is None and i == last
             if final:
                 candidate["finishReason"] = "STOP"
             chunk = {
                 "candidates": [candidate],
-                "usageMetadata": _usage(
-                    reply.prompt_tokens, reply.completion_tokens if final else tokens(reply.text[:done])
-                ),
+                "usageMetadata": _usage(reply.prompt_tokens, reply.completion_tokens if final else done_tokens),
                 "modelVersion": reply.model,
                 "responseId": response_id,
             }

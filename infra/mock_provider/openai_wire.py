@@ -11,6 +11,7 @@ from infra.mock_provider.conversation import Prompt, Reply, Route, WireError, te
 
 DONE = b"data: [DONE]\n\n"
 _ROLE_DELTA = b'{"role":"assistant","content":"","refusal":null}'
+_TOOL_ROLE_DELTA = b'{"role":"assistant","content":null,"refusal":null}'
 FINGERPRINT = "fp_mock"
 
 _ERROR_KINDS: dict[int, tuple[str, str | None]] = {
@@ -43,6 +44,10 @@ def _usage(reply: Reply, n: int) -> dict[str, Any]:
         "prompt_tokens_details": {"cached_tokens": 0, "audio_tokens": 0},
         "completion_tokens_details": {"reasoning_tokens": 0, "audio_tokens": 0},
     }
+
+
+def _call_id(ident: int) -> str:
+    return f"call_mock{ident:016x}"
 
 
 class OpenAIWire:
@@ -85,6 +90,18 @@ class OpenAIWire:
             "refusal": None,
             "annotations": [],
         }
+        finish = "stop"
+        call = reply.tool_call
+        if call is not None:
+            message["content"] = None
+            message["tool_calls"] = [
+                {
+                    "id": _call_id(ident),
+                    "type": "function",
+                    "function": {"name": call.name, "arguments": call.arguments},
+                }
+            ]
+            finish = "tool_calls"
         return orjson.dumps(
             {
                 "id": f"chatcmpl-mock{ident:016x}",
@@ -92,7 +109,7 @@ class OpenAIWire:
                 "created": int(time.time()),
                 "model": reply.model,
                 "choices": [
-                    {"index": i, "message": message, "logprobs": None, "finish_reason": "stop"}
+                    {"index": i, "message": message, "logprobs": None, "finish_reason": finish}
                     for i in range(prompt.n)
                 ],
                 "usage": _usage(reply, prompt.n),
@@ -130,10 +147,25 @@ class OpenAIWire:
                 )
             )
 
-        events = [chunk(i, _ROLE_DELTA, b"null") for i in indexes]
+        call = reply.tool_call
+        if call is None:
+            events = [chunk(i, _ROLE_DELTA, b"null") for i in indexes]
+            deltas = [b'{"content":' + orjson.dumps(piece) + b"}" for piece in reply.chunks()]
+            finish = b'"stop"'
+        else:
+            function = {"name": call.name, "arguments": ""}
+            opening = orjson.dumps(
+                {"tool_calls": [{"index": 0, "id": _call_id(ident), "type": "function", "function": function}]}
+            )
+            events = [chunk(i, _TOOL_ROLE_DELTA, b"null") for i in indexes]
+            events.extend(chunk(i, opening, b"null") for i in indexes)
+            deltas = [
+                orjson.dumps({"tool_calls": [{"index": 0, "function": {"arguments": piece}}]})
+                for piece in reply.chunks()
+            ]
+            finish = b'"tool_calls"'
         sent = 0
-        for piece in reply.chunks():
-            delta = b'{"content":' + orjson.dumps(piece) + b"}"
+        for delta in deltas:
             for i in indexes:
                 if cut_after is not None and sent >= cut_after:
                     return events
@@ -141,7 +173,7 @@ class OpenAIWire:
                 sent += 1
         if cut_after is not None:
             return events
-        events.extend(chunk(i, b"{}", b'"stop"') for i in indexes)
+        events.extend(chunk(i, b"{}", finish) for i in indexes)
         if prompt.include_usage:
             events.append(head + b'[],"usage":' + orjson.dumps(_usage(reply, n)) + b"}\n\n")
         events.append(DONE)

@@ -11,7 +11,8 @@ from tests.support.gateway import DEMO_KEY, RunningGateway, mock_requests
 
 pytestmark = pytest.mark.integration
 
-MODELS = ["gpt-4o-mini", "claude-3-5-haiku", "gemini-2.0-flash"]  # served by the OpenAI, Anthropic, Gemini mocks
+# served by the OpenAI, Anthropic, Gemini and Cohere wire formats of the mock provider
+MODELS = ["gpt-4o-mini", "claude-3-5-haiku", "gemini-2.0-flash", "command-r"]
 
 
 @pytest.fixture

@@ -41,6 +41,7 @@ def gateway_config(mock_port: int, **overrides: Any) -> dict[str, Any]:
             "mock-openai": {"type": "openai", "base_url": f"{base}/v1"},
             "mock-anthropic": {"type": "anthropic", "base_url": base},
             "mock-gemini": {"type": "gemini", "base_url": base},
+            "mock-cohere": {"type": "cohere", "base_url": base},
             "dead": {"type": "openai", "base_url": f"http://127.0.0.1:{free_port()}/v1", "connect_timeout_s": 0.5},
         },
         "models": {
@@ -52,6 +53,7 @@ def gateway_config(mock_port: int, **overrides: Any) -> dict[str, Any]:
             "claude-3-5-haiku": {"targets": [{"provider": "mock-anthropic", "model": "claude-3-5-haiku-latest",
                                               "price": {"input_per_mtok": 0.8, "output_per_mtok": 4}}]},
             "gemini-2.0-flash": {"targets": [{"provider": "mock-gemini", "model": "gemini-2.0-flash"}]},
+            "command-r": {"targets": [{"provider": "mock-cohere", "model": "command-r-08-2024"}]},
             "fallback-demo": {"targets": [
                 {"provider": "dead", "model": "x"},
                 {"provider": "mock-gemini", "model": "gemini-2.0-flash"},
