@@ -24,7 +24,7 @@ from ingress.asgi import (
     send_json,
 )
 from ingress.replies import ReplyWaiter
-from ingress.surfaces import ANTHROPIC, OPENAI, Surface
+from ingress.surfaces import ANTHROPIC, EMBEDDINGS, OPENAI, Surface
 from schemas import subjects
 from schemas.config import GatewayConfig, hash_api_key
 from schemas.envelope import Envelope
@@ -108,6 +108,8 @@ class Ingress:
         method: str = scope["method"]
         if path == "/v1/chat/completions" and method == "POST":
             await self.complete(scope, receive, send, OPENAI)
+        elif path == "/v1/embeddings" and method == "POST":
+            await self.complete(scope, receive, send, EMBEDDINGS)
         elif path == "/v1/messages" and method == "POST":
             await self.complete(scope, receive, send, ANTHROPIC)
         elif path == "/v1/messages/count_tokens" and method == "POST":

@@ -12,7 +12,7 @@ from typing import Any, Protocol
 import orjson
 
 from ingress import anthropic_surface as anthropic
-from ingress.validation import parse_chat_request
+from ingress.validation import parse_chat_request, parse_embeddings_request
 from schemas.envelope import Endpoint
 from schemas.errors import ErrorInfo
 
@@ -75,6 +75,16 @@ class OpenAISurface:
         return OpenAIStream()
 
 
+class EmbeddingsSurface(OpenAISurface):
+    """``POST /v1/embeddings``: OpenAI's shape; never streamed."""
+
+    endpoint: Endpoint = "embeddings"
+
+    def parse(self, raw: bytes) -> ParsedRequest:
+        body, request = parse_embeddings_request(raw)
+        return ParsedRequest(body, request.model, False)
+
+
 class AnthropicStream:
     """Canonical chunks → Anthropic's event sequence (message_start … message_stop)."""
 
@@ -111,4 +121,5 @@ class AnthropicSurface:
 
 
 OPENAI = OpenAISurface()
+EMBEDDINGS = EmbeddingsSurface()
 ANTHROPIC = AnthropicSurface()

@@ -9,11 +9,29 @@ import orjson
 from pydantic import ValidationError
 
 from schemas.errors import InvalidRequest
-from schemas.openai import ChatCompletionRequest
+from schemas.openai import ChatCompletionRequest, EmbeddingsRequest
 
 
 def parse_chat_request(raw: bytes) -> tuple[dict[str, Any], ChatCompletionRequest]:
     """The body as sent (unknown fields kept, passed through) and its validated view."""
+    data = _json_object(raw)
+    try:
+        request = ChatCompletionRequest.model_validate(data)
+    except ValidationError as exc:
+        raise _to_invalid_request(exc) from None
+    return data, request
+
+
+def parse_embeddings_request(raw: bytes) -> tuple[dict[str, Any], EmbeddingsRequest]:
+    data = _json_object(raw)
+    try:
+        request = EmbeddingsRequest.model_validate(data)
+    except ValidationError as exc:
+        raise _to_invalid_request(exc) from None
+    return data, request
+
+
+def _json_object(raw: bytes) -> dict[str, Any]:
     if not raw:
         raise InvalidRequest("The request body is empty; expected a JSON object.", code="invalid_json")
     try:
@@ -22,11 +40,7 @@ def parse_chat_request(raw: bytes) -> tuple[dict[str, Any], ChatCompletionReques
         raise InvalidRequest(f"The request body is not valid JSON: {exc}", code="invalid_json") from None
     if not isinstance(data, dict):
         raise InvalidRequest("The request body must be a JSON object.", code="invalid_json")
-    try:
-        request = ChatCompletionRequest.model_validate(data)
-    except ValidationError as exc:
-        raise _to_invalid_request(exc) from None
-    return data, request
+    return data
 
 
 # pydantic puts the union member it tried into the error location (``content.str``); callers want

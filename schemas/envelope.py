@@ -18,7 +18,7 @@ from schemas.events import StageEvent
 
 SCHEMA_VERSION = 1
 
-Endpoint = Literal["chat.completions", "messages"]
+Endpoint = Literal["chat.completions", "messages", "embeddings"]
 """The client surface a request came in through."""
 
 

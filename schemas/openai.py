@@ -55,6 +55,35 @@ class ChatCompletionRequest(BaseModel):
         return value
 
 
+class EmbeddingsRequest(BaseModel):
+    """``POST /v1/embeddings``; ``input``: a string, strings, or token ids (one list or several)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    model: str = Field(min_length=1)
+    input: str | list[str] | list[int] | list[list[int]]
+    encoding_format: Literal["float", "base64"] | None = None
+    dimensions: int | None = Field(default=None, ge=1)
+    user: str | None = None
+
+    @field_validator("input")
+    @classmethod
+    def _not_empty(cls, value: Any) -> Any:
+        if value == "" or value == []:
+            raise ValueError("'input' must not be empty")
+        if isinstance(value, list) and len(value) > 2048:
+            raise ValueError("at most 2048 inputs per request")
+        return value
+
+
+def embedding_texts(body: dict[str, Any]) -> list[str]:
+    """The texts of an embeddings request (token-id inputs carry none)."""
+    value = body.get("input")
+    if isinstance(value, str):
+        return [value]
+    return [v for v in value if isinstance(v, str)] if isinstance(value, list) else []
+
+
 def message_text(message: dict[str, Any]) -> str:
     """The plain text of a canonical message (text parts joined), for counting and scanning."""
     content = message.get("content")

@@ -7,7 +7,7 @@ from typing import Any
 
 from schemas.config import ApiKey
 from schemas.errors import AuthenticationFailed, PermissionDenied
-from schemas.openai import message_text
+from schemas.openai import embedding_texts, message_text
 
 
 class KeyIndex:
@@ -37,7 +37,8 @@ def authenticate(keys: KeyIndex, key_hash: str | None) -> ApiKey:
 
 def input_chars(body: Mapping[str, Any]) -> int:
     messages = body.get("messages") or []
-    return sum(len(message_text(m)) for m in messages if isinstance(m, dict))
+    chat = sum(len(message_text(m)) for m in messages if isinstance(m, dict))
+    return chat + sum(len(t) for t in embedding_texts(dict(body)))
 
 
 def authorize(key: ApiKey, model: str, body: Mapping[str, Any]) -> int:
@@ -53,7 +54,7 @@ def authorize(key: ApiKey, model: str, body: Mapping[str, Any]) -> int:
     if size > key.max_input_chars:
         raise PermissionDenied(
             f"Input of {size} characters exceeds the limit of {key.max_input_chars} for API key '{key.id}'.",
-            param="messages",
+            param="input" if "input" in body else "messages",
             code="input_too_large",
         )
     return size

@@ -128,6 +128,24 @@ def redact_request(body: dict[str, Any], scanner: PiiScanner, config: Redaction)
     )
 
 
+def redact_embedding_input(body: dict[str, Any], scanner: PiiScanner, config: Redaction) -> RedactionResult:
+    """``/v1/embeddings``: the same placeholders in the strings of ``input`` (token ids pass as they are).
+    Nothing is restored in an embedding, so the caller needs no map."""
+    value = body.get("input")
+    texts = [value] if isinstance(value, str) else [v for v in value if isinstance(v, str)] \
+        if isinstance(value, list) else []
+    if not config.enabled or not texts:
+        return RedactionResult(body=body)
+    placeholders = _Placeholders({m.group(0) for t in texts if "<" in t for m in PLACEHOLDER.finditer(t)})
+
+    def redact(text: str) -> str:
+        return placeholders.redact(text, scanner.find(text))
+
+    redacted: str | list[Any] = redact(value) if isinstance(value, str) else \
+        [redact(v) if isinstance(v, str) else v for v in value or []]
+    return RedactionResult(body={**body, "input": redacted}, mapping=placeholders.mapping, counts=placeholders.counts)
+
+
 def conceal(text: str, mapping: dict[str, str]) -> str:
     """Put placeholders back in place of the values they stand for: what the store may keep of an
     answer whose placeholders were restored for the caller."""

@@ -25,7 +25,7 @@ from schemas import subjects
 from schemas.config import Price, Target
 from schemas.envelope import Envelope, StreamPiece, Usage
 from schemas.errors import DeadlineExceeded, GatewayError, ServiceUnavailable, StreamInterrupted
-from schemas.openai import estimate_tokens, message_text
+from schemas.openai import embedding_texts, estimate_tokens, message_text
 from stages.cost import cost_usd
 from workers.app import Hooks, main
 from workers.provider_calls import CallFailed, CallResult, OpenStream, ProviderCaller
@@ -37,7 +37,8 @@ HANDSHAKE_TIMEOUT_S = 2.0
 
 
 def prompt_estimate(body: dict[str, Any]) -> int:
-    return estimate_tokens("".join(message_text(m) for m in body.get("messages") or [] if isinstance(m, dict)))
+    texts = [message_text(m) for m in body.get("messages") or [] if isinstance(m, dict)] + embedding_texts(body)
+    return estimate_tokens("".join(texts))
 
 
 def cached_tokens(usage: dict[str, Any]) -> int:

@@ -31,13 +31,14 @@ from schemas.errors import (
     StreamInterrupted,
 )
 from stages.providers.base import ProviderAdapter, StreamDecoder
+from stages.providers.embeddings import embeddings_request, embeddings_response
 from stages.providers.registry import adapter_for
 from stages.providers.sse import SseParser
 from stages.retry import RetryBudget
 
 # Errors after which the next target may help although retrying the same one would not.
 _FALLBACK_CODES = {"provider_auth_failed", "provider_payment_required", "provider_permission_denied",
-                   "provider_model_not_found"}
+                   "provider_model_not_found", "provider_unsupported"}
 
 
 def resolve_secret(ref: str | None) -> str | None:
@@ -157,8 +158,13 @@ class ProviderCaller:
 
     async def _attempt(self, envelope: Envelope, target: Target, provider: ProviderConfig,
                        adapter: ProviderAdapter, stream: bool, remaining: float) -> CallResult:
-        call = adapter.to_provider_request(provider, target.model, envelope.body, stream=stream,
-                                           api_key=resolve_secret(provider.api_key))
+        embeddings = envelope.endpoint == "embeddings"
+        api_key = resolve_secret(provider.api_key)
+        if embeddings:
+            call = embeddings_request(provider, target.model, envelope.body, api_key=api_key)
+        else:
+            call = adapter.to_provider_request(provider, target.model, envelope.body, stream=stream,
+                                               api_key=api_key)
         headers = {**call.headers, "content-type": "application/json"}
         timeout = httpx.Timeout(min(provider.read_timeout_s, remaining),
                                 connect=min(provider.connect_timeout_s, remaining))
@@ -185,8 +191,11 @@ class ProviderCaller:
                     data = orjson.loads(body)
                 except orjson.JSONDecodeError:
                     raise ProviderError(f"{name} returned a body that is not JSON", retryable=True) from None
-                translated = adapter.from_provider_response(data, model=target.model,
-                                                            request_id=envelope.request_id)
+                if embeddings:
+                    translated = embeddings_response(provider, data, model=target.model)
+                else:
+                    translated = adapter.from_provider_response(data, model=target.model,
+                                                                request_id=envelope.request_id)
                 return CallResult(target, [], ms, ms, response=translated)
             opened = await self._open_stream(response, adapter, target, envelope.request_id)
             ms = (time.perf_counter() - started) * 1000

@@ -14,7 +14,7 @@ from infra import bootstrap
 from infra.settings import Settings
 from schemas import subjects
 from schemas.envelope import Envelope
-from stages.redaction import redact_request
+from stages.redaction import redact_embedding_input, redact_request
 from stages.vault import seal
 from workers.app import Hooks, main
 from workers.runtime import StageRuntime, with_stage_time
@@ -29,12 +29,15 @@ async def setup(broker: NatsBroker, settings: Settings) -> Hooks:
     runtime = StageRuntime(broker, STAGE, settings.ack_wait_s)
 
     async def work(envelope: Envelope, started: float) -> None:
-        result = redact_request(envelope.body, scanner, config.redaction)
+        embeddings = envelope.endpoint == "embeddings"
+        redact = redact_embedding_input if embeddings else redact_request
+        result = redact(envelope.body, scanner, config.redaction)
+        sealed = result.mapping and not embeddings  # an embedding has nothing to restore
         out = with_stage_time(
             envelope, STAGE, started,
             body=result.body,
             # bound to this request: a sealed map cannot be replayed onto another envelope
-            vault=seal(result.mapping, key, aad=envelope.request_id.encode()) if result.mapping else None,
+            vault=seal(result.mapping, key, aad=envelope.request_id.encode()) if sealed else None,
             redactions=result.counts,
             redacted=True,
         )

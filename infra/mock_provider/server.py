@@ -26,6 +26,7 @@ from infra.mock_provider.asgi import (
 from infra.mock_provider.cohere_wire import WIRE as COHERE
 from infra.mock_provider.conversation import Prompt, Reply, Route, Wire, WireError, make_reply, strip_prompt
 from infra.mock_provider.directives import DirectiveError, Fault, build_fault, merge
+from infra.mock_provider.embeddings_wire import WIRE as EMBEDDINGS
 from infra.mock_provider.faults import FaultBook
 from infra.mock_provider.gemini_wire import WIRE as GEMINI
 from infra.mock_provider.openai_wire import WIRE as OPENAI
@@ -38,6 +39,7 @@ _STATIC_ROUTES: dict[tuple[str, str], Route] = {
     ("POST", "/v1/chat/completions"): Route(OPENAI),
     ("POST", "/v1/messages"): Route(ANTHROPIC),
     ("POST", "/v2/chat"): Route(COHERE),
+    ("POST", "/v1/embeddings"): Route(EMBEDDINGS),
 }
 _GEMINI_PREFIXES = ("/v1beta/models/", "/v1/models/")
 MODELS = ("gpt-4o-mini", "gpt-4o", "claude-3-5-haiku-latest", "claude-sonnet-4-5", "gemini-2.0-flash")

@@ -54,6 +54,9 @@ def gateway_config(mock_port: int, **overrides: Any) -> dict[str, Any]:
                                               "price": {"input_per_mtok": 0.8, "output_per_mtok": 4}}]},
             "gemini-2.0-flash": {"targets": [{"provider": "mock-gemini", "model": "gemini-2.0-flash"}]},
             "command-r": {"targets": [{"provider": "mock-cohere", "model": "command-r-08-2024"}]},
+            "text-embedding-3-small": {"targets": [{"provider": "mock-openai", "model": "text-embedding-3-small"}]},
+            "embed-fallback": {"targets": [{"provider": "mock-anthropic", "model": "claude-3-5-haiku-latest"},
+                                           {"provider": "mock-openai", "model": "text-embedding-3-small"}]},
             "fallback-demo": {"targets": [
                 {"provider": "dead", "model": "x"},
                 {"provider": "mock-gemini", "model": "gemini-2.0-flash"},

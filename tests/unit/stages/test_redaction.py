@@ -113,3 +113,14 @@ def test_malformed_messages_are_passed_through(scanner: PiiScanner) -> None:
     body = {"model": "m", "messages": ["not a dict", {"role": "user", "content": [{"type": "text"}, "x"]}]}
     result = redact_request(body, scanner, CONFIG)
     assert result.body == body and result.mapping == {}
+
+
+def test_embedding_input_is_redacted(scanner: PiiScanner) -> None:
+    from stages.redaction import redact_embedding_input
+
+    body = {"model": "e", "input": ["mail bob@example.com", [1, 2, 3], "bob@example.com again"]}
+    result = redact_embedding_input(body, scanner, Redaction())
+    assert result.body["input"] == ["mail <EMAIL_ADDRESS_1>", [1, 2, 3], "<EMAIL_ADDRESS_1> again"]
+    assert result.counts == {"EMAIL_ADDRESS": 2} and body["input"][0] == "mail bob@example.com"
+    single = redact_embedding_input({"input": "call 212-555-0199"}, scanner, Redaction())
+    assert single.body["input"] == "call <PHONE_NUMBER_1>"
