@@ -105,8 +105,25 @@ class CohereProvider(_ProviderBase):
     base_url: str = "https://api.cohere.com"
 
 
+class BedrockProvider(_ProviderBase):
+    """AWS Bedrock Converse, SigV4-signed with the keys referenced here (or a Bedrock API key in
+    ``api_key``); ``base_url`` defaults to ``https://bedrock-runtime.{region}.amazonaws.com``."""
+
+    type: Literal["bedrock"]
+    region: str = Field(min_length=1)
+    base_url: str = ""
+    access_key_id: str | None = None
+    secret_access_key: str | None = None
+    session_token: str | None = None
+
+    @field_validator("access_key_id", "secret_access_key", "session_token")
+    @classmethod
+    def _secret_refs(cls, value: str | None) -> str | None:
+        return _check_secret_ref(value)
+
+
 ProviderConfig = Annotated[
-    OpenAIProvider | AzureOpenAIProvider | AnthropicProvider | GeminiProvider | CohereProvider,
+    OpenAIProvider | AzureOpenAIProvider | AnthropicProvider | GeminiProvider | CohereProvider | BedrockProvider,
     Field(discriminator="type"),
 ]
 

@@ -18,7 +18,7 @@ from typing import Any
 import httpx
 import orjson
 
-from schemas.config import GatewayConfig, ProviderConfig, Target
+from schemas.config import BedrockProvider, GatewayConfig, ProviderConfig, Target
 from schemas.envelope import Envelope
 from schemas.errors import (
     AllTargetsFailed,
@@ -30,10 +30,9 @@ from schemas.errors import (
     RateLimited,
     StreamInterrupted,
 )
-from stages.providers.base import ProviderAdapter, StreamDecoder
+from stages.providers.base import ProviderAdapter, StreamDecoder, StreamParser
 from stages.providers.embeddings import embeddings_request, embeddings_response
 from stages.providers.registry import adapter_for
-from stages.providers.sse import SseParser
 from stages.retry import RetryBudget
 
 # Errors after which the next target may help although retrying the same one would not.
@@ -47,6 +46,16 @@ def resolve_secret(ref: str | None) -> str | None:
         return None
     name = ref.removeprefix("env:")
     return os.environ.get(name) or None
+
+
+def provider_credentials(provider: ProviderConfig) -> dict[str, str] | None:
+    """Credentials beyond one API key (AWS keys for SigV4), resolved; None for other providers."""
+    if not isinstance(provider, BedrockProvider):
+        return None
+    resolved = {"access_key_id": resolve_secret(provider.access_key_id),
+                "secret_access_key": resolve_secret(provider.secret_access_key),
+                "session_token": resolve_secret(provider.session_token)}
+    return {k: v for k, v in resolved.items() if v}
 
 
 @dataclass(frozen=True)
@@ -65,7 +74,7 @@ class Attempt:
 class OpenStream:
     response: httpx.Response
     raw: AsyncIterator[bytes]
-    parser: SseParser
+    parser: StreamParser
     decoder: StreamDecoder
     first_chunks: list[dict[str, Any]]
 
@@ -164,11 +173,13 @@ class ProviderCaller:
             call = embeddings_request(provider, target.model, envelope.body, api_key=api_key)
         else:
             call = adapter.to_provider_request(provider, target.model, envelope.body, stream=stream,
-                                               api_key=api_key)
+                                               api_key=api_key, credentials=provider_credentials(provider))
         headers = {**call.headers, "content-type": "application/json"}
         timeout = httpx.Timeout(min(provider.read_timeout_s, remaining),
                                 connect=min(provider.connect_timeout_s, remaining))
-        content = orjson.dumps(call.json) if call.json is not None else None
+        # ``content``: the exact bytes an adapter signed (SigV4); never re-serialise them
+        content = call.content if call.content is not None else orjson.dumps(call.json) if call.json is not None \
+            else None
         started = time.perf_counter()
         name = target.provider
         try:
@@ -213,7 +224,7 @@ class ProviderCaller:
     @staticmethod
     async def _open_stream(response: httpx.Response, adapter: ProviderAdapter, target: Target,
                            request_id: str) -> OpenStream:
-        parser = SseParser()
+        parser = adapter.stream_parser()
         decoder = adapter.stream_decoder(model=target.model, request_id=request_id)
         raw = response.aiter_raw()
         first: list[dict[str, Any]] = []

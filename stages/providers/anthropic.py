@@ -29,6 +29,7 @@ from stages.providers.common import (
     tool_call,
     usage,
 )
+from stages.providers.sse import SseStreams
 
 DEFAULT_VERSION = "2023-06-01"
 DEFAULT_MAX_TOKENS = 4096
@@ -172,7 +173,7 @@ def build_body(
     return payload
 
 
-class AnthropicAdapter:
+class AnthropicAdapter(SseStreams):
     def to_provider_request(
         self,
         provider: ProviderConfig,
@@ -181,6 +182,7 @@ class AnthropicAdapter:
         *,
         stream: bool,
         api_key: str | None,
+        credentials: Mapping[str, str] | None = None,
     ) -> HttpCall:
         version, max_tokens = DEFAULT_VERSION, DEFAULT_MAX_TOKENS
         if isinstance(provider, AnthropicProvider):

@@ -28,10 +28,14 @@ from schemas.errors import (
 
 @dataclass(frozen=True)
 class HttpCall:
+    """One HTTP request to send. ``content``, when set, is the exact body to send (a signed request:
+    the signature covers these bytes) and ``json`` is then only the same body, parsed, for inspection."""
+
     method: str
     url: str
     headers: dict[str, str]
     json: dict[str, Any] | None = None
+    content: bytes | None = None
 
 
 @dataclass(frozen=True)
@@ -49,6 +53,17 @@ class StreamState:
     completion_tokens: int | None = None
     finish_reason: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+
+
+class StreamParser(Protocol):
+    """Turns the raw bytes of a stream body, in arbitrary pieces, into events for the decoder:
+    ``sse.SseParser`` for ``text/event-stream``; Bedrock's parser for AWS event-stream frames."""
+
+    def feed(self, chunk: bytes) -> list[SseEvent]: ...
+
+    def flush(self) -> list[SseEvent]:
+        """End of the body: the events still pending (an incomplete trailing frame is dropped)."""
+        ...
 
 
 class StreamDecoder(Protocol):
@@ -70,11 +85,18 @@ class ProviderAdapter(Protocol):
         *,
         stream: bool,
         api_key: str | None,
-    ) -> HttpCall: ...
+        credentials: Mapping[str, str] | None = None,
+    ) -> HttpCall:
+        """``credentials``: the provider's resolved secrets beyond ``api_key`` (Bedrock's AWS keys)."""
+        ...
 
     def from_provider_response(
         self, data: Mapping[str, Any], *, model: str, request_id: str
     ) -> dict[str, Any]: ...
+
+    def stream_parser(self) -> StreamParser:
+        """A fresh parser for one stream's body (``SseParser`` for every SSE provider)."""
+        ...
 
     def stream_decoder(self, *, model: str, request_id: str) -> StreamDecoder: ...
 

@@ -27,6 +27,7 @@ from stages.providers.common import (
     tool_call,
     usage,
 )
+from stages.providers.sse import SseStreams
 
 # OpenAI sampling fields Cohere takes under the same name, and those it renames.
 _SAME_NAME = ("temperature", "seed", "frequency_penalty", "presence_penalty")
@@ -150,7 +151,7 @@ def build_body(body: Mapping[str, Any], model: str, *, stream: bool) -> dict[str
     return payload
 
 
-class CohereAdapter:
+class CohereAdapter(SseStreams):
     def to_provider_request(
         self,
         provider: ProviderConfig,
@@ -159,6 +160,7 @@ class CohereAdapter:
         *,
         stream: bool,
         api_key: str | None,
+        credentials: Mapping[str, str] | None = None,
     ) -> HttpCall:
         headers = build_headers(provider, {"Authorization": f"Bearer {api_key}"} if api_key else {})
         url = provider.base_url.rstrip("/") + "/v2/chat"

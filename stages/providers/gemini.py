@@ -36,6 +36,7 @@ from stages.providers.gemini_stream import (
     read_candidate,
     usage_counts,
 )
+from stages.providers.sse import SseStreams
 
 _AUDIO_TYPES = {"wav": "audio/wav", "mp3": "audio/mp3"}
 
@@ -198,7 +199,7 @@ def _retry_delay(body: bytes) -> str | None:
     return None
 
 
-class GeminiAdapter:
+class GeminiAdapter(SseStreams):
     def to_provider_request(
         self,
         provider: ProviderConfig,
@@ -207,6 +208,7 @@ class GeminiAdapter:
         *,
         stream: bool,
         api_key: str | None,
+        credentials: Mapping[str, str] | None = None,
     ) -> HttpCall:
         method = "streamGenerateContent?alt=sse" if stream else "generateContent"
         url = f"{provider.base_url.rstrip('/')}/v1beta/models/{model.removeprefix('models/')}:{method}"

@@ -21,6 +21,7 @@ from stages.providers.common import (
     usage,
 )
 from stages.providers.openai_quirks import OPENAI, OpenAIQuirks
+from stages.providers.sse import SseStreams
 
 # ---------------------------------------------------------------------------------------------------
 # Requests
@@ -173,7 +174,7 @@ def _without_annotations(chunk: dict[str, Any]) -> dict[str, Any]:
 # The adapter
 
 
-class OpenAICompatAdapter:
+class OpenAICompatAdapter(SseStreams):
     """The adapter for every OpenAI-compatible provider; ``quirks`` says how this one departs from OpenAI."""
 
     def __init__(self, quirks: OpenAIQuirks = OPENAI) -> None:
@@ -187,6 +188,7 @@ class OpenAICompatAdapter:
         *,
         stream: bool,
         api_key: str | None,
+        credentials: Mapping[str, str] | None = None,
     ) -> HttpCall:
         payload = translate_request(self.quirks, model, body, stream=stream)
         headers = build_headers(provider, self.auth_headers(api_key))

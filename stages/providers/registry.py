@@ -8,6 +8,7 @@ from stages.providers import openai_quirks as quirks
 from stages.providers.anthropic import AnthropicAdapter
 from stages.providers.azure import AzureOpenAIAdapter
 from stages.providers.base import ProviderAdapter
+from stages.providers.bedrock import BedrockAdapter
 from stages.providers.cohere import CohereAdapter
 from stages.providers.gemini import GeminiAdapter
 from stages.providers.openai_compat import OpenAICompatAdapter
@@ -25,6 +26,7 @@ ADAPTERS: dict[str, ProviderAdapter] = {
     "anthropic": AnthropicAdapter(),
     "gemini": GeminiAdapter(),
     "cohere": CohereAdapter(),
+    "bedrock": BedrockAdapter(),
 }
 
 

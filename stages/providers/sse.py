@@ -12,7 +12,7 @@ from __future__ import annotations
 import codecs
 import re
 
-from stages.providers.base import SseEvent
+from stages.providers.base import SseEvent, StreamParser
 
 _LINE_END = re.compile(r"\r\n|\r|\n")
 
@@ -76,3 +76,10 @@ class SseParser:
         if not data:
             return None
         return SseEvent(event=event, data="\n".join(data))
+
+
+class SseStreams:
+    """Mixin for adapters whose streams are ``text/event-stream``: ``stream_parser()`` → ``SseParser()``."""
+
+    def stream_parser(self) -> StreamParser:
+        return SseParser()

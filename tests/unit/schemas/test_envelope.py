@@ -101,7 +101,7 @@ def test_unknown_fields_refused() -> None:
 
 def test_endpoint_is_constrained() -> None:
     with pytest.raises(ValidationError):
-        make_envelope(endpoint="embeddings")
+        make_envelope(endpoint="images.generate")
 
 
 def test_stream_piece_and_reply_round_trip() -> None:
