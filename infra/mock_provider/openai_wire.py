@@ -56,7 +56,7 @@ class OpenAIWire:
     def parse(self, body: Any, route: Route) -> Prompt:
         if not isinstance(body, dict):
             raise WireError("The request body must be a JSON object.")
-        model = body.get("model")
+        model = body.get("model") or route.model  # Azure names the deployment in the path instead
         if not isinstance(model, str) or not model:
             raise WireError("Missing required parameter: 'model'.")
         messages = body.get("messages")

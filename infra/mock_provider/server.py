@@ -56,6 +56,9 @@ def find_route(method: str, path: str, query: bytes) -> Route | None:
     route = _STATIC_ROUTES.get((method, path))
     if route is not None or method != "POST":
         return route
+    if path.startswith("/openai/deployments/") and path.endswith("/chat/completions"):
+        # Azure OpenAI: OpenAI's wire format, the deployment (the model) in the path
+        return Route(OPENAI, model=path.removeprefix("/openai/deployments/").removesuffix("/chat/completions"))
     for prefix in _GEMINI_PREFIXES:
         if path.startswith(prefix):
             model, sep, action = path[len(prefix) :].rpartition(":")
