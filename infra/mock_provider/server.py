@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
+import urllib.parse
+from typing import Protocol, runtime_checkable
 
 import orjson
 
@@ -23,6 +25,7 @@ from infra.mock_provider.asgi import (
     send_bytes,
     wait_for_disconnect,
 )
+from infra.mock_provider.bedrock_wire import WIRE as BEDROCK
 from infra.mock_provider.cohere_wire import WIRE as COHERE
 from infra.mock_provider.conversation import Prompt, Reply, Route, Wire, WireError, make_reply, strip_prompt
 from infra.mock_provider.directives import DirectiveError, Fault, build_fault, merge
@@ -42,6 +45,8 @@ _STATIC_ROUTES: dict[tuple[str, str], Route] = {
     ("POST", "/v1/embeddings"): Route(EMBEDDINGS),
 }
 _GEMINI_PREFIXES = ("/v1beta/models/", "/v1/models/")
+_BEDROCK_PREFIX = "/model/"
+_BEDROCK_ACTIONS = (("/converse-stream", True), ("/converse", False))
 MODELS = ("gpt-4o-mini", "gpt-4o", "claude-3-5-haiku-latest", "claude-sonnet-4-5", "gemini-2.0-flash")
 _MODELS_BODY = orjson.dumps(
     {
@@ -59,6 +64,13 @@ def find_route(method: str, path: str, query: bytes) -> Route | None:
     if path.startswith("/openai/deployments/") and path.endswith("/chat/completions"):
         # Azure OpenAI: OpenAI's wire format, the deployment (the model) in the path
         return Route(OPENAI, model=path.removeprefix("/openai/deployments/").removesuffix("/chat/completions"))
+    if path.startswith(_BEDROCK_PREFIX):
+        # Bedrock Converse: the model id (maybe an ARN, with its `/` percent-encoded) in the path
+        for suffix, stream in _BEDROCK_ACTIONS:
+            model = path[len(_BEDROCK_PREFIX) :].removesuffix(suffix)
+            if path.endswith(suffix) and model:
+                return Route(BEDROCK, model=urllib.parse.unquote(model), stream=stream, sse=False)
+        return None
     for prefix in _GEMINI_PREFIXES:
         if path.startswith(prefix):
             model, sep, action = path[len(prefix) :].rpartition(":")
@@ -69,6 +81,25 @@ def find_route(method: str, path: str, query: bytes) -> Route | None:
             if action == "streamGenerateContent":
                 return Route(GEMINI, model=model, stream=True, sse=b"alt=sse" in query)
     return None
+
+
+@runtime_checkable
+class StreamHeaders(Protocol):
+    """A wire whose streams are neither SSE nor JSON (Bedrock's binary event stream) sets its own headers."""
+
+    stream_headers: Headers
+
+
+@runtime_checkable
+class ErrorHeaders(Protocol):
+    """A wire whose error answers carry headers (Bedrock's `x-amzn-ErrorType`)."""
+
+    def error_headers(self, status: int) -> Headers: ...
+
+
+async def _send_error(send: Send, wire: Wire, status: int, message: str, extra: Headers | None = None) -> None:
+    headers = [*wire.error_headers(status), *(extra or [])] if isinstance(wire, ErrorHeaders) else extra
+    await send_bytes(send, status, wire.error(status, message), extra=headers)
 
 
 def _retry_headers(fault: Fault) -> Headers:
@@ -131,14 +162,14 @@ class MockProvider:
             body = orjson.loads(raw)
         except orjson.JSONDecodeError:
             self._record(scope, raw.decode("utf-8", "replace"))
-            await send_bytes(send, 400, wire.error(400, "We could not parse the JSON body of your request."))
+            await _send_error(send, wire, 400, "We could not parse the JSON body of your request.")
             return
         self._record(scope, body)
         try:
             prompt = wire.parse(body, route)
             fault = self._fault_for(prompt, raw, headers)
         except (WireError, DirectiveError) as exc:
-            await send_bytes(send, 400, wire.error(400, str(exc)))
+            await _send_error(send, wire, 400, str(exc))
             return
         if fault is None:
             reply = make_reply(prompt, None)
@@ -174,9 +205,7 @@ class MockProvider:
             return
         if fault.status is not None:
             message = f"mock fault: HTTP {fault.status}"
-            await send_bytes(
-                send, fault.status, wire.error(fault.status, message), extra=_retry_headers(fault)
-            )
+            await _send_error(send, wire, fault.status, message, _retry_headers(fault))
             return
         reply = make_reply(prompt, fault)
         if prompt.stream:
@@ -189,7 +218,10 @@ class MockProvider:
     ) -> None:
         events = wire.stream(reply, prompt, next(self._ids), cut_after)
         cut = cut_after is not None
-        headers = SSE_HEADERS if prompt.sse else JSON_HEADERS
+        if isinstance(wire, StreamHeaders):
+            headers = wire.stream_headers
+        else:
+            headers = SSE_HEADERS if prompt.sse else JSON_HEADERS
         await send({"type": "http.response.start", "status": 200, "headers": headers})
         if delay_ms <= 0:
             # No pacing asked for: one write keeps the benchmark upstream cheap; the events are the same.

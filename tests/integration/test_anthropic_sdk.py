@@ -11,8 +11,8 @@ from tests.support.gateway import DEMO_KEY, RunningGateway, mock_requests
 
 pytestmark = pytest.mark.integration
 
-# served by the OpenAI, Anthropic, Gemini and Cohere wire formats of the mock provider
-MODELS = ["gpt-4o-mini", "claude-3-5-haiku", "gemini-2.0-flash", "command-r"]
+# served by the OpenAI, Anthropic, Gemini, Cohere and Bedrock wire formats of the mock provider
+MODELS = ["gpt-4o-mini", "claude-3-5-haiku", "gemini-2.0-flash", "command-r", "nova-lite"]
 
 
 @pytest.fixture

@@ -15,7 +15,7 @@ from tests.support.gateway import DEMO_KEY, RunningGateway
 
 pytestmark = pytest.mark.integration
 
-MODELS = ["gpt-4o-mini", "claude-3-5-haiku", "gemini-2.0-flash", "command-r"]
+MODELS = ["gpt-4o-mini", "claude-3-5-haiku", "gemini-2.0-flash", "command-r", "nova-lite"]
 ARGS = {"city": "Paris", "days": 2}
 TOOL_DIRECTIVE = f"[[mock tool_call=get_weather args_b64={base64.b64encode(json.dumps(ARGS).encode()).decode()}]]"
 OPENAI_TOOL = {"type": "function", "function": {
@@ -23,7 +23,7 @@ OPENAI_TOOL = {"type": "function", "function": {
     "parameters": {"type": "object", "properties": {"city": {"type": "string"}, "days": {"type": "integer"}},
                    "required": ["city"]}}}
 SERVED_BY = {"gpt-4o-mini": "mock-openai", "claude-3-5-haiku": "mock-anthropic", "gemini-2.0-flash": "mock-gemini",
-             "command-r": "mock-cohere"}
+             "command-r": "mock-cohere", "nova-lite": "mock-bedrock"}
 
 
 def check_row(gateway: RunningGateway, marker: str, model: str, endpoint: str, stream: bool) -> None:

@@ -49,7 +49,7 @@ def test_models_list(client: openai.OpenAI) -> None:
     assert {"gpt-4o-mini", "claude-3-5-haiku", "gemini-2.0-flash"} <= ids
 
 
-@pytest.mark.parametrize("model", ["claude-3-5-haiku", "gemini-2.0-flash", "command-r"])
+@pytest.mark.parametrize("model", ["claude-3-5-haiku", "gemini-2.0-flash", "command-r", "nova-lite"])
 def test_other_wire_formats(client: openai.OpenAI, model: str) -> None:
     completion = client.chat.completions.create(
         model=model, messages=[{"role": "system", "content": "be brief"}, {"role": "user", "content": "hi"}])

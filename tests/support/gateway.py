@@ -42,6 +42,7 @@ def gateway_config(mock_port: int, **overrides: Any) -> dict[str, Any]:
             "mock-anthropic": {"type": "anthropic", "base_url": base},
             "mock-gemini": {"type": "gemini", "base_url": base},
             "mock-cohere": {"type": "cohere", "base_url": base},
+            "mock-bedrock": {"type": "bedrock", "region": "us-east-1", "base_url": base},
             "dead": {"type": "openai", "base_url": f"http://127.0.0.1:{free_port()}/v1", "connect_timeout_s": 0.5},
         },
         "models": {
@@ -54,6 +55,8 @@ def gateway_config(mock_port: int, **overrides: Any) -> dict[str, Any]:
                                               "price": {"input_per_mtok": 0.8, "output_per_mtok": 4}}]},
             "gemini-2.0-flash": {"targets": [{"provider": "mock-gemini", "model": "gemini-2.0-flash"}]},
             "command-r": {"targets": [{"provider": "mock-cohere", "model": "command-r-08-2024"}]},
+            "nova-lite": {"targets": [{"provider": "mock-bedrock", "model": "amazon.nova-lite-v1:0",
+                                       "price": {"input_per_mtok": 0.06, "output_per_mtok": 0.24}}]},
             "text-embedding-3-small": {"targets": [{"provider": "mock-openai", "model": "text-embedding-3-small"}]},
             "embed-fallback": {"targets": [{"provider": "mock-anthropic", "model": "claude-3-5-haiku-latest"},
                                            {"provider": "mock-openai", "model": "text-embedding-3-small"}]},

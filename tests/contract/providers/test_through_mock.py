@@ -1,7 +1,6 @@
 """Every adapter whose wire format the bundled mock provider speaks, run against it over HTTP (in
 process): the request it builds is accepted, and the answer and stream it gets back translate to the
-canonical shape with text and usage. Bedrock is covered by its recorded fixtures only (the mock does
-not speak AWS event streams)."""
+canonical shape with text and usage."""
 
 from __future__ import annotations
 
@@ -22,6 +21,7 @@ PROVIDERS: dict[str, dict[str, Any]] = {
     "anthropic": {"type": "anthropic", "base_url": "http://mock", "api_key": "env:X"},
     "gemini": {"type": "gemini", "base_url": "http://mock", "api_key": "env:X"},
     "cohere": {"type": "cohere", "base_url": "http://mock", "api_key": "env:X"},
+    "bedrock": {"type": "bedrock", "region": "us-east-1", "base_url": "http://mock"},
 }
 # These read stream usage from where their real API puts it without ``stream_options`` (x_groq, the
 # finish chunk); the mock, speaking plain OpenAI, puts it only where ``include_usage`` asks: the gateway
