@@ -3,35 +3,39 @@
 from __future__ import annotations
 
 import re
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import orjson
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from schemas.errors import InvalidRequest
 from schemas.openai import ChatCompletionRequest, EmbeddingsRequest
 
+_M = TypeVar("_M", bound=BaseModel)
+SkipLoc = Callable[[int | str | None, int | str], bool]
+
 
 def parse_chat_request(raw: bytes) -> tuple[dict[str, Any], ChatCompletionRequest]:
     """The body as sent (unknown fields kept, passed through) and its validated view."""
-    data = _json_object(raw)
-    try:
-        request = ChatCompletionRequest.model_validate(data)
-    except ValidationError as exc:
-        raise _to_invalid_request(exc) from None
-    return data, request
+    return validate(raw, ChatCompletionRequest)
 
 
 def parse_embeddings_request(raw: bytes) -> tuple[dict[str, Any], EmbeddingsRequest]:
-    data = _json_object(raw)
+    return validate(raw, EmbeddingsRequest)
+
+
+def validate(raw: bytes, model: type[_M], *, skip: SkipLoc | None = None) -> tuple[dict[str, Any], _M]:
+    """The JSON object as sent and its validated view, or an ``InvalidRequest`` naming the bad param;
+    ``skip(previous, item)`` drops a surface's own tags from error locations."""
+    data = json_object(raw)
     try:
-        request = EmbeddingsRequest.model_validate(data)
+        return data, model.model_validate(data)
     except ValidationError as exc:
-        raise _to_invalid_request(exc) from None
-    return data, request
+        raise invalid_request(exc, skip) from None
 
 
-def _json_object(raw: bytes) -> dict[str, Any]:
+def json_object(raw: bytes) -> dict[str, Any]:
     if not raw:
         raise InvalidRequest("The request body is empty; expected a JSON object.", code="invalid_json")
     try:
@@ -43,26 +47,39 @@ def _json_object(raw: bytes) -> dict[str, Any]:
     return data
 
 
-# pydantic puts the union member it tried into the error location (``content.str``); callers want
-# the field's path only.
+# pydantic puts the union member it tried into the error location (``content.str``,
+# ``system.list[SystemBlock]``); callers want the field's path only.
 _UNION_TAG = re.compile(r"^(str|int|float|bool|none|list\[.*\]|dict\[.*\]|[A-Z]\w*|function-.*)$")
 
 
-def _to_invalid_request(exc: ValidationError) -> InvalidRequest:
-    first = exc.errors()[0]
-    loc = [str(p) for p in first["loc"] if not (isinstance(p, str) and _UNION_TAG.match(p))]
-    param = ".".join(loc) or None
+def clean_loc(loc: tuple[int | str, ...], skip: SkipLoc | None = None) -> str | None:
+    parts: list[str] = []
+    previous: int | str | None = None
+    for item in loc:
+        tag = isinstance(item, str) and bool(_UNION_TAG.match(item))
+        if not tag and not (skip is not None and skip(previous, item)):
+            parts.append(str(item))
+        previous = item
+    return ".".join(parts) or None
+
+
+def invalid_request(exc: ValidationError, skip: SkipLoc | None = None) -> InvalidRequest:
+    errors = exc.errors()
+    # The deepest location is the most specific (``content.list[…].0.text`` beats ``content.str``).
+    first = max(errors, key=lambda error: len(error["loc"]))
+    param = clean_loc(tuple(first["loc"]), skip)
     kind = first["type"]
     if kind == "missing":
-        message = f"Missing required parameter: '{param}'."
-        code = "missing_required_parameter"
+        message, code = f"Missing required parameter: '{param}'.", "missing_required_parameter"
     elif kind == "too_short" and param == "messages":
-        message = "'messages' must contain at least one message."
-        code = "empty_array"
+        message, code = "'messages' must contain at least one message.", "empty_array"
     else:
-        message = f"Invalid value for '{param}': {first['msg']}."
+        detail = str(first["msg"]).removeprefix("Value error, ")
+        message = f"Invalid value for '{param}': {detail}."
         code = "invalid_type" if kind.endswith(("_type", "_parsing")) else "invalid_value"
-    more = len(exc.errors()) - 1
+    # Other union members failing at an enclosing path (``content`` is not a string either) are not news.
+    others = {clean_loc(tuple(e["loc"]), skip) for e in errors} - {param}
+    more = len({o for o in others if not (param or "").startswith(f"{o}.")})
     if more:
         message += f" ({more} more problem{'s' if more > 1 else ''} in the request.)"
     return InvalidRequest(message, param=param, code=code)
