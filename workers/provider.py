@@ -212,7 +212,7 @@ class StreamPump:
 
 async def setup(broker: NatsBroker, settings: Settings) -> Hooks:
     config = bootstrap.config(settings)
-    client: httpx.AsyncClient = bootstrap.http_client(config.providers)
+    client: httpx.AsyncClient = bootstrap.http_client(settings.max_inflight_calls)
     runtime = StageRuntime(broker, STAGE, settings.ack_wait_s)
     book = price_book(config)
     stage = ProviderStage(runtime, ProviderCaller(config, client),
