@@ -2,6 +2,8 @@
 
 GW_REQ   work queue holding each accepted request until the chain has answered it (end-to-end ack).
 GW_EVENTS file-backed stream of every stage event, consumed by the sink's durable consumer.
+GW_CONFIG key-value bucket: the active config (key ``active``), watched by every worker (hot reload).
+GW_BREAKERS key-value bucket: each target's circuit-breaker state, shared by every routing replica.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from nats.js.api import (
     ConsumerConfig,
     DeliverPolicy,
     DiscardPolicy,
+    KeyValueConfig,
     RetentionPolicy,
     StorageType,
     StreamConfig,
@@ -40,6 +43,12 @@ EVENTS_STREAM = StreamConfig(
     max_bytes=4 * 1024**3,
     discard=DiscardPolicy.OLD,
 )
+
+
+CONFIG_BUCKET = KeyValueConfig(bucket=subjects.BUCKET_CONFIG, history=16, storage=StorageType.FILE,
+                               description="the active gateway config (hot reload)")
+BREAKERS_BUCKET = KeyValueConfig(bucket=subjects.BUCKET_BREAKERS, history=1, storage=StorageType.FILE,
+                                 description="circuit-breaker state per target")
 
 
 def redaction_consumer(settings: Settings) -> ConsumerConfig:
@@ -77,3 +86,5 @@ async def declare(js: JetStreamContext, settings: Settings) -> None:
             await js.add_stream(config)
     await js.add_consumer(subjects.STREAM_REQUESTS, redaction_consumer(settings))
     await js.add_consumer(subjects.STREAM_EVENTS, sink_consumer())
+    for bucket in (CONFIG_BUCKET, BREAKERS_BUCKET):
+        await js.create_key_value(bucket)

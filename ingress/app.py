@@ -1,4 +1,8 @@
-"""The ingress ASGI app: routes, authentication, publishing, and relaying answers (JSON or SSE)."""
+"""The ingress ASGI app: routes, authentication, publishing, and relaying answers (JSON or SSE).
+
+The config is live (hot reload, ``ingress/config_view.py``): keys, the models lists, body limits and
+timeouts follow the current version; a request keeps the view it started with.
+"""
 
 from __future__ import annotations
 
@@ -23,10 +27,12 @@ from ingress.asgi import (
     send_error,
     send_json,
 )
+from ingress.config_view import ConfigOpener, ConfigSource, ConfigView, StaticConfig, ViewCache
+from ingress.metadata import RequestMetadata, read_metadata
 from ingress.replies import ReplyWaiter
 from ingress.surfaces import ANTHROPIC, EMBEDDINGS, OPENAI, Surface
 from schemas import subjects
-from schemas.config import GatewayConfig, hash_api_key
+from schemas.config import ApiKey, GatewayConfig, hash_api_key
 from schemas.envelope import Envelope
 from schemas.errors import (
     AuthenticationFailed,
@@ -62,30 +68,38 @@ def check_anthropic_version(scope: Scope) -> None:
 
 
 class Ingress:
-    def __init__(self, config: GatewayConfig, nats_url: str, ingress_id: str | None = None) -> None:
-        self.config = config
+    def __init__(self, config: GatewayConfig | ConfigSource | None, nats_url: str, ingress_id: str | None = None,
+                 *, open_config: ConfigOpener | None = None) -> None:
+        """``config``: a fixed config or a live source; or ``None`` with ``open_config``, which opens the
+        live source at lifespan startup (on the server's event loop) and which ingress stops at shutdown."""
+        if config is None and open_config is None:
+            raise ValueError("Ingress needs a config or open_config")
+        self.views = ViewCache(StaticConfig(config) if isinstance(config, GatewayConfig) else config)
+        self._open_config = open_config
         self.nats_url = nats_url
         self.ingress_id = ingress_id or uuid7().replace("-", "")
         self.waiter = ReplyWaiter(self.ingress_id)
-        self.keys = {k.key_sha256: k for k in config.keys}
-        self.models_payload = {
-            "object": "list",
-            "data": [{"id": alias, "object": "model", "created": 0, "owned_by": "gateway"}
-                     for alias in sorted(config.models)],
-        }
-        self.anthropic_models_payload = {
-            "data": [{"id": alias, "type": "model", "display_name": alias, "created_at": "1970-01-01T00:00:00Z"}
-                     for alias in sorted(config.models)],
-            "has_more": False,
-            "first_id": min(config.models, default=None),
-            "last_id": max(config.models, default=None),
-        }
         self._nc: NatsClient | None = None
         self._js: JetStreamContext | None = None
+
+    def view(self) -> ConfigView:
+        """What ingress derives from the current config version (rebuilt once per version)."""
+        return self.views.get()
+
+    @property
+    def config(self) -> GatewayConfig:
+        return self.views.get().config
+
+    @property
+    def keys(self) -> dict[str, ApiKey]:
+        return self.views.get().keys
 
     # -- lifecycle ------------------------------------------------------------------------------------
 
     async def startup(self) -> None:
+        if self._open_config is not None and self.views.source is None:
+            # before the server accepts requests: never serve a stale file config
+            self.views.source = await self._open_config()
         self._nc = await nats.connect(self.nats_url, name=f"ingress-{self.ingress_id}",
                                       max_reconnect_attempts=-1, reconnect_time_wait=0.5)
         self._js = self._nc.jetstream()
@@ -95,6 +109,8 @@ class Ingress:
     async def shutdown(self) -> None:
         if self._nc is not None:
             await self._nc.drain()
+        if self._open_config is not None and self.views.source is not None:  # we opened it
+            await self.views.source.stop()
 
     # -- ASGI entry -----------------------------------------------------------------------------------
 
@@ -141,7 +157,7 @@ class Ingress:
 
     # -- routes ---------------------------------------------------------------------------------------
 
-    def _authenticate(self, scope: Scope) -> str:
+    def _authenticate(self, scope: Scope, view: ConfigView | None = None) -> str:
         raw = header(scope, b"authorization")
         token: str | None = None
         if raw is not None:
@@ -155,26 +171,28 @@ class Ingress:
                 code="missing_api_key",
             )
         key_hash = hash_api_key(token)
-        if key_hash not in self.keys:
+        if key_hash not in (view or self.view()).keys:
             raise AuthenticationFailed("Incorrect API key provided.", code="invalid_api_key")
         return key_hash
 
     async def list_models(self, scope: Scope, send: Send) -> None:
         anthropic_client = header(scope, b"anthropic-version") is not None
         render = ANTHROPIC.error_body if anthropic_client else OPENAI.error_body
+        view = self.view()
         try:
-            self._authenticate(scope)
+            self._authenticate(scope, view)
         except GatewayError as exc:
             await send_error(send, exc.info(), render=render)
             return
-        await send_json(send, 200, self.anthropic_models_payload if anthropic_client else self.models_payload)
+        await send_json(send, 200, view.anthropic_models_payload if anthropic_client else view.models_payload)
 
     async def count_tokens(self, scope: Scope, receive: Receive, send: Send) -> None:
         """``POST /v1/messages/count_tokens``: an offline estimate (≈ 4 characters a token)."""
+        view = self.view()
         try:
-            self._authenticate(scope)
+            self._authenticate(scope, view)
             check_anthropic_version(scope)
-            raw = await read_body(scope, receive, self.config.limits.max_body_bytes)
+            raw = await read_body(scope, receive, view.config.limits.max_body_bytes)
             body, _ = parse_count_tokens_request(raw)
         except GatewayError as exc:
             await send_error(send, exc.info(), render=ANTHROPIC.error_body)
@@ -182,9 +200,10 @@ class Ingress:
         await send_json(send, 200, count_tokens(body))
 
     async def get_model(self, scope: Scope, send: Send, model: str) -> None:
+        view = self.view()
         try:
-            self._authenticate(scope)
-            if model not in self.config.models:
+            self._authenticate(scope, view)
+            if model not in view.config.models:
                 raise NotFound(f"The model '{model}' does not exist.", param="model", code="model_not_found")
         except GatewayError as exc:
             await send_error(send, exc.info())
@@ -199,14 +218,17 @@ class Ingress:
         id_header = (b"x-gateway-request-id", request_id.encode())
         body: dict[str, Any] | None = None
         key_hash: str | None = None
+        meta: RequestMetadata | None = None
+        view = self.view()  # this request keeps the config it started with
         try:
-            key_hash = self._authenticate(scope)
+            key_hash = self._authenticate(scope, view)
             if surface is ANTHROPIC:
                 check_anthropic_version(scope)
-            raw = await read_body(scope, receive, self.config.limits.max_body_bytes)
+            raw = await read_body(scope, receive, view.config.limits.max_body_bytes)
             parsed = surface.parse(raw)
             body = parsed.body
-            deadline = received_at + self._timeout_s(scope)
+            meta = read_metadata(scope, body)
+            deadline = received_at + self._timeout_s(scope, view.config)
             envelope = Envelope(
                 request_id=request_id,
                 received_at=received_at,
@@ -217,10 +239,13 @@ class Ingress:
                 api_key_hash=key_hash,
                 body=body,
                 model_requested=parsed.model,
+                user=meta.user,
+                tags=meta.tags,
+                headers=meta.headers,
             )
         except GatewayError as exc:
             await self._refuse(send, surface, exc.info(), request_id, received_at, started, body, id_header,
-                               key_hash)
+                               key_hash, meta)
             return
 
         queue = self.waiter.open(request_id)
@@ -229,7 +254,7 @@ class Ingress:
         except GatewayError as exc:
             self.waiter.close(request_id)
             await self._refuse(send, surface, exc.info(), request_id, received_at, started, body, id_header,
-                               key_hash)
+                               key_hash, meta)
             return
         try:
             if envelope.stream:
@@ -241,8 +266,8 @@ class Ingress:
 
     # -- helpers --------------------------------------------------------------------------------------
 
-    def _timeout_s(self, scope: Scope) -> float:
-        limit = self.config.timeouts.request_s
+    def _timeout_s(self, scope: Scope, config: GatewayConfig) -> float:
+        limit = config.timeouts.request_s
         asked = header(scope, b"x-gateway-timeout-ms")
         if asked is None:
             return limit
@@ -313,7 +338,8 @@ class Ingress:
                     error = DeadlineExceeded("The request deadline passed while streaming.").info()
                     await self._close_stream(send, renderer.error(error))
                     await self._record(envelope.request_id, envelope.received_at, started, error,
-                                       stream=True, model=envelope.model_requested, key_hash=envelope.api_key_hash)
+                                       stream=True, model=envelope.model_requested, key_hash=envelope.api_key_hash,
+                                       user=envelope.user, tags=envelope.tags)
                 return
             run = reply.get("delivery", 1)
             if delivery is None or (run > delivery and expected_seq == 0):
@@ -328,7 +354,8 @@ class Ingress:
                 ).info()
                 await self._close_stream(send, renderer.error(error))
                 await self._record(envelope.request_id, envelope.received_at, started, error, stream=True,
-                                   model=envelope.model_requested, key_hash=envelope.api_key_hash)
+                                   model=envelope.model_requested, key_hash=envelope.api_key_hash,
+                                   user=envelope.user, tags=envelope.tags)
                 return
             kind = reply["kind"]
             if not started_sse:
@@ -366,20 +393,25 @@ class Ingress:
         ).info()
         await send_error(send, error, [id_header, self._overhead_header(started, 0.0)], surface.error_body)
         await self._record(envelope.request_id, envelope.received_at, started, error, endpoint=surface.endpoint,
-                           stream=envelope.stream, model=envelope.model_requested, key_hash=envelope.api_key_hash)
+                           stream=envelope.stream, model=envelope.model_requested, key_hash=envelope.api_key_hash,
+                           user=envelope.user, tags=envelope.tags)
 
     async def _refuse(self, send: Send, surface: Surface, error: ErrorInfo, request_id: str, received_at: float,
                       started: float, body: dict[str, Any] | None, id_header: tuple[bytes, bytes],
-                      key_hash: str | None) -> None:
+                      key_hash: str | None, meta: RequestMetadata | None = None) -> None:
         await send_error(send, error, [id_header, self._overhead_header(started, 0.0)], surface.error_body)
         model = body.get("model") if isinstance(body, dict) else None
         stream = bool(body.get("stream")) if isinstance(body, dict) else False
+        user = body.get("user") if isinstance(body, dict) else None  # metadata may be what was refused
         await self._record(request_id, received_at, started, error, endpoint=surface.endpoint, stream=stream,
-                           model=model if isinstance(model, str) else "", key_hash=key_hash)
+                           model=model if isinstance(model, str) else "", key_hash=key_hash,
+                           user=meta.user if meta else user if isinstance(user, str) else "",
+                           tags=meta.tags if meta else None)
 
     async def _record(self, request_id: str, received_at: float, started: float, error: ErrorInfo, *,
                       stream: bool, model: str = "", key_hash: str | None = None,
-                      endpoint: str = "chat.completions") -> None:
+                      endpoint: str = "chat.completions", user: str = "",
+                      tags: dict[str, str] | None = None) -> None:
         """Requests ended by ingress itself still become one ``requests`` row; no body, since it was
         never redacted."""
         if self._nc is None:
@@ -390,7 +422,7 @@ class Ingress:
         record = RequestCompleted(
             event_id=uuid7(), request_id=request_id, ts=received_at, finished_at=now, stage="ingress",
             endpoint=endpoint,
-            tenant=key.tenant if key else "", api_key_id=key.id if key else "",
+            tenant=key.tenant if key else "", api_key_id=key.id if key else "", user=user, tags=tags or {},
             model_requested=model, stream=stream, status_code=error.status_code, error_type=error.type,
             error_code=error.code or "", error_message=error.message, latency_ms=round(latency, 3),
             gateway_overhead_ms=round(latency, 3),

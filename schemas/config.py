@@ -8,10 +8,21 @@ from __future__ import annotations
 
 import hashlib
 import re
-from decimal import Decimal
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from schemas.routing import (
+    FallbackNode,
+    Node,
+    Price,
+    RetryPolicy,
+    SingleNode,
+    Target,
+    walk,
+)
+
+__all__ = ["Price", "RetryPolicy", "Target"]
 
 _SECRET_REF = re.compile(r"^env:[A-Za-z_][A-Za-z0-9_]*$")
 
@@ -128,15 +139,6 @@ ProviderConfig = Annotated[
 ]
 
 
-class Price(_Strict):
-    """USD per million tokens. ``cached_input_per_mtok``: for prompt tokens the provider served from
-    its prompt cache (when absent, they cost the input price)."""
-
-    input_per_mtok: Decimal = Field(ge=0)
-    output_per_mtok: Decimal = Field(ge=0)
-    cached_input_per_mtok: Decimal | None = Field(default=None, ge=0)
-
-
 class CatalogPrice(Price):
     """One entry of the price catalog: ``provider`` is a provider *type* (``openai``, ``anthropic``,
     ...) or the name of a configured provider (which wins over its type)."""
@@ -145,22 +147,49 @@ class CatalogPrice(Price):
     model: str
 
 
-class Target(_Strict):
-    provider: str
-    model: str
-    price: Price | None = None
-
-
 class ModelRoute(_Strict):
-    targets: list[Target] = Field(min_length=1)
+    """How one model alias is served: a routing ``route`` tree (see ``schemas/routing.py``), or the
+    shorthand ``targets`` (an ordered fallback list)."""
+
+    route: Node | None = None
+    targets: list[Target] | None = Field(default=None, min_length=1)
+
+    @model_validator(mode="after")
+    def _one_of(self) -> ModelRoute:
+        if (self.route is None) == (self.targets is None):
+            raise ValueError("give either 'route' (a routing tree) or 'targets' (an ordered fallback list)")
+        return self
+
+    @property
+    def tree(self) -> Node:
+        if self.route is not None:
+            return self.route
+        assert self.targets is not None
+        return FallbackNode(type="fallback", children=[
+            SingleNode(provider=t.provider, model=t.model, price=t.price) for t in self.targets])
+
+    @property
+    def tree_path(self) -> str:
+        return "route" if self.route is not None else "targets"
 
 
-class RetryPolicy(_Strict):
-    attempts_per_target: int = Field(default=2, ge=1, le=10)
-    base_delay_ms: float = Field(default=100, ge=0)
-    max_delay_ms: float = Field(default=2_000, ge=0)
-    max_retry_after_s: float = Field(default=10, ge=0)
-    total_backoff_cap_ms: float = Field(default=10_000, ge=0)
+class CircuitBreaker(_Strict):
+    """Per target (provider + model), shared by every routing replica.
+
+    Opens when, over the last ``window_s``, at least ``min_requests`` calls ended and either
+    ``failure_count`` of them failed or their failure share reached ``failure_rate``; stays open for
+    ``cooldown_s``; then lets ``half_open_probes`` requests through: if they all succeed it closes,
+    if one fails it opens again."""
+
+    enabled: bool = True
+    window_s: float = Field(default=30.0, gt=0, le=3600)
+    min_requests: int = Field(default=10, ge=1)
+    failure_rate: float = Field(default=0.5, gt=0, le=1)
+    failure_count: int | None = Field(default=None, ge=1)
+    cooldown_s: float = Field(default=10.0, gt=0)
+    half_open_probes: int = Field(default=1, ge=1, le=100)
+    failure_status_codes: list[Annotated[int, Field(ge=400, le=599)]] = Field(
+        default_factory=lambda: [500, 502, 503, 504])
 
 
 class Timeouts(_Strict):
@@ -226,6 +255,7 @@ class GatewayConfig(_Strict):
     providers: dict[str, ProviderConfig] = Field(default_factory=dict)
     models: dict[str, ModelRoute] = Field(default_factory=dict)
     retry: RetryPolicy = RetryPolicy()
+    circuit_breaker: CircuitBreaker = CircuitBreaker()
     timeouts: Timeouts = Timeouts()
     redaction: Redaction = Redaction()
     output_filter: OutputFilter = OutputFilter()
@@ -237,10 +267,16 @@ class GatewayConfig(_Strict):
     @model_validator(mode="after")
     def _references_resolve(self) -> GatewayConfig:
         for alias, route in self.models.items():
-            for i, target in enumerate(route.targets):
-                if target.provider not in self.providers:
+            if route.targets is not None:
+                nodes: list[tuple[str, Node]] = [
+                    (f"models.{alias}.targets.{i}", SingleNode(provider=t.provider, model=t.model))
+                    for i, t in enumerate(route.targets)]
+            else:
+                nodes = walk(route.tree, f"models.{alias}.route")
+            for path, node in nodes:
+                if isinstance(node, SingleNode) and node.provider not in self.providers:
                     raise ValueError(
-                        f"models.{alias}.targets.{i}.provider: unknown provider {target.provider!r} "
+                        f"{path}.provider: unknown provider {node.provider!r} "
                         f"(known: {', '.join(sorted(self.providers)) or 'none'})"
                     )
         ids = [k.id for k in self.keys]

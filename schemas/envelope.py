@@ -12,9 +12,9 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from schemas.config import Target
 from schemas.errors import ErrorInfo
 from schemas.events import StageEvent
+from schemas.routing import PlannedTarget
 
 SCHEMA_VERSION = 1
 
@@ -50,6 +50,13 @@ class Envelope(_Msg):
     api_key_hash: str | None = None
     body: dict[str, Any]
     model_requested: str
+    # request metadata, for conditional and sticky routing and for analysts (see ingress/metadata.py)
+    user: str = ""
+    tags: dict[str, str] = Field(default_factory=dict)
+    headers: dict[str, str] = Field(default_factory=dict, description="x-* headers; never recorded")
+    # the config version the routing stage planned with (hot reload: every stage reads the plan,
+    # not its own current config, for what the plan decided)
+    config_version: str = ""
 
     # redaction (``redacted``: the body has been through the redaction stage)
     redacted: bool = False
@@ -59,10 +66,13 @@ class Envelope(_Msg):
     tenant: str | None = None
     api_key_id: str | None = None
     # routing
-    plan: list[Target] = Field(default_factory=list)
+    plan: list[PlannedTarget] = Field(default_factory=list)
+    experiment: str = ""
+    variant: str = ""
     # provider call
     provider: str | None = None
     model_served: str | None = None
+    route_path: str = ""  # the tree path of the target that answered
     attempts: int = 0
     provider_ms: float = 0.0
     ttfb_ms: float | None = None

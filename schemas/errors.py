@@ -53,6 +53,8 @@ class GatewayError(Exception):
         self.status = status_code if status_code is not None else self.status_code
         self.retryable = self.default_retryable if retryable is None else retryable
         self.retry_after_s = retry_after_s
+        # the HTTP status the provider answered with, when this error is a provider's answer
+        self.upstream_status: int | None = None
 
     def info(self) -> ErrorInfo:
         return ErrorInfo(

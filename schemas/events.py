@@ -51,6 +51,11 @@ class RequestCompleted(_Evt):
     tenant: str = ""
     api_key_id: str = ""
     user: str = ""
+    tags: dict[str, str] = Field(default_factory=dict)
+    config_version: str = ""
+    route_path: str = ""
+    experiment: str = ""
+    variant: str = ""
     endpoint: str = "chat.completions"
     model_requested: str = ""
     model_served: str = ""
@@ -80,4 +85,23 @@ class RequestCompleted(_Evt):
     stage_events: list[StageEvent] = Field(default_factory=list)
 
 
-Event = StageEvent | RequestCompleted
+class ControlEvent(_Evt):
+    """Something that happened to the gateway rather than to one request: a circuit breaker changed
+    state (``kind`` ``breaker``, ``subject`` the target id), a config version was applied or taken up
+    by a worker (``kind`` ``config``, ``subject`` the version). One row of ``gateway_events``."""
+
+    event: Literal["control"] = "control"
+    schema_version: int = SCHEMA_VERSION
+    event_id: str
+    ts: float
+    kind: Literal["breaker", "config"]
+    subject: str
+    from_state: str = ""
+    to_state: str = ""
+    reason: str = ""
+    source: str = Field(default="", description="the process that recorded it, e.g. routing-1234")
+    config_version: str = ""
+    attrs: dict[str, Any] = Field(default_factory=dict)
+
+
+Event = StageEvent | RequestCompleted | ControlEvent

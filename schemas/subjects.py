@@ -16,6 +16,19 @@ RESP_FILTER_INSTANCE = "gw.resp.filter.inst"
 EVT_PREFIX = "gw.evt"
 EVT_ALL = "gw.evt.>"
 
+# Control-plane events (breaker transitions, config versions), captured by GW_EVENTS too.
+EVT_CONTROL = "gw.evt.control"
+
+# Per-target call outcomes, from every provider replica to every routing replica (core NATS, fan-out):
+# the live latency, in-flight counts and failure windows behind smart routing and circuit breakers.
+HEALTH_REPORT = "gw.health.report"
+
+# JetStream key-value buckets: the active config (key ``active``) and each target's breaker state
+# (key: workers/health.py breaker_key), shared by every replica.
+BUCKET_CONFIG = "GW_CONFIG"
+CONFIG_KEY = "active"
+BUCKET_BREAKERS = "GW_BREAKERS"
+
 # Analyst queries against the embedded store, answered by the sink (request/reply).
 SQL_QUERY = "gw.sql.query"
 

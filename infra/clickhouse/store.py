@@ -31,7 +31,7 @@ from infra.clickhouse.jsonsafe import JsonValue, json_safe_row
 from infra.clickhouse.migrate import Migration, apply_migrations
 from infra.clickhouse.readonly import ReadOnlyViolation, check_readonly
 from schemas.errors import InvalidRequest
-from schemas.events import RequestCompleted, StageEvent
+from schemas.events import ControlEvent, Event, RequestCompleted, StageEvent
 
 logger = logging.getLogger(__name__)
 
@@ -45,7 +45,11 @@ REQUEST_COLUMNS = (
     "error_message", "prompt_tokens", "completion_tokens", "usage_source", "cost_usd", "latency_ms",
     "ttfb_ms", "provider_ms", "gateway_overhead_ms", "attempts", "redactions", "redaction_counts",
     "output_findings", "delivery", "stage_ms", "request_body", "response_body", "stage", "schema_version",
-    "cached_tokens",
+    "cached_tokens", "tags", "config_version", "route_path", "experiment", "variant",
+)
+GATEWAY_EVENT_COLUMNS = (
+    "event_id", "ts", "kind", "subject", "from_state", "to_state", "reason", "source", "config_version",
+    "attrs", "schema_version",
 )
 COMPLETED_EVENT_TYPE = "request.completed"
 
@@ -78,6 +82,8 @@ class WriteResult:
     """RequestCompleted whose request_id was already written: no second ``requests`` row"""
     rejected: int = 0
     """malformed events dropped and logged (bad UUID or timestamp): one bad event cannot wedge a batch"""
+    gateway_events: int = 0
+    """rows inserted into ``gateway_events`` (one per ControlEvent)"""
 
 
 @dataclass(frozen=True, slots=True)
@@ -179,7 +185,15 @@ def _request_row(rc: RequestCompleted, event_id: str, request_id: str, ts_ms: in
         rc.ttfb_ms, rc.provider_ms, rc.gateway_overhead_ms, _clamp(rc.attempts, _U8),
         _clamp(rc.redactions, _U16), _u16_map(rc.redaction_counts), _u16_map(rc.output_findings),
         _clamp(rc.delivery, _U16), rc.stage_ms, rc.request_body, rc.response_body, rc.stage,
-        _clamp(rc.schema_version, _U8), _clamp(rc.cached_tokens, _U32),
+        _clamp(rc.schema_version, _U8), _clamp(rc.cached_tokens, _U32), rc.tags, rc.config_version,
+        rc.route_path, rc.experiment, rc.variant,
+    )
+
+
+def _gateway_event_row(ce: ControlEvent) -> tuple[Any, ...]:
+    return (
+        _uuid(ce.event_id), _ts_ms(ce.ts), ce.kind, ce.subject, ce.from_state, ce.to_state, ce.reason,
+        ce.source, ce.config_version, _attrs_json(ce.attrs), _clamp(ce.schema_version, _U8),
     )
 
 
@@ -220,8 +234,8 @@ class Store:
             self._dedupe_warm = True
             return self.dedupe.preload(ids)
 
-    def write(self, events: Sequence[StageEvent | RequestCompleted]) -> WriteResult:
-        """Insert a batch: at most one insert into ``events`` and one into ``requests``.
+    def write(self, events: Sequence[Event]) -> WriteResult:
+        """Insert a batch: at most one insert each into ``events``, ``requests`` and ``gateway_events``.
 
         A ``RequestCompleted`` is one unit with the ``stage_events`` it carries: its ``requests`` row,
         its own ``request.completed`` event row and its stage events. A request id already written
@@ -229,13 +243,18 @@ class Store:
         double-counts. ``events`` is written first, ``requests`` second, and ids enter the dedupe set
         only once both succeeded: a failed batch retried as a whole writes no request twice (in the
         rare case where ``events`` succeeded and ``requests`` failed, the retry repeats those event
-        rows). Standalone ``StageEvent``s are written as they are.
+        rows). Standalone ``StageEvent``s are written as they are. ``ControlEvent``s go to
+        ``gateway_events``, inserted last, once the request ids are in the dedupe set: a retry after
+        that insert failed skips the requests already written (an event id twice in one batch is
+        written once; across batches, like ``events``, a redelivery can repeat a row).
         The first write of a store preloads the dedupe set (``warm_dedupe``) if nobody did.
         """
         if not self._dedupe_warm:
             self.warm_dedupe()
         event_rows: list[tuple[Any, ...]] = []
         request_rows: list[tuple[Any, ...]] = []
+        control_rows: list[tuple[Any, ...]] = []
+        control_ids: set[str] = set()
         new_ids: list[str] = []
         batch_ids: set[str] = set()
         duplicates = rejected = 0
@@ -245,6 +264,11 @@ class Store:
                 try:
                     if isinstance(ev, StageEvent):
                         event_rows.append(_event_row(ev))
+                        continue
+                    if isinstance(ev, ControlEvent):
+                        if ev.event_id.lower() not in control_ids:
+                            control_rows.append(_gateway_event_row(ev))
+                            control_ids.add(ev.event_id.lower())
                         continue
                     event_id, request_id = _uuid(ev.event_id), _uuid(ev.request_id)
                     ts_ms = _ts_ms(ev.ts)
@@ -266,8 +290,11 @@ class Store:
             if request_rows:
                 self._insert("requests", REQUEST_COLUMNS, _columns(request_rows))
             dedupe.add_many(new_ids)
+            if control_rows:
+                self._insert("gateway_events", GATEWAY_EVENT_COLUMNS, _columns(control_rows))
         return WriteResult(
-            events=len(event_rows), requests=len(request_rows), duplicates=duplicates, rejected=rejected
+            events=len(event_rows), requests=len(request_rows), duplicates=duplicates, rejected=rejected,
+            gateway_events=len(control_rows),
         )
 
     def _insert(self, table: str, column_names: Sequence[str], columns: list[list[Any]]) -> None:

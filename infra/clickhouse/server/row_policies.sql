@@ -31,6 +31,13 @@ GRANT SELECT, INSERT ON requests TO gateway_admin;
 GRANT SELECT, INSERT ON events TO gateway_admin;
 GRANT SELECT, INSERT ON requests_per_minute TO gateway_admin;
 
+-- gateway_events (0003) is NOT per tenant: it records what happened to the gateway itself (breaker
+-- transitions per target, config versions), has no tenant column and so no row policy; whoever may
+-- SELECT it sees all of it. Its target ids and reasons describe every tenant's routes, so it is not
+-- granted to gateway_analyst: `GRANT SELECT ON gateway_events TO gateway_analyst` if your tenants may
+-- see gateway-wide operations.
+GRANT SELECT, INSERT ON gateway_events TO gateway_admin;
+
 -- Admins and the sink see every tenant.
 CREATE ROW POLICY IF NOT EXISTS gateway_all_tenants ON requests, events, requests_per_minute
     FOR SELECT USING 1 AS permissive TO gateway_admin;

@@ -8,9 +8,9 @@ from decimal import Decimal
 import pytest
 from pydantic import ValidationError
 
-from schemas.config import Price, Target
 from schemas.envelope import SCHEMA_VERSION, Envelope, Reply, StreamPiece, Usage
 from schemas.errors import RateLimited
+from schemas.routing import PlannedTarget, Price
 
 
 def make_envelope(**update: object) -> Envelope:
@@ -38,9 +38,9 @@ def full_envelope() -> Envelope:
         tenant="acme",
         api_key_id="demo",
         plan=[
-            Target(provider="p1", model="m1",
-                   price=Price(input_per_mtok=Decimal("0.15"), output_per_mtok=Decimal("0.6"))),
-            Target(provider="p2", model="m2"),
+            PlannedTarget(provider="p1", model="m1", path="route.children.0", timeout_s=5.0,
+                          price=Price(input_per_mtok=Decimal("0.15"), output_per_mtok=Decimal("0.6"))),
+            PlannedTarget(provider="p2", model="m2", path="route.children.1", probe=True),
         ],
         provider="p1",
         model_served="m1",

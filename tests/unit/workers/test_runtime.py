@@ -102,6 +102,19 @@ def test_defaults_for_a_request_that_stopped_early(clock: types.SimpleNamespace)
     assert (record.tenant, record.api_key_id, record.user, record.provider, record.model_served) == ("",) * 5
     assert (record.prompt_tokens, record.completion_tokens, record.usage_source) == (0, 0, "")
     assert record.cost_usd is None and record.ttfb_ms is None
+    assert (record.tags, record.config_version, record.route_path, record.experiment, record.variant) == (
+        {}, "", "", "", "")
+
+
+def test_request_metadata_and_routing_decision_are_recorded(clock: types.SimpleNamespace) -> None:
+    env = make_envelope(user="header-user", tags={"team": "ml"}, headers={"x-gateway-session-id": "s-1"},
+                        config_version="v9", route_path="fallback/0", experiment="cheap-vs-best", variant="b")
+    record = completed_record(env, "provider", 200, None, None)
+    assert (record.user, record.tags) == ("header-user", {"team": "ml"})  # the header beats the body's user
+    assert (record.config_version, record.route_path, record.experiment, record.variant) == (
+        "v9", "fallback/0", "cheap-vs-best", "b")
+    assert "s-1" not in record.model_dump_json()  # routing headers are never recorded
+    assert completed_record(make_envelope(), "provider", 200, None, None).user == "alice"  # body fallback
 
 
 # -- with_stage_time --------------------------------------------------------------------------------

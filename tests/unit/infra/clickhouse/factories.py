@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from schemas.events import RequestCompleted, StageEvent
+from schemas.events import ControlEvent, RequestCompleted, StageEvent
 from schemas.ids import uuid7
 
 STAGES = ("ingress", "redaction", "policy", "routing", "provider")
@@ -53,6 +53,23 @@ def completed(request_id: str | None = None, **overrides: Any) -> RequestComplet
     }
     fields.update(overrides)
     return RequestCompleted(**fields)
+
+
+def control_event(**overrides: Any) -> ControlEvent:
+    fields: dict[str, Any] = {
+        "event_id": uuid7(),
+        "ts": time.time(),
+        "kind": "breaker",
+        "subject": "openai/gpt-4o-mini",
+        "from_state": "closed",
+        "to_state": "open",
+        "reason": "5 failures in 30s",
+        "source": "routing-1234",
+        "config_version": "v7",
+        "attrs": {"failures": 5, "window_s": 30},
+    }
+    fields.update(overrides)
+    return ControlEvent(**fields)
 
 
 def request_batch(requests: int, **overrides: Any) -> list[StageEvent | RequestCompleted]:

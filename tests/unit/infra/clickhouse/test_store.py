@@ -19,10 +19,10 @@ import pytest
 from infra.clickhouse import QueryFailed, ReadOnlyViolation, Store, open_store
 from infra.clickhouse.migrate import MigrationError, apply_migrations
 from infra.clickhouse.sqltext import split_statements
-from schemas.events import RequestCompleted, StageEvent
+from schemas.events import Event, RequestCompleted, StageEvent
 from schemas.ids import uuid7
 
-from .factories import completed, request_batch, stage_event
+from .factories import completed, control_event, request_batch, stage_event
 
 ROW_POLICIES = Path(__file__).parents[4] / "infra" / "clickhouse" / "server" / "row_policies.sql"
 
@@ -54,9 +54,11 @@ def test_migrate_twice_is_idempotent(store: Store) -> None:
     assert store.migrate() == []
     assert store.migrate() == []
     tables = {r[0] for r in store.query_readonly("SHOW TABLES").rows}
-    expected = {"requests", "events", "requests_per_minute", "requests_per_minute_mv", "schema_migrations"}
+    expected = {"requests", "events", "requests_per_minute", "requests_per_minute_mv", "schema_migrations",
+                "gateway_events"}
     assert expected <= tables
     assert scalar(store, "SELECT count() FROM schema_migrations WHERE version = 1") == 1
+    assert scalar(store, "SELECT count() FROM schema_migrations WHERE version = 3") == 1
 
 
 def test_ddl_features_are_real(store: Store) -> None:
@@ -67,9 +69,14 @@ def test_ddl_features_are_real(store: Store) -> None:
     assert engines["events"] == "MergeTree"
     assert engines["requests_per_minute"] == "AggregatingMergeTree"
     assert engines["requests_per_minute_mv"] == "MaterializedView"
+    assert engines["gateway_events"] == "MergeTree"
     cols = dict(store.query_readonly("SELECT name, type FROM system.columns WHERE table = 'requests'").rows)
     assert cols["cost_usd"] == "Nullable(Decimal(18, 9))"
     assert cols["redaction_counts"] == "Map(LowCardinality(String), UInt16)"
+    assert cols["tags"] == "Map(LowCardinality(String), String)"
+    for name in ("config_version", "route_path", "experiment", "variant"):
+        assert cols[name] == "LowCardinality(String)"
+    assert "ORDER BY (kind, subject, ts)" in scalar(store, "SHOW CREATE TABLE gateway_events")
     create = scalar(store, "SHOW CREATE TABLE requests")
     assert "TTL toDateTime(ts) + toIntervalDay(30)," in create.split("`request_body`")[1].split("\n")[0]
     assert "ORDER BY (tenant, toStartOfMinute(ts), request_id)" in create
@@ -112,7 +119,8 @@ def test_write_and_read_back_every_request_column(store: Store) -> None:
         gateway_overhead_ms=22.5, attempts=3, redactions=4, redaction_counts={"EMAIL_ADDRESS": 3, "PHONE": 1},
         output_findings={"CREDIT_CARD": 2}, delivery=2, stage_ms={"redaction": 1.5, "provider": 790.0},
         request_body='{"messages":[{"content":"hi <EMAIL_1>"}]}', response_body='{"choices":[]}',
-        ts=ts, finished_at=ts + 0.813,
+        ts=ts, finished_at=ts + 0.813, tags={"team": "search", "feature": "autocomplete"},
+        config_version="v12", route_path="fallback/1/loadbalance/0", experiment="cheap-vs-best", variant="b",
     )
     result = store.write([rc])
     assert (result.requests, result.events, result.duplicates, result.rejected) == (1, 1, 0, 0)
@@ -123,6 +131,8 @@ def test_write_and_read_back_every_request_column(store: Store) -> None:
         "request_id": rc.request_id, "event_id": rc.event_id,
         "ts": iso(ts), "finished_at": iso(ts + 0.813),
         "tenant": "t_cols", "api_key_id": "key_1", "user": "u_42", "endpoint": "chat.completions",
+        "tags": {"team": "search", "feature": "autocomplete"}, "config_version": "v12",
+        "route_path": "fallback/1/loadbalance/0", "experiment": "cheap-vs-best", "variant": "b",
         "model_requested": "gpt-4o-mini", "model_served": "gpt-4o-mini-2024-07-18", "provider": "openai",
         "stream": True, "status_code": 429, "error_type": "rate_limit_error",
         "error_code": "rate_limit_exceeded", "error_message": "slow down", "prompt_tokens": 12,
@@ -384,6 +394,60 @@ def test_reads_and_writes_run_concurrently(store: Store) -> None:
     )
 
 
+def test_new_columns_default_to_empty(store: Store) -> None:
+    rc = completed(tenant="t_defaults")
+    store.write([rc])
+    row = one(store, "SELECT tags, config_version, route_path, experiment, variant, tags['team'] AS team "
+                     "FROM requests WHERE request_id = {id:UUID}", {"id": rc.request_id})
+    assert row == {"tags": {}, "config_version": "", "route_path": "", "experiment": "", "variant": "", "team": ""}
+
+
+def test_control_events_land_in_gateway_events(store: Store) -> None:
+    breaker = control_event(subject="t_ctl/openai/gpt-4o", ts=1_790_000_000.25)
+    config = control_event(kind="config", subject="t_ctl-v8", from_state="v7", to_state="applied",
+                           reason="file changed", source="routing-77", config_version="v8", attrs={})
+    rc = completed(tenant="t_ctl")
+    batch: list[Event] = [breaker, stage_event(rc.request_id, tenant="t_ctl"), rc, config, breaker]  # twice
+    result = store.write(batch)
+    assert (result.gateway_events, result.requests, result.events, result.duplicates) == (2, 1, 2, 0)
+    row = one(store, "SELECT * EXCEPT inserted_at FROM gateway_events WHERE event_id = {id:UUID}",
+              {"id": breaker.event_id})
+    assert row == {
+        "event_id": breaker.event_id, "ts": "2026-09-21T14:13:20.250000Z", "kind": "breaker",
+        "subject": "t_ctl/openai/gpt-4o", "from_state": "closed", "to_state": "open",
+        "reason": "5 failures in 30s", "source": "routing-1234", "config_version": "v7",
+        "attrs": '{"failures":5,"window_s":30}', "schema_version": 1,
+    }
+    cfg = one(store, "SELECT kind, to_state, attrs FROM gateway_events WHERE subject = 't_ctl-v8'")
+    assert cfg == {"kind": "config", "to_state": "applied", "attrs": "{}"}
+    # control events are no request: nothing of them reaches requests or events
+    assert scalar(store, "SELECT count() FROM events WHERE tenant = 't_ctl'") == 2
+
+
+def test_control_events_only_batch_is_one_insert(store: Store) -> None:
+    calls: list[str] = []
+    real = store._client.insert
+
+    def spy(*args: Any, **kwargs: Any) -> Any:
+        calls.append(kwargs["context"].table.strip("`"))
+        return real(*args, **kwargs)
+
+    store._client.insert = spy
+    try:
+        result = store.write([control_event(subject="t_ctl_only"), control_event(subject="t_ctl_only")])
+    finally:
+        del store._client.insert
+    assert calls == ["gateway_events"] and result.gateway_events == 2
+
+
+def test_malformed_control_event_is_rejected_not_fatal(store: Store) -> None:
+    good = control_event(subject="t_ctl_bad")
+    bad = [control_event(subject="t_ctl_bad", event_id="nope"), control_event(subject="t_ctl_bad", ts=-5.0)]
+    result = store.write([*bad, good])
+    assert (result.rejected, result.gateway_events) == (2, 1)
+    assert scalar(store, "SELECT count() FROM gateway_events WHERE subject = 't_ctl_bad'") == 1
+
+
 def test_events_only_batch_and_empty_batch(store: Store) -> None:
     assert store.write([]).events == 0
     evs: list[StageEvent | RequestCompleted] = [stage_event(uuid7(), tenant="t_only")]
@@ -401,3 +465,23 @@ def test_readme_example_queries_run(store: Store) -> None:
     for statement in statements:
         result = store.query_readonly(statement.text, {"id": rc.request_id})
         assert result.rows, statement.text
+
+
+def test_readme_routing_queries_run(store: Store) -> None:
+    readme = (ROW_POLICIES.parents[1] / "README.md").read_text()
+    block = readme.split("### Routing, experiments, breakers, config versions, tags")[1]
+    statements = split_statements(block.split("```sql")[1].split("```")[0])
+    assert len(statements) == 6
+    batch: list[Event] = [
+        completed(tenant="acme", experiment="cheap-vs-best", variant=v, config_version="v3", latency_ms=ms,
+                  tags={"team": "search"}, status_code=status, cost_usd=cost)
+        for v, ms, status, cost in [("a", 100.0, 200, "0.01"), ("a", 300.0, 500, None), ("b", 80.0, 200, "0.002")]
+    ]
+    batch += [control_event(), control_event(kind="config", subject="v3", to_state="applied")]
+    store.write(batch)
+    for statement in statements:
+        result = store.query_readonly(statement.text)
+        assert result.rows, statement.text
+    variants = store.query_readonly(statements[0].text).rows
+    assert [(r[1], r[2]) for r in variants] == [("a", 2), ("b", 1)]
+    assert variants[0][3] == 0.5 and variants[0][7] == 1  # error rate, unpriced
