@@ -15,6 +15,7 @@ if TYPE_CHECKING:
 
     from infra.clickhouse.store import Store
     from stages.pii import PiiScanner
+    from workers.live_config import LiveConfig
 
 
 def settings() -> Settings:
@@ -29,6 +30,16 @@ def nats_url(s: Settings) -> str:
     if not s.nats_url:
         raise RuntimeError("NATS_URL is not set (gateway up sets it for every worker)")
     return s.nats_url
+
+
+async def live_config(s: Settings, name: str) -> LiveConfig:
+    """The process's live config (hot reload), started: loaded from the KV (or the config file when
+    nothing was published yet) and watched. Build it in a worker's ``setup``, before subscribing."""
+    from workers.live_config import LiveConfig
+
+    live = LiveConfig(s.config, name)
+    await live.start(nats_url(s))
+    return live
 
 
 def broker(s: Settings, name: str) -> NatsBroker:

@@ -6,12 +6,18 @@ import argparse
 import asyncio
 import json
 import sys
+from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
-from infra.config import ConfigError, load_config
+from infra.config import ConfigError, load_config, parse_config_text
 from infra.settings import Settings
 from schemas.config import hash_api_key
+
+if TYPE_CHECKING:
+    from nats.js import JetStreamContext
+
+T = TypeVar("T")
 
 
 def _replicas(values: list[str]) -> dict[str, int]:
@@ -61,6 +67,95 @@ def cmd_config_check(args: argparse.Namespace) -> int:
         print(f"gateway: {exc}", file=sys.stderr)
         return 2
     print(f"{path}: ok ({len(config.keys)} keys, {len(config.providers)} providers, {len(config.models)} models)")
+    return 0
+
+
+def _control_nats_url(args: argparse.Namespace, settings: Settings) -> str:
+    """``--nats-url``, else ``NATS_URL``, else the embedded gateway's (as ``gateway sql`` finds it)."""
+    return str(args.nats_url or settings.nats_url or f"nats://127.0.0.1:{settings.nats_port}")
+
+
+def _whoami() -> str:
+    import getpass
+    import socket
+
+    try:
+        user = getpass.getuser()
+    except Exception:  # noqa: BLE001 - no user entry (containers): still say where it came from
+        user = "unknown"
+    return f"{user}@{socket.gethostname()}"
+
+
+async def _with_js(url: str, work: Callable[[JetStreamContext], Awaitable[T]]) -> T:
+    import nats
+
+    async def quiet(_exc: Exception) -> None:  # the failure is reported once, below
+        return None
+
+    try:
+        # max_reconnect_attempts=0 would retry forever (nats-py 2.16 only counts attempts when > 0)
+        nc = await nats.connect(url, connect_timeout=2, max_reconnect_attempts=1, allow_reconnect=False,
+                                error_cb=quiet)
+    except Exception as exc:  # noqa: BLE001
+        raise ConnectionError(f"cannot reach the gateway's NATS at {url} (is `gateway up` running?): {exc}") \
+            from None
+    try:
+        return await work(nc.jetstream())
+    finally:
+        await nc.close()
+
+
+def cmd_config_apply(args: argparse.Namespace) -> int:
+    """Validate locally, then make the file the active config of every worker (hot reload)."""
+    from infra.config_store import publish_config
+
+    settings = Settings()
+    path = (Path(args.path) if args.path else settings.config).resolve()
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        print(f"gateway: cannot read config file {path}: {exc.strerror or exc}", file=sys.stderr)
+        return 2
+    try:
+        parse_config_text(text, str(path))
+    except ConfigError as exc:
+        print(f"gateway: {exc}", file=sys.stderr)
+        return 2
+    url = _control_nats_url(args, settings)
+
+    async def work(js: JetStreamContext) -> str:
+        return await publish_config(js, text, f"apply:{_whoami()}", label=str(path), attrs={"file": str(path)})
+
+    try:
+        version = asyncio.run(_with_js(url, work))
+    except ConfigError as exc:
+        print(f"gateway: {exc}", file=sys.stderr)
+        return 2
+    except Exception as exc:  # noqa: BLE001 - NATS unreachable, no bucket (gateway never started): say so
+        print(f"gateway config apply: {exc}", file=sys.stderr)
+        return 1
+    print(f"applied config {version} from {path}")
+    return 0
+
+
+def cmd_config_show(args: argparse.Namespace) -> int:
+    import datetime
+
+    from infra.config_store import fetch_active
+
+    settings = Settings()
+    try:
+        active = asyncio.run(_with_js(_control_nats_url(args, settings), fetch_active))
+    except Exception as exc:  # noqa: BLE001
+        print(f"gateway config show: {exc}", file=sys.stderr)
+        return 1
+    if active is None:
+        print("gateway config show: no config published yet", file=sys.stderr)
+        return 1
+    applied = datetime.datetime.fromtimestamp(active.applied_at, datetime.UTC).isoformat(timespec="seconds")
+    print(f"version {active.version}\nsource {active.source}\napplied_at {applied}\nrevision {active.revision}")
+    if args.yaml:
+        print(f"---\n{active.yaml}", end="" if active.yaml.endswith("\n") else "\n")
     return 0
 
 
@@ -123,6 +218,14 @@ def build_parser() -> argparse.ArgumentParser:
     c = cfg.add_parser("check", help="validate a config file")
     c.add_argument("path", nargs="?")
     c.set_defaults(func=cmd_config_check)
+    c = cfg.add_parser("apply", help="validate a config file and make it active in every worker (no restart)")
+    c.add_argument("path", nargs="?", help="config file (default: $GATEWAY_CONFIG or config/gateway.yaml)")
+    c.add_argument("--nats-url", help="the gateway's NATS (default: $NATS_URL, else the embedded one)")
+    c.set_defaults(func=cmd_config_apply)
+    c = cfg.add_parser("show", help="print the active config version and where it came from")
+    c.add_argument("--nats-url", help="the gateway's NATS (default: $NATS_URL, else the embedded one)")
+    c.add_argument("--yaml", action="store_true", help="print the active YAML too")
+    c.set_defaults(func=cmd_config_show)
     return parser
 
 

@@ -16,6 +16,23 @@ class ConfigError(ValueError):
     pass
 
 
+_NODE_TAGS = {"single", "fallback", "loadbalance", "conditional", "experiment"}
+
+
+def config_path(loc: tuple[int | str, ...]) -> str:
+    """A pydantic error location as the dotted path in the file: the routing-tree node types that
+    pydantic adds for tagged unions (``route.fallback.children.0.single.model``) are not in the file."""
+    parts: list[str] = []
+    for i, item in enumerate(loc):
+        after = loc[i - 1] if i else None
+        if item in _NODE_TAGS and (after in ("route", "default") or isinstance(after, int)):
+            continue
+        if isinstance(item, str) and item.startswith("function-"):
+            continue
+        parts.append(str(item))
+    return ".".join(parts)
+
+
 def parse_config(data: Any, source: str = "<config>") -> GatewayConfig:
     if data is None:
         data = {}
@@ -26,9 +43,20 @@ def parse_config(data: Any, source: str = "<config>") -> GatewayConfig:
     except ValidationError as exc:
         lines = []
         for err in exc.errors():
-            path = ".".join(str(p) for p in err["loc"]) or "(top level)"
-            lines.append(f"  {path}: {err['msg']}")
+            path = config_path(err["loc"])
+            message = str(err["msg"]).removeprefix("Value error, ")
+            # cross-reference checks name their own path in the message
+            lines.append(f"  {path}: {message}" if path else f"  {message}")
         raise ConfigError(f"{source}: invalid config\n" + "\n".join(lines)) from None
+
+
+def parse_config_text(text: str, source: str = "<config>") -> GatewayConfig:
+    """The config from its YAML text; ``source`` (a file path, a KV revision) starts every error."""
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{source}: not valid YAML: {exc}") from None
+    return parse_config(data, source)
 
 
 def load_config(path: Path) -> GatewayConfig:
@@ -36,13 +64,14 @@ def load_config(path: Path) -> GatewayConfig:
         text = path.read_text()
     except FileNotFoundError:
         raise ConfigError(f"config file not found: {path}") from None
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML: {exc}") from None
-    return parse_config(data, str(path))
+    return parse_config_text(text, str(path))
+
+
+def version_of(text: str) -> str:
+    """A config version: the first 12 hex digits of the SHA-256 of its YAML text (hot reload)."""
+    return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
 def config_version(path: Path) -> str:
-    """A short content hash: which config served a request."""
+    """A short content hash: which config served a request (``version_of`` the file's text)."""
     return hashlib.sha256(path.read_bytes()).hexdigest()[:12]

@@ -5,6 +5,12 @@ mock provider when the config asks for it, then the sink, the five stage workers
 that dies is restarted with backoff; SIGINT/SIGTERM stops everything (ingress first, sink last).
 Each worker announces itself on ``gw.ctl.ready`` once its subscriptions are live; ``gateway up``
 prints ``gateway ready`` when all have, and writes the children's PIDs to ``<data_dir>/pids.json``.
+
+Config (hot reload): the config file is the source of truth under ``gateway up``. Before any worker
+starts, its text is published to the ``GW_CONFIG`` KV bucket (overwriting whatever an earlier
+``gateway config apply`` pushed); then the file is polled every second (mtime and size, then the
+content hash) and each valid change is published, which every worker takes up without a restart. An
+invalid change is refused with the error naming the bad path, and the active config stays.
 """
 
 from __future__ import annotations
@@ -23,9 +29,11 @@ from pathlib import Path
 import nats
 import orjson
 from nats.aio.msg import Msg
+from nats.js import JetStreamContext
 
 from infra import jetstream
-from infra.config import load_config
+from infra.config import ConfigError, load_config, version_of
+from infra.config_store import fetch_active, publish_config
 from infra.nats_server import EmbeddedNats, start_nats, wait_for_port
 from infra.settings import Settings
 from schemas import subjects
@@ -68,6 +76,11 @@ class Child:
         return self.process is not None and self.process.poll() is None
 
 
+def _file_signature(path: Path) -> tuple[int, int, int]:
+    st = path.stat()
+    return (st.st_mtime_ns, st.st_size, st.st_ino)
+
+
 @dataclass
 class Supervisor:
     settings: Settings
@@ -75,6 +88,8 @@ class Supervisor:
     children: list[Child] = field(default_factory=list)
     nats: EmbeddedNats | None = None
     stopping: bool = False
+    config_poll_s: float = 1.0
+    _config_signature: tuple[int, int, int] | None = None
 
     @property
     def data_dir(self) -> Path:
@@ -127,6 +142,8 @@ class Supervisor:
             nats_url = self.nats.url
         nc = await nats.connect(nats_url, name="supervisor", max_reconnect_attempts=-1)
         await jetstream.declare(nc.jetstream(), self.settings)
+        await self.publish_config_file(nc.jetstream())  # before any worker starts: none serves a stale one
+        config_watch = asyncio.create_task(self.watch_config_file(nc.jetstream()))
         ready: set[str] = set()
 
         async def on_ready(msg: Msg) -> None:
@@ -149,10 +166,65 @@ class Supervisor:
             self._restart_dead()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), timeout=0.2)
+        config_watch.cancel()
         await self.shutdown()
         with contextlib.suppress(Exception):
             await nc.close()
         return 0
+
+    # -- the config file (hot reload) -----------------------------------------------------------------
+
+    async def publish_config_file(self, js: JetStreamContext) -> str:
+        """Make the config file the active config (the file wins at start, see the module doc)."""
+        path = self.settings.config.resolve()
+        self._config_signature = _file_signature(path)
+        version = await publish_config(js, path.read_text(), f"file:{path}", label=str(path))
+        print(f"gateway: config {version} from {path}", flush=True)
+        return version
+
+    async def watch_config_file(self, js: JetStreamContext) -> None:
+        """Poll the file; publish each valid change, refuse (and log) an invalid one."""
+        path = self.settings.config.resolve()
+        while True:
+            await asyncio.sleep(self.config_poll_s)
+            try:
+                await self._check_config_file(js, path)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - e.g. NATS briefly unreachable: retry next poll
+                self._config_signature = None
+                print(f"gateway: could not publish the config change from {path}: {exc!r}; retrying",
+                      file=sys.stderr, flush=True)
+
+    async def _check_config_file(self, js: JetStreamContext, path: Path) -> None:
+        try:
+            signature = _file_signature(path)
+        except FileNotFoundError:
+            return  # being replaced, or removed: the active config stays
+        if signature == self._config_signature:
+            return
+        await asyncio.sleep(0.2)  # let a writer finish: act only on a file that stopped changing
+        if _file_signature(path) != signature:
+            return
+        self._config_signature = signature
+        text = path.read_text()
+        try:
+            active = await fetch_active(js)
+        except ConfigError:  # not a config value (written around the validator): replace it
+            active = None
+        if active is not None and active.version == version_of(text):
+            return
+        current = active.version if active is not None else "none"
+        if not text.strip():
+            print(f"gateway: {path} is empty; ignored, config {current} stays active", file=sys.stderr, flush=True)
+            return
+        try:
+            version = await publish_config(js, text, f"file:{path}", label=str(path))
+        except ConfigError as exc:
+            print(f"gateway: config change refused, config {current} stays active: {exc}", file=sys.stderr,
+                  flush=True)
+            return
+        print(f"gateway: config {version} applied from {path} (was {current})", flush=True)
 
     async def _announce_when_ready(self, ready: set[str], stop: asyncio.Event) -> None:
         workers = {name for name, _ in WORKERS}

@@ -12,7 +12,8 @@ from ingress.app import Ingress
 def main() -> None:
     settings = bootstrap.settings()
     setup_logging(settings.log_level)
-    app = Ingress(bootstrap.config(settings), bootstrap.nats_url(settings))
+    # The live config (hot reload) is opened at lifespan startup, on uvicorn's event loop.
+    app = Ingress(None, bootstrap.nats_url(settings), open_config=lambda: bootstrap.live_config(settings, "ingress"))
     uvicorn.run(app, host=settings.host, port=settings.port, loop="uvloop", http="httptools",
                 log_level="warning", access_log=False, lifespan="on", timeout_graceful_shutdown=5)
 

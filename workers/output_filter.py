@@ -27,6 +27,7 @@ from stages.pii import PiiScanner
 from stages.redaction import conceal
 from stages.vault import unseal
 from workers.app import Hooks, main
+from workers.live_config import Derived
 from workers.runtime import StageRuntime, with_stage_time
 
 STAGE = "output_filter"
@@ -62,11 +63,16 @@ def stored_answer(response: dict[str, Any], mapping: dict[str, str]) -> dict[str
 class OutputFilterStage:
     def __init__(self, runtime: StageRuntime, config: GatewayConfig, scanner: PiiScanner, key: bytes) -> None:
         self.runtime = runtime
+        self.key = key
+        self.use(config, scanner)
+        self.sessions: dict[str, StreamSession] = {}
+
+    def use(self, config: GatewayConfig, scanner: PiiScanner) -> None:
+        """Filter with this config and scanner from now on (hot reload); streams already open keep
+        the filter they were opened with."""
         self.config = config
         self.scanner = scanner
-        self.key = key
         self.restore = config.redaction.restore
-        self.sessions: dict[str, StreamSession] = {}
 
     def _mapping(self, envelope: Envelope) -> dict[str, str]:
         return unseal(envelope.vault, self.key, aad=envelope.request_id.encode()) if envelope.vault else {}
@@ -205,11 +211,27 @@ class OutputFilterStage:
                 "choices": [{"index": index, "delta": {"content": text}, "finish_reason": None}]}
 
 
+def scanner_inputs(config: GatewayConfig) -> object:
+    """What the output scanner is built from: a change to any of these rebuilds it."""
+    return (config.output_filter.entities, config.redaction.score_threshold, config.redaction.custom)
+
+
+def build_scanner(config: GatewayConfig) -> PiiScanner:
+    return bootstrap.pii_scanner(config.output_filter.entities, config.redaction.score_threshold, config)
+
+
 async def setup(broker: NatsBroker, settings: Settings) -> Hooks:
-    config = bootstrap.config(settings)
-    scanner = bootstrap.pii_scanner(config.output_filter.entities, config.redaction.score_threshold, config)
+    live = await bootstrap.live_config(settings, STAGE)
     runtime = StageRuntime(broker, STAGE, settings.ack_wait_s)
-    stage = OutputFilterStage(runtime, config, scanner, settings.sealing_key())
+    # (config, scanner), the scanner rebuilt in a thread when its settings change (hot reload)
+    scanners = Derived(live.current, scanner_inputs, build_scanner)
+    stage = OutputFilterStage(runtime, *scanners.current, settings.sealing_key())
+
+    async def reload(config: GatewayConfig, version: str) -> None:
+        await scanners.update(config, version)
+        stage.use(*scanners.current)
+
+    live.on_change(reload)
     instance_subject = f"{subjects.RESP_FILTER_INSTANCE}.{uuid7().replace('-', '')}"
 
     @broker.subscriber(subjects.RESP_FILTER, queue=subjects.QUEUE_GROUPS[subjects.RESP_FILTER],
@@ -229,7 +251,7 @@ async def setup(broker: NatsBroker, settings: Settings) -> Hooks:
     async def on_piece(data: bytes) -> None:
         await stage.piece(StreamPiece.model_validate_json(data))
 
-    return Hooks()
+    return Hooks(cleanup=live.stop)
 
 
 if __name__ == "__main__":

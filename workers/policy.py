@@ -1,4 +1,7 @@
-"""Policy worker: authenticate the key by hash, authorize model and input size, record the tenant."""
+"""Policy worker: authenticate the key by hash, authorize model and input size, record the tenant.
+
+Keys follow the live config (``workers/live_config.py``): a key added or removed takes effect without a
+restart."""
 
 from __future__ import annotations
 
@@ -17,12 +20,13 @@ STAGE = "policy"
 
 
 async def setup(broker: NatsBroker, settings: Settings) -> Hooks:
-    config = bootstrap.config(settings)
-    keys = KeyIndex(config.keys)
+    live = await bootstrap.live_config(settings, STAGE)
+    keys = [KeyIndex(live.current.keys)]  # rebuilt when the config changes (hot reload)
+    live.on_change(lambda config, _version: keys.__setitem__(0, KeyIndex(config.keys)))
     runtime = StageRuntime(broker, STAGE, settings.ack_wait_s)
 
     async def work(envelope: Envelope, started: float) -> None:
-        key = authenticate(keys, envelope.api_key_hash)
+        key = authenticate(keys[0], envelope.api_key_hash)
         size = authorize(key, envelope.model_requested, envelope.body)
         out = with_stage_time(envelope, STAGE, started, tenant=key.tenant, api_key_id=key.id)
         out = runtime.event(out, "request.authorized", started, attrs={"input_chars": size})
@@ -33,7 +37,7 @@ async def setup(broker: NatsBroker, settings: Settings) -> Hooks:
     async def on_request(data: bytes) -> None:
         await runtime.run(data, work)
 
-    return Hooks()
+    return Hooks(cleanup=live.stop)
 
 
 if __name__ == "__main__":

@@ -13,22 +13,38 @@ from faststream.nats import JStream, NatsBroker
 from infra import bootstrap
 from infra.settings import Settings
 from schemas import subjects
+from schemas.config import GatewayConfig
 from schemas.envelope import Envelope
+from stages.pii import PiiScanner
 from stages.redaction import redact_embedding_input, redact_request
 from stages.vault import seal
 from workers.app import Hooks, main
+from workers.live_config import Derived
 from workers.runtime import StageRuntime, with_stage_time
 
 STAGE = "redaction"
 
 
+def scanner_inputs(config: GatewayConfig) -> object:
+    """What the redaction scanner is built from: a change to any of these rebuilds it."""
+    return (config.redaction.entities, config.redaction.score_threshold, config.redaction.custom)
+
+
+def build_scanner(config: GatewayConfig) -> PiiScanner:
+    return bootstrap.pii_scanner(config.redaction.entities, config.redaction.score_threshold, config)
+
+
 async def setup(broker: NatsBroker, settings: Settings) -> Hooks:
-    config = bootstrap.config(settings)
-    scanner = bootstrap.pii_scanner(config.redaction.entities, config.redaction.score_threshold, config)
+    live = await bootstrap.live_config(settings, STAGE)
+    # (redaction settings, scanner), rebuilt in a thread when the redaction settings change and swapped
+    # when ready: each request uses the pair it started with (hot reload).
+    scanners = Derived(live.current, scanner_inputs, build_scanner)
+    live.on_change(scanners.update)
     key = settings.sealing_key()
     runtime = StageRuntime(broker, STAGE, settings.ack_wait_s)
 
     async def work(envelope: Envelope, started: float) -> None:
+        config, scanner = scanners.current
         embeddings = envelope.endpoint == "embeddings"
         redact = redact_embedding_input if embeddings else redact_request
         result = redact(envelope.body, scanner, config.redaction)
@@ -64,7 +80,7 @@ async def setup(broker: NatsBroker, settings: Settings) -> Hooks:
         raw = message.raw_message
         await runtime.run(data, work, delivery=raw.metadata.num_delivered, ack_subject=raw.reply)
 
-    return Hooks()
+    return Hooks(cleanup=live.stop)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,113 @@
+"""The active config in JetStream: bucket ``GW_CONFIG``, key ``active`` (hot reload).
+
+One value, JSON: ``{"version", "yaml", "source", "applied_at"}``. ``version`` is ``version_of(yaml)``
+(the first 12 hex digits of its SHA-256), ``source`` says who put it (``file:/abs/path`` from
+``gateway up``, ``apply:user@host`` from ``gateway config apply``). Every worker watches the key
+(``workers/live_config.py``); the bucket keeps the last 16 revisions.
+
+``publish_config`` is the only writer: it validates first (an invalid config is refused with the
+``ConfigError`` naming the bad path and nothing is written), then puts the value and records a
+``ControlEvent`` (``kind="config"``, ``reason="applied"``) on ``gw.evt.control`` for the sink.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+from nats.js import JetStreamContext
+from nats.js.errors import NotFoundError
+from nats.js.kv import KeyValue
+
+from infra.config import ConfigError, parse_config_text, version_of
+from schemas import subjects
+from schemas.config import GatewayConfig
+from schemas.events import ControlEvent
+from schemas.ids import uuid7
+
+
+@dataclass(frozen=True, slots=True)
+class ActiveConfig:
+    """One value of the config key, as stored (``revision``: the KV revision it was read at)."""
+
+    version: str
+    yaml: str
+    source: str
+    applied_at: float
+    revision: int = 0
+
+    def to_json(self) -> bytes:
+        return orjson.dumps({"version": self.version, "yaml": self.yaml, "source": self.source,
+                             "applied_at": self.applied_at})
+
+    @classmethod
+    def from_json(cls, data: bytes, revision: int = 0) -> ActiveConfig:
+        """Decode a stored value; ``ConfigError`` if it is not one (someone bypassed ``publish_config``)."""
+        where = f"{subjects.BUCKET_CONFIG}/{subjects.CONFIG_KEY} revision {revision}"
+        try:
+            value: Any = orjson.loads(data)
+        except orjson.JSONDecodeError as exc:
+            raise ConfigError(f"{where}: not JSON: {exc}") from None
+        if not isinstance(value, dict):
+            raise ConfigError(f"{where}: expected a JSON object")
+        text, version, source = value.get("yaml"), value.get("version"), value.get("source", "")
+        applied_at = value.get("applied_at", 0.0)
+        if not isinstance(text, str) or not isinstance(version, str) or not isinstance(source, str) \
+                or not isinstance(applied_at, int | float):
+            raise ConfigError(f"{where}: expected string 'yaml', 'version', 'source' and a number 'applied_at'")
+        if version != version_of(text):
+            raise ConfigError(f"{where}: version {version!r} is not the hash of its yaml ({version_of(text)})")
+        return cls(version=version, yaml=text, source=source, applied_at=float(applied_at), revision=revision)
+
+    @property
+    def label(self) -> str:
+        """What errors about this value start with: where it is stored and who put it."""
+        return f"{subjects.BUCKET_CONFIG}/{subjects.CONFIG_KEY} revision {self.revision} ({self.source})"
+
+    def parse(self) -> GatewayConfig:
+        return parse_config_text(self.yaml, self.label)
+
+
+async def config_bucket(js: JetStreamContext) -> KeyValue:
+    """The config bucket (declared by ``infra/jetstream.py: declare``); ``BucketNotFoundError`` if not."""
+    return await js.key_value(subjects.BUCKET_CONFIG)
+
+
+async def fetch_active(js: JetStreamContext) -> ActiveConfig | None:
+    """The active config, or None when none was published yet (or the bucket does not exist).
+
+    ``ConfigError`` when the stored value is not a config value at all."""
+    try:
+        kv = await config_bucket(js)
+        entry = await kv.get(subjects.CONFIG_KEY)
+    except NotFoundError:  # no bucket, no key, or the key was deleted
+        return None
+    if entry.value is None:
+        return None
+    return ActiveConfig.from_json(entry.value, entry.revision or 0)
+
+
+async def publish_config(js: JetStreamContext, text: str, source: str, *, label: str | None = None,
+                         attrs: dict[str, Any] | None = None) -> str:
+    """Validate ``text``, make it the active config, record it; returns its version.
+
+    An invalid config raises ``ConfigError`` (its message starts with ``label``, default ``source``,
+    and names the bad path) and is NOT written. ``attrs`` go into the recorded ``ControlEvent``."""
+    parse_config_text(text, label or source)
+    version = version_of(text)
+    kv = await config_bucket(js)
+    try:
+        previous = await fetch_active(js)
+    except ConfigError:  # whatever is there is not a config: replace it
+        previous = None
+    value = ActiveConfig(version=version, yaml=text, source=source, applied_at=time.time())
+    await kv.put(subjects.CONFIG_KEY, value.to_json())
+    event = ControlEvent(
+        event_id=uuid7(), ts=value.applied_at, kind="config", subject=version,
+        from_state=previous.version if previous else "", to_state=version, reason="applied",
+        source=source, config_version=version, attrs=attrs or {},
+    )
+    await js.publish(subjects.EVT_CONTROL, event.model_dump_json().encode())
+    return version

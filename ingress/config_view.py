@@ -1,0 +1,99 @@
+"""The config as ingress sees it: a live source (hot reload) and what ingress derives from one version.
+
+In production the source is the process's ``workers.live_config.LiveConfig``, opened at lifespan
+startup through ``infra.bootstrap.live_config`` (ingress never imports ``workers/``: it only needs
+this protocol). ``ConfigView`` holds what ingress derives from a config (the key index, the models
+lists), rebuilt once per new version; a request keeps the view it started with.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from schemas.config import ApiKey, GatewayConfig
+
+
+class ConfigSource(Protocol):
+    """Where the config comes from: ``LiveConfig`` (hot reload) or ``StaticConfig``."""
+
+    @property
+    def current(self) -> GatewayConfig: ...
+
+    @property
+    def version(self) -> str: ...
+
+    async def stop(self) -> None: ...
+
+
+ConfigOpener = Callable[[], Awaitable[ConfigSource]]
+"""Opens (starts) a live source on the running event loop: ``lambda: bootstrap.live_config(s, "ingress")``."""
+
+
+class StaticConfig:
+    """A config that never changes (tests, embedding ingress in another app)."""
+
+    def __init__(self, config: GatewayConfig, version: str = "static") -> None:
+        self._config = config
+        self._version = version
+
+    @property
+    def current(self) -> GatewayConfig:
+        return self._config
+
+    @property
+    def version(self) -> str:
+        return self._version
+
+    async def stop(self) -> None:
+        return None
+
+
+@dataclass(frozen=True, slots=True)
+class ConfigView:
+    """What ingress derives from one config version."""
+
+    version: str
+    config: GatewayConfig
+    keys: dict[str, ApiKey]
+    models_payload: dict[str, Any]
+    anthropic_models_payload: dict[str, Any]
+
+    @classmethod
+    def of(cls, config: GatewayConfig, version: str) -> ConfigView:
+        aliases = sorted(config.models)
+        return cls(
+            version=version,
+            config=config,
+            keys={k.key_sha256: k for k in config.keys},
+            models_payload={
+                "object": "list",
+                "data": [{"id": alias, "object": "model", "created": 0, "owned_by": "gateway"} for alias in aliases],
+            },
+            anthropic_models_payload={
+                "data": [{"id": alias, "type": "model", "display_name": alias,
+                          "created_at": "1970-01-01T00:00:00Z"} for alias in aliases],
+                "has_more": False,
+                "first_id": aliases[0] if aliases else None,
+                "last_id": aliases[-1] if aliases else None,
+            },
+        )
+
+
+class ViewCache:
+    """The view of the source's current version, rebuilt when the version changes (one string
+    comparison per request otherwise)."""
+
+    def __init__(self, source: ConfigSource | None = None) -> None:
+        self.source = source
+        self._view: ConfigView | None = None
+
+    def get(self) -> ConfigView:
+        source = self.source
+        if source is None:
+            raise RuntimeError("ingress config not opened yet (lifespan startup)")
+        view = self._view
+        if view is None or view.version != source.version:
+            view = self._view = ConfigView.of(source.current, source.version)
+        return view

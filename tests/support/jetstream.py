@@ -1,0 +1,51 @@
+"""A real nats-server with the gateway's JetStream declarations, for tests of the control plane."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import nats
+from nats.aio.client import Client as NatsClient
+from nats.js import JetStreamContext
+
+from infra import jetstream
+from infra.nats_server import start_nats
+from infra.settings import Settings
+
+
+@dataclass
+class JetStreamServer:
+    url: str
+    nc: NatsClient
+    js: JetStreamContext
+
+
+@asynccontextmanager
+async def jetstream_server(store_dir: Path, *, declare: bool = True) -> AsyncIterator[JetStreamServer]:
+    """Start nats-server (stopped by PID on exit), connect, and declare the streams and buckets."""
+    server = start_nats(store_dir)
+    try:
+        nc = await nats.connect(server.url, connect_timeout=5)
+        try:
+            js = nc.jetstream()
+            if declare:
+                await jetstream.declare(js, Settings())
+            yield JetStreamServer(server.url, nc, js)
+        finally:
+            await nc.close()
+    finally:
+        server.stop()
+
+
+async def eventually(predicate: Callable[[], bool], timeout_s: float = 10.0, what: str = "condition") -> None:
+    """Wait until ``predicate()`` holds; the timeout only bounds a failure, it is never the assertion."""
+    deadline = time.monotonic() + timeout_s
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what} not met within {timeout_s}s")
+        await asyncio.sleep(0.01)
