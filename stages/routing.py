@@ -1,18 +1,287 @@
-"""Routing: a model alias becomes an ordered plan of targets (first is preferred, rest are fallbacks)."""
+"""Routing: a model alias's tree (``schemas/routing.py``) becomes one request's ordered plan.
+
+Pure: the live inputs (per-target latency and in-flight counts, prices, randomness) are passed in.
+The plan is every target the request may try, first choice first, each carrying the retry policy,
+timeout and status codes its place in the tree gave it. Circuit breakers are applied afterwards by
+the routing worker (they need the shared state).
+"""
 
 from __future__ import annotations
 
-from schemas.config import GatewayConfig, Target
-from schemas.errors import NotFound
+import hashlib
+import math
+import random
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from schemas.config import GatewayConfig
+from schemas.errors import InvalidRequest, NotFound
+from schemas.openai import estimate_tokens, message_text
+from schemas.routing import (
+    DEFAULT_ON_STATUS_CODES,
+    Condition,
+    ConditionalNode,
+    ExperimentNode,
+    FallbackNode,
+    LoadBalanceNode,
+    Node,
+    PlannedTarget,
+    Price,
+    RetryPolicy,
+    SingleNode,
+    Target,
+)
+
+SESSION_HEADER = "x-gateway-session-id"
 
 
-def plan_for(model: str, config: GatewayConfig) -> list[Target]:
-    route = config.models.get(model)
-    if route is None:
-        raise NotFound(
-            f"The model '{model}' does not exist or you do not have access to it. "
-            f"Known models: {', '.join(sorted(config.models)) or 'none'}.",
-            param="model",
-            code="model_not_found",
+class TargetStats(Protocol):
+    """Live figures per target id (``provider/model``), from every provider replica's reports."""
+
+    def latency_ms(self, target_id: str) -> float | None: ...
+
+    def inflight(self, target_id: str) -> int: ...
+
+
+class NoStats:
+    def latency_ms(self, target_id: str) -> float | None:
+        return None
+
+    def inflight(self, target_id: str) -> int:
+        return 0
+
+
+_NO_STATS = NoStats()
+_RNG = random.Random()
+PriceOf = Callable[[Target], Price | None]
+
+
+@dataclass(frozen=True)
+class RequestFacts:
+    """What conditions and sticky keys can look at."""
+
+    model: str
+    endpoint: str = "chat.completions"
+    stream: bool = False
+    tenant: str = ""
+    api_key: str = ""
+    user: str = ""
+    tags: Mapping[str, str] = field(default_factory=dict)
+    headers: Mapping[str, str] = field(default_factory=dict)
+    body: Mapping[str, Any] = field(default_factory=dict)
+    _tokens: list[int] = field(default_factory=list, repr=False)
+
+    @property
+    def prompt_tokens(self) -> int:
+        """Estimated (≈ 4 characters a token), computed once and only when a condition asks."""
+        if not self._tokens:
+            messages = self.body.get("messages") or []
+            text = "".join(message_text(m) for m in messages if isinstance(m, dict))
+            raw = self.body.get("input")
+            if isinstance(raw, str):
+                text += raw
+            elif isinstance(raw, list):
+                text += "".join(x for x in raw if isinstance(x, str))
+            self._tokens.append(estimate_tokens(text))
+        return self._tokens[0]
+
+    @property
+    def has_tools(self) -> bool:
+        return bool(self.body.get("tools") or self.body.get("functions"))
+
+    def key(self, source: str) -> str:
+        """The value of a sticky key source (see ``schemas.routing.StickyKey``); "" when absent."""
+        if source == "user":
+            return self.user
+        if source == "tenant":
+            return self.tenant
+        if source == "api_key":
+            return self.api_key
+        if source == "session":
+            return self.headers.get(SESSION_HEADER, "")
+        kind, _, name = source.partition(":")
+        if kind == "header":
+            return self.headers.get(name.lower(), "")
+        if kind == "tag":
+            return self.tags.get(name, "")
+        return ""
+
+
+@dataclass
+class Plan:
+    targets: list[PlannedTarget]
+    experiment: str = ""
+    variant: str = ""
+
+
+@dataclass(frozen=True)
+class _Inherited:
+    retry: RetryPolicy
+    timeout_s: float | None
+    on_status_codes: tuple[int, ...]
+
+    def under(self, node: Node) -> _Inherited:
+        if node.retry is None and node.timeout_s is None and node.on_status_codes is None:
+            return self
+        return _Inherited(
+            retry=self.retry.merged(node.retry),
+            timeout_s=node.timeout_s if node.timeout_s is not None else self.timeout_s,
+            on_status_codes=tuple(node.on_status_codes) if node.on_status_codes is not None
+            else self.on_status_codes,
         )
-    return list(route.targets)
+
+
+def unit_hash(*parts: str) -> float:
+    """A stable number in (0, 1) from the parts: the same key always lands the same way."""
+    digest = hashlib.blake2b("\x1f".join(parts).encode(), digest_size=8).digest()
+    return (int.from_bytes(digest, "big") + 1) / (2**64 + 2)
+
+
+def matches(when: Condition, facts: RequestFacts) -> bool:
+    def one_of(allowed: list[str] | None, value: str) -> bool:
+        return allowed is None or value in allowed
+
+    def pairs(expected: dict[str, str | list[str]] | None, actual: Mapping[str, str], lower: bool) -> bool:
+        for name, want in (expected or {}).items():
+            have = actual.get(name.lower() if lower else name)
+            if have is None or (have not in want if isinstance(want, list) else have != want):
+                return False
+        return True
+
+    return (
+        one_of(when.tenant, facts.tenant)
+        and one_of(when.api_key, facts.api_key)
+        and one_of(when.user, facts.user)
+        and one_of(when.model, facts.model)
+        and (when.endpoint is None or facts.endpoint in when.endpoint)
+        and (when.stream is None or facts.stream == when.stream)
+        and (when.has_tools is None or facts.has_tools == when.has_tools)
+        and (when.min_prompt_tokens is None or facts.prompt_tokens >= when.min_prompt_tokens)
+        and (when.max_prompt_tokens is None or facts.prompt_tokens <= when.max_prompt_tokens)
+        and pairs(when.tags, facts.tags, lower=False)
+        and pairs(when.headers, facts.headers, lower=True)
+    )
+
+
+class Router:
+    """Plans requests for every model alias of one config version."""
+
+    def __init__(self, config: GatewayConfig, price_of: PriceOf) -> None:
+        self.config = config
+        self.price_of = price_of
+        self.root = _Inherited(config.retry, None, DEFAULT_ON_STATUS_CODES)
+        self._prices: dict[str, float] = {}
+
+    def plan(self, facts: RequestFacts, stats: TargetStats | None = None, rng: random.Random | None = None) -> Plan:
+        route = self.config.models.get(facts.model)
+        if route is None:
+            raise NotFound(
+                f"The model '{facts.model}' does not exist or you do not have access to it. "
+                f"Known models: {', '.join(sorted(self.config.models)) or 'none'}.",
+                param="model",
+                code="model_not_found",
+            )
+        walk = _Walk(self, facts, stats or _NO_STATS, rng or _RNG)
+        unique: dict[str, PlannedTarget] = {}
+        for target in walk.expand(route.tree, route.tree_path, self.root):
+            unique.setdefault(target.id, target)  # a target listed twice is tried once, at its first place
+        return Plan(list(unique.values()), walk.experiment, walk.variant)
+
+    def unit_price(self, target: PlannedTarget) -> float:
+        """Input + output USD per million tokens; unpriced targets rank last (infinity)."""
+        cached = self._prices.get(target.id)
+        if cached is None:
+            price = self.price_of(target.target)
+            cached = math.inf if price is None else float(price.input_per_mtok + price.output_per_mtok)
+            self._prices[target.id] = cached
+        return cached
+
+
+class _Walk:
+    """One request's walk through the tree."""
+
+    def __init__(self, router: Router, facts: RequestFacts, stats: TargetStats, rng: random.Random) -> None:
+        self.router = router
+        self.facts = facts
+        self.stats = stats
+        self.rng = rng
+        self.experiment = ""
+        self.variant = ""
+
+    def expand(self, node: Node, path: str, inherited: _Inherited) -> list[PlannedTarget]:
+        settings = inherited.under(node)
+        if isinstance(node, SingleNode):
+            return [PlannedTarget(provider=node.provider, model=node.model, price=node.price, path=path,
+                                  retry=settings.retry, timeout_s=settings.timeout_s,
+                                  on_status_codes=settings.on_status_codes)]
+        if isinstance(node, FallbackNode):
+            return [t for i, child in enumerate(node.children)
+                    for t in self.expand(child, f"{path}.children.{i}", settings)]
+        if isinstance(node, LoadBalanceNode):
+            return self._balance(node, path, settings)
+        if isinstance(node, ConditionalNode):
+            for i, branch in enumerate(node.branches):
+                if matches(branch.when, self.facts):
+                    return self.expand(branch.route, f"{path}.branches.{i}.route", settings)
+            if node.default is not None:
+                return self.expand(node.default, f"{path}.default", settings)
+            raise InvalidRequest(
+                f"No route of model '{self.facts.model}' matches this request (no branch of {path} matched "
+                f"and it has no default).", param="model", code="no_matching_route")
+        return self._experiment(node, path, settings)
+
+    def _experiment(self, node: ExperimentNode, path: str, settings: _Inherited) -> list[PlannedTarget]:
+        key = self.facts.key(node.sticky) if node.sticky else ""
+        total = sum(v.weight for v in node.variants)
+        point = (unit_hash("experiment", node.name, key) if key else self.rng.random()) * total
+        chosen, index = node.variants[-1], len(node.variants) - 1
+        for i, variant in enumerate(node.variants):
+            if point < variant.weight:
+                chosen, index = variant, i
+                break
+            point -= variant.weight
+        if not self.experiment:  # nested experiments: the outermost is recorded
+            self.experiment, self.variant = node.name, chosen.name
+        # A variant's targets only: falling back into another variant would mix the arms.
+        return self.expand(chosen.route, f"{path}.variants.{index}.route", settings)
+
+    def _balance(self, node: LoadBalanceNode, path: str, settings: _Inherited) -> list[PlannedTarget]:
+        options = [(child, self.expand(child, f"{path}.children.{i}", settings))
+                   for i, child in enumerate(node.children)]
+        key = self.facts.key(node.sticky) if node.sticky else ""
+
+        def draw(i: int, weight: float) -> float:
+            # Weighted random order (Efraimidis–Spirakis) or, with a sticky key, weighted rendezvous
+            # hashing: a key keeps its child while that child is in the plan, and only the keys of a
+            # removed child move. Smaller sorts first.
+            u = unit_hash(path, str(i), key) if key else (self.rng.random() or 1e-12)
+            return -math.log(u) / weight
+
+        def metric(targets: list[PlannedTarget], weight: float) -> float:
+            if key or node.strategy == "weighted" or not targets:
+                return 0.0
+            if node.strategy == "least_latency":
+                known = [x for x in (self.stats.latency_ms(t.id) for t in targets) if x is not None]
+                return min(known) if len(known) == len(targets) else -1.0  # unmeasured first: learn it
+            if node.strategy == "lowest_cost":
+                return min(self.router.unit_price(t) for t in targets)
+            return min(self.stats.inflight(t.id) for t in targets) / weight  # least_busy
+
+        ranked = sorted(
+            ((metric(targets, child.weight), draw(i, child.weight), targets)
+             for i, (child, targets) in enumerate(options) if child.weight > 0),
+            key=lambda r: (r[0], r[1]),
+        )
+        order = [targets for _, _, targets in ranked]
+        order += [targets for child, targets in options if child.weight == 0]  # weight 0: failover only
+        if not node.failover:
+            order = order[:1]
+        return [t for targets in order for t in targets]
+
+
+def facts_for(model: str, *, endpoint: str = "chat.completions", stream: bool = False, tenant: str | None = None,
+              api_key: str | None = None, user: str = "", tags: Mapping[str, str] | None = None,
+              headers: Mapping[str, str] | None = None, body: Mapping[str, Any] | None = None) -> RequestFacts:
+    return RequestFacts(model=model, endpoint=endpoint, stream=stream, tenant=tenant or "", api_key=api_key or "",
+                        user=user, tags=tags or {}, headers=headers or {}, body=body or {})

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import time
 from collections.abc import Callable
 from typing import Any
@@ -22,12 +23,13 @@ from infra import bootstrap
 from infra.prices import price_book
 from infra.settings import Settings
 from schemas import subjects
-from schemas.config import Price, Target
+from schemas.config import GatewayConfig, Price, Target
 from schemas.envelope import Envelope, StreamPiece, Usage
 from schemas.errors import DeadlineExceeded, GatewayError, ServiceUnavailable, StreamInterrupted
 from schemas.openai import embedding_texts, estimate_tokens, message_text
 from stages.cost import cost_usd
 from workers.app import Hooks, main
+from workers.health import HealthReporter
 from workers.provider_calls import CallFailed, CallResult, OpenStream, ProviderCaller
 from workers.runtime import StageRuntime, with_stage_time
 
@@ -59,11 +61,12 @@ def response_usage(body: dict[str, Any], response: dict[str, Any]) -> Usage:
 def served(envelope: Envelope, started: float, result: CallResult, usage: Usage | None, prices: Prices,
            **update: Any) -> Envelope:
     target = result.target
-    cost = cost_usd(prices(target), usage.prompt_tokens, usage.completion_tokens,
+    cost = cost_usd(prices(target.target), usage.prompt_tokens, usage.completion_tokens,
                     usage.cached_prompt_tokens) if usage else None
     return with_stage_time(
         envelope, STAGE, started,
         provider=target.provider,
+        route_path=target.path,
         model_served=(result.response or {}).get("model") or target.model,
         attempts=len(result.attempts),
         provider_ms=result.provider_ms,
@@ -79,6 +82,7 @@ class ProviderStage:
         self.runtime = runtime
         self.caller = caller
         self.prices = prices
+        self.outcomes = caller.outcomes
 
     async def work(self, envelope: Envelope, started: float) -> None:
         self.runtime.ticker.add(envelope.ack_subject)
@@ -132,13 +136,19 @@ class ProviderStage:
         opened = result.stream
         assert opened is not None
         opening = served(envelope, started, result, None, self.prices)
+        target = result.target
         try:
             subject = await self._handshake(opening)
         except GatewayError:
+            self.outcomes.end(target.id, "neutral", result.attempt_ms, target.probe)
             await opened.response.aclose()
             raise
         pump = StreamPump(self.runtime, subject, envelope.request_id)
         error, content = await pump.run(opened, envelope)
+        # The target's outcome: a stream that broke after its first token counts against it (the
+        # latency that counts for routing is the time to the first token).
+        broke = error is not None and not isinstance(error, DeadlineExceeded)
+        self.outcomes.end(target.id, "fail" if broke else "ok", result.attempt_ms, target.probe)
         state = opened.decoder.state
         if state.prompt_tokens is not None:
             usage = Usage(prompt_tokens=state.prompt_tokens, completion_tokens=state.completion_tokens or 0)
@@ -211,18 +221,34 @@ class StreamPump:
 
 
 async def setup(broker: NatsBroker, settings: Settings) -> Hooks:
-    config = bootstrap.config(settings)
+    live = await bootstrap.live_config(settings, STAGE)
     client: httpx.AsyncClient = bootstrap.http_client(settings.max_inflight_calls)
     runtime = StageRuntime(broker, STAGE, settings.ack_wait_s)
-    book = price_book(config)
-    stage = ProviderStage(runtime, ProviderCaller(config, client),
-                          lambda target: book.price_for(target, config.providers[target.provider].type))
+    book = [price_book(live.current)]  # rebuilt when the config changes (its `prices` may)
+    live.on_change(lambda config, _version: book.__setitem__(0, price_book(config)))
+    reporter = HealthReporter(lambda: runtime.nc, f"{STAGE}-{os.getpid()}")
+
+    def config_for(envelope: Envelope) -> GatewayConfig:
+        # the version the request was planned with, so a reload never breaks a request in flight
+        return live.get(envelope.config_version) or live.current
+
+    def prices(target: Target) -> Price | None:
+        provider = live.current.providers.get(target.provider)
+        return book[0].price_for(target, provider.type if provider is not None else target.provider)
+
+    stage = ProviderStage(runtime, ProviderCaller(config_for, client, reporter), prices)
     slots = asyncio.Semaphore(settings.max_inflight_calls)
     tasks: set[asyncio.Task[None]] = set()
 
+    async def work(envelope: Envelope, started: float) -> None:
+        if envelope.config_version and live.get(envelope.config_version) is None:
+            # routing took a new version a few ms before this process did: wait for it, briefly
+            await live.wait_for(envelope.config_version)
+        await stage.work(envelope, started)
+
     async def guarded(data: bytes) -> None:
         try:
-            await runtime.run(data, stage.work)
+            await runtime.run(data, work)
         finally:
             slots.release()
 
@@ -238,9 +264,11 @@ async def setup(broker: NatsBroker, settings: Settings) -> Hooks:
         if tasks:
             await asyncio.wait(tasks, timeout=10)
         await runtime.ticker.stop()
+        await reporter.stop()
+        await live.stop()
         await client.aclose()
 
-    return Hooks(cleanup=cleanup)
+    return Hooks(after_start=reporter.start, cleanup=cleanup)
 
 
 if __name__ == "__main__":

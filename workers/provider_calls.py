@@ -11,14 +11,14 @@ from __future__ import annotations
 import asyncio
 import os
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import httpx
 import orjson
 
-from schemas.config import BedrockProvider, GatewayConfig, ProviderConfig, Target
+from schemas.config import BedrockProvider, GatewayConfig, ProviderConfig
 from schemas.envelope import Envelope
 from schemas.errors import (
     AllTargetsFailed,
@@ -30,14 +30,12 @@ from schemas.errors import (
     RateLimited,
     StreamInterrupted,
 )
+from schemas.routing import PlannedTarget
+from stages.health import Outcome, classify
 from stages.providers.base import ProviderAdapter, StreamDecoder, StreamParser
 from stages.providers.embeddings import embeddings_request, embeddings_response
 from stages.providers.registry import adapter_for
 from stages.retry import RetryBudget
-
-# Errors after which the next target may help although retrying the same one would not.
-_FALLBACK_CODES = {"provider_auth_failed", "provider_payment_required", "provider_permission_denied",
-                   "provider_model_not_found", "provider_unsupported"}
 
 
 def resolve_secret(ref: str | None) -> str | None:
@@ -65,9 +63,11 @@ class Attempt:
     code: str
     retryable: bool
     ms: float
+    upstream_status: int | None = None  # what the provider answered; None: it never answered
 
     def as_dict(self) -> dict[str, Any]:
-        return {"target": self.target, "status": self.status, "code": self.code, "ms": round(self.ms, 3)}
+        return {"target": self.target, "status": self.status, "code": self.code, "ms": round(self.ms, 3),
+                "upstream_status": self.upstream_status}
 
 
 @dataclass
@@ -81,12 +81,13 @@ class OpenStream:
 
 @dataclass
 class CallResult:
-    target: Target
+    target: PlannedTarget
     attempts: list[Attempt]
-    provider_ms: float
-    ttfb_ms: float
+    provider_ms: float  # every attempt's time, summed (after call(): the whole chain's)
+    ttfb_ms: float  # after call(): from the first attempt's start to the answer or first token
     response: dict[str, Any] | None = None
     stream: OpenStream | None = None
+    attempt_ms: float = 0.0  # the answering attempt's own time: the target's latency for routing
 
 
 @dataclass
@@ -106,53 +107,109 @@ def has_payload(chunk: dict[str, Any]) -> bool:
     return False
 
 
+class Outcomes(Protocol):
+    """Where each attempt's outcome goes (``workers.health.HealthReporter``): the live per-target
+    latency, in-flight counts and failure windows behind smart routing and circuit breakers."""
+
+    def begin(self, target_id: str) -> None: ...
+
+    def end(self, target_id: str, outcome: Outcome, ms: float, probe: bool = False) -> None: ...
+
+
+class NoOutcomes:
+    def begin(self, target_id: str) -> None:
+        pass
+
+    def end(self, target_id: str, outcome: Outcome, ms: float, probe: bool = False) -> None:
+        pass
+
+
+# Raised without a provider status, meaning "this target cannot serve this request": try the next.
+_CANNOT_SERVE = {"provider_unsupported"}
+
+ConfigFor = Callable[[Envelope], GatewayConfig]
+"""The config a request was planned with (hot reload: an in-flight request keeps its version)."""
+
+
+def moves_on(error: GatewayError, target: PlannedTarget) -> bool:
+    """Whether a failed attempt lets the request go on (retry the target if the error is retryable,
+    else the next target) rather than end with this error.
+
+    Transport failures always do; a provider status does when it is in the node's ``on_status_codes``;
+    a status outside them (e.g. a 400, a context-length error) ends the request: the caller must fix it."""
+    status = error.upstream_status
+    if status is None:
+        return error.retryable or error.code in _CANNOT_SERVE
+    return status in target.on_status_codes
+
+
 class ProviderCaller:
-    def __init__(self, config: GatewayConfig, client: httpx.AsyncClient) -> None:
-        self.config = config
+    def __init__(self, config: ConfigFor | GatewayConfig, client: httpx.AsyncClient,
+                 outcomes: Outcomes | None = None) -> None:
+        if isinstance(config, GatewayConfig):
+            fixed = config
+
+            def config_for(_envelope: Envelope) -> GatewayConfig:
+                return fixed
+
+            self.config_for: ConfigFor = config_for
+        else:
+            self.config_for = config
         self.client = client
+        self.outcomes = outcomes or NoOutcomes()
 
     async def call(self, envelope: Envelope, *, stream: bool) -> CallResult:
-        budget = RetryBudget(self.config.retry)
+        config = self.config_for(envelope)
+        breaker = config.circuit_breaker
+        budget = RetryBudget()
         attempts: list[Attempt] = []
         last_error: GatewayError | None = None
         provider_ms = 0.0
-        per_target = self.config.retry.attempts_per_target
+        chain_started = time.perf_counter()
         for target in envelope.plan:
-            provider = self.config.providers[target.provider]
+            provider = config.providers[target.provider]
             adapter = adapter_for(provider)
+            per_target = target.retry.attempts_per_target
             for number in range(1, per_target + 1):
                 remaining = envelope.remaining_s()
                 if remaining <= 0:
                     raise CallFailed(self._deadline(envelope, attempts), attempts, provider_ms)
                 started = time.perf_counter()
+                self.outcomes.begin(target.id)
                 try:
                     result = await self._attempt(envelope, target, provider, adapter, stream, remaining)
                 except GatewayError as exc:
                     ms = (time.perf_counter() - started) * 1000
+                    self.outcomes.end(target.id, classify(exc.upstream_status or 0, exc.code, breaker), ms,
+                                      target.probe)
                     provider_ms += ms
                     last_error = exc
-                    attempts.append(Attempt(f"{target.provider}/{target.model}", exc.status, exc.code or "",
-                                            exc.retryable, ms))
+                    attempts.append(Attempt(target.id, exc.status, exc.code or "", exc.retryable, ms,
+                                            exc.upstream_status))
                     if envelope.remaining_s() <= 0:
                         raise CallFailed(self._deadline(envelope, attempts), attempts, provider_ms) from None
-                    if not exc.retryable:
-                        if exc.code in _FALLBACK_CODES:
-                            break
+                    if not moves_on(exc, target):
                         raise CallFailed(exc, attempts, provider_ms) from None
-                    if number < per_target:
-                        delay = budget.delay_before_retry(number, exc.retry_after_s, envelope.remaining_s())
-                        if delay is None:
-                            break
-                        await asyncio.sleep(delay)
+                    if not exc.retryable or number == per_target:
+                        break
+                    delay = budget.delay_before_retry(target.retry, number, exc.retry_after_s, envelope.remaining_s())
+                    if delay is None:
+                        break
+                    await asyncio.sleep(delay)
                     continue
+                if result.stream is None:
+                    self.outcomes.end(target.id, "ok", result.provider_ms, target.probe)
+                # else: the stream's outcome is reported when it ends (ProviderStage)
                 provider_ms += result.provider_ms
-                attempts.append(Attempt(f"{target.provider}/{target.model}", 200, "", False, result.provider_ms))
+                attempts.append(Attempt(target.id, 200, "", False, result.provider_ms, 200))
                 result.attempts = attempts
+                result.attempt_ms = result.provider_ms
                 result.provider_ms = provider_ms
+                result.ttfb_ms = (time.perf_counter() - chain_started) * 1000
                 return result
         summary = "; ".join(f"{a.target}: {a.status} {a.code}" for a in attempts) or "no targets"
         message = f"All {len(envelope.plan)} target(s) failed after {len(attempts)} attempt(s): {summary}"
-        if attempts and all(a.status == 429 for a in attempts):
+        if attempts and all(a.upstream_status == 429 for a in attempts):
             # Every target is rate limiting: say so, with when to come back, rather than a 5xx.
             retry_after = last_error.retry_after_s if last_error is not None else None
             raise CallFailed(RateLimited(message, retry_after_s=retry_after), attempts, provider_ms)
@@ -165,7 +222,7 @@ class ProviderCaller:
             f"after {len(attempts)} provider attempt(s)."
         )
 
-    async def _attempt(self, envelope: Envelope, target: Target, provider: ProviderConfig,
+    async def _attempt(self, envelope: Envelope, target: PlannedTarget, provider: ProviderConfig,
                        adapter: ProviderAdapter, stream: bool, remaining: float) -> CallResult:
         embeddings = envelope.endpoint == "embeddings"
         api_key = resolve_secret(provider.api_key)
@@ -175,8 +232,8 @@ class ProviderCaller:
             call = adapter.to_provider_request(provider, target.model, envelope.body, stream=stream,
                                                api_key=api_key, credentials=provider_credentials(provider))
         headers = {**call.headers, "content-type": "application/json"}
-        timeout = httpx.Timeout(min(provider.read_timeout_s, remaining),
-                                connect=min(provider.connect_timeout_s, remaining))
+        read_timeout = min(provider.read_timeout_s, remaining, target.timeout_s or remaining)
+        timeout = httpx.Timeout(read_timeout, connect=min(provider.connect_timeout_s, read_timeout))
         # ``content``: the exact bytes an adapter signed (SigV4); never re-serialise them
         content = call.content if call.content is not None else orjson.dumps(call.json) if call.json is not None \
             else None
@@ -187,14 +244,16 @@ class ProviderCaller:
                                                 timeout=timeout)
             response = await self.client.send(request, stream=True)
         except httpx.TimeoutException:
-            waited = min(provider.read_timeout_s, remaining)
+            waited = read_timeout
             raise ProviderTimeout(f"{name} did not answer within {waited:.1f}s") from None
         except httpx.TransportError as exc:
             raise ProviderUnavailable(f"could not reach {name}: {type(exc).__name__}: {exc}") from None
         try:
             if response.status_code >= 400:
                 body = await response.aread()
-                raise adapter.classify_error(response.status_code, response.headers, body)
+                error = adapter.classify_error(response.status_code, response.headers, body)
+                error.upstream_status = response.status_code
+                raise error
             if not stream:
                 body = await response.aread()
                 ms = (time.perf_counter() - started) * 1000
@@ -222,7 +281,7 @@ class ProviderCaller:
             raise
 
     @staticmethod
-    async def _open_stream(response: httpx.Response, adapter: ProviderAdapter, target: Target,
+    async def _open_stream(response: httpx.Response, adapter: ProviderAdapter, target: PlannedTarget,
                            request_id: str) -> OpenStream:
         parser = adapter.stream_parser()
         decoder = adapter.stream_decoder(model=target.model, request_id=request_id)

@@ -1,29 +1,110 @@
-"""Routing worker: turn the model alias into an ordered plan of targets."""
+"""Routing worker: plan the request from its alias's routing tree, then apply the circuit breakers.
+
+Planning is pure (``stages.routing.Router``, one per config version, rebuilt on hot reload); the live
+inputs come from the ``HealthMonitor`` (per-target latency, in-flight counts and breaker states,
+shared by every routing replica through NATS). An open breaker drops its target from the plan; a
+half-open one lets this request probe it, first in the plan, with the rest of the plan as its safety
+net. When every target is open the request fails fast with a 503 and when to come back.
+"""
 
 from __future__ import annotations
+
+import os
+import random
 
 from faststream import AckPolicy
 from faststream.nats import NatsBroker
 
 from infra import bootstrap
+from infra.prices import price_book
 from infra.settings import Settings
 from schemas import subjects
+from schemas.config import GatewayConfig
 from schemas.envelope import Envelope
-from stages.routing import plan_for
+from schemas.errors import ServiceUnavailable
+from schemas.routing import PlannedTarget
+from stages.routing import Plan, RequestFacts, Router
 from workers.app import Hooks, main
+from workers.health import HealthMonitor
 from workers.runtime import StageRuntime, with_stage_time
 
 STAGE = "routing"
 
 
+def build_router(config: GatewayConfig) -> Router:
+    book = price_book(config)
+    return Router(config, lambda target: book.price_for(
+        target, config.providers[target.provider].type if target.provider in config.providers else target.provider))
+
+
+def facts_of(envelope: Envelope) -> RequestFacts:
+    return RequestFacts(model=envelope.model_requested, endpoint=envelope.endpoint, stream=envelope.stream,
+                        tenant=envelope.tenant or "", api_key=envelope.api_key_id or "", user=envelope.user,
+                        tags=envelope.tags, headers=envelope.headers, body=envelope.body)
+
+
+async def apply_breakers(plan: Plan, monitor: HealthMonitor, model: str) -> tuple[list[PlannedTarget], list[str]]:
+    """The plan without the targets whose breaker is open; a half-open target this request may probe
+    goes first (its outcome closes or reopens the breaker; the rest of the plan still serves)."""
+    kept: list[PlannedTarget] = []
+    skipped: list[str] = []
+    probe: PlannedTarget | None = None
+    retry_after: list[float] = []
+    for target in plan.targets:
+        if probe is not None and monitor.state(target.id) != "closed":
+            skipped.append(target.id)  # one probe per request
+            continue
+        admission = await monitor.admit(target.id)
+        if admission.decision == "allow":
+            kept.append(target)
+        elif admission.decision == "probe":
+            # one attempt: its outcome decides the breaker; the rest of the plan serves the caller
+            probe = target.model_copy(update={
+                "probe": True, "retry": target.retry.model_copy(update={"attempts_per_target": 1})})
+        else:
+            skipped.append(target.id)
+            if admission.retry_after_s is not None:
+                retry_after.append(admission.retry_after_s)
+    if probe is not None:
+        kept.insert(0, probe)
+    if not kept:
+        raise ServiceUnavailable(
+            f"Every target of model '{model}' is failing and its circuit breaker is open "
+            f"({', '.join(skipped)}); retry after the cool-down.",
+            code="circuit_open", retry_after_s=round(min(retry_after), 3) if retry_after else None)
+    return kept, skipped
+
+
 async def setup(broker: NatsBroker, settings: Settings) -> Hooks:
-    config = bootstrap.config(settings)
+    live = await bootstrap.live_config(settings, STAGE)
+    routers = {live.version: build_router(live.current)}
+
+    def rebuild(config: GatewayConfig, version: str) -> None:
+        routers.clear()
+        routers[version] = build_router(config)
+
+    live.on_change(rebuild)
     runtime = StageRuntime(broker, STAGE, settings.ack_wait_s)
+    monitor = HealthMonitor(lambda: runtime.nc, lambda: live.current.circuit_breaker, f"{STAGE}-{os.getpid()}",
+                            config_version=lambda: live.version)
+    rng = random.Random()
 
     async def work(envelope: Envelope, started: float) -> None:
-        plan = plan_for(envelope.model_requested, config)
-        out = with_stage_time(envelope, STAGE, started, plan=plan)
-        out = runtime.event(out, "route.planned", started, attrs={"targets": [f"{t.provider}/{t.model}" for t in plan]})
+        version = live.version
+        router = routers.get(version) or build_router(live.current)
+        plan = router.plan(facts_of(envelope), monitor, rng)
+        targets, skipped = await apply_breakers(plan, monitor, envelope.model_requested)
+        monitor.note_routed(targets[0].id)
+        out = with_stage_time(envelope, STAGE, started, plan=targets, config_version=version,
+                              experiment=plan.experiment, variant=plan.variant)
+        attrs: dict[str, object] = {"targets": [t.id for t in targets]}
+        if skipped:
+            attrs["breaker_open"] = skipped
+        if targets[0].probe:
+            attrs["probe"] = targets[0].id
+        if plan.experiment:
+            attrs["experiment"], attrs["variant"] = plan.experiment, plan.variant
+        out = runtime.event(out, "route.planned", started, attrs=attrs)
         await runtime.forward(subjects.REQ_CALL, out)
 
     @broker.subscriber(subjects.REQ_ROUTE, queue=subjects.QUEUE_GROUPS[subjects.REQ_ROUTE],
@@ -31,7 +112,11 @@ async def setup(broker: NatsBroker, settings: Settings) -> Hooks:
     async def on_request(data: bytes) -> None:
         await runtime.run(data, work)
 
-    return Hooks()
+    async def cleanup() -> None:
+        await monitor.stop()
+        await live.stop()
+
+    return Hooks(after_start=monitor.start, cleanup=cleanup)
 
 
 if __name__ == "__main__":

@@ -10,7 +10,7 @@ import yaml
 
 from infra.config import ConfigError, config_version, load_config, parse_config
 from schemas.config import AnthropicProvider, GatewayConfig, OpenAIProvider, hash_api_key
-from stages.routing import plan_for
+from schemas.routing import SingleNode, walk
 
 SHIPPED = Path(__file__).resolve().parents[3] / "config" / "gateway.yaml"
 
@@ -36,10 +36,10 @@ def refused(data: Any) -> str:
 def test_shipped_config_loads_and_routes_every_alias() -> None:
     config = load_config(SHIPPED)
     assert config.models, "the shipped config routes no model"
-    for alias in config.models:
-        plan = plan_for(alias, config)
-        assert plan
-        for target in plan:
+    for alias, route in config.models.items():
+        targets = [node for _, node in walk(route.tree, alias) if isinstance(node, SingleNode)]
+        assert targets
+        for target in targets:
             assert target.provider in config.providers, f"{alias} -> {target.provider}"
             assert target.price is not None, f"{alias} -> {target.model} is unpriced"
 

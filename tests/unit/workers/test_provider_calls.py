@@ -13,6 +13,7 @@ import pytest
 
 from schemas.config import GatewayConfig
 from schemas.envelope import Envelope
+from stages.routing import RequestFacts, Router
 from workers.provider_calls import CallFailed, ProviderCaller
 
 OK = {"id": "c1", "object": "chat.completion", "created": 1, "model": "m",
@@ -44,7 +45,7 @@ def envelope(cfg: GatewayConfig, timeout_s: float = 10.0, stream: bool = False) 
     now = time.time()
     return Envelope(request_id="r1", received_at=now, deadline=now + timeout_s, reply_to="x", stream=stream,
                     body={"model": "m", "messages": [{"role": "user", "content": "hi"}], "stream": stream},
-                    model_requested="m", plan=list(cfg.models["m"].targets))
+                    model_requested="m", plan=Router(cfg, lambda t: None).plan(RequestFacts(model="m")).targets)
 
 
 def caller(cfg: GatewayConfig, handler: Callable[[httpx.Request], httpx.Response]) -> ProviderCaller:
@@ -180,3 +181,121 @@ async def test_every_target_rate_limited_is_a_429_with_retry_after() -> None:
         await caller(cfg, handler).call(envelope(cfg), stream=False)
     assert failed.value.error.status == 429 and failed.value.error.retry_after_s == 0.5
     assert "a/a-model" in failed.value.error.message and "b/b-model" in failed.value.error.message
+
+
+# -- settings from the routing tree ----------------------------------------------------------------
+
+def tree_config(route: dict[str, object], **extra: object) -> GatewayConfig:
+    return GatewayConfig.model_validate({
+        "providers": {name: {"type": "openai", "base_url": f"http://{name}.test/v1"} for name in ("a", "b")},
+        "models": {"m": {"route": route}},
+        "retry": {"attempts_per_target": 2, "base_delay_ms": 1, "max_delay_ms": 5},
+        **extra,
+    })
+
+
+def two(**node: object) -> dict[str, object]:
+    return {"type": "fallback", "children": [{"provider": "a", "model": "a-model"},
+                                             {"provider": "b", "model": "b-model"}], **node}
+
+
+async def test_on_status_codes_can_make_a_400_fall_back() -> None:
+    cfg = tree_config(two(on_status_codes=[400, 500]))
+    seen: list[str] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request.url.host)
+        if request.url.host == "a.test":
+            return httpx.Response(400, json={"error": {"message": "context length exceeded"}})
+        return httpx.Response(200, json=OK)
+
+    result = await caller(cfg, handler).call(envelope(cfg), stream=False)
+    assert seen == ["a.test", "b.test"]  # a 400 is never retried on the same target
+    assert result.target.provider == "b"
+    assert [(a.upstream_status, a.status) for a in result.attempts] == [(400, 400), (200, 200)]
+
+
+async def test_a_status_outside_on_status_codes_ends_the_request() -> None:
+    cfg = tree_config(two(on_status_codes=[429]))
+    seen: list[str] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request.url.host)
+        return httpx.Response(503, json={"error": {"message": "down"}})
+
+    with pytest.raises(CallFailed) as failed:
+        await caller(cfg, handler).call(envelope(cfg), stream=False)
+    assert seen == ["a.test"] and failed.value.error.status == 502
+
+
+async def test_unknown_model_at_one_target_goes_to_the_next_without_retrying() -> None:
+    cfg = tree_config(two())
+    seen: list[str] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request.url.host)
+        if request.url.host == "a.test":
+            return httpx.Response(404, json={"error": {"message": "no such model"}})
+        return httpx.Response(200, json=OK)
+
+    result = await caller(cfg, handler).call(envelope(cfg), stream=False)
+    assert seen == ["a.test", "b.test"] and result.target.provider == "b"
+
+
+async def test_each_target_uses_its_own_attempts_and_timeout() -> None:
+    cfg = tree_config({"type": "fallback", "children": [
+        {"provider": "a", "model": "a-model", "timeout_s": 0.05, "retry": {"attempts_per_target": 3}},
+        {"provider": "b", "model": "b-model", "retry": {"attempts_per_target": 1}}]})
+    seen: list[tuple[str, float]] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        # MockTransport does not enforce timeouts: check the one the call set, then act it out
+        read_timeout = request.extensions["timeout"]["read"]
+        seen.append((request.url.host, read_timeout))
+        if request.url.host == "a.test":
+            raise httpx.ReadTimeout("slow", request=request)
+        return httpx.Response(500, json={"error": {"message": "boom"}})
+
+    with pytest.raises(CallFailed) as failed:
+        await caller(cfg, handler).call(envelope(cfg), stream=False)
+    assert [host for host, _ in seen] == ["a.test"] * 3 + ["b.test"]
+    assert [t for _, t in seen[:3]] == [0.05] * 3 and seen[3][1] > 5  # b: the provider's read timeout
+    assert [a.code for a in failed.value.attempts] == ["provider_timeout"] * 3 + ["provider_500"]
+
+
+class Recorder:
+    def __init__(self) -> None:
+        self.events: list[tuple[str, ...]] = []
+
+    def begin(self, target_id: str) -> None:
+        self.events.append(("begin", target_id))
+
+    def end(self, target_id: str, outcome: str, ms: float, probe: bool = False) -> None:
+        self.events.append(("end", target_id, outcome, str(probe)))
+
+
+async def test_every_attempt_reports_its_outcome_for_breakers_and_latency() -> None:
+    cfg = tree_config(two(), retry={"attempts_per_target": 1})
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        if request.url.host == "a.test":
+            return httpx.Response(503, json={"error": {"message": "down"}})
+        return httpx.Response(200, json=OK)
+
+    recorder = Recorder()
+    env = envelope(cfg)
+    env = env.model_copy(update={"plan": [env.plan[0].model_copy(update={"probe": True}), env.plan[1]]})
+    await ProviderCaller(cfg, httpx.AsyncClient(transport=httpx.MockTransport(handler)), recorder).call(
+        env, stream=False)
+    assert recorder.events == [("begin", "a/a-model"), ("end", "a/a-model", "fail", "True"),
+                               ("begin", "b/b-model"), ("end", "b/b-model", "ok", "False")]
+
+
+async def test_a_client_error_is_neutral_for_the_breaker() -> None:
+    cfg = tree_config(two())
+    recorder = Recorder()
+    with pytest.raises(CallFailed):
+        await ProviderCaller(cfg, httpx.AsyncClient(transport=httpx.MockTransport(
+            lambda r: httpx.Response(400, json={"error": {"message": "bad"}}))), recorder).call(envelope(cfg),
+                                                                                            stream=False)
+    assert recorder.events[-1][2] == "neutral"
