@@ -197,6 +197,9 @@ class ProviderCaller:
                         break
                     await asyncio.sleep(delay)
                     continue
+                except BaseException:  # cancelled, or a bug: the call is no longer in flight either way
+                    self.outcomes.end(target.id, "neutral", (time.perf_counter() - started) * 1000, target.probe)
+                    raise
                 if result.stream is None:
                     self.outcomes.end(target.id, "ok", result.provider_ms, target.probe)
                 # else: the stream's outcome is reported when it ends (ProviderStage)
