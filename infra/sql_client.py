@@ -22,8 +22,13 @@ async def run_query(settings: Settings, sql: str, timeout_s: float = 30.0) -> di
     if settings.clickhouse_url:
         return await asyncio.to_thread(_direct, settings.clickhouse_url, sql)
     url = settings.nats_url or f"nats://127.0.0.1:{settings.nats_port}"
+    async def quiet(_exc: Exception) -> None:  # the failure is reported once, below
+        return None
+
     try:
-        nc = await nats.connect(url, connect_timeout=2, max_reconnect_attempts=0, allow_reconnect=False)
+        # max_reconnect_attempts=0 would retry forever (nats-py 2.16 only counts attempts when > 0)
+        nc = await nats.connect(url, connect_timeout=2, max_reconnect_attempts=1, allow_reconnect=False,
+                                error_cb=quiet)
     except Exception as exc:  # noqa: BLE001
         raise SqlError(f"cannot reach the gateway's NATS at {url} (is `gateway up` running?): {exc}") from None
     try:
