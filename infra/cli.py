@@ -87,18 +87,9 @@ def _whoami() -> str:
 
 
 async def _with_js(url: str, work: Callable[[JetStreamContext], Awaitable[T]]) -> T:
-    import nats
+    from infra.sql_client import connect_once
 
-    async def quiet(_exc: Exception) -> None:  # the failure is reported once, below
-        return None
-
-    try:
-        # max_reconnect_attempts=0 would retry forever (nats-py 2.16 only counts attempts when > 0)
-        nc = await nats.connect(url, connect_timeout=2, max_reconnect_attempts=1, allow_reconnect=False,
-                                error_cb=quiet)
-    except Exception as exc:  # noqa: BLE001
-        raise ConnectionError(f"cannot reach the gateway's NATS at {url} (is `gateway up` running?): {exc}") \
-            from None
+    nc = await connect_once(url)
     try:
         return await work(nc.jetstream())
     finally:

@@ -8,6 +8,7 @@ from typing import Any
 
 import nats
 import orjson
+from nats.aio.client import Client as NatsClient
 from nats.errors import NoRespondersError
 
 from infra.settings import Settings
@@ -18,19 +19,30 @@ class SqlError(Exception):
     pass
 
 
-async def run_query(settings: Settings, sql: str, timeout_s: float = 30.0) -> dict[str, Any]:
-    if settings.clickhouse_url:
-        return await asyncio.to_thread(_direct, settings.clickhouse_url, sql)
-    url = settings.nats_url or f"nats://127.0.0.1:{settings.nats_port}"
-    async def quiet(_exc: Exception) -> None:  # the failure is reported once, below
+async def connect_once(url: str) -> NatsClient:
+    """A short-lived control connection for the CLI: fails in seconds when NATS is not there
+    (``ConnectionError`` saying so) instead of reconnecting forever."""
+
+    async def quiet(_exc: Exception) -> None:  # the failure is reported once, by the caller
         return None
 
     try:
         # max_reconnect_attempts=0 would retry forever (nats-py 2.16 only counts attempts when > 0)
-        nc = await nats.connect(url, connect_timeout=2, max_reconnect_attempts=1, allow_reconnect=False,
-                                error_cb=quiet)
+        return await nats.connect(url, connect_timeout=2, max_reconnect_attempts=1, allow_reconnect=False,
+                                  error_cb=quiet)
     except Exception as exc:  # noqa: BLE001
-        raise SqlError(f"cannot reach the gateway's NATS at {url} (is `gateway up` running?): {exc}") from None
+        raise ConnectionError(f"cannot reach the gateway's NATS at {url} (is `gateway up` running?): {exc}") \
+            from None
+
+
+async def run_query(settings: Settings, sql: str, timeout_s: float = 30.0) -> dict[str, Any]:
+    if settings.clickhouse_url:
+        return await asyncio.to_thread(_direct, settings.clickhouse_url, sql)
+    url = settings.nats_url or f"nats://127.0.0.1:{settings.nats_port}"
+    try:
+        nc = await connect_once(url)
+    except ConnectionError as exc:
+        raise SqlError(str(exc)) from None
     try:
         msg = await nc.request(subjects.SQL_QUERY, orjson.dumps({"sql": sql}), timeout=timeout_s)
     except NoRespondersError:
