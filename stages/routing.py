@@ -13,6 +13,7 @@ import math
 import random
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any, Protocol
 
 from schemas.config import GatewayConfig
@@ -57,7 +58,7 @@ _RNG = random.Random()
 PriceOf = Callable[[Target], Price | None]
 
 
-@dataclass(frozen=True)
+@dataclass
 class RequestFacts:
     """What conditions and sticky keys can look at."""
 
@@ -70,21 +71,18 @@ class RequestFacts:
     tags: Mapping[str, str] = field(default_factory=dict)
     headers: Mapping[str, str] = field(default_factory=dict)
     body: Mapping[str, Any] = field(default_factory=dict)
-    _tokens: list[int] = field(default_factory=list, repr=False)
 
-    @property
+    @cached_property
     def prompt_tokens(self) -> int:
         """Estimated (≈ 4 characters a token), computed once and only when a condition asks."""
-        if not self._tokens:
-            messages = self.body.get("messages") or []
-            text = "".join(message_text(m) for m in messages if isinstance(m, dict))
-            raw = self.body.get("input")
-            if isinstance(raw, str):
-                text += raw
-            elif isinstance(raw, list):
-                text += "".join(x for x in raw if isinstance(x, str))
-            self._tokens.append(estimate_tokens(text))
-        return self._tokens[0]
+        messages = self.body.get("messages") or []
+        text = "".join(message_text(m) for m in messages if isinstance(m, dict))
+        raw = self.body.get("input")
+        if isinstance(raw, str):
+            text += raw
+        elif isinstance(raw, list):
+            text += "".join(x for x in raw if isinstance(x, str))
+        return estimate_tokens(text)
 
     @property
     def has_tools(self) -> bool:
@@ -278,10 +276,3 @@ class _Walk:
         if not node.failover:
             order = order[:1]
         return [t for targets in order for t in targets]
-
-
-def facts_for(model: str, *, endpoint: str = "chat.completions", stream: bool = False, tenant: str | None = None,
-              api_key: str | None = None, user: str = "", tags: Mapping[str, str] | None = None,
-              headers: Mapping[str, str] | None = None, body: Mapping[str, Any] | None = None) -> RequestFacts:
-    return RequestFacts(model=model, endpoint=endpoint, stream=stream, tenant=tenant or "", api_key=api_key or "",
-                        user=user, tags=tags or {}, headers=headers or {}, body=body or {})

@@ -77,21 +77,24 @@ async def apply_breakers(plan: Plan, monitor: HealthMonitor, model: str) -> tupl
 
 async def setup(broker: NatsBroker, settings: Settings) -> Hooks:
     live = await bootstrap.live_config(settings, STAGE)
-    routers = {live.version: build_router(live.current)}
+    routers: dict[str, Router] = {}
 
-    def rebuild(config: GatewayConfig, version: str) -> None:
-        routers.clear()
-        routers[version] = build_router(config)
+    def router_now() -> tuple[str, Router]:
+        """The current version and its router, built once per version (hot reload)."""
+        version = live.version
+        router = routers.get(version)
+        if router is None:
+            routers.clear()
+            router = routers[version] = build_router(live.get(version) or live.current)
+        return version, router
 
-    live.on_change(rebuild)
     runtime = StageRuntime(broker, STAGE, settings.ack_wait_s)
     monitor = HealthMonitor(lambda: runtime.nc, lambda: live.current.circuit_breaker, f"{STAGE}-{os.getpid()}",
                             config_version=lambda: live.version)
     rng = random.Random()
 
     async def work(envelope: Envelope, started: float) -> None:
-        version = live.version
-        router = routers.get(version) or build_router(live.current)
+        version, router = router_now()
         plan = router.plan(facts_of(envelope), monitor, rng)
         targets, skipped = await apply_breakers(plan, monitor, envelope.model_requested)
         monitor.note_routed(targets[0].id)
