@@ -128,7 +128,10 @@ def build_analyzer(custom: Sequence[CustomRecognizer] = ()) -> AnalyzerEngine:
             PatternRecognizer(
                 supported_entity=spec.entity,
                 name=f"custom_{spec.entity.lower()}",
-                patterns=[Pattern(name=spec.entity.lower(), regex=spec.pattern, score=spec.score)],
+                patterns=[Pattern(name=spec.entity.lower(), regex=spec.pattern, score=spec.score)]
+                if spec.pattern is not None else None,
+                deny_list=list(spec.deny_list) or None,
+                deny_list_score=spec.score,
                 context=list(spec.context),
                 supported_language=LANGUAGE,
             )

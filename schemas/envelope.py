@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from schemas.errors import ErrorInfo
 from schemas.events import StageEvent
+from schemas.guardrails import Verdict
 from schemas.routing import PlannedTarget
 
 SCHEMA_VERSION = 1
@@ -58,6 +59,9 @@ class Envelope(_Msg):
     # not its own current config, for what the plan decided)
     config_version: str = ""
 
+    # the guardrail profile the redaction stage resolved for the request (key's, else model's, else
+    # default); later stages run that profile's settings
+    guardrail_profile: str = ""
     # redaction (``redacted``: the body has been through the redaction stage)
     redacted: bool = False
     vault: str | None = None
@@ -81,6 +85,8 @@ class Envelope(_Msg):
     response: dict[str, Any] | None = None
     # output filter
     output_findings: dict[str, int] = Field(default_factory=dict)
+    # every guardrail verdict so far, redaction's and the output filter's included (audit)
+    verdicts: list[Verdict] = Field(default_factory=list)
     # time spent inside each stage, for the overhead breakdown
     stage_ms: dict[str, float] = Field(default_factory=dict)
     # each stage's event, recorded with the request when it ends (see schemas/events.py)

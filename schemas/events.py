@@ -15,6 +15,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from schemas.guardrails import Verdict
+
 SCHEMA_VERSION = 1
 
 
@@ -78,6 +80,8 @@ class RequestCompleted(_Evt):
     redactions: int = 0
     redaction_counts: dict[str, int] = Field(default_factory=dict)
     output_findings: dict[str, int] = Field(default_factory=dict)
+    guardrail_profile: str = ""
+    verdicts: list[Verdict] = Field(default_factory=list, description="one row each in guardrail_verdicts")
     delivery: int = 1
     stage_ms: dict[str, float] = Field(default_factory=dict)
     request_body: str = ""

@@ -213,11 +213,11 @@ class OutputFilterStage:
 
 def scanner_inputs(config: GatewayConfig) -> object:
     """What the output scanner is built from: a change to any of these rebuilds it."""
-    return (config.output_filter.entities, config.redaction.score_threshold, config.redaction.custom)
+    return (config.output_filter.entity_types, config.redaction.score_threshold, config.redaction.custom)
 
 
 def build_scanner(config: GatewayConfig) -> PiiScanner:
-    return bootstrap.pii_scanner(config.output_filter.entities, config.redaction.score_threshold, config)
+    return bootstrap.pii_scanner(config.output_filter.entity_types, config.redaction.score_threshold, config)
 
 
 async def setup(broker: NatsBroker, settings: Settings) -> Hooks:

@@ -27,11 +27,11 @@ STAGE = "redaction"
 
 def scanner_inputs(config: GatewayConfig) -> object:
     """What the redaction scanner is built from: a change to any of these rebuilds it."""
-    return (config.redaction.entities, config.redaction.score_threshold, config.redaction.custom)
+    return (config.redaction.entity_types, config.redaction.score_threshold, config.redaction.custom)
 
 
 def build_scanner(config: GatewayConfig) -> PiiScanner:
-    return bootstrap.pii_scanner(config.redaction.entities, config.redaction.score_threshold, config)
+    return bootstrap.pii_scanner(config.redaction.entity_types, config.redaction.score_threshold, config)
 
 
 async def setup(broker: NatsBroker, settings: Settings) -> Hooks:
