@@ -13,13 +13,20 @@ The conditions (presidio-analyzer 2.2.366 recognizers as built by ``infra/presid
   digit blocks joined by at most 4 punctuation characters; the shortest valid numbers have 4 digits
   (German pagers such as ``1640``; brute-forced: no valid number with 3 digits or fewer) → 4 digits,
   each at most 4 characters after the previous one.
-- CREDIT_CARD: ``[13456]`` then 12 more digits, each optionally after one ``-`` or space.
+- CREDIT_CARD: ``[1-6]`` then 12 more digits, each optionally after one ``-`` or space.
 - US_SSN: 9 ASCII digits, each optionally after one ``-``, ``.`` or space.
 - IBAN_CODE: the pattern is case-sensitive: two ASCII capitals then two ASCII digits.
 - IP_ADDRESS: IPv4 forms need a digit then ``.``; IPv6 forms contain ``::`` or, written in full,
   ``h:hhhh:h``.
 
-Custom (configured) entities have no condition: they always run, in the same presidio call.
+Custom (configured) entities and the NER ones (PERSON, LOCATION, ...) have no condition: they always
+run, in the same presidio call.
+
+Findings whose value is allowed (``allow_list``: exact, case-insensitive; ``allow_patterns``: a regex
+matching the whole value) are dropped; then overlapping findings of one type merge into one (a name
+found whole by one recognizer and in part by another is redacted whole); a model (NER) finding that
+overlaps a pattern one is dropped; then overlaps of different types are resolved (highest score, then
+longest).
 """
 
 from __future__ import annotations
@@ -29,11 +36,13 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from schemas.config import NER_ENTITIES
+
 LANGUAGE = "en"
 
 _DIGIT = re.compile(r"\d")
 _PHONE = re.compile(r"\d(?:\D{0,4}\d){3}")
-_CREDIT_CARD = re.compile(r"[13456](?:[- ]?\d){12}")
+_CREDIT_CARD = re.compile(r"[1-6](?:[- ]?\d){12}")
 _US_SSN = re.compile(r"[0-9](?:[- .]?[0-9]){8}")
 _IBAN = re.compile(r"[A-Z]{2}[0-9]{2}")
 _IPV4 = re.compile(r"[0-9]\.")
@@ -97,6 +106,34 @@ class Finding:
     score: float
 
 
+_MODEL_ENTITIES = frozenset(NER_ENTITIES)
+
+
+def drop_model_overlaps(findings: Sequence[Finding]) -> list[Finding]:
+    """A model (NER) finding overlapping a built-in pattern finding is dropped: the pattern's value is
+    checked by its own rules (checksums, numbering plans), the model's guess on such text is noise."""
+    patterns = [f for f in findings if f.entity_type in PREFILTERS]
+    if not patterns:
+        return list(findings)
+    return [f for f in findings if f.entity_type not in _MODEL_ENTITIES
+            or not any(p.start < f.end and f.start < p.end for p in patterns)]
+
+
+def merge_same_type(findings: Sequence[Finding]) -> list[Finding]:
+    """Overlapping findings of one entity type become one spanning both, with the higher score."""
+    if len(findings) < 2:
+        return list(findings)
+    merged: list[Finding] = []
+    for f in sorted(findings, key=lambda f: (f.entity_type, f.start, -f.end)):
+        last = merged[-1] if merged else None
+        if last is not None and last.entity_type == f.entity_type and f.start < last.end:
+            if f.end > last.end or f.score > last.score:
+                merged[-1] = Finding(last.entity_type, last.start, max(last.end, f.end), max(last.score, f.score))
+        else:
+            merged.append(f)
+    return merged
+
+
 def resolve_overlaps(findings: Sequence[Finding]) -> list[Finding]:
     """Non-overlapping findings in text order; where spans overlap, highest score then longest wins."""
     if len(findings) < 2:
@@ -119,6 +156,8 @@ class PiiScanner:
         score_threshold: float,
         *,
         prefilter: bool = True,
+        allow_list: Sequence[str] = (),
+        allow_patterns: Sequence[str] = (),
     ) -> None:
         supported = set(analyzer.get_supported_entities(LANGUAGE))
         unknown = sorted(set(entities) - supported)
@@ -130,6 +169,14 @@ class PiiScanner:
         checks = PREFILTERS if prefilter else {}
         self._gated = tuple((e, checks[e]) for e in self.entities if e in checks)
         self._always = [e for e in self.entities if e not in checks]
+        self._model = any(e in _MODEL_ENTITIES for e in self.entities)
+        self.allow_list = frozenset(v.casefold() for v in allow_list)
+        self.allow_patterns = tuple(re.compile(p) for p in allow_patterns)
+
+    def allowed(self, value: str) -> bool:
+        """Is ``value`` never to be reported (allow list, exact and case-insensitive; or a pattern
+        matching it whole)?"""
+        return value.casefold() in self.allow_list or any(p.fullmatch(value) for p in self.allow_patterns)
 
     def find(self, text: str) -> list[Finding]:
         if not text or not self.entities:
@@ -141,4 +188,9 @@ class PiiScanner:
         results = self._analyzer.analyze(
             text, language=LANGUAGE, entities=entities, score_threshold=self.score_threshold
         )
-        return resolve_overlaps([Finding(r.entity_type, r.start, r.end, r.score) for r in results])
+        findings = [Finding(r.entity_type, r.start, r.end, r.score) for r in results]
+        if self.allow_list or self.allow_patterns:
+            findings = [f for f in findings if not self.allowed(text[f.start : f.end])]
+        if self._model:
+            findings = drop_model_overlaps(findings)
+        return resolve_overlaps(merge_same_type(findings))

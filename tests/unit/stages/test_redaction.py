@@ -124,3 +124,108 @@ def test_embedding_input_is_redacted(scanner: PiiScanner) -> None:
     assert result.counts == {"EMAIL_ADDRESS": 2} and body["input"][0] == "mail bob@example.com"
     single = redact_embedding_input({"input": "call 212-555-0199"}, scanner, Redaction())
     assert single.body["input"] == "call <PHONE_NUMBER_1>"
+
+
+# -- operators --------------------------------------------------------------------------------------
+
+SALT = b"s" * 32
+
+
+def test_mask_keeps_the_format_and_the_last_characters() -> None:
+    from stages.redaction import mask_value
+
+    assert mask_value("4111 1111 1111 1111", "*", 4) == "**** **** **** 1111"
+    assert mask_value("123-45-6788", "#", 4) == "###-##-6788"
+    assert mask_value("jane@example.com", "*", 4) == "****@******e.com"
+    assert mask_value("4111 1111 1111 1111", "*", 0) == "**** **** **** ****"
+    # never shown whole: at most half of the letters and digits stay
+    assert mask_value("1640", "*", 4) == "**40" and mask_value("Bob", "x", 4) == "xxb"
+
+
+def test_mask_operator(scanner: PiiScanner) -> None:
+    body = _body({"role": "user", "content": "card 4111 1111 1111 1111, ssn 123-45-6788"})
+    result = redact_request(body, scanner, Redaction(operator="mask"))
+    assert result.body["messages"][0]["content"] == "card **** **** **** 1111, ssn ***-**-6788"
+    assert result.mapping == {} and result.counts == {"CREDIT_CARD": 1, "US_SSN": 1}
+    assert result.score > 0
+
+
+def test_hash_operator_is_stable_per_tenant_and_differs_across_tenants(scanner: PiiScanner) -> None:
+    from stages.redaction import HASH_TOKEN
+
+    body = _body({"role": "user", "content": "mail jane@example.com"}, {"role": "user", "content": "jane@example.com"})
+    config = Redaction(operator="hash")
+    a1 = redact_request(body, scanner, config, tenant="acme", salt=SALT)
+    a2 = redact_request(body, scanner, config, tenant="acme", salt=SALT)
+    b = redact_request(body, scanner, config, tenant="globex", salt=SALT)
+    other_salt = redact_request(body, scanner, config, tenant="acme", salt=b"t" * 32)
+    token = a1.body["messages"][1]["content"]
+    assert HASH_TOKEN.fullmatch(token) and token.startswith("<EMAIL_ADDRESS:")
+    assert a1.body["messages"][0]["content"] == f"mail {token}"
+    assert a2.body == a1.body
+    assert b.body["messages"][1]["content"] != token and other_salt.body["messages"][1]["content"] != token
+    assert a1.mapping == {} and a1.counts == {"EMAIL_ADDRESS": 2}
+    assert not PLACEHOLDER.search(token)  # the output filter never restores a hash
+
+
+def test_hash_needs_a_salt(scanner: PiiScanner) -> None:
+    import pytest
+
+    with pytest.raises(ValueError, match="salt"):
+        redact_request(_body({"role": "user", "content": "jane@example.com"}), scanner, Redaction(operator="hash"))
+
+
+def test_per_entity_operators_override_the_default(scanner: PiiScanner) -> None:
+    config = Redaction(operator="placeholder", operators={"CREDIT_CARD": "mask", "US_SSN": "hash"})
+    body = _body({"role": "user", "content": "jane@example.com pays 4111 1111 1111 1111, ssn 123-45-6788"})
+    result = redact_request(body, scanner, config, tenant="t", salt=SALT)
+    text = result.body["messages"][0]["content"]
+    assert text.startswith("<EMAIL_ADDRESS_1> pays **** **** **** 1111, ssn <US_SSN:")
+    assert result.mapping == {"<EMAIL_ADDRESS_1>": "jane@example.com"}  # only placeholders are restored
+    assert result.counts == {"EMAIL_ADDRESS": 1, "CREDIT_CARD": 1, "US_SSN": 1}
+
+
+def test_block_operator_raises_without_values(scanner: PiiScanner) -> None:
+    import pytest
+
+    from stages.redaction import PiiBlocked
+
+    config = Redaction(operators={"CREDIT_CARD": "block", "US_SSN": "block"})
+    body = _body({"role": "user", "content": "mail jane@example.com, card 4111 1111 1111 1111"},
+                 {"role": "user", "content": "ssn 123-45-6788 and card 4111 1111 1111 1111"})
+    with pytest.raises(PiiBlocked) as caught:
+        redact_request(body, scanner, config)
+    error = caught.value
+    info = error.info()
+    assert (info.status_code, info.type, info.code, info.param) == (400, "invalid_request_error", "pii_blocked",
+                                                                    "messages")
+    assert "CREDIT_CARD" in info.message and "US_SSN" in info.message and "EMAIL" not in info.message
+    assert "4111" not in info.message and "6788" not in info.message and "jane" not in info.message
+    assert error.counts == {"EMAIL_ADDRESS": 1, "CREDIT_CARD": 2, "US_SSN": 1} and error.score > 0
+    assert error.to_body()["error"]["code"] == "pii_blocked"
+
+
+def test_block_only_when_a_blocked_type_is_present(scanner: PiiScanner) -> None:
+    config = Redaction(operators={"CREDIT_CARD": "block"})
+    result = redact_request(_body({"role": "user", "content": "mail jane@example.com"}), scanner, config)
+    assert result.counts == {"EMAIL_ADDRESS": 1}
+
+
+def test_embeddings_get_the_same_operators_and_no_map(scanner: PiiScanner) -> None:
+    import pytest
+
+    from stages.redaction import PiiBlocked, redact_embedding_input
+
+    body = {"model": "e", "input": ["card 4111 1111 1111 1111", "jane@example.com"]}
+    masked = redact_embedding_input(body, scanner, Redaction(operators={"CREDIT_CARD": "mask"}), salt=SALT)
+    assert masked.body["input"] == ["card **** **** **** 1111", "<EMAIL_ADDRESS_1>"] and masked.mapping == {}
+    with pytest.raises(PiiBlocked) as caught:
+        redact_embedding_input(body, scanner, Redaction(operator="block"))
+    assert caught.value.param == "input"
+
+
+def test_allowed_values_stay(analyzer: Any) -> None:
+    allowing = PiiScanner(analyzer, ["EMAIL_ADDRESS"], 0.4, allow_list=["support@example.com"])
+    body = _body({"role": "user", "content": "support@example.com or jane@example.com"})
+    result = redact_request(body, allowing, CONFIG)
+    assert result.body["messages"][0]["content"] == "support@example.com or <EMAIL_ADDRESS_1>"

@@ -1,0 +1,170 @@
+"""The redaction worker's pure parts: profile resolution, one redactor per distinct profile, salts,
+verdicts. The NATS wiring is covered by the integration tests."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import pytest
+
+from schemas.config import GatewayConfig, hash_api_key
+from schemas.envelope import Envelope
+from workers.redaction import (
+    build_redactors,
+    default_salt,
+    redact_envelope,
+    resolve_salt,
+    scanner_inputs,
+    tenant_of,
+)
+
+SALT = default_salt(b"k" * 32)
+STRICT_KEY = hash_api_key("sk-strict")
+PLAIN_KEY = hash_api_key("sk-plain")
+
+
+def _config(**overrides: Any) -> GatewayConfig:
+    data: dict[str, Any] = {
+        "keys": [
+            {"id": "strict", "key_sha256": STRICT_KEY, "tenant": "acme", "guardrail_profile": "strict"},
+            {"id": "plain", "key_sha256": PLAIN_KEY, "tenant": "globex"},
+        ],
+        "providers": {"p": {"type": "openai", "base_url": "http://127.0.0.1:9"}},
+        "models": {
+            "chat": {"targets": [{"provider": "p", "model": "m"}]},
+            "hashed": {"targets": [{"provider": "p", "model": "m"}], "guardrail_profile": "hashed"},
+        },
+        "guardrail_profiles": {
+            "strict": {"redaction": {"operators": {"CREDIT_CARD": "block"}}},
+            "hashed": {"redaction": {"operator": "hash", "allow_list": ["ops@example.com"]}},
+            "same_as_default": {"output_filter": {"pii_action": "flag"}},
+            "off": {"redaction": {"enabled": False}},
+        },
+    }
+    data.update(overrides)
+    return GatewayConfig.model_validate(data)
+
+
+def _envelope(content: str, *, key: str | None = PLAIN_KEY, model: str = "chat",
+              endpoint: str = "chat.completions") -> Envelope:
+    body: dict[str, Any] = {"model": model, "messages": [{"role": "user", "content": content}]}
+    if endpoint == "embeddings":
+        body = {"model": model, "input": content}
+    now = time.time()
+    return Envelope.model_validate({
+        "request_id": "r1", "received_at": now, "deadline": now + 60, "reply_to": "_INBOX.x",
+        "api_key_hash": key, "body": body, "model_requested": model, "endpoint": endpoint})
+
+
+@pytest.fixture(scope="module")
+def config() -> GatewayConfig:
+    return _config()
+
+
+@pytest.fixture(scope="module")
+def redactors(config: GatewayConfig) -> Any:
+    return build_redactors(config, SALT)
+
+
+def test_one_redactor_per_distinct_profile(redactors: Any) -> None:
+    assert set(redactors) == {"default", "strict", "hashed", "same_as_default", "off"}
+    # operators are applied per request from the profile: they need no scanner of their own
+    assert redactors["same_as_default"] is redactors["default"] is redactors["strict"]
+    assert redactors["hashed"] is not redactors["default"]  # its allow list differs
+    assert redactors["off"].scanner is None
+    # scanners built from the same (engine, custom) share one presidio analyzer
+    assert redactors["hashed"].scanner._analyzer is redactors["default"].scanner._analyzer
+    assert not any(r.offload for r in redactors.values())
+
+
+def test_scanner_inputs_change_only_with_redaction_settings(config: GatewayConfig) -> None:
+    same = _config(limits={"max_body_bytes": 2048})
+    changed = _config(redaction={"allow_list": ["x@example.com"]})
+    assert scanner_inputs(same) == scanner_inputs(config)
+    assert scanner_inputs(changed) != scanner_inputs(config)
+
+
+def test_profile_from_key_then_model_then_default(config: GatewayConfig, redactors: Any) -> None:
+    text = "pay with 4111 1111 1111 1111, mail ops@example.com"
+    by_key = config.guardrails_for(STRICT_KEY, "hashed")
+    blocked = redact_envelope(_envelope(text, key=STRICT_KEY, model="hashed"), by_key,
+                              redactors[by_key.profile], tenant_of(config, STRICT_KEY))
+    assert by_key.profile == "strict" and blocked.result is None and blocked.blocked is not None
+    assert blocked.verdict is not None and blocked.verdict.outcome == "block"
+    assert blocked.verdict.findings == {"CREDIT_CARD": 1, "EMAIL_ADDRESS": 1}
+    assert blocked.blocked.info().code == "pii_blocked"
+
+    by_model = config.guardrails_for(PLAIN_KEY, "hashed")
+    hashed = redact_envelope(_envelope(text, model="hashed"), by_model, redactors[by_model.profile],
+                             tenant_of(config, PLAIN_KEY))
+    assert by_model.profile == "hashed" and hashed.result is not None
+    content = hashed.result.body["messages"][0]["content"]
+    assert content.startswith("pay with <CREDIT_CARD:") and content.endswith("mail ops@example.com")
+    assert hashed.result.mapping == {}
+
+    default = config.guardrails_for(None, "chat")
+    plain = redact_envelope(_envelope(text, key=None), default, redactors["default"], "")
+    assert default.profile == "default" and plain.result is not None
+    assert plain.result.body["messages"][0]["content"] == "pay with <CREDIT_CARD_1>, mail <EMAIL_ADDRESS_1>"
+    assert plain.verdict is not None and plain.verdict.model_dump(exclude={"duration_ms", "score"}) == {
+        "guardrail": "pii", "kind": "pii_redaction", "phase": "input", "outcome": "redact",
+        "findings": {"CREDIT_CARD": 1, "EMAIL_ADDRESS": 1}}
+    assert 0 < plain.verdict.score <= 1 and plain.verdict.duration_ms >= 0
+
+
+def test_pass_verdict_and_redaction_off(config: GatewayConfig, redactors: Any) -> None:
+    default = config.guardrails_for(PLAIN_KEY, "chat")
+    clean = redact_envelope(_envelope("Summarize the history of printing."), default, redactors["default"], "globex")
+    assert clean.verdict is not None and clean.verdict.outcome == "pass"
+    assert clean.verdict.score == 0 and clean.verdict.findings == {}
+    off = redact_envelope(_envelope("mail ops@example.com"), config.profile("off"), redactors["off"], "")
+    assert off.result is None and off.blocked is None and off.verdict is None
+
+
+def test_hashes_follow_the_tenant(config: GatewayConfig, redactors: Any) -> None:
+    hashed = config.profile("hashed")
+    envelope = _envelope("mail jane@example.com", model="hashed")
+    acme = redact_envelope(envelope, hashed, redactors["hashed"], tenant_of(config, STRICT_KEY))
+    globex = redact_envelope(envelope, hashed, redactors["hashed"], tenant_of(config, PLAIN_KEY))
+    again = redact_envelope(envelope, hashed, redactors["hashed"], "globex")
+    assert acme.result is not None and globex.result is not None and again.result is not None
+    assert acme.result.body != globex.result.body and again.result.body == globex.result.body
+
+
+def test_embeddings_block_names_input(config: GatewayConfig, redactors: Any) -> None:
+    strict = config.profile("strict")
+    outcome = redact_envelope(_envelope("4111 1111 1111 1111", endpoint="embeddings"), strict,
+                              redactors["strict"], "acme")
+    assert outcome.blocked is not None and outcome.blocked.param == "input"
+
+
+def test_tenant_of_unknown_key_is_empty(config: GatewayConfig) -> None:
+    assert tenant_of(config, STRICT_KEY) == "acme"
+    assert tenant_of(config, hash_api_key("nope")) == "" and tenant_of(config, None) == ""
+
+
+def test_salt_from_env_or_sealing_key(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PII_SALT_TEST", "pepper")
+    assert resolve_salt("env:PII_SALT_TEST", SALT) == b"pepper"
+    assert resolve_salt(None, SALT) == SALT
+    assert default_salt(b"k" * 32) == SALT and default_salt(b"j" * 32) != SALT
+    monkeypatch.delenv("PII_SALT_TEST")
+    with pytest.raises(ValueError, match="PII_SALT_TEST"):
+        resolve_salt("env:PII_SALT_TEST", SALT)
+
+
+def test_missing_salt_variable_fails_the_build(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("PII_SALT_MISSING", raising=False)
+    with pytest.raises(ValueError, match="PII_SALT_MISSING"):
+        build_redactors(_config(redaction={"operator": "hash", "hash_salt": "env:PII_SALT_MISSING"}), SALT)
+
+
+def test_ner_profile_runs_off_the_loop() -> None:
+    config = _config(keys=[], models={}, guardrail_profiles={"people": {"redaction": {"engine": "ner"}}})
+    redactors = build_redactors(config, SALT)
+    people = redactors["people"]
+    assert people.offload and not redactors["default"].offload
+    outcome = redact_envelope(_envelope("Please email Sarah Connor in Lisbon"), config.profile("people"), people, "")
+    assert outcome.result is not None
+    assert outcome.result.body["messages"][0]["content"] == "Please email <PERSON_1> in <LOCATION_1>"
