@@ -10,6 +10,7 @@ import yaml
 from pydantic import ValidationError
 
 from schemas.config import GatewayConfig
+from stages.guardrails.runner import GuardrailSet, SpecError
 
 
 class ConfigError(ValueError):
@@ -39,7 +40,7 @@ def parse_config(data: Any, source: str = "<config>") -> GatewayConfig:
     if not isinstance(data, dict):
         raise ConfigError(f"{source}: the top level must be a mapping")
     try:
-        return GatewayConfig.model_validate(data)
+        config = GatewayConfig.model_validate(data)
     except ValidationError as exc:
         lines = []
         for err in exc.errors():
@@ -48,6 +49,26 @@ def parse_config(data: Any, source: str = "<config>") -> GatewayConfig:
             # cross-reference checks name their own path in the message
             lines.append(f"  {path}: {message}" if path else f"  {message}")
         raise ConfigError(f"{source}: invalid config\n" + "\n".join(lines)) from None
+    problems = guardrail_problems(config)
+    if problems:
+        raise ConfigError(f"{source}: invalid config\n" + "\n".join(f"  {p}" for p in problems))
+    return config
+
+
+def guardrail_problems(config: GatewayConfig) -> list[str]:
+    """Build every guardrail list of the config once (the top-level one and each profile's own) and
+    return what cannot be built, as ``path: message`` lines (unknown guardrail, settings refused by the
+    guardrail's class, redact on one that cannot)."""
+    lists = [("guardrails", config.guardrails)] + [
+        (f"guardrail_profiles.{name}.guardrails", profile.guardrails)
+        for name, profile in config.guardrail_profiles.items() if profile.guardrails is not None]
+    problems: list[str] = []
+    for prefix, specs in lists:
+        try:
+            GuardrailSet(specs)
+        except SpecError as exc:
+            problems.extend(f"{path}: {message}" for path, message in exc.under(prefix).problems)
+    return problems
 
 
 def parse_config_text(text: str, source: str = "<config>") -> GatewayConfig:

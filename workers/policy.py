@@ -1,9 +1,16 @@
-"""Policy worker: authenticate the key by hash, authorize model and input size, record the tenant.
+"""Policy worker: authenticate the key by hash, authorize model and input size, record the tenant, then
+run the input guardrails of the request's profile.
 
 Keys follow the live config (``workers/live_config.py``): a key added or removed takes effect without a
-restart."""
+restart. Guardrails do too: one ``GuardrailSet`` per (config version, profile), built on first use and
+dropped when a new version arrives. The profile is the one the redaction stage put on the envelope
+(``guardrail_profile``), else the key's, the model alias's, or ``default``. Every verdict is appended to
+``envelope.verdicts``; a ``block`` ends the request with 400 ``content_blocked``, verdicts included.
+"""
 
 from __future__ import annotations
+
+from typing import Any
 
 from faststream import AckPolicy
 from faststream.nats import NatsBroker
@@ -11,31 +18,99 @@ from faststream.nats import NatsBroker
 from infra import bootstrap
 from infra.settings import Settings
 from schemas import subjects
+from schemas.config import ApiKey, GatewayConfig, Guardrails
 from schemas.envelope import Envelope
+from stages.guardrails.base import Subject
+from stages.guardrails.runner import GuardrailSet, RunOutcome
 from stages.policy import KeyIndex, authenticate, authorize
 from workers.app import Hooks, main
+from workers.live_config import LiveConfig
 from workers.runtime import StageRuntime, with_stage_time
 
 STAGE = "policy"
 
 
+def profile_of(config: GatewayConfig, envelope: Envelope) -> Guardrails:
+    """The profile the redaction stage resolved, else the key's, the model alias's, or ``default``."""
+    if envelope.guardrail_profile:
+        return config.profile(envelope.guardrail_profile)
+    return config.guardrails_for(envelope.api_key_hash, envelope.model_requested)
+
+
+class GuardrailSets:
+    """One ``GuardrailSet`` per (config version, profile), built on first use; a request under a new
+    version drops the sets of the others (hot reload)."""
+
+    def __init__(self) -> None:
+        self._version = ""
+        self._sets: dict[str, GuardrailSet] = {}
+
+    def get(self, version: str, profile: Guardrails) -> GuardrailSet:
+        if version != self._version:
+            self._version, self._sets = version, {}
+        found = self._sets.get(profile.profile)
+        if found is None:
+            found = self._sets[profile.profile] = GuardrailSet(profile.guardrails)
+        return found
+
+
+def check_input(guardrails: GuardrailSet, envelope: Envelope, key: ApiKey) -> RunOutcome:
+    """The input guardrails' verdicts on the request, as the provider will see it (after redaction)."""
+    if not guardrails.input:
+        return RunOutcome()
+    return guardrails.run(Subject(phase="input", request=envelope.body, tenant=key.tenant, api_key_id=key.id,
+                                  model=envelope.model_requested))
+
+
+def summary(profile: str, outcome: RunOutcome) -> dict[str, Any]:
+    """What the stage event says about guardrails: the profile, and who flagged or blocked."""
+    attrs: dict[str, Any] = {"guardrail_profile": profile}
+    triggered = outcome.triggered
+    if triggered:
+        attrs["guardrails_triggered"] = triggered
+    return attrs
+
+
+class Policy:
+    """The stage's work on one request, with what it keeps across requests (keys, guardrail sets)."""
+
+    def __init__(self, live: LiveConfig, runtime: StageRuntime) -> None:
+        self.live = live
+        self.runtime = runtime
+        self.keys = KeyIndex(live.current.keys)
+        self.sets = GuardrailSets()
+        live.on_change(self._reload_keys)
+
+    def _reload_keys(self, config: GatewayConfig, _version: str) -> None:
+        self.keys = KeyIndex(config.keys)
+
+    async def work(self, envelope: Envelope, started: float) -> None:
+        key = authenticate(self.keys, envelope.api_key_hash)
+        size = authorize(key, envelope.model_requested, envelope.body)
+        version = self.live.version
+        config = self.live.get(version) or self.live.current
+        profile = profile_of(config, envelope)
+        outcome = check_input(self.sets.get(version, profile), envelope, key)
+        verdicts = [*envelope.verdicts, *outcome.verdicts] if outcome.verdicts else envelope.verdicts
+        out = with_stage_time(envelope, STAGE, started, tenant=key.tenant, api_key_id=key.id,
+                              guardrail_profile=profile.profile, verdicts=verdicts)
+        if outcome.blocked is not None:
+            # ended here, with this envelope: the record carries the verdicts (raising would lose them)
+            await self.runtime.fail(out, outcome.blocked, started, "request.blocked")
+            return
+        out = self.runtime.event(out, "request.authorized", started,
+                                 attrs={"input_chars": size, **summary(profile.profile, outcome)})
+        await self.runtime.forward(subjects.REQ_ROUTE, out)
+
+
 async def setup(broker: NatsBroker, settings: Settings) -> Hooks:
     live = await bootstrap.live_config(settings, STAGE)
-    keys = [KeyIndex(live.current.keys)]  # rebuilt when the config changes (hot reload)
-    live.on_change(lambda config, _version: keys.__setitem__(0, KeyIndex(config.keys)))
-    runtime = StageRuntime(broker, STAGE, settings.ack_wait_s)
-
-    async def work(envelope: Envelope, started: float) -> None:
-        key = authenticate(keys[0], envelope.api_key_hash)
-        size = authorize(key, envelope.model_requested, envelope.body)
-        out = with_stage_time(envelope, STAGE, started, tenant=key.tenant, api_key_id=key.id)
-        out = runtime.event(out, "request.authorized", started, attrs={"input_chars": size})
-        await runtime.forward(subjects.REQ_ROUTE, out)
+    policy = Policy(live, StageRuntime(broker, STAGE, settings.ack_wait_s))
 
     @broker.subscriber(subjects.REQ_POLICY, queue=subjects.QUEUE_GROUPS[subjects.REQ_POLICY],
                        no_reply=True, ack_policy=AckPolicy.MANUAL)
     async def on_request(data: bytes) -> None:
-        await runtime.run(data, work)
+        await policy.runtime.run(data, policy.work)
 
     return Hooks(cleanup=live.stop)
 

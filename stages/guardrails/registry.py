@@ -32,7 +32,10 @@ def load(name: str) -> type[Guardrail]:
     if ep is None:
         known = ", ".join(sorted(available())) or "none"
         raise UnknownGuardrail(f"unknown guardrail {name!r} (registered: {known})")
-    cls = ep.load()
+    try:
+        cls = ep.load()
+    except Exception as exc:  # noqa: BLE001 - a broken package must be refused with its name, not crash the loader
+        raise UnknownGuardrail(f"entry point {name!r} ({ep.value}) could not be loaded: {exc!r}") from exc
     if not (isinstance(cls, type) and issubclass(cls, Guardrail)) or getattr(cls, "phase", None) not in (
         "input", "output"
     ):

@@ -44,9 +44,13 @@ def test_shipped_config_loads_and_routes_every_alias() -> None:
             assert target.price is not None, f"{alias} -> {target.model} is unpriced"
 
 
-def test_shipped_config_demo_key_is_the_documented_one() -> None:
+def test_shipped_config_demo_keys_are_the_documented_ones() -> None:
     config = load_config(SHIPPED)
-    assert [k.key_sha256 for k in config.keys] == [hash_api_key("sk-gateway-demo")]
+    assert [k.key_sha256 for k in config.keys] == [hash_api_key("sk-gateway-demo"),
+                                                   hash_api_key("sk-gateway-strict")]
+    assert config.guardrails_for(hash_api_key("sk-gateway-strict"), "gpt-4o-mini").profile == "strict"
+    assert config.guardrails_for(hash_api_key("sk-gateway-demo"), "hr-assistant").profile == "sensitive"
+    assert config.guardrails_for(hash_api_key("sk-gateway-demo"), "gpt-4o-mini").profile == "default"
 
 
 def test_shipped_config_writes_no_raw_secret() -> None:
@@ -212,3 +216,48 @@ def test_config_version_follows_content(tmp_path: Path) -> None:
     assert second != first
     path.write_text("version: 1\n")
     assert config_version(path) == first
+
+
+# -- guardrail specs ------------------------------------------------------------------------------
+
+
+def test_shipped_config_guardrails_build() -> None:
+    from infra.config import guardrail_problems
+
+    assert guardrail_problems(load_config(SHIPPED)) == []
+
+
+def test_unknown_guardrail_is_refused_with_its_path() -> None:
+    message = refused({**base(), "guardrails": [{"use": "prompt_injection"}, {"use": "x"}]})
+    assert "  guardrails.1.use: unknown guardrail 'x' (registered: " in message
+    assert "prompt_injection" in message.split("registered:")[1]
+
+
+def test_bad_settings_in_a_profile_are_refused_with_their_path() -> None:
+    message = refused({**base(), "guardrail_profiles": {"strict": {"guardrails": [
+        {"use": "prompt_injection", "settings": {"tool_result_weight": -1}},
+        {"use": "blocked_terms", "action": "block", "settings": {"terms": ["ok", " "], "typo": True}},
+    ]}}})
+    assert "guardrail_profiles.strict.guardrails.0.settings.tool_result_weight: " in message
+    assert "guardrail_profiles.strict.guardrails.1.settings.terms: terms [1] are blank" in message
+    assert "guardrail_profiles.strict.guardrails.1.settings.typo: Extra inputs are not permitted" in message
+
+
+def test_redact_on_a_guardrail_that_cannot_is_refused() -> None:
+    message = refused({**base(), "guardrails": [{"use": "secrets", "action": "redact"}]})
+    assert "guardrails.0.action: guardrail 'secrets' cannot redact" in message
+
+
+def test_duplicate_guardrail_names_are_refused() -> None:
+    message = refused({**base(), "guardrails": [{"use": "secrets"}, {"use": "secrets"}]})
+    assert "guardrails.1.name: two guardrails are named 'secrets'" in message
+
+
+def test_valid_guardrail_specs_load() -> None:
+    config = parse_config({**base(), "guardrails": [
+        {"use": "secrets", "action": "block"},
+        {"use": "blocked_terms", "name": "codenames", "settings": {"terms": ["falcon"], "patterns": {"t": "T-\\d+"}}},
+        {"use": "response_format", "settings": {"draft": "7"}},
+    ], "guardrail_profiles": {"lenient": {"guardrails": []}, "inherits": {}}}, "test.yaml")
+    assert [g.name for g in config.profile("inherits").guardrails] == ["secrets", "codenames", "response_format"]
+    assert config.profile("lenient").guardrails == []
