@@ -271,6 +271,9 @@ def completed_record(
         redactions=sum(envelope.redactions.values()),
         redaction_counts=envelope.redactions,
         output_findings=envelope.output_findings,
+        # every verdict the guardrails left on the way (types and counts, never values): guardrail_verdicts
+        guardrail_profile=envelope.guardrail_profile,
+        verdicts=envelope.verdicts,
         delivery=envelope.delivery,
         stage_ms=envelope.stage_ms,
         # Bodies land only after the redaction stage has run over them: PII never lands in clear.

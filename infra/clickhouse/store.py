@@ -32,6 +32,7 @@ from infra.clickhouse.migrate import Migration, apply_migrations
 from infra.clickhouse.readonly import ReadOnlyViolation, check_readonly
 from schemas.errors import InvalidRequest
 from schemas.events import ControlEvent, Event, RequestCompleted, StageEvent
+from schemas.guardrails import Verdict
 
 logger = logging.getLogger(__name__)
 
@@ -45,7 +46,13 @@ REQUEST_COLUMNS = (
     "error_message", "prompt_tokens", "completion_tokens", "usage_source", "cost_usd", "latency_ms",
     "ttfb_ms", "provider_ms", "gateway_overhead_ms", "attempts", "redactions", "redaction_counts",
     "output_findings", "delivery", "stage_ms", "request_body", "response_body", "stage", "schema_version",
-    "cached_tokens", "tags", "config_version", "route_path", "experiment", "variant",
+    "cached_tokens", "tags", "config_version", "route_path", "experiment", "variant", "guardrail_profile",
+    "guardrail_outcomes",
+)
+VERDICT_COLUMNS = (
+    "request_id", "seq", "ts", "tenant", "api_key_id", "user", "model_requested", "route_path", "provider",
+    "profile", "guardrail", "kind", "phase", "outcome", "score", "findings", "duration_ms", "status_code",
+    "delivery", "schema_version",
 )
 GATEWAY_EVENT_COLUMNS = (
     "event_id", "ts", "kind", "subject", "from_state", "to_state", "reason", "source", "config_version",
@@ -63,6 +70,10 @@ _MAX_TS_MS = 10_000_000_000_000  # DateTime64(3) ends in 2299
 _COST_LIMIT = Decimal(10) ** 9  # Decimal(18, 9): 9 integer digits
 _COST_QUANTUM = Decimal(1).scaleb(-9)
 _STREAMED = frozenset({"SELECT", "WITH"})
+_FINDING_TYPE = re.compile(r"[A-Za-z0-9_.:/-]{1,64}")
+INVALID_FINDING_TYPE = "_invalid_type"
+"""Where the counts of finding types that do not look like an identifier go (the type is not stored)."""
+_SEVERITY = {"pass": 0, "flag": 1, "redact": 2, "block": 3}
 _UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
 
 
@@ -84,6 +95,8 @@ class WriteResult:
     """malformed events dropped and logged (bad UUID or timestamp): one bad event cannot wedge a batch"""
     gateway_events: int = 0
     """rows inserted into ``gateway_events`` (one per ControlEvent)"""
+    verdicts: int = 0
+    """rows inserted into ``guardrail_verdicts`` (one per verdict of each new RequestCompleted)"""
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,6 +150,33 @@ def _u16_map(counts: dict[str, int]) -> dict[str, int]:
     return {k: _clamp(v, _U16) for k, v in counts.items()} if counts else {}
 
 
+def _findings(verdict: Verdict, request_id: str) -> dict[str, int]:
+    """``findings`` as stored: counts clamped to UInt16, and only identifier-like types (entity types,
+    rule ids). A type with spaces, ``@`` or over 64 characters may be a matched value a guardrail leaked:
+    its count goes to ``_invalid_type`` and the type itself is neither stored nor logged."""
+    out: dict[str, int] = {}
+    leaked = 0
+    for key, count in verdict.findings.items():
+        if _FINDING_TYPE.fullmatch(key) is None:
+            leaked += 1
+            key = INVALID_FINDING_TYPE
+        out[key] = _clamp(out.get(key, 0) + count, _U16)
+    if leaked:
+        logger.warning("request %s: guardrail %s reported %d finding type(s) that are not identifiers; "
+                       "counted as %s", request_id, verdict.guardrail, leaked, INVALID_FINDING_TYPE)
+    return out
+
+
+def _outcomes(verdicts: Sequence[Verdict]) -> dict[str, str]:
+    """guardrail -> outcome for the ``requests`` row; the most severe when a guardrail ran twice."""
+    out: dict[str, str] = {}
+    for v in verdicts:
+        seen = out.get(v.guardrail)
+        if seen is None or _SEVERITY[v.outcome] > _SEVERITY[seen]:
+            out[v.guardrail] = v.outcome
+    return out
+
+
 def _attrs_json(attrs: dict[str, Any]) -> str:
     if not attrs:
         return "{}"
@@ -186,8 +226,21 @@ def _request_row(rc: RequestCompleted, event_id: str, request_id: str, ts_ms: in
         _clamp(rc.redactions, _U16), _u16_map(rc.redaction_counts), _u16_map(rc.output_findings),
         _clamp(rc.delivery, _U16), rc.stage_ms, rc.request_body, rc.response_body, rc.stage,
         _clamp(rc.schema_version, _U8), _clamp(rc.cached_tokens, _U32), rc.tags, rc.config_version,
-        rc.route_path, rc.experiment, rc.variant,
+        rc.route_path, rc.experiment, rc.variant, rc.guardrail_profile, _outcomes(rc.verdicts),
     )
+
+
+def _verdict_rows(rc: RequestCompleted, request_id: str, ts_ms: int) -> list[tuple[Any, ...]]:
+    """One row per verdict: the verdict plus the request's who/what/where, never a value."""
+    status, delivery, version = _clamp(rc.status_code, _U16), _clamp(rc.delivery, _U16), _clamp(rc.schema_version, _U8)
+    return [
+        (
+            request_id, _clamp(seq, _U16), ts_ms, rc.tenant, rc.api_key_id, rc.user, rc.model_requested,
+            rc.route_path, rc.provider, rc.guardrail_profile, v.guardrail, v.kind, v.phase, v.outcome,
+            v.score, _findings(v, request_id), v.duration_ms, status, delivery, version,
+        )
+        for seq, v in enumerate(rc.verdicts)
+    ]
 
 
 def _gateway_event_row(ce: ControlEvent) -> tuple[Any, ...]:
@@ -235,15 +288,18 @@ class Store:
             return self.dedupe.preload(ids)
 
     def write(self, events: Sequence[Event]) -> WriteResult:
-        """Insert a batch: at most one insert each into ``events``, ``requests`` and ``gateway_events``.
+        """Insert a batch: at most one insert each into ``events``, ``guardrail_verdicts``, ``requests``
+        and ``gateway_events``.
 
-        A ``RequestCompleted`` is one unit with the ``stage_events`` it carries: its ``requests`` row,
-        its own ``request.completed`` event row and its stage events. A request id already written
-        (a redelivery, or a second run of a stalled chain) skips the whole unit, so neither table
-        double-counts. ``events`` is written first, ``requests`` second, and ids enter the dedupe set
-        only once both succeeded: a failed batch retried as a whole writes no request twice (in the
-        rare case where ``events`` succeeded and ``requests`` failed, the retry repeats those event
-        rows). Standalone ``StageEvent``s are written as they are. ``ControlEvent``s go to
+        A ``RequestCompleted`` is one unit with the ``stage_events`` and ``verdicts`` it carries: its
+        ``requests`` row, its own ``request.completed`` event row, its stage events and one
+        ``guardrail_verdicts`` row per verdict. A request id already written (a redelivery, or a second
+        run of a stalled chain) skips the whole unit, so no table double-counts. ``events`` is written
+        first, ``guardrail_verdicts`` second, ``requests`` third, and ids enter the dedupe set only once
+        all three succeeded: a failed batch retried as a whole writes no request twice (in the rare case
+        where an earlier insert succeeded and a later one failed, the retry repeats those event rows;
+        repeated verdict rows collapse on merge, ``guardrail_verdicts`` being a ReplacingMergeTree).
+        Standalone ``StageEvent``s are written as they are. ``ControlEvent``s go to
         ``gateway_events``, inserted last, once the request ids are in the dedupe set: a retry after
         that insert failed skips the requests already written (an event id twice in one batch is
         written once; across batches, like ``events``, a redelivery can repeat a row).
@@ -253,6 +309,7 @@ class Store:
             self.warm_dedupe()
         event_rows: list[tuple[Any, ...]] = []
         request_rows: list[tuple[Any, ...]] = []
+        verdict_rows: list[tuple[Any, ...]] = []
         control_rows: list[tuple[Any, ...]] = []
         control_ids: set[str] = set()
         new_ids: list[str] = []
@@ -278,8 +335,10 @@ class Store:
                         continue
                     unit = [_event_row(stage, ev) for stage in ev.stage_events]
                     unit.append(_completed_event_row(ev, event_id, request_id, ts_ms))
+                    verdicts = _verdict_rows(ev, request_id, ts_ms)
                     request_rows.append(_request_row(ev, event_id, request_id, ts_ms))
                     event_rows.extend(unit)
+                    verdict_rows.extend(verdicts)
                     batch_ids.add(key)
                     new_ids.append(key)
                 except (ValueError, TypeError) as exc:
@@ -287,6 +346,8 @@ class Store:
                     logger.warning("dropping malformed %s event %s: %s", ev.event, ev.event_id, exc)
             if event_rows:
                 self._insert("events", EVENT_COLUMNS, _columns(event_rows))
+            if verdict_rows:
+                self._insert("guardrail_verdicts", VERDICT_COLUMNS, _columns(verdict_rows))
             if request_rows:
                 self._insert("requests", REQUEST_COLUMNS, _columns(request_rows))
             dedupe.add_many(new_ids)
@@ -294,7 +355,7 @@ class Store:
                 self._insert("gateway_events", GATEWAY_EVENT_COLUMNS, _columns(control_rows))
         return WriteResult(
             events=len(event_rows), requests=len(request_rows), duplicates=duplicates, rejected=rejected,
-            gateway_events=len(control_rows),
+            gateway_events=len(control_rows), verdicts=len(verdict_rows),
         )
 
     def _insert(self, table: str, column_names: Sequence[str], columns: list[list[Any]]) -> None:

@@ -9,7 +9,7 @@
 --
 --     CREATE ROLE IF NOT EXISTS tenant_acme;
 --     GRANT gateway_analyst TO tenant_acme;
---     CREATE ROW POLICY IF NOT EXISTS tenant_acme ON requests, events, requests_per_minute
+--     CREATE ROW POLICY IF NOT EXISTS tenant_acme ON requests, events, requests_per_minute, guardrail_verdicts
 --         FOR SELECT USING tenant = 'acme' AS permissive TO tenant_acme;
 --     CREATE USER IF NOT EXISTS alice IDENTIFIED WITH sha256_password BY '...'
 --         DEFAULT ROLE tenant_acme SETTINGS readonly = 1;
@@ -26,10 +26,12 @@ CREATE ROLE IF NOT EXISTS gateway_admin;
 GRANT SELECT ON requests TO gateway_analyst;
 GRANT SELECT ON events TO gateway_analyst;
 GRANT SELECT ON requests_per_minute TO gateway_analyst;
+GRANT SELECT ON guardrail_verdicts TO gateway_analyst;
 
 GRANT SELECT, INSERT ON requests TO gateway_admin;
 GRANT SELECT, INSERT ON events TO gateway_admin;
 GRANT SELECT, INSERT ON requests_per_minute TO gateway_admin;
+GRANT SELECT, INSERT ON guardrail_verdicts TO gateway_admin;
 
 -- gateway_events (0003) is NOT per tenant: it records what happened to the gateway itself (breaker
 -- transitions per target, config versions), has no tenant column and so no row policy; whoever may
@@ -40,4 +42,15 @@ GRANT SELECT, INSERT ON gateway_events TO gateway_admin;
 
 -- Admins and the sink see every tenant.
 CREATE ROW POLICY IF NOT EXISTS gateway_all_tenants ON requests, events, requests_per_minute
+    FOR SELECT USING 1 AS permissive TO gateway_admin;
+
+-- guardrail_verdicts (0004) is per tenant like requests: the same see-everything policy for admins, in
+-- its own statement so that re-running this file on a server set up before 0004 adds it. Such a server
+-- also needs one policy per existing tenant role, created BEFORE re-running this file (which grants the
+-- table to gateway_analyst): a role covered by no policy on a table may otherwise read all its rows,
+-- depending on the server's users_without_row_policies_can_read_rows:
+--
+--     CREATE ROW POLICY IF NOT EXISTS tenant_acme ON guardrail_verdicts
+--         FOR SELECT USING tenant = 'acme' AS permissive TO tenant_acme;
+CREATE ROW POLICY IF NOT EXISTS gateway_all_tenants ON guardrail_verdicts
     FOR SELECT USING 1 AS permissive TO gateway_admin;

@@ -10,10 +10,13 @@ from typing import Any
 import orjson
 import pytest
 
+from schemas import subjects
 from schemas.envelope import Envelope, Usage
-from schemas.errors import ProviderTimeout
+from schemas.errors import ContentBlocked, ProviderTimeout
+from schemas.events import RequestCompleted
+from schemas.guardrails import Verdict
 from workers import runtime
-from workers.runtime import IN_PROGRESS, InProgressTicker, completed_record, with_stage_time
+from workers.runtime import IN_PROGRESS, InProgressTicker, StageRuntime, completed_record, with_stage_time
 
 RECEIVED = 1_700_000_000.0
 
@@ -115,6 +118,43 @@ def test_request_metadata_and_routing_decision_are_recorded(clock: types.SimpleN
         "v9", "fallback/0", "cheap-vs-best", "b")
     assert "s-1" not in record.model_dump_json()  # routing headers are never recorded
     assert completed_record(make_envelope(), "provider", 200, None, None).user == "alice"  # body fallback
+
+
+VERDICTS = [
+    Verdict(guardrail="pii", kind="presidio", phase="input", outcome="redact", score=1.0,
+            findings={"EMAIL_ADDRESS": 1}, duration_ms=4.2),
+    Verdict(guardrail="injection", kind="prompt_injection", phase="input", outcome="pass", duration_ms=0.3),
+    Verdict(guardrail="secrets", kind="secrets", phase="output", outcome="block", score=0.9,
+            findings={"aws_access_key": 1}, duration_ms=0.8),
+]
+
+
+def test_verdicts_and_guardrail_profile_are_recorded(clock: types.SimpleNamespace) -> None:
+    env = make_envelope(guardrail_profile="strict", verdicts=VERDICTS, redacted=True, tenant="acme")
+    record = completed_record(env, "output_filter", 400, ContentBlocked("blocked").info(), None)
+    assert record.guardrail_profile == "strict"
+    assert record.verdicts == VERDICTS  # all of them, passes included, in the order they ran
+    # what goes on the wire to the sink keeps them whole
+    assert RequestCompleted.model_validate_json(record.model_dump_json()).verdicts == VERDICTS
+
+
+def test_no_guardrails_no_verdicts(clock: types.SimpleNamespace) -> None:
+    record = completed_record(make_envelope(), "provider", 200, None, None)
+    assert (record.guardrail_profile, record.verdicts) == ("", [])
+
+
+async def test_a_blocked_request_publishes_its_verdicts(clock: types.SimpleNamespace) -> None:
+    """The stage that blocks ends the request through ``fail``: the record carries the verdicts."""
+    nc = FakeNats()
+    stage = StageRuntime(types.SimpleNamespace(connection=nc), "output_filter")  # type: ignore[arg-type]
+    env = make_envelope(guardrail_profile="strict", verdicts=VERDICTS, ack_subject="$JS.ACK.x")
+    await stage.fail(env, ContentBlocked("The response was blocked by the secrets guardrail."), 100.0,
+                     "output_filter.blocked")
+    by_subject = dict(nc.published)
+    assert set(by_subject) == {env.reply_to, subjects.event_subject("output_filter"), "$JS.ACK.x"}
+    record = RequestCompleted.model_validate_json(by_subject[subjects.event_subject("output_filter")])
+    assert (record.status_code, record.error_code, record.guardrail_profile) == (400, "content_blocked", "strict")
+    assert record.verdicts == VERDICTS
 
 
 # -- with_stage_time --------------------------------------------------------------------------------

@@ -6,6 +6,7 @@ import time
 from typing import Any
 
 from schemas.events import ControlEvent, RequestCompleted, StageEvent
+from schemas.guardrails import Verdict
 from schemas.ids import uuid7
 
 STAGES = ("ingress", "redaction", "policy", "routing", "provider")
@@ -53,6 +54,20 @@ def completed(request_id: str | None = None, **overrides: Any) -> RequestComplet
     }
     fields.update(overrides)
     return RequestCompleted(**fields)
+
+
+def verdict(guardrail: str = "injection", **overrides: Any) -> Verdict:
+    fields: dict[str, Any] = {
+        "guardrail": guardrail,
+        "kind": guardrail,
+        "phase": "input",
+        "outcome": "pass",
+        "score": 0.0,
+        "findings": {},
+        "duration_ms": 0.5,
+    }
+    fields.update(overrides)
+    return Verdict(**fields)
 
 
 def control_event(**overrides: Any) -> ControlEvent:

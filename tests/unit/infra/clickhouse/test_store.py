@@ -22,7 +22,7 @@ from infra.clickhouse.sqltext import split_statements
 from schemas.events import Event, RequestCompleted, StageEvent
 from schemas.ids import uuid7
 
-from .factories import completed, control_event, request_batch, stage_event
+from .factories import completed, control_event, request_batch, stage_event, verdict
 
 ROW_POLICIES = Path(__file__).parents[4] / "infra" / "clickhouse" / "server" / "row_policies.sql"
 
@@ -121,9 +121,10 @@ def test_write_and_read_back_every_request_column(store: Store) -> None:
         request_body='{"messages":[{"content":"hi <EMAIL_1>"}]}', response_body='{"choices":[]}',
         ts=ts, finished_at=ts + 0.813, tags={"team": "search", "feature": "autocomplete"},
         config_version="v12", route_path="fallback/1/loadbalance/0", experiment="cheap-vs-best", variant="b",
+        guardrail_profile="strict", verdicts=[verdict("pii", outcome="redact"), verdict("secrets")],
     )
     result = store.write([rc])
-    assert (result.requests, result.events, result.duplicates, result.rejected) == (1, 1, 0, 0)
+    assert (result.requests, result.events, result.duplicates, result.rejected, result.verdicts) == (1, 1, 0, 0, 2)
     sql = "SELECT *, priced, total_tokens FROM requests WHERE request_id = {id:UUID}"
     row = one(store, sql, {"id": rc.request_id})
     assert row.pop("inserted_at").endswith("Z")
@@ -143,6 +144,7 @@ def test_write_and_read_back_every_request_column(store: Store) -> None:
         "delivery": 2, "stage_ms": {"redaction": 1.5, "provider": 790.0},
         "request_body": '{"messages":[{"content":"hi <EMAIL_1>"}]}', "response_body": '{"choices":[]}',
         "stage": "output_filter", "schema_version": 1, "priced": True, "total_tokens": 42,
+        "guardrail_profile": "strict", "guardrail_outcomes": {"pii": "redact", "secrets": "pass"},
     }
     ev = one(store, "SELECT * FROM events WHERE request_id = {id:UUID}", {"id": rc.request_id})
     assert ev["type"] == "request.completed" and ev["status"] == "error" and ev["delivery"] == 2
