@@ -1,31 +1,60 @@
 """Output filter: PII the model produced, blocked patterns, and placeholder restoration.
 
 On each choice's text, as the provider sent it (placeholders still in it): PII found is replaced by
-``<ENTITY_TYPE>`` (``pii_action: redact``) or blocks the answer (``block``); then each blocked pattern
-is replaced by ``[REDACTED:<name>]`` or blocks; then placeholders are restored from the request's map.
-All matches are taken on the provider's text; overlapping ones merge into one replacement. A match
-lying inside a placeholder of the map is never a finding. Tool-call arguments only get placeholders
-restored (JSON-escaped), in whole responses.
+``<ENTITY_TYPE>`` (``pii_action: redact``), blocks the answer (``block``) or is only recorded
+(``flag``: counted in the findings, text left as it is); then each blocked pattern is replaced by
+``[REDACTED:<name>]``, blocks, or is recorded, by its own ``action``; then placeholders are restored
+from the request's map. All matches are taken on the provider's text; overlapping replacements merge
+into one. A match lying inside a placeholder of the map is never a finding.
+
+Only PII *the input did not contain* is a finding: a value that occurs in the request's input
+(``InputValues``: the texts of the body the provider saw, where values redaction left in clear still
+are, and the values of the placeholder map; compared case-insensitively) is the caller's own and is
+left alone. The check runs only on findings, so an answer without PII costs nothing more. Blocked
+patterns apply whatever the input held. Tool-call arguments only get placeholders restored
+(JSON-escaped), in whole responses.
 
 Streaming (``StreamFilter``) holds back the last ``window_chars`` characters of each choice and
-never cuts inside a detected value or a placeholder (complete, or an unterminated ``<PLACEHOL`` tail).
-It rescans ``emitted context + held text`` every ``scan_every`` characters (default ``window_chars //
-4``), so any value of up to ``max_value_chars = window_chars - scan_every + 2`` characters is caught
-wherever the chunks split it. Text waits at most ``window_chars`` characters, except a detected value
-straddling the window edge, held whole until the window has passed its end.
+never cuts inside a detected value (flagged ones included, so each is counted once) or a placeholder
+(complete, or an unterminated ``<PLACEHOL`` tail). It rescans ``emitted context + held text`` every
+``scan_every`` characters, so any value of up to ``max_value_chars = window_chars - scan_every + 2``
+characters is caught wherever the chunks split it. Text waits at most ``window_chars`` characters,
+except a detected value straddling the window edge, held whole until the window has passed its end.
+
+Scan cadence. A scan costs ≈ 0.1–4 ms with the ``pattern`` engine but more with ``ner``: spaCy runs on
+every scan, NER entities having no cheap pre-filter (≈ 10–25 ms on a loaded machine; ≈ 1.5–2.5 ms for a
+~130-character scan text measured here), and an answer of ``L`` characters costs ≈ ``L / scan_every``
+scans. Rather than scanning everything less often (which would shrink ``max_value_chars`` for long
+emails or IBANs too), a stream given a ``fast_scanner`` (pattern and custom entities only, on an analyzer
+without spaCy: a NER analyzer runs spaCy on every call whatever entities are asked for) scans in two
+tiers: the full scanner (NER) whenever ``full_scan_every = window_chars // 2`` characters arrived since
+its last scan, else the fast one every ``scan_every = window_chars // 4``; the spans a full scan found
+of the entities only it finds are kept until the next full scan.
+Pattern values up to ``max_value_chars`` (50 with the default 64-character window) and NER values up to
+``max_ner_value_chars = window_chars - full_scan_every + 2`` (34: names and places) are caught wherever
+the chunks split them, for half the NER scans. The delay added is one window either way (the cadence
+does not change it); a wider window (``window_chars: 256``) cuts NER cost per character further at the
+price of more hold-back. Scans are synchronous: on a busy replica a NER scan delays the other streams'
+chunks by its duration, which is why the cadence matters more than the window.
 """
 
 from __future__ import annotations
 
 import json
 import re
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 from schemas.config import OutputFilter
 from schemas.errors import ContentBlocked
+from schemas.guardrails import Outcome, Verdict
 from stages.pii import PiiScanner
 from stages.redaction import PLACEHOLDER
+
+SpanAction = Literal["redact", "block", "flag"]
+SCAN_DIVISOR = 4  # scan_every = window // 4
+FULL_SCAN_DIVISOR = 2  # full (NER) scans every window // 2 when a fast scanner does the rest
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,7 +63,7 @@ class _Span:
     end: int
     kind: str
     marker: str
-    block: bool
+    action: SpanAction
 
 
 @dataclass(slots=True)
@@ -48,9 +77,47 @@ class _Tally:
 class FilterResult:
     response: dict[str, Any]
     findings: dict[str, int]
-    """{kind: count}: entity types, and ``blocked:<name>`` for blocked patterns."""
+    """{kind: count}: entity types, and ``blocked:<name>`` for blocked patterns (flagged ones included)."""
     blocked: ContentBlocked | None
     redactions: int
+
+
+def _strings(value: Any) -> Iterable[str]:
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, dict):
+        for item in value.values():
+            yield from _strings(item)
+    elif isinstance(value, list):
+        for item in value:
+            yield from _strings(item)
+
+
+class InputValues:
+    """What the request's input contained: every text of its messages as the provider saw them, and
+    the values of its placeholder map. ``value in input_values`` is a case-insensitive substring test.
+    The texts are joined at the first question only, i.e. when a scan has found something."""
+
+    def __init__(self, body: Mapping[str, Any] | None, mapping: Mapping[str, str]) -> None:
+        self._body = body
+        self._mapping = mapping
+        self._text: str | None = None
+
+    def _joined(self) -> str:
+        if self._text is None:
+            parts = list(_strings(self._body.get("messages"))) if self._body else []
+            parts += [v for v in self._mapping.values() if v]
+            self._text = "\n".join(parts).casefold()
+        return self._text
+
+    def __contains__(self, value: object) -> bool:
+        if not isinstance(value, str):
+            return False
+        needle = value.strip().casefold()
+        return bool(needle) and needle in self._joined()
+
+
+NO_INPUT = InputValues(None, {})
 
 
 def _blocked_error(kind: str) -> ContentBlocked:
@@ -58,28 +125,35 @@ def _blocked_error(kind: str) -> ContentBlocked:
 
 
 class _Rules:
-    def __init__(self, mapping: dict[str, str], scanner: PiiScanner, config: OutputFilter, restore: bool):
+    def __init__(self, mapping: dict[str, str], scanner: PiiScanner, config: OutputFilter, restore: bool,
+                 known: InputValues | None, fast_scanner: PiiScanner | None = None) -> None:
         self.scanner = scanner
+        self.fast_scanner = fast_scanner or scanner
+        self.slow_kinds = frozenset(scanner.entities) - frozenset(self.fast_scanner.entities)
         self.scan_pii = config.enabled and config.pii_action != "off"
-        self.pii_block = config.pii_action == "block"
+        self.pii_action: SpanAction = "redact" if config.pii_action == "off" else config.pii_action
         self.patterns = [(p, re.compile(p.pattern)) for p in config.blocked] if config.enabled else []
         self.active = self.scan_pii or bool(self.patterns)
+        self.known = known if known is not None else InputValues(None, mapping)
         self.protected, self.mapping = mapping, (mapping if restore else {})
         self.longest_placeholder = max(map(len, self.mapping), default=0)
         self.prefixes = {ph[:i] for ph in self.mapping for i in range(1, len(ph))}
 
-    def spans(self, text: str, base: int) -> list[_Span]:
-        """Every match in ``text`` (which starts at offset ``base``), sorted by start, longest first."""
+    def spans(self, text: str, base: int, full: bool = True) -> list[_Span]:
+        """Every match in ``text`` (which starts at offset ``base``), sorted by start, longest first;
+        ``full=False``: PII from the fast scanner only."""
         spans: list[_Span] = []
         if self.scan_pii:
+            scanner = self.scanner if full else self.fast_scanner
             spans += [
-                _Span(base + f.start, base + f.end, f.entity_type, f"<{f.entity_type}>", self.pii_block)
-                for f in self.scanner.find(text)
+                _Span(base + f.start, base + f.end, f.entity_type, f"<{f.entity_type}>", self.pii_action)
+                for f in scanner.find(text)
+                if text[f.start : f.end] not in self.known
             ]
         for pattern, regex in self.patterns:
-            kind, block = f"blocked:{pattern.name}", pattern.action == "block"
+            kind = f"blocked:{pattern.name}"
             spans += [
-                _Span(base + m.start(), base + m.end(), kind, f"[REDACTED:{pattern.name}]", block)
+                _Span(base + m.start(), base + m.end(), kind, f"[REDACTED:{pattern.name}]", pattern.action)
                 for m in regex.finditer(text)
                 if m.end() > m.start()
             ]
@@ -99,15 +173,18 @@ class _Rules:
         return PLACEHOLDER.sub(lambda m: self.mapping.get(m.group(0), m.group(0)), text)
 
     def render(self, text: str, base: int, lo: int, hi: int, spans: list[_Span], tally: _Tally) -> str:
-        """``text[lo:hi]`` (absolute offsets; ``text`` starts at ``base``) with spans replaced."""
+        """``text[lo:hi]`` (absolute offsets; ``text`` starts at ``base``) with spans replaced (flagged
+        ones only counted)."""
         pieces: list[str] = []
         pos = lo
         for span in spans:
             if span.end <= lo or span.start >= hi:
                 continue
             tally.findings[span.kind] = tally.findings.get(span.kind, 0) + 1
-            if span.block and tally.blocked_by is None:
+            if span.action == "block" and tally.blocked_by is None:
                 tally.blocked_by = span.kind
+            if span.action == "flag":
+                continue
             start = max(span.start, lo)
             if start < pos:  # overlaps the previous replacement: one merged replacement
                 pos = max(pos, min(span.end, hi))
@@ -157,9 +234,11 @@ def filter_response(
     scanner: PiiScanner,
     config: OutputFilter,
     restore: bool,
+    known: InputValues | None = None,
 ) -> FilterResult:
-    """A filtered copy of a ``chat.completion`` dict; ``response`` is not mutated."""
-    rules = _Rules(mapping, scanner, config, restore)
+    """A filtered copy of a ``chat.completion`` dict; ``response`` is not mutated. ``known``: what the
+    input contained (default: the map's values only)."""
+    rules = _Rules(mapping, scanner, config, restore, known)
     tally = _Tally()
     choices = response.get("choices")
     if (not rules.active and not rules.mapping) or not isinstance(choices, list):
@@ -174,12 +253,22 @@ def filter_response(
     return FilterResult({**response, "choices": new_choices}, tally.findings, blocked, tally.redactions)
 
 
+def filter_verdict(findings: Mapping[str, int], redactions: int, blocked: bool,
+                   duration_ms: float = 0.0) -> Verdict:
+    """The output filter's own verdict: ``block`` > ``redact`` > ``flag`` (findings only recorded) >
+    ``pass``; findings are counts by kind, never values."""
+    outcome: Outcome = ("block" if blocked else "redact" if redactions else "flag" if findings else "pass")
+    return Verdict(guardrail="output_filter", kind="output_filter", phase="output", outcome=outcome,
+                   score=1.0 if findings else 0.0, findings=dict(findings), duration_ms=round(duration_ms, 3))
+
+
 @dataclass(slots=True)
 class _Stream:
     text: str = ""  # raw text from absolute offset `base`: emitted context, then the held text
     base: int = 0
     emitted: int = 0
     scanned: int = 0
+    full_scanned: int = 0
     spans: list[_Span] = field(default_factory=list)
 
     @property
@@ -202,11 +291,18 @@ class StreamFilter:
         restore: bool,
         *,
         scan_every: int | None = None,
+        known: InputValues | None = None,
+        fast_scanner: PiiScanner | None = None,
     ) -> None:
-        self._rules = _Rules(mapping, scanner, config, restore)
+        self._rules = _Rules(mapping, scanner, config, restore, known, fast_scanner)
         self.window = config.window_chars if self._rules.active else 0
-        self.scan_every = max(1, min(scan_every or config.window_chars // 4, config.window_chars))
+        self.scan_every = max(1, min(scan_every or config.window_chars // SCAN_DIVISOR, config.window_chars))
+        two_tier = bool(self._rules.slow_kinds)
+        self.full_scan_every = max(self.scan_every, config.window_chars // FULL_SCAN_DIVISOR) if two_tier \
+            else self.scan_every
         self.context = max(config.window_chars, 64)
+        self.scans = 0
+        self.full_scans = 0
         self._streams: dict[int, _Stream] = {}
         self._tally = _Tally()
         self._blocked: ContentBlocked | None = None
@@ -217,12 +313,24 @@ class StreamFilter:
         return self.window - self.scan_every + 2
 
     @property
+    def max_ner_value_chars(self) -> int:
+        """Values of the entities only the full scanner finds (NER) up to this long are caught."""
+        return self.window - self.full_scan_every + 2
+
+    @property
     def findings(self) -> dict[str, int]:
         return dict(self._tally.findings)
 
     @property
     def redactions(self) -> int:
         return self._tally.redactions
+
+    @property
+    def blocked(self) -> bool:
+        return self._blocked is not None
+
+    def verdict(self, duration_ms: float = 0.0) -> Verdict:
+        return filter_verdict(self._tally.findings, self._tally.redactions, self.blocked, duration_ms)
 
     def push(self, index: int, text: str) -> str:
         if self._blocked is not None:
@@ -235,8 +343,11 @@ class StreamFilter:
         cut = total - self.window
         if cut <= stream.emitted:
             return ""
-        if self._rules.active and total - stream.scanned >= self.scan_every:
-            self._scan(stream)
+        if self._rules.active:
+            if total - stream.full_scanned >= self.full_scan_every:
+                self._scan(stream, full=True)
+            elif total - stream.scanned >= self.scan_every:
+                self._scan(stream, full=False)
         return self._emit(stream, self._safe_cut(stream, cut))
 
     def finish(self, index: int) -> str:
@@ -245,12 +356,22 @@ class StreamFilter:
         stream = self._streams.pop(index, None)
         if stream is None:
             return ""
-        if self._rules.active and stream.scanned < stream.total:
-            self._scan(stream)
+        if self._rules.active and stream.full_scanned < stream.total:
+            self._scan(stream, full=True)
         return self._emit(stream, stream.total)
 
-    def _scan(self, stream: _Stream) -> None:
-        stream.spans = [s for s in self._rules.spans(stream.text, stream.base) if s.end > stream.emitted]
+    def _scan(self, stream: _Stream, full: bool) -> None:
+        rules = self._rules
+        full = full or not rules.slow_kinds
+        spans = rules.spans(stream.text, stream.base, full)
+        self.scans += 1
+        if full:
+            self.full_scans += 1
+            stream.full_scanned = stream.total
+        else:  # what the last full scan found of the entities only it finds stays valid
+            spans += [s for s in stream.spans if s.kind in rules.slow_kinds]
+            spans.sort(key=lambda s: (s.start, -s.end))
+        stream.spans = [s for s in spans if s.end > stream.emitted]
         stream.scanned = stream.total
 
     def _safe_cut(self, stream: _Stream, cut: int) -> int:

@@ -1,14 +1,36 @@
-"""Output-filter worker: the last hop. Filters the answer (PII the model produced, blocked patterns),
-restores the request's placeholders, answers the caller, records the request, acks it.
+"""Output-filter worker: the last hop. Filters the answer (PII the model produced that the input did
+not contain, blocked patterns), runs the output guardrails, restores the request's placeholders,
+answers the caller, records the request with every verdict, acks it.
+
+Each request runs with its guardrail profile (``envelope.guardrail_profile``, resolved by the redaction
+stage): that profile's ``output_filter`` settings, a PII scanner built for them (one per distinct
+scanner settings, shared by the profiles that have the same; rebuilt in a thread on hot reload), and
+one ``GuardrailSet`` per (config version, profile) for the output guardrails.
+
+Whole answers: the filter, then the output guardrails on the text the caller would receive (redact
+outcomes rewrite it; a block ends the request with 400 ``content_blocked`` / ``guardrail_blocked``).
 
 Streams: the provider stage asks the ``gw.resp.filter`` queue group for a replica (request/reply with
 the opening envelope); the replica that answers returns its own subject and receives every piece of
-that stream there, in order, so a PII value split across chunks meets one hold-back window.
+that stream there, in order, so a PII value split across chunks meets one hold-back window. Output
+guardrails run once, on the whole streamed text, when the provider's stream ends: the last window of
+text, the finishing chunk and the usage are held until they have passed. Everything before that is
+already with the caller, so a ``block`` there can only end the stream with an in-band error (the text
+already sent stays sent) and a ``redact`` cannot rewrite it (recorded as ``flag``). For checks of the
+whole answer, such as ``response_format`` on streamed JSON, ``flag`` is the sensible action: it records
+the verdict without cutting a stream the caller has mostly received.
+
+Every request that reaches this stage leaves the output filter's own verdict (outcome pass, redact,
+flag or block; findings as counts) plus the guardrail set's verdicts on the envelope it ends with, so
+they reach the ``RequestCompleted`` record on success and on failure alike.
 """
 
 from __future__ import annotations
 
+import json
+import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -18,19 +40,36 @@ from faststream.nats import NatsBroker
 from infra import bootstrap
 from infra.settings import Settings
 from schemas import subjects
-from schemas.config import GatewayConfig
+from schemas.config import DEFAULT_ENTITIES, GatewayConfig, Guardrails, PiiEngine
 from schemas.envelope import Envelope, Reply, StreamPiece
 from schemas.errors import GatewayError
+from schemas.guardrails import Verdict
 from schemas.ids import uuid7
-from stages.output_filter import StreamFilter, filter_response
+from stages.guardrails.base import Subject
+from stages.guardrails.runner import GuardrailSet, RunOutcome
+from stages.output_filter import InputValues, StreamFilter, filter_response, filter_verdict
 from stages.pii import PiiScanner
 from stages.redaction import conceal
 from stages.vault import unseal
 from workers.app import Hooks, main
 from workers.live_config import Derived
-from workers.runtime import StageRuntime, with_stage_time
+from workers.runtime import StageRuntime, elapsed_ms, with_stage_time
 
 STAGE = "output_filter"
+log = logging.getLogger("gateway.output_filter")
+
+@dataclass(frozen=True, slots=True)
+class OutputScanners:
+    """A profile's output scanners: ``full`` finds every entity; with the NER engine, ``fast`` (the
+    pattern analyzer, pattern and custom entities only) does the scans between two full ones in
+    streams (see ``stages/output_filter.py``, scan cadence)."""
+
+    full: PiiScanner
+    fast: PiiScanner | None = None
+
+
+Scanners = dict[str, OutputScanners]
+"""Profile name → the scanners its output filter uses."""
 
 
 @dataclass
@@ -38,11 +77,14 @@ class StreamSession:
     envelope: Envelope
     mapping: dict[str, str]
     filter: StreamFilter
+    guardrails: GuardrailSet
     started: float
     out_seq: int = 0
     next_piece: int = 0
+    filter_ms: float = 0.0
     open_choices: set[int] = field(default_factory=set)
-    text: list[str] = field(default_factory=list)  # what the caller received
+    text: list[str] = field(default_factory=list)  # what the caller received, every choice
+    answers: dict[int, list[str]] = field(default_factory=dict)  # the same, per choice
     # The chunk that finished the last choice waits for the end, to carry the usage.
     held_finish: dict[str, Any] | None = None
 
@@ -60,19 +102,69 @@ def stored_answer(response: dict[str, Any], mapping: dict[str, str]) -> dict[str
     return {**response, "choices": choices}
 
 
+def answer_text(response: dict[str, Any]) -> str:
+    """The text of the first choice's message (what output guardrails check; ``response`` has all)."""
+    for choice in response.get("choices") or []:
+        message = choice.get("message") if isinstance(choice, dict) else None
+        if isinstance(message, dict) and isinstance(message.get("content"), str):
+            return str(message["content"])
+    return ""
+
+
+def rewrite_response(response: dict[str, Any], rewrites: list[Callable[[str], str]]) -> dict[str, Any]:
+    """Every choice's text passed through the guardrails' ``redact`` rewrites, in order."""
+    if not rewrites:
+        return response
+    choices = []
+    for choice in response.get("choices") or []:
+        message = choice.get("message") if isinstance(choice, dict) else None
+        if isinstance(message, dict) and isinstance(message.get("content"), str):
+            content = message["content"]
+            for rewrite in rewrites:
+                content = rewrite(content)
+            choice = {**choice, "message": {**message, "content": content}}
+        choices.append(choice)
+    return {**response, "choices": choices}
+
+
+def streamed_verdicts(outcome: RunOutcome) -> list[Verdict]:
+    """A stream's text is with the caller already: a redact outcome could rewrite nothing, so it is
+    recorded as what it was, a flag."""
+    return [v.model_copy(update={"outcome": "flag"}) if v.outcome == "redact" else v for v in outcome.verdicts]
+
+
 class OutputFilterStage:
-    def __init__(self, runtime: StageRuntime, config: GatewayConfig, scanner: PiiScanner, key: bytes) -> None:
+    def __init__(self, runtime: StageRuntime, config: GatewayConfig, scanners: Scanners, key: bytes,
+                 version: str = "") -> None:
         self.runtime = runtime
         self.key = key
-        self.use(config, scanner)
+        self._guardrail_sets: dict[tuple[str, str], GuardrailSet] = {}
+        self.use(config, scanners, version)
         self.sessions: dict[str, StreamSession] = {}
 
-    def use(self, config: GatewayConfig, scanner: PiiScanner) -> None:
-        """Filter with this config and scanner from now on (hot reload); streams already open keep
-        the filter they were opened with."""
+    def use(self, config: GatewayConfig, scanners: Scanners, version: str = "") -> None:
+        """Filter with this config and these scanners from now on (hot reload); streams already open
+        keep the filter and guardrails they were opened with."""
         self.config = config
-        self.scanner = scanner
-        self.restore = config.redaction.restore
+        self.scanners = scanners
+        self.version = version
+        self._guardrail_sets = {k: v for k, v in self._guardrail_sets.items() if k[0] == version}
+
+    def profile(self, envelope: Envelope) -> tuple[Guardrails, OutputScanners]:
+        if envelope.guardrail_profile:  # what the redaction stage resolved
+            profile = self.config.profile(envelope.guardrail_profile)
+        else:
+            profile = self.config.guardrails_for(envelope.api_key_hash, envelope.model_requested)
+        scanners = self.scanners.get(profile.profile) or self.scanners["default"]
+        return profile, scanners
+
+    def guardrail_set(self, profile: Guardrails) -> GuardrailSet:
+        """One per (config version, profile), built at first use."""
+        key = (self.version, profile.profile)
+        found = self._guardrail_sets.get(key)
+        if found is None:
+            found = self._guardrail_sets[key] = GuardrailSet(profile.guardrails)
+        return found
 
     def _mapping(self, envelope: Envelope) -> dict[str, str]:
         return unseal(envelope.vault, self.key, aad=envelope.request_id.encode()) if envelope.vault else {}
@@ -88,25 +180,42 @@ class OutputFilterStage:
                        "dimensions": len(data[0].get("embedding") or []) if data else 0}
             await self.runtime.finish(out, status=200, body=envelope.response, stored_response=summary)
             return
+        profile, scanners = self.profile(envelope)
         mapping = self._mapping(envelope)
-        result = filter_response(envelope.response, mapping=mapping, scanner=self.scanner,
-                                 config=self.config.output_filter, restore=self.restore)
-        out = with_stage_time(envelope, STAGE, started, output_findings=result.findings)
+        filter_started = time.perf_counter()
+        result = filter_response(envelope.response, mapping=mapping, scanner=scanners.full,
+                                 config=profile.output_filter, restore=profile.redaction.restore,
+                                 known=InputValues(envelope.body, mapping))
+        verdicts = [*envelope.verdicts, filter_verdict(result.findings, result.redactions,
+                                                       result.blocked is not None, elapsed_ms(filter_started))]
         if result.blocked is not None:
+            out = with_stage_time(envelope, STAGE, started, output_findings=result.findings, verdicts=verdicts)
             await self.runtime.fail(out, result.blocked, started, "response.blocked")
             return
+        outcome = self.guardrail_set(profile).run(Subject(
+            phase="output", request=envelope.body, answer=answer_text(result.response),
+            response=result.response, tenant=envelope.tenant or "", api_key_id=envelope.api_key_id or "",
+            model=envelope.model_requested))
+        verdicts += outcome.verdicts
+        out = with_stage_time(envelope, STAGE, started, output_findings=result.findings, verdicts=verdicts)
+        if outcome.blocked is not None:
+            await self.runtime.fail(out, outcome.blocked, started, "response.blocked")
+            return
+        response = rewrite_response(result.response, outcome.rewrites)
         out = self.runtime.event(out, "response.filtered", started, attrs={"findings": result.findings})
-        await self.runtime.finish(out, status=200, body=result.response,
-                                  stored_response=stored_answer(result.response, mapping))
+        await self.runtime.finish(out, status=200, body=response, stored_response=stored_answer(response, mapping))
 
     # -- streams ---------------------------------------------------------------------------------
 
     def open(self, envelope: Envelope) -> None:
+        profile, scanners = self.profile(envelope)
         mapping = self._mapping(envelope)
         self.sessions[envelope.request_id] = StreamSession(
             envelope=envelope,
             mapping=mapping,
-            filter=StreamFilter(mapping, self.scanner, self.config.output_filter, self.restore),
+            filter=StreamFilter(mapping, scanners.full, profile.output_filter, profile.redaction.restore,
+                                known=InputValues(envelope.body, mapping), fast_scanner=scanners.fast),
+            guardrails=self.guardrail_set(profile),
             started=time.perf_counter(),
         )
         self.runtime.ticker.add(envelope.ack_subject)
@@ -130,9 +239,24 @@ class OutputFilterStage:
                 await self._end(session, piece.final, piece.error)
         except GatewayError as exc:  # a block action in the stream: end it in-band
             self.sessions.pop(piece.request_id, None)
-            envelope = (piece.final or session.envelope).model_copy(
-                update={"output_findings": session.filter.findings})
+            base = piece.final or session.envelope
+            envelope = base.model_copy(update={
+                "output_findings": session.filter.findings,
+                "verdicts": [*base.verdicts, session.filter.verdict(session.filter_ms)]})
             await self.runtime.fail(envelope, exc, session.started, "response.blocked")
+
+    def _push(self, session: StreamSession, index: int, text: str | None) -> str:
+        """``text`` through the filter (``None``: the choice ended, flush it), timed."""
+        started = time.perf_counter()
+        try:
+            return session.filter.push(index, text) if text is not None else session.filter.finish(index)
+        finally:
+            session.filter_ms += elapsed_ms(started)
+
+    @staticmethod
+    def _received(session: StreamSession, index: int, text: str) -> None:
+        session.text.append(text)
+        session.answers.setdefault(index, []).append(text)
 
     async def _chunk(self, session: StreamSession, chunk: dict[str, Any]) -> None:
         if not chunk.get("choices"):
@@ -145,14 +269,14 @@ class OutputFilterStage:
             content = delta.get("content")
             if content:
                 session.open_choices.add(index)
-                delta["content"] = session.filter.push(index, content)
+                delta["content"] = self._push(session, index, content)
             if choice.get("finish_reason"):
                 session.open_choices.discard(index)
-                tail = session.filter.finish(index)
+                tail = self._push(session, index, None)
                 if tail:
                     delta["content"] = (delta.get("content") or "") + tail
             if delta.get("content"):
-                session.text.append(delta["content"])
+                self._received(session, index, delta["content"])
         if not any(self._worth_sending(c) for c in chunk["choices"]):
             return
         if session.held_finish is not None:
@@ -171,13 +295,34 @@ class OutputFilterStage:
 
     async def _end(self, session: StreamSession, final: Envelope, error: Any) -> None:
         self.sessions.pop(final.request_id, None)
+        tails = []  # held until the output guardrails have passed the whole text
         for index in sorted(session.open_choices):
-            tail = session.filter.finish(index)
+            tail = self._push(session, index, None)
             if tail:
-                session.text.append(tail)
-                await self._emit(session, self._content_chunk(final, index, tail))
+                self._received(session, index, tail)
+                tails.append((index, tail))
         findings = session.filter.findings
-        out = with_stage_time(final, STAGE, session.started, output_findings=findings)
+        verdicts = [*final.verdicts, session.filter.verdict(session.filter_ms)]
+        stored = {"stream": True, "content": conceal("".join(session.text), session.mapping)}
+        if error is not None:  # a broken stream: the caller gets the (filtered) text, unchecked as an answer
+            for index, tail in tails:
+                await self._emit(session, self._content_chunk(final, index, tail))
+            out = with_stage_time(final, STAGE, session.started, output_findings=findings, verdicts=verdicts)
+            out = self.runtime.event(out, "response.stream_failed", session.started, status="error",
+                                     attrs={"error_code": error.code})
+            await self.runtime.finish(out, status=error.status_code, error=error, stored_response=stored)
+            return
+        answer = "".join(session.answers.get(min(session.answers), [])) if session.answers else ""
+        outcome = session.guardrails.run(Subject(
+            phase="output", request=final.body, answer=answer, response=None, tenant=final.tenant or "",
+            api_key_id=final.api_key_id or "", model=final.model_requested))
+        verdicts += streamed_verdicts(outcome)
+        out = with_stage_time(final, STAGE, session.started, output_findings=findings, verdicts=verdicts)
+        if outcome.blocked is not None:  # in-band error: the finishing chunk and usage never go out
+            await self.runtime.fail(out, outcome.blocked, session.started, "response.blocked")
+            return
+        for index, tail in tails:
+            await self._emit(session, self._content_chunk(final, index, tail))
         usage = None
         if final.usage is not None:
             usage = {"prompt_tokens": final.usage.prompt_tokens, "completion_tokens": final.usage.completion_tokens,
@@ -192,12 +337,6 @@ class OutputFilterStage:
             await self._emit(session, {"id": f"chatcmpl-{final.request_id}", "object": "chat.completion.chunk",
                                        "created": int(final.received_at), "model": final.model_served or "",
                                        "choices": [], "usage": usage})
-        stored = {"stream": True, "content": conceal("".join(session.text), session.mapping)}
-        if error is not None:
-            out = self.runtime.event(out, "response.stream_failed", session.started, status="error",
-                                     attrs={"error_code": error.code})
-            await self.runtime.finish(out, status=error.status_code, error=error, stored_response=stored)
-            return
         await self.runtime.reply(out, Reply(kind="end", request_id=out.request_id, delivery=out.delivery,
                                             seq=session.out_seq, provider_ms=out.provider_ms))
         out = self.runtime.event(out, "response.filtered", session.started,
@@ -211,25 +350,71 @@ class OutputFilterStage:
                 "choices": [{"index": index, "delta": {"content": text}, "finish_reason": None}]}
 
 
+# -- scanners, one per distinct profile settings ---------------------------------------------------
+
+
+def scanner_settings(profile: Guardrails) -> str:
+    """What a profile's output scanner is built from, as a comparable key."""
+    redaction, output = profile.redaction, profile.output_filter
+    return json.dumps({
+        "engine": output.engine, "entities": output.entity_types, "threshold": redaction.score_threshold,
+        "custom": [c.model_dump() for c in redaction.custom], "allow_list": redaction.allow_list,
+        "allow_patterns": redaction.allow_patterns}, sort_keys=True)
+
+
 def scanner_inputs(config: GatewayConfig) -> object:
-    """What the output scanner is built from: a change to any of these rebuilds it."""
-    return (config.output_filter.entity_types, config.redaction.score_threshold, config.redaction.custom)
+    """What the output scanners are built from: a change to any of these rebuilds (only) what changed."""
+    return tuple(sorted((name, scanner_settings(p)) for name, p in config.profiles.items()))
 
 
-def build_scanner(config: GatewayConfig) -> PiiScanner:
-    return bootstrap.pii_scanner(config.output_filter.entity_types, config.redaction.score_threshold, config)
+def build_scanner(profile: Guardrails) -> OutputScanners:
+    """The output scanners of a profile: its output-filter engine and entities, plus its redaction's
+    custom recognizers, score threshold and allow lists (an allow-listed value is never a finding
+    either); with the NER engine, a pattern-engine ``fast`` scanner too (spaCy runs on every call of a NER
+    analyzer, whatever entities are asked for, so the fast tier needs an analyzer without it)."""
+    redaction, output = profile.redaction, profile.output_filter
+
+    def scanner(entities: list[str], engine: PiiEngine) -> PiiScanner:
+        return bootstrap.pii_scanner(entities, redaction.score_threshold, redaction.custom, engine=engine,
+                                     allow_list=redaction.allow_list, allow_patterns=redaction.allow_patterns)
+
+    pattern_entities = [e for e in output.entity_types if e in DEFAULT_ENTITIES]
+    if output.engine == "pattern" or pattern_entities == output.entity_types:  # nothing needs spaCy
+        return OutputScanners(scanner(output.entity_types, "pattern"))
+    return OutputScanners(scanner(output.entity_types, "ner"), scanner(pattern_entities, "pattern"))
+
+
+class ScannerCache:
+    """Builds the scanners of every profile of a config, reusing the last build's scanner for settings
+    that did not change; profiles with equal settings share one scanner."""
+
+    def __init__(self, build: Callable[[Guardrails], OutputScanners] = build_scanner) -> None:
+        self._build = build
+        self._built: dict[str, OutputScanners] = {}
+
+    def __call__(self, config: GatewayConfig) -> Scanners:
+        built: dict[str, OutputScanners] = {}
+        scanners: Scanners = {}
+        for name, profile in config.profiles.items():
+            key = scanner_settings(profile)
+            scanner = built.get(key) or self._built.get(key)
+            if scanner is None:
+                scanner = self._build(profile)
+            built[key] = scanners[name] = scanner
+        self._built = built
+        return scanners
 
 
 async def setup(broker: NatsBroker, settings: Settings) -> Hooks:
     live = await bootstrap.live_config(settings, STAGE)
     runtime = StageRuntime(broker, STAGE, settings.ack_wait_s)
-    # (config, scanner), the scanner rebuilt in a thread when its settings change (hot reload)
-    scanners = Derived(live.current, scanner_inputs, build_scanner)
-    stage = OutputFilterStage(runtime, *scanners.current, settings.sealing_key())
+    # (config, scanners), rebuilt in a thread when a profile's scanner settings change (hot reload)
+    scanners = Derived(live.current, scanner_inputs, ScannerCache())
+    stage = OutputFilterStage(runtime, *scanners.current, settings.sealing_key(), live.version)
 
     async def reload(config: GatewayConfig, version: str) -> None:
         await scanners.update(config, version)
-        stage.use(*scanners.current)
+        stage.use(*scanners.current, version)
 
     live.on_change(reload)
     instance_subject = f"{subjects.RESP_FILTER_INSTANCE}.{uuid7().replace('-', '')}"

@@ -7,9 +7,9 @@ from typing import Any
 
 import pytest
 
-from schemas.config import BlockedPattern, OutputFilter
+from schemas.config import DEFAULT_ENTITIES, BlockedPattern, CustomRecognizer, OutputFilter
 from schemas.errors import ContentBlocked
-from stages.output_filter import StreamFilter, filter_response
+from stages.output_filter import InputValues, StreamFilter, filter_response, filter_verdict
 from stages.pii import PiiScanner
 
 MAPPING = {"<EMAIL_ADDRESS_1>": "jane@corp.example.com", "<PHONE_NUMBER_1>": "+1 212 555 0143"}
@@ -257,3 +257,141 @@ def test_nothing_to_do_passes_chunks_through(scanner: PiiScanner) -> None:
     f = StreamFilter({}, scanner, OutputFilter(enabled=False), True)
     assert f.push(0, "bob@example.net <EMAIL_ADDRESS_1>") == "bob@example.net <EMAIL_ADDRESS_1>"
     assert f.finish(0) == ""
+
+
+# --- flag actions, "PII the input did not contain", verdicts ------------------------------------------
+
+TERM = BlockedPattern(name="term", pattern=r"(?i)\bproject x\b", action="flag")
+
+
+def test_flag_records_and_leaves_the_text(scanner: PiiScanner) -> None:
+    text = "mail ops@example.com about Project X, and <EMAIL_ADDRESS_1>"
+    result = _filter(text, scanner, OutputFilter(pii_action="flag", blocked=[TERM]))
+    assert _content(result) == "mail ops@example.com about Project X, and jane@corp.example.com"
+    assert result.findings == {"EMAIL_ADDRESS": 1, "blocked:term": 1}
+    assert result.redactions == 0 and result.blocked is None
+
+
+def test_flag_and_redact_overlapping(scanner: PiiScanner) -> None:
+    mail = BlockedPattern(name="mail", pattern=r"ops@", action="flag")
+    result = _filter("write ops@example.com now", scanner, OutputFilter(blocked=[mail]))
+    assert _content(result) == "write <EMAIL_ADDRESS> now"
+    assert result.findings == {"EMAIL_ADDRESS": 1, "blocked:mail": 1} and result.redactions == 1
+
+
+def test_values_the_input_contained_are_not_findings(scanner: PiiScanner) -> None:
+    body = {"messages": [{"role": "system", "content": "be brief"},
+                         {"role": "user", "content": [{"type": "text", "text": "I am OPS@example.com"}]}]}
+    known = InputValues(body, MAPPING)
+    text = "ops@example.com, jane@corp.example.com and new@example.net; call +1 212 555 0143"
+    result = filter_response(_response(text), mapping=MAPPING, scanner=scanner, config=OutputFilter(),
+                             restore=True, known=known)
+    assert _content(result) == "ops@example.com, jane@corp.example.com and <EMAIL_ADDRESS>; call +1 212 555 0143"
+    assert result.findings == {"EMAIL_ADDRESS": 1}
+    # blocked patterns apply whatever the input held
+    term = BlockedPattern(name="t", pattern="ops@", action="block")
+    blocked = filter_response(_response(text), mapping=MAPPING, scanner=scanner,
+                              config=OutputFilter(blocked=[term]), restore=True, known=known)
+    assert blocked.blocked is not None
+
+
+def test_input_values_are_joined_only_when_asked() -> None:
+    class Body(dict[str, object]):
+        reads = 0
+
+        def get(self, key: str, default: object = None) -> object:
+            Body.reads += 1
+            return super().get(key, default)
+
+    known = InputValues(Body(messages=[{"content": "Alice"}]), {"<P_1>": "Bob"})
+    assert Body.reads == 0
+    assert "alice" in known and "BOB" in known and "carol" not in known and " " not in known
+    assert Body.reads == 1
+
+
+def test_stream_skips_values_from_the_input_split_anywhere(scanner: PiiScanner) -> None:
+    email, new = "billing.team@example.org", "someone.else@example.net"
+    text = FILLER + f"Contact {email} or {new} now. " + FILLER
+    known = InputValues({"messages": [{"role": "user", "content": f"my mail is {email}"}]}, {})
+    expected = text.replace(new, "<EMAIL_ADDRESS>")
+    start = text.index(email)
+    for split in range(start, text.index(new) + len(new) + 1):
+        f = StreamFilter({}, scanner, OutputFilter(), False, known=known)
+        out, _ = _stream(f, [text[:split], text[split:]])
+        assert out == expected and f.findings == {"EMAIL_ADDRESS": 1}, split
+
+
+def test_flagged_values_split_at_every_point_counted_once(scanner: PiiScanner) -> None:
+    email = "billing.team@example.org"
+    text = FILLER + "Contact " + email + " about Project X now. " + FILLER
+    config = OutputFilter(pii_action="flag", blocked=[TERM])
+    start = text.index(email)
+    for split in range(start, text.index("Project X") + 10):
+        f = StreamFilter({}, scanner, config, False)
+        out, lag = _stream(f, [text[:split], text[split:]])
+        assert out == text and f.findings == {"EMAIL_ADDRESS": 1, "blocked:term": 1}, split
+        assert f.redactions == 0 and f.verdict().outcome == "flag"
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_stream_equals_whole_response_with_flags(scanner: PiiScanner, seed: int) -> None:
+    rng = random.Random(seed)
+    pieces = [FILLER, "mail ops@example.com, ", "Project X ships; ", "call +44 20 7946 0958; ", "<EMAIL_ADDRESS_1> "]
+    text = "".join(rng.sample(pieces, len(pieces)) * 2)
+    config = OutputFilter(pii_action="flag", blocked=[TERM, SECRET.model_copy(update={"pattern": "ships"})])
+    whole = _filter(text, scanner, config)
+    f = StreamFilter(MAPPING, scanner, config, True)
+    out, _ = _stream(f, _random_chunks(text, rng))
+    assert out == _content(whole) and f.findings == whole.findings and f.redactions == whole.redactions
+
+
+@pytest.fixture(scope="module")
+def two_tier() -> tuple[PiiScanner, PiiScanner]:
+    """(full, fast): TOKEN stands for an entity only the full (NER) scanner finds."""
+    from infra.presidio import build_analyzer
+
+    analyzer = build_analyzer([CustomRecognizer(entity="TOKEN", pattern=r"TKN[a-f]+Z", score=0.9)])
+    return PiiScanner(analyzer, [*DEFAULT_ENTITIES, "TOKEN"], 0.4), PiiScanner(analyzer, DEFAULT_ENTITIES, 0.4)
+
+
+def test_single_tier_cadence(scanner: PiiScanner) -> None:
+    f = StreamFilter({}, scanner, OutputFilter(window_chars=64), False)
+    assert (f.scan_every, f.full_scan_every, f.max_value_chars, f.max_ner_value_chars) == (16, 16, 50, 50)
+    _stream(f, _random_chunks(FILLER * 4, random.Random(2), largest=4))
+    assert f.scans == f.full_scans > 0
+
+
+def test_two_tier_scans_catch_both_kinds_split_anywhere(two_tier: tuple[PiiScanner, PiiScanner]) -> None:
+    full, fast = two_tier
+    config = OutputFilter(window_chars=40)
+    f0 = StreamFilter({}, full, config, False, fast_scanner=fast)
+    assert (f0.scan_every, f0.full_scan_every, f0.max_value_chars, f0.max_ner_value_chars) == (10, 20, 32, 22)
+    token = "TKN" + "a" * (f0.max_ner_value_chars - 4) + "Z"
+    email = "x" * (f0.max_value_chars - len("@example.com")) + "@example.com"
+    text = FILLER + token + " and " + email + " " + FILLER
+    expected = FILLER + "<TOKEN> and <EMAIL_ADDRESS> " + FILLER
+    for size in (1, 3, 7, 11, 19, 23):  # chunks smaller and larger than both scan intervals
+        for offset in range(size):
+            f = StreamFilter({}, full, config, False, fast_scanner=fast)
+            out, _ = _stream(f, [text[:offset]] + [text[i : i + size] for i in range(offset, len(text), size)])
+            assert out == expected and f.findings == {"TOKEN": 1, "EMAIL_ADDRESS": 1}, (size, offset)
+            assert f.full_scans < f.scans or size >= f.full_scan_every  # a big chunk is due a full scan
+
+
+def test_two_tier_halves_the_full_scans(two_tier: tuple[PiiScanner, PiiScanner]) -> None:
+    full, fast = two_tier
+    one = StreamFilter({}, full, OutputFilter(), False)
+    two = StreamFilter({}, full, OutputFilter(), False, fast_scanner=fast)
+    chunks = _random_chunks(FILLER * 8, random.Random(3), largest=4)
+    assert _stream(one, chunks)[0] == _stream(two, chunks)[0] == FILLER * 8
+    assert abs(one.scans - two.scans) <= 2 and two.full_scans * 1.6 < one.full_scans
+
+
+def test_filter_verdict_outcomes() -> None:
+    assert filter_verdict({}, 0, False).model_dump(include={"outcome", "score"}) == {"outcome": "pass", "score": 0.0}
+    assert filter_verdict({"EMAIL_ADDRESS": 2}, 0, False).outcome == "flag"
+    assert filter_verdict({"EMAIL_ADDRESS": 2}, 1, False).outcome == "redact"
+    blocked = filter_verdict({"blocked:key": 1}, 0, True, 1.23456)
+    assert (blocked.outcome, blocked.score, blocked.findings, blocked.duration_ms) == (
+        "block", 1.0, {"blocked:key": 1}, 1.235)
+    assert (blocked.guardrail, blocked.kind, blocked.phase) == ("output_filter", "output_filter", "output")

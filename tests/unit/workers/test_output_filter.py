@@ -1,0 +1,440 @@
+"""The output-filter worker without a broker: profiles, "not in the input", output guardrails, verdicts.
+
+The real ``StageRuntime`` runs over a recording stand-in for the nats-py connection, so what the caller
+receives (replies) and what is recorded (``RequestCompleted``) are read back as they would travel. The
+PII analyzer is a small regex stand-in (presidio has its own tests): the logic under test is ours.
+"""
+
+from __future__ import annotations
+
+import copy
+import re
+import types
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any, ClassVar, cast
+
+import orjson
+import pytest
+
+from infra import bootstrap
+from schemas.config import DEFAULT_ENTITIES, GatewayConfig, Guardrails
+from schemas.envelope import Envelope, StreamPiece
+from schemas.errors import ErrorInfo
+from schemas.events import RequestCompleted
+from schemas.guardrails import Verdict
+from stages.guardrails import registry
+from stages.guardrails.base import Guardrail, Result, Subject
+from stages.pii import PiiScanner
+from stages.vault import new_key, seal
+from workers.output_filter import OutputFilterStage, OutputScanners, ScannerCache, build_scanner, scanner_inputs
+from workers.runtime import StageRuntime
+
+KEY = new_key()
+RID = "0190f0c4-0000-7000-8000-00000000000a"
+REPLY_TO = "gw.reply.ing.r"
+EMAIL = "billing.team@example.org"
+FILLER = "The quarterly report is attached and the numbers look fine overall. "
+
+
+@dataclass
+class _Result:
+    entity_type: str
+    start: int
+    end: int
+    score: float
+
+
+class FakeAnalyzer:
+    """Emails by regex, PERSON from a fixed list of names."""
+
+    PATTERNS: ClassVar[dict[str, re.Pattern[str]]] = {
+        "EMAIL_ADDRESS": re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+"),
+        "PERSON": re.compile(r"\b(?:Jane Doe|Ada Lovelace)\b"),
+    }
+
+    def analyze(self, text: str, language: str, *, entities: list[str] | None = None,
+                score_threshold: float | None = None) -> list[Any]:
+        return [_Result(e, m.start(), m.end(), 0.9) for e, rx in self.PATTERNS.items()
+                if entities is None or e in entities for m in rx.finditer(text)]
+
+    def get_supported_entities(self, language: str | None = None) -> list[str]:
+        return ["EMAIL_ADDRESS", "PHONE_NUMBER", "CREDIT_CARD", "IBAN_CODE", "US_SSN", "IP_ADDRESS", "PERSON",
+                "LOCATION"]
+
+
+def fake_scanner(profile: Guardrails) -> OutputScanners:
+    output, threshold = profile.output_filter, profile.redaction.score_threshold
+    full = PiiScanner(FakeAnalyzer(), output.entity_types, threshold)
+    if output.engine == "pattern":
+        return OutputScanners(full)
+    return OutputScanners(full, PiiScanner(FakeAnalyzer(), [e for e in output.entity_types if e in DEFAULT_ENTITIES],
+                                           threshold))
+
+
+class ForbiddenWord(Guardrail):
+    """An output guardrail for these tests: triggers on the word "forbidden", can redact it."""
+
+    phase = "output"
+    supports_redact = True
+    seen: ClassVar[list[Subject]] = []
+
+    def check(self, subject: Subject) -> Result:
+        ForbiddenWord.seen.append(subject)
+        count = subject.answer.count("forbidden")
+        if not count:
+            return Result()
+        return Result(score=1.0, findings={"word": count}, redact=lambda text: text.replace("forbidden", "[word]"))
+
+
+@pytest.fixture(autouse=True)
+def test_guardrail(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    real = registry.load
+    monkeypatch.setattr(registry, "load", lambda name: ForbiddenWord if name == "forbidden" else real(name))
+    ForbiddenWord.seen.clear()
+    yield
+
+
+def word(action: str) -> list[dict[str, Any]]:
+    return [{"use": "forbidden", "action": action}]
+
+
+CONFIG_DATA: dict[str, Any] = {
+    "guardrails": word("flag"),
+    "output_filter": {"blocked": [{"name": "secret", "pattern": r"TOP-SECRET-\w+", "action": "block"}]},
+    "guardrail_profiles": {
+        "flagging": {"output_filter": {"pii_action": "flag",
+                                       "blocked": [{"name": "term", "pattern": "Project X", "action": "flag"}]}},
+        "strict": {"output_filter": {"pii_action": "block"}, "guardrails": word("block")},
+        "rewrite": {"guardrails": word("redact")},
+        "names": {"output_filter": {"engine": "ner", "entities": ["PERSON", "EMAIL_ADDRESS"]}, "guardrails": []},
+    },
+}
+CONFIG = GatewayConfig.model_validate(CONFIG_DATA)
+
+
+class RecordingConnection:
+    def __init__(self) -> None:
+        self.published: list[tuple[str, bytes]] = []
+
+    async def publish(self, subject: str, data: bytes) -> None:
+        self.published.append((subject, data))
+
+
+@dataclass
+class Harness:
+    stage: OutputFilterStage
+    nc: RecordingConnection
+
+    def replies(self) -> list[dict[str, Any]]:
+        return [orjson.loads(d) for s, d in self.nc.published if s == REPLY_TO]
+
+    def record(self) -> RequestCompleted:
+        records = [RequestCompleted.model_validate_json(d) for s, d in self.nc.published if s.startswith("gw.evt.")]
+        assert len(records) == 1
+        return records[0]
+
+    def verdicts(self) -> dict[str, Verdict]:
+        return {v.guardrail: v for v in self.record().verdicts}
+
+
+def make_harness() -> Harness:
+    nc = RecordingConnection()
+    runtime = StageRuntime(cast(Any, types.SimpleNamespace(connection=nc)), "output_filter", 3.0)
+    return Harness(OutputFilterStage(runtime, CONFIG, ScannerCache(fake_scanner)(CONFIG), KEY, "v1"), nc)
+
+
+@pytest.fixture
+def harness() -> Harness:
+    return make_harness()
+
+
+def envelope(prompt: str, *, profile: str = "", mapping: dict[str, str] | None = None, answer: str | None = None,
+             stream: bool = False, **update: Any) -> Envelope:
+    values: dict[str, Any] = {
+        "request_id": RID, "received_at": 1.0e9, "deadline": 4.0e9, "reply_to": REPLY_TO, "stream": stream,
+        "body": {"model": "m", "messages": [{"role": "user", "content": prompt}]},
+        "model_requested": "m", "guardrail_profile": profile, "redacted": True, "tenant": "acme",
+        "api_key_id": "demo", "vault": seal(mapping, KEY, aad=RID.encode()) if mapping else None,
+        "verdicts": [Verdict(guardrail="prompt_injection", kind="prompt_injection", phase="input", outcome="pass")],
+    }
+    if answer is not None:
+        values["response"] = {"id": "c", "object": "chat.completion", "choices": [
+            {"index": 0, "message": {"role": "assistant", "content": answer}, "finish_reason": "stop"}]}
+    values.update(update)
+    return Envelope.model_validate(values)
+
+
+# -- whole answers -----------------------------------------------------------------------------------
+
+
+async def test_pii_not_in_the_input_is_redacted_with_a_verdict(harness: Harness) -> None:
+    await harness.stage.complete(envelope("hello", answer=f"write to {EMAIL} today"), 0.0)
+    (reply,) = harness.replies()
+    assert reply["kind"] == "response"
+    assert reply["body"]["choices"][0]["message"]["content"] == "write to <EMAIL_ADDRESS> today"
+    record = harness.record()
+    assert record.status_code == 200 and record.output_findings == {"EMAIL_ADDRESS": 1}
+    verdicts = harness.verdicts()
+    assert set(verdicts) == {"prompt_injection", "output_filter", "forbidden"}  # input verdicts kept
+    assert verdicts["output_filter"].model_dump(include={"kind", "phase", "outcome", "score", "findings"}) == {
+        "kind": "output_filter", "phase": "output", "outcome": "redact", "score": 1.0,
+        "findings": {"EMAIL_ADDRESS": 1}}
+    assert verdicts["forbidden"].outcome == "pass"
+    assert EMAIL not in record.model_dump_json()
+
+
+async def test_values_the_input_contained_are_not_findings(harness: Harness) -> None:
+    # in clear in the body the provider saw (allow-listed or not redacted), in any case
+    prompt = f"My address is {EMAIL.upper()}, reply to it"
+    await harness.stage.complete(envelope(prompt, answer=f"I will write to {EMAIL}."), 0.0)
+    assert harness.replies()[0]["body"]["choices"][0]["message"]["content"] == f"I will write to {EMAIL}."
+    assert harness.verdicts()["output_filter"].outcome == "pass"
+    assert harness.record().output_findings == {}
+
+
+async def test_values_of_the_placeholder_map_are_not_findings(harness: Harness) -> None:
+    mapping = {"<EMAIL_ADDRESS_1>": EMAIL}
+    answer = f"Mail <EMAIL_ADDRESS_1> (that is {EMAIL}) or ops@example.com"
+    await harness.stage.complete(envelope("mail <EMAIL_ADDRESS_1>", mapping=mapping, answer=answer), 0.0)
+    content = harness.replies()[0]["body"]["choices"][0]["message"]["content"]
+    assert content == f"Mail {EMAIL} (that is {EMAIL}) or <EMAIL_ADDRESS>"
+    assert harness.verdicts()["output_filter"].findings == {"EMAIL_ADDRESS": 1}
+    stored = harness.record().response_body
+    assert EMAIL not in stored and "<EMAIL_ADDRESS_1>" in stored  # concealed again for the store
+
+
+async def test_flag_profile_records_and_leaves_the_text(harness: Harness) -> None:
+    answer = f"Project X: mail {EMAIL}, forbidden topic"
+    await harness.stage.complete(envelope("hi", profile="flagging", answer=answer), 0.0)
+    assert harness.replies()[0]["body"]["choices"][0]["message"]["content"] == answer
+    verdicts = harness.verdicts()
+    assert verdicts["output_filter"].outcome == "flag"
+    assert verdicts["output_filter"].findings == {"EMAIL_ADDRESS": 1, "blocked:term": 1}
+    assert verdicts["forbidden"].outcome == "flag"  # the profile inherits the top-level guardrails
+    assert EMAIL not in orjson.dumps([v.model_dump() for v in verdicts.values()]).decode()
+
+
+async def test_block_profile_ends_the_request_with_the_verdicts(harness: Harness) -> None:
+    await harness.stage.complete(envelope("hi", profile="strict", answer=f"mail {EMAIL}"), 0.0)
+    (reply,) = harness.replies()
+    assert reply["kind"] == "error" and reply["status"] == 400
+    assert reply["error"]["code"] == "content_blocked" and EMAIL not in reply["error"]["message"]
+    record = harness.record()
+    assert record.status_code == 400 and record.error_code == "content_blocked"
+    assert harness.verdicts()["output_filter"].outcome == "block"
+    assert ForbiddenWord.seen == []  # blocked by the filter: the guardrails never saw the answer
+
+
+async def test_unknown_profile_falls_back_to_default(harness: Harness) -> None:
+    await harness.stage.complete(envelope("hi", profile="gone-after-reload", answer=f"mail {EMAIL}"), 0.0)
+    assert harness.replies()[0]["body"]["choices"][0]["message"]["content"] == "mail <EMAIL_ADDRESS>"
+
+
+async def test_profile_scanner_finds_its_entities(harness: Harness) -> None:
+    answer = f"Ada Lovelace wrote to {EMAIL}"
+    await harness.stage.complete(envelope("hi", profile="names", answer=answer), 0.0)
+    content = harness.replies()[0]["body"]["choices"][0]["message"]["content"]
+    assert content == "<PERSON> wrote to <EMAIL_ADDRESS>"
+
+
+async def test_output_guardrail_block(harness: Harness) -> None:
+    await harness.stage.complete(envelope("hi", profile="strict", answer="a forbidden answer"), 0.0)
+    (reply,) = harness.replies()
+    assert reply["kind"] == "error" and reply["status"] == 400 and reply["error"]["code"] == "guardrail_blocked"
+    verdicts = harness.verdicts()
+    assert verdicts["output_filter"].outcome == "pass"
+    assert verdicts["forbidden"].outcome == "block" and verdicts["forbidden"].findings == {"word": 1}
+    assert harness.record().error_code == "guardrail_blocked"
+
+
+async def test_output_guardrail_sees_the_restored_filtered_answer_and_rewrites_it(harness: Harness) -> None:
+    mapping = {"<PERSON_1>": "Jane Doe"}
+    answer = f"<PERSON_1>: a forbidden word, mail {EMAIL}"
+    await harness.stage.complete(envelope("I am <PERSON_1>", profile="rewrite", mapping=mapping,
+                                          answer=answer), 0.0)
+    (subject,) = ForbiddenWord.seen
+    assert subject.phase == "output" and subject.answer == "Jane Doe: a forbidden word, mail <EMAIL_ADDRESS>"
+    assert subject.request["messages"][0]["content"] == "I am <PERSON_1>" and subject.response is not None
+    assert (subject.tenant, subject.api_key_id, subject.model) == ("acme", "demo", "m")
+    content = harness.replies()[0]["body"]["choices"][0]["message"]["content"]
+    assert content == "Jane Doe: a [word] word, mail <EMAIL_ADDRESS>"
+    assert harness.verdicts()["forbidden"].outcome == "redact"
+    assert "Jane Doe" not in harness.record().response_body
+
+
+async def test_one_guardrail_set_per_version_and_profile(harness: Harness) -> None:
+    stage = harness.stage
+    strict, default = CONFIG.profile("strict"), CONFIG.profile("default")
+    assert stage.guardrail_set(strict) is stage.guardrail_set(strict)
+    assert stage.guardrail_set(strict) is not stage.guardrail_set(default)
+    first = stage.guardrail_set(strict)
+    stage.use(CONFIG, stage.scanners, "v2")
+    assert stage.guardrail_set(strict) is not first
+
+
+# -- streams -----------------------------------------------------------------------------------------
+
+
+def chunk(text: str | None = None, finish: str | None = None, role: bool = False) -> dict[str, Any]:
+    delta: dict[str, Any] = {"role": "assistant"} if role else {}
+    if text is not None:
+        delta["content"] = text
+    return {"id": "c", "object": "chat.completion.chunk", "created": 1, "model": "m",
+            "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]}
+
+
+async def run_stream(harness: Harness, env: Envelope, pieces: list[str]) -> list[dict[str, Any]]:
+    stage = harness.stage
+    stage.open(env)
+    chunks = [chunk(role=True), *(chunk(p) for p in pieces), chunk(finish="stop")]
+    for seq, body in enumerate(chunks):
+        await stage.piece(StreamPiece(request_id=RID, seq=seq, chunk=body))
+    await stage.piece(StreamPiece(request_id=RID, seq=len(chunks), final=env))
+    assert RID not in stage.sessions
+    return harness.replies()
+
+
+def streamed_text(replies: list[dict[str, Any]]) -> str:
+    return "".join(c["delta"].get("content") or "" for r in replies if r["kind"] == "chunk"
+                   for c in r["body"]["choices"])
+
+
+async def test_stream_catches_pii_split_across_two_chunks_at_every_point() -> None:
+    text = FILLER + "Contact " + EMAIL + " now. " + FILLER
+    start = text.index(EMAIL)
+    for split in range(start, start + len(EMAIL) + 1):
+        h = make_harness()
+        replies = await run_stream(h, envelope("hi", stream=True), [text[:split], text[split:]])
+        assert streamed_text(replies) == text.replace(EMAIL, "<EMAIL_ADDRESS>"), split
+        assert all(EMAIL not in orjson.dumps(r).decode() for r in replies), split
+        assert replies[-1]["kind"] == "end"
+        verdict = h.verdicts()["output_filter"]
+        assert (verdict.outcome, verdict.findings) == ("redact", {"EMAIL_ADDRESS": 1}), split
+
+
+async def test_stream_value_from_the_input_passes(harness: Harness) -> None:
+    text = f"I will write to {EMAIL} today."
+    replies = await run_stream(harness, envelope(f"my mail: {EMAIL}", stream=True), [text[:20], text[20:]])
+    assert streamed_text(replies) == text and harness.verdicts()["output_filter"].outcome == "pass"
+
+
+async def test_stream_output_guardrail_runs_on_the_whole_text_at_the_end(harness: Harness) -> None:
+    replies = await run_stream(harness, envelope("hi", stream=True), ["a forb", "idden answer"])
+    assert replies[-1]["kind"] == "end"
+    (subject,) = ForbiddenWord.seen
+    assert subject.answer == "a forbidden answer" and subject.response is None
+    assert harness.verdicts()["forbidden"].outcome == "flag"
+
+
+async def test_stream_redact_outcome_is_recorded_as_flag(harness: Harness) -> None:
+    replies = await run_stream(harness, envelope("hi", profile="rewrite", stream=True), ["a forbidden answer"])
+    assert streamed_text(replies) == "a forbidden answer" and replies[-1]["kind"] == "end"
+    assert harness.verdicts()["forbidden"].outcome == "flag"
+
+
+async def test_stream_output_guardrail_block_ends_in_band(harness: Harness) -> None:
+    text = FILLER + "and a forbidden word at the end."
+    replies = await run_stream(harness, envelope("hi", profile="strict", stream=True), [text[:30], text[30:]])
+    kinds = [r["kind"] for r in replies]
+    assert kinds[-1] == "error" and "end" not in kinds and kinds.count("error") == 1
+    assert replies[-1]["error"]["code"] == "guardrail_blocked" and replies[-1]["status"] == 400
+    # the last window and the finishing chunk were held for the check: never sent
+    assert all(c["finish_reason"] is None for r in replies if r["kind"] == "chunk" for c in r["body"]["choices"])
+    assert not streamed_text(replies).endswith("end.")
+    record = harness.record()
+    assert record.status_code == 400 and record.error_code == "guardrail_blocked" and record.stream
+    verdicts = harness.verdicts()
+    assert verdicts["forbidden"].outcome == "block" and verdicts["output_filter"].outcome == "pass"
+
+
+async def test_stream_filter_block_records_the_verdict(harness: Harness) -> None:
+    text = FILLER + "the code is TOP-SECRET-42 ok " + FILLER
+    replies = await run_stream(harness, envelope("hi", stream=True), [text[:70], text[70:]])
+    assert replies[-1]["kind"] == "error" and replies[-1]["error"]["code"] == "content_blocked"
+    assert "TOP-SECRET" not in streamed_text(replies)
+    verdict = harness.verdicts()["output_filter"]
+    assert verdict.outcome == "block" and verdict.findings == {"blocked:secret": 1}
+    assert ForbiddenWord.seen == []
+
+
+# -- scanners ----------------------------------------------------------------------------------------
+
+
+def test_scanner_cache_shares_equal_settings_and_rebuilds_only_changes() -> None:
+    built: list[str] = []
+
+    def build(profile: Guardrails) -> OutputScanners:
+        built.append(profile.profile)
+        return fake_scanner(profile)
+
+    cache = ScannerCache(build)
+    scanners = cache(CONFIG)
+    # default, flagging, strict and rewrite share the top-level redaction and entity settings
+    assert scanners["default"] is scanners["rewrite"] is scanners["flagging"] is scanners["strict"]
+    assert scanners["names"] is not scanners["default"] and sorted(built) == ["default", "names"]
+    data = copy.deepcopy(CONFIG_DATA)
+    data["guardrail_profiles"]["names"]["redaction"] = {"allow_list": ["Ada Lovelace"]}
+    changed = GatewayConfig.model_validate(data)
+    assert scanner_inputs(changed) != scanner_inputs(CONFIG)
+    built.clear()
+    again = cache(changed)
+    assert built == ["names"] and again["default"] is scanners["default"]
+
+
+async def test_ner_profile_streams_scan_in_two_tiers(harness: Harness) -> None:
+    text = FILLER + "Ada Lovelace wrote to " + EMAIL + " about it. " + FILLER
+    name_at = text.index("Ada")
+    for split in range(name_at, name_at + len("Ada Lovelace") + 1):
+        h = make_harness()
+        replies = await run_stream(h, envelope("hi", profile="names", stream=True), [text[:split], text[split:]])
+        assert streamed_text(replies) == text.replace("Ada Lovelace", "<PERSON>").replace(EMAIL, "<EMAIL_ADDRESS>")
+    pieces = [text[i : i + 5] for i in range(0, len(text), 5)]
+    stage = harness.stage
+    stage.open(envelope("hi", profile="names", stream=True))
+    session = stage.sessions[RID]
+    for seq, body in enumerate([chunk(p) for p in pieces]):
+        await stage.piece(StreamPiece(request_id=RID, seq=seq, chunk=body))
+    assert 0 < session.filter.full_scans < session.filter.scans
+
+
+def test_build_scanner_uses_the_profile_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    calls: list[dict[str, Any]] = []
+
+    def pii_scanner(entities: list[str], score_threshold: float, custom: Any, **kw: Any) -> PiiScanner:
+        calls.append({"entities": list(entities), "threshold": score_threshold,
+                      "custom": [c.entity for c in custom], **kw})
+        return PiiScanner(FakeAnalyzer(), [e for e in entities if e in ("EMAIL_ADDRESS", "PERSON")], 0.4)
+
+    monkeypatch.setattr(bootstrap, "pii_scanner", pii_scanner)
+    config = GatewayConfig.model_validate({
+        "redaction": {"score_threshold": 0.6, "allow_list": ["a@b.example"], "allow_patterns": [r"x+"],
+                      "custom": [{"entity": "TICKET", "pattern": r"T-\d+"}]},
+        "guardrail_profiles": {"ner": {"output_filter": {"engine": "ner"}},
+                               "ner_patterns_only": {"output_filter": {"engine": "ner", "entities": ["IBAN_CODE"]}}},
+    })
+    plain = build_scanner(config.profile("default"))
+    assert plain.fast is None and calls == [{
+        "entities": DEFAULT_ENTITIES, "threshold": 0.6, "custom": ["TICKET"], "engine": "pattern",
+        "allow_list": ["a@b.example"], "allow_patterns": ["x+"]}]
+    calls.clear()
+    ner = build_scanner(config.profile("ner"))
+    assert ner.fast is not None
+    assert [(c["engine"], c["entities"]) for c in calls] == [
+        ("ner", [*DEFAULT_ENTITIES, "PERSON", "LOCATION"]), ("pattern", DEFAULT_ENTITIES)]
+    calls.clear()
+    assert build_scanner(config.profile("ner_patterns_only")).fast is None  # nothing needs spaCy
+    assert [(c["engine"], c["entities"]) for c in calls] == [("pattern", ["IBAN_CODE"])]
+
+
+async def test_broken_stream_gets_its_filtered_tail_then_the_error(harness: Harness) -> None:
+    stage, env = harness.stage, envelope("hi", stream=True)
+    stage.open(env)
+    await stage.piece(StreamPiece(request_id=RID, seq=0, chunk=chunk(f"a forbidden text for {EMAIL}")))
+    error = ErrorInfo(status_code=502, type="upstream_error", code="stream_interrupted", message="cut")
+    await stage.piece(StreamPiece(request_id=RID, seq=1, final=env, error=error))
+    replies = harness.replies()
+    assert streamed_text(replies) == "a forbidden text for <EMAIL_ADDRESS>"
+    assert replies[-1]["kind"] == "error" and replies[-1]["error"]["code"] == "stream_interrupted"
+    assert ForbiddenWord.seen == []  # a partial text is not an answer to check
+    assert harness.verdicts()["output_filter"].outcome == "redact" and harness.record().status_code == 502
