@@ -272,7 +272,8 @@ class Redaction(_Strict):
     operator: Operator = "placeholder"
     operators: dict[str, Operator] = Field(default_factory=dict, description="per entity type, wins over operator")
     mask_char: str = Field(default="*", min_length=1, max_length=1)
-    mask_keep_last: int = Field(default=4, ge=0, description="characters left visible at the end of a masked value")
+    mask_keep_last: int = Field(
+        default=4, ge=0, description="letters/digits left visible at the end of a masked value (at most half)")
     hash_salt: str | None = Field(
         default=None, description="env:NAME of the salt; default: derived from the gateway's sealing key")
     restore: bool = True
