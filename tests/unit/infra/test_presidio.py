@@ -16,7 +16,7 @@ from schemas.config import CustomRecognizer
 ROOT = Path(__file__).resolve().parents[3]
 TICKET = CustomRecognizer(entity="TICKET_ID", pattern=r"\bT-\d{4}\b", score=0.3, context=["ticket"])
 
-OFFLINE_SCRIPT = textwrap.dedent(
+NO_NETWORK = textwrap.dedent(
     """
     import json, socket
     attempts = []
@@ -27,6 +27,12 @@ OFFLINE_SCRIPT = textwrap.dedent(
     socket.create_connection = deny
     socket.socket.connect = deny
     socket.socket.connect_ex = deny
+    """
+)
+"""A script preamble: every socket connection attempt is counted in ``attempts`` and refused."""
+
+OFFLINE_SCRIPT = NO_NETWORK + textwrap.dedent(
+    """
 
     from infra.presidio import build_analyzer
     analyzer = build_analyzer()
@@ -232,17 +238,8 @@ def test_ner_engine_without_ner_entities_finds_only_patterns(ner: Any) -> None:
     assert _found(ner, "Peter Schmidt, +1 212 555 0143", ["PHONE_NUMBER"]) == [("PHONE_NUMBER", "+1 212 555 0143")]
 
 
-NER_OFFLINE_SCRIPT = textwrap.dedent(
+NER_OFFLINE_SCRIPT = NO_NETWORK + textwrap.dedent(
     """
-    import json, socket
-    attempts = []
-    def deny(*args, **kwargs):
-        attempts.append(repr(args)[:80])
-        raise OSError("network disabled by the test")
-    socket.getaddrinfo = deny
-    socket.create_connection = deny
-    socket.socket.connect = deny
-    socket.socket.connect_ex = deny
 
     from infra.presidio import build_analyzer
     analyzer = build_analyzer(engine="ner")
