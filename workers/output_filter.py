@@ -52,6 +52,7 @@ from stages.pii import PiiScanner
 from stages.redaction import conceal
 from stages.vault import unseal
 from workers.app import Hooks, main
+from workers.guardrail_sets import GuardrailSets, profile_of
 from workers.live_config import Derived
 from workers.runtime import StageRuntime, elapsed_ms, with_stage_time
 
@@ -138,7 +139,7 @@ class OutputFilterStage:
                  version: str = "") -> None:
         self.runtime = runtime
         self.key = key
-        self._guardrail_sets: dict[tuple[str, str], GuardrailSet] = {}
+        self.guardrail_sets = GuardrailSets()
         self.use(config, scanners, version)
         self.sessions: dict[str, StreamSession] = {}
 
@@ -148,23 +149,14 @@ class OutputFilterStage:
         self.config = config
         self.scanners = scanners
         self.version = version
-        self._guardrail_sets = {k: v for k, v in self._guardrail_sets.items() if k[0] == version}
 
     def profile(self, envelope: Envelope) -> tuple[Guardrails, OutputScanners]:
-        if envelope.guardrail_profile:  # what the redaction stage resolved
-            profile = self.config.profile(envelope.guardrail_profile)
-        else:
-            profile = self.config.guardrails_for(envelope.api_key_hash, envelope.model_requested)
+        profile = profile_of(self.config, envelope)
         scanners = self.scanners.get(profile.profile) or self.scanners["default"]
         return profile, scanners
 
     def guardrail_set(self, profile: Guardrails) -> GuardrailSet:
-        """One per (config version, profile), built at first use."""
-        key = (self.version, profile.profile)
-        found = self._guardrail_sets.get(key)
-        if found is None:
-            found = self._guardrail_sets[key] = GuardrailSet(profile.guardrails)
-        return found
+        return self.guardrail_sets.get(self.version, profile)
 
     def _mapping(self, envelope: Envelope) -> dict[str, str]:
         return unseal(envelope.vault, self.key, aad=envelope.request_id.encode()) if envelope.vault else {}

@@ -18,40 +18,17 @@ from faststream.nats import NatsBroker
 from infra import bootstrap
 from infra.settings import Settings
 from schemas import subjects
-from schemas.config import ApiKey, GatewayConfig, Guardrails
+from schemas.config import ApiKey, GatewayConfig
 from schemas.envelope import Envelope
 from stages.guardrails.base import Subject
 from stages.guardrails.runner import GuardrailSet, RunOutcome
 from stages.policy import KeyIndex, authenticate, authorize
 from workers.app import Hooks, main
+from workers.guardrail_sets import GuardrailSets, profile_of
 from workers.live_config import LiveConfig
 from workers.runtime import StageRuntime, with_stage_time
 
 STAGE = "policy"
-
-
-def profile_of(config: GatewayConfig, envelope: Envelope) -> Guardrails:
-    """The profile the redaction stage resolved, else the key's, the model alias's, or ``default``."""
-    if envelope.guardrail_profile:
-        return config.profile(envelope.guardrail_profile)
-    return config.guardrails_for(envelope.api_key_hash, envelope.model_requested)
-
-
-class GuardrailSets:
-    """One ``GuardrailSet`` per (config version, profile), built on first use; a request under a new
-    version drops the sets of the others (hot reload)."""
-
-    def __init__(self) -> None:
-        self._version = ""
-        self._sets: dict[str, GuardrailSet] = {}
-
-    def get(self, version: str, profile: Guardrails) -> GuardrailSet:
-        if version != self._version:
-            self._version, self._sets = version, {}
-        found = self._sets.get(profile.profile)
-        if found is None:
-            found = self._sets[profile.profile] = GuardrailSet(profile.guardrails)
-        return found
 
 
 def check_input(guardrails: GuardrailSet, envelope: Envelope, key: ApiKey) -> RunOutcome:

@@ -16,8 +16,9 @@ from schemas.envelope import Envelope
 from schemas.errors import AuthenticationFailed
 from schemas.events import RequestCompleted
 from schemas.guardrails import Verdict
+from workers.guardrail_sets import GuardrailSets, profile_of
 from workers.live_config import LiveConfig
-from workers.policy import GuardrailSets, Policy, check_input, profile_of, summary
+from workers.policy import Policy, check_input, summary
 from workers.runtime import StageRuntime
 
 KEY = "sk-test-policy"
