@@ -169,6 +169,21 @@ class ServiceUnavailable(GatewayError):
     default_retryable = True
 
 
+class Overloaded(ServiceUnavailable):
+    """The gateway sheds load: it answers at once rather than queue past what it can serve in time."""
+
+    default_code = "gateway_overloaded"
+
+
+class ClientGone(GatewayError):
+    """The caller's connection ended before the answer (its ingress process stopped): recorded, never
+    sent (nobody is left to receive it). 499, as proxies record a client that closed the request."""
+
+    status_code = 499
+    type = "client_error"
+    default_code = "client_gone"
+
+
 class InternalError(GatewayError):
     status_code = 500
     type = "api_error"
