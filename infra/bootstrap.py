@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 import httpx
@@ -44,10 +44,10 @@ async def live_config(s: Settings, name: str) -> LiveConfig:
     return live
 
 
-def broker(s: Settings, name: str) -> NatsBroker:
-    from workers.runtime import make_broker
+def broker(s: Settings, name: str, *, reconnected_cb: Callable[[], Awaitable[None]] | None = None) -> NatsBroker:
+    from infra.nats_connect import make_broker
 
-    return make_broker(nats_url(s), name)
+    return make_broker(nats_url(s), name, reconnected=reconnected_cb)
 
 
 def http_client(max_connections: int) -> httpx.AsyncClient:

@@ -8,6 +8,8 @@ GW_BREAKERS key-value bucket: each target's circuit-breaker state, shared by eve
 
 from __future__ import annotations
 
+import contextlib
+
 from nats.js import JetStreamContext
 from nats.js.api import (
     AckPolicy,
@@ -52,15 +54,16 @@ BREAKERS_BUCKET = KeyValueConfig(bucket=subjects.BUCKET_BREAKERS, history=1, sto
 
 
 def redaction_consumer(settings: Settings) -> ConsumerConfig:
+    """A pull consumer shared by every process hosting the first stage: each takes only what it can work
+    on now (``workers/intake.py``), so nothing waits on a delivery clock in a busy process."""
     return ConsumerConfig(
         durable_name=subjects.CONSUMER_REDACT,
-        deliver_group=subjects.QUEUE_GROUPS[subjects.REQ_REDACT],
-        deliver_subject=f"_gw.deliver.{subjects.CONSUMER_REDACT}",
         deliver_policy=DeliverPolicy.ALL,
         ack_policy=AckPolicy.EXPLICIT,
         ack_wait=settings.ack_wait_s,
         max_deliver=settings.max_deliver,
         max_ack_pending=settings.max_ack_pending,
+        max_waiting=4096,
         filter_subject=subjects.REQ_REDACT,
     )
 
@@ -84,6 +87,10 @@ async def declare(js: JetStreamContext, settings: Settings) -> None:
             await js.update_stream(config)
         except NotFoundError:
             await js.add_stream(config)
+    with contextlib.suppress(NotFoundError):  # a push consumer from an earlier version cannot become pull
+        existing = await js.consumer_info(subjects.STREAM_REQUESTS, subjects.CONSUMER_REDACT)
+        if existing.config.deliver_subject:
+            await js.delete_consumer(subjects.STREAM_REQUESTS, subjects.CONSUMER_REDACT)
     await js.add_consumer(subjects.STREAM_REQUESTS, redaction_consumer(settings))
     await js.add_consumer(subjects.STREAM_EVENTS, sink_consumer())
     for bucket in (CONFIG_BUCKET, BREAKERS_BUCKET):

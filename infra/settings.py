@@ -26,10 +26,15 @@ class Settings(BaseSettings):
     # AES-GCM key (base64, 32 bytes) sealing the PII placeholder map in envelopes. Embedded default:
     # generated once under data_dir. Only the redaction and output-filter stages read it.
     envelope_key: SecretStr | None = None
-    # JetStream redelivery time of an unanswered request after a crash (end-to-end ack).
-    ack_wait_s: float = Field(default=3.0, gt=0.2)
+    # JetStream redelivers a request this long after the last sign of life from the process holding it
+    # (end-to-end ack; a live process signals every ack_wait/4): the recovery time after a crash.
+    ack_wait_s: float = Field(default=2.0, gt=0.2)
     max_deliver: int = Field(default=10, ge=1)
+    # Requests in the chain at once, across every replica (taken from GW_REQ, not yet acked): the rest
+    # wait in the stream. Provider calls in flight count, so it is large.
     max_ack_pending: int = Field(default=20_000, ge=1)
+    # Requests one process takes from GW_REQ beyond those its first stage still works on.
+    intake_inflight: int = Field(default=64, ge=1)
     # Concurrency of provider calls per provider-stage replica.
     max_inflight_calls: int = Field(default=2_048, ge=1)
     # Sink batching. Each insert has a fixed cost of ≈ 14 ms CPU in chDB (two tables and a rollup)

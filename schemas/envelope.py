@@ -117,7 +117,9 @@ class Reply(_Msg):
     """What ingress receives on its reply subject.
 
     kind ``response``: the whole answer in ``body`` with ``status``; ``error``: a typed error;
-    ``chunk``: one SSE data payload of a stream, in ``seq`` order; ``end``: the stream is over.
+    ``chunk``: one SSE data payload of a stream, in ``seq`` order; ``end``: the stream is over (its
+    ``seq`` is the number of chunks before it). ``response``, ``error`` and ``end`` arrive as requests:
+    ingress confirms them (``schemas.control.ReplyAck``).
     """
 
     kind: Literal["response", "error", "chunk", "end"]
@@ -131,3 +133,5 @@ class Reply(_Msg):
     error: ErrorInfo | None = None
     provider_ms: float = 0.0
     ttfb_ms: float | None = None
+    # streams: the subject of the filter replica relaying the stream (where ingress asks for a resend)
+    src: str = ""

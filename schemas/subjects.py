@@ -9,7 +9,10 @@ REQ_POLICY = "gw.req.policy"
 REQ_ROUTE = "gw.req.route"
 REQ_CALL = "gw.req.call"
 RESP_FILTER = "gw.resp.filter"
-# A filter replica's own subject for the chunks of the streams it has taken: gw.resp.filter.inst.<id>
+# A stream's opening: the provider stage asks the filter queue group for a replica to take the stream.
+RESP_FILTER_OPEN = "gw.resp.filter.open"
+# A filter replica's own subject for the chunks of the streams it has taken (and the pings and resend
+# requests about them): gw.resp.filter.inst.<id>
 RESP_FILTER_INSTANCE = "gw.resp.filter.inst"
 
 # Events, captured by the file-backed GW_EVENTS stream: gw.evt.<stage>
@@ -32,8 +35,11 @@ BUCKET_BREAKERS = "GW_BREAKERS"
 # Analyst queries against the embedded store, answered by the sink (request/reply).
 SQL_QUERY = "gw.sql.query"
 
-# Control: each worker announces here once its subscriptions are live ({"name", "pid"}).
+# Control: each worker announces here once its subscriptions are live ({"name", "process", "pid"}).
 CTL_READY = "gw.ctl.ready"
+# Readiness: every replica of a stage answers requests on gw.ping.<stage> (queue group <stage>) once it can
+# take requests (subscribed, models loaded). No responders = no live replica of that stage.
+PING_PREFIX = "gw.ping"
 
 # Each ingress replica's inbox for answers: gw.reply.<ingress_id>.<request_id>
 REPLY_PREFIX = "gw.reply"
@@ -54,3 +60,7 @@ QUEUE_GROUPS = {
 
 def event_subject(stage: str) -> str:
     return f"{EVT_PREFIX}.{stage}"
+
+
+def ping_subject(stage: str) -> str:
+    return f"{PING_PREFIX}.{stage}"

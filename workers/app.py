@@ -1,25 +1,34 @@
-"""Running one worker process: connect, declare subscribers, flush, serve until SIGTERM, drain."""
+"""Running stage workers in one process: connect, set every stage up (models loaded, warmed), subscribe,
+answer readiness pings, serve until SIGTERM, drain.
+
+A process hosts one stage worker (``python -m workers.policy``) or several (``python -m workers.host
+redaction policy ...``): each stage is still its own subscriber on its own subject with its own queue
+group; they share the connection, the live config, the leases and the confirmation inbox
+(``WorkerContext``). Readiness is per stage: a stage answers on ``gw.ping.<stage>`` only once its
+subscriptions are live and its models are loaded, so "the chain is ready" means a request can travel it.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import importlib
 import logging
 import os
 import signal
-from collections.abc import Awaitable, Callable
+import time
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
 import orjson
-from faststream.nats import NatsBroker
+from nats.aio.msg import Msg
 
 from infra import bootstrap
 from infra.logs import setup_logging
-from infra.settings import Settings
 from schemas import subjects
+from workers.context import WorkerContext
 
 log = logging.getLogger("gateway.worker")
-
 
 
 @dataclass(frozen=True)
@@ -28,43 +37,84 @@ class Hooks:
 
     after_start: Callable[[], Awaitable[None]] | None = None
     cleanup: Callable[[], Awaitable[None]] | None = None
+    reconnected: Callable[[], Awaitable[None]] | None = None
+    drain: Callable[[], Awaitable[None]] | None = None
 
 
-Setup = Callable[[NatsBroker, Settings], Awaitable[Hooks]]
+Setup = Callable[[WorkerContext], Awaitable[Hooks]]
+
+STAGES = ("redaction", "policy", "routing", "provider", "output_filter")
 
 
-async def serve(name: str, setup: Setup) -> None:
-    """``setup`` registers the subscribers (before start) and returns its hooks."""
+def setup_of(stage: str) -> Setup:
+    module = importlib.import_module(f"workers.{stage}")
+    setup: Setup = module.setup
+    return setup
+
+
+async def serve(name: str, stages: Sequence[str]) -> None:
+    """Host ``stages`` (names from ``STAGES``, or ``sink``) in this process until SIGTERM."""
     settings = bootstrap.settings()
     setup_logging(settings.log_level)
-    broker = bootstrap.broker(settings, name)
-    hooks = await setup(broker, settings)
+    hooks: list[Hooks] = []
+
+    async def reconnected() -> None:
+        log.info("%s reconnected to NATS", name)
+        for hook in hooks:
+            if hook.reconnected is not None:
+                await hook.reconnected()
+
+    began = time.perf_counter()
+    broker = bootstrap.broker(settings, name, reconnected_cb=reconnected)
+    live = await bootstrap.live_config(settings, name) if set(stages) - {"sink"} else None
+    ctx = WorkerContext(broker, settings, live, name)
+    took: list[str] = []
+    for stage in stages:
+        stage_began = time.perf_counter()
+        hooks.append(await setup_of(stage)(ctx))
+        took.append(f"{stage} {time.perf_counter() - stage_began:.1f}s")
     await broker.start()
-    assert broker.connection is not None
-    await broker.connection.flush()  # subscriptions are live before we say we are ready
-    if hooks.after_start is not None:
-        await hooks.after_start()
-    await broker.connection.publish(subjects.CTL_READY, orjson.dumps({"name": name, "pid": os.getpid()}))
-    log.info("%s ready", name)
+    nc = ctx.nc
+    await ctx.start()
+    for hook in hooks:
+        if hook.after_start is not None:
+            await hook.after_start()
+
+    async def pong(msg: Msg) -> None:
+        if msg.reply:
+            await nc.publish(msg.reply, b"")
+
+    for stage in stages:  # every stage is set up and subscribed: it may now say it is ready
+        await nc.subscribe(subjects.ping_subject(stage), queue=stage, cb=pong)
+    await nc.flush()  # subscriptions are live before we say we are ready
+    for stage in stages:
+        await nc.publish(subjects.CTL_READY, orjson.dumps({"name": stage, "process": name, "pid": os.getpid()}))
+    log.info("%s ready in %.1fs since start-up (%s)", name, time.perf_counter() - began, ", ".join(took))
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     await stop.wait()
     log.info("%s stopping", name)
-    if hooks.cleanup is not None:
-        await hooks.cleanup()
+    for hook in hooks:  # take nothing new; finish what is in hand
+        if hook.drain is not None:
+            await hook.drain()
+    for hook in hooks:
+        if hook.cleanup is not None:
+            await hook.cleanup()
     with contextlib.suppress(Exception):
-        # finish in-flight handlers, flush what they published
-        await asyncio.wait_for(broker.connection.drain(), timeout=5)
+        await asyncio.wait_for(nc.drain(), timeout=5)
+    await ctx.stop()
+    if live is not None:
+        await live.stop()
     with contextlib.suppress(Exception):
         await broker.stop()
 
 
-def main(name: str, setup: Setup) -> None:
+def main(name: str, stages: Sequence[str] | None = None) -> None:
     try:
         import uvloop
 
-        uvloop.run(serve(name, setup))
+        uvloop.run(serve(name, stages or [name]))
     except ImportError:  # pragma: no cover - uvloop is a dependency on every supported platform
-        asyncio.run(serve(name, setup))
+        asyncio.run(serve(name, stages or [name]))

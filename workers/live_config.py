@@ -33,10 +33,10 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any, Generic, TypeVar
 
-import nats
 from nats.aio.client import Client as NatsClient
 from nats.js import JetStreamContext
 
+from infra import nats_connect
 from infra.config import ConfigError, parse_config_text, version_of
 from infra.config_store import ActiveConfig, config_bucket, fetch_active
 from schemas import subjects
@@ -116,8 +116,7 @@ class LiveConfig:
 
     async def start(self, nats_url: str) -> None:
         """Load the active config (the KV's, else the file's) and start watching for new ones."""
-        self._nc = await nats.connect(nats_url, name=f"{self.source}-config", max_reconnect_attempts=-1,
-                                      reconnect_time_wait=1)
+        self._nc = await nats_connect.connect(nats_url, f"{self.source}-config")
         self._js = self._nc.jetstream()
         active = await self._fetch()
         config: GatewayConfig | None = None

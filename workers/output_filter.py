@@ -27,20 +27,21 @@ they reach the ``RequestCompleted`` record on success and on failure alike.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from faststream import AckPolicy
-from faststream.nats import NatsBroker
+from nats.aio.msg import Msg
 
 from infra import bootstrap
-from infra.settings import Settings
-from schemas import subjects
+from schemas import control, subjects
 from schemas.config import DEFAULT_ENTITIES, GatewayConfig, Guardrails, PiiEngine
+from schemas.control import Resend, StreamAck
 from schemas.envelope import Envelope, Reply, StreamPiece
 from schemas.errors import GatewayError
 from schemas.guardrails import Verdict
@@ -52,12 +53,17 @@ from stages.pii import PiiScanner
 from stages.redaction import conceal
 from stages.vault import unseal
 from workers.app import Hooks, main
+from workers.context import WorkerContext
 from workers.guardrail_sets import GuardrailSets, profile_of
 from workers.live_config import Derived
 from workers.runtime import StageRuntime, elapsed_ms, with_stage_time
 
 STAGE = "output_filter"
 log = logging.getLogger("gateway.output_filter")
+SESSION_IDLE_S = 30.0
+"""A stream whose provider stage said nothing this long (no piece, no ping: it pings every
+``PING_EVERY_S``) is forgotten here; JetStream reruns the request if its provider stage died."""
+ENDED_KEPT_S = 60.0
 
 @dataclass(frozen=True, slots=True)
 class OutputScanners:
@@ -88,6 +94,9 @@ class StreamSession:
     answers: dict[int, list[str]] = field(default_factory=dict)  # the same, per choice
     # The chunk that finished the last choice waits for the end, to carry the usage.
     held_finish: dict[str, Any] | None = None
+    # every reply sent to the caller, encoded, by seq: what ingress may ask to have again
+    sent: list[bytes] = field(default_factory=list)
+    last_seen: float = field(default_factory=time.monotonic)
 
 
 def stored_answer(response: dict[str, Any], mapping: dict[str, str]) -> dict[str, Any]:
@@ -136,12 +145,15 @@ def streamed_verdicts(outcome: RunOutcome) -> list[Verdict]:
 
 class OutputFilterStage:
     def __init__(self, runtime: StageRuntime, config: GatewayConfig, scanners: Scanners, key: bytes,
-                 version: str = "") -> None:
+                 version: str = "", subject: str = "") -> None:
         self.runtime = runtime
         self.key = key
         self.guardrail_sets = GuardrailSets()
         self.use(config, scanners, version)
         self.sessions: dict[str, StreamSession] = {}
+        self.ended: dict[str, float] = {}  # streams this replica ended, for late pings (request id -> when)
+        # this replica's own subject: the pieces of the streams it takes, and questions about them
+        self.subject = subject or f"{subjects.RESP_FILTER_INSTANCE}.{uuid7().replace('-', '')}"
 
     def use(self, config: GatewayConfig, scanners: Scanners, version: str = "") -> None:
         """Filter with this config and these scanners from now on (hot reload); streams already open
@@ -200,6 +212,9 @@ class OutputFilterStage:
     # -- streams ---------------------------------------------------------------------------------
 
     def open(self, envelope: Envelope) -> None:
+        """Take a stream (a new one, or one another replica held and lost: it is replayed from its
+        first piece, and this replica produces the same chunks, which ingress de-duplicates by seq)."""
+        self.sweep()
         profile, scanners = self.profile(envelope)
         mapping = self._mapping(envelope)
         self.sessions[envelope.request_id] = StreamSession(
@@ -210,32 +225,76 @@ class OutputFilterStage:
             guardrails=self.guardrail_set(profile),
             started=time.perf_counter(),
         )
-        self.runtime.ticker.add(envelope.ack_subject)
+        self.ended.pop(envelope.request_id, None)
+
+    def sweep(self, now: float | None = None) -> None:
+        """Forget streams whose provider stage went silent (it died: JetStream reruns the request) or
+        whose deadline passed, and ended streams past any late question about them."""
+        now = time.monotonic() if now is None else now
+        wall = time.time()
+        for rid in [r for r, s in self.sessions.items()
+                    if now - s.last_seen > SESSION_IDLE_S or s.envelope.deadline < wall]:
+            del self.sessions[rid]
+        for rid in [r for r, t in self.ended.items() if now - t > ENDED_KEPT_S]:
+            del self.ended[rid]
+
+    def status(self, request_id: str) -> StreamAck:
+        """Where a stream stands here: the next piece expected, or taken (this replica ended it)."""
+        if request_id in self.ended:
+            return StreamAck(taken=True)
+        session = self.sessions.get(request_id)
+        if session is None:
+            return StreamAck(next=None)
+        session.last_seen = time.monotonic()
+        return StreamAck(next=session.next_piece)
+
+    async def resend(self, request_id: str, from_seq: int) -> None:
+        """Ingress missed chunks (a broker restart dropped them): send them again, in order."""
+        session = self.sessions.get(request_id)
+        if session is None:  # ended: the end's confirmation carries any resend (see ``_resender``)
+            return
+        for data in session.sent[from_seq:]:
+            await self.runtime.nc.publish(session.envelope.reply_to, data)
 
     async def _emit(self, session: StreamSession, chunk: dict[str, Any]) -> None:
         envelope = session.envelope
         reply = Reply(kind="chunk", request_id=envelope.request_id, delivery=envelope.delivery,
-                      seq=session.out_seq, body=chunk, ttfb_ms=envelope.ttfb_ms)
+                      seq=session.out_seq, body=chunk, ttfb_ms=envelope.ttfb_ms, src=self.subject)
         session.out_seq += 1
-        await self.runtime.reply(envelope, reply)
+        data = reply.model_dump_json().encode()
+        session.sent.append(data)
+        await self.runtime.nc.publish(envelope.reply_to, data)
+        await asyncio.sleep(0)
 
-    async def piece(self, piece: StreamPiece) -> None:
+    async def piece(self, piece: StreamPiece) -> StreamAck:
+        """One piece of a stream, in order; the answer says where the stream stands after it (the last
+        piece is answered once this replica holds the end of the request)."""
         session = self.sessions.get(piece.request_id)
-        if session is None or piece.seq != session.next_piece:
-            return  # a stream this replica no longer holds (ended or blocked), or a gap
+        if session is None:
+            return self.status(piece.request_id)
+        session.last_seen = time.monotonic()
+        if piece.seq != session.next_piece:
+            return StreamAck(next=session.next_piece)  # a duplicate, or a gap: the provider sends again
         session.next_piece += 1
         try:
             if piece.chunk is not None:
                 await self._chunk(session, piece.chunk)
             if piece.final is not None:
                 await self._end(session, piece.final, piece.error)
+                return StreamAck(taken=True)
         except GatewayError as exc:  # a block action in the stream: end it in-band
-            self.sessions.pop(piece.request_id, None)
+            self._ended(piece.request_id)
             base = piece.final or session.envelope
             envelope = base.model_copy(update={
                 "output_findings": session.filter.findings,
                 "verdicts": [*base.verdicts, session.filter.verdict(session.filter_ms)]})
             await self.runtime.fail(envelope, exc, session.started, "response.blocked")
+            return StreamAck(taken=True)
+        return StreamAck(next=session.next_piece)
+
+    def _ended(self, request_id: str) -> None:
+        self.sessions.pop(request_id, None)
+        self.ended[request_id] = time.monotonic()
 
     def _push(self, session: StreamSession, index: int, text: str | None) -> str:
         """``text`` through the filter (``None``: the choice ended, flush it), timed."""
@@ -286,7 +345,7 @@ class OutputFilterStage:
                     or choice.get("finish_reason"))
 
     async def _end(self, session: StreamSession, final: Envelope, error: Any) -> None:
-        self.sessions.pop(final.request_id, None)
+        self._ended(final.request_id)
         tails = []  # held until the output guardrails have passed the whole text
         for index in sorted(session.open_choices):
             tail = self._push(session, index, None)
@@ -302,7 +361,8 @@ class OutputFilterStage:
             out = with_stage_time(final, STAGE, session.started, output_findings=findings, verdicts=verdicts)
             out = self.runtime.event(out, "response.stream_failed", session.started, status="error",
                                      attrs={"error_code": error.code})
-            await self.runtime.finish(out, status=error.status_code, error=error, stored_response=stored)
+            await self.runtime.finish(out, status=error.status_code, error=error, stored_response=stored,
+                                      resend=self._resender(session))
             return
         answer = "".join(session.answers.get(min(session.answers), [])) if session.answers else ""
         outcome = session.guardrails.run(Subject(
@@ -329,11 +389,17 @@ class OutputFilterStage:
             await self._emit(session, {"id": f"chatcmpl-{final.request_id}", "object": "chat.completion.chunk",
                                        "created": int(final.received_at), "model": final.model_served or "",
                                        "choices": [], "usage": usage})
-        await self.runtime.reply(out, Reply(kind="end", request_id=out.request_id, delivery=out.delivery,
-                                            seq=session.out_seq, provider_ms=out.provider_ms))
+        end = Reply(kind="end", request_id=out.request_id, delivery=out.delivery, seq=session.out_seq,
+                    provider_ms=out.provider_ms, src=self.subject)
         out = self.runtime.event(out, "response.filtered", session.started,
                                  attrs={"findings": findings, "chunks": session.out_seq})
-        await self.runtime.finish(out, status=200, answered=True, stored_response=stored)
+        await self.runtime.finish(out, status=200, reply=end, stored_response=stored, resend=self._resender(session))
+
+    def _resender(self, session: StreamSession) -> Callable[[int], Awaitable[None]]:
+        async def resend(from_seq: int) -> None:
+            for data in session.sent[from_seq:]:
+                await self.runtime.nc.publish(session.envelope.reply_to, data)
+        return resend
 
     @staticmethod
     def _content_chunk(envelope: Envelope, index: int, text: str) -> dict[str, Any]:
@@ -397,39 +463,78 @@ class ScannerCache:
         return scanners
 
 
-async def setup(broker: NatsBroker, settings: Settings) -> Hooks:
-    live = await bootstrap.live_config(settings, STAGE)
-    runtime = StageRuntime(broker, STAGE, settings.ack_wait_s)
+async def setup(ctx: WorkerContext) -> Hooks:
+    live, settings, broker = ctx.live, ctx.settings, ctx.broker
+    runtime = StageRuntime(ctx, STAGE)
     # (config, scanners), rebuilt in a thread when a profile's scanner settings change (hot reload)
     scanners = Derived(live.current, scanner_inputs, ScannerCache())
     stage = OutputFilterStage(runtime, *scanners.current, settings.sealing_key(), live.version)
+    warm(scanners.current[1])
 
     async def reload(config: GatewayConfig, version: str) -> None:
         await scanners.update(config, version)
         stage.use(*scanners.current, version)
 
     live.on_change(reload)
-    instance_subject = f"{subjects.RESP_FILTER_INSTANCE}.{uuid7().replace('-', '')}"
+    queue = subjects.QUEUE_GROUPS[subjects.RESP_FILTER]
 
-    @broker.subscriber(subjects.RESP_FILTER, queue=subjects.QUEUE_GROUPS[subjects.RESP_FILTER],
-                       no_reply=True, ack_policy=AckPolicy.MANUAL)
-    async def on_response(data: bytes) -> None:
+    def raw_reply() -> str:
         message: Any = broker.context.get_local("message")
-        reply_subject = message.raw_message.reply
-        if reply_subject:  # a stream opening: take it, and tell the provider stage where to send it
-            async def take(envelope: Envelope, started: float) -> None:
-                stage.open(envelope)
-                await runtime.nc.publish(reply_subject, instance_subject.encode())
-            await runtime.run(data, take)
-        else:
-            await runtime.run(data, stage.complete)
+        return str(message.raw_message.reply or "")
 
-    @broker.subscriber(instance_subject, no_reply=True, ack_policy=AckPolicy.MANUAL)
-    async def on_piece(data: bytes) -> None:
-        await stage.piece(StreamPiece.model_validate_json(data))
+    @broker.subscriber(subjects.RESP_FILTER, queue=queue, no_reply=True, ack_policy=AckPolicy.MANUAL)
+    async def on_response(data: bytes) -> None:
+        """A whole answer, handed over by the provider stage: held from now on, then confirmed ("taken")
+        so the provider stage lets go of it (it sends it again if this confirmation never comes)."""
+        reply = raw_reply()
+        runtime.accept(data, stage.complete)
+        if reply:
+            await ctx.nc.publish(reply, b"")
 
-    return Hooks(cleanup=live.stop)
+    @broker.subscriber(subjects.RESP_FILTER_OPEN, queue=queue, no_reply=True, ack_policy=AckPolicy.MANUAL)
+    async def on_open(data: bytes) -> None:
+        """A stream's opening: take it, and tell the provider stage where to send its pieces."""
+        reply = raw_reply()
+        try:
+            stage.open(Envelope.model_validate_json(data))
+        except Exception:  # noqa: BLE001 - unanswered: the provider stage asks another replica
+            log.exception("could not take a stream")
+            return
+        if reply:
+            await ctx.nc.publish(reply, stage.subject.encode())
+
+    async def on_instance(msg: Msg) -> None:
+        """This replica's own subject: the pieces of its streams in order, and questions about them."""
+        kind = msg.headers.get(control.KIND) if msg.headers else None
+        try:
+            if kind == control.PING:
+                answer: StreamAck | None = stage.status(msg.data.decode())
+            elif kind == control.RESEND:
+                request = Resend.model_validate_json(msg.data)
+                await stage.resend(request.request_id, request.from_seq)
+                answer = None
+            else:
+                answer = await stage.piece(StreamPiece.model_validate_json(msg.data))
+        except Exception:  # noqa: BLE001 - one bad message must not stop the subscription
+            log.exception("stream message on %s failed", msg.subject)
+            return
+        if msg.reply and answer is not None:
+            await ctx.nc.publish(msg.reply, answer.model_dump_json().encode())
+
+    async def subscribe_instance() -> None:
+        await ctx.nc.subscribe(stage.subject, cb=on_instance)
+
+    return Hooks(after_start=subscribe_instance, cleanup=runtime.drain)
+
+
+def warm(scanners: Scanners) -> None:
+    """Every scanner runs once before the first request (presidio and spaCy build caches on first use)."""
+    sample = "Warm-up: write to warm.up@example.com or call +1 415 555 0100, Jane Doe in Paris."
+    for pair in {id(s): s for s in scanners.values()}.values():
+        pair.full.find(sample)
+        if pair.fast is not None:
+            pair.fast.find(sample)
 
 
 if __name__ == "__main__":
-    main("output_filter", setup)
+    main("output_filter")

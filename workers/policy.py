@@ -13,10 +13,7 @@ from __future__ import annotations
 from typing import Any
 
 from faststream import AckPolicy
-from faststream.nats import NatsBroker
 
-from infra import bootstrap
-from infra.settings import Settings
 from schemas import subjects
 from schemas.config import ApiKey, GatewayConfig
 from schemas.envelope import Envelope
@@ -24,6 +21,7 @@ from stages.guardrails.base import Subject
 from stages.guardrails.runner import GuardrailSet, RunOutcome
 from stages.policy import KeyIndex, authenticate, authorize
 from workers.app import Hooks, main
+from workers.context import WorkerContext
 from workers.guardrail_sets import GuardrailSets, profile_of
 from workers.live_config import LiveConfig
 from workers.runtime import StageRuntime, with_stage_time
@@ -80,17 +78,16 @@ class Policy:
         await self.runtime.forward(subjects.REQ_ROUTE, out)
 
 
-async def setup(broker: NatsBroker, settings: Settings) -> Hooks:
-    live = await bootstrap.live_config(settings, STAGE)
-    policy = Policy(live, StageRuntime(broker, STAGE, settings.ack_wait_s))
+async def setup(ctx: WorkerContext) -> Hooks:
+    policy = Policy(ctx.live, StageRuntime(ctx, STAGE))
 
-    @broker.subscriber(subjects.REQ_POLICY, queue=subjects.QUEUE_GROUPS[subjects.REQ_POLICY],
-                       no_reply=True, ack_policy=AckPolicy.MANUAL)
+    @ctx.broker.subscriber(subjects.REQ_POLICY, queue=subjects.QUEUE_GROUPS[subjects.REQ_POLICY],
+                           no_reply=True, ack_policy=AckPolicy.MANUAL)
     async def on_request(data: bytes) -> None:
-        await policy.runtime.run(data, policy.work)
+        policy.runtime.accept(data, policy.work)
 
-    return Hooks(cleanup=live.stop)
+    return Hooks(cleanup=policy.runtime.drain)
 
 
 if __name__ == "__main__":
-    main("policy", setup)
+    main("policy")

@@ -16,16 +16,13 @@ import hashlib
 import hmac
 import os
 import time
-import warnings
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
-from faststream import AckPolicy
-from faststream.nats import JStream, NatsBroker
+from nats.aio.msg import Msg
 
 from infra import bootstrap
-from infra.settings import Settings
 from schemas import subjects
 from schemas.config import GatewayConfig, Guardrails, Redaction
 from schemas.envelope import Envelope
@@ -34,6 +31,8 @@ from stages.pii import PiiScanner
 from stages.redaction import PiiBlocked, RedactionResult, redact_embedding_input, redact_request
 from stages.vault import seal
 from workers.app import Hooks, main
+from workers.context import WorkerContext
+from workers.intake import PullIntake
 from workers.live_config import Derived
 from workers.runtime import StageRuntime, with_stage_time
 
@@ -144,18 +143,22 @@ def tenant_of(config: GatewayConfig, key_hash: str | None) -> str:
     return key.tenant if key is not None else ""
 
 
-async def setup(broker: NatsBroker, settings: Settings) -> Hooks:
-    live = await bootstrap.live_config(settings, STAGE)
+async def setup(ctx: WorkerContext) -> Hooks:
+    settings, live = ctx.settings, ctx.live
     key = settings.sealing_key()
     salt = default_salt(key)
     # (config, {profile: redactor}), rebuilt in a thread when any profile's redaction settings change
     # and swapped when ready: each request uses the pair it started with (hot reload).
     redactors = Derived(live.current, scanner_inputs, lambda config: build_redactors(config, salt))
     live.on_change(redactors.update)
-    runtime = StageRuntime(broker, STAGE, settings.ack_wait_s)
+    runtime = StageRuntime(ctx, STAGE)
     ner_pool = ThreadPoolExecutor(max_workers=NER_THREADS, thread_name_prefix="pii-ner")
+    warm(redactors.current)
 
     async def work(envelope: Envelope, started: float) -> None:
+        if envelope.delivery > 1:  # an earlier run died: does the caller still wait for an answer?
+            if not await runtime.settle_rerun(envelope, await runtime.check_rerun(envelope), started):
+                return
         config, by_profile = redactors.current
         guardrails = config.guardrails_for(envelope.api_key_hash, envelope.model_requested)
         redactor = by_profile.get(guardrails.profile) or by_profile["default"]
@@ -189,31 +192,35 @@ async def setup(broker: NatsBroker, settings: Settings) -> Hooks:
                                    "redelivered": envelope.delivery > 1})
         await runtime.forward(subjects.REQ_POLICY, out)
 
-    # A durable push consumer bound with a deliver group (``queue``) is shared by every replica, which
-    # FastStream's generic warning does not know; the consumer itself is declared in infra/jetstream.py.
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message="The JetStream Push consumer with the `durable` option")
-        subscriber = broker.subscriber(
-            subjects.REQ_REDACT,
-            stream=JStream(subjects.STREAM_REQUESTS, declare=False),
-            durable=subjects.CONSUMER_REDACT,
-            queue=subjects.QUEUE_GROUPS[subjects.REQ_REDACT],
-            no_reply=True,
-            ack_policy=AckPolicy.MANUAL,
-        )
+    async def work_then_room(envelope: Envelope, started: float) -> None:
+        try:
+            await work(envelope, started)
+        finally:
+            await intake.done()
 
-    @subscriber
-    async def on_request(data: bytes) -> None:
-        message: Any = broker.context.get_local("message")
-        raw = message.raw_message
-        await runtime.run(data, work, delivery=raw.metadata.num_delivered, ack_subject=raw.reply)
+    def on_message(msg: Msg) -> None:
+        if runtime.accept(msg.data, work_then_room, ack_subject=msg.reply) is None:
+            runtime.spawn(intake.done())
+
+    # The first hop pulls from the GW_REQ work queue as fast as this process works (workers/intake.py);
+    # the durable consumer is declared in infra/jetstream.py, shared by every replica.
+    intake = PullIntake(lambda: ctx.nc, subjects.STREAM_REQUESTS, subjects.CONSUMER_REDACT, on_message,
+                        max_inflight=settings.intake_inflight)
 
     async def cleanup() -> None:
-        await live.stop()
+        await runtime.drain()
         ner_pool.shutdown(wait=False, cancel_futures=True)
 
-    return Hooks(cleanup=cleanup)
+    return Hooks(after_start=intake.start, drain=intake.stop, cleanup=cleanup, reconnected=intake.reconnected)
+
+
+def warm(current: tuple[GatewayConfig, dict[str, ProfileRedactor]]) -> None:
+    """Run every profile's scanner once before taking requests: the first request after "ready" must be
+    as fast as the next (presidio and spaCy build caches on their first call)."""
+    for redactor in set(current[1].values()):
+        if redactor.scanner is not None:
+            redactor.scanner.find("Warm-up: write to warm.up@example.com or call +1 415 555 0100, Jane Doe in Paris.")
 
 
 if __name__ == "__main__":
-    main("redaction", setup)
+    main("redaction")

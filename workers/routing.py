@@ -13,11 +13,8 @@ import os
 import random
 
 from faststream import AckPolicy
-from faststream.nats import NatsBroker
 
-from infra import bootstrap
 from infra.prices import price_book
-from infra.settings import Settings
 from schemas import subjects
 from schemas.config import GatewayConfig
 from schemas.envelope import Envelope
@@ -25,6 +22,7 @@ from schemas.errors import ServiceUnavailable
 from schemas.routing import PlannedTarget
 from stages.routing import Plan, RequestFacts, Router
 from workers.app import Hooks, main
+from workers.context import WorkerContext
 from workers.health import HealthMonitor
 from workers.runtime import StageRuntime, with_stage_time
 
@@ -75,8 +73,8 @@ async def apply_breakers(plan: Plan, monitor: HealthMonitor, model: str) -> tupl
     return kept, skipped
 
 
-async def setup(broker: NatsBroker, settings: Settings) -> Hooks:
-    live = await bootstrap.live_config(settings, STAGE)
+async def setup(ctx: WorkerContext) -> Hooks:
+    live = ctx.live
     routers: dict[str, Router] = {}
 
     def router_now() -> tuple[str, Router]:
@@ -88,10 +86,11 @@ async def setup(broker: NatsBroker, settings: Settings) -> Hooks:
             router = routers[version] = build_router(live.get(version) or live.current)
         return version, router
 
-    runtime = StageRuntime(broker, STAGE, settings.ack_wait_s)
+    runtime = StageRuntime(ctx, STAGE)
     monitor = HealthMonitor(lambda: runtime.nc, lambda: live.current.circuit_breaker, f"{STAGE}-{os.getpid()}",
                             config_version=lambda: live.version)
     rng = random.Random()
+    router_now()  # built before the first request, not on it
 
     async def work(envelope: Envelope, started: float) -> None:
         version, router = router_now()
@@ -110,17 +109,17 @@ async def setup(broker: NatsBroker, settings: Settings) -> Hooks:
         out = runtime.event(out, "route.planned", started, attrs=attrs)
         await runtime.forward(subjects.REQ_CALL, out)
 
-    @broker.subscriber(subjects.REQ_ROUTE, queue=subjects.QUEUE_GROUPS[subjects.REQ_ROUTE],
-                       no_reply=True, ack_policy=AckPolicy.MANUAL)
+    @ctx.broker.subscriber(subjects.REQ_ROUTE, queue=subjects.QUEUE_GROUPS[subjects.REQ_ROUTE],
+                           no_reply=True, ack_policy=AckPolicy.MANUAL)
     async def on_request(data: bytes) -> None:
-        await runtime.run(data, work)
+        runtime.accept(data, work)
 
     async def cleanup() -> None:
+        await runtime.drain()
         await monitor.stop()
-        await live.stop()
 
     return Hooks(after_start=monitor.start, cleanup=cleanup)
 
 
 if __name__ == "__main__":
-    main("routing", setup)
+    main("routing")

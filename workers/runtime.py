@@ -1,12 +1,17 @@
 """What every stage worker shares: the hot path around the pure stage logic.
 
-FastStream declares the subscribers (``apply_types=False``, ``logger=None``, raw-bytes decoder,
-manual ack); the hot path publishes on the underlying nats-py connection. Every handler goes
-through ``StageRuntime.run``: decode the envelope, refuse it if its deadline passed, time the stage,
-turn any exception into a typed error answered to the caller, emit the stage event.
+``accept`` takes a message as soon as it arrives: decode the envelope, *hold* the request (the end-to-end
+ack's lease, ``workers/leases.py``), and work on it in a task of its own, so nothing waits unheld in a
+queue while the process is busy. ``run`` refuses an envelope whose deadline passed, times the stage,
+turns any exception into a typed error answered to the caller, and lets go of the request when the
+stage is done with it (forwarded, handed over, or ended).
 
-Ending a request (``finish``) is one function for every stage: answer ``reply_to``, emit the
-``RequestCompleted`` record, then ack the request's JetStream message (end-to-end ack).
+Ending a request (``finish``) is one function for every stage: publish the ``RequestCompleted``
+record (JetStream, de-duplicated by request id) and then the answer, in that order and in one write;
+then, in the background, wait until JetStream stored the record and ingress confirmed the answer
+(sending either again after a broker restart), and only then ack the request's JetStream message. A
+process that dies anywhere before the ack leaves the request unacked and unheld: JetStream redelivers it
+after ``ack_wait`` and its rerun first asks ingress what the caller already has (``check_rerun``).
 """
 
 from __future__ import annotations
@@ -18,102 +23,109 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import orjson
-from faststream.nats import NatsBroker
 from nats.aio.client import Client as NatsClient
+from nats.aio.msg import Msg
 
-from schemas import subjects
+from schemas import control, subjects
+from schemas.control import IngressState, ReplyAck
 from schemas.envelope import Envelope, Reply
-from schemas.errors import DeadlineExceeded, ErrorInfo, GatewayError, InternalError
+from schemas.errors import ClientGone, DeadlineExceeded, ErrorInfo, GatewayError, InternalError
 from schemas.events import RequestCompleted, StageEvent
 from schemas.ids import uuid7
+from workers.context import WorkerContext
 
 log = logging.getLogger("gateway")
 
-ACK = b"+ACK"
-IN_PROGRESS = b"+WPI"
+Work = Callable[[Envelope, float], Awaitable[None]]
+
+REPLY_GIVE_UP_S = 10.0
+"""How long an answer is offered to an ingress that does not subscribe (reconnecting after a broker
+restart takes a second or two; after this long it is gone, and so is its caller)."""
+CHECK_GIVE_UP_S = 5.0
+MAX_RUNS = 3
+"""A request whose chain died this many times is not run again: it is answered with an error (a request
+that kills the process handling it must not take every replica down in turn)."""
 
 
-async def raw_body(message: Any) -> Any:
-    """FastStream decoder: hand the handler the raw payload bytes (no per-message JSON work)."""
-    return message.body
-
-
-def make_broker(nats_url: str, name: str) -> NatsBroker:
-    return NatsBroker(
-        nats_url,
-        apply_types=False,
-        logger=None,
-        decoder=raw_body,
-        name=name,
-        max_reconnect_attempts=-1,
-        reconnect_time_wait=1,
-    )
-
-
-class InProgressTicker:
-    """Keeps long-running requests from being redelivered: sends ``+WPI`` to their ack subjects.
-
-    One loop for the whole process, every ``ack_wait / 3``, instead of a timer per request."""
-
-    def __init__(self, nc: Callable[[], NatsClient], ack_wait_s: float) -> None:
-        self._nc = nc
-        self._period = ack_wait_s / 3
-        self._subjects: dict[str, int] = {}
-        self._task: asyncio.Task[None] | None = None
-
-    def add(self, ack_subject: str | None) -> None:
-        if ack_subject:
-            self._subjects[ack_subject] = self._subjects.get(ack_subject, 0) + 1
-            if self._task is None:
-                self._task = asyncio.create_task(self._loop())
-
-    def discard(self, ack_subject: str | None) -> None:
-        if ack_subject and ack_subject in self._subjects:
-            left = self._subjects[ack_subject] - 1
-            if left <= 0:
-                del self._subjects[ack_subject]
-            else:
-                self._subjects[ack_subject] = left
-
-    async def _loop(self) -> None:
-        while True:
-            await asyncio.sleep(self._period)
-            try:
-                nc = self._nc()
-                for subject in list(self._subjects):
-                    await nc.publish(subject, IN_PROGRESS)
-            except Exception:  # noqa: BLE001 - a reconnecting client must not stop the heartbeats for good
-                log.warning("could not send in-progress signals; retrying next period", exc_info=True)
-
-    async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            self._task = None
+def ack_metadata(reply: str) -> int:
+    """The delivery count of a JetStream message from its ack subject:
+    ``$JS.ACK.<stream>.<consumer>.<delivered>.<sseq>.<cseq>.<ts>.<pending>``, or with a domain and an
+    account hash after ``ACK`` and a random token at the end (``$JS.ACK.<domain>.<hash>.<stream>...``)."""
+    tokens = reply.split(".")
+    index = 4 if len(tokens) == 9 else 6
+    try:
+        return int(tokens[index])
+    except (IndexError, ValueError):
+        return 1
 
 
 class StageRuntime:
-    def __init__(self, broker: NatsBroker, stage: str, ack_wait_s: float = 3.0) -> None:
-        self.broker = broker
+    def __init__(self, ctx: WorkerContext, stage: str) -> None:
+        self.ctx = ctx
         self.stage = stage
         self.event_subject = subjects.event_subject(stage)
-        self.ticker = InProgressTicker(lambda: self.nc, ack_wait_s)
+        self.leases = ctx.leases
+        self.confirmer = ctx.confirmer
+        self._tasks: set[asyncio.Task[None]] = set()
 
     @property
     def nc(self) -> NatsClient:
-        connection = self.broker.connection
-        assert connection is not None, "broker not started"
-        return connection
+        return self.ctx.nc
 
-    # -- publishing -------------------------------------------------------------------------------
+    # -- taking requests --------------------------------------------------------------------------
+
+    def accept(self, data: bytes, work: Work, *, ack_subject: str | None = None) -> Envelope | None:
+        """Take a request now (decode, hold) and work on it in its own task. The first stage passes the
+        JetStream message's ack subject; later stages find it in the envelope."""
+        started = time.perf_counter()
+        try:
+            envelope = Envelope.model_validate_json(data)
+        except Exception:  # a message we cannot read has no caller we could answer
+            log.exception("%s: undecodable envelope dropped", self.stage)
+            if ack_subject:
+                self.spawn(self.leases.ack(ack_subject))
+            return None
+        if ack_subject is not None:
+            envelope = envelope.model_copy(update={"delivery": ack_metadata(ack_subject), "ack_subject": ack_subject})
+        self.leases.hold(envelope.ack_subject)
+        self.spawn(self.run(envelope, work, started))
+        return envelope
+
+    def spawn(self, coro: Awaitable[None]) -> None:
+        task: asyncio.Task[None] = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    @property
+    def busy(self) -> int:
+        return len(self._tasks)
+
+    async def drain(self, timeout_s: float = 10.0) -> None:
+        """Shutdown: let the requests in hand finish (a SIGKILL instead leaves them to redelivery)."""
+        if self._tasks:
+            await asyncio.wait(set(self._tasks), timeout=timeout_s)
+
+    async def run(self, envelope: Envelope, work: Work, started: float) -> None:
+        try:
+            if envelope.expired():
+                raise DeadlineExceeded(f"the request deadline passed before the {self.stage} stage could handle it")
+            await work(envelope, started)
+        except GatewayError as exc:
+            await self.fail(envelope, exc, started, f"{self.stage}.failed")
+        except Exception as exc:  # noqa: BLE001 - every accepted request must end in an answer
+            log.exception("%s: unexpected error on %s", self.stage, envelope.request_id)
+            await self.fail(envelope, InternalError(f"{self.stage} stage failed: {type(exc).__name__}"),
+                            started, f"{self.stage}.crashed")
+        finally:
+            self.leases.release(envelope.ack_subject)
+
+    # -- passing requests on ------------------------------------------------------------------------
 
     async def forward(self, subject: str, envelope: Envelope) -> None:
         await self.nc.publish(subject, envelope.model_dump_json().encode())
         # nats-py writes from a flusher task, i.e. only once this handler yields: yield now so the
-        # next stage gets the envelope before we spend time on events and FastStream's bookkeeping.
+        # next stage gets the envelope before we spend time on events and bookkeeping.
         await asyncio.sleep(0)
-
-    async def record(self, completed: RequestCompleted) -> None:
-        await self.nc.publish(self.event_subject, completed.model_dump_json().encode())
 
     def event(
         self,
@@ -141,13 +153,9 @@ class StageRuntime:
         return envelope.model_copy(update={"events": [*envelope.events, event]})
 
     async def reply(self, envelope: Envelope, reply: Reply) -> None:
+        """A stream chunk to the caller (unconfirmed: ingress asks for a resend if one goes missing)."""
         await self.nc.publish(envelope.reply_to, reply.model_dump_json().encode())
         await asyncio.sleep(0)  # on the wire before the bookkeeping that follows (see ``forward``)
-
-    async def ack(self, envelope: Envelope) -> None:
-        self.ticker.discard(envelope.ack_subject)
-        if envelope.ack_subject:
-            await self.nc.publish(envelope.ack_subject, ACK)
 
     # -- ending a request ---------------------------------------------------------------------------
 
@@ -159,21 +167,69 @@ class StageRuntime:
         body: dict[str, Any] | None = None,
         error: ErrorInfo | None = None,
         stored_response: dict[str, Any] | None = None,
-        answered: bool = False,
+        reply: Reply | None = None,
+        answer: bool = True,
+        resend: Callable[[int], Awaitable[None]] | None = None,
     ) -> None:
-        """End the request: answer the caller (unless ``answered``), record it, ack it."""
-        if not answered:
-            if error is not None:
-                reply = Reply(kind="error", request_id=envelope.request_id, delivery=envelope.delivery,
-                              status=error.status_code,
-                              error=error, provider_ms=envelope.provider_ms, ttfb_ms=envelope.ttfb_ms)
-            else:
-                reply = Reply(kind="response", request_id=envelope.request_id, delivery=envelope.delivery,
-                              status=status, body=body,
-                              provider_ms=envelope.provider_ms, ttfb_ms=envelope.ttfb_ms)
-            await self.reply(envelope, reply)
-        await self.record(completed_record(envelope, self.stage, status, error, stored_response))
-        await self.ack(envelope)
+        """End the request: record it, answer the caller (``reply``, else built from ``status``, ``body``
+        and ``error``; nothing when ``answer`` is false), and ack it once both are confirmed.
+        ``resend``: a stream's chunks from a sequence number, when ingress says some went missing."""
+        record = completed_record(envelope, self.stage, status, error, stored_response).model_dump_json().encode()
+        headers = {"Nats-Msg-Id": envelope.request_id}
+        recorded = await self.confirmer.send(self.event_subject, record, headers)
+        answered: asyncio.Future[Msg] | None = None
+        data = b""
+        if answer:
+            if reply is None:
+                reply = build_reply(envelope, status, body, error)
+            data = reply.model_dump_json().encode()
+            answered = await self.confirmer.send(envelope.reply_to, data)
+        self.leases.hold(envelope.ack_subject)  # held until acked, whatever happens to the caller's task
+        self.spawn(self._settle(envelope, record, recorded, data, answered, resend))
+        await asyncio.sleep(0)  # on the wire now
+
+    async def _settle(self, envelope: Envelope, record: bytes, recorded: asyncio.Future[Msg],
+                      data: bytes, answered: asyncio.Future[Msg] | None,
+                      resend: Callable[[int], Awaitable[None]] | None) -> None:
+        try:
+            await self._stored(record, envelope.request_id, recorded)
+            if answered is not None:
+                await self._confirmed(envelope, data, answered, resend)
+            await self.leases.ack(envelope.ack_subject)
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # noqa: BLE001 - unacked and unheld: JetStream redelivers, the rerun checks first
+            log.exception("%s: could not settle %s", self.stage, envelope.request_id)
+        finally:
+            self.leases.release(envelope.ack_subject)
+
+    async def _stored(self, record: bytes, request_id: str, first: asyncio.Future[Msg]) -> None:
+        """Until JetStream has stored the record (a duplicate of one stored earlier counts)."""
+        headers = {"Nats-Msg-Id": request_id}
+        future: asyncio.Future[Msg] | None = first
+        while True:
+            answer = await self.confirmer.deliver(self.event_subject, record, headers, first=future, give_up_s=30.0)
+            future = None
+            if answer is not None and b'"error"' not in answer.data:
+                return
+            log.warning("%s: the record of %s is not stored yet (%s); trying again", self.stage, request_id,
+                        answer.data[:200] if answer is not None else "no answer")
+            await asyncio.sleep(0.5)
+
+    async def _confirmed(self, envelope: Envelope, data: bytes, first: asyncio.Future[Msg],
+                         resend: Callable[[int], Awaitable[None]] | None) -> None:
+        """Until ingress has the answer, no longer waits for it, or is gone."""
+        future: asyncio.Future[Msg] | None = first
+        for _ in range(100):  # resends of a stream's missing chunks: a bound, never reached in practice
+            answer = await self.confirmer.deliver(envelope.reply_to, data, first=future, give_up_s=REPLY_GIVE_UP_S)
+            future = None
+            if answer is None:
+                log.info("%s: nobody waits for %s any more (its ingress is gone)", self.stage, envelope.request_id)
+                return
+            ack = ReplyAck.model_validate_json(answer.data) if answer.data else ReplyAck()
+            if ack.state != "resend" or resend is None:
+                return
+            await resend(ack.resend_from)
 
     async def fail(self, envelope: Envelope, error: GatewayError, started: float, type_: str) -> None:
         info = error.info()
@@ -181,38 +237,46 @@ class StageRuntime:
                               attrs={"error_type": info.type, "error_code": info.code, "status": info.status_code})
         await self.finish(envelope, status=info.status_code, error=info)
 
-    # -- the handler wrapper ----------------------------------------------------------------------
+    # -- reruns -------------------------------------------------------------------------------------
 
-    async def run(
-        self,
-        data: bytes,
-        work: Callable[[Envelope, float], Awaitable[None]],
-        *,
-        delivery: int | None = None,
-        ack_subject: str | None = None,
-    ) -> None:
-        started = time.perf_counter()
-        try:
-            envelope = Envelope.model_validate_json(data)
-        except Exception:  # a message we cannot read has no caller we could answer
-            log.exception("%s: undecodable envelope dropped", self.stage)
-            if ack_subject:
-                await self.nc.publish(ack_subject, ACK)
-            return
-        if delivery is not None or ack_subject is not None:
-            envelope = envelope.model_copy(update={"delivery": delivery or 1, "ack_subject": ack_subject})
-        try:
-            if envelope.expired():
-                raise DeadlineExceeded(
-                    f"the request deadline passed before the {self.stage} stage could handle it"
-                )
-            await work(envelope, started)
-        except GatewayError as exc:
-            await self.fail(envelope, exc, started, f"{self.stage}.failed")
-        except Exception as exc:  # noqa: BLE001 - every accepted request must end in an answer
-            log.exception("%s: unexpected error on %s", self.stage, envelope.request_id)
-            await self.fail(envelope, InternalError(f"{self.stage} stage failed: {type(exc).__name__}"),
-                            started, f"{self.stage}.crashed")
+    async def check_rerun(self, envelope: Envelope) -> IngressState:
+        """Before a redelivered request runs again: what does its caller already have?"""
+        answer = await self.confirmer.deliver(
+            envelope.reply_to, b"", {control.KIND: control.CHECK, control.DELIVERY: str(envelope.delivery)},
+            attempt_s=1.0, give_up_s=CHECK_GIVE_UP_S)
+        if answer is None:
+            return IngressState(state="gone")
+        return IngressState.model_validate_json(answer.data)
+
+    async def settle_rerun(self, envelope: Envelope, state: IngressState, started: float) -> bool:
+        """A redelivered request: True if it should run again; else it is ended here (recorded, acked:
+        the record only lands if the earlier run did not leave one)."""
+        if state.state == "waiting":
+            if envelope.delivery <= MAX_RUNS:
+                return True
+            error = InternalError(f"The gateway failed {envelope.delivery - 1} times while handling this request; "
+                                  "it is not tried again.", code="repeated_failure")
+            await self.fail(envelope, error, started, f"{self.stage}.abandoned")
+            return False
+        if state.state == "done":
+            info = state.error
+            out = self.event(envelope, "request.rerun_skipped", started, attrs={"reason": "answered"})
+            await self.finish(out, status=state.status or (info.status_code if info else 200), error=info,
+                              answer=False)
+            return False
+        gone = ClientGone("The ingress holding the caller's connection stopped before the answer.").info()
+        out = self.event(envelope, "request.rerun_skipped", started, status="error", attrs={"reason": "client_gone"})
+        await self.finish(out, status=gone.status_code, error=gone, answer=False)
+        return False
+
+
+def build_reply(envelope: Envelope, status: int, body: dict[str, Any] | None, error: ErrorInfo | None) -> Reply:
+    if error is not None:
+        return Reply(kind="error", request_id=envelope.request_id, delivery=envelope.delivery,
+                     status=error.status_code, error=error, provider_ms=envelope.provider_ms,
+                     ttfb_ms=envelope.ttfb_ms)
+    return Reply(kind="response", request_id=envelope.request_id, delivery=envelope.delivery, status=status,
+                 body=body, provider_ms=envelope.provider_ms, ttfb_ms=envelope.ttfb_ms)
 
 
 def elapsed_ms(started: float) -> float:

@@ -14,17 +14,16 @@ from typing import Any
 
 import orjson
 from faststream import AckPolicy
-from faststream.nats import NatsBroker
 from nats.aio.msg import Msg
 from nats.errors import TimeoutError as NatsTimeoutError
 from pydantic import TypeAdapter, ValidationError
 
 from infra import bootstrap
 from infra.clickhouse.readonly import ReadOnlyViolation
-from infra.settings import Settings
 from schemas import subjects
 from schemas.events import Event
 from workers.app import Hooks, main
+from workers.context import WorkerContext
 
 log = logging.getLogger("gateway.sink")
 EVENT = TypeAdapter[Event](Event)
@@ -40,7 +39,8 @@ def decode(messages: list[Msg]) -> list[Event]:
     return events
 
 
-async def setup(broker: NatsBroker, settings: Settings) -> Hooks:
+async def setup(ctx: WorkerContext) -> Hooks:
+    broker, settings = ctx.broker, ctx.settings
     # chDB is not safe to call from several threads at once: one thread owns every store call.
     executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="store")
     loop = asyncio.get_running_loop()
@@ -51,8 +51,7 @@ async def setup(broker: NatsBroker, settings: Settings) -> Hooks:
     pulls: list[Any] = []
 
     async def consume() -> None:
-        assert broker.connection is not None
-        js = broker.connection.jetstream()
+        js = ctx.nc.jetstream()
         psub = await js.pull_subscribe_bind(durable=subjects.CONSUMER_SINK, stream=subjects.STREAM_EVENTS)
         pulls.append(psub)
         window = settings.sink_batch_ms / 1000
@@ -66,6 +65,9 @@ async def setup(broker: NatsBroker, settings: Settings) -> Hooks:
                 try:
                     batch = await psub.fetch(settings.sink_batch_rows, timeout=0.001)
                 except (TimeoutError, NatsTimeoutError):
+                    break
+                except Exception as exc:  # noqa: BLE001 - the broker is restarting: the next window asks again
+                    log.info("sink: fetch failed (%r); trying again", exc)
                     break
                 await write(batch)
                 if len(batch) < settings.sink_batch_rows:
@@ -81,7 +83,10 @@ async def setup(broker: NatsBroker, settings: Settings) -> Hooks:
                 log.exception("insert of %d events failed; retrying", len(events))
                 await asyncio.sleep(1.0)
         for msg in batch:
-            await msg.ack()
+            try:
+                await msg.ack()
+            except Exception:  # noqa: BLE001 - not acked: redelivered later, and de-duplicated
+                log.info("sink: could not ack an event (broker reconnecting); it will come again")
 
     @broker.subscriber(subjects.SQL_QUERY, queue="sink", no_reply=True, ack_policy=AckPolicy.MANUAL)
     async def on_sql(data: bytes) -> None:
@@ -95,8 +100,8 @@ async def setup(broker: NatsBroker, settings: Settings) -> Hooks:
             answer = {"error": str(exc)}
         except Exception as exc:  # noqa: BLE001 - the analyst gets ClickHouse's message
             answer = {"error": f"query failed: {exc}"}
-        if reply and broker.connection is not None:
-            await broker.connection.publish(reply, orjson.dumps(answer, default=str))
+        if reply:
+            await ctx.nc.publish(reply, orjson.dumps(answer, default=str))
 
     async def start_consumer() -> None:
         consumer.append(asyncio.create_task(consume()))
@@ -116,4 +121,4 @@ async def setup(broker: NatsBroker, settings: Settings) -> Hooks:
 
 
 if __name__ == "__main__":
-    main("sink", setup)
+    main("sink")

@@ -9,10 +9,9 @@ from __future__ import annotations
 
 import copy
 import re
-import types
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any, ClassVar, cast
+from typing import Any, ClassVar
 
 import orjson
 import pytest
@@ -27,6 +26,7 @@ from stages.guardrails import registry
 from stages.guardrails.base import Guardrail, Result, Subject
 from stages.pii import PiiScanner
 from stages.vault import new_key, seal
+from tests.support.fake_nats import FakeNats, context
 from workers.output_filter import OutputFilterStage, OutputScanners, ScannerCache, build_scanner, scanner_inputs
 from workers.runtime import StageRuntime
 
@@ -113,18 +113,10 @@ CONFIG_DATA: dict[str, Any] = {
 CONFIG = GatewayConfig.model_validate(CONFIG_DATA)
 
 
-class RecordingConnection:
-    def __init__(self) -> None:
-        self.published: list[tuple[str, bytes]] = []
-
-    async def publish(self, subject: str, data: bytes) -> None:
-        self.published.append((subject, data))
-
-
 @dataclass
 class Harness:
     stage: OutputFilterStage
-    nc: RecordingConnection
+    nc: FakeNats
 
     def replies(self) -> list[dict[str, Any]]:
         return [orjson.loads(d) for s, d in self.nc.published if s == REPLY_TO]
@@ -139,8 +131,8 @@ class Harness:
 
 
 def make_harness() -> Harness:
-    nc = RecordingConnection()
-    runtime = StageRuntime(cast(Any, types.SimpleNamespace(connection=nc)), "output_filter", 3.0)
+    nc = FakeNats()
+    runtime = StageRuntime(context(nc), "output_filter")
     return Harness(OutputFilterStage(runtime, CONFIG, ScannerCache(fake_scanner)(CONFIG), KEY, "v1"), nc)
 
 

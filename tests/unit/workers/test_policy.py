@@ -4,7 +4,6 @@ envelope, a block ending the request with them, and the event summary."""
 from __future__ import annotations
 
 import time
-import types
 from typing import Any
 
 import orjson
@@ -16,6 +15,7 @@ from schemas.envelope import Envelope
 from schemas.errors import AuthenticationFailed
 from schemas.events import RequestCompleted
 from schemas.guardrails import Verdict
+from tests.support.fake_nats import FakeNats, context
 from workers.guardrail_sets import GuardrailSets, profile_of
 from workers.live_config import LiveConfig
 from workers.policy import Policy, check_input, summary
@@ -46,18 +46,10 @@ def make_envelope(text: str, model: str = "m", **update: Any) -> Envelope:
         "body": {"model": model, "messages": [{"role": "user", "content": text}]}, **update})
 
 
-class FakeNats:
-    def __init__(self) -> None:
-        self.published: list[tuple[str, bytes]] = []
-
-    async def publish(self, subject: str, payload: bytes) -> None:
-        self.published.append((subject, payload))
-
-
 def policy_of(config: GatewayConfig) -> tuple[Policy, FakeNats]:
     nc = FakeNats()
-    runtime = StageRuntime(types.SimpleNamespace(connection=nc), "policy")  # type: ignore[arg-type]
-    return Policy(LiveConfig.static(config, "v1"), runtime), nc
+    live = LiveConfig.static(config, "v1")
+    return Policy(live, StageRuntime(context(nc, live), "policy")), nc
 
 
 # -- pure parts -----------------------------------------------------------------------------------

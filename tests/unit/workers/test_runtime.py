@@ -1,4 +1,4 @@
-"""The pure parts of the stage runtime: the completion record, stage timing, the in-progress ticker."""
+"""The stage runtime: the completion record, stage timing, and how a request ends (record, answer, ack)."""
 
 from __future__ import annotations
 
@@ -11,12 +11,15 @@ import orjson
 import pytest
 
 from schemas import subjects
-from schemas.envelope import Envelope, Usage
+from schemas.control import IngressState
+from schemas.envelope import Envelope, Reply, Usage
 from schemas.errors import ContentBlocked, ProviderTimeout
 from schemas.events import RequestCompleted
 from schemas.guardrails import Verdict
+from tests.support.fake_nats import NO_RESPONDERS, FakeNats, context, settled
 from workers import runtime
-from workers.runtime import IN_PROGRESS, InProgressTicker, StageRuntime, completed_record, with_stage_time
+from workers.leases import ACK
+from workers.runtime import StageRuntime, ack_metadata, completed_record, with_stage_time
 
 RECEIVED = 1_700_000_000.0
 
@@ -146,10 +149,12 @@ def test_no_guardrails_no_verdicts(clock: types.SimpleNamespace) -> None:
 async def test_a_blocked_request_publishes_its_verdicts(clock: types.SimpleNamespace) -> None:
     """The stage that blocks ends the request through ``fail``: the record carries the verdicts."""
     nc = FakeNats()
-    stage = StageRuntime(types.SimpleNamespace(connection=nc), "output_filter")  # type: ignore[arg-type]
+    ctx = context(nc)
+    stage = StageRuntime(ctx, "output_filter")
     env = make_envelope(guardrail_profile="strict", verdicts=VERDICTS, ack_subject="$JS.ACK.x")
     await stage.fail(env, ContentBlocked("The response was blocked by the secrets guardrail."), 100.0,
                      "output_filter.blocked")
+    await settled(ctx, stage)
     by_subject = dict(nc.published)
     assert set(by_subject) == {env.reply_to, subjects.event_subject("output_filter"), "$JS.ACK.x"}
     record = RequestCompleted.model_validate_json(by_subject[subjects.event_subject("output_filter")])
@@ -180,92 +185,150 @@ def test_with_stage_time_real_clock() -> None:
     assert 0 <= env.stage_ms["routing"] < 1_000
 
 
-# -- InProgressTicker -------------------------------------------------------------------------------
 
 
-class FakeNats:
-    def __init__(self, fail_first: int = 0) -> None:
-        self.published: list[tuple[str, bytes]] = []
-        self.fail_first = fail_first
-        self.event = asyncio.Event()
-
-    async def publish(self, subject: str, payload: bytes) -> None:
-        if self.fail_first:
-            self.fail_first -= 1
-            raise ConnectionError("nats: connection closed")
-        self.published.append((subject, payload))
-        self.event.set()
+# -- ending a request: record, answer, ack ------------------------------------------------------------
 
 
-def never_called() -> Any:
-    raise AssertionError("the ticker published although its period cannot have elapsed")
-
-
-async def test_ticker_counts_adds_and_discards() -> None:
-    ticker = InProgressTicker(never_called, ack_wait_s=3_000)
-    try:
-        ticker.add("ack.a")
-        ticker.add("ack.a")
-        ticker.add("ack.b")
-        assert ticker._subjects == {"ack.a": 2, "ack.b": 1}
-        ticker.discard("ack.a")
-        assert ticker._subjects == {"ack.a": 1, "ack.b": 1}
-        ticker.discard("ack.a")
-        ticker.discard("ack.a")  # one discard too many: harmless
-        ticker.discard("ack.unknown")
-        ticker.discard(None)
-        assert ticker._subjects == {"ack.b": 1}
-    finally:
-        await ticker.stop()
-
-
-async def test_ticker_ignores_requests_without_ack_subject() -> None:
-    ticker = InProgressTicker(never_called, ack_wait_s=3_000)
-    ticker.add(None)
-    ticker.add("")
-    assert ticker._subjects == {}
-    assert ticker._task is None  # no loop started for nothing
-    await ticker.stop()
-
-
-async def test_ticker_starts_one_loop_and_stop_cancels_it() -> None:
-    ticker = InProgressTicker(never_called, ack_wait_s=3_000)
-    ticker.add("ack.a")
-    task = ticker._task
-    assert task is not None
-    ticker.add("ack.b")
-    assert ticker._task is task
-    await ticker.stop()
-    assert ticker._task is None
-    await asyncio.sleep(0)
-    assert task.cancelled()
-
-
-async def test_ticker_sends_in_progress_to_live_subjects_only() -> None:
+async def test_finish_records_then_answers_then_acks_once_both_are_confirmed() -> None:
     nc = FakeNats()
-    ticker = InProgressTicker(lambda: nc, ack_wait_s=0.03)  # a tick every 10 ms
-    try:
-        ticker.add("ack.kept")
-        ticker.add("ack.done")
-        ticker.discard("ack.done")
-        await asyncio.wait_for(nc.event.wait(), 1)
-    finally:
-        await ticker.stop()
-    assert nc.published
-    assert set(nc.published) == {("ack.kept", IN_PROGRESS)}
+    ctx = context(nc)
+    stage = StageRuntime(ctx, "output_filter")
+    env = make_envelope(ack_subject="$JS.ACK.GW_REQ.redaction.1.7.7.0.0")
+    ctx.leases.hold(env.ack_subject)  # as ``accept`` does
+    await stage.finish(env, status=200, body={"choices": []})
+    ctx.leases.release(env.ack_subject)  # as ``run`` does when the stage's work returns
+    # record and answer are on the wire at once, in that order; the ack waits for both confirmations
+    assert [s.subject for s in nc.sent] == [subjects.event_subject("output_filter"), env.reply_to]
+    assert nc.sent[0].headers == {"Nats-Msg-Id": env.request_id}  # JetStream keeps one record per request
+    assert env.ack_subject in ctx.leases  # held until acked
+    await settled(ctx, stage)
+    assert nc.sent[-1].subject == env.ack_subject and nc.sent[-1].data == ACK
+    assert env.ack_subject not in ctx.leases
+    reply = Reply.model_validate_json(nc.sent[1].data)
+    assert (reply.kind, reply.status, reply.body) == ("response", 200, {"choices": []})
 
 
-async def test_ticker_survives_a_failed_publish() -> None:
-    nc = FakeNats(fail_first=1)
-    ticker = InProgressTicker(lambda: nc, ack_wait_s=0.03)
-    ticker.add("ack.a")
-    task = ticker._task
-    assert task is not None
-    try:
-        await asyncio.wait_for(nc.event.wait(), 0.3)
-    finally:
-        await ticker.stop()
+async def test_no_ack_while_the_record_is_not_stored() -> None:
+    nc = FakeNats(answers={subjects.EVT_PREFIX: None})  # JetStream never answers
+    ctx = context(nc)
+    stage = StageRuntime(ctx, "policy")
+    env = make_envelope(ack_subject="$JS.ACK.x")
+    await stage.finish(env, status=200, body={})
+    for _ in range(20):
         await asyncio.sleep(0)
-        if task.done() and not task.cancelled():
-            task.exception()  # retrieved, so asyncio does not log it at garbage collection
-    assert nc.published == [("ack.a", IN_PROGRESS)]
+    assert "$JS.ACK.x" not in [s.subject for s in nc.sent]
+    assert env.ack_subject in ctx.leases  # still held: +WPI keeps it from redelivery while we retry
+    nc.answers.clear()  # the broker is back: the record is sent again and stored
+    await stage.drain(5.0)
+    assert nc.sent[-1].subject == "$JS.ACK.x"
+    assert len(nc.on(subjects.event_subject("policy"))) >= 2
+
+
+async def test_an_answer_nobody_waits_for_is_acked_after_the_give_up(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(runtime, "REPLY_GIVE_UP_S", 0.2)
+    nc = FakeNats(answers={"gw.reply.": NO_RESPONDERS})  # its ingress is gone
+    ctx = context(nc)
+    stage = StageRuntime(ctx, "output_filter")
+    env = make_envelope(ack_subject="$JS.ACK.y")
+    await stage.finish(env, status=200, body={})
+    await stage.drain(5.0)
+    assert len(nc.on(env.reply_to)) > 1  # offered again while ingress could be reconnecting
+    assert nc.sent[-1].subject == "$JS.ACK.y"  # then given up: the record is stored, the request ends
+
+
+async def test_a_stream_end_resends_missing_chunks_before_it_is_confirmed() -> None:
+    answers = iter([b'{"state":"resend","resend_from":3}', b'{"state":"ok"}'])
+    nc = FakeNats()
+
+    async def ingress(msg: Any) -> None:
+        await nc.publish(msg.reply, next(answers))
+
+    nc.subs["gw.reply.ing.r"] = ingress
+    ctx = context(nc)
+    stage = StageRuntime(ctx, "output_filter")
+    resent: list[int] = []
+
+    async def resend(from_seq: int) -> None:
+        resent.append(from_seq)
+
+    end = Reply(kind="end", request_id="r", seq=5)
+    await stage.finish(make_envelope(ack_subject="$JS.ACK.z"), status=200, reply=end, resend=resend)
+    await stage.drain(5.0)
+    assert resent == [3]
+    assert len(nc.on("gw.reply.ing.r")) == 2 and nc.sent[-1].subject == "$JS.ACK.z"
+
+
+# -- reruns ----------------------------------------------------------------------------------------------
+
+
+def test_delivery_count_from_the_ack_subject() -> None:
+    assert ack_metadata("$JS.ACK.GW_REQ.redaction.3.1042.990.1700000000000000000.12") == 3
+    assert ack_metadata("$JS.ACK.domain.hash.GW_REQ.redaction.2.5.5.17.0.token") == 2
+    assert ack_metadata("nonsense") == 1
+
+
+async def test_accept_holds_the_request_until_its_work_returns() -> None:
+    nc = FakeNats()
+    ctx = context(nc)
+    stage = StageRuntime(ctx, "redaction")
+    gate = asyncio.Event()
+    seen: list[int] = []
+
+    async def work(envelope: Any, started: float) -> None:
+        seen.append(envelope.delivery)
+        await gate.wait()
+
+    ack = "$JS.ACK.GW_REQ.redaction.2.9.9.0.0"
+    stage.accept(make_envelope(deadline=4e9).model_dump_json().encode(), work, ack_subject=ack)
+    await asyncio.sleep(0)
+    assert ack in ctx.leases and seen == [2]
+    gate.set()
+    await stage.drain(1.0)
+    assert ack not in ctx.leases
+
+
+@pytest.mark.parametrize(("state", "status", "code"), [
+    (IngressState(state="done", status=200), 200, ""),
+    (IngressState(state="gone"), 499, "client_gone"),
+])
+async def test_a_rerun_of_an_answered_request_only_records_it(state: IngressState, status: int, code: str) -> None:
+    nc = FakeNats()
+    ctx = context(nc)
+    stage = StageRuntime(ctx, "redaction")
+    env = make_envelope(deadline=4e9, delivery=2, ack_subject="$JS.ACK.r")
+    assert not await stage.settle_rerun(env, state, 0.0)
+    await stage.drain(1.0)
+    assert env.reply_to not in [s.subject for s in nc.sent]  # nobody is answered twice
+    (record,) = [RequestCompleted.model_validate_json(d) for d in nc.on(subjects.event_subject("redaction"))]
+    assert (record.status_code, record.error_code, record.request_body) == (status, code, "")
+    assert nc.sent[-1].subject == "$JS.ACK.r"
+
+
+async def test_a_waiting_caller_gets_the_rerun_but_not_forever() -> None:
+    nc = FakeNats()
+    stage = StageRuntime(context(nc), "redaction")
+    assert await stage.settle_rerun(make_envelope(delivery=2), IngressState(state="waiting"), 0.0)
+    assert not await stage.settle_rerun(make_envelope(delivery=runtime.MAX_RUNS + 1, deadline=4e9),
+                                        IngressState(state="waiting"), 0.0)
+    await stage.drain(1.0)
+    reply = Reply.model_validate_json(nc.on("gw.reply.ing.r")[0])
+    assert reply.error is not None and reply.error.code == "repeated_failure"
+
+
+async def test_check_rerun_asks_the_waiting_ingress() -> None:
+    nc = FakeNats()
+
+    async def ingress(msg: Any) -> None:
+        assert msg.headers == {"Gw-Kind": "check", "Gw-Delivery": "2"}
+        await nc.publish(msg.reply, IngressState(state="waiting").model_dump_json().encode())
+
+    nc.subs["gw.reply.ing.r"] = ingress
+    stage = StageRuntime(context(nc), "redaction")
+    assert (await stage.check_rerun(make_envelope(delivery=2))).state == "waiting"
+
+
+async def test_check_rerun_of_a_gone_ingress(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(runtime, "CHECK_GIVE_UP_S", 0.2)
+    stage = StageRuntime(context(FakeNats(answers={"gw.reply.": NO_RESPONDERS})), "redaction")
+    assert (await stage.check_rerun(make_envelope(delivery=2))).state == "gone"

@@ -1,0 +1,57 @@
+"""What every stage worker of one process shares: the broker connection, the leases, the confirmations,
+the live config, the settings.
+
+A process hosts one stage worker or several (``gateway up``'s layouts): each is still its own subscriber
+on its own subject, but they share one NATS connection, one lease keeper (one timer signals every
+request the process holds), one confirmation inbox and one live config (one watcher, one reload).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from nats.aio.client import Client as NatsClient
+
+from infra.confirm import Confirmer
+from infra.settings import Settings
+from workers.leases import Leases
+
+if TYPE_CHECKING:
+    from faststream.nats import NatsBroker
+
+    from workers.live_config import LiveConfig
+
+
+@dataclass
+class WorkerContext:
+    broker: NatsBroker
+    settings: Settings
+    live_config: LiveConfig | None
+    name: str = "worker"
+    leases: Leases = field(init=False)
+    confirmer: Confirmer = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.leases = Leases(lambda: self.nc, self.settings.ack_wait_s)
+        self.confirmer = Confirmer(lambda: self.nc)
+
+    @property
+    def live(self) -> LiveConfig:
+        """The process's live config (hot reload); every stage worker has one, the sink does not."""
+        assert self.live_config is not None, "this process was started without the live config"
+        return self.live_config
+
+    @property
+    def nc(self) -> NatsClient:
+        connection = self.broker.connection
+        assert connection is not None, "broker not started"
+        return connection
+
+    async def start(self) -> None:
+        """Once the broker is connected: the confirmation inbox."""
+        await self.confirmer.start()
+
+    async def stop(self) -> None:
+        await self.leases.stop()
+        await self.confirmer.stop()
