@@ -1,6 +1,12 @@
-"""``python -m ingress``: serve the ingress app with uvicorn (uvloop + httptools)."""
+"""``python -m ingress``: serve the ingress app with uvicorn (uvloop + httptools).
+
+The listening socket is opened with ``SO_REUSEPORT``: ``gateway up`` runs two ingress processes on one
+port, the kernel spreads new connections over both, and one that dies only cuts the connections it held.
+"""
 
 from __future__ import annotations
+
+import socket
 
 import uvicorn
 
@@ -9,13 +15,25 @@ from infra.logs import setup_logging
 from ingress.app import Ingress
 
 
+def listening_socket(host: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    if hasattr(socket, "SO_REUSEPORT"):
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    sock.bind((host, port))
+    sock.set_inheritable(True)
+    return sock
+
+
 def main() -> None:
     settings = bootstrap.settings()
     setup_logging(settings.log_level)
     # The live config (hot reload) is opened at lifespan startup, on uvicorn's event loop.
     app = Ingress(None, bootstrap.nats_url(settings), open_config=lambda: bootstrap.live_config(settings, "ingress"))
-    uvicorn.run(app, host=settings.host, port=settings.port, loop="uvloop", http="httptools",
-                log_level="warning", access_log=False, lifespan="on", timeout_graceful_shutdown=5)
+    config = uvicorn.Config(app, loop="uvloop", http="httptools", log_level="warning", access_log=False,
+                            lifespan="on", timeout_graceful_shutdown=5, backlog=4096)
+    uvicorn.Server(config).run(sockets=[listening_socket(settings.host, settings.port)])
 
 
 if __name__ == "__main__":

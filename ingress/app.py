@@ -7,15 +7,19 @@ timeouts follow the current version; a request keeps the view it started with.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import os
 import re
 import time
 from typing import Any
 
-import nats
+import orjson
 from nats.aio.client import Client as NatsClient
 from nats.js import JetStreamContext
 
+from infra import nats_connect
+from ingress.admission import ChainProbe, Overload
 from ingress.anthropic_surface import count_tokens, parse_count_tokens_request
 from ingress.asgi import (
     SSE_HEADERS,
@@ -29,11 +33,12 @@ from ingress.asgi import (
 )
 from ingress.config_view import ConfigOpener, ConfigSource, ConfigView, StaticConfig, ViewCache
 from ingress.metadata import RequestMetadata, read_metadata
-from ingress.replies import ReplyWaiter
+from ingress.records import RecordOutbox
+from ingress.replies import Pending, ReplyWaiter
 from ingress.surfaces import ANTHROPIC, EMBEDDINGS, OPENAI, Surface
 from schemas import subjects
 from schemas.config import ApiKey, GatewayConfig, hash_api_key
-from schemas.envelope import Envelope
+from schemas.envelope import Envelope, Reply
 from schemas.errors import (
     AuthenticationFailed,
     DeadlineExceeded,
@@ -43,7 +48,6 @@ from schemas.errors import (
     InvalidRequest,
     NotFound,
     ServiceUnavailable,
-    StreamInterrupted,
 )
 from schemas.events import RequestCompleted
 from schemas.ids import uuid7
@@ -52,7 +56,10 @@ log = logging.getLogger("gateway.ingress")
 
 # How long past the deadline ingress still waits for the chain's own timeout answer.
 DEADLINE_GRACE_S = 1.0
-EVENT_SUBJECT = subjects.event_subject("ingress")
+PUBLISH_ATTEMPTS = 2
+PUBLISH_TIMEOUT_S = 3.0
+# The stages a request travels: /readyz and admission check that each has a live replica.
+STAGES = ("redaction", "policy", "routing", "provider", "output_filter")
 
 
 _ANTHROPIC_VERSION = re.compile(r"^\d{4}-\d{2}-\d{2}$")
@@ -69,7 +76,8 @@ def check_anthropic_version(scope: Scope) -> None:
 
 class Ingress:
     def __init__(self, config: GatewayConfig | ConfigSource | None, nats_url: str, ingress_id: str | None = None,
-                 *, open_config: ConfigOpener | None = None) -> None:
+                 *, open_config: ConfigOpener | None = None, overload: Overload | None = None,
+                 probe_every_s: float = 2.0) -> None:
         """``config``: a fixed config or a live source; or ``None`` with ``open_config``, which opens the
         live source at lifespan startup (on the server's event loop) and which ingress stops at shutdown."""
         if config is None and open_config is None:
@@ -78,9 +86,13 @@ class Ingress:
         self._open_config = open_config
         self.nats_url = nats_url
         self.ingress_id = ingress_id or uuid7().replace("-", "")
-        self.waiter = ReplyWaiter(self.ingress_id)
         self._nc: NatsClient | None = None
         self._js: JetStreamContext | None = None
+        self.waiter = ReplyWaiter(self.ingress_id, lambda: self.nc)
+        self.probe = ChainProbe(lambda: self._nc, STAGES, every_s=probe_every_s)
+        self.overload = overload or Overload()
+        self.records = RecordOutbox(lambda: self._nc)
+        self._announcer: asyncio.Task[None] | None = None
 
     def view(self) -> ConfigView:
         """What ingress derives from the current config version (rebuilt once per version)."""
@@ -96,19 +108,39 @@ class Ingress:
 
     # -- lifecycle ------------------------------------------------------------------------------------
 
+    @property
+    def nc(self) -> NatsClient:
+        assert self._nc is not None, "ingress not started"
+        return self._nc
+
     async def startup(self) -> None:
         if self._open_config is not None and self.views.source is None:
             # before the server accepts requests: never serve a stale file config
             self.views.source = await self._open_config()
-        self._nc = await nats.connect(self.nats_url, name=f"ingress-{self.ingress_id}",
-                                      max_reconnect_attempts=-1, reconnect_time_wait=0.5)
+        self._nc = await nats_connect.connect(self.nats_url, f"ingress-{self.ingress_id}")
         self._js = self._nc.jetstream()
         await self._nc.subscribe(self.waiter.wildcard, cb=self.waiter.on_message)
         await self._nc.flush()
+        await self.probe.probe()
+        self.probe.start()
+        self.records.start()
+        self._announcer = asyncio.create_task(self._announce_ready())
+
+    async def _announce_ready(self) -> None:
+        """Tell ``gateway up`` (``gw.ctl.ready``) once a request can travel the whole chain from here."""
+        while await self.probe.fresh(0.2):
+            await asyncio.sleep(0.2)
+        await self.nc.publish(subjects.CTL_READY, orjson.dumps({"name": "ingress", "process": "ingress",
+                                                                  "pid": os.getpid(), "id": self.ingress_id}))
 
     async def shutdown(self) -> None:
+        if self._announcer is not None:
+            self._announcer.cancel()
+        await self.probe.stop()
+        await self.records.stop()
         if self._nc is not None:
-            await self._nc.drain()
+            with contextlib.suppress(Exception):
+                await self._nc.drain()
         if self._open_config is not None and self.views.source is not None:  # we opened it
             await self.views.source.stop()
 
@@ -134,9 +166,11 @@ class Ingress:
             await self.list_models(scope, send)
         elif path.startswith("/v1/models/") and method == "GET":
             await self.get_model(scope, send, path.removeprefix("/v1/models/"))
-        elif path in ("/healthz", "/readyz"):
+        elif path == "/healthz":
             ok = self._nc is not None and self._nc.is_connected
             await send_json(send, 200 if ok else 503, {"status": "ok" if ok else "nats disconnected"})
+        elif path == "/readyz":
+            await self.readyz(send)
         else:
             await send_error(send, NotFound(f"Unknown route: {method} {path}", code="unknown_route").info())
 
@@ -210,6 +244,24 @@ class Ingress:
             return
         await send_json(send, 200, {"id": model, "object": "model", "created": 0, "owned_by": "gateway"})
 
+    async def readyz(self, send: Send) -> None:
+        """200 only when a request can travel the whole chain now: connected, and a live replica of every
+        stage (subscribed, models loaded)."""
+        connected = self._nc is not None and self._nc.is_connected
+        missing = await self.probe.fresh() if connected else list(STAGES)
+        if connected and not missing:
+            await send_json(send, 200, {"status": "ready"})
+        else:
+            status = "nats disconnected" if not connected else f"no live replica of {', '.join(missing)}"
+            await send_json(send, 503, {"status": status, "missing": missing})
+
+    def _admit(self) -> GatewayError | None:
+        """Refuse at once what the gateway cannot serve now (see ``ingress/admission.py``)."""
+        if self._nc is None or not self._nc.is_connected:
+            return ServiceUnavailable("The gateway's message broker is unreachable (it restarts on its own); "
+                                      "retry shortly.", code="broker_unavailable", retry_after_s=1.0)
+        return self.probe.refusal() or self.overload.refusal(len(self.waiter))
+
     async def complete(self, scope: Scope, receive: Receive, send: Send, surface: Surface) -> None:
         """One request of any client surface through the chain."""
         received_at = time.time()
@@ -243,12 +295,15 @@ class Ingress:
                 tags=meta.tags,
                 headers=meta.headers,
             )
+            refusal = self._admit()
+            if refusal is not None:
+                raise refusal
         except GatewayError as exc:
             await self._refuse(send, surface, exc.info(), request_id, received_at, started, body, id_header,
                                key_hash, meta)
             return
 
-        queue = self.waiter.open(request_id)
+        pending = self.waiter.open(request_id, envelope.stream)
         try:
             await self._publish(envelope)
         except GatewayError as exc:
@@ -258,9 +313,9 @@ class Ingress:
             return
         try:
             if envelope.stream:
-                await self._relay_stream(send, surface, queue, envelope, started, id_header)
+                await self._relay_stream(send, surface, pending, envelope, started, id_header)
             else:
-                await self._relay_response(send, surface, queue, envelope, started, id_header)
+                await self._relay_response(send, surface, pending, envelope, started, id_header)
         finally:
             self.waiter.close(request_id)
 
@@ -281,103 +336,90 @@ class Ingress:
         return min(value, limit)
 
     async def _publish(self, envelope: Envelope) -> None:
+        """Into the GW_REQ work queue, stored before we wait for the answer. A publish cut by a broker
+        restart is sent again with the same message id: JetStream keeps one copy either way."""
         assert self._js is not None
-        try:
-            await self._js.publish(
-                subjects.REQ_REDACT,
-                envelope.model_dump_json().encode(),
-                headers={"Nats-Msg-Id": envelope.request_id},
-                timeout=5.0,
-            )
-        except Exception as exc:  # noqa: BLE001 - any broker failure means we could not accept it
-            log.warning("could not publish %s: %r", envelope.request_id, exc)
-            raise ServiceUnavailable("The gateway could not accept the request (message broker unavailable).",
-                                     retry_after_s=1.0) from None
+        data = envelope.model_dump_json().encode()
+        for attempt in range(PUBLISH_ATTEMPTS):
+            try:
+                await self._js.publish(subjects.REQ_REDACT, data, headers={"Nats-Msg-Id": envelope.request_id},
+                                       timeout=PUBLISH_TIMEOUT_S)
+                return
+            except Exception as exc:  # noqa: BLE001 - any broker failure: try again, then refuse
+                log.info("publish of %s failed (attempt %d): %r", envelope.request_id, attempt + 1, exc)
+                if envelope.remaining_s() <= PUBLISH_TIMEOUT_S:
+                    break
+        raise ServiceUnavailable("The gateway could not accept the request (message broker unavailable); "
+                                 "retry shortly.", code="broker_unavailable", retry_after_s=1.0)
 
-    async def _next(self, queue: Any, envelope: Envelope) -> dict[str, Any] | None:
+    async def _next(self, pending: Pending, envelope: Envelope) -> Reply | None:
         timeout = envelope.remaining_s() + DEADLINE_GRACE_S
         try:
-            reply: dict[str, Any] = await asyncio.wait_for(queue.get(), timeout=max(0.001, timeout))
+            return await asyncio.wait_for(pending.queue.get(), timeout=max(0.001, timeout))
         except TimeoutError:
             return None
-        return reply
 
     @staticmethod
     def _overhead_header(started: float, provider_ms: float) -> tuple[bytes, bytes]:
         overhead = max(0.0, (time.perf_counter() - started) * 1000 - provider_ms)
         return (b"x-gateway-overhead-ms", f"{overhead:.3f}".encode())
 
-    async def _relay_response(self, send: Send, surface: Surface, queue: Any, envelope: Envelope, started: float,
-                              id_header: tuple[bytes, bytes]) -> None:
-        reply = await self._next(queue, envelope)
+    def _observe(self, started: float, provider_ms: float) -> None:
+        self.overload.observe(max(0.0, (time.perf_counter() - started) * 1000 - provider_ms))
+
+    async def _relay_response(self, send: Send, surface: Surface, pending: Pending, envelope: Envelope,
+                              started: float, id_header: tuple[bytes, bytes]) -> None:
+        reply = await self._next(pending, envelope)
         if reply is None:
-            await self._timed_out(send, surface, envelope, started, id_header)
+            await self._timed_out(send, surface, pending, envelope, started, id_header)
             return
-        headers = [id_header, self._overhead_header(started, reply.get("provider_ms") or 0.0)]
-        if reply["kind"] == "response":
-            body = surface.response_body(reply["body"], envelope.model_requested)
-            await send_json(send, reply.get("status", 200), body, headers)
-        elif reply["kind"] == "error":
-            await send_error(send, ErrorInfo.model_validate(reply["error"]), headers, surface.error_body)
+        self._observe(started, reply.provider_ms)
+        headers = [id_header, self._overhead_header(started, reply.provider_ms)]
+        if reply.kind == "response":
+            body = surface.response_body(reply.body or {}, envelope.model_requested)
+            await send_json(send, reply.status, body, headers)
+        elif reply.kind == "error" and reply.error is not None:
+            await send_error(send, reply.error, headers, surface.error_body)
         else:
-            error = InternalError(f"unexpected reply kind {reply['kind']!r}").info()
+            error = InternalError(f"unexpected reply kind {reply.kind!r}").info()
             await send_error(send, error, headers, surface.error_body)
 
-    async def _relay_stream(self, send: Send, surface: Surface, queue: Any, envelope: Envelope, started: float,
-                            id_header: tuple[bytes, bytes]) -> None:
+    async def _relay_stream(self, send: Send, surface: Surface, pending: Pending, envelope: Envelope,
+                            started: float, id_header: tuple[bytes, bytes]) -> None:
+        """Relay a stream; ``pending`` hands the chunks over in order, once, from the run it follows."""
         renderer = surface.stream(envelope.model_requested, envelope.request_id)
-        delivery: int | None = None
-        expected_seq = 0
         started_sse = False
         while True:
-            reply = await self._next(queue, envelope)
+            reply = await self._next(pending, envelope)
             if reply is None:
                 if not started_sse:
-                    await self._timed_out(send, surface, envelope, started, id_header)
+                    await self._timed_out(send, surface, pending, envelope, started, id_header)
                 else:
                     error = DeadlineExceeded("The request deadline passed while streaming.").info()
+                    self.waiter.settle(pending, error.status_code, error)
                     await self._close_stream(send, renderer.error(error))
-                    await self._record(envelope.request_id, envelope.received_at, started, error,
-                                       stream=True, model=envelope.model_requested, key_hash=envelope.api_key_hash,
-                                       user=envelope.user, tags=envelope.tags)
+                    self._record(envelope.request_id, envelope.received_at, started, error,
+                                 stream=True, model=envelope.model_requested, key_hash=envelope.api_key_hash,
+                                 user=envelope.user, tags=envelope.tags)
                 return
-            run = reply.get("delivery", 1)
-            if delivery is None or (run > delivery and expected_seq == 0):
-                delivery = run  # the first run we hear from, or a rerun while the caller has nothing yet
-            elif run < delivery:
-                continue  # a stalled earlier run woke up: keep to the one we follow
-            elif run > delivery:
-                # The run we were relaying died mid-stream and JetStream redelivered the request: the
-                # new run cannot continue the text the caller already has. End it explicitly.
-                error = StreamInterrupted(
-                    "A gateway worker failed while streaming this answer; please retry the request."
-                ).info()
-                await self._close_stream(send, renderer.error(error))
-                await self._record(envelope.request_id, envelope.received_at, started, error, stream=True,
-                                   model=envelope.model_requested, key_hash=envelope.api_key_hash,
-                                   user=envelope.user, tags=envelope.tags)
-                return
-            kind = reply["kind"]
             if not started_sse:
-                if kind == "error":
-                    headers = [id_header, self._overhead_header(started, reply.get("provider_ms") or 0.0)]
-                    await send_error(send, ErrorInfo.model_validate(reply["error"]), headers, surface.error_body)
+                if reply.kind == "error" and reply.error is not None:
+                    headers = [id_header, self._overhead_header(started, reply.provider_ms)]
+                    await send_error(send, reply.error, headers, surface.error_body)
                     return
-                ttfb = reply.get("ttfb_ms") or 0.0
+                ttfb = reply.ttfb_ms or 0.0
                 await send({"type": "http.response.start", "status": 200,
                             "headers": [*SSE_HEADERS, id_header, self._overhead_header(started, ttfb)]})
                 started_sse = True
-            if kind == "chunk":
-                if reply.get("seq", expected_seq) < expected_seq:
-                    continue
-                expected_seq = reply.get("seq", expected_seq) + 1
-                data = renderer.chunk(reply["body"])
+            if reply.kind == "chunk":
+                data = renderer.chunk(reply.body or {})
                 if data:
                     await send({"type": "http.response.body", "body": data, "more_body": True})
-            elif kind == "error":
-                await self._close_stream(send, renderer.error(ErrorInfo.model_validate(reply["error"])))
+            elif reply.kind == "error" and reply.error is not None:
+                await self._close_stream(send, renderer.error(reply.error))
                 return
             else:  # end
+                self._observe(started, reply.provider_ms)
                 await self._close_stream(send, renderer.end())
                 return
 
@@ -385,16 +427,17 @@ class Ingress:
     async def _close_stream(send: Send, data: bytes) -> None:
         await send({"type": "http.response.body", "body": data, "more_body": False})
 
-    async def _timed_out(self, send: Send, surface: Surface, envelope: Envelope, started: float,
+    async def _timed_out(self, send: Send, surface: Surface, pending: Pending, envelope: Envelope, started: float,
                          id_header: tuple[bytes, bytes]) -> None:
         error = DeadlineExceeded(
             f"The request did not complete within its deadline of "
             f"{envelope.deadline - envelope.received_at:.1f}s."
         ).info()
+        self.waiter.settle(pending, error.status_code, error)
         await send_error(send, error, [id_header, self._overhead_header(started, 0.0)], surface.error_body)
-        await self._record(envelope.request_id, envelope.received_at, started, error, endpoint=surface.endpoint,
-                           stream=envelope.stream, model=envelope.model_requested, key_hash=envelope.api_key_hash,
-                           user=envelope.user, tags=envelope.tags)
+        self._record(envelope.request_id, envelope.received_at, started, error, endpoint=surface.endpoint,
+                     stream=envelope.stream, model=envelope.model_requested, key_hash=envelope.api_key_hash,
+                     user=envelope.user, tags=envelope.tags)
 
     async def _refuse(self, send: Send, surface: Surface, error: ErrorInfo, request_id: str, received_at: float,
                       started: float, body: dict[str, Any] | None, id_header: tuple[bytes, bytes],
@@ -403,31 +446,25 @@ class Ingress:
         model = body.get("model") if isinstance(body, dict) else None
         stream = bool(body.get("stream")) if isinstance(body, dict) else False
         user = body.get("user") if isinstance(body, dict) else None  # metadata may be what was refused
-        await self._record(request_id, received_at, started, error, endpoint=surface.endpoint, stream=stream,
-                           model=model if isinstance(model, str) else "", key_hash=key_hash,
-                           user=meta.user if meta else user if isinstance(user, str) else "",
-                           tags=meta.tags if meta else None)
+        self._record(request_id, received_at, started, error, endpoint=surface.endpoint, stream=stream,
+                     model=model if isinstance(model, str) else "", key_hash=key_hash,
+                     user=meta.user if meta else user if isinstance(user, str) else "",
+                     tags=meta.tags if meta else None)
 
-    async def _record(self, request_id: str, received_at: float, started: float, error: ErrorInfo, *,
-                      stream: bool, model: str = "", key_hash: str | None = None,
-                      endpoint: str = "chat.completions", user: str = "",
-                      tags: dict[str, str] | None = None) -> None:
+    def _record(self, request_id: str, received_at: float, started: float, error: ErrorInfo, *,
+                stream: bool, model: str = "", key_hash: str | None = None,
+                endpoint: str = "chat.completions", user: str = "",
+                tags: dict[str, str] | None = None) -> None:
         """Requests ended by ingress itself still become one ``requests`` row; no body, since it was
-        never redacted."""
-        if self._nc is None:
-            return
+        never redacted. Queued (``ingress/records.py``): the answer never waits for the broker."""
         now = time.time()
         latency = (time.perf_counter() - started) * 1000
         key = self.keys.get(key_hash) if key_hash else None
-        record = RequestCompleted(
+        self.records.add(RequestCompleted(
             event_id=uuid7(), request_id=request_id, ts=received_at, finished_at=now, stage="ingress",
             endpoint=endpoint,
             tenant=key.tenant if key else "", api_key_id=key.id if key else "", user=user, tags=tags or {},
             model_requested=model, stream=stream, status_code=error.status_code, error_type=error.type,
             error_code=error.code or "", error_message=error.message, latency_ms=round(latency, 3),
             gateway_overhead_ms=round(latency, 3),
-        )
-        try:
-            await self._nc.publish(EVENT_SUBJECT, record.model_dump_json().encode())
-        except Exception:  # noqa: BLE001 - the answer is already sent; log the loss
-            log.exception("could not record %s", request_id)
+        ))

@@ -172,20 +172,23 @@ KEY = "sk-test-metadata"
 
 
 class FakeJetStream:
+    """Requests go to GW_REQ (``published``); ingress's own records to GW_EVENTS (``records``)."""
+
     def __init__(self) -> None:
         self.published: list[bytes] = []
+        self.records: list[bytes] = []
 
     async def publish(self, subject: str, payload: bytes, **_: Any) -> None:
-        self.published.append(payload)
+        (self.records if subject.startswith("gw.evt.") else self.published).append(payload)
 
 
 class FakeNats:
-    def __init__(self) -> None:
-        self.published: list[bytes] = []
+    def __init__(self, js: FakeJetStream) -> None:
+        self.js = js
         self.is_connected = True
 
-    async def publish(self, subject: str, payload: bytes) -> None:
-        self.published.append(payload)
+    def jetstream(self) -> FakeJetStream:
+        return self.js
 
 
 def make_ingress() -> tuple[Ingress, FakeJetStream, FakeNats]:
@@ -193,9 +196,11 @@ def make_ingress() -> tuple[Ingress, FakeJetStream, FakeNats]:
         {"keys": [{"id": "k1", "key_sha256": hash_api_key(KEY), "tenant": "acme"}]}
     )
     ingress = Ingress(config, "nats://unused")
-    js, nc = FakeJetStream(), FakeNats()
+    js = FakeJetStream()
+    nc = FakeNats(js)
     ingress._js = js  # type: ignore[assignment]
     ingress._nc = nc  # type: ignore[assignment]
+    ingress.probe.missing = []  # every stage has a live replica
     return ingress, js, nc
 
 
@@ -212,6 +217,7 @@ async def post(ingress: Ingress, *headers: tuple[str, str]) -> list[dict[str, An
         sent.append(dict(message))
 
     await ingress(s, receive, send)
+    await ingress.records._flush_all()  # ingress's own records are queued, then published
     return sent
 
 
@@ -226,7 +232,7 @@ async def test_ingress_puts_metadata_in_the_envelope_and_its_timeout_record(
     (envelope,) = [Envelope.model_validate_json(p) for p in js.published]
     assert envelope.user == "dave" and envelope.tags == {"team": "ml", "n": "1"}
     assert envelope.headers == {"x-gateway-timeout-ms": "20", "x-gateway-session-id": "s-9", "x-gateway-user": "dave"}
-    (record,) = [RequestCompleted.model_validate_json(p) for p in nc.published]
+    (record,) = [RequestCompleted.model_validate_json(p) for p in js.records]
     assert (record.user, record.tags, record.tenant) == ("dave", {"team": "ml", "n": "1"}, "acme")
 
 
@@ -237,5 +243,5 @@ async def test_bad_tags_are_refused_and_recorded_with_the_body_user() -> None:
     error = orjson.loads(sent[1]["body"])["error"]
     assert (error["param"], error["code"], error["type"]) == ("x-gateway-tags", "invalid_tags", "invalid_request_error")
     assert js.published == []
-    (record,) = [RequestCompleted.model_validate_json(p) for p in nc.published]
+    (record,) = [RequestCompleted.model_validate_json(p) for p in js.records]
     assert (record.status_code, record.error_code, record.user, record.tags) == (400, "invalid_tags", "body-user", {})

@@ -1,0 +1,150 @@
+"""Whether ingress takes a request now: the broker is reachable, every stage has a live replica, and the
+chain is not overloaded. A refusal is immediate, a 503 with ``Retry-After``, which the official SDKs
+retry on their own; accepting a request the chain cannot serve in time would only make it wait.
+
+- ``ChainProbe``: every ``every_s`` (and on demand for ``/readyz``) one request per stage to
+  ``gw.ping.<stage>``, answered by any replica that has its subscriptions live and its models loaded.
+  No responders for a stage = no replica can take requests there now.
+- ``Overload``: CoDel's rule on the gateway's own time (total minus provider time) of the requests that
+  completed in the last interval: when even the fastest of them spent more than ``target_ms`` in the
+  gateway, a queue is standing, not passing; new requests are refused until it drains. While refusing,
+  one request per interval still goes in, to measure whether the queue has drained. Plus a bound on
+  the requests one ingress waits for (``max_pending``), so memory stays bounded whatever the load.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable, Sequence
+
+from nats.aio.client import Client as NatsClient
+from nats.errors import NoRespondersError
+from nats.errors import TimeoutError as NatsTimeoutError
+
+from schemas import subjects
+from schemas.errors import Overloaded, ServiceUnavailable
+
+log = logging.getLogger("gateway.ingress")
+
+
+class ChainProbe:
+    def __init__(self, nc: Callable[[], NatsClient | None], stages: Sequence[str], *, every_s: float = 2.0,
+                 timeout_s: float = 1.0) -> None:
+        self._nc = nc
+        self.stages = list(stages)
+        self.every_s = every_s
+        self.timeout_s = timeout_s
+        self.missing: list[str] = list(stages)  # stages without a live replica at the last probe
+        self.checked_at = 0.0
+        self._task: asyncio.Task[None] | None = None
+        self._lock = asyncio.Lock()
+
+    @property
+    def ready(self) -> bool:
+        return not self.missing
+
+    async def probe(self) -> list[str]:
+        """Ask every stage now; returns (and remembers) the stages with no live replica."""
+        async with self._lock:
+            nc = self._nc()
+            if nc is None or not nc.is_connected:
+                self.missing = list(self.stages)
+            else:
+                results = await asyncio.gather(*(self._ping(nc, stage) for stage in self.stages))
+                self.missing = [stage for stage, ok in zip(self.stages, results, strict=True) if not ok]
+            self.checked_at = time.monotonic()
+            return self.missing
+
+    async def fresh(self, max_age_s: float = 0.5) -> list[str]:
+        if time.monotonic() - self.checked_at > max_age_s:
+            return await self.probe()
+        return self.missing
+
+    async def _ping(self, nc: NatsClient, stage: str) -> bool:
+        """False only when nobody subscribes: a slow answer is a busy replica, not a missing one."""
+        try:
+            await nc.request(subjects.ping_subject(stage), b"", timeout=self.timeout_s)
+            return True
+        except NoRespondersError:
+            return False
+        except (NatsTimeoutError, TimeoutError):
+            return True
+        except Exception as exc:  # noqa: BLE001 - reconnecting
+            log.debug("ping %s failed: %r", stage, exc)
+            return False
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._loop())
+
+    async def stop(self) -> None:
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            try:
+                await task
+            except (asyncio.CancelledError, Exception):  # noqa: BLE001 - stopping
+                pass
+
+    async def _loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.every_s)
+            before = list(self.missing)
+            missing = await self.probe()
+            if missing != before:
+                if missing:
+                    log.warning("no live replica of %s: refusing requests until one is back", ", ".join(missing))
+                else:
+                    log.info("every stage has a live replica again")
+
+    def refusal(self) -> ServiceUnavailable | None:
+        if not self.missing:
+            return None
+        return ServiceUnavailable(
+            f"The gateway cannot take requests right now: no {', '.join(self.missing)} worker is running. "
+            "It restarts on its own; retry shortly.", code="chain_unavailable", retry_after_s=1.0)
+
+
+class Overload:
+    def __init__(self, *, target_ms: float = 1000.0, interval_s: float = 0.5, max_pending: int = 10_000,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.target_ms = target_ms
+        self.interval_s = interval_s
+        self.max_pending = max_pending
+        self._clock = clock
+        self._interval_ends = clock() + interval_s
+        self._minimum: float | None = None  # the smallest gateway time seen in this interval
+        self.shedding = False
+        self._probe_sent = False  # while shedding: this interval's one request let through
+        self.refused = 0
+
+    def observe(self, gateway_ms: float) -> None:
+        """A request completed after ``gateway_ms`` in the gateway (queues included, provider excluded)."""
+        self._roll()
+        if self._minimum is None or gateway_ms < self._minimum:
+            self._minimum = gateway_ms
+
+    def _roll(self) -> None:
+        now = self._clock()
+        if now < self._interval_ends:
+            return
+        # an interval with no completion keeps the verdict: nothing says the queue drained
+        if self._minimum is not None:
+            self.shedding = self._minimum > self.target_ms
+        self._minimum = None
+        self._probe_sent = False
+        self._interval_ends = now + self.interval_s
+
+    def refusal(self, pending: int) -> Overloaded | None:
+        self._roll()
+        if pending >= self.max_pending:
+            reason = f"{pending} requests are already waiting at this ingress"
+        elif self.shedding and self._probe_sent:
+            reason = f"requests spend over {self.target_ms:.0f} ms queued in the gateway"
+        else:
+            if self.shedding:
+                self._probe_sent = True
+            return None
+        self.refused += 1
+        return Overloaded(f"The gateway is overloaded ({reason}); retry shortly.", retry_after_s=1.0)
