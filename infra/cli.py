@@ -31,7 +31,7 @@ def _replicas(values: list[str]) -> dict[str, int]:
 
 
 def cmd_up(args: argparse.Namespace) -> int:
-    from infra.supervisor import up
+    from infra.supervisor import STAGES, up
 
     overrides: dict[str, Any] = {}
     if args.config:
@@ -44,7 +44,14 @@ def cmd_up(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         print(f"gateway: {exc}", file=sys.stderr)
         return 2
-    return up(settings, _replicas(args.replicas or []))
+    replicas = _replicas(args.replicas or [])
+    known = {"ingress", "stages"} if args.layout == "hosted" else {"ingress", *STAGES}
+    unknown = sorted(set(replicas) - known)
+    if unknown:
+        print(f"gateway: --replicas {', '.join(unknown)}: the {args.layout} layout has {', '.join(sorted(known))}",
+              file=sys.stderr)
+        return 2
+    return up(settings, replicas, args.layout)
 
 
 def cmd_mock_provider(args: argparse.Namespace) -> int:
@@ -183,8 +190,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("up", help="start the whole gateway (embedded NATS and ClickHouse by default)")
     p.add_argument("--config", help="config file (default: $GATEWAY_CONFIG or config/gateway.yaml)")
     p.add_argument("--port", type=int, help="ingress port (default 8080)")
-    p.add_argument("--replicas", action="append", metavar="STAGE=N",
-                   help="replicas of a stage worker, e.g. --replicas output_filter=2")
+    p.add_argument("--layout", choices=["hosted", "split"], default="hosted",
+                   help="hosted (default): every stage in each of the stage processes; split: a process per stage")
+    p.add_argument("--replicas", action="append", metavar="NAME=N",
+                   help="processes of a kind (default 2 each): stages=N, ingress=N; with --layout split, "
+                        "one stage, e.g. output_filter=3")
     p.set_defaults(func=cmd_up)
 
     p = sub.add_parser("sql", help="read-only SQL against the analytics store")

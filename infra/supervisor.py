@@ -1,10 +1,21 @@
 """``gateway up``: the whole gateway as supervised OS processes.
 
-Starts the embedded nats-server (unless ``NATS_URL``), declares the JetStream streams, starts the
-mock provider when the config asks for it, then the sink, the five stage workers and ingress. A child
-that dies is restarted with backoff; SIGINT/SIGTERM stops everything (ingress first, sink last).
-Each worker announces itself on ``gw.ctl.ready`` once its subscriptions are live; ``gateway up``
-prints ``gateway ready`` when all have, and writes the children's PIDs to ``<data_dir>/pids.json``.
+Starts the embedded nats-server (unless ``NATS_URL``), declares the JetStream streams, starts the mock
+provider when the config asks for it, then the sink, the stage workers and ingress. Every child is
+supervised, the embedded nats-server included: one that dies is restarted at once (then with backoff if
+it keeps dying); SIGINT/SIGTERM stops everything (ingress first, sink and nats-server last).
+
+Layouts (``--layout``): ``hosted`` (default) runs every stage worker in each of two ``workers.host``
+processes (``stages.0``, ``stages.1``): two replicas of every stage, so a process that dies never stops
+the chain, for the memory of two interpreters. ``split`` runs one process per stage replica (two of each
+by default), for scale-out across machines. ``--replicas NAME=N`` sets the count of ``stages``,
+``ingress`` or, in the split layout, of one stage. Two ingress processes share the HTTP port
+(``SO_REUSEPORT``) by default.
+
+Ready means ready: every child announces itself on ``gw.ctl.ready`` once it can take requests (stage
+workers after loading their models and subscribing; ingress once it sees a live replica of every stage);
+``gateway up`` prints ``gateway ready`` when all have, and writes the children's PIDs to
+``<data_dir>/pids.json``.
 
 Config (hot reload): the config file is the source of truth under ``gateway up``. Before any worker
 starts, its text is published to the ``GW_CONFIG`` KV bucket (overwriting whatever an earlier
@@ -26,27 +37,22 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import nats
 import orjson
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 
-from infra import jetstream
+from infra import jetstream, nats_connect
 from infra.config import ConfigError, load_config, version_of
 from infra.config_store import fetch_active, publish_config
 from infra.nats_server import EmbeddedNats, start_nats, wait_for_port
 from infra.settings import Settings
 from schemas import subjects
 
-# (name, module) in start order; the sink first (it owns and migrates the store), ingress last.
-WORKERS: list[tuple[str, str]] = [
-    ("sink", "workers.sink"),
-    ("redaction", "workers.redaction"),
-    ("policy", "workers.policy"),
-    ("routing", "workers.routing"),
-    ("provider", "workers.provider"),
-    ("output_filter", "workers.output_filter"),
-]
+STAGES = ("redaction", "policy", "routing", "provider", "output_filter")
+LAYOUTS = ("hosted", "split")
+DEFAULT_REPLICAS = 2
+READY_TIMEOUT_S = 120.0
+STOP_ORDER = ("ingress", "mock_provider", "stages", *STAGES, "sink")
 
 
 @dataclass
@@ -59,7 +65,11 @@ class Child:
     restarts: int = 0
     started_at: float = 0.0
     next_start: float = 0.0
-    backoff_s: float = 0.5
+    backoff_s: float = 0.0
+
+    @property
+    def kind(self) -> str:
+        return self.name.split(".")[0]
 
     def start(self) -> None:
         log = open(self.log_path, "ab")  # noqa: SIM115 - handed to the child
@@ -81,15 +91,22 @@ def _file_signature(path: Path) -> tuple[int, int, int]:
     return (st.st_mtime_ns, st.st_size, st.st_ino)
 
 
+def _named(kind: str, count: int) -> list[str]:
+    return [kind] if count == 1 else [f"{kind}.{i}" for i in range(count)]
+
+
 @dataclass
 class Supervisor:
     settings: Settings
     replicas: dict[str, int] = field(default_factory=dict)
+    layout: str = "hosted"
     children: list[Child] = field(default_factory=list)
     nats: EmbeddedNats | None = None
     stopping: bool = False
     config_poll_s: float = 1.0
     _config_signature: tuple[int, int, int] | None = None
+    _nats_backoff_s: float = 0.0
+    _nats_restart_at: float = 0.0
 
     @property
     def data_dir(self) -> Path:
@@ -111,17 +128,24 @@ class Supervisor:
         logs = self.data_dir / "logs"
         logs.mkdir(parents=True, exist_ok=True)
         py = sys.executable
+
+        def child(name: str, *args: str) -> Child:
+            return Child(name, [py, *args], env, logs / f"{name}.log")
+
         plan: list[Child] = []
         if config.mock_provider.enabled:
-            plan.append(Child("mock_provider", [py, "-m", "infra.mock_provider", "--port",
-                                                str(config.mock_provider.port)], env, logs / "mock_provider.log"))
-        for name, module in WORKERS:
-            count = 1 if name == "sink" else max(1, self.replicas.get(name, 1))
-            for i in range(count):
-                label = name if count == 1 else f"{name}.{i}"
-                plan.append(Child(label, [py, "-m", module], env, logs / f"{label}.log"))
-        plan.append(Child("ingress", [py, "-m", "ingress"], env, logs / "ingress.log"))
+            plan.append(child("mock_provider", "-m", "infra.mock_provider", "--port", str(config.mock_provider.port)))
+        plan.append(child("sink", "-m", "workers.sink"))
+        if self.layout == "hosted":
+            plan += [child(name, "-m", "workers.host") for name in _named("stages", self.count("stages"))]
+        else:
+            for stage in STAGES:
+                plan += [child(name, "-m", f"workers.{stage}") for name in _named(stage, self.count(stage))]
+        plan += [child(name, "-m", "ingress") for name in _named("ingress", self.count("ingress"))]
         return plan
+
+    def count(self, kind: str) -> int:
+        return max(1, self.replicas.get(kind, DEFAULT_REPLICAS))
 
     def write_pids(self) -> None:
         pids = {c.name: c.pid for c in self.children if c.pid}
@@ -137,17 +161,20 @@ class Supervisor:
         self.settings.sealing_key()  # create the envelope key once, before any worker races for it
         nats_url = self.settings.nats_url
         if not nats_url:
-            self.nats = start_nats(self.data_dir / "nats", self.settings.nats_port,
-                                   log_file=self.data_dir / "nats-server.log")
+            self.nats = await asyncio.to_thread(self._start_nats)
             nats_url = self.nats.url
-        nc = await nats.connect(nats_url, name="supervisor", max_reconnect_attempts=-1)
+            print(f"gateway: nats-server with JetStream on {nats_url} (store {self.data_dir / 'nats'})", flush=True)
+        nc = await nats_connect.connect(nats_url, "supervisor")
         await jetstream.declare(nc.jetstream(), self.settings)
         await self.publish_config_file(nc.jetstream())  # before any worker starts: none serves a stale one
         config_watch = asyncio.create_task(self.watch_config_file(nc.jetstream()))
-        ready: set[str] = set()
+        ready: dict[int, float] = {}  # pid -> when it announced itself
 
         async def on_ready(msg: Msg) -> None:
-            ready.add(str(orjson.loads(msg.data)["name"]))
+            pid = int(orjson.loads(msg.data).get("pid") or 0)
+            if pid and pid not in ready:
+                ready[pid] = time.monotonic()
+                self._announce_back(pid)
 
         await nc.subscribe(subjects.CTL_READY, cb=on_ready)
         await nc.flush()
@@ -163,9 +190,9 @@ class Supervisor:
         self.write_pids()
         await self._announce_when_ready(ready, stop)
         while not stop.is_set():
-            self._restart_dead()
+            await self._supervise()
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), timeout=0.2)
+                await asyncio.wait_for(stop.wait(), timeout=0.1)
         config_watch.cancel()
         await self.shutdown()
         with contextlib.suppress(Exception):
@@ -226,21 +253,69 @@ class Supervisor:
             return
         print(f"gateway: config {version} applied from {path} (was {current})", flush=True)
 
-    async def _announce_when_ready(self, ready: set[str], stop: asyncio.Event) -> None:
-        workers = {name for name, _ in WORKERS}
-        deadline = time.monotonic() + 120
+    def _start_nats(self) -> EmbeddedNats:
+        return start_nats(self.data_dir / "nats", self.settings.nats_port, log_file=self.data_dir / "nats-server.log")
+
+    def _announce_back(self, pid: int) -> None:
+        """A child that was restarted says it serves again: say so, with how long it was away."""
+        for child in self.children:
+            if child.pid == pid and child.restarts:
+                print(f"gateway: {child.name} serves again ({time.monotonic() - child.started_at:.1f}s after "
+                      "its restart)", flush=True)
+
+    # -- supervision ----------------------------------------------------------------------------------
+
+    async def _supervise(self) -> None:
+        await self._restart_nats()
+        self._restart_dead()
+
+    async def _restart_nats(self) -> None:
+        """The embedded nats-server is a child like the others: restarted on its JetStream store, on the
+        same port. Every client reconnects by itself; requests it had accepted are still in GW_REQ."""
+        if self.nats is None or self.stopping or self.nats.process.poll() is None:
+            return
+        now = time.monotonic()
+        if self._nats_restart_at == 0.0:
+            code = self.nats.process.returncode
+            self._nats_restart_at = now + self._nats_backoff_s
+            print(f"gateway: nats-server (pid {self.nats.process.pid}) exited with {code}; restarting"
+                  + (f" in {self._nats_backoff_s:.1f}s" if self._nats_backoff_s else ""), file=sys.stderr, flush=True)
+        if now < self._nats_restart_at:
+            return
+        try:
+            self.nats = await asyncio.to_thread(self._start_nats)
+        except Exception as exc:  # noqa: BLE001 - e.g. the port still held: try again shortly
+            print(f"gateway: nats-server did not start ({exc}); trying again", file=sys.stderr, flush=True)
+            self._nats_backoff_s = min(max(0.5, self._nats_backoff_s * 2), 10.0)
+            self._nats_restart_at = time.monotonic() + self._nats_backoff_s
+            return
+        self._nats_restart_at = 0.0
+        self._nats_backoff_s = 0.5 if self._nats_backoff_s == 0.0 else min(self._nats_backoff_s * 2, 10.0)
+        print(f"gateway: nats-server restarted (pid {self.nats.process.pid})", flush=True)
+        self.write_pids()
+
+    async def _announce_when_ready(self, ready: dict[int, float], stop: asyncio.Event) -> None:
+        deadline = time.monotonic() + READY_TIMEOUT_S
         while not stop.is_set() and time.monotonic() < deadline:
-            self._restart_dead()
-            if workers <= {r.split(".")[0] for r in ready}:
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.to_thread(wait_for_port, self.settings.host, self.settings.port, 0.2)
-                    print(f"gateway ready on http://{self.settings.host}:{self.settings.port} "
-                          f"(logs and pids in {self.data_dir})", flush=True)
-                    return
-            await asyncio.sleep(0.1)
+            await self._supervise()
+            waiting = [c for c in self.children if c.name != "mock_provider" and c.pid not in ready]
+            if not waiting:
+                self._print_ready()
+                return
+            await asyncio.sleep(0.05)
         if not stop.is_set():
-            missing = sorted(workers - ready)
-            print(f"gateway: workers not ready after 120s: {missing}; see {self.data_dir / 'logs'}", flush=True)
+            missing = sorted(c.name for c in self.children if c.name != "mock_provider" and c.pid not in ready)
+            print(f"gateway: not ready after {READY_TIMEOUT_S:.0f}s, waiting for {missing}; "
+                  f"see {self.data_dir / 'logs'}", flush=True)
+
+    def _print_ready(self) -> None:
+        kinds: dict[str, int] = {}
+        for child in self.children:
+            kinds[child.kind] = kinds.get(child.kind, 0) + 1
+        started = ", ".join(f"{n} {k}" if n > 1 else k for k, n in kinds.items())
+        print(f"gateway: started {started} ({self.layout} layout)", flush=True)
+        print(f"gateway ready on http://{self.settings.host}:{self.settings.port} "
+              f"(logs and pids in {self.data_dir})", flush=True)
 
     def _restart_dead(self) -> None:
         now = time.monotonic()
@@ -251,11 +326,11 @@ class Supervisor:
             if child.process is not None:
                 code = child.process.returncode
                 if now - child.started_at > 30:
-                    child.backoff_s = 0.5
+                    child.backoff_s = 0.0  # it had been running fine: this is a new failure
                 child.next_start = now + child.backoff_s
-                print(f"gateway: {child.name} (pid {child.pid}) exited with {code}; "
-                      f"restarting in {child.backoff_s:.1f}s", file=sys.stderr, flush=True)
-                child.backoff_s = min(child.backoff_s * 2, 10.0)
+                print(f"gateway: {child.name} (pid {child.pid}) exited with {code}; restarting"
+                      + (f" in {child.backoff_s:.1f}s" if child.backoff_s else ""), file=sys.stderr, flush=True)
+                child.backoff_s = min(max(0.5, child.backoff_s * 2), 10.0)
                 child.process = None
             if now >= child.next_start:
                 child.restarts += 1
@@ -266,9 +341,8 @@ class Supervisor:
 
     async def shutdown(self) -> None:
         self.stopping = True
-        order = ["ingress", "mock_provider", "redaction", "policy", "routing", "provider", "output_filter", "sink"]
-        for group in order:
-            members = [c for c in self.children if c.name.split(".")[0] == group and c.alive()]
+        for group in STOP_ORDER:
+            members = [c for c in self.children if c.kind == group and c.alive()]
             for child in members:
                 assert child.process is not None
                 child.process.send_signal(signal.SIGTERM)
@@ -286,8 +360,8 @@ class Supervisor:
         print("gateway stopped", flush=True)
 
 
-def up(settings: Settings, replicas: dict[str, int]) -> int:
-    supervisor = Supervisor(settings, replicas)
+def up(settings: Settings, replicas: dict[str, int], layout: str = "hosted") -> int:
+    supervisor = Supervisor(settings, replicas, layout)
     try:
         import uvloop
 

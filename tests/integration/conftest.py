@@ -12,7 +12,7 @@ from tests.support.gateway import DEMO_KEY, RunningGateway, start_gateway
 @pytest.fixture(scope="session")
 def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningGateway]:
     root: Path = tmp_path_factory.mktemp("gateway")
-    gw = start_gateway(root, replicas=["output_filter=2"])
+    gw = start_gateway(root)  # the default layout: two hosts, so two replicas of every stage
     try:
         yield gw
     finally:

@@ -66,8 +66,8 @@ def guardrails_config(mock_port: int) -> dict[str, Any]:
 
 @pytest.fixture(scope="module")
 def gw(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningGateway]:
-    gateway = start_gateway(tmp_path_factory.mktemp("guardrails"), guardrails_config(free_port()),
-                            replicas=["output_filter=2"])
+    # the default layout: two hosts, so two output-filter replicas take the streams
+    gateway = start_gateway(tmp_path_factory.mktemp("guardrails"), guardrails_config(free_port()))
     try:
         yield gateway
     finally:

@@ -27,13 +27,15 @@ from tests.support.gateway import DEMO_KEY, RunningGateway, start_gateway
 pytestmark = pytest.mark.integration
 
 NEW_KEY = "sk-hot-reload-added"
-# every process that serves requests with the live config (the sink and the mock provider do not)
+# every process that serves requests with the live config (the sink and the mock provider do not); the
+# split layout (a process per stage), so each stage's reload shows on its own
 LIVE_WORKERS = ["ingress", "redaction", "policy", "routing", "provider", "output_filter.0", "output_filter.1"]
+SPLIT = ["ingress=1", "redaction=1", "policy=1", "routing=1", "provider=1", "output_filter=2"]
 
 
 @pytest.fixture(scope="module")
 def gw(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningGateway]:
-    gateway = start_gateway(tmp_path_factory.mktemp("hot-reload"), replicas=["output_filter=2"])
+    gateway = start_gateway(tmp_path_factory.mktemp("hot-reload"), replicas=SPLIT, layout="split")
     try:
         yield gateway
     finally:

@@ -142,7 +142,8 @@ class RunningGateway:
 
 
 def start_gateway(root: Path, config: dict[str, Any] | None = None, replicas: list[str] | None = None,
-                  extra_env: dict[str, str] | None = None, timeout_s: float = 90.0) -> RunningGateway:
+                  extra_env: dict[str, str] | None = None, timeout_s: float = 90.0,
+                  layout: str | None = None) -> RunningGateway:
     root.mkdir(parents=True, exist_ok=True)
     mock_port = free_port()
     cfg = config if config is not None else gateway_config(mock_port)
@@ -160,6 +161,8 @@ def start_gateway(root: Path, config: dict[str, Any] | None = None, replicas: li
         **(extra_env or {}),
     })
     args = [sys.executable, "-m", "infra.cli", "up"]
+    if layout is not None:
+        args += ["--layout", layout]
     for r in replicas or []:
         args += ["--replicas", r]
     out = open(root / "gateway-up.log", "wb")  # noqa: SIM115
