@@ -18,6 +18,7 @@ import pytest
 
 from infra import bootstrap
 from schemas.config import DEFAULT_ENTITIES, GatewayConfig, Guardrails
+from schemas.control import StreamAck
 from schemas.envelope import Envelope, StreamPiece
 from schemas.errors import ErrorInfo
 from schemas.events import RequestCompleted
@@ -27,6 +28,7 @@ from stages.guardrails.base import Guardrail, Result, Subject
 from stages.pii import PiiScanner
 from stages.vault import new_key, seal
 from tests.support.fake_nats import FakeNats, context
+from workers import output_filter
 from workers.output_filter import OutputFilterStage, OutputScanners, ScannerCache, build_scanner, scanner_inputs
 from workers.runtime import StageRuntime
 
@@ -430,3 +432,68 @@ async def test_broken_stream_gets_its_filtered_tail_then_the_error(harness: Harn
     assert replies[-1]["kind"] == "error" and replies[-1]["error"]["code"] == "stream_interrupted"
     assert ForbiddenWord.seen == []  # a partial text is not an answer to check
     assert harness.verdicts()["output_filter"].outcome == "redact" and harness.record().status_code == 502
+
+
+# -- the stream's hand-offs: where it stands, resends, replays ---------------------------------------
+
+
+async def test_status_says_where_a_stream_stands(harness: Harness) -> None:
+    stage = harness.stage
+    assert stage.status(RID) == StreamAck(next=None)  # a stream this replica does not hold
+    stage.open(envelope("hi", stream=True))
+    assert stage.status(RID) == StreamAck(next=0)
+    assert await stage.piece(StreamPiece(request_id=RID, seq=0, chunk=chunk("one "))) == StreamAck(next=1)
+    # a gap (piece 1 lost in a broker restart) and a duplicate: both answered with what is expected
+    assert await stage.piece(StreamPiece(request_id=RID, seq=2, chunk=chunk("three"))) == StreamAck(next=1)
+    assert await stage.piece(StreamPiece(request_id=RID, seq=0, chunk=chunk("one "))) == StreamAck(next=1)
+    assert await stage.piece(StreamPiece(request_id=RID, seq=1, chunk=chunk("two "))) == StreamAck(next=2)
+    final = await stage.piece(StreamPiece(request_id=RID, seq=2, final=envelope("hi", stream=True)))
+    assert final == StreamAck(taken=True) and stage.status(RID) == StreamAck(taken=True)
+
+
+async def test_a_replayed_stream_gives_the_same_chunks() -> None:
+    """Another replica given every piece again produces the very chunks the first one sent (ingress
+    de-duplicates them by seq)."""
+    text = FILLER + "Contact " + EMAIL + " now."
+    pieces = [text[i:i + 7] for i in range(0, len(text), 7)]
+    runs = []
+    for _ in range(2):
+        h = make_harness()
+        runs.append(await run_stream(h, envelope("hi", stream=True), pieces))
+    assert all(r["src"] for run in runs for r in run)  # each replica's own subject: where to ask for a resend
+    assert runs[0][0]["src"] != runs[1][0]["src"]
+    same = [[{k: v for k, v in r.items() if k != "src"} for r in run] for run in runs]
+    assert same[0] == same[1]
+    assert [r["seq"] for r in runs[0]] == list(range(len(runs[0])))
+
+
+async def test_resend_repeats_the_chunks_sent_from_a_seq(harness: Harness) -> None:
+    stage = harness.stage
+    stage.open(envelope("hi", stream=True))
+    for seq, text in enumerate([FILLER, FILLER, FILLER]):
+        await stage.piece(StreamPiece(request_id=RID, seq=seq, chunk=chunk(text)))
+    first = harness.replies()
+    await stage.resend(RID, 1)
+    again = harness.replies()[len(first):]
+    assert again == first[1:]
+    await stage.resend("unknown", 0)  # nothing to resend: harmless
+
+
+async def test_a_blocked_stream_tells_the_provider_to_stop(harness: Harness) -> None:
+    stage = harness.stage
+    stage.open(envelope("hi", stream=True))
+    text = "the code is TOP-SECRET-42 ok " + FILLER
+    ack = await stage.piece(StreamPiece(request_id=RID, seq=0, chunk=chunk(text)))
+    assert ack == StreamAck(taken=True)  # the filter ended the request: the provider stage stops pumping
+    assert stage.status(RID) == StreamAck(taken=True)
+    assert harness.replies()[-1]["kind"] == "error"
+
+
+def test_silent_streams_are_forgotten(harness: Harness) -> None:
+    stage = harness.stage
+    stage.open(envelope("hi", stream=True))
+    session = stage.sessions[RID]
+    stage.sweep(now=session.last_seen + 1.0)
+    assert RID in stage.sessions
+    stage.sweep(now=session.last_seen + output_filter.SESSION_IDLE_S + 1.0)
+    assert RID not in stage.sessions  # its provider stage died: JetStream reruns the request
