@@ -35,6 +35,10 @@ class Settings(BaseSettings):
     max_ack_pending: int = Field(default=20_000, ge=1)
     # Requests one process takes from GW_REQ beyond those its first stage still works on.
     intake_inflight: int = Field(default=64, ge=1)
+    # Ingress sheds load (503 + Retry-After) when even the fastest request of the last half second spent
+    # this long queued in the gateway, and past this many requests waiting at one ingress process.
+    shed_after_ms: float = Field(default=1000.0, gt=0)
+    max_pending: int = Field(default=10_000, ge=1)
     # Concurrency of provider calls per provider-stage replica.
     max_inflight_calls: int = Field(default=2_048, ge=1)
     # Sink batching. Each insert has a fixed cost of ≈ 14 ms CPU in chDB (two tables and a rollup)

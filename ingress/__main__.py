@@ -12,6 +12,7 @@ import uvicorn
 
 from infra import bootstrap
 from infra.logs import setup_logging
+from ingress.admission import Overload
 from ingress.app import Ingress
 
 
@@ -30,7 +31,8 @@ def main() -> None:
     settings = bootstrap.settings()
     setup_logging(settings.log_level)
     # The live config (hot reload) is opened at lifespan startup, on uvicorn's event loop.
-    app = Ingress(None, bootstrap.nats_url(settings), open_config=lambda: bootstrap.live_config(settings, "ingress"))
+    app = Ingress(None, bootstrap.nats_url(settings), open_config=lambda: bootstrap.live_config(settings, "ingress"),
+                  overload=Overload(target_ms=settings.shed_after_ms, max_pending=settings.max_pending))
     config = uvicorn.Config(app, loop="uvloop", http="httptools", log_level="warning", access_log=False,
                             lifespan="on", timeout_graceful_shutdown=5, backlog=4096)
     uvicorn.Server(config).run(sockets=[listening_socket(settings.host, settings.port)])

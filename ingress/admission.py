@@ -5,11 +5,14 @@ retry on their own; accepting a request the chain cannot serve in time would onl
 - ``ChainProbe``: every ``every_s`` (and on demand for ``/readyz``) one request per stage to
   ``gw.ping.<stage>``, answered by any replica that has its subscriptions live and its models loaded.
   No responders for a stage = no replica can take requests there now.
-- ``Overload``: CoDel's rule on the gateway's own time (total minus provider time) of the requests that
-  completed in the last interval: when even the fastest of them spent more than ``target_ms`` in the
-  gateway, a queue is standing, not passing; new requests are refused until it drains. While refusing,
-  one request per interval still goes in, to measure whether the queue has drained. Plus a bound on
-  the requests one ingress waits for (``max_pending``), so memory stays bounded whatever the load.
+- ``Overload``: two signals. Leading: a busy worker process reports how late its event loop runs
+  (``workers/load.py``), i.e. how long a request arriving now waits there before each stage; past
+  ``target_ms / 4`` in any process (a request crosses about four such queues), new requests are
+  refused. Lagging, as a backstop: CoDel's rule on the gateway's own time (total minus provider time)
+  of the requests that completed in the last interval: when even the fastest of them spent more than
+  ``target_ms`` in the gateway, a queue is standing, not passing. While refusing on that rule, one
+  request per interval still goes in, to measure whether the queue has drained. Plus a bound on the
+  requests one ingress waits for (``max_pending``), so memory stays bounded whatever the load.
 """
 
 from __future__ import annotations
@@ -107,17 +110,31 @@ class ChainProbe:
 
 
 class Overload:
+    REPORT_FRESH_S = 0.5
+
     def __init__(self, *, target_ms: float = 1000.0, interval_s: float = 0.5, max_pending: int = 10_000,
                  clock: Callable[[], float] = time.monotonic) -> None:
         self.target_ms = target_ms
         self.interval_s = interval_s
         self.max_pending = max_pending
         self._clock = clock
+        self._lags: dict[int, tuple[float, float]] = {}  # pid -> (event-loop lag ms, when reported)
         self._interval_ends = clock() + interval_s
         self._minimum: float | None = None  # the smallest gateway time seen in this interval
         self.shedding = False
         self._probe_sent = False  # while shedding: this interval's one request let through
         self.refused = 0
+
+    def report(self, pid: int, lag_ms: float) -> None:
+        """A worker process's event-loop lag (``workers/load.py``)."""
+        self._lags[pid] = (lag_ms, self._clock())
+
+    def queue_ms(self) -> float:
+        """The longest a request arriving now waits in one process (fresh reports only)."""
+        now = self._clock()
+        for pid in [p for p, (_, at) in self._lags.items() if now - at > self.REPORT_FRESH_S]:
+            del self._lags[pid]
+        return max((lag for lag, _ in self._lags.values()), default=0.0)
 
     def observe(self, gateway_ms: float) -> None:
         """A request completed after ``gateway_ms`` in the gateway (queues included, provider excluded)."""
@@ -140,6 +157,8 @@ class Overload:
         self._roll()
         if pending >= self.max_pending:
             reason = f"{pending} requests are already waiting at this ingress"
+        elif (queued := self.queue_ms()) > self.target_ms / 4:
+            reason = f"a stage worker has {queued:.0f} ms of work queued"
         elif self.shedding and self._probe_sent:
             reason = f"requests spend over {self.target_ms:.0f} ms queued in the gateway"
         else:

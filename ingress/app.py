@@ -16,6 +16,7 @@ from typing import Any
 
 import orjson
 from nats.aio.client import Client as NatsClient
+from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 
 from infra import nats_connect
@@ -120,11 +121,19 @@ class Ingress:
         self._nc = await nats_connect.connect(self.nats_url, f"ingress-{self.ingress_id}")
         self._js = self._nc.jetstream()
         await self._nc.subscribe(self.waiter.wildcard, cb=self.waiter.on_message)
+        await self._nc.subscribe(subjects.LOAD_REPORT, cb=self._on_load)
         await self._nc.flush()
         await self.probe.probe()
         self.probe.start()
         self.records.start()
         self._announcer = asyncio.create_task(self._announce_ready())
+
+    async def _on_load(self, msg: Msg) -> None:
+        try:
+            report = orjson.loads(msg.data)
+            self.overload.report(int(report["pid"]), float(report["lag_ms"]))
+        except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
+            log.debug("bad load report %.100r", msg.data)
 
     async def _announce_ready(self) -> None:
         """Tell ``gateway up`` (``gw.ctl.ready``) once a request can travel the whole chain from here."""

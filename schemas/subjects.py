@@ -26,6 +26,10 @@ EVT_CONTROL = "gw.evt.control"
 # the live latency, in-flight counts and failure windows behind smart routing and circuit breakers.
 HEALTH_REPORT = "gw.health.report"
 
+# Load: a busy worker process reports how late its event loop runs ({"process", "pid", "stages",
+# "lag_ms"}), so ingress sheds load before the queue shows in answers (fan-out, no queue group).
+LOAD_REPORT = "gw.load.report"
+
 # JetStream key-value buckets: the active config (key ``active``) and each target's breaker state
 # (key: workers/health.py breaker_key), shared by every replica.
 BUCKET_CONFIG = "GW_CONFIG"

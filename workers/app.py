@@ -67,7 +67,7 @@ async def serve(name: str, stages: Sequence[str]) -> None:
     began = time.perf_counter()
     broker = bootstrap.broker(settings, name, reconnected_cb=reconnected)
     live = await bootstrap.live_config(settings, name) if set(stages) - {"sink"} else None
-    ctx = WorkerContext(broker, settings, live, name)
+    ctx = WorkerContext(broker, settings, live, name, stages=list(stages))
     took: list[str] = []
     for stage in stages:
         stage_began = time.perf_counter()
@@ -84,6 +84,7 @@ async def serve(name: str, stages: Sequence[str]) -> None:
         if msg.reply:
             await nc.publish(msg.reply, b"")
 
+    ctx.load.start()
     for stage in stages:  # every stage is set up and subscribed: it may now say it is ready
         await nc.subscribe(subjects.ping_subject(stage), queue=stage, cb=pong)
     await nc.flush()  # subscriptions are live before we say we are ready
@@ -102,6 +103,7 @@ async def serve(name: str, stages: Sequence[str]) -> None:
     for hook in hooks:
         if hook.cleanup is not None:
             await hook.cleanup()
+    await ctx.load.stop()
     with contextlib.suppress(Exception):
         await asyncio.wait_for(nc.drain(), timeout=5)
     await ctx.stop()

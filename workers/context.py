@@ -1,5 +1,5 @@
 """What every stage worker of one process shares: the broker connection, the leases, the confirmations,
-the live config, the settings.
+the load report, the live config, the settings.
 
 A process hosts one stage worker or several (``gateway up``'s layouts): each is still its own subscriber
 on its own subject, but they share one NATS connection, one lease keeper (one timer signals every
@@ -16,6 +16,7 @@ from nats.aio.client import Client as NatsClient
 from infra.confirm import Confirmer
 from infra.settings import Settings
 from workers.leases import Leases
+from workers.load import LoadReporter
 
 if TYPE_CHECKING:
     from faststream.nats import NatsBroker
@@ -29,12 +30,15 @@ class WorkerContext:
     settings: Settings
     live_config: LiveConfig | None
     name: str = "worker"
+    stages: list[str] = field(default_factory=list)
     leases: Leases = field(init=False)
     confirmer: Confirmer = field(init=False)
+    load: LoadReporter = field(init=False)
 
     def __post_init__(self) -> None:
         self.leases = Leases(lambda: self.nc, self.settings.ack_wait_s)
         self.confirmer = Confirmer(lambda: self.nc)
+        self.load = LoadReporter(lambda: self.nc, self.name, self.stages)
 
     @property
     def live(self) -> LiveConfig:

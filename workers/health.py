@@ -297,6 +297,21 @@ class HealthMonitor:
         await nc.flush()
         self._tasks.append(asyncio.create_task(self._expire_reporters(), name="health-reporter-expiry"))
 
+    async def reconnected(self) -> None:
+        """The broker may have restarted and taken the watch consumer with it: watch the bucket anew."""
+        if self._kv is None:
+            return
+        old, self._watcher = self._watcher, None
+        if old is not None:
+            with contextlib.suppress(Exception):
+                await old.stop()  # type: ignore[no-untyped-call]
+        try:
+            self._watcher = await self._kv.watchall()
+        except Exception as exc:  # noqa: BLE001 - the next reconnect tries again; the states stay as they were
+            log.warning("could not watch the breaker states again: %r", exc)
+            return
+        self._tasks.append(asyncio.create_task(self._watch(self._watcher), name="health-breaker-watch"))
+
     async def stop(self) -> None:
         if self._sub is not None:
             with contextlib.suppress(Exception):

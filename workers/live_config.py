@@ -14,8 +14,8 @@ callbacks are done (and once at start, ``attrs={"initial": true}``).
   the error naming the bad path and ignored: the old config stays.
 - Updates that arrive while callbacks are still running are coalesced: only the newest is activated
   next, though every valid version seen is kept for ``get``.
-- A resync every ``resync_s`` (a KV get) catches anything the watcher missed (e.g. across a broker
-  reconnect), and the watcher is re-created if it fails.
+- After a reconnect (the broker may have restarted) the watcher is opened anew; a resync every
+  ``resync_s`` (a KV get) catches anything it still missed, and a watcher that fails is re-created.
 
 The control plane has its own nats-py connection: it never competes with the stage's hot path.
 """
@@ -116,7 +116,7 @@ class LiveConfig:
 
     async def start(self, nats_url: str) -> None:
         """Load the active config (the KV's, else the file's) and start watching for new ones."""
-        self._nc = await nats_connect.connect(nats_url, f"{self.source}-config")
+        self._nc = await nats_connect.connect(nats_url, f"{self.source}-config", reconnected=self._reconnected)
         self._js = self._nc.jetstream()
         active = await self._fetch()
         config: GatewayConfig | None = None
@@ -160,6 +160,11 @@ class LiveConfig:
             with contextlib.suppress(Exception):
                 await self._nc.close()
             self._nc = None
+
+    async def _reconnected(self) -> None:
+        """The broker may have restarted: its watch consumer is gone. Watch anew (the watch loop reopens
+        it and offers the current value), so a change made meanwhile lands now, not at the next resync."""
+        await self._close_watcher()
 
     # -- internals --------------------------------------------------------------------------------
 

@@ -199,8 +199,11 @@ async def setup(ctx: WorkerContext) -> Hooks:
             await intake.done()
 
     def on_message(msg: Msg) -> None:
-        if runtime.accept(msg.data, work_then_room, ack_subject=msg.reply) is None:
+        envelope = runtime.accept(msg.data, work_then_room, ack_subject=msg.reply)
+        if envelope is None:
             runtime.spawn(intake.done())
+        else:
+            ctx.load.waited(time.time() - envelope.received_at)  # how long it waited in GW_REQ
 
     # The first hop pulls from the GW_REQ work queue as fast as this process works (workers/intake.py);
     # the durable consumer is declared in infra/jetstream.py, shared by every replica.

@@ -118,7 +118,7 @@ async def setup(ctx: WorkerContext) -> Hooks:
         await runtime.drain()
         await monitor.stop()
 
-    return Hooks(after_start=monitor.start, cleanup=cleanup)
+    return Hooks(after_start=monitor.start, cleanup=cleanup, reconnected=monitor.reconnected)
 
 
 if __name__ == "__main__":
