@@ -202,8 +202,8 @@ async def setup(ctx: WorkerContext) -> Hooks:
         envelope = runtime.accept(msg.data, work_then_room, ack_subject=msg.reply)
         if envelope is None:
             runtime.spawn(intake.done())
-        else:
-            ctx.load.waited(time.time() - envelope.received_at)  # how long it waited in GW_REQ
+        elif envelope.delivery == 1:  # how long it waited in GW_REQ (a rerun's wait is its first run's)
+            ctx.load.waited(time.time() - envelope.received_at)
 
     # The first hop pulls from the GW_REQ work queue as fast as this process works (workers/intake.py);
     # the durable consumer is declared in infra/jetstream.py, shared by every replica.

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from urllib.parse import parse_qs
+
 import orjson
 
 from infra.mock_provider.asgi import Receive, Send, read_body, send_bytes
@@ -14,12 +16,22 @@ _HEALTH = b'{"status":"ok"}'
 
 
 async def handle(
-    method: str, path: str, receive: Receive, send: Send, recorder: Recorder, faults: FaultBook
+    method: str,
+    path: str,
+    receive: Receive,
+    send: Send,
+    recorder: Recorder,
+    faults: FaultBook,
+    query: bytes = b"",
 ) -> None:
     if path == "/_mock/health" and method in ("GET", "HEAD"):
         await send_bytes(send, 200, _HEALTH)
     elif path == "/_mock/requests" and method == "GET":
-        await send_bytes(send, 200, orjson.dumps(recorder.snapshot()))
+        after = _after(query)
+        if after is None:
+            await send_bytes(send, 400, error_body(400, "after must be a non-negative integer (a seq)."))
+        else:
+            await send_bytes(send, 200, orjson.dumps(recorder.snapshot(after)))
     elif path == "/_mock/requests" and method == "DELETE":
         await send_bytes(send, 200, orjson.dumps({"cleared": recorder.clear()}))
     elif path == "/_mock/faults" and method == "GET":
@@ -46,3 +58,14 @@ async def _add_fault(receive: Receive, send: Send, faults: FaultBook) -> None:
         await send_bytes(send, 400, error_body(400, str(exc)))
         return
     await send_bytes(send, 201, orjson.dumps(entry.as_json()))
+
+
+def _after(query: bytes) -> int | None:
+    """`?after=N` of `GET /_mock/requests` (0 when absent), or None when it is not a non-negative integer."""
+    if not query:
+        return 0
+    values = parse_qs(query.decode("latin-1"), keep_blank_values=True).get("after")
+    if not values:
+        return 0
+    value = values[-1].strip()
+    return int(value) if value.isascii() and value.isdigit() else None

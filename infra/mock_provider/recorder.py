@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import itertools
 import time
 from collections import deque
+from collections.abc import Iterable
 from typing import Any
 from urllib.parse import parse_qsl, urlencode
 
@@ -35,25 +37,36 @@ def header_dict(headers: Headers) -> dict[str, str]:
     return out
 
 
-_Entry = tuple[float, str, str, bytes, Headers, Any]
+_Entry = tuple[int, float, str, str, bytes, Headers, Any]
 
 
 class Recorder:
     """Keeps the most recent `limit` requests, oldest first.
 
     Entries are stored raw and rendered (headers lower-cased and masked) only when read, which keeps
-    recording off the benchmark hot path.
+    recording off the benchmark hot path. Each entry gets a sequence number (1, 2, ...; never reused,
+    not even after `clear`), so a long run can read only what is new: `snapshot(after=n)`.
     """
 
     def __init__(self, limit: int = 10_000) -> None:
         self._entries: deque[_Entry] = deque(maxlen=limit)
+        self._seq = itertools.count(1)
 
     def record(self, method: str, path: str, query: bytes, headers: Headers, body: Any) -> None:
-        self._entries.append((time.time(), method, path, query, headers, body))
+        self._entries.append((next(self._seq), time.time(), method, path, query, headers, body))
 
-    def snapshot(self) -> list[dict[str, Any]]:
+    def snapshot(self, after: int = 0) -> list[dict[str, Any]]:
+        """The entries with `seq > after`, oldest first (all of them by default)."""
+        entries = self._entries
+        if after > 0 and entries:
+            # seqs in the deque are consecutive: skip straight to the first newer one
+            skip = min(len(entries), max(0, after - entries[0][0] + 1))
+            selected: Iterable[_Entry] = itertools.islice(entries, skip, None)
+        else:
+            selected = entries
         return [
             {
+                "seq": seq,
                 "ts": ts,
                 "method": method,
                 "path": path,
@@ -61,7 +74,7 @@ class Recorder:
                 "headers": header_dict(headers),
                 "body": body,
             }
-            for ts, method, path, query, headers, body in self._entries
+            for seq, ts, method, path, query, headers, body in selected
         ]
 
     def clear(self) -> int:

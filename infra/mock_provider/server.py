@@ -146,7 +146,7 @@ class MockProvider:
         if route is not None:
             await self._provider(route, scope, receive, send)
         elif path.startswith("/_mock/"):
-            await admin.handle(method, path, receive, send, self.recorder, self.faults)
+            await admin.handle(method, path, receive, send, self.recorder, self.faults, scope["query_string"])
         elif path == "/v1/models" and method == "GET":
             self.recorder.record(method, path, scope["query_string"], scope["headers"], None)
             await send_bytes(send, 200, _MODELS_BODY)

@@ -65,6 +65,44 @@ def test_default_record_limit() -> None:
     assert MockProvider().recorder._entries.maxlen == 10_000
 
 
+def test_recorder_numbers_entries_and_reads_after_a_seq() -> None:
+    recorder = Recorder(limit=3)
+    for i in range(5):
+        recorder.record("POST", f"/p{i}", b"", [], None)
+    # seq counts every recorded request (from 1), also those the bound already dropped
+    assert [(r["seq"], r["path"]) for r in recorder.snapshot()] == [(3, "/p2"), (4, "/p3"), (5, "/p4")]
+    assert [r["seq"] for r in recorder.snapshot(after=3)] == [4, 5]
+    assert [r["seq"] for r in recorder.snapshot(after=1)] == [3, 4, 5]  # older than the log: all it has
+    assert recorder.snapshot(after=5) == [] and recorder.snapshot(after=99) == []
+    assert [r["seq"] for r in recorder.snapshot(after=0)] == [3, 4, 5]
+    recorder.clear()
+    recorder.record("POST", "/p5", b"", [], None)
+    assert [(r["seq"], r["path"]) for r in recorder.snapshot(after=5)] == [(6, "/p5")]  # never reused
+
+
+async def test_requests_after_seq(client: httpx.AsyncClient) -> None:
+    for text in ("one", "two", "three"):
+        await client.post(OPENAI, json=openai(text))
+    records = (await client.get("/_mock/requests")).json()
+    assert [r["seq"] for r in records] == [1, 2, 3]
+    assert set(records[0]) == {"seq", "ts", "method", "path", "query", "headers", "body"}
+    newer = (await client.get("/_mock/requests", params={"after": 1})).json()
+    assert [r["body"] for r in newer] == [openai("two"), openai("three")]
+    assert newer == records[1:]
+    assert (await client.get("/_mock/requests?after=3")).json() == []
+    assert (await client.get("/_mock/requests?after=0")).json() == records
+    await client.delete("/_mock/requests")
+    await client.post(OPENAI, json=openai("four"))
+    assert [r["seq"] for r in (await client.get("/_mock/requests?after=3")).json()] == [4]
+
+
+@pytest.mark.parametrize("query", ["after=x", "after=-1", "after=1.5", "after="])
+async def test_requests_after_must_be_a_seq(client: httpx.AsyncClient, query: str) -> None:
+    r = await client.get(f"/_mock/requests?{query}")
+    assert r.status_code == 400
+    assert r.json()["error"]["type"] == "invalid_request_error"
+
+
 async def test_scripted_fault_times(client: httpx.AsyncClient) -> None:
     r = await client.post("/_mock/faults", json={"fault": "status=529", "times": 2})
     assert r.status_code == 201
