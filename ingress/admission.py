@@ -32,6 +32,9 @@ from schemas.errors import Overloaded, ServiceUnavailable
 log = logging.getLogger("gateway.ingress")
 
 
+RECHECK_S = 0.1
+
+
 class ChainProbe:
     def __init__(self, nc: Callable[[], NatsClient | None], stages: Sequence[str], *, every_s: float = 2.0,
                  timeout_s: float = 1.0) -> None:
@@ -92,7 +95,8 @@ class ChainProbe:
 
     async def _loop(self) -> None:
         while True:
-            await asyncio.sleep(self.every_s)
+            # every_s while all is well; often while a stage is missing (back within a second or so)
+            await asyncio.sleep(self.every_s if not self.missing else RECHECK_S)
             before = list(self.missing)
             missing = await self.probe()
             if missing != before:
@@ -101,7 +105,11 @@ class ChainProbe:
                 else:
                     log.info("every stage has a live replica again")
 
-    def refusal(self) -> ServiceUnavailable | None:
+    async def refusal(self) -> ServiceUnavailable | None:
+        """None when every stage has a live replica; a stage seen missing is asked again first (after a
+        broker restart the workers re-subscribe within milliseconds of reconnecting)."""
+        if self.missing:
+            await self.fresh(RECHECK_S)
         if not self.missing:
             return None
         return ServiceUnavailable(

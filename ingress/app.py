@@ -264,12 +264,12 @@ class Ingress:
             status = "nats disconnected" if not connected else f"no live replica of {', '.join(missing)}"
             await send_json(send, 503, {"status": status, "missing": missing})
 
-    def _admit(self) -> GatewayError | None:
+    async def _admit(self) -> GatewayError | None:
         """Refuse at once what the gateway cannot serve now (see ``ingress/admission.py``)."""
         if self._nc is None or not self._nc.is_connected:
             return ServiceUnavailable("The gateway's message broker is unreachable (it restarts on its own); "
                                       "retry shortly.", code="broker_unavailable", retry_after_s=1.0)
-        return self.probe.refusal() or self.overload.refusal(len(self.waiter))
+        return await self.probe.refusal() or self.overload.refusal(len(self.waiter))
 
     async def complete(self, scope: Scope, receive: Receive, send: Send, surface: Surface) -> None:
         """One request of any client surface through the chain."""
@@ -304,7 +304,7 @@ class Ingress:
                 tags=meta.tags,
                 headers=meta.headers,
             )
-            refusal = self._admit()
+            refusal = await self._admit()
             if refusal is not None:
                 raise refusal
         except GatewayError as exc:

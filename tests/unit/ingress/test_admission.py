@@ -68,10 +68,19 @@ async def test_a_stage_without_replica_is_missing_a_slow_one_is_not() -> None:
     nc = PingNats({"redaction": object(), "policy": NoRespondersError(), "routing": NatsTimeoutError()})
     probe = ChainProbe(lambda: nc, ["redaction", "policy", "routing"])  # type: ignore[arg-type, return-value]
     assert await probe.probe() == ["policy"]
-    refused = probe.refusal()
+    refused = await probe.refusal()
     assert refused is not None and refused.code == "chain_unavailable" and "policy" in refused.message
     nc.answers["policy"] = object()
-    assert await probe.fresh(max_age_s=0.0) == [] and probe.ready and probe.refusal() is None
+    assert await probe.fresh(max_age_s=0.0) == [] and probe.ready and await probe.refusal() is None
+
+
+async def test_a_missing_stage_is_asked_again_before_a_refusal() -> None:
+    nc = PingNats({"redaction": NoRespondersError()})
+    probe = ChainProbe(lambda: nc, ["redaction"])  # type: ignore[arg-type, return-value]
+    await probe.probe()
+    nc.answers["redaction"] = object()  # re-subscribed right after a broker restart
+    probe.checked_at -= 1.0
+    assert await probe.refusal() is None
 
 
 async def test_a_disconnected_ingress_sees_no_stage() -> None:
