@@ -92,6 +92,7 @@ class DrillOptions:
     latency_ms: int = 30
     chunk_delay_ms: int = 20
     seed: int | None = None
+    same_victim: bool = False  # always kill the first process of a kind: the others live through a soak
 
 
 class _Run:
@@ -188,7 +189,7 @@ class _Run:
             if not names:
                 record.error = f"no {kind} process in pids.json"
             else:
-                record.name = names[turns[kind] % len(names)]
+                record.name = names[0 if self.o.same_victim else turns[kind] % len(names)]
                 turns[kind] += 1
                 record.pid = pids[record.name]
                 try:
@@ -457,6 +458,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="retries per request, like the OpenAI SDK's max_retries (default %(default)s)")
     parser.add_argument("--soak", type=float, default=d.soak_s, metavar="S",
                         help="repeat the kill cycle for S seconds and report RSS and fds per process")
+    parser.add_argument("--same-victim", action="store_true",
+                        help="always kill the first process of a kind (stages.0, ingress.0): the other replicas "
+                             "live through the whole soak, so their RSS and fds show any leak")
     parser.add_argument("--sample-every", type=float, default=d.sample_every_s,
                         help="seconds between resource samples with --soak (default %(default)s)")
     parser.add_argument("--max-extra-pct", type=float, default=d.max_extra_pct,
@@ -479,7 +483,8 @@ def main(argv: list[str] | None = None) -> int:
                            kill_every_s=args.kill_every, tail_s=args.tail, kinds=kinds,
                            client_retries=args.client_retries, soak_s=args.soak, sample_every_s=args.sample_every,
                            max_extra_pct=args.max_extra_pct, request_timeout_s=args.request_timeout,
-                           drain_timeout_s=args.drain_timeout, rows_timeout_s=args.rows_timeout, seed=args.seed)
+                           drain_timeout_s=args.drain_timeout, rows_timeout_s=args.rows_timeout, seed=args.seed,
+                           same_victim=args.same_victim)
     report = run_drill(options, root=args.root, replicas=args.replicas, dump=args.dump)
     if args.json:
         print(json.dumps(report.to_json(), indent=2, default=str))

@@ -2,8 +2,9 @@
 
 Starts the embedded nats-server (unless ``NATS_URL``), declares the JetStream streams, starts the mock
 provider when the config asks for it, then the sink, the stage workers and ingress. Every child is
-supervised, the embedded nats-server included: one that dies is restarted at once (then with backoff if
-it keeps dying); SIGINT/SIGTERM stops everything (ingress first, sink and nats-server last).
+supervised, the embedded nats-server included: one that dies is restarted at once, or with a growing
+backoff if it died before it ever served (a crash loop); SIGINT/SIGTERM stops everything (ingress
+first, sink and nats-server last).
 
 Layouts (``--layout``): ``hosted`` (default) runs every stage worker in each of two ``workers.host``
 processes (``stages.0``, ``stages.1``): two replicas of every stage, so a process that dies never stops
@@ -66,6 +67,7 @@ class Child:
     started_at: float = 0.0
     next_start: float = 0.0
     backoff_s: float = 0.0
+    served: bool = False  # announced itself ready since its last start
 
     @property
     def kind(self) -> str:
@@ -77,6 +79,7 @@ class Child:
                                         stdin=subprocess.DEVNULL)
         log.close()
         self.started_at = time.monotonic()
+        self.served = False
 
     @property
     def pid(self) -> int | None:
@@ -257,11 +260,13 @@ class Supervisor:
         return start_nats(self.data_dir / "nats", self.settings.nats_port, log_file=self.data_dir / "nats-server.log")
 
     def _announce_back(self, pid: int) -> None:
-        """A child that was restarted says it serves again: say so, with how long it was away."""
+        """A child says it serves (again, after a restart: say so, with how long it took)."""
         for child in self.children:
-            if child.pid == pid and child.restarts:
-                print(f"gateway: {child.name} serves again ({time.monotonic() - child.started_at:.1f}s after "
-                      "its restart)", flush=True)
+            if child.pid == pid:
+                child.served = True
+                if child.restarts:
+                    print(f"gateway: {child.name} serves again ({time.monotonic() - child.started_at:.1f}s after "
+                          "its restart)", flush=True)
 
     # -- supervision ----------------------------------------------------------------------------------
 
@@ -290,7 +295,7 @@ class Supervisor:
             self._nats_restart_at = time.monotonic() + self._nats_backoff_s
             return
         self._nats_restart_at = 0.0
-        self._nats_backoff_s = 0.5 if self._nats_backoff_s == 0.0 else min(self._nats_backoff_s * 2, 10.0)
+        self._nats_backoff_s = 0.0  # it started and accepts connections: a later death is a new failure
         print(f"gateway: nats-server restarted (pid {self.nats.process.pid})", flush=True)
         self.write_pids()
 
@@ -325,8 +330,8 @@ class Supervisor:
                 continue
             if child.process is not None:
                 code = child.process.returncode
-                if now - child.started_at > 30:
-                    child.backoff_s = 0.0  # it had been running fine: this is a new failure
+                if child.served:
+                    child.backoff_s = 0.0  # it had been serving: a new failure, not a crash loop
                 child.next_start = now + child.backoff_s
                 print(f"gateway: {child.name} (pid {child.pid}) exited with {code}; restarting"
                       + (f" in {child.backoff_s:.1f}s" if child.backoff_s else ""), file=sys.stderr, flush=True)

@@ -58,11 +58,7 @@ class Pending:
     src: str = ""  # the filter replica relaying the stream
     resend_asked: float = 0.0
     outcome: IngressState | None = None  # set once the caller's answer is decided
-
-    @property
-    def started(self) -> bool:
-        """The caller already has part of a streamed answer."""
-        return self.next_seq > 0
+    said: bool = False  # streams: the caller has some of the answer's content (not only its opening)
 
 
 class ReplyWaiter:
@@ -143,11 +139,16 @@ class ReplyWaiter:
             pending.early[reply.seq] = reply
             await self._ask_resend(pending)
             return
+        self._queue_chunk(pending, reply)
+        while pending.next_seq in pending.early:
+            self._queue_chunk(pending, pending.early.pop(pending.next_seq))
+
+    @staticmethod
+    def _queue_chunk(pending: Pending, reply: Reply) -> None:
         pending.queue.put_nowait(reply)
         pending.next_seq += 1
-        while pending.next_seq in pending.early:
-            pending.queue.put_nowait(pending.early.pop(pending.next_seq))
-            pending.next_seq += 1
+        if not pending.said and has_content(reply):
+            pending.said = True
 
     async def _ask_resend(self, pending: Pending) -> None:
         now = time.monotonic()
@@ -167,8 +168,8 @@ class ReplyWaiter:
             return self._recent.get(request_id) or IngressState(state="gone")
         if pending.outcome is not None:
             return pending.outcome
-        if pending.started:
-            # Half a stream is with the caller; another run cannot continue it: end it in-band.
+        if pending.said:
+            # Half an answer is with the caller; another run cannot continue it: end it in-band.
             error = StreamInterrupted("A gateway worker failed while streaming this answer; please retry "
                                       "the request.").info()
             pending.queue.put_nowait(Reply(kind="error", request_id=request_id, delivery=pending.delivery,
@@ -179,6 +180,7 @@ class ReplyWaiter:
         if delivery > pending.delivery:  # follow the rerun; whatever the dead run sent is void
             pending.delivery = delivery
             pending.early.clear()
+            pending.next_seq = 0  # the rerun's chunks from its first (an opening the caller has is harmless)
         return IngressState(state="waiting")
 
     async def _respond(self, msg: Msg, data: bytes) -> None:
@@ -187,3 +189,12 @@ class ReplyWaiter:
                 await self._nc().publish(msg.reply, data)
             except Exception as exc:  # noqa: BLE001 - the sender asks again
                 log.debug("could not confirm a reply: %r", exc)
+
+
+def has_content(reply: Reply) -> bool:
+    """A stream chunk that carries some of the answer (text or a tool call), not only its opening."""
+    for choice in (reply.body or {}).get("choices") or ():
+        delta = choice.get("delta") if isinstance(choice, dict) else None
+        if isinstance(delta, dict) and (delta.get("content") or delta.get("tool_calls")):
+            return True
+    return False

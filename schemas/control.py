@@ -46,9 +46,10 @@ class IngressState(_Control):
     ``waiting``: nothing yet; the rerun may run (ingress now follows the rerun's ``delivery``).
     ``done``: the caller has its whole answer, or ingress ended it (``status``/``error``), e.g. a stream
     cut by the failed run; the rerun must not run again, only make sure the request is recorded.
-    ``gone``: ingress does not know the request (it stopped, or forgot a request long answered)."""
+    ``gone``: ingress does not know the request (it stopped, or forgot a request long answered).
+    ``held``: not from ingress: a live process holds an earlier run of the request (the rerun steps aside)."""
 
-    state: Literal["waiting", "done", "gone"]
+    state: Literal["waiting", "done", "gone", "held"]
     status: int = 0
     error: ErrorInfo | None = None
 

@@ -41,6 +41,10 @@ SQL_QUERY = "gw.sql.query"
 
 # Control: each worker announces here once its subscriptions are live ({"name", "process", "pid"}).
 CTL_READY = "gw.ctl.ready"
+# Which process holds a request: a rerun asks gw.ctl.held.<request_id> (every worker process, no queue
+# group) before it runs; a process holding an earlier delivery answers.
+HELD_PREFIX = "gw.ctl.held"
+
 # Readiness: every replica of a stage answers requests on gw.ping.<stage> (queue group <stage>) once it can
 # take requests (subscribed, models loaded). No responders = no live replica of that stage.
 PING_PREFIX = "gw.ping"
@@ -68,3 +72,7 @@ def event_subject(stage: str) -> str:
 
 def ping_subject(stage: str) -> str:
     return f"{PING_PREFIX}.{stage}"
+
+
+def held_subject(request_id: str) -> str:
+    return f"{HELD_PREFIX}.{request_id}"

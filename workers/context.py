@@ -12,9 +12,11 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from nats.aio.client import Client as NatsClient
+from nats.aio.msg import Msg
 
 from infra.confirm import Confirmer
 from infra.settings import Settings
+from schemas import subjects
 from workers.leases import Leases
 from workers.load import LoadReporter
 
@@ -53,8 +55,19 @@ class WorkerContext:
         return connection
 
     async def start(self) -> None:
-        """Once the broker is connected: the confirmation inbox."""
+        """Once the broker is connected: the confirmation inbox, and answering whether this process holds
+        an earlier run of a redelivered request (``workers/leases.py``)."""
         await self.confirmer.start()
+        await self.nc.subscribe(f"{subjects.HELD_PREFIX}.*", cb=self._on_held)
+
+    async def _on_held(self, msg: Msg) -> None:
+        request_id = msg.subject.rsplit(".", 1)[-1]
+        try:
+            delivery = int(msg.data or b"0")
+        except ValueError:
+            return
+        if msg.reply and self.leases.holds_earlier(request_id, delivery):
+            await self.nc.publish(msg.reply, b"held")
 
     async def stop(self) -> None:
         await self.leases.stop()

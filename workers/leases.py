@@ -11,6 +11,12 @@ One keeper per process, shared by every stage the process hosts. Holding is coun
 held by two stages of one process for an instant: the next stage took it before the previous one let
 go). One timer for the whole process: every ``period`` it signals the requests held since the previous
 tick or longer, so a request that passes through in milliseconds costs nothing.
+
+A restarted nats-server redelivers at once every message it had handed out and not seen acked, though
+the processes holding them are alive. So before a redelivered request runs again, its rerun asks every
+process whether one holds an earlier delivery of it (``holds_earlier``, answered on
+``gw.ctl.held.<request_id>``): if one does, the rerun steps aside and the live run finishes the request
+(JetStream takes the ack or ``+WPI`` of any delivery of the same message).
 """
 
 from __future__ import annotations
@@ -34,6 +40,7 @@ class Leases:
         # Four signals per ack_wait: one late or lost signal still leaves two more before redelivery.
         self.period_s = ack_wait_s / 4
         self._held: dict[str, int] = {}
+        self._requests: dict[str, str] = {}  # ack subject -> request id, for ``holds_earlier``
         self._old: set[str] = set()  # held at the previous tick: signalled at this one if still held
         self._task: asyncio.Task[None] | None = None
         self.signals_sent = 0
@@ -44,10 +51,12 @@ class Leases:
     def __contains__(self, ack_subject: object) -> bool:
         return ack_subject in self._held
 
-    def hold(self, ack_subject: str | None) -> None:
+    def hold(self, ack_subject: str | None, request_id: str = "") -> None:
         if not ack_subject:
             return
         self._held[ack_subject] = self._held.get(ack_subject, 0) + 1
+        if request_id:
+            self._requests[ack_subject] = request_id
         if self._task is None:
             self._task = asyncio.get_running_loop().create_task(self._loop(), name="leases")
 
@@ -59,6 +68,7 @@ class Leases:
             self._held[ack_subject] = count
         else:
             self._held.pop(ack_subject, None)
+            self._requests.pop(ack_subject, None)
             self._old.discard(ack_subject)
 
     async def ack(self, ack_subject: str | None) -> None:
@@ -66,8 +76,14 @@ class Leases:
         if not ack_subject:
             return
         self._held.pop(ack_subject, None)
+        self._requests.pop(ack_subject, None)
         self._old.discard(ack_subject)
         await self._nc().publish(ack_subject, ACK)
+
+    def holds_earlier(self, request_id: str, delivery: int) -> bool:
+        """Whether this process holds a delivery of ``request_id`` before ``delivery`` (a live run)."""
+        return any(rid == request_id and delivery_of(subject) < delivery
+                   for subject, rid in self._requests.items())
 
     def tick(self) -> list[str]:
         """The subjects to signal now: those held at the previous tick and still held."""
@@ -95,3 +111,14 @@ class Leases:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+
+
+def delivery_of(ack_subject: str) -> int:
+    """The delivery count in a JetStream ack subject:
+    ``$JS.ACK.<stream>.<consumer>.<delivered>.<sseq>.<cseq>.<ts>.<pending>``, or with a domain and an
+    account hash after ``ACK`` and a random token at the end (``$JS.ACK.<domain>.<hash>.<stream>...``)."""
+    tokens = ack_subject.split(".")
+    try:
+        return int(tokens[4 if len(tokens) == 9 else 6])
+    except (IndexError, ValueError):
+        return 1

@@ -59,6 +59,16 @@ class Policy:
     def _reload_keys(self, config: GatewayConfig, _version: str) -> None:
         self.keys = KeyIndex(config.keys)
 
+    def warm(self) -> None:
+        """Build every profile's guardrail set and run its input guardrails once, before the first request."""
+        config = self.live.current
+        subject = Subject(phase="input", request={"messages": [{"role": "user", "content": "Warm-up: hello."}]},
+                          tenant="", api_key_id="", model="")
+        for name in config.profiles:
+            guardrails = self.sets.get(self.live.version, config.profile(name))
+            if guardrails.input:
+                guardrails.run(subject)
+
     async def work(self, envelope: Envelope, started: float) -> None:
         key = authenticate(self.keys, envelope.api_key_hash)
         size = authorize(key, envelope.model_requested, envelope.body)
@@ -80,6 +90,7 @@ class Policy:
 
 async def setup(ctx: WorkerContext) -> Hooks:
     policy = Policy(ctx.live, StageRuntime(ctx, STAGE))
+    policy.warm()
 
     @ctx.broker.subscriber(subjects.REQ_POLICY, queue=subjects.QUEUE_GROUPS[subjects.REQ_POLICY],
                            no_reply=True, ack_policy=AckPolicy.MANUAL)

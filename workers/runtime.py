@@ -33,6 +33,7 @@ from schemas.errors import ClientGone, DeadlineExceeded, ErrorInfo, GatewayError
 from schemas.events import RequestCompleted, StageEvent
 from schemas.ids import uuid7
 from workers.context import WorkerContext
+from workers.leases import delivery_of
 
 log = logging.getLogger("gateway")
 
@@ -42,21 +43,11 @@ REPLY_GIVE_UP_S = 10.0
 """How long an answer is offered to an ingress that does not subscribe (reconnecting after a broker
 restart takes a second or two; after this long it is gone, and so is its caller)."""
 CHECK_GIVE_UP_S = 5.0
+HELD_TIMEOUT_S = 0.25
+"""How long a rerun waits for a process to say it holds an earlier, live run of the request."""
 MAX_RUNS = 3
 """A request whose chain died this many times is not run again: it is answered with an error (a request
 that kills the process handling it must not take every replica down in turn)."""
-
-
-def ack_metadata(reply: str) -> int:
-    """The delivery count of a JetStream message from its ack subject:
-    ``$JS.ACK.<stream>.<consumer>.<delivered>.<sseq>.<cseq>.<ts>.<pending>``, or with a domain and an
-    account hash after ``ACK`` and a random token at the end (``$JS.ACK.<domain>.<hash>.<stream>...``)."""
-    tokens = reply.split(".")
-    index = 4 if len(tokens) == 9 else 6
-    try:
-        return int(tokens[index])
-    except (IndexError, ValueError):
-        return 1
 
 
 class StageRuntime:
@@ -86,8 +77,8 @@ class StageRuntime:
                 self.spawn(self.leases.ack(ack_subject))
             return None
         if ack_subject is not None:
-            envelope = envelope.model_copy(update={"delivery": ack_metadata(ack_subject), "ack_subject": ack_subject})
-        self.leases.hold(envelope.ack_subject)
+            envelope = envelope.model_copy(update={"delivery": delivery_of(ack_subject), "ack_subject": ack_subject})
+        self.leases.hold(envelope.ack_subject, envelope.request_id)
         self.spawn(self.run(envelope, work, started))
         return envelope
 
@@ -184,7 +175,7 @@ class StageRuntime:
                 reply = build_reply(envelope, status, body, error)
             data = reply.model_dump_json().encode()
             answered = await self.confirmer.send(envelope.reply_to, data)
-        self.leases.hold(envelope.ack_subject)  # held until acked, whatever happens to the caller's task
+        self.leases.hold(envelope.ack_subject, envelope.request_id)  # held until acked, whatever the caller's task
         self.spawn(self._settle(envelope, record, recorded, data, answered, resend))
         await asyncio.sleep(0)  # on the wire now
 
@@ -240,7 +231,14 @@ class StageRuntime:
     # -- reruns -------------------------------------------------------------------------------------
 
     async def check_rerun(self, envelope: Envelope) -> IngressState:
-        """Before a redelivered request runs again: what does its caller already have?"""
+        """Before a redelivered request runs again: is an earlier run of it still alive (a restarted broker
+        redelivers what live processes hold)? Else, what does its caller already have?"""
+        try:
+            await self.nc.request(subjects.held_subject(envelope.request_id), str(envelope.delivery).encode(),
+                                  timeout=HELD_TIMEOUT_S)
+            return IngressState(state="held")
+        except Exception:  # noqa: BLE001 - nobody holds it (no answer, or nobody subscribed): the run died
+            pass
         answer = await self.confirmer.deliver(
             envelope.reply_to, b"", {control.KIND: control.CHECK, control.DELIVERY: str(envelope.delivery)},
             attempt_s=1.0, give_up_s=CHECK_GIVE_UP_S)
@@ -249,8 +247,11 @@ class StageRuntime:
         return IngressState.model_validate_json(answer.data)
 
     async def settle_rerun(self, envelope: Envelope, state: IngressState, started: float) -> bool:
-        """A redelivered request: True if it should run again; else it is ended here (recorded, acked:
-        the record only lands if the earlier run did not leave one)."""
+        """A redelivered request: True if it should run again; False if a live run holds it (this one
+        steps aside: no answer, no record, no ack); else it is ended here (recorded, acked: the record
+        only lands if the earlier run did not leave one)."""
+        if state.state == "held":
+            return False
         if state.state == "waiting":
             if envelope.delivery <= MAX_RUNS:
                 return True

@@ -15,6 +15,8 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from nats.errors import NoRespondersError
+
 from infra.settings import Settings
 from schemas import subjects
 from workers.context import WorkerContext
@@ -88,6 +90,15 @@ class FakeNats:
         callback = self._callback(reply)
         if callback is not None:
             asyncio.get_running_loop().create_task(callback(msg))
+
+    async def request(self, subject: str, payload: bytes = b"", timeout: float = 1.0,
+                      headers: dict[str, str] | None = None) -> FakeMsg:
+        """nats-py's request: the ``answers`` entry for the subject, else nobody subscribes."""
+        self.sent.append(Sent(subject, payload, "", headers))
+        for prefix, value in self.answers.items():
+            if subject.startswith(prefix) and value is not None and value is not NO_RESPONDERS:
+                return FakeMsg(subject, value)
+        raise NoRespondersError
 
     async def subscribe(self, subject: str, queue: str = "", cb: Callable[[Any], Awaitable[None]] | None = None) -> Any:
         assert cb is not None

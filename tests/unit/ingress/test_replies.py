@@ -20,8 +20,10 @@ def reply(request_id: str, kind: str = "response", reply_to: str = INBOX, **fiel
     return FakeMsg(f"gw.reply.ing.{request_id}", data, reply_to)
 
 
-def chunk(request_id: str, seq: int, src: str = "gw.resp.filter.inst.f1", delivery: int = 1) -> FakeMsg:
-    return reply(request_id, "chunk", reply_to="", seq=seq, body={"n": seq}, src=src, delivery=delivery)
+def chunk(request_id: str, seq: int, src: str = "gw.resp.filter.inst.f1", delivery: int = 1,
+          text: str = "some text") -> FakeMsg:
+    body = {"n": seq, "choices": [{"index": 0, "delta": {"content": text}}]}
+    return reply(request_id, "chunk", reply_to="", seq=seq, body=body, src=src, delivery=delivery)
 
 
 def check(request_id: str, delivery: int = 2) -> FakeMsg:
@@ -124,6 +126,19 @@ async def test_a_rerun_cannot_continue_half_a_stream() -> None:
     assert [pending.queue.get_nowait().kind for _ in range(2)] == ["chunk", "error"]  # the caller is told
     await waiter.on_message(check("r1", delivery=3))
     assert answers(nc)[-1] == state  # asked again: the same answer
+
+
+async def test_a_rerun_replaces_a_stream_that_only_opened() -> None:
+    nc = FakeNats()
+    waiter = waiter_with(nc)
+    pending = waiter.open("r1", stream=True)
+    await waiter.on_message(chunk("r1", 0, text=""))  # the opening (role) chunk: no answer text yet
+    await waiter.on_message(check("r1", delivery=2))
+    assert answers(nc) == [IngressState(state="waiting").model_dump()]
+    await waiter.on_message(chunk("r1", 0, delivery=2, text=""))
+    await waiter.on_message(chunk("r1", 1, delivery=2))
+    got = [pending.queue.get_nowait() for _ in range(pending.queue.qsize())]
+    assert [(r.delivery, r.seq) for r in got] == [(1, 0), (2, 0), (2, 1)]
 
 
 async def test_a_rerun_of_an_answered_request_learns_its_outcome() -> None:

@@ -6,7 +6,7 @@ import asyncio
 from typing import Any
 
 from tests.support.fake_nats import FakeNats
-from workers.leases import ACK, IN_PROGRESS, Leases
+from workers.leases import ACK, IN_PROGRESS, Leases, delivery_of
 
 
 def never_called() -> Any:
@@ -89,3 +89,21 @@ async def test_ack_ends_every_hold() -> None:
     assert "ack.a" not in leases and nc.published == [("ack.a", ACK)]
     await leases.ack(None)
     await leases.stop()
+
+
+async def test_a_process_says_whether_it_holds_an_earlier_run() -> None:
+    leases = Leases(never_called, ack_wait_s=3_000)
+    first = "$JS.ACK.GW_REQ.redaction.1.42.42.1700000000000000000.0"
+    leases.hold(first, "r1")
+    assert leases.holds_earlier("r1", delivery=2)  # a broker restart redelivered a request we still work on
+    assert not leases.holds_earlier("r1", delivery=1)  # our own delivery is not an earlier one
+    assert not leases.holds_earlier("r2", delivery=2)
+    leases.release(first)
+    assert not leases.holds_earlier("r1", delivery=2)
+    await leases.stop()
+
+
+def test_delivery_count_from_the_ack_subject() -> None:
+    assert delivery_of("$JS.ACK.GW_REQ.redaction.3.1042.990.1700000000000000000.12") == 3
+    assert delivery_of("$JS.ACK.domain.hash.GW_REQ.redaction.2.5.5.17.0.token") == 2
+    assert delivery_of("nonsense") == 1

@@ -19,7 +19,7 @@ from schemas.guardrails import Verdict
 from tests.support.fake_nats import NO_RESPONDERS, FakeNats, context, settled
 from workers import runtime
 from workers.leases import ACK
-from workers.runtime import StageRuntime, ack_metadata, completed_record, with_stage_time
+from workers.runtime import StageRuntime, completed_record, with_stage_time
 
 RECEIVED = 1_700_000_000.0
 
@@ -262,12 +262,6 @@ async def test_a_stream_end_resends_missing_chunks_before_it_is_confirmed() -> N
 # -- reruns ----------------------------------------------------------------------------------------------
 
 
-def test_delivery_count_from_the_ack_subject() -> None:
-    assert ack_metadata("$JS.ACK.GW_REQ.redaction.3.1042.990.1700000000000000000.12") == 3
-    assert ack_metadata("$JS.ACK.domain.hash.GW_REQ.redaction.2.5.5.17.0.token") == 2
-    assert ack_metadata("nonsense") == 1
-
-
 async def test_accept_holds_the_request_until_its_work_returns() -> None:
     nc = FakeNats()
     ctx = context(nc)
@@ -326,6 +320,18 @@ async def test_check_rerun_asks_the_waiting_ingress() -> None:
     nc.subs["gw.reply.ing.r"] = ingress
     stage = StageRuntime(context(nc), "redaction")
     assert (await stage.check_rerun(make_envelope(delivery=2))).state == "waiting"
+
+
+async def test_a_rerun_steps_aside_while_an_earlier_run_is_alive() -> None:
+    """A restarted broker redelivers what live processes hold: the live run finishes the request."""
+    nc = FakeNats(answers={"gw.ctl.held.": b"held"})
+    stage = StageRuntime(context(nc), "redaction")
+    env = make_envelope(delivery=2, deadline=4e9, ack_subject="$JS.ACK.h")
+    state = await stage.check_rerun(env)
+    assert state.state == "held"
+    assert not await stage.settle_rerun(env, state, 0.0)
+    await stage.drain(1.0)
+    assert [s.subject for s in nc.sent] == ["gw.ctl.held.0190f0c4-0000-7000-8000-000000000001"]  # nothing else
 
 
 async def test_check_rerun_of_a_gone_ingress(monkeypatch: pytest.MonkeyPatch) -> None:
