@@ -1,5 +1,5 @@
-"""The provider stage's side of a stream (StreamRelay) and of a whole answer (hand_over): nothing a
-provider answered is lost to a filter replica that dies or to a broker restart."""
+"""StreamRelay, the provider stage's side of a stream: nothing a provider streamed is lost to a filter
+replica that dies or to a broker restart."""
 
 from __future__ import annotations
 
@@ -13,9 +13,9 @@ from schemas.control import StreamAck
 from schemas.envelope import Envelope, StreamPiece
 from schemas.errors import ServiceUnavailable
 from tests.support.fake_nats import NO_RESPONDERS, FakeMsg, FakeNats, context
-from workers import provider
-from workers.provider import ProviderStage, StreamRelay
+from workers import stream_relay
 from workers.runtime import StageRuntime
+from workers.stream_relay import StreamRelay
 
 RID = "0190f0c4-0000-7000-8000-0000000000aa"
 
@@ -116,7 +116,7 @@ async def test_pieces_lost_on_the_way_are_sent_again() -> None:
 
 
 async def test_pings_catch_up_while_the_provider_still_streams(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(provider, "PING_EVERY_S", 0.01)
+    monkeypatch.setattr(stream_relay, "PING_EVERY_S", 0.01)
     nc = FakeNats(answers={subjects.RESP_FILTER_OPEN: b"gw.resp.filter.inst.a"})
     replica = FilterReplica(nc, "gw.resp.filter.inst.a")
     relay = relay_over(nc)
@@ -132,22 +132,7 @@ async def test_pings_catch_up_while_the_provider_still_streams(monkeypatch: pyte
 
 
 async def test_no_replica_at_all_is_an_error_not_a_hang(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(provider, "HAND_OVER_GIVE_UP_S", 0.3)
+    monkeypatch.setattr(stream_relay, "HAND_OVER_GIVE_UP_S", 0.3)
     relay = relay_over(FakeNats(answers={subjects.RESP_FILTER_OPEN: NO_RESPONDERS}))
     with pytest.raises(ServiceUnavailable):
         await relay.open()
-
-
-async def test_a_whole_answer_is_offered_again_until_a_replica_takes_it(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(provider, "HAND_OVER_ATTEMPT_S", 0.05)
-    nc = FakeNats(answers={subjects.RESP_FILTER: None})  # the replica that got it died before confirming
-    caller: Any = type("Caller", (), {"outcomes": None})()
-    stage = ProviderStage(StageRuntime(context(nc), "provider"), caller, prices=lambda t: None)
-    task = asyncio.create_task(stage.hand_over(envelope(stream=False)))
-    for _ in range(100):
-        if len(nc.on(subjects.RESP_FILTER)) >= 2:
-            break
-        await asyncio.sleep(0.01)
-    nc.answers.clear()  # another replica takes it
-    await asyncio.wait_for(task, 5)
-    assert len(nc.on(subjects.RESP_FILTER)) >= 2

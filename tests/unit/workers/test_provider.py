@@ -1,0 +1,36 @@
+"""The provider stage's hand-over of a whole answer: held until a filter replica confirms it took it."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+
+from schemas import subjects
+from schemas.envelope import Envelope
+from tests.support.fake_nats import FakeNats, context
+from workers import provider
+from workers.provider import ProviderStage
+from workers.runtime import StageRuntime
+
+
+def envelope() -> Envelope:
+    return Envelope.model_validate({"request_id": "r", "received_at": 1.0e9, "deadline": 4.0e9,
+                                    "reply_to": "gw.reply.ing.r", "model_requested": "m",
+                                    "body": {"model": "m", "messages": []}})
+
+
+async def test_a_whole_answer_is_offered_again_until_a_replica_takes_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(provider, "HAND_OVER_ATTEMPT_S", 0.05)
+    nc = FakeNats(answers={subjects.RESP_FILTER: None})  # the replica that got it died before confirming
+    caller: Any = type("Caller", (), {"outcomes": None})()
+    stage = ProviderStage(StageRuntime(context(nc), "provider"), caller, prices=lambda t: None)
+    task = asyncio.create_task(stage.hand_over(envelope()))
+    for _ in range(100):
+        if len(nc.on(subjects.RESP_FILTER)) >= 2:
+            break
+        await asyncio.sleep(0.01)
+    nc.answers.clear()  # another replica takes it
+    await asyncio.wait_for(task, 5)
+    assert len(nc.on(subjects.RESP_FILTER)) >= 2
