@@ -15,6 +15,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from infra.children import spawn
+
 
 class NatsServerNotFound(RuntimeError):
     pass
@@ -79,9 +81,7 @@ def start_nats(store_dir: Path, port: int | None = None, log_file: Path | None =
         "max_payload: 8MB\n"
         f'jetstream {{\n  store_dir: "{store_dir}"\n}}\n'
     )
-    args = [nats_server_binary(), "--config", str(conf)]
-    out = open(log_file, "ab") if log_file else subprocess.DEVNULL  # noqa: SIM115 - owned by the child
-    process = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+    process = spawn([nats_server_binary(), "--config", str(conf)], log_path=log_file)
     deadline = time.monotonic() + 10
     while True:
         if process.poll() is not None:

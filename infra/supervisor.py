@@ -43,6 +43,7 @@ from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 
 from infra import jetstream, nats_connect
+from infra.children import spawn
 from infra.config import ConfigError, load_config, version_of
 from infra.config_store import fetch_active, publish_config
 from infra.nats_server import EmbeddedNats, start_nats, wait_for_port
@@ -74,10 +75,7 @@ class Child:
         return self.name.split(".")[0]
 
     def start(self) -> None:
-        log = open(self.log_path, "ab")  # noqa: SIM115 - handed to the child
-        self.process = subprocess.Popen(self.args, env=self.env, stdout=log, stderr=subprocess.STDOUT,
-                                        stdin=subprocess.DEVNULL)
-        log.close()
+        self.process = spawn(self.args, env=self.env, log_path=self.log_path)
         self.started_at = time.monotonic()
         self.served = False
 
@@ -164,7 +162,7 @@ class Supervisor:
         self.settings.sealing_key()  # create the envelope key once, before any worker races for it
         nats_url = self.settings.nats_url
         if not nats_url:
-            self.nats = await asyncio.to_thread(self._start_nats)
+            self.nats = self._start_nats()  # on this thread: its child must die with this process
             nats_url = self.nats.url
             print(f"gateway: nats-server with JetStream on {nats_url} (store {self.data_dir / 'nats'})", flush=True)
         nc = await nats_connect.connect(nats_url, "supervisor")
@@ -288,7 +286,7 @@ class Supervisor:
         if now < self._nats_restart_at:
             return
         try:
-            self.nats = await asyncio.to_thread(self._start_nats)
+            self.nats = self._start_nats()  # on this thread (see infra/children.py); it takes a fraction of a second
         except Exception as exc:  # noqa: BLE001 - e.g. the port still held: try again shortly
             print(f"gateway: nats-server did not start ({exc}); trying again", file=sys.stderr, flush=True)
             self._nats_backoff_s = min(max(0.5, self._nats_backoff_s * 2), 10.0)
