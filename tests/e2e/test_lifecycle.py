@@ -65,3 +65,17 @@ def test_external_nats_url(tmp_path: Path) -> None:
         assert external.process.poll() is None  # stopping the gateway leaves an external server alone
     finally:
         external.stop()
+
+
+def test_a_killed_gateway_up_leaves_no_process_behind(tmp_path: Path) -> None:
+    gw = start_gateway(tmp_path)
+    try:
+        children = gw.pids()
+        gw.process.kill()  # SIGKILL: no chance to stop anything itself
+        gw.process.wait(timeout=10)
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and any(_alive(p) for p in children.values()):
+            time.sleep(0.1)
+        assert not [n for n, p in children.items() if _alive(p)]  # each died with its parent
+    finally:
+        gw.stop()
