@@ -47,6 +47,9 @@ class Confirmer:
         self._waiting: dict[str, asyncio.Future[Msg]] = {}
         self._sub: Subscription | None = None
 
+    def __len__(self) -> int:
+        return len(self._waiting)
+
     async def start(self) -> None:
         self._sub = await self._nc().subscribe(f"{self.prefix}.*", cb=self._on_answer)
 

@@ -46,6 +46,8 @@ class Settings(BaseSettings):
     sink_batch_rows: int = Field(default=5_000, ge=1)
     sink_batch_ms: float = Field(default=500.0, gt=0)
     log_level: str = "INFO"
+    # Every this many seconds each worker process logs what it holds (requests, tasks, streams); 0: never.
+    stats_every_s: float = Field(default=60.0, ge=0)
 
     def clickhouse_dsn(self) -> str:
         if self.clickhouse_url:

@@ -59,6 +59,8 @@ class Pending:
     resend_asked: float = 0.0
     outcome: IngressState | None = None  # set once the caller's answer is decided
     said: bool = False  # streams: the caller has some of the answer's content (not only its opening)
+    opened: bool = False  # streams: the caller has the opening (the role chunk)
+    skip_opening: bool = False  # a rerun took over after the opening: its own opening is not sent again
 
 
 class ReplyWaiter:
@@ -145,9 +147,14 @@ class ReplyWaiter:
 
     @staticmethod
     def _queue_chunk(pending: Pending, reply: Reply) -> None:
-        pending.queue.put_nowait(reply)
         pending.next_seq += 1
-        if not pending.said and has_content(reply):
+        content = has_content(reply)
+        if pending.skip_opening and not content and not has_finish(reply):
+            return  # the rerun's opening: the caller has one already
+        pending.skip_opening = False
+        pending.queue.put_nowait(reply)
+        pending.opened = True
+        if content:
             pending.said = True
 
     async def _ask_resend(self, pending: Pending) -> None:
@@ -180,7 +187,8 @@ class ReplyWaiter:
         if delivery > pending.delivery:  # follow the rerun; whatever the dead run sent is void
             pending.delivery = delivery
             pending.early.clear()
-            pending.next_seq = 0  # the rerun's chunks from its first (an opening the caller has is harmless)
+            pending.next_seq = 0  # the rerun's chunks from its first, but for its opening if the caller has one
+            pending.skip_opening = pending.opened
         return IngressState(state="waiting")
 
     async def _respond(self, msg: Msg, data: bytes) -> None:
@@ -198,3 +206,7 @@ def has_content(reply: Reply) -> bool:
         if isinstance(delta, dict) and (delta.get("content") or delta.get("tool_calls")):
             return True
     return False
+
+
+def has_finish(reply: Reply) -> bool:
+    return any(isinstance(c, dict) and c.get("finish_reason") for c in (reply.body or {}).get("choices") or ())

@@ -95,8 +95,11 @@ async def serve(name: str, stages: Sequence[str]) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+    stats = asyncio.create_task(log_stats(ctx, settings.stats_every_s)) if settings.stats_every_s > 0 else None
     await stop.wait()
     log.info("%s stopping", name)
+    if stats is not None:
+        stats.cancel()
     for hook in hooks:  # take nothing new; finish what is in hand
         if hook.drain is not None:
             await hook.drain()
@@ -111,6 +114,13 @@ async def serve(name: str, stages: Sequence[str]) -> None:
         await live.stop()
     with contextlib.suppress(Exception):
         await broker.stop()
+
+
+async def log_stats(ctx: WorkerContext, every_s: float) -> None:
+    """One line of what the process holds, every ``every_s`` (``GATEWAY_STATS_EVERY_S``): a leak shows."""
+    while True:
+        await asyncio.sleep(every_s)
+        log.info("%s stats: %s", ctx.name, ctx.stats())
 
 
 def main(name: str, stages: Sequence[str] | None = None) -> None:

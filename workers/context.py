@@ -8,6 +8,7 @@ request the process holds), one confirmation inbox and one live config (one watc
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -36,11 +37,15 @@ class WorkerContext:
     leases: Leases = field(init=False)
     confirmer: Confirmer = field(init=False)
     load: LoadReporter = field(init=False)
+    # what a process holds, by name (held requests, tasks, open streams...), for its stats log line
+    gauges: dict[str, Callable[[], int]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.leases = Leases(lambda: self.nc, self.settings.ack_wait_s)
         self.confirmer = Confirmer(lambda: self.nc)
         self.load = LoadReporter(lambda: self.nc, self.name, self.stages)
+        self.gauges["held"] = lambda: len(self.leases)
+        self.gauges["awaiting_confirmation"] = lambda: len(self.confirmer)
 
     @property
     def live(self) -> LiveConfig:
@@ -72,3 +77,6 @@ class WorkerContext:
     async def stop(self) -> None:
         await self.leases.stop()
         await self.confirmer.stop()
+
+    def stats(self) -> str:
+        return " ".join(f"{name}={gauge()}" for name, gauge in self.gauges.items())

@@ -469,6 +469,7 @@ async def setup(ctx: WorkerContext) -> Hooks:
     # (config, scanners), rebuilt in a thread when a profile's scanner settings change (hot reload)
     scanners = Derived(live.current, scanner_inputs, ScannerCache())
     stage = OutputFilterStage(runtime, *scanners.current, settings.sealing_key(), live.version)
+    ctx.gauges["output_filter.streams"] = lambda: len(stage.sessions)
     warm(scanners.current[1])
 
     async def reload(config: GatewayConfig, version: str) -> None:

@@ -58,6 +58,7 @@ class StageRuntime:
         self.leases = ctx.leases
         self.confirmer = ctx.confirmer
         self._tasks: set[asyncio.Task[None]] = set()
+        ctx.gauges[f"{stage}.tasks"] = lambda: len(self._tasks)
 
     @property
     def nc(self) -> NatsClient:

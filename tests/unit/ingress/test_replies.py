@@ -135,10 +135,11 @@ async def test_a_rerun_replaces_a_stream_that_only_opened() -> None:
     await waiter.on_message(chunk("r1", 0, text=""))  # the opening (role) chunk: no answer text yet
     await waiter.on_message(check("r1", delivery=2))
     assert answers(nc) == [IngressState(state="waiting").model_dump()]
-    await waiter.on_message(chunk("r1", 0, delivery=2, text=""))
+    await waiter.on_message(chunk("r1", 0, delivery=2, text=""))  # the rerun's opening: the caller has one
     await waiter.on_message(chunk("r1", 1, delivery=2))
+    await waiter.on_message(reply("r1", "end", delivery=2, seq=2))
     got = [pending.queue.get_nowait() for _ in range(pending.queue.qsize())]
-    assert [(r.delivery, r.seq) for r in got] == [(1, 0), (2, 0), (2, 1)]
+    assert [(r.kind, r.delivery, r.seq) for r in got] == [("chunk", 1, 0), ("chunk", 2, 1), ("end", 2, 2)]
 
 
 async def test_a_rerun_of_an_answered_request_learns_its_outcome() -> None:
