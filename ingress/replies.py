@@ -107,8 +107,9 @@ class ReplyWaiter:
         request_id = msg.subject.rsplit(".", 1)[-1]
         headers = msg.headers
         if headers is not None and headers.get(control.KIND) == control.CHECK:
-            await self._respond(msg, self._check(request_id, int(headers.get(control.DELIVERY) or 0))
-                                .model_dump_json().encode())
+            state = self._check(request_id, int(headers.get(control.DELIVERY) or 0))
+            log.info("rerun %s of %s: %s", headers.get(control.DELIVERY), request_id, state.state)
+            await self._respond(msg, state.model_dump_json().encode())
             return
         pending = self._pending.get(request_id)
         if pending is None:

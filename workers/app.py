@@ -59,7 +59,7 @@ async def serve(name: str, stages: Sequence[str]) -> None:
     hooks: list[Hooks] = []
 
     async def reconnected() -> None:
-        log.info("%s reconnected to NATS", name)
+        ctx.reconnected_at = time.time()
         for hook in hooks:
             if hook.reconnected is not None:
                 await hook.reconnected()

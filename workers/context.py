@@ -39,6 +39,7 @@ class WorkerContext:
     load: LoadReporter = field(init=False)
     # what a process holds, by name (held requests, tasks, open streams...), for its stats log line
     gauges: dict[str, Callable[[], int]] = field(default_factory=dict)
+    reconnected_at: float = 0.0  # wall clock of the last reconnect to the broker (it may have restarted)
 
     def __post_init__(self) -> None:
         self.leases = Leases(lambda: self.nc, self.settings.ack_wait_s)
@@ -61,17 +62,13 @@ class WorkerContext:
 
     async def start(self) -> None:
         """Once the broker is connected: the confirmation inbox, and answering whether this process holds
-        an earlier run of a redelivered request (``workers/leases.py``)."""
+        another run of a request handed out again (``workers/leases.py``)."""
         await self.confirmer.start()
         await self.nc.subscribe(f"{subjects.HELD_PREFIX}.*", cb=self._on_held)
 
     async def _on_held(self, msg: Msg) -> None:
         request_id = msg.subject.rsplit(".", 1)[-1]
-        try:
-            delivery = int(msg.data or b"0")
-        except ValueError:
-            return
-        if msg.reply and self.leases.holds_earlier(request_id, delivery):
+        if msg.reply and self.leases.holds_other(request_id, msg.data.decode()):
             await self.nc.publish(msg.reply, b"held")
 
     async def stop(self) -> None:

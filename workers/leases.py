@@ -12,11 +12,12 @@ held by two stages of one process for an instant: the next stage took it before 
 go). One timer for the whole process: every ``period`` it signals the requests held since the previous
 tick or longer, so a request that passes through in milliseconds costs nothing.
 
-A restarted nats-server redelivers at once every message it had handed out and not seen acked, though
-the processes holding them are alive. So before a redelivered request runs again, its rerun asks every
-process whether one holds an earlier delivery of it (``holds_earlier``, answered on
-``gw.ctl.held.<request_id>``): if one does, the rerun steps aside and the live run finishes the request
-(JetStream takes the ack or ``+WPI`` of any delivery of the same message).
+A restarted nats-server may hand out again messages that live processes hold (its consumer state is
+written behind; such a message can even come back as a first delivery). So before a redelivered request
+runs again, or a first delivery that waited suspiciously long in GW_REQ, it asks every process whether
+one holds another delivery of it (``holds_other``, answered on ``gw.ctl.held.<request_id>``): if one
+does, it steps aside and the live run finishes the request (JetStream takes the ack or ``+WPI`` of any
+delivery of the same message).
 """
 
 from __future__ import annotations
@@ -80,10 +81,9 @@ class Leases:
         self._old.discard(ack_subject)
         await self._nc().publish(ack_subject, ACK)
 
-    def holds_earlier(self, request_id: str, delivery: int) -> bool:
-        """Whether this process holds a delivery of ``request_id`` before ``delivery`` (a live run)."""
-        return any(rid == request_id and delivery_of(subject) < delivery
-                   for subject, rid in self._requests.items())
+    def holds_other(self, request_id: str, ack_subject: str) -> bool:
+        """Whether this process holds a delivery of ``request_id`` other than ``ack_subject`` (a live run)."""
+        return any(rid == request_id and subject != ack_subject for subject, rid in self._requests.items())
 
     def tick(self) -> list[str]:
         """The subjects to signal now: those held at the previous tick and still held."""

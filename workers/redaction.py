@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import hmac
+import logging
 import os
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -34,9 +35,10 @@ from workers.app import Hooks, main
 from workers.context import WorkerContext
 from workers.intake import PullIntake
 from workers.live_config import Derived
-from workers.runtime import StageRuntime, with_stage_time
+from workers.runtime import STALE_S, StageRuntime, with_stage_time
 
 STAGE = "redaction"
+SETTLE_AFTER_RECONNECT_S = 0.75
 GUARDRAIL = "pii"
 NER_THREADS = 2
 
@@ -156,7 +158,10 @@ async def setup(ctx: WorkerContext) -> Hooks:
     warm(redactors.current)
 
     async def work(envelope: Envelope, started: float) -> None:
-        if envelope.delivery > 1:  # an earlier run died: does the caller still wait for an answer?
+        again = envelope.delivery == 1 and handed_out_again(envelope, ctx.reconnected_at)
+        if again:  # every process reconnects within a reconnect wait or two: give a live run's one time to
+            await asyncio.sleep(max(0.0, ctx.reconnected_at + SETTLE_AFTER_RECONNECT_S - time.time()))
+        if envelope.delivery > 1 or again:  # is a run of it alive, or does its caller have the answer?
             if not await runtime.settle_rerun(envelope, await runtime.check_rerun(envelope), started):
                 return
         config, by_profile = redactors.current
@@ -215,6 +220,13 @@ async def setup(ctx: WorkerContext) -> Hooks:
         ner_pool.shutdown(wait=False, cancel_futures=True)
 
     return Hooks(after_start=intake.start, drain=intake.stop, cleanup=cleanup, reconnected=intake.reconnected)
+
+
+def handed_out_again(envelope: Envelope, reconnected_at: float) -> bool:
+    """A first delivery that may be one a restarted broker handed out again though a live run holds it
+    (its consumer state is written behind): accepted before this process last reconnected, or waiting in
+    GW_REQ far longer than a request ever does (they wait milliseconds; load is shed past 250 ms)."""
+    return envelope.received_at < reconnected_at or time.time() - envelope.received_at > STALE_S
 
 
 def warm(current: tuple[GatewayConfig, dict[str, ProfileRedactor]]) -> None:

@@ -44,7 +44,10 @@ REPLY_GIVE_UP_S = 10.0
 restart takes a second or two; after this long it is gone, and so is its caller)."""
 CHECK_GIVE_UP_S = 5.0
 HELD_TIMEOUT_S = 0.25
-"""How long a rerun waits for a process to say it holds an earlier, live run of the request."""
+"""How long a rerun waits for a process to say it holds another, live run of the request."""
+STALE_S = 1.0
+"""A first delivery that waited this long in GW_REQ may be one a restarted broker handed out again:
+it asks whether a live run holds it before it runs (a request normally waits milliseconds)."""
 MAX_RUNS = 3
 """A request whose chain died this many times is not run again: it is answered with an error (a request
 that kills the process handling it must not take every replica down in turn)."""
@@ -231,15 +234,21 @@ class StageRuntime:
 
     # -- reruns -------------------------------------------------------------------------------------
 
-    async def check_rerun(self, envelope: Envelope) -> IngressState:
-        """Before a redelivered request runs again: is an earlier run of it still alive (a restarted broker
-        redelivers what live processes hold)? Else, what does its caller already have?"""
+    async def held_elsewhere(self, envelope: Envelope) -> bool:
+        """Whether another process holds another delivery of this request: a live run (a restarted broker
+        hands out again what live processes hold)."""
         try:
-            await self.nc.request(subjects.held_subject(envelope.request_id), str(envelope.delivery).encode(),
+            await self.nc.request(subjects.held_subject(envelope.request_id), (envelope.ack_subject or "").encode(),
                                   timeout=HELD_TIMEOUT_S)
+            return True
+        except Exception:  # noqa: BLE001 - nobody holds it (no answer, or nobody subscribed): no live run
+            return False
+
+    async def check_rerun(self, envelope: Envelope) -> IngressState:
+        """Before a redelivered request runs again: is another run of it still alive? Else, what does its
+        caller already have?"""
+        if await self.held_elsewhere(envelope):
             return IngressState(state="held")
-        except Exception:  # noqa: BLE001 - nobody holds it (no answer, or nobody subscribed): the run died
-            pass
         answer = await self.confirmer.deliver(
             envelope.reply_to, b"", {control.KIND: control.CHECK, control.DELIVERY: str(envelope.delivery)},
             attempt_s=1.0, give_up_s=CHECK_GIVE_UP_S)
@@ -251,6 +260,8 @@ class StageRuntime:
         """A redelivered request: True if it should run again; False if a live run holds it (this one
         steps aside: no answer, no record, no ack); else it is ended here (recorded, acked: the record
         only lands if the earlier run did not leave one)."""
+        log.info("%s: rerun of %s (delivery %d): %s%s", self.stage, envelope.request_id, envelope.delivery,
+                 state.state, f" {state.status}" if state.status else "")
         if state.state == "held":
             return False
         if state.state == "waiting":

@@ -91,15 +91,16 @@ async def test_ack_ends_every_hold() -> None:
     await leases.stop()
 
 
-async def test_a_process_says_whether_it_holds_an_earlier_run() -> None:
+async def test_a_process_says_whether_it_holds_another_run() -> None:
     leases = Leases(never_called, ack_wait_s=3_000)
     first = "$JS.ACK.GW_REQ.redaction.1.42.42.1700000000000000000.0"
+    again = "$JS.ACK.GW_REQ.redaction.1.42.97.1700000000000000000.0"  # handed out again by a restarted broker
     leases.hold(first, "r1")
-    assert leases.holds_earlier("r1", delivery=2)  # a broker restart redelivered a request we still work on
-    assert not leases.holds_earlier("r1", delivery=1)  # our own delivery is not an earlier one
-    assert not leases.holds_earlier("r2", delivery=2)
+    assert leases.holds_other("r1", again)  # we still work on it: the new delivery steps aside
+    assert not leases.holds_other("r1", first)  # its own delivery is not another run
+    assert not leases.holds_other("r2", again)
     leases.release(first)
-    assert not leases.holds_earlier("r1", delivery=2)
+    assert not leases.holds_other("r1", again)
     await leases.stop()
 
 
