@@ -196,14 +196,9 @@ async def setup(ctx: WorkerContext) -> Hooks:
                                    "redelivered": envelope.delivery > 1})
         await runtime.forward(subjects.REQ_POLICY, out)
 
-    async def work_then_room(envelope: Envelope, started: float) -> None:
-        try:
-            await work(envelope, started)
-        finally:
-            await intake.done()
-
     def on_message(msg: Msg) -> None:
-        envelope = runtime.accept(msg.data, work_then_room, ack_subject=msg.reply)
+        # the intake's credit comes back once the stage is done with the request, however it ended
+        envelope = runtime.accept(msg.data, work, ack_subject=msg.reply, then=intake.done)
         if envelope is None:
             runtime.spawn(intake.done())
         elif envelope.delivery == 1:  # how long it waited in GW_REQ (a rerun's wait is its first run's)

@@ -69,9 +69,11 @@ class StageRuntime:
 
     # -- taking requests --------------------------------------------------------------------------
 
-    def accept(self, data: bytes, work: Work, *, ack_subject: str | None = None) -> Envelope | None:
+    def accept(self, data: bytes, work: Work, *, ack_subject: str | None = None,
+               then: Callable[[], Awaitable[None]] | None = None) -> Envelope | None:
         """Take a request now (decode, hold) and work on it in its own task. The first stage passes the
-        JetStream message's ack subject; later stages find it in the envelope."""
+        JetStream message's ack subject; later stages find it in the envelope. ``then`` runs once the
+        stage is done with the request, however that ended."""
         started = time.perf_counter()
         try:
             envelope = Envelope.model_validate_json(data)
@@ -83,7 +85,7 @@ class StageRuntime:
         if ack_subject is not None:
             envelope = envelope.model_copy(update={"delivery": delivery_of(ack_subject), "ack_subject": ack_subject})
         self.leases.hold(envelope.ack_subject, envelope.request_id)
-        self.spawn(self.run(envelope, work, started))
+        self.spawn(self.run(envelope, work, started, then))
         return envelope
 
     def spawn(self, coro: Awaitable[None]) -> None:
@@ -100,7 +102,8 @@ class StageRuntime:
         if self._tasks:
             await asyncio.wait(set(self._tasks), timeout=timeout_s)
 
-    async def run(self, envelope: Envelope, work: Work, started: float) -> None:
+    async def run(self, envelope: Envelope, work: Work, started: float,
+                  then: Callable[[], Awaitable[None]] | None = None) -> None:
         try:
             if envelope.expired():
                 raise DeadlineExceeded(f"the request deadline passed before the {self.stage} stage could handle it")
@@ -113,6 +116,8 @@ class StageRuntime:
                             started, f"{self.stage}.crashed")
         finally:
             self.leases.release(envelope.ack_subject)
+            if then is not None:
+                await then()
 
     # -- passing requests on ------------------------------------------------------------------------
 

@@ -338,3 +338,20 @@ async def test_check_rerun_of_a_gone_ingress(monkeypatch: pytest.MonkeyPatch) ->
     monkeypatch.setattr(runtime, "CHECK_GIVE_UP_S", 0.2)
     stage = StageRuntime(context(FakeNats(answers={"gw.reply.": NO_RESPONDERS})), "redaction")
     assert (await stage.check_rerun(make_envelope(delivery=2))).state == "gone"
+
+
+async def test_then_runs_however_the_request_ended() -> None:
+    """The first stage's intake credit comes back even for a request refused before any work."""
+    stage = StageRuntime(context(FakeNats()), "redaction")
+    done: list[str] = []
+
+    async def then() -> None:
+        done.append("room")
+
+    async def work(envelope: Any, started: float) -> None:
+        raise AssertionError("an expired request is never worked on")
+
+    expired = make_envelope(deadline=RECEIVED + 1).model_dump_json().encode()
+    stage.accept(expired, work, ack_subject="$JS.ACK.GW_REQ.redaction.1.5.5.0.0", then=then)
+    await stage.drain(1.0)
+    assert done == ["room"]
