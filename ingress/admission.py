@@ -7,12 +7,13 @@ retry on their own; accepting a request the chain cannot serve in time would onl
   No responders for a stage = no replica can take requests there now.
 - ``Overload``: two signals. Leading: a busy worker process reports how late its event loop runs
   (``workers/load.py``), i.e. how long a request arriving now waits there before each stage; past
-  ``target_ms / 4`` in any process (a request crosses about four such queues), new requests are
-  refused. Lagging, as a backstop: CoDel's rule on the gateway's own time (total minus provider time)
-  of the requests that completed in the last interval: when even the fastest of them spent more than
-  ``target_ms`` in the gateway, a queue is standing, not passing. While refusing on that rule, one
-  request per interval still goes in, to measure whether the queue has drained. Plus a bound on the
-  requests one ingress waits for (``max_pending``), so memory stays bounded whatever the load.
+  ``target_ms / 4`` in three reports in a row of any process (a request crosses about four such queues;
+  one late wake-up is not a standing queue), new requests are refused. Lagging, as a backstop: CoDel's
+  rule on the gateway's own time (total minus provider time) of the requests that completed in the last
+  interval: when even the fastest of them spent more than ``target_ms`` in the gateway, a queue is
+  standing, not passing. While refusing on that rule, one request per interval still goes in, to
+  measure whether the queue has drained. Plus a bound on the requests one ingress waits for
+  (``max_pending``), so memory stays bounded whatever the load.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections import deque
 from collections.abc import Callable, Sequence
 
 from nats.aio.client import Client as NatsClient
@@ -119,6 +121,9 @@ class ChainProbe:
 
 class Overload:
     REPORT_FRESH_S = 0.5
+    SUSTAINED = 3
+    """Reports in a row over the mark before a process counts as overloaded: a single late wake-up (a
+    garbage collection, a burst) is not a standing queue."""
 
     def __init__(self, *, target_ms: float = 1000.0, interval_s: float = 0.5, max_pending: int = 10_000,
                  clock: Callable[[], float] = time.monotonic) -> None:
@@ -126,7 +131,7 @@ class Overload:
         self.interval_s = interval_s
         self.max_pending = max_pending
         self._clock = clock
-        self._lags: dict[int, tuple[float, float]] = {}  # pid -> (event-loop lag ms, when reported)
+        self._lags: dict[int, tuple[deque[float], float]] = {}  # pid -> (last lags ms, when last reported)
         self._interval_ends = clock() + interval_s
         self._minimum: float | None = None  # the smallest gateway time seen in this interval
         self.shedding = False
@@ -135,14 +140,18 @@ class Overload:
 
     def report(self, pid: int, lag_ms: float) -> None:
         """A worker process's event-loop lag (``workers/load.py``)."""
-        self._lags[pid] = (lag_ms, self._clock())
+        entry = self._lags.get(pid)
+        lags = entry[0] if entry is not None else deque(maxlen=self.SUSTAINED)
+        lags.append(lag_ms)
+        self._lags[pid] = (lags, self._clock())
 
     def queue_ms(self) -> float:
-        """The longest a request arriving now waits in one process (fresh reports only)."""
+        """How long a request arriving now waits in the most loaded process: the least of its last
+        ``SUSTAINED`` reports (fresh reports only; a process that went quiet is no longer busy)."""
         now = self._clock()
         for pid in [p for p, (_, at) in self._lags.items() if now - at > self.REPORT_FRESH_S]:
             del self._lags[pid]
-        return max((lag for lag, _ in self._lags.values()), default=0.0)
+        return max((min(lags) for lags, _ in self._lags.values() if len(lags) == self.SUSTAINED), default=0.0)
 
     def observe(self, gateway_ms: float) -> None:
         """A request completed after ``gateway_ms`` in the gateway (queues included, provider excluded)."""

@@ -88,3 +88,18 @@ async def test_a_disconnected_ingress_sees_no_stage() -> None:
     nc.is_connected = False
     probe = ChainProbe(lambda: nc, ["redaction", "policy"])  # type: ignore[arg-type, return-value]
     assert await probe.probe() == ["redaction", "policy"]
+
+
+def test_one_late_wake_up_is_not_overload() -> None:
+    clock = Clock()
+    overload = Overload(target_ms=1000, clock=clock)
+    overload.report(pid=7, lag_ms=900)  # a garbage collection
+    overload.report(pid=7, lag_ms=20)
+    overload.report(pid=7, lag_ms=30)
+    assert overload.refusal(pending=1) is None
+    for _ in range(3):  # a standing queue: every report over a quarter of the target
+        overload.report(pid=7, lag_ms=400)
+    refused = overload.refusal(pending=1)
+    assert refused is not None and "400 ms of work queued" in refused.message
+    clock.now += 1.0  # the process went quiet: its queue drained
+    assert overload.refusal(pending=1) is None
