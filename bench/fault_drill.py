@@ -419,7 +419,7 @@ def _proc_sample(pid: int) -> tuple[int, int, int] | None:
 
 def run_drill(options: DrillOptions, gateway: RunningGateway | None = None, root: Path | None = None,
               replicas: list[str] | None = None, log: Callable[[str], None] | None = None,
-              dump: Path | None = None) -> DrillReport:
+              dump: Path | None = None, layout: str | None = None) -> DrillReport:
     """Runs the drill against ``gateway``, or against a gateway started (and stopped) here under ``root``
     (a temporary directory when None). ``dump``: write one JSON line per request there."""
     say = log or (lambda line: print(line, file=sys.stderr, flush=True))
@@ -428,7 +428,7 @@ def run_drill(options: DrillOptions, gateway: RunningGateway | None = None, root
     with tempfile.TemporaryDirectory(prefix="gw-fault-drill-") as tmp:
         base = root or Path(tmp)
         say(f"starting the gateway under {base / 'gw'}")
-        gw = start_gateway(base / "gw", replicas=replicas)
+        gw = start_gateway(base / "gw", replicas=replicas, layout=layout)
         try:
             return _run_on(gw, options, say, dump)
         finally:
@@ -471,7 +471,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="seconds to wait for outstanding requests after the load (default %(default)s)")
     parser.add_argument("--rows-timeout", type=float, default=d.rows_timeout_s,
                         help="seconds the sink gets to write every row (default %(default)s)")
-    parser.add_argument("--replicas", action="append", default=[], metavar="STAGE=N", help="passed to gateway up")
+    parser.add_argument("--replicas", action="append", default=[], metavar="NAME=N", help="passed to gateway up")
+    parser.add_argument("--layout", choices=["hosted", "split"], default=None, help="passed to gateway up")
     parser.add_argument("--seed", type=int, default=None, help="seeds the nonces and the retry jitter")
     parser.add_argument("--root", type=Path, default=None, help="keep the gateway's data dir and logs here")
     parser.add_argument("--dump", type=Path, default=None, metavar="PATH",
@@ -485,7 +486,7 @@ def main(argv: list[str] | None = None) -> int:
                            max_extra_pct=args.max_extra_pct, request_timeout_s=args.request_timeout,
                            drain_timeout_s=args.drain_timeout, rows_timeout_s=args.rows_timeout, seed=args.seed,
                            same_victim=args.same_victim)
-    report = run_drill(options, root=args.root, replicas=args.replicas, dump=args.dump)
+    report = run_drill(options, root=args.root, replicas=args.replicas, dump=args.dump, layout=args.layout)
     if args.json:
         print(json.dumps(report.to_json(), indent=2, default=str))
     else:
