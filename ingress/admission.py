@@ -28,6 +28,7 @@ from nats.aio.client import Client as NatsClient
 from nats.errors import NoRespondersError
 from nats.errors import TimeoutError as NatsTimeoutError
 
+from infra.tasks import cancel
 from schemas import subjects
 from schemas.errors import Overloaded, ServiceUnavailable
 
@@ -88,12 +89,7 @@ class ChainProbe:
 
     async def stop(self) -> None:
         task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            try:
-                await task
-            except (asyncio.CancelledError, Exception):  # noqa: BLE001 - stopping
-                pass
+        await cancel(task)
 
     async def _loop(self) -> None:
         while True:

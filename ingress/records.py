@@ -14,6 +14,7 @@ from collections.abc import Callable
 
 from nats.aio.client import Client as NatsClient
 
+from infra.tasks import cancel
 from schemas import subjects
 from schemas.events import RequestCompleted
 
@@ -55,12 +56,7 @@ class RecordOutbox:
             if self._queue:
                 log.warning("%d ingress records not sent at shutdown", len(self._queue))
         task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            try:
-                await task
-            except (asyncio.CancelledError, Exception):  # noqa: BLE001 - stopping
-                pass
+        await cancel(task)
 
     async def _flush_all(self) -> None:
         while self._queue:

@@ -42,6 +42,7 @@ from nats.js import JetStreamContext
 from nats.js.errors import KeyDeletedError, KeyNotFoundError, KeyWrongLastSequenceError
 from nats.js.kv import KeyValue
 
+from infra.tasks import cancel
 from schemas import subjects
 from schemas.config import CircuitBreaker
 from schemas.events import ControlEvent
@@ -182,10 +183,7 @@ class HealthReporter:
     async def stop(self) -> None:
         """Stop the loop and publish what is left."""
         task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel(task)
         await self.flush()
 
     async def _run(self) -> None:

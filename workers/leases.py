@@ -23,11 +23,12 @@ delivery of the same message).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Callable
 
 from nats.aio.client import Client as NatsClient
+
+from infra.tasks import cancel
 
 log = logging.getLogger("gateway.leases")
 
@@ -107,10 +108,7 @@ class Leases:
 
     async def stop(self) -> None:
         task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel(task)
 
 
 def delivery_of(ack_subject: str) -> int:

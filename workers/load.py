@@ -9,7 +9,6 @@ builds, before any answer shows it (``ingress/admission.py``). An idle process s
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import os
 from collections.abc import Callable, Sequence
@@ -17,6 +16,7 @@ from collections.abc import Callable, Sequence
 import orjson
 from nats.aio.client import Client as NatsClient
 
+from infra.tasks import cancel
 from schemas import subjects
 
 log = logging.getLogger("gateway.load")
@@ -43,10 +43,7 @@ class LoadReporter:
 
     async def stop(self) -> None:
         task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel(task)
 
     async def _loop(self) -> None:
         loop = asyncio.get_running_loop()

@@ -7,12 +7,18 @@ stage): that profile's ``output_filter`` settings, a PII scanner built for them 
 scanner settings, shared by the profiles that have the same; rebuilt in a thread on hot reload), and
 one ``GuardrailSet`` per (config version, profile) for the output guardrails.
 
-Whole answers: the filter, then the output guardrails on the text the caller would receive (redact
-outcomes rewrite it; a block ends the request with 400 ``content_blocked`` / ``guardrail_blocked``).
+Whole answers: handed over by the provider stage on ``gw.resp.filter``, confirmed at once ("taken":
+this replica holds the request from then on), then the filter, then the output guardrails on the text
+the caller would receive (redact outcomes rewrite it; a block ends the request with 400
+``content_blocked`` / ``guardrail_blocked``).
 
-Streams: the provider stage asks the ``gw.resp.filter`` queue group for a replica (request/reply with
-the opening envelope); the replica that answers returns its own subject and receives every piece of
-that stream there, in order, so a PII value split across chunks meets one hold-back window. Output
+Streams: the provider stage asks the ``gw.resp.filter.open`` queue group for a replica (request/reply
+with the opening envelope); the replica that answers returns its own subject and receives every piece of
+that stream there, in order, so a PII value split across chunks meets one hold-back window. The same
+subject answers the provider's pings (``status``: the next piece expected) and ingress's ``resend``
+requests (every chunk sent is kept until the end is confirmed); the last piece is answered once this
+replica holds the end of the request. A replica given a stream's pieces again from the first (another
+one died) produces the very same chunks. Output
 guardrails run once, on the whole streamed text, when the provider's stream ends: the last window of
 text, the finishing chunk and the usage are held until they have passed. Everything before that is
 already with the caller, so a ``block`` there can only end the stream with an in-band error (the text
