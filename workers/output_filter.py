@@ -428,7 +428,7 @@ def scanner_settings(profile: Guardrails) -> str:
 
 def scanner_inputs(config: GatewayConfig) -> object:
     """What the output scanners are built from: a change to any of these rebuilds (only) what changed."""
-    return tuple(sorted((name, scanner_settings(p)) for name, p in config.profiles.items()))
+    return tuple(sorted((name, scanner_settings(p)) for name, p in config.active_profiles.items()))
 
 
 def build_scanner(profile: Guardrails) -> OutputScanners:
@@ -449,8 +449,9 @@ def build_scanner(profile: Guardrails) -> OutputScanners:
 
 
 class ScannerCache:
-    """Builds the scanners of every profile of a config, reusing the last build's scanner for settings
-    that did not change; profiles with equal settings share one scanner."""
+    """Builds the scanners of every active profile of a config (``GatewayConfig.active_profiles``),
+    reusing the last build's scanner for settings that did not change; profiles with equal settings
+    share one scanner."""
 
     def __init__(self, build: Callable[[Guardrails], OutputScanners] = build_scanner) -> None:
         self._build = build
@@ -459,7 +460,7 @@ class ScannerCache:
     def __call__(self, config: GatewayConfig) -> Scanners:
         built: dict[str, OutputScanners] = {}
         scanners: Scanners = {}
-        for name, profile in config.profiles.items():
+        for name, profile in config.active_profiles.items():
             key = scanner_settings(profile)
             scanner = built.get(key) or self._built.get(key)
             if scanner is None:

@@ -60,11 +60,11 @@ class Policy:
         self.keys = KeyIndex(config.keys)
 
     def warm(self) -> None:
-        """Build every profile's guardrail set and run its input guardrails once, before the first request."""
+        """Build every active profile's guardrail set and run its input guardrails once, before the first request."""
         config = self.live.current
         subject = Subject(phase="input", request={"messages": [{"role": "user", "content": "Warm-up: hello."}]},
                           tenant="", api_key_id="", model="")
-        for name in config.profiles:
+        for name in config.active_profiles:
             guardrails = self.sets.get(self.live.version, config.profile(name))
             if guardrails.input:
                 guardrails.run(subject)

@@ -81,8 +81,8 @@ def redaction_inputs(redaction: Redaction) -> tuple[Any, ...]:
 
 
 def scanner_inputs(config: GatewayConfig) -> object:
-    """Every profile's inputs: a change to any rebuilds the set (unchanged analyzers are reused)."""
-    return tuple(sorted((name, redaction_inputs(g.redaction)) for name, g in config.profiles.items()))
+    """Every active profile's inputs: a change to any rebuilds the set (unchanged analyzers are reused)."""
+    return tuple(sorted((name, redaction_inputs(g.redaction)) for name, g in config.active_profiles.items()))
 
 
 def build_redactor(redaction: Redaction, salt: bytes) -> ProfileRedactor:
@@ -97,10 +97,10 @@ def build_redactor(redaction: Redaction, salt: bytes) -> ProfileRedactor:
 
 
 def build_redactors(config: GatewayConfig, salt: bytes) -> dict[str, ProfileRedactor]:
-    """One redactor per profile (``default`` included); equal inputs share one."""
+    """One redactor per profile a request can resolve to (``default`` included); equal inputs share one."""
     built: dict[tuple[Any, ...], ProfileRedactor] = {}
     out: dict[str, ProfileRedactor] = {}
-    for name, guardrails in config.profiles.items():
+    for name, guardrails in config.active_profiles.items():
         inputs = redaction_inputs(guardrails.redaction)
         if inputs not in built:
             built[inputs] = build_redactor(guardrails.redaction, salt)

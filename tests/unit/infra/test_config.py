@@ -53,6 +53,16 @@ def test_shipped_config_demo_keys_are_the_documented_ones() -> None:
     assert config.guardrails_for(hash_api_key("sk-gateway-demo"), "gpt-4o-mini").profile == "default"
 
 
+def test_only_profiles_a_key_or_model_names_are_active() -> None:
+    config = load_config(SHIPPED)
+    assert sorted(config.active_profiles) == ["default", "sensitive", "strict"]
+    data = yaml.safe_load(SHIPPED.read_text())
+    data["keys"] = [{**k, "guardrail_profile": None} for k in data["keys"]]
+    data["models"] = {alias: {**m, "guardrail_profile": None} for alias, m in data["models"].items()}
+    unused = parse_config(data)
+    assert list(unused.active_profiles) == ["default"] and "strict" in unused.profiles
+
+
 def test_shipped_config_writes_no_raw_secret() -> None:
     raw = yaml.safe_load(SHIPPED.read_text())
     for provider in raw["providers"].values():

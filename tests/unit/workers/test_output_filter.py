@@ -111,6 +111,9 @@ CONFIG_DATA: dict[str, Any] = {
         "rewrite": {"guardrails": word("redact")},
         "names": {"output_filter": {"engine": "ner", "entities": ["PERSON", "EMAIL_ADDRESS"]}, "guardrails": []},
     },
+    # a profile is built only when a key or a model alias names it (GatewayConfig.active_profiles)
+    "keys": [{"id": f"key-{name}", "key_sha256": f"{i:064x}", "tenant": "acme", "guardrail_profile": name}
+             for i, name in enumerate(["flagging", "strict", "rewrite", "names"])],
 }
 CONFIG = GatewayConfig.model_validate(CONFIG_DATA)
 
@@ -374,6 +377,19 @@ def test_scanner_cache_shares_equal_settings_and_rebuilds_only_changes() -> None
     built.clear()
     again = cache(changed)
     assert built == ["names"] and again["default"] is scanners["default"]
+
+
+def test_scanner_cache_builds_only_profiles_a_key_or_model_names() -> None:
+    built: list[str] = []
+
+    def build(profile: Guardrails) -> OutputScanners:
+        built.append(profile.profile)
+        return fake_scanner(profile)
+
+    data = copy.deepcopy(CONFIG_DATA)
+    data["keys"] = [k for k in data["keys"] if k["guardrail_profile"] != "names"]
+    scanners = ScannerCache(build)(GatewayConfig.model_validate(data))
+    assert "names" not in scanners and built == ["default"]  # the NER profile nobody uses is never built
 
 
 async def test_ner_profile_streams_scan_in_two_tiers(harness: Harness) -> None:

@@ -34,6 +34,8 @@ def _config(**overrides: Any) -> GatewayConfig:
         "models": {
             "chat": {"targets": [{"provider": "p", "model": "m"}]},
             "hashed": {"targets": [{"provider": "p", "model": "m"}], "guardrail_profile": "hashed"},
+            "flagged": {"targets": [{"provider": "p", "model": "m"}], "guardrail_profile": "same_as_default"},
+            "raw": {"targets": [{"provider": "p", "model": "m"}], "guardrail_profile": "off"},
         },
         "guardrail_profiles": {
             "strict": {"redaction": {"operators": {"CREDIT_CARD": "block"}}},
@@ -160,8 +162,15 @@ def test_missing_salt_variable_fails_the_build(monkeypatch: pytest.MonkeyPatch) 
         build_redactors(_config(redaction={"operator": "hash", "hash_salt": "env:PII_SALT_MISSING"}), SALT)
 
 
-def test_ner_profile_runs_off_the_loop() -> None:
+def test_a_profile_nobody_names_is_not_built() -> None:
     config = _config(keys=[], models={}, guardrail_profiles={"people": {"redaction": {"engine": "ner"}}})
+    assert set(build_redactors(config, SALT)) == {"default"}  # no NER engine loaded for it
+
+
+def test_ner_profile_runs_off_the_loop() -> None:
+    people_chat = {"targets": [{"provider": "p", "model": "m"}], "guardrail_profile": "people"}
+    config = _config(keys=[], models={"people-chat": people_chat},
+                     guardrail_profiles={"people": {"redaction": {"engine": "ner"}}})
     redactors = build_redactors(config, SALT)
     people = redactors["people"]
     assert people.offload and not redactors["default"].offload
