@@ -41,7 +41,6 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from faststream import AckPolicy
 from nats.aio.msg import Msg
 
 from infra import bootstrap
@@ -471,7 +470,7 @@ class ScannerCache:
 
 
 async def setup(ctx: WorkerContext) -> Hooks:
-    live, settings, broker = ctx.live, ctx.settings, ctx.broker
+    live, settings = ctx.live, ctx.settings
     runtime = StageRuntime(ctx, STAGE)
     # (config, scanners), rebuilt in a thread when a profile's scanner settings change (hot reload)
     scanners = Derived(live.current, scanner_inputs, ScannerCache())
@@ -486,30 +485,25 @@ async def setup(ctx: WorkerContext) -> Hooks:
     live.on_change(reload)
     queue = subjects.QUEUE_GROUPS[subjects.RESP_FILTER]
 
-    def raw_reply() -> str:
-        message: Any = broker.context.get_local("message")
-        return str(message.raw_message.reply or "")
-
-    @broker.subscriber(subjects.RESP_FILTER, queue=queue, no_reply=True, ack_policy=AckPolicy.MANUAL)
-    async def on_response(data: bytes) -> None:
+    async def on_response(msg: Msg) -> None:
         """A whole answer, handed over by the provider stage: held from now on, then confirmed ("taken")
         so the provider stage lets go of it (it sends it again if this confirmation never comes)."""
-        reply = raw_reply()
-        runtime.accept(data, stage.complete)
-        if reply:
-            await ctx.nc.publish(reply, b"")
+        runtime.accept(msg.data, stage.complete)
+        if msg.reply:
+            await ctx.nc.publish(msg.reply, b"")
 
-    @broker.subscriber(subjects.RESP_FILTER_OPEN, queue=queue, no_reply=True, ack_policy=AckPolicy.MANUAL)
-    async def on_open(data: bytes) -> None:
+    async def on_open(msg: Msg) -> None:
         """A stream's opening: take it, and tell the provider stage where to send its pieces."""
-        reply = raw_reply()
         try:
-            stage.open(Envelope.model_validate_json(data))
+            stage.open(Envelope.model_validate_json(msg.data))
         except Exception:  # noqa: BLE001 - unanswered: the provider stage asks another replica
             log.exception("could not take a stream")
             return
-        if reply:
-            await ctx.nc.publish(reply, stage.subject.encode())
+        if msg.reply:
+            await ctx.nc.publish(msg.reply, stage.subject.encode())
+
+    ctx.subscribe(subjects.RESP_FILTER, on_response, queue=queue)
+    ctx.subscribe(subjects.RESP_FILTER_OPEN, on_open, queue=queue)
 
     async def on_instance(msg: Msg) -> None:
         """This replica's own subject: the pieces of its streams in order, and questions about them."""

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from faststream import AckPolicy
+from nats.aio.msg import Msg
 
 from schemas import subjects
 from schemas.config import ApiKey, GatewayConfig
@@ -92,10 +92,10 @@ async def setup(ctx: WorkerContext) -> Hooks:
     policy = Policy(ctx.live, StageRuntime(ctx, STAGE))
     policy.warm()
 
-    @ctx.broker.subscriber(subjects.REQ_POLICY, queue=subjects.QUEUE_GROUPS[subjects.REQ_POLICY],
-                           no_reply=True, ack_policy=AckPolicy.MANUAL)
-    async def on_request(data: bytes) -> None:
-        policy.runtime.accept(data, policy.work)
+    async def on_request(msg: Msg) -> None:
+        policy.runtime.accept(msg.data, policy.work)
+
+    ctx.subscribe(subjects.REQ_POLICY, on_request, queue=subjects.QUEUE_GROUPS[subjects.REQ_POLICY])
 
     return Hooks(cleanup=policy.runtime.drain)
 

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from typing import Any
 
 import httpx
-from faststream import AckPolicy
+from nats.aio.msg import Msg
 
 from infra import bootstrap
 from infra.prices import price_book
@@ -197,12 +197,12 @@ async def setup(ctx: WorkerContext) -> Hooks:
         finally:
             slots.release()
 
-    @ctx.broker.subscriber(subjects.REQ_CALL, queue=subjects.QUEUE_GROUPS[subjects.REQ_CALL],
-                           no_reply=True, ack_policy=AckPolicy.MANUAL)
-    async def on_request(data: bytes) -> None:
+    async def on_request(msg: Msg) -> None:
         await slots.acquire()
-        if runtime.accept(data, work) is None:
+        if runtime.accept(msg.data, work) is None:
             slots.release()
+
+    ctx.subscribe(subjects.REQ_CALL, on_request, queue=subjects.QUEUE_GROUPS[subjects.REQ_CALL])
 
     async def cleanup() -> None:
         await runtime.drain()

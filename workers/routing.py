@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 import random
 
-from faststream import AckPolicy
+from nats.aio.msg import Msg
 
 from infra.prices import price_book
 from schemas import subjects
@@ -109,10 +109,10 @@ async def setup(ctx: WorkerContext) -> Hooks:
         out = runtime.event(out, "route.planned", started, attrs=attrs)
         await runtime.forward(subjects.REQ_CALL, out)
 
-    @ctx.broker.subscriber(subjects.REQ_ROUTE, queue=subjects.QUEUE_GROUPS[subjects.REQ_ROUTE],
-                           no_reply=True, ack_policy=AckPolicy.MANUAL)
-    async def on_request(data: bytes) -> None:
-        runtime.accept(data, work)
+    async def on_request(msg: Msg) -> None:
+        runtime.accept(msg.data, work)
+
+    ctx.subscribe(subjects.REQ_ROUTE, on_request, queue=subjects.QUEUE_GROUPS[subjects.REQ_ROUTE])
 
     async def cleanup() -> None:
         await runtime.drain()
