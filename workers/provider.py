@@ -15,7 +15,6 @@ import os
 from collections.abc import Callable
 from typing import Any
 
-import httpx
 from nats.aio.msg import Msg
 
 from infra import bootstrap
@@ -171,7 +170,7 @@ class ProviderStage:
 
 async def setup(ctx: WorkerContext) -> Hooks:
     live, settings = ctx.live, ctx.settings
-    client: httpx.AsyncClient = bootstrap.http_client(settings.max_inflight_calls)
+    transport = bootstrap.http_transport(settings.max_inflight_calls)
     runtime = StageRuntime(ctx, STAGE)
     book = [price_book(live.current)]  # rebuilt when the config changes (its `prices` may)
     live.on_change(lambda config, _version: book.__setitem__(0, price_book(config)))
@@ -185,7 +184,7 @@ async def setup(ctx: WorkerContext) -> Hooks:
         provider = live.current.providers.get(target.provider)
         return book[0].price_for(target, provider.type if provider is not None else target.provider)
 
-    stage = ProviderStage(runtime, ProviderCaller(config_for, client, reporter), prices)
+    stage = ProviderStage(runtime, ProviderCaller(config_for, transport, reporter), prices)
     slots = asyncio.Semaphore(settings.max_inflight_calls)
 
     async def work(envelope: Envelope, started: float) -> None:
@@ -207,7 +206,7 @@ async def setup(ctx: WorkerContext) -> Hooks:
     async def cleanup() -> None:
         await runtime.drain()
         await reporter.stop()
-        await client.aclose()
+        await transport.aclose()
 
     return Hooks(after_start=reporter.start, cleanup=cleanup)
 

@@ -1,7 +1,10 @@
 """Calling providers: one attempt over HTTP, and the attempt loop (retries with backoff, fallbacks).
 
 Adapters (pure, ``stages.providers``) build the HTTP calls and translate bodies; this module does the
-I/O with the worker's one shared ``httpx.AsyncClient`` and maps transport failures to typed errors.
+I/O with the worker's one shared HTTP transport and maps transport failures to typed errors. It sends
+httpx requests straight to the transport, without an ``httpx.AsyncClient``: the client's per-call work
+(URL merging, cookies, auth and redirect handling, none of which a provider call uses) was ≈ 9 % of a
+stage process's CPU under load.
 A stream counts as opened only once it has produced a chunk with a payload (content, a tool call, a
 finish reason): a failure before that is retried or falls back transparently.
 """
@@ -9,6 +12,7 @@ finish reason): a failure before that is retried or falls back transparently.
 from __future__ import annotations
 
 import asyncio
+import functools
 import os
 import time
 from collections.abc import AsyncIterator, Callable
@@ -143,8 +147,14 @@ def moves_on(error: GatewayError, target: PlannedTarget) -> bool:
     return status in target.on_status_codes
 
 
+@functools.lru_cache(maxsize=1024)
+def parsed_url(url: str) -> httpx.URL:
+    """Provider URLs repeat: parse each once."""
+    return httpx.URL(url)
+
+
 class ProviderCaller:
-    def __init__(self, config: ConfigFor | GatewayConfig, client: httpx.AsyncClient,
+    def __init__(self, config: ConfigFor | GatewayConfig, transport: httpx.AsyncBaseTransport,
                  outcomes: Outcomes | None = None) -> None:
         if isinstance(config, GatewayConfig):
             fixed = config
@@ -155,7 +165,7 @@ class ProviderCaller:
             self.config_for: ConfigFor = config_for
         else:
             self.config_for = config
-        self.client = client
+        self.transport = transport
         self.outcomes = outcomes or NoOutcomes()
 
     async def call(self, envelope: Envelope, *, stream: bool) -> CallResult:
@@ -243,9 +253,10 @@ class ProviderCaller:
         started = time.perf_counter()
         name = target.provider
         try:
-            request = self.client.build_request(call.method, call.url, headers=headers, content=content,
-                                                timeout=timeout)
-            response = await self.client.send(request, stream=True)
+            request = httpx.Request(call.method, parsed_url(call.url), headers=headers, content=content,
+                                    extensions={"timeout": timeout.as_dict()})
+            response = await self.transport.handle_async_request(request)
+            response.request = request
         except httpx.TimeoutException:
             waited = read_timeout
             raise ProviderTimeout(f"{name} did not answer within {waited:.1f}s") from None

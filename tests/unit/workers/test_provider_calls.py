@@ -49,7 +49,7 @@ def envelope(cfg: GatewayConfig, timeout_s: float = 10.0, stream: bool = False) 
 
 
 def caller(cfg: GatewayConfig, handler: Callable[[httpx.Request], httpx.Response]) -> ProviderCaller:
-    return ProviderCaller(cfg, httpx.AsyncClient(transport=httpx.MockTransport(handler)))
+    return ProviderCaller(cfg, httpx.MockTransport(handler))
 
 
 async def test_first_target_answers() -> None:
@@ -285,7 +285,7 @@ async def test_every_attempt_reports_its_outcome_for_breakers_and_latency() -> N
     recorder = Recorder()
     env = envelope(cfg)
     env = env.model_copy(update={"plan": [env.plan[0].model_copy(update={"probe": True}), env.plan[1]]})
-    await ProviderCaller(cfg, httpx.AsyncClient(transport=httpx.MockTransport(handler)), recorder).call(
+    await ProviderCaller(cfg, httpx.MockTransport(handler), recorder).call(
         env, stream=False)
     assert recorder.events == [("begin", "a/a-model"), ("end", "a/a-model", "fail", "True"),
                                ("begin", "b/b-model"), ("end", "b/b-model", "ok", "False")]
@@ -295,7 +295,7 @@ async def test_a_client_error_is_neutral_for_the_breaker() -> None:
     cfg = tree_config(two())
     recorder = Recorder()
     with pytest.raises(CallFailed):
-        await ProviderCaller(cfg, httpx.AsyncClient(transport=httpx.MockTransport(
-            lambda r: httpx.Response(400, json={"error": {"message": "bad"}}))), recorder).call(envelope(cfg),
-                                                                                            stream=False)
+        await ProviderCaller(cfg, httpx.MockTransport(
+            lambda r: httpx.Response(400, json={"error": {"message": "bad"}})), recorder).call(envelope(cfg),
+                                                                                           stream=False)
     assert recorder.events[-1][2] == "neutral"
