@@ -46,7 +46,7 @@ class WorkerContext:
     def __post_init__(self) -> None:
         self.leases = Leases(lambda: self.nc, self.settings.ack_wait_s)
         self.confirmer = Confirmer(lambda: self.nc)
-        self.load = LoadReporter(lambda: self.nc, self.name, self.stages)
+        self.load = LoadReporter(lambda: self.nc, self.name, self.stages, active=lambda: len(self.leases) > 0)
         self.gauges["held"] = lambda: len(self.leases)
         self.gauges["awaiting_confirmation"] = lambda: len(self.confirmer)
 

@@ -146,6 +146,7 @@ class HealthReporter:
         self._seq = 0
         self._last_sent = 0.0
         self._wake = asyncio.Event()
+        self._asleep = False
         self._task: asyncio.Task[None] | None = None
 
     def begin(self, target_id: str) -> None:
@@ -156,6 +157,9 @@ class HealthReporter:
         c.dirty = True
         self._inflight += 1
         self._dirty = True
+        if self._asleep:  # the first call after a quiet spell wakes the reporter
+            self._asleep = False
+            self._wake.set()
 
     def end(self, target_id: str, outcome: Outcome, ms: float, probe: bool = False) -> None:
         c = self._counts.get(target_id)
@@ -188,6 +192,11 @@ class HealthReporter:
 
     async def _run(self) -> None:
         while True:
+            if not self._dirty and not self._inflight and not self._probes:
+                # nothing to report and no call in flight: sleep until the next call begins (an idle
+                # gateway wakes no process)
+                self._asleep = True
+                await self._wake.wait()  # left set: what woke it is reported at once
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(self._interval):
                     await self._wake.wait()

@@ -24,8 +24,11 @@ log = logging.getLogger("gateway.load")
 
 class LoadReporter:
     def __init__(self, nc: Callable[[], NatsClient], process: str, stages: Sequence[str], *, every_s: float = 0.1,
-                 report_over_ms: float = 50.0) -> None:
+                 report_over_ms: float = 50.0, active: Callable[[], bool] = lambda: True,
+                 idle_every_s: float = 1.0) -> None:
         self._nc = nc
+        self._active = active
+        self.idle_every_s = idle_every_s
         self._head = {"process": process, "pid": os.getpid(), "stages": list(stages)}
         self.every_s = every_s
         self.report_over_ms = report_over_ms
@@ -48,9 +51,12 @@ class LoadReporter:
     async def _loop(self) -> None:
         loop = asyncio.get_running_loop()
         while True:
+            # while the process holds no request, measure seldom: an idle loop has no lag to report, and
+            # the first request's arrival shows in its wait in GW_REQ (``waited``) anyway
+            every_s = self.every_s if self._reported or self._active() else self.idle_every_s
             asked = loop.time()
-            await asyncio.sleep(self.every_s)
-            self.lag_ms = max(0.0, (loop.time() - asked - self.every_s) * 1000, self._waited_ms)
+            await asyncio.sleep(every_s)
+            self.lag_ms = max(0.0, (loop.time() - asked - every_s) * 1000, self._waited_ms)
             self._waited_ms = 0.0
             busy = self.lag_ms > self.report_over_ms
             if busy or self._reported:  # while busy, and once when it is over

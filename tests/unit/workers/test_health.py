@@ -235,6 +235,31 @@ async def test_one_message_per_interval_and_probes_at_once(nc: NatsClient, serve
         await conn.close()
 
 
+async def test_an_idle_reporter_sleeps_until_a_call_begins(nc: NatsClient, server: EmbeddedNats) -> None:
+    got: list[dict[str, Any]] = []
+
+    async def on_report(msg: Msg) -> None:
+        got.append(orjson.loads(msg.data))
+
+    await nc.subscribe(subjects.HEALTH_REPORT, cb=on_report)
+    await nc.flush()
+    conn = await nats.connect(server.url)
+    r = HealthReporter(conn, "idle", interval_s=0.05)
+    await r.start()
+    try:
+        await asyncio.sleep(0.3)
+        assert r._asleep and got == []  # nothing to say: no wake-ups, no reports
+        r.begin(T)
+        await until(lambda: len(got) >= 1)
+        assert got[0]["targets"][T][4] == 1  # the call in flight, reported as soon as it began
+        r.end(T, "ok", 5.0)
+        await until(lambda: sum(g["targets"].get(T, [0])[0] for g in got) == 1)
+        await until(lambda: r._asleep)
+    finally:
+        await r.stop()
+        await conn.close()
+
+
 # -- monitors: live statistics ---------------------------------------------------------------------
 
 async def test_both_monitors_see_latency_and_in_flight(cluster: Cluster) -> None:
