@@ -190,10 +190,17 @@ class Supervisor:
                 await asyncio.to_thread(wait_for_port, "127.0.0.1", int(child.args[-1]), 20.0)
         self.write_pids()
         await self._announce_when_ready(ready, stop)
+        # A child's death wakes the loop at once (its pidfd becomes readable); otherwise it looks once a
+        # second, or every 0.1 s while a restart waits for its backoff. An idle supervisor stays asleep.
+        exits = ExitWatch(loop)
         while not stop.is_set():
+            exits.exited.clear()
             await self._supervise()
+            watching = exits.watch(self._live_pids())
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), timeout=0.1)
+                async with asyncio.timeout(0.1 if self._restart_pending() or not watching else 1.0):
+                    await _first(stop, exits.exited)
+        exits.close()
         config_watch.cancel()
         await self.shutdown()
         with contextlib.suppress(Exception):
@@ -320,6 +327,18 @@ class Supervisor:
         print(f"gateway ready on http://{self.settings.host}:{self.settings.port} "
               f"(logs and pids in {self.data_dir})", flush=True)
 
+    def _live_pids(self) -> set[int]:
+        pids = {child.pid for child in self.children if child.alive() and child.pid}
+        if self.nats is not None and self.nats.process.poll() is None:
+            pids.add(self.nats.process.pid)
+        return pids
+
+    def _restart_pending(self) -> bool:
+        """A dead child (nats-server included) waits for its restart."""
+        if self.nats is not None and self.nats.process.poll() is not None:
+            return True
+        return any(not child.alive() for child in self.children)
+
     def _restart_dead(self) -> None:
         now = time.monotonic()
         changed = False
@@ -371,3 +390,47 @@ def up(settings: Settings, replicas: dict[str, int], layout: str = "hosted") -> 
         return uvloop.run(supervisor.run())
     except ImportError:  # pragma: no cover
         return asyncio.run(supervisor.run())
+
+
+class ExitWatch:
+    """Sets ``exited`` when a watched process exits, through a pidfd per process (Linux 5.3+): no
+    polling, and no SIGCHLD handler (uvloop keeps SIGCHLD for itself)."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+        self.exited = asyncio.Event()
+        self._fds: dict[int, int] = {}
+
+    def watch(self, pids: set[int]) -> bool:
+        """Watch these processes (those already watched stay); False when pidfds are not available."""
+        for pid in pids - self._fds.keys():
+            try:
+                fd = os.pidfd_open(pid)
+            except (AttributeError, OSError):  # no pidfd here, or already gone: the caller polls
+                return False
+            self._fds[pid] = fd
+            self.loop.add_reader(fd, self._on_exit, pid)
+        return True
+
+    def _on_exit(self, pid: int) -> None:
+        fd = self._fds.pop(pid, None)
+        if fd is not None:
+            self.loop.remove_reader(fd)
+            os.close(fd)
+        self.exited.set()
+
+    def close(self) -> None:
+        for pid in list(self._fds):
+            fd = self._fds.pop(pid)
+            self.loop.remove_reader(fd)
+            os.close(fd)
+
+
+async def _first(*events: asyncio.Event) -> None:
+    """Until one of ``events`` is set."""
+    waits = [asyncio.ensure_future(event.wait()) for event in events]
+    try:
+        await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for wait in waits:
+            wait.cancel()
