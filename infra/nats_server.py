@@ -84,7 +84,7 @@ def start_nats(store_dir: Path, port: int | None = None, log_file: Path | None =
     )
     # One Go scheduler thread unless told otherwise (GATEWAY_NATS_GOMAXPROCS): on a small machine shared
     # with the gateway's own processes, a second one spun for work and cost more CPU than it saved
-    # (measured 2026-12-03 on 2 cores: -25 % of nats-server's CPU per request at 20 req/s, -30 % at
+    # (measured 2026-12-03 on 2 cores: -23 % of nats-server's CPU per request at 20 req/s, -33 % at
     # saturation, with higher throughput).
     env = dict(os.environ)
     env.setdefault("GOMAXPROCS", os.environ.get("GATEWAY_NATS_GOMAXPROCS", "1"))
