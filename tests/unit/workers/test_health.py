@@ -168,7 +168,11 @@ async def fail_calls(reporter: HealthReporter, n: int, target: str = T) -> None:
 
 async def open_breaker(cluster: Cluster, reporter: HealthReporter) -> None:
     await fail_calls(reporter, cluster.cfg.min_requests)
-    await until(lambda: all(m.state(T) == "open" for m in cluster.monitors))
+    # open everywhere, and every monitor has counted the failures: the report and the breaker's KV update
+    # travel on different subjects, so on a busy machine a monitor can see "open" before the report
+    # (which would then land after whatever the test does next, e.g. after a reset)
+    await until(lambda: all(m.state(T) == "open" and m.window(T)[1] >= cluster.cfg.min_requests
+                            for m in cluster.monitors))
 
 
 # -- reporter --------------------------------------------------------------------------------------
