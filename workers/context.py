@@ -28,6 +28,7 @@ if TYPE_CHECKING:
 
 Handler = Callable[[Msg], Awaitable[None]]
 
+
 @dataclass
 class WorkerContext:
     broker: NatsBroker
