@@ -147,6 +147,11 @@ def moves_on(error: GatewayError, target: PlannedTarget) -> bool:
     return status in target.on_status_codes
 
 
+USER_AGENT = "llm-gateway"
+"""Sent with every provider call (an adapter's own ``user-agent`` wins): some proxies in front of
+providers refuse requests without one."""
+
+
 @functools.lru_cache(maxsize=1024)
 def parsed_url(url: str) -> httpx.URL:
     """Provider URLs repeat: parse each once."""
@@ -244,7 +249,7 @@ class ProviderCaller:
         else:
             call = adapter.to_provider_request(provider, target.model, envelope.body, stream=stream,
                                                api_key=api_key, credentials=provider_credentials(provider))
-        headers = {**call.headers, "content-type": "application/json"}
+        headers = {"user-agent": USER_AGENT, **call.headers, "content-type": "application/json"}
         read_timeout = min(provider.read_timeout_s, remaining, target.timeout_s or remaining)
         timeout = httpx.Timeout(read_timeout, connect=min(provider.connect_timeout_s, read_timeout))
         # ``content``: the exact bytes an adapter signed (SigV4); never re-serialise them

@@ -59,6 +59,21 @@ async def test_first_target_answers() -> None:
     assert [a.status for a in result.attempts] == [200]
 
 
+async def test_the_call_goes_to_the_transport_with_its_timeout_and_a_user_agent() -> None:
+    cfg = config(["a"])
+    seen: list[httpx.Request] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        return httpx.Response(200, json=OK)
+
+    await caller(cfg, handler).call(envelope(cfg, timeout_s=7.0), stream=False)
+    (request,) = seen
+    assert request.headers["user-agent"] == "llm-gateway"
+    assert request.headers["content-type"] == "application/json" and request.method == "POST"
+    assert 0 < request.extensions["timeout"]["read"] <= 7.0  # the deadline bounds the read timeout
+
+
 async def test_retry_honours_retry_after_then_succeeds() -> None:
     cfg = config(["a"])
     calls: list[float] = []
