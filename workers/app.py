@@ -26,6 +26,7 @@ from nats.aio.msg import Msg
 
 from infra import bootstrap
 from infra.logs import setup_logging
+from infra.tasks import cancel
 from schemas import subjects
 from workers.context import WorkerContext
 
@@ -108,8 +109,7 @@ async def serve(name: str, stages: Sequence[str]) -> None:
     stats = asyncio.create_task(log_stats(ctx, settings.stats_every_s)) if settings.stats_every_s > 0 else None
     await stop.wait()
     log.info("%s stopping", name)
-    if stats is not None:
-        stats.cancel()
+    await cancel(stats)
     for hook in hooks:  # take nothing new; finish what is in hand
         if hook.drain is not None:
             await hook.drain()

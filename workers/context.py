@@ -42,7 +42,7 @@ class WorkerContext:
     # what a process holds, by name (held requests, tasks, open streams...), for its stats log line
     gauges: dict[str, Callable[[], int]] = field(default_factory=dict)
     reconnected_at: float = 0.0  # wall clock of the last reconnect to the broker (it may have restarted)
-    _subscriptions: list[tuple[str, str, Handler]] = field(default_factory=list)
+    _subscriptions: list[tuple[str, str, Handler]] = field(default_factory=list, init=False)
 
     def __post_init__(self) -> None:
         self.leases = Leases(lambda: self.nc, self.settings.ack_wait_s)

@@ -42,7 +42,7 @@ class Leases:
         # Four signals per ack_wait: one late or lost signal still leaves two more before redelivery.
         self.period_s = ack_wait_s / 4
         self._held: dict[str, int] = {}
-        self._requests: dict[str, str] = {}  # ack subject -> request id, for ``holds_earlier``
+        self._requests: dict[str, str] = {}  # ack subject -> request id, for ``holds_other``
         self._old: set[str] = set()  # held at the previous tick: signalled at this one if still held
         self._task: asyncio.Task[None] | None = None
         self.signals_sent = 0

@@ -37,7 +37,6 @@ log = logging.getLogger("gateway.provider")
 Prices = Callable[[Target], Price | None]
 
 
-
 def prompt_estimate(body: dict[str, Any]) -> int:
     texts = [message_text(m) for m in body.get("messages") or [] if isinstance(m, dict)] + embedding_texts(body)
     return estimate_tokens("".join(texts))

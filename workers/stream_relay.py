@@ -20,6 +20,7 @@ from typing import Any
 import httpx
 
 from infra.confirm import NoResponders
+from infra.tasks import cancel
 from schemas import control, subjects
 from schemas.control import StreamAck
 from schemas.envelope import Envelope, StreamPiece
@@ -69,10 +70,7 @@ class StreamRelay:
 
     async def close(self) -> None:
         pinger, self._pinger = self._pinger, None
-        if pinger is not None:
-            pinger.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await pinger
+        await cancel(pinger)
 
     async def send(self, chunk: dict[str, Any]) -> None:
         piece = StreamPiece(request_id=self.request_id, seq=self.seq, chunk=chunk)

@@ -95,6 +95,29 @@ async def nc(server: EmbeddedNats) -> AsyncIterator[NatsClient]:
         await client.close()
 
 
+@pytest.fixture
+async def reports(nc: NatsClient) -> list[dict[str, Any]]:
+    """Every health report published, as it arrives."""
+    got: list[dict[str, Any]] = []
+
+    async def on_report(msg: Msg) -> None:
+        got.append(orjson.loads(msg.data))
+
+    await nc.subscribe(subjects.HEALTH_REPORT, cb=on_report)
+    await nc.flush()
+    return got
+
+
+@pytest.fixture
+async def reporter_conn(server: EmbeddedNats) -> AsyncIterator[NatsClient]:
+    """A provider replica's own connection."""
+    client = await nats.connect(server.url)
+    try:
+        yield client
+    finally:
+        await client.close()
+
+
 class Cluster:
     """Two routing replicas' monitors and one provider replica's reporter, each on its own connection."""
 
@@ -205,15 +228,9 @@ def test_keepalive_repeats_the_in_flight_counts() -> None:
     assert r.report() is None
 
 
-async def test_one_message_per_interval_and_probes_at_once(nc: NatsClient, server: EmbeddedNats) -> None:
-    got: list[dict[str, Any]] = []
-
-    async def on_report(msg: Msg) -> None:
-        got.append(orjson.loads(msg.data))
-
-    await nc.subscribe(subjects.HEALTH_REPORT, cb=on_report)
-    await nc.flush()
-    conn = await nats.connect(server.url)
+async def test_one_message_per_interval_and_probes_at_once(reports: list[dict[str, Any]],
+                                                           reporter_conn: NatsClient) -> None:
+    got, conn = reports, reporter_conn
     r = HealthReporter(conn, "p1", interval_s=0.2)
     await r.start()
     try:
@@ -236,19 +253,12 @@ async def test_one_message_per_interval_and_probes_at_once(nc: NatsClient, serve
             await slow.stop()
     finally:
         await r.stop()
-        await conn.close()
 
 
-async def test_an_idle_reporter_sleeps_until_a_call_begins(nc: NatsClient, server: EmbeddedNats) -> None:
-    got: list[dict[str, Any]] = []
-
-    async def on_report(msg: Msg) -> None:
-        got.append(orjson.loads(msg.data))
-
-    await nc.subscribe(subjects.HEALTH_REPORT, cb=on_report)
-    await nc.flush()
-    conn = await nats.connect(server.url)
-    r = HealthReporter(conn, "idle", interval_s=0.05)
+async def test_an_idle_reporter_sleeps_until_a_call_begins(reports: list[dict[str, Any]],
+                                                            reporter_conn: NatsClient) -> None:
+    got = reports
+    r = HealthReporter(reporter_conn, "idle", interval_s=0.05)
     await r.start()
     try:
         await asyncio.sleep(0.3)
@@ -261,7 +271,6 @@ async def test_an_idle_reporter_sleeps_until_a_call_begins(nc: NatsClient, serve
         await until(lambda: r._asleep)
     finally:
         await r.stop()
-        await conn.close()
 
 
 # -- monitors: live statistics ---------------------------------------------------------------------
