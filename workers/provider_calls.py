@@ -87,7 +87,7 @@ class OpenStream:
 class CallResult:
     target: PlannedTarget
     attempts: list[Attempt]
-    provider_ms: float  # every attempt's time, summed (after call(): the whole chain's)
+    provider_ms: float  # every attempt's time, summed (after call(): the whole chain's, backoff waits included)
     ttfb_ms: float  # after call(): from the first attempt's start to the answer or first token
     response: dict[str, Any] | None = None
     stream: OpenStream | None = None
@@ -210,7 +210,11 @@ class ProviderCaller:
                     delay = budget.delay_before_retry(target.retry, number, exc.retry_after_s, envelope.remaining_s())
                     if delay is None:
                         break
+                    waited = time.perf_counter()
                     await asyncio.sleep(delay)
+                    # a wait the provider asked for (Retry-After) or its errors caused is the provider's
+                    # time, not the gateway's: it is neither overhead nor a queue (ingress's overload rule)
+                    provider_ms += (time.perf_counter() - waited) * 1000
                     continue
                 except BaseException:  # cancelled, or a bug: the call is no longer in flight either way
                     self.outcomes.end(target.id, "neutral", (time.perf_counter() - started) * 1000, target.probe)

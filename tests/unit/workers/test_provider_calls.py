@@ -87,6 +87,8 @@ async def test_retry_honours_retry_after_then_succeeds() -> None:
     result = await caller(cfg, handler).call(envelope(cfg), stream=False)
     assert [a.status for a in result.attempts] == [429, 200]
     assert calls[1] - calls[0] >= 0.3
+    # the wait it asked for is the provider's time: not gateway overhead, not a queue for ingress's overload rule
+    assert result.provider_ms >= 300
 
 
 async def test_retry_after_beyond_the_cap_moves_to_the_next_target() -> None:
