@@ -26,6 +26,7 @@ class Prompt:
     sse: bool = True
     n: int = 1
     include_usage: bool = False
+    forced_call: ToolCall | None = None  # the request's tool choice makes the model call this tool
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,17 +87,19 @@ def strip_prompt(prompt: Prompt) -> list[str]:
 
 
 def make_reply(prompt: Prompt, fault: Fault | None) -> Reply:
-    """`"Echo: " + last user text` (or the `reply_b64` text, or the `tool_call`) with counts over the
-    (directive-free) prompt; a tool call costs ceil(len(arguments JSON)/4) completion tokens."""
+    """`"Echo: " + last user text` (or the `reply_b64` text) with counts over the (directive-free)
+    prompt, unless there is a tool call to answer with: the `tool_call` directive's, else the one the
+    request's tool choice forces. A tool call costs ceil(len(arguments JSON)/4) completion tokens."""
     text = ECHO_PREFIX + prompt.last_user
     chunk_chars = DEFAULT_CHUNK_CHARS
-    tool_call: ToolCall | None = None
+    tool_call = prompt.forced_call
     if fault is not None:
         if fault.reply is not None:
             text = fault.reply
         if fault.chunk_chars is not None:
             chunk_chars = fault.chunk_chars
-        tool_call = fault.tool_call
+        if fault.tool_call is not None:
+            tool_call = fault.tool_call
     prompt_tokens = 0
     for part in prompt.texts:
         prompt_tokens += (len(part) + 3) // 4

@@ -8,6 +8,8 @@ from typing import Any
 import orjson
 
 from infra.mock_provider.conversation import Prompt, Reply, Route, WireError, text_of
+from infra.mock_provider.directives import ToolCall
+from infra.mock_provider.tool_choice import Function, UnknownFunction, forced_call, function_tools
 
 DONE = b"data: [DONE]\n\n"
 _ROLE_DELTA = b'{"role":"assistant","content":"","refusal":null}'
@@ -50,6 +52,63 @@ def _call_id(ident: int) -> str:
     return f"call_mock{ident:016x}"
 
 
+def _choice_name(choice: Any) -> tuple[bool, str | None]:
+    """(forced?, the named function) of a `tool_choice`; raises `WireError` for an unknown shape."""
+    if choice in ("auto", "none"):
+        return False, None
+    if choice in ("required", "any"):  # "any": Mistral's spelling of "required"
+        return True, None
+    if isinstance(choice, dict):
+        function = choice.get("function")
+        if choice.get("type") == "function" and isinstance(function, dict) and isinstance(function.get("name"), str):
+            return True, function["name"]
+        allowed = choice.get("allowed_tools")
+        if choice.get("type") == "allowed_tools" and isinstance(allowed, dict):
+            return allowed.get("mode") == "required", None
+    raise WireError(
+        "Invalid value for 'tool_choice': expected 'none', 'auto', 'required' or an object naming a function."
+    )
+
+
+def _allowed(choice: Any, functions: list[Function]) -> list[Function]:
+    """The declared functions an `allowed_tools` choice permits (all of them for other choices)."""
+    if not isinstance(choice, dict) or choice.get("type") != "allowed_tools":
+        return functions
+    listed = choice["allowed_tools"].get("tools")
+    names: list[str] = []
+    for tool in listed if isinstance(listed, list) else []:
+        function = tool.get("function") if isinstance(tool, dict) else None
+        if isinstance(function, dict) and isinstance(function.get("name"), str):
+            names.append(function["name"])
+    declared = {f.name for f in functions}
+    for name in names:
+        if name not in declared:
+            raise WireError(f"Invalid value for 'tool_choice': no function named '{name}' is in 'tools'.")
+    if not names:
+        raise WireError("Invalid value for 'tool_choice': 'allowed_tools.tools' must name at least one function.")
+    return [f for f in functions if f.name in names]
+
+
+def _forced_call(body: dict[str, Any]) -> ToolCall | None:
+    """The tool call `tool_choice` forces ("required", a named function, `allowed_tools` with mode
+    "required"), else None ("auto", "none", absent)."""
+    choice = body.get("tool_choice")
+    if choice is None:
+        return None
+    forced, name = _choice_name(choice)
+    if not forced:
+        return None
+    functions = function_tools(body.get("tools"))
+    if not functions:
+        raise WireError("Invalid value for 'tool_choice': 'tool_choice' is only allowed when 'tools' are specified.")
+    try:
+        return forced_call(_allowed(choice, functions), name)
+    except UnknownFunction:
+        raise WireError(
+            f"Invalid value for 'tool_choice': no function named '{name}' was specified in the 'tools' parameter."
+        ) from None
+
+
 class OpenAIWire:
     name = "openai"
 
@@ -80,7 +139,13 @@ class OpenAIWire:
         options = body.get("stream_options")
         include_usage = stream and isinstance(options, dict) and options.get("include_usage") is True
         return Prompt(
-            model=model, texts=texts, last_user=last_user, stream=stream, n=n, include_usage=include_usage
+            model=model,
+            texts=texts,
+            last_user=last_user,
+            stream=stream,
+            n=n,
+            include_usage=include_usage,
+            forced_call=_forced_call(body),
         )
 
     def completion(self, reply: Reply, prompt: Prompt, ident: int) -> bytes:

@@ -1,0 +1,182 @@
+"""A request that forces a tool call (OpenAI `tool_choice`, Anthropic `tool_choice`, Gemini `toolConfig`,
+Cohere `tool_choice`, Bedrock `toolConfig.toolChoice`) gets one, in each wire format, whole and streamed;
+a forced function that is not declared is a 400 in the wire's error shape."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import httpx
+import orjson
+import pytest
+
+SSE = Callable[[str], list[tuple[str | None, str]]]
+
+WEATHER_SCHEMA = {
+    "type": "object",
+    "properties": {
+        "city": {"type": "string"},
+        "days": {"type": "integer"},
+        "units": {"type": "string", "enum": ["celsius", "fahrenheit"]},
+    },
+    "required": ["city", "units"],
+}
+BOOK_SCHEMA = {
+    "type": "object",
+    "properties": {
+        "when": {
+            "type": "object",
+            "properties": {"date": {"type": "string"}, "flex": {"type": "number"}},
+            "required": ["date", "flex"],
+        },
+        "guests": {"type": "array", "items": {"type": "string"}},
+        "confirm": {"type": "boolean"},
+        "count": {"type": "integer"},
+    },
+    "required": ["when", "guests", "confirm", "count"],
+}
+WEATHER_ARGS = {"city": "example", "units": "celsius"}
+BOOK_ARGS = {"when": {"date": "example", "flex": 1.0}, "guests": [], "confirm": True, "count": 1}
+ARGS = {"get_weather": WEATHER_ARGS, "book_table": BOOK_ARGS}
+
+
+def _arguments(name: str) -> str:
+    """The arguments JSON as the mock sends it (compact, required order)."""
+    return orjson.dumps(ARGS[name]).decode()
+
+
+def _tokens(name: str) -> int:
+    return (len(_arguments(name)) + 3) // 4
+
+
+# OpenAI (and the OpenAI-compatible providers and Azure, which share the wire)
+
+OPENAI_TOOLS = [
+    {"type": "function", "function": {"name": "get_weather", "parameters": WEATHER_SCHEMA}},
+    {"type": "function", "function": {"name": "book_table", "description": "book", "parameters": BOOK_SCHEMA}},
+]
+
+
+def _openai(choice: Any, stream: bool = False, text: str = "weather?", **extra: Any) -> dict[str, Any]:
+    body = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": text}], "tools": OPENAI_TOOLS, **extra}
+    if choice is not None:
+        body["tool_choice"] = choice
+    if stream:
+        body["stream"] = True
+    return body
+
+
+def _named(name: str) -> dict[str, Any]:
+    return {"type": "function", "function": {"name": name}}
+
+
+@pytest.mark.parametrize(
+    ("choice", "name"),
+    [("required", "get_weather"), (_named("book_table"), "book_table"), ("any", "get_weather")],
+)
+async def test_openai_forced(client: httpx.AsyncClient, choice: Any, name: str) -> None:
+    r = await client.post("/v1/chat/completions", json=_openai(choice))
+    assert r.status_code == 200
+    data = r.json()
+    [choice_out] = data["choices"]
+    assert choice_out["finish_reason"] == "tool_calls"
+    message = choice_out["message"]
+    assert message["role"] == "assistant" and message["content"] is None
+    [call] = message["tool_calls"]
+    assert call["id"].startswith("call_") and call["type"] == "function"
+    assert call["function"] == {"name": name, "arguments": _arguments(name)}
+    assert orjson.loads(call["function"]["arguments"]) == ARGS[name]
+    assert data["usage"]["completion_tokens"] == _tokens(name)
+
+
+@pytest.mark.parametrize(("choice", "name"), [("required", "get_weather"), (_named("book_table"), "book_table")])
+async def test_openai_forced_stream(client: httpx.AsyncClient, sse: SSE, choice: Any, name: str) -> None:
+    body = _openai(choice, stream=True, stream_options={"include_usage": True})
+    r = await client.post("/v1/chat/completions", json=body)
+    assert r.status_code == 200
+    events = [data for _, data in sse(r.text)]
+    assert events[-1] == "[DONE]"
+    chunks = [orjson.loads(data) for data in events[:-1]]
+    assert chunks.pop()["usage"]["completion_tokens"] == _tokens(name)
+    deltas = [c["choices"][0]["delta"] for c in chunks]
+    assert deltas[0] == {"role": "assistant", "content": None, "refusal": None}
+    [start] = deltas[1]["tool_calls"]
+    assert start["index"] == 0 and start["id"].startswith("call_") and start["type"] == "function"
+    assert start["function"] == {"name": name, "arguments": ""}
+    pieces = [d["tool_calls"][0] for d in deltas[2:-1]]
+    assert len(pieces) > 1
+    assert all(p["index"] == 0 and set(p) == {"index", "function"} for p in pieces)
+    assert "".join(p["function"]["arguments"] for p in pieces) == _arguments(name)
+    assert deltas[-1] == {}
+    assert chunks[-1]["choices"][0]["finish_reason"] == "tool_calls"
+
+
+async def test_openai_allowed_tools_required(client: httpx.AsyncClient) -> None:
+    choice = {"type": "allowed_tools", "allowed_tools": {"mode": "required", "tools": [_named("book_table")]}}
+    [call] = (await client.post("/v1/chat/completions", json=_openai(choice))).json()["choices"][0]["message"][
+        "tool_calls"
+    ]
+    assert call["function"]["name"] == "book_table"
+    auto = {"type": "allowed_tools", "allowed_tools": {"mode": "auto", "tools": [_named("book_table")]}}
+    message = (await client.post("/v1/chat/completions", json=_openai(auto))).json()["choices"][0]["message"]
+    assert message["content"] == "Echo: weather?"
+
+
+async def test_openai_n_choices_each_call(client: httpx.AsyncClient) -> None:
+    data = (await client.post("/v1/chat/completions", json=_openai("required", n=2))).json()
+    assert [c["message"]["tool_calls"][0]["function"]["name"] for c in data["choices"]] == ["get_weather"] * 2
+
+
+@pytest.mark.parametrize("choice", [None, "auto", "none"])
+@pytest.mark.parametrize("stream", [False, True])
+async def test_openai_unforced_is_text(client: httpx.AsyncClient, choice: Any, stream: bool) -> None:
+    r = await client.post("/v1/chat/completions", json=_openai(choice, stream=stream))
+    assert r.status_code == 200
+    assert "tool_calls" not in r.text
+    assert "Echo: " in r.text
+
+
+async def test_openai_directive_wins_over_tool_choice(client: httpx.AsyncClient) -> None:
+    body = _openai("required", text="[[mock tool_call=lookup]]")
+    [call] = (await client.post("/v1/chat/completions", json=body)).json()["choices"][0]["message"]["tool_calls"]
+    assert call["function"] == {"name": "lookup", "arguments": "{}"}
+
+
+async def test_openai_status_fault_still_applies(client: httpx.AsyncClient) -> None:
+    r = await client.post("/v1/chat/completions", json=_openai("required", text="[[mock status=503]]"))
+    assert r.status_code == 503
+
+
+@pytest.mark.parametrize(
+    ("body", "words"),
+    [
+        (_openai(_named("nope")), "no function named 'nope'"),
+        (_openai("required", tools=None), "only allowed when 'tools' are specified"),
+        (_openai(_named("get_weather"), tools=[]), "only allowed when 'tools' are specified"),
+        (_openai("sometimes"), "Invalid value for 'tool_choice'"),
+        (_openai({"type": "function"}), "Invalid value for 'tool_choice'"),
+        (
+            _openai({"type": "allowed_tools", "allowed_tools": {"mode": "required", "tools": [_named("nope")]}}),
+            "no function named 'nope'",
+        ),
+    ],
+)
+@pytest.mark.parametrize("stream", [False, True])
+async def test_openai_bad_tool_choice_is_400(
+    client: httpx.AsyncClient, body: dict[str, Any], words: str, stream: bool
+) -> None:
+    r = await client.post("/v1/chat/completions", json={**body, "stream": stream})
+    assert r.status_code == 400
+    assert r.headers["content-type"] == "application/json"
+    error = r.json()["error"]
+    assert error["type"] == "invalid_request_error"
+    assert words in error["message"]
+
+
+async def test_azure_forced(client: httpx.AsyncClient) -> None:
+    body = _openai(_named("book_table"))
+    del body["model"]
+    r = await client.post("/openai/deployments/gpt-4o/chat/completions", json=body)
+    [call] = r.json()["choices"][0]["message"]["tool_calls"]
+    assert call["function"] == {"name": "book_table", "arguments": _arguments("book_table")}
