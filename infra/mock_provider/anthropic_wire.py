@@ -7,6 +7,8 @@ from typing import Any
 import orjson
 
 from infra.mock_provider.conversation import Prompt, Reply, Route, WireError, text_of
+from infra.mock_provider.directives import ToolCall
+from infra.mock_provider.tool_choice import Function, UnknownFunction, forced_call
 
 _ERROR_TYPES: dict[int, str] = {
     400: "invalid_request_error",
@@ -57,6 +59,38 @@ def _system_text(system: Any) -> str:
     raise WireError("system: Input should be a valid string or a list of content blocks")
 
 
+_CHOICE_TYPES = ("auto", "any", "tool", "none")
+
+
+def _forced_call(body: dict[str, Any]) -> ToolCall | None:
+    """The `tool_use` a `tool_choice` of type `any` (the first tool) or `tool` (the named one) forces,
+    else None (`auto`, `none`, absent)."""
+    choice = body.get("tool_choice")
+    if choice is None:
+        return None
+    kind = choice.get("type") if isinstance(choice, dict) else None
+    if kind not in _CHOICE_TYPES:
+        raise WireError(f"tool_choice.type: Input should be {', '.join(repr(t) for t in _CHOICE_TYPES)}")
+    if kind in ("auto", "none"):
+        return None
+    name = choice.get("name")
+    if kind == "tool" and not isinstance(name, str):
+        raise WireError("tool_choice.tool.name: Field required")
+    tools = body.get("tools")
+    # Client tools carry an `input_schema`; server tools (`web_search_...`) do not and are not answered.
+    functions = [
+        Function(t["name"], t.get("input_schema"))
+        for t in (tools if isinstance(tools, list) else [])
+        if isinstance(t, dict) and isinstance(t.get("name"), str) and "input_schema" in t
+    ]
+    if not functions:
+        raise WireError("tool_choice: may only be specified while providing tools")
+    try:
+        return forced_call(functions, name if kind == "tool" else None)
+    except UnknownFunction:
+        raise WireError(f"tool_choice.name: Tool '{name}' not found in the provided tools") from None
+
+
 class AnthropicWire:
     name = "anthropic"
 
@@ -84,7 +118,13 @@ class AnthropicWire:
             texts.append(text)
             if message.get("role") == "user":
                 last_user = text
-        return Prompt(model=model, texts=texts, last_user=last_user, stream=body.get("stream") is True)
+        return Prompt(
+            model=model,
+            texts=texts,
+            last_user=last_user,
+            stream=body.get("stream") is True,
+            forced_call=_forced_call(body),
+        )
 
     def completion(self, reply: Reply, prompt: Prompt, ident: int) -> bytes:
         tool_use = _tool_use(reply, ident, stream=False)

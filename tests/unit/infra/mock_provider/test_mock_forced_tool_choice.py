@@ -180,3 +180,102 @@ async def test_azure_forced(client: httpx.AsyncClient) -> None:
     r = await client.post("/openai/deployments/gpt-4o/chat/completions", json=body)
     [call] = r.json()["choices"][0]["message"]["tool_calls"]
     assert call["function"] == {"name": "book_table", "arguments": _arguments("book_table")}
+
+
+# Anthropic
+
+ANTHROPIC_TOOLS = [
+    {"type": "web_search_20250305", "name": "web_search", "max_uses": 1},  # a server tool: never forced
+    {"name": "get_weather", "input_schema": WEATHER_SCHEMA},
+    {"name": "book_table", "description": "book", "input_schema": BOOK_SCHEMA},
+]
+
+
+def _anthropic(choice: Any, stream: bool = False, **extra: Any) -> dict[str, Any]:
+    body = {
+        "model": "claude-sonnet-4-5",
+        "max_tokens": 100,
+        "messages": [{"role": "user", "content": "weather?"}],
+        "tools": ANTHROPIC_TOOLS,
+        **extra,
+    }
+    if choice is not None:
+        body["tool_choice"] = choice
+    if stream:
+        body["stream"] = True
+    return body
+
+
+@pytest.mark.parametrize(
+    ("choice", "name"),
+    [
+        ({"type": "any"}, "get_weather"),
+        ({"type": "tool", "name": "book_table"}, "book_table"),
+        ({"type": "any", "disable_parallel_tool_use": True}, "get_weather"),
+    ],
+)
+async def test_anthropic_forced(client: httpx.AsyncClient, choice: Any, name: str) -> None:
+    r = await client.post("/v1/messages", json=_anthropic(choice))
+    assert r.status_code == 200
+    data = r.json()
+    [block] = data["content"]
+    assert block["type"] == "tool_use" and block["id"].startswith("toolu_")
+    assert block["name"] == name and block["input"] == ARGS[name]
+    assert data["stop_reason"] == "tool_use"
+    assert data["usage"]["output_tokens"] == _tokens(name)
+
+
+@pytest.mark.parametrize(
+    ("choice", "name"), [({"type": "any"}, "get_weather"), ({"type": "tool", "name": "book_table"}, "book_table")]
+)
+async def test_anthropic_forced_stream(client: httpx.AsyncClient, sse: SSE, choice: Any, name: str) -> None:
+    r = await client.post("/v1/messages", json=_anthropic(choice, stream=True))
+    assert r.status_code == 200
+    events = sse(r.text)
+    names = [event for event, _ in events]
+    payloads = [orjson.loads(data) for _, data in events]
+    assert names[:3] == ["message_start", "content_block_start", "ping"]
+    assert names[-3:] == ["content_block_stop", "message_delta", "message_stop"]
+    assert set(names[3:-3]) == {"content_block_delta"}
+    start = payloads[1]
+    assert start["index"] == 0
+    block = start["content_block"]
+    assert block["type"] == "tool_use" and block["id"].startswith("toolu_")
+    assert block["name"] == name and block["input"] == {}
+    deltas = [p["delta"] for p in payloads[3:-3]]
+    assert len(deltas) > 1 and all(d["type"] == "input_json_delta" for d in deltas)
+    assert orjson.loads("".join(d["partial_json"] for d in deltas)) == ARGS[name]
+    assert payloads[-3] == {"type": "content_block_stop", "index": 0}
+    assert payloads[-2]["delta"]["stop_reason"] == "tool_use"
+    assert payloads[-2]["usage"]["output_tokens"] == _tokens(name)
+
+
+@pytest.mark.parametrize("choice", [None, {"type": "auto"}, {"type": "none"}])
+@pytest.mark.parametrize("stream", [False, True])
+async def test_anthropic_unforced_is_text(client: httpx.AsyncClient, choice: Any, stream: bool) -> None:
+    r = await client.post("/v1/messages", json=_anthropic(choice, stream=stream))
+    assert r.status_code == 200
+    assert "tool_use" not in r.text
+    assert "Echo: " in r.text
+
+
+@pytest.mark.parametrize(
+    ("body", "words"),
+    [
+        (_anthropic({"type": "tool", "name": "nope"}), "Tool 'nope' not found"),
+        (_anthropic({"type": "tool", "name": "web_search"}), "Tool 'web_search' not found"),
+        (_anthropic({"type": "tool"}), "tool_choice.tool.name"),
+        (_anthropic({"type": "any"}, tools=None), "tool_choice: may only be specified while providing tools"),
+        (_anthropic({"type": "sometimes"}), "tool_choice.type"),
+        (_anthropic("required"), "tool_choice.type"),
+    ],
+)
+@pytest.mark.parametrize("stream", [False, True])
+async def test_anthropic_bad_tool_choice_is_400(
+    client: httpx.AsyncClient, body: dict[str, Any], words: str, stream: bool
+) -> None:
+    r = await client.post("/v1/messages", json={**body, "stream": stream})
+    assert r.status_code == 400
+    data = r.json()
+    assert data["type"] == "error" and data["error"]["type"] == "invalid_request_error"
+    assert words in data["error"]["message"]
