@@ -7,6 +7,8 @@ from typing import Any
 import orjson
 
 from infra.mock_provider.conversation import Prompt, Reply, Route, WireError, tokens
+from infra.mock_provider.directives import ToolCall
+from infra.mock_provider.tool_choice import Function, forced_call
 
 _STATUSES: dict[int, str] = {
     400: "INVALID_ARGUMENT",
@@ -57,6 +59,57 @@ def _parts(reply: Reply) -> list[dict[str, Any]]:
     return [{"functionCall": {"name": call.name, "args": call.args()}}]
 
 
+_MODES = frozenset({"MODE_UNSPECIFIED", "AUTO", "ANY", "NONE", "VALIDATED"})
+
+
+def _field(obj: Any, camel: str, snake: str) -> Any:
+    """A request field under its camelCase or snake_case name (Google accepts both)."""
+    if not isinstance(obj, dict):
+        return None
+    return obj.get(camel, obj.get(snake))
+
+
+def _declarations(tools: Any) -> list[Function]:
+    functions: list[Function] = []
+    for tool in tools if isinstance(tools, list) else []:
+        declarations = _field(tool, "functionDeclarations", "function_declarations")
+        for d in declarations if isinstance(declarations, list) else []:
+            if isinstance(d, dict) and isinstance(d.get("name"), str):
+                schema = _field(d, "parametersJsonSchema", "parameters_json_schema") or d.get("parameters")
+                functions.append(Function(d["name"], schema))
+    return functions
+
+
+def _forced_call(body: dict[str, Any]) -> ToolCall | None:
+    """The `functionCall` that `toolConfig.functionCallingConfig.mode: "ANY"` forces: the first
+    declared function (of `allowedFunctionNames` when given); else None (`AUTO`, `NONE`, `VALIDATED`)."""
+    config = _field(_field(body, "toolConfig", "tool_config"), "functionCallingConfig", "function_calling_config")
+    if config is None:
+        return None
+    mode = _field(config, "mode", "mode") or "MODE_UNSPECIFIED"
+    if not isinstance(mode, str) or mode.upper() not in _MODES:
+        raise WireError(f"Invalid value at 'tool_config.function_calling_config.mode', {orjson.dumps(mode).decode()}")
+    if mode.upper() != "ANY":
+        return None
+    functions = _declarations(body.get("tools"))
+    if not functions:
+        raise WireError("Function calling config is set without function_declarations.")
+    allowed = _field(config, "allowedFunctionNames", "allowed_function_names")
+    if allowed is not None:
+        if not isinstance(allowed, list) or not all(isinstance(n, str) for n in allowed):
+            raise WireError("Invalid value at 'tool_config.function_calling_config.allowed_function_names'")
+        declared = {f.name for f in functions}
+        for index, name in enumerate(allowed):
+            if name not in declared:
+                raise WireError(
+                    f"* GenerateContentRequest.tool_config.function_calling_config.allowed_function_names[{index}]: "
+                    f"function '{name}' is not declared in tools.function_declarations"
+                )
+        if allowed:
+            functions = [f for f in functions if f.name in allowed]
+    return forced_call(functions)
+
+
 class GeminiWire:
     name = "gemini"
 
@@ -75,7 +128,12 @@ class GeminiWire:
             if content.get("role", "user") == "user":
                 last_user = text
         return Prompt(
-            model=route.model or "", texts=texts, last_user=last_user, stream=route.stream, sse=route.sse
+            model=route.model or "",
+            texts=texts,
+            last_user=last_user,
+            stream=route.stream,
+            sse=route.sse,
+            forced_call=_forced_call(body),
         )
 
     def completion(self, reply: Reply, prompt: Prompt, ident: int) -> bytes:

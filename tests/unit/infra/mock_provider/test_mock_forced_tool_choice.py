@@ -279,3 +279,105 @@ async def test_anthropic_bad_tool_choice_is_400(
     data = r.json()
     assert data["type"] == "error" and data["error"]["type"] == "invalid_request_error"
     assert words in data["error"]["message"]
+
+
+# Gemini
+
+GEMINI = "/v1beta/models/gemini-2.0-flash"
+GEMINI_BOOK = {  # Gemini's OpenAPI-style Schema: upper-case type names
+    "type": "OBJECT",
+    "properties": {
+        "when": {
+            "type": "OBJECT",
+            "properties": {"date": {"type": "STRING"}, "flex": {"type": "NUMBER"}},
+            "required": ["date", "flex"],
+        },
+        "guests": {"type": "ARRAY", "items": {"type": "STRING"}},
+        "confirm": {"type": "BOOLEAN"},
+        "count": {"type": "INTEGER"},
+    },
+    "required": ["when", "guests", "confirm", "count"],
+}
+GEMINI_TOOLS = [
+    {"googleSearch": {}},
+    {"functionDeclarations": [{"name": "get_weather", "parametersJsonSchema": WEATHER_SCHEMA}]},
+    {"functionDeclarations": [{"name": "book_table", "parameters": GEMINI_BOOK}]},
+]
+
+
+def _gemini(mode: str | None, allowed: list[str] | None = None, **extra: Any) -> dict[str, Any]:
+    body: dict[str, Any] = {"contents": [{"role": "user", "parts": [{"text": "weather?"}]}], "tools": GEMINI_TOOLS}
+    if mode is not None:
+        config: dict[str, Any] = {"mode": mode}
+        if allowed is not None:
+            config["allowedFunctionNames"] = allowed
+        body["toolConfig"] = {"functionCallingConfig": config}
+    return {**body, **extra}
+
+
+@pytest.mark.parametrize(
+    ("body", "name"),
+    [
+        (_gemini("ANY"), "get_weather"),
+        (_gemini("ANY", ["book_table"]), "book_table"),
+        (_gemini("ANY", ["book_table", "get_weather"]), "get_weather"),  # the first declared of those allowed
+        (_gemini("ANY", []), "get_weather"),
+        (  # snake_case spelling, as the REST API also takes it
+            {
+                "contents": [{"parts": [{"text": "weather?"}]}],
+                "tools": [{"function_declarations": [{"name": "book_table", "parameters": GEMINI_BOOK}]}],
+                "tool_config": {"function_calling_config": {"mode": "ANY", "allowed_function_names": ["book_table"]}},
+            },
+            "book_table",
+        ),
+    ],
+)
+async def test_gemini_forced(client: httpx.AsyncClient, body: dict[str, Any], name: str) -> None:
+    r = await client.post(f"{GEMINI}:generateContent", json=body)
+    assert r.status_code == 200
+    data = r.json()
+    [candidate] = data["candidates"]
+    assert candidate["content"] == {"role": "model", "parts": [{"functionCall": {"name": name, "args": ARGS[name]}}]}
+    assert candidate["finishReason"] == "STOP"
+    assert data["usageMetadata"]["candidatesTokenCount"] == _tokens(name)
+
+
+@pytest.mark.parametrize("sse_mode", [True, False])
+async def test_gemini_forced_stream(client: httpx.AsyncClient, sse: SSE, sse_mode: bool) -> None:
+    query = "?alt=sse" if sse_mode else ""
+    r = await client.post(f"{GEMINI}:streamGenerateContent{query}", json=_gemini("ANY", ["book_table"]))
+    assert r.status_code == 200
+    chunks = [orjson.loads(data) for _, data in sse(r.text)] if sse_mode else r.json()
+    first, last = (c["candidates"][0] for c in chunks)
+    assert first["content"]["parts"] == [{"functionCall": {"name": "book_table", "args": BOOK_ARGS}}]
+    assert "finishReason" not in first
+    assert last["finishReason"] == "STOP"
+    assert all(c["usageMetadata"]["candidatesTokenCount"] == _tokens("book_table") for c in chunks)
+
+
+@pytest.mark.parametrize("mode", [None, "AUTO", "NONE", "VALIDATED", "MODE_UNSPECIFIED"])
+async def test_gemini_unforced_is_text(client: httpx.AsyncClient, mode: str | None) -> None:
+    r = await client.post(f"{GEMINI}:generateContent", json=_gemini(mode))
+    assert r.status_code == 200
+    assert r.json()["candidates"][0]["content"]["parts"] == [{"text": "Echo: weather?"}]
+
+
+@pytest.mark.parametrize(
+    ("body", "words"),
+    [
+        (_gemini("ANY", ["nope"]), "allowed_function_names[0]: function 'nope' is not declared"),
+        (_gemini("ANY", ["book_table", "nope"]), "allowed_function_names[1]"),
+        (_gemini("ANY", tools=[{"googleSearch": {}}]), "Function calling config is set without function_declarations"),
+        (_gemini("ANY", tools=None), "without function_declarations"),
+        (_gemini("SOMETIMES"), "function_calling_config.mode"),
+    ],
+)
+@pytest.mark.parametrize("action", ["generateContent", "streamGenerateContent?alt=sse"])
+async def test_gemini_bad_tool_config_is_400(
+    client: httpx.AsyncClient, body: dict[str, Any], words: str, action: str
+) -> None:
+    r = await client.post(f"{GEMINI}:{action}", json=body)
+    assert r.status_code == 400
+    error = r.json()["error"]
+    assert error["code"] == 400 and error["status"] == "INVALID_ARGUMENT"
+    assert words in error["message"]
