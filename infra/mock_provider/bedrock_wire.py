@@ -11,6 +11,8 @@ import orjson
 
 from infra.mock_provider.asgi import Headers
 from infra.mock_provider.conversation import Prompt, Reply, Route, WireError
+from infra.mock_provider.directives import ToolCall
+from infra.mock_provider.tool_choice import Function, UnknownFunction, forced_call
 
 EVENT_STREAM = b"application/vnd.amazon.eventstream"
 _ROLES = frozenset({"user", "assistant"})
@@ -98,6 +100,40 @@ def _check_config(body: dict[str, Any]) -> None:
         raise WireError("Malformed input request: toolConfig.tools must be a list.")
 
 
+def _tool_specs(tools: list[Any]) -> list[Function]:
+    functions: list[Function] = []
+    for tool in tools:
+        spec = tool.get("toolSpec") if isinstance(tool, dict) else None  # (not `cachePoint` entries)
+        if isinstance(spec, dict) and isinstance(spec.get("name"), str):
+            schema = spec.get("inputSchema")
+            functions.append(Function(spec["name"], schema.get("json") if isinstance(schema, dict) else None))
+    return functions
+
+
+def _forced_call(body: dict[str, Any]) -> ToolCall | None:
+    """The `toolUse` that `toolConfig.toolChoice` `{"any": {}}` (the first tool) or `{"tool": {"name"}}`
+    forces, else None (`{"auto": {}}`, absent). `_check_config` has checked `toolConfig.tools`."""
+    config = body.get("toolConfig")
+    if not isinstance(config, dict) or config.get("toolChoice") is None:
+        return None
+    choice = config["toolChoice"]
+    if not isinstance(choice, dict) or len(choice) != 1 or next(iter(choice)) not in ("auto", "any", "tool"):
+        raise WireError("Malformed input request: toolConfig.toolChoice must have exactly one of auto, any, tool.")
+    if "auto" in choice:
+        return None
+    name: str | None = None
+    if "tool" in choice:
+        tool = choice["tool"]
+        name = tool.get("name") if isinstance(tool, dict) else None
+        if not isinstance(name, str) or not name:
+            raise WireError("Malformed input request: toolConfig.toolChoice.tool.name is required.")
+    try:
+        return forced_call(_tool_specs(config["tools"]), name)
+    except UnknownFunction:
+        missing = "at least one toolSpec" if name is None else f"a tool named {name}"
+        raise WireError(f"The value of toolConfig.toolChoice requires {missing} in toolConfig.tools.") from None
+
+
 def _usage(reply: Reply) -> dict[str, int]:
     return {
         "inputTokens": reply.prompt_tokens,
@@ -136,7 +172,14 @@ class BedrockWire:
             texts.append(text)
             if message["role"] == "user":
                 last_user = text
-        return Prompt(model=route.model, texts=texts, last_user=last_user, stream=route.stream, sse=False)
+        return Prompt(
+            model=route.model,
+            texts=texts,
+            last_user=last_user,
+            stream=route.stream,
+            sse=False,
+            forced_call=_forced_call(body),
+        )
 
     def completion(self, reply: Reply, prompt: Prompt, ident: int) -> bytes:
         call = reply.tool_call

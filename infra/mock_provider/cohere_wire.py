@@ -7,6 +7,8 @@ from typing import Any
 import orjson
 
 from infra.mock_provider.conversation import Prompt, Reply, Route, WireError, text_of
+from infra.mock_provider.directives import ToolCall
+from infra.mock_provider.tool_choice import forced_call, function_tools
 
 _ROLES = frozenset({"system", "user", "assistant", "tool"})
 _CONTENT_START = (
@@ -44,6 +46,20 @@ def _tool_call(reply: Reply, ident: int, stream: bool) -> dict[str, Any] | None:
     return {"id": f"{call.name}_mock{ident:012x}", "type": "function", "function": function}
 
 
+def _forced_call(body: dict[str, Any]) -> ToolCall | None:
+    """The tool call `tool_choice: "REQUIRED"` forces (of the first tool; Cohere cannot name one),
+    else None (`NONE`, absent)."""
+    choice = body.get("tool_choice")
+    if choice is None or choice == "NONE":
+        return None
+    if choice != "REQUIRED":
+        raise WireError("invalid request: tool_choice must be one of REQUIRED, NONE.")
+    functions = function_tools(body.get("tools"))
+    if not functions:
+        raise WireError("invalid request: tool_choice REQUIRED needs at least one tool in tools.")
+    return forced_call(functions)
+
+
 class CohereWire:
     name = "cohere"
 
@@ -65,7 +81,13 @@ class CohereWire:
             texts.append(text)
             if message["role"] == "user":
                 last_user = text
-        return Prompt(model=model, texts=texts, last_user=last_user, stream=body.get("stream") is True)
+        return Prompt(
+            model=model,
+            texts=texts,
+            last_user=last_user,
+            stream=body.get("stream") is True,
+            forced_call=_forced_call(body),
+        )
 
     def completion(self, reply: Reply, prompt: Prompt, ident: int) -> bytes:
         call = _tool_call(reply, ident, stream=False)

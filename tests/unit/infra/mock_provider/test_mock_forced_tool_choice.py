@@ -10,6 +10,7 @@ from typing import Any
 import httpx
 import orjson
 import pytest
+from botocore.eventstream import EventStreamBuffer
 
 SSE = Callable[[str], list[tuple[str | None, str]]]
 
@@ -381,3 +382,141 @@ async def test_gemini_bad_tool_config_is_400(
     error = r.json()["error"]
     assert error["code"] == 400 and error["status"] == "INVALID_ARGUMENT"
     assert words in error["message"]
+
+
+# Cohere v2 (no named choice: the gateway offers only the named tool with REQUIRED)
+
+
+def _cohere(choice: str | None, stream: bool = False, **extra: Any) -> dict[str, Any]:
+    body = {**_openai(None, stream=stream), "model": "command-a-03-2025", **extra}
+    if choice is not None:
+        body["tool_choice"] = choice
+    return body
+
+
+async def test_cohere_required(client: httpx.AsyncClient) -> None:
+    r = await client.post("/v2/chat", json=_cohere("REQUIRED"))
+    assert r.status_code == 200
+    data = r.json()
+    assert data["finish_reason"] == "TOOL_CALL"
+    [call] = data["message"]["tool_calls"]
+    assert call["id"] and call["type"] == "function"
+    assert call["function"] == {"name": "get_weather", "arguments": _arguments("get_weather")}
+    assert data["usage"]["tokens"]["output_tokens"] == _tokens("get_weather")
+
+
+async def test_cohere_required_stream(client: httpx.AsyncClient, sse: SSE) -> None:
+    r = await client.post("/v2/chat", json=_cohere("REQUIRED", stream=True, tools=OPENAI_TOOLS[1:]))
+    events = sse(r.text)
+    names = [name for name, _ in events]
+    payloads = [orjson.loads(data) for _, data in events]
+    assert names[:2] == ["message-start", "tool-call-start"]
+    assert names[-2:] == ["tool-call-end", "message-end"]
+    assert set(names[2:-2]) == {"tool-call-delta"}
+    start = payloads[1]["delta"]["message"]["tool_calls"]
+    assert start["function"] == {"name": "book_table", "arguments": ""}
+    pieces = [p["delta"]["message"]["tool_calls"]["function"]["arguments"] for p in payloads[2:-2]]
+    assert len(pieces) > 1 and "".join(pieces) == _arguments("book_table")
+    assert payloads[-1]["delta"]["finish_reason"] == "TOOL_CALL"
+
+
+@pytest.mark.parametrize("choice", [None, "NONE"])
+@pytest.mark.parametrize("stream", [False, True])
+async def test_cohere_unforced_is_text(client: httpx.AsyncClient, choice: str | None, stream: bool) -> None:
+    r = await client.post("/v2/chat", json=_cohere(choice, stream=stream))
+    assert r.status_code == 200
+    assert "TOOL_CALL" not in r.text and "tool-call" not in r.text
+    assert "Echo: " in r.text
+
+
+@pytest.mark.parametrize(
+    ("body", "words"),
+    [
+        (_cohere("REQUIRED", tools=None), "needs at least one tool"),
+        (_cohere("REQUIRED", tools=[]), "needs at least one tool"),
+        (_cohere("required"), "tool_choice must be one of REQUIRED, NONE"),
+        (_cohere("AUTO"), "tool_choice must be one of REQUIRED, NONE"),
+    ],
+)
+async def test_cohere_bad_tool_choice_is_400(client: httpx.AsyncClient, body: dict[str, Any], words: str) -> None:
+    r = await client.post("/v2/chat", json=body)
+    assert r.status_code == 400
+    data = r.json()
+    assert set(data) == {"id", "message"} and words in data["message"]
+
+
+# Bedrock Converse
+
+BEDROCK = "/model/anthropic.claude-3-5-haiku-20241022-v1:0"
+BEDROCK_TOOLS = [
+    {"toolSpec": {"name": "get_weather", "inputSchema": {"json": WEATHER_SCHEMA}}},
+    {"cachePoint": {"type": "default"}},
+    {"toolSpec": {"name": "book_table", "description": "book", "inputSchema": {"json": BOOK_SCHEMA}}},
+]
+
+
+def _bedrock(choice: Any, tools: Any = BEDROCK_TOOLS) -> dict[str, Any]:
+    config: dict[str, Any] = {"tools": tools}
+    if choice is not None:
+        config["toolChoice"] = choice
+    return {"messages": [{"role": "user", "content": [{"text": "weather?"}]}], "toolConfig": config}
+
+
+@pytest.mark.parametrize(
+    ("choice", "name"), [({"any": {}}, "get_weather"), ({"tool": {"name": "book_table"}}, "book_table")]
+)
+async def test_bedrock_forced(client: httpx.AsyncClient, choice: Any, name: str) -> None:
+    r = await client.post(f"{BEDROCK}/converse", json=_bedrock(choice))
+    assert r.status_code == 200
+    data = r.json()
+    [block] = data["output"]["message"]["content"]
+    use = block["toolUse"]
+    assert use["toolUseId"].startswith("tooluse_")
+    assert use["name"] == name and use["input"] == ARGS[name]
+    assert data["stopReason"] == "tool_use"
+    assert data["usage"]["outputTokens"] == _tokens(name)
+
+
+async def test_bedrock_forced_stream(client: httpx.AsyncClient) -> None:
+    r = await client.post(f"{BEDROCK}/converse-stream", json=_bedrock({"tool": {"name": "book_table"}}))
+    assert r.status_code == 200
+    buffer = EventStreamBuffer()
+    buffer.add_data(r.content)
+    frames = [(m.headers[":event-type"], orjson.loads(m.payload)) for m in buffer]
+    names = [name for name, _ in frames]
+    assert names[:2] == ["messageStart", "contentBlockStart"]
+    assert names[-3:] == ["contentBlockStop", "messageStop", "metadata"]
+    start = frames[1][1]["start"]["toolUse"]
+    assert start["name"] == "book_table" and start["toolUseId"].startswith("tooluse_")
+    pieces = [p["delta"]["toolUse"]["input"] for name, p in frames if name == "contentBlockDelta"]
+    assert len(pieces) > 1 and "".join(pieces) == _arguments("book_table")
+    assert frames[-2][1] == {"stopReason": "tool_use"}
+    assert frames[-1][1]["usage"]["outputTokens"] == _tokens("book_table")
+
+
+@pytest.mark.parametrize("choice", [None, {"auto": {}}])
+async def test_bedrock_unforced_is_text(client: httpx.AsyncClient, choice: Any) -> None:
+    r = await client.post(f"{BEDROCK}/converse", json=_bedrock(choice))
+    assert r.status_code == 200
+    assert r.json()["output"]["message"]["content"] == [{"text": "Echo: weather?"}]
+
+
+@pytest.mark.parametrize(
+    ("body", "words"),
+    [
+        (_bedrock({"tool": {"name": "nope"}}), "requires a tool named nope"),
+        (_bedrock({"any": {}}, tools=[{"cachePoint": {"type": "default"}}]), "requires at least one toolSpec"),
+        (_bedrock({"tool": {}}), "toolChoice.tool.name"),
+        (_bedrock({"none": {}}), "exactly one of auto, any, tool"),
+        (_bedrock({"any": {}, "auto": {}}), "exactly one of auto, any, tool"),
+    ],
+)
+@pytest.mark.parametrize("action", ["converse", "converse-stream"])
+async def test_bedrock_bad_tool_choice_is_400(
+    client: httpx.AsyncClient, body: dict[str, Any], words: str, action: str
+) -> None:
+    r = await client.post(f"{BEDROCK}/{action}", json=body)
+    assert r.status_code == 400
+    assert r.headers["x-amzn-errortype"] == "ValidationException"
+    data = r.json()
+    assert data["__type"] == "ValidationException" and words in data["message"]
