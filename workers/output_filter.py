@@ -56,12 +56,13 @@ from stages.guardrails.runner import GuardrailSet, RunOutcome
 from stages.output_filter import InputValues, StreamFilter, filter_response, filter_verdict
 from stages.pii import PiiScanner
 from stages.redaction import conceal
+from stages.timing import elapsed_ms, with_stage_time
 from stages.vault import unseal
 from workers.app import Hooks, main
 from workers.context import WorkerContext
 from workers.guardrail_sets import GuardrailSets, profile_of
 from workers.live_config import Derived
-from workers.runtime import StageRuntime, elapsed_ms, with_stage_time
+from workers.runtime import StageRuntime
 
 STAGE = "output_filter"
 log = logging.getLogger("gateway.output_filter")

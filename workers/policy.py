@@ -20,11 +20,12 @@ from schemas.envelope import Envelope
 from stages.guardrails.base import Subject
 from stages.guardrails.runner import GuardrailSet, RunOutcome
 from stages.policy import KeyIndex, authenticate, authorize
+from stages.timing import with_stage_time
 from workers.app import Hooks, main
 from workers.context import WorkerContext
 from workers.guardrail_sets import GuardrailSets, profile_of
 from workers.live_config import LiveConfig
-from workers.runtime import StageRuntime, with_stage_time
+from workers.runtime import StageRuntime
 
 STAGE = "policy"
 

@@ -25,11 +25,12 @@ from schemas.envelope import Envelope, Usage
 from schemas.errors import DeadlineExceeded, GatewayError, ServiceUnavailable
 from schemas.openai import embedding_texts, estimate_tokens, message_text
 from stages.cost import cost_usd
+from stages.timing import with_stage_time
 from workers.app import Hooks, main
 from workers.context import WorkerContext
 from workers.health import HealthReporter
 from workers.provider_calls import CallFailed, CallResult, ProviderCaller
-from workers.runtime import StageRuntime, with_stage_time
+from workers.runtime import StageRuntime
 from workers.stream_relay import HAND_OVER_ATTEMPT_S, HAND_OVER_GIVE_UP_S, StreamRelay, Superseded
 
 STAGE = "provider"

@@ -29,12 +29,13 @@ from schemas.envelope import Envelope
 from schemas.guardrails import Verdict
 from stages.pii import PiiScanner
 from stages.redaction import PiiBlocked, RedactionResult, redact_embedding_input, redact_request
+from stages.timing import with_stage_time
 from stages.vault import seal
 from workers.app import Hooks, main
 from workers.context import WorkerContext
 from workers.intake import PullIntake
 from workers.live_config import Derived
-from workers.runtime import STALE_S, StageRuntime, with_stage_time
+from workers.runtime import STALE_S, StageRuntime
 
 STAGE = "redaction"
 SETTLE_AFTER_RECONNECT_S = 0.75

@@ -21,10 +21,11 @@ from schemas.envelope import Envelope
 from schemas.errors import ServiceUnavailable
 from schemas.routing import PlannedTarget
 from stages.routing import Plan, RequestFacts, Router
+from stages.timing import with_stage_time
 from workers.app import Hooks, main
 from workers.context import WorkerContext
 from workers.health import HealthMonitor
-from workers.runtime import StageRuntime, with_stage_time
+from workers.runtime import StageRuntime
 
 STAGE = "routing"
 

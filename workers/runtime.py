@@ -297,16 +297,6 @@ def build_reply(envelope: Envelope, status: int, body: dict[str, Any] | None, er
                  body=body, provider_ms=envelope.provider_ms, ttfb_ms=envelope.ttfb_ms)
 
 
-def elapsed_ms(started: float) -> float:
-    return (time.perf_counter() - started) * 1000
-
-
-def with_stage_time(envelope: Envelope, stage: str, started: float, **update: Any) -> Envelope:
-    stage_ms = dict(envelope.stage_ms)
-    stage_ms[stage] = round(stage_ms.get(stage, 0.0) + elapsed_ms(started), 3)
-    return envelope.model_copy(update={"stage_ms": stage_ms, **update})
-
-
 def completed_record(
     envelope: Envelope,
     stage: str,

@@ -1,4 +1,4 @@
-"""The stage runtime: the completion record, stage timing, and how a request ends (record, answer, ack)."""
+"""The stage runtime: the completion record, and how a request ends (record, answer, ack)."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ from schemas.guardrails import Verdict
 from tests.support.fake_nats import NO_RESPONDERS, FakeNats, context, settled
 from workers import runtime
 from workers.leases import ACK
-from workers.runtime import StageRuntime, completed_record, with_stage_time
+from workers.runtime import StageRuntime, completed_record
 
 RECEIVED = 1_700_000_000.0
 
@@ -160,31 +160,6 @@ async def test_a_blocked_request_publishes_its_verdicts(clock: types.SimpleNames
     record = RequestCompleted.model_validate_json(by_subject[subjects.event_subject("output_filter")])
     assert (record.status_code, record.error_code, record.guardrail_profile) == (400, "content_blocked", "strict")
     assert record.verdicts == VERDICTS
-
-
-# -- with_stage_time --------------------------------------------------------------------------------
-
-
-def test_with_stage_time_records_and_accumulates(clock: types.SimpleNamespace) -> None:
-    env = make_envelope(stage_ms={"redaction": 2.0})
-    clock.perf = 100.0125
-    once = with_stage_time(env, "policy", 100.0)
-    assert once.stage_ms == {"redaction": 2.0, "policy": 12.5}
-    clock.perf = 200.001
-    twice = with_stage_time(once, "policy", 200.0, tenant="acme")
-    assert twice.stage_ms["policy"] == 13.5
-    assert twice.tenant == "acme"
-    assert env.stage_ms == {"redaction": 2.0}  # the input envelope is untouched
-    assert once.stage_ms["policy"] == 12.5
-
-
-def test_with_stage_time_real_clock() -> None:
-    import time
-
-    env = with_stage_time(make_envelope(), "routing", time.perf_counter())
-    assert 0 <= env.stage_ms["routing"] < 1_000
-
-
 
 
 # -- ending a request: record, answer, ack ------------------------------------------------------------
