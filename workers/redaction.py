@@ -17,18 +17,16 @@ import hmac
 import os
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from typing import Any
 
 from nats.aio.msg import Msg
 
 from infra import bootstrap
 from schemas import subjects
-from schemas.config import GatewayConfig, Guardrails, Redaction
+from schemas.config import GatewayConfig, Redaction
 from schemas.envelope import Envelope
-from schemas.guardrails import Verdict
-from stages.pii import PiiScanner
-from stages.redaction import PiiBlocked, RedactionResult, redact_embedding_input, redact_request
+from stages.envelope_redaction import ProfileRedactor, redact_envelope
+from stages.redaction import RedactionResult
 from stages.timing import with_stage_time
 from stages.vault import seal
 from workers.app import Hooks, main
@@ -39,22 +37,7 @@ from workers.runtime import STALE_S, StageRuntime
 
 STAGE = "redaction"
 SETTLE_AFTER_RECONNECT_S = 0.75
-GUARDRAIL = "pii"
 NER_THREADS = 2
-
-
-@dataclass(frozen=True, slots=True)
-class ProfileRedactor:
-    """What one profile's redaction runs with: its scanner (None when redaction is off) and hash salt."""
-
-    scanner: PiiScanner | None
-    salt: bytes
-    engine: str = "pattern"
-
-    @property
-    def offload(self) -> bool:
-        """Run off the event loop (NER costs milliseconds of CPU per text)."""
-        return self.scanner is not None and self.engine == "ner"
 
 
 def default_salt(sealing_key: bytes) -> bytes:
@@ -107,36 +90,6 @@ def build_redactors(config: GatewayConfig, salt: bytes) -> dict[str, ProfileReda
             built[inputs] = build_redactor(guardrails.redaction, salt)
         out[name] = built[inputs]
     return out
-
-
-@dataclass(frozen=True, slots=True)
-class Outcome:
-    """The redaction of one request: ``result`` (None when blocked or off), ``blocked``, ``verdict``
-    (None when redaction is off)."""
-
-    result: RedactionResult | None
-    blocked: PiiBlocked | None
-    verdict: Verdict | None
-
-
-def redact_envelope(envelope: Envelope, guardrails: Guardrails, redactor: ProfileRedactor,
-                    tenant: str) -> Outcome:
-    """The pure part of the stage: apply the profile's operators to the envelope's body."""
-    if redactor.scanner is None:
-        return Outcome(None, None, None)
-    started = time.perf_counter()
-    redact = redact_embedding_input if envelope.endpoint == "embeddings" else redact_request
-    try:
-        result = redact(envelope.body, redactor.scanner, guardrails.redaction, tenant=tenant, salt=redactor.salt)
-    except PiiBlocked as blocked:
-        verdict = Verdict(guardrail=GUARDRAIL, kind="pii_redaction", phase="input", outcome="block",
-                          score=blocked.score, findings=blocked.counts,
-                          duration_ms=(time.perf_counter() - started) * 1000)
-        return Outcome(None, blocked, verdict)
-    verdict = Verdict(guardrail=GUARDRAIL, kind="pii_redaction", phase="input",
-                      outcome="redact" if result.counts else "pass", score=result.score,
-                      findings=result.counts, duration_ms=(time.perf_counter() - started) * 1000)
-    return Outcome(result, None, verdict)
 
 
 def tenant_of(config: GatewayConfig, key_hash: str | None) -> str:

@@ -1,5 +1,6 @@
-"""The redaction worker's pure parts: profile resolution, one redactor per distinct profile, salts,
-verdicts. The NATS wiring is covered by the integration tests."""
+"""The redaction worker's setup: profile resolution, one redactor per distinct profile, salts, tenants
+(``redact_envelope`` itself: ``tests/unit/stages/test_envelope_redaction.py``). The NATS wiring is
+covered by the integration tests."""
 
 from __future__ import annotations
 
@@ -10,14 +11,8 @@ import pytest
 
 from schemas.config import GatewayConfig, hash_api_key
 from schemas.envelope import Envelope
-from workers.redaction import (
-    build_redactors,
-    default_salt,
-    redact_envelope,
-    resolve_salt,
-    scanner_inputs,
-    tenant_of,
-)
+from stages.envelope_redaction import redact_envelope
+from workers.redaction import build_redactors, default_salt, resolve_salt, scanner_inputs, tenant_of
 
 SALT = default_salt(b"k" * 32)
 STRICT_KEY = hash_api_key("sk-strict")
@@ -113,32 +108,6 @@ def test_profile_from_key_then_model_then_default(config: GatewayConfig, redacto
         "guardrail": "pii", "kind": "pii_redaction", "phase": "input", "outcome": "redact",
         "findings": {"CREDIT_CARD": 1, "EMAIL_ADDRESS": 1}}
     assert 0 < plain.verdict.score <= 1 and plain.verdict.duration_ms >= 0
-
-
-def test_pass_verdict_and_redaction_off(config: GatewayConfig, redactors: Any) -> None:
-    default = config.guardrails_for(PLAIN_KEY, "chat")
-    clean = redact_envelope(_envelope("Summarize the history of printing."), default, redactors["default"], "globex")
-    assert clean.verdict is not None and clean.verdict.outcome == "pass"
-    assert clean.verdict.score == 0 and clean.verdict.findings == {}
-    off = redact_envelope(_envelope("mail ops@example.com"), config.profile("off"), redactors["off"], "")
-    assert off.result is None and off.blocked is None and off.verdict is None
-
-
-def test_hashes_follow_the_tenant(config: GatewayConfig, redactors: Any) -> None:
-    hashed = config.profile("hashed")
-    envelope = _envelope("mail jane@example.com", model="hashed")
-    acme = redact_envelope(envelope, hashed, redactors["hashed"], tenant_of(config, STRICT_KEY))
-    globex = redact_envelope(envelope, hashed, redactors["hashed"], tenant_of(config, PLAIN_KEY))
-    again = redact_envelope(envelope, hashed, redactors["hashed"], "globex")
-    assert acme.result is not None and globex.result is not None and again.result is not None
-    assert acme.result.body != globex.result.body and again.result.body == globex.result.body
-
-
-def test_embeddings_block_names_input(config: GatewayConfig, redactors: Any) -> None:
-    strict = config.profile("strict")
-    outcome = redact_envelope(_envelope("4111 1111 1111 1111", endpoint="embeddings"), strict,
-                              redactors["strict"], "acme")
-    assert outcome.blocked is not None and outcome.blocked.param == "input"
 
 
 def test_tenant_of_unknown_key_is_empty(config: GatewayConfig) -> None:
