@@ -12,8 +12,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-from collections.abc import Callable
-from typing import Any
 
 from nats.aio.msg import Msg
 
@@ -21,11 +19,10 @@ from infra import bootstrap
 from infra.prices import price_book
 from schemas import subjects
 from schemas.config import GatewayConfig, Price, Target
-from schemas.envelope import Envelope, Usage
+from schemas.envelope import Envelope
 from schemas.errors import DeadlineExceeded, GatewayError, ServiceUnavailable
-from schemas.openai import embedding_texts, estimate_tokens, message_text
-from stages.cost import cost_usd
 from stages.timing import with_stage_time
+from stages.usage import STAGE, Prices, response_usage, served, stream_usage
 from workers.app import Hooks, main
 from workers.context import WorkerContext
 from workers.health import HealthReporter
@@ -33,48 +30,7 @@ from workers.provider_calls import CallFailed, CallResult, ProviderCaller
 from workers.runtime import StageRuntime
 from workers.stream_relay import HAND_OVER_ATTEMPT_S, HAND_OVER_GIVE_UP_S, StreamRelay, Superseded
 
-STAGE = "provider"
 log = logging.getLogger("gateway.provider")
-Prices = Callable[[Target], Price | None]
-
-
-def prompt_estimate(body: dict[str, Any]) -> int:
-    texts = [message_text(m) for m in body.get("messages") or [] if isinstance(m, dict)] + embedding_texts(body)
-    return estimate_tokens("".join(texts))
-
-
-def cached_tokens(usage: dict[str, Any]) -> int:
-    details = usage.get("prompt_tokens_details")
-    return int(details.get("cached_tokens") or 0) if isinstance(details, dict) else 0
-
-
-def response_usage(body: dict[str, Any], response: dict[str, Any]) -> Usage:
-    usage = response.get("usage")
-    if isinstance(usage, dict) and "prompt_tokens" in usage:
-        return Usage(prompt_tokens=int(usage.get("prompt_tokens") or 0),
-                     completion_tokens=int(usage.get("completion_tokens") or 0),
-                     cached_prompt_tokens=cached_tokens(usage), source="provider")
-    text = "".join(str((c.get("message") or {}).get("content") or "") for c in response.get("choices") or [])
-    return Usage(prompt_tokens=prompt_estimate(body), completion_tokens=estimate_tokens(text), source="estimated")
-
-
-def served(envelope: Envelope, started: float, result: CallResult, usage: Usage | None, prices: Prices,
-           **update: Any) -> Envelope:
-    target = result.target
-    cost = cost_usd(prices(target.target), usage.prompt_tokens, usage.completion_tokens,
-                    usage.cached_prompt_tokens) if usage else None
-    return with_stage_time(
-        envelope, STAGE, started,
-        provider=target.provider,
-        route_path=target.path,
-        model_served=(result.response or {}).get("model") or target.model,
-        attempts=len(result.attempts),
-        provider_ms=result.provider_ms,
-        ttfb_ms=result.ttfb_ms,
-        usage=usage,
-        cost_usd=None if cost is None else str(cost),
-        **update,
-    )
 
 
 class ProviderStage:
@@ -150,12 +106,7 @@ class ProviderStage:
             self.outcomes.end(target.id, "fail" if broke else "ok", result.attempt_ms, target.probe)
             if isinstance(error, Superseded):
                 return  # the filter replica already ended the request (a guardrail blocked the stream)
-            state = opened.decoder.state
-            if state.prompt_tokens is not None:
-                usage = Usage(prompt_tokens=state.prompt_tokens, completion_tokens=state.completion_tokens or 0)
-            else:
-                usage = Usage(prompt_tokens=prompt_estimate(envelope.body),
-                              completion_tokens=estimate_tokens(content), source="estimated")
+            usage = stream_usage(envelope.body, opened.decoder.state, content)
             result.provider_ms = result.provider_ms + relay.elapsed_ms
             final = served(envelope, started, result, usage, self.prices)
             if error is None:
