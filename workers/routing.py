@@ -18,9 +18,8 @@ from infra.prices import price_book
 from schemas import subjects
 from schemas.config import GatewayConfig
 from schemas.envelope import Envelope
-from schemas.errors import ServiceUnavailable
-from schemas.routing import PlannedTarget
-from stages.routing import Plan, RequestFacts, Router
+from stages.breaker_plan import apply_breakers
+from stages.routing import RequestFacts, Router
 from stages.timing import with_stage_time
 from workers.app import Hooks, main
 from workers.context import WorkerContext
@@ -40,38 +39,6 @@ def facts_of(envelope: Envelope) -> RequestFacts:
     return RequestFacts(model=envelope.model_requested, endpoint=envelope.endpoint, stream=envelope.stream,
                         tenant=envelope.tenant or "", api_key=envelope.api_key_id or "", user=envelope.user,
                         tags=envelope.tags, headers=envelope.headers, body=envelope.body)
-
-
-async def apply_breakers(plan: Plan, monitor: HealthMonitor, model: str) -> tuple[list[PlannedTarget], list[str]]:
-    """The plan without the targets whose breaker is open; a half-open target this request may probe
-    goes first (its outcome closes or reopens the breaker; the rest of the plan still serves)."""
-    kept: list[PlannedTarget] = []
-    skipped: list[str] = []
-    probe: PlannedTarget | None = None
-    retry_after: list[float] = []
-    for target in plan.targets:
-        if probe is not None and monitor.state(target.id) != "closed":
-            skipped.append(target.id)  # one probe per request
-            continue
-        admission = await monitor.admit(target.id)
-        if admission.decision == "allow":
-            kept.append(target)
-        elif admission.decision == "probe":
-            # one attempt: its outcome decides the breaker; the rest of the plan serves the caller
-            probe = target.model_copy(update={
-                "probe": True, "retry": target.retry.model_copy(update={"attempts_per_target": 1})})
-        else:
-            skipped.append(target.id)
-            if admission.retry_after_s is not None:
-                retry_after.append(admission.retry_after_s)
-    if probe is not None:
-        kept.insert(0, probe)
-    if not kept:
-        raise ServiceUnavailable(
-            f"Every target of model '{model}' is failing and its circuit breaker is open "
-            f"({', '.join(skipped)}); retry after the cool-down.",
-            code="circuit_open", retry_after_s=round(min(retry_after), 3) if retry_after else None)
-    return kept, skipped
 
 
 async def setup(ctx: WorkerContext) -> Hooks:

@@ -1,6 +1,8 @@
-"""The routing worker's breaker step, with a real ``HealthMonitor`` on a real nats-server: open targets
-leave the plan, a half-open one is probed first. States are written into the GW_BREAKERS bucket the
-way the monitors share them (an operator can do the same with ``nats kv put``)."""
+"""The routing worker's breaker step (``stages.breaker_plan.apply_breakers``) with the real ``HealthMonitor``
+it is given, on a real nats-server: open targets leave the plan, a half-open one is probed first (its
+probe slot taken in the shared bucket). States are written into the GW_BREAKERS bucket the way the
+monitors share them (an operator can do the same with ``nats kv put``). The step alone, with a fake
+monitor: ``tests/unit/stages/test_breaker_plan.py``."""
 
 from __future__ import annotations
 
@@ -15,10 +17,10 @@ from schemas.config import CircuitBreaker
 from schemas.errors import ServiceUnavailable
 from schemas.routing import PlannedTarget
 from stages.breaker import BreakerState
+from stages.breaker_plan import apply_breakers
 from stages.routing import Plan
 from tests.support.jetstream import JetStreamServer, eventually, jetstream_server
 from workers.health import HealthMonitor, breaker_key
-from workers.routing import apply_breakers
 
 COOLDOWN_S = 60.0
 
