@@ -3,9 +3,9 @@ not contain, blocked patterns), runs the output guardrails, restores the request
 answers the caller, records the request with every verdict, acks it.
 
 Each request runs with its guardrail profile (``envelope.guardrail_profile``, resolved by the redaction
-stage): that profile's ``output_filter`` settings, a PII scanner built for them (one per distinct
-scanner settings, shared by the profiles that have the same; rebuilt in a thread on hot reload), and
-one ``GuardrailSet`` per (config version, profile) for the output guardrails.
+stage): that profile's ``output_filter`` settings, a PII scanner built for them (``output_scanners.py``:
+one per distinct scanner settings, shared by the profiles that have the same; rebuilt in a thread on hot
+reload), and one ``GuardrailSet`` per (config version, profile) for the output guardrails.
 
 Whole answers: handed over by the provider stage on ``gw.resp.filter``, confirmed at once ("taken":
 this replica holds the request from then on), then the filter, then the output guardrails on the text
@@ -34,7 +34,6 @@ they reach the ``RequestCompleted`` record on success and on failure alike.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -43,9 +42,8 @@ from typing import Any
 
 from nats.aio.msg import Msg
 
-from infra import bootstrap
 from schemas import control, subjects
-from schemas.config import DEFAULT_ENTITIES, GatewayConfig, Guardrails, PiiEngine
+from schemas.config import GatewayConfig, Guardrails
 from schemas.control import Resend, StreamAck
 from schemas.envelope import Envelope, Reply, StreamPiece
 from schemas.errors import GatewayError
@@ -54,7 +52,6 @@ from stages.answers import answer_text, rewrite_response, stored_answer, streame
 from stages.guardrails.base import Subject
 from stages.guardrails.runner import GuardrailSet
 from stages.output_filter import InputValues, StreamFilter, filter_response, filter_verdict
-from stages.pii import PiiScanner
 from stages.redaction import conceal
 from stages.timing import elapsed_ms, with_stage_time
 from stages.vault import unseal
@@ -62,6 +59,7 @@ from workers.app import Hooks, main
 from workers.context import WorkerContext
 from workers.guardrail_sets import GuardrailSets, profile_of
 from workers.live_config import Derived
+from workers.output_scanners import OutputScanners, ScannerCache, Scanners, scanner_inputs, warm
 from workers.runtime import StageRuntime
 
 STAGE = "output_filter"
@@ -70,19 +68,6 @@ SESSION_IDLE_S = 30.0
 """A stream whose provider stage said nothing this long (no piece, no ping: it pings every
 ``PING_EVERY_S``) is forgotten here; JetStream reruns the request if its provider stage died."""
 ENDED_KEPT_S = 60.0
-
-@dataclass(frozen=True, slots=True)
-class OutputScanners:
-    """A profile's output scanners: ``full`` finds every entity; with the NER engine, ``fast`` (the
-    pattern analyzer, pattern and custom entities only) does the scans between two full ones in
-    streams (see ``stages/output_filter.py``, scan cadence)."""
-
-    full: PiiScanner
-    fast: PiiScanner | None = None
-
-
-Scanners = dict[str, OutputScanners]
-"""Profile name → the scanners its output filter uses."""
 
 
 @dataclass
@@ -370,62 +355,6 @@ class OutputFilterStage:
                 "choices": [{"index": index, "delta": {"content": text}, "finish_reason": None}]}
 
 
-# -- scanners, one per distinct profile settings ---------------------------------------------------
-
-
-def scanner_settings(profile: Guardrails) -> str:
-    """What a profile's output scanner is built from, as a comparable key."""
-    redaction, output = profile.redaction, profile.output_filter
-    return json.dumps({
-        "engine": output.engine, "entities": output.entity_types, "threshold": redaction.score_threshold,
-        "custom": [c.model_dump() for c in redaction.custom], "allow_list": redaction.allow_list,
-        "allow_patterns": redaction.allow_patterns}, sort_keys=True)
-
-
-def scanner_inputs(config: GatewayConfig) -> object:
-    """What the output scanners are built from: a change to any of these rebuilds (only) what changed."""
-    return tuple(sorted((name, scanner_settings(p)) for name, p in config.active_profiles.items()))
-
-
-def build_scanner(profile: Guardrails) -> OutputScanners:
-    """The output scanners of a profile: its output-filter engine and entities, plus its redaction's
-    custom recognizers, score threshold and allow lists (an allow-listed value is never a finding
-    either); with the NER engine, a pattern-engine ``fast`` scanner too (spaCy runs on every call of a NER
-    analyzer, whatever entities are asked for, so the fast tier needs an analyzer without it)."""
-    redaction, output = profile.redaction, profile.output_filter
-
-    def scanner(entities: list[str], engine: PiiEngine) -> PiiScanner:
-        return bootstrap.pii_scanner(entities, redaction.score_threshold, redaction.custom, engine=engine,
-                                     allow_list=redaction.allow_list, allow_patterns=redaction.allow_patterns)
-
-    pattern_entities = [e for e in output.entity_types if e in DEFAULT_ENTITIES]
-    if output.engine == "pattern" or pattern_entities == output.entity_types:  # nothing needs spaCy
-        return OutputScanners(scanner(output.entity_types, "pattern"))
-    return OutputScanners(scanner(output.entity_types, "ner"), scanner(pattern_entities, "pattern"))
-
-
-class ScannerCache:
-    """Builds the scanners of every active profile of a config (``GatewayConfig.active_profiles``),
-    reusing the last build's scanner for settings that did not change; profiles with equal settings
-    share one scanner."""
-
-    def __init__(self, build: Callable[[Guardrails], OutputScanners] = build_scanner) -> None:
-        self._build = build
-        self._built: dict[str, OutputScanners] = {}
-
-    def __call__(self, config: GatewayConfig) -> Scanners:
-        built: dict[str, OutputScanners] = {}
-        scanners: Scanners = {}
-        for name, profile in config.active_profiles.items():
-            key = scanner_settings(profile)
-            scanner = built.get(key) or self._built.get(key)
-            if scanner is None:
-                scanner = self._build(profile)
-            built[key] = scanners[name] = scanner
-        self._built = built
-        return scanners
-
-
 async def setup(ctx: WorkerContext) -> Hooks:
     live, settings = ctx.live, ctx.settings
     runtime = StageRuntime(ctx, STAGE)
@@ -484,15 +413,6 @@ async def setup(ctx: WorkerContext) -> Hooks:
         await ctx.nc.subscribe(stage.subject, cb=on_instance)
 
     return Hooks(after_start=subscribe_instance, cleanup=runtime.drain)
-
-
-def warm(scanners: Scanners) -> None:
-    """Every scanner runs once before the first request (presidio and spaCy build caches on first use)."""
-    sample = "Warm-up: write to warm.up@example.com or call +1 415 555 0100, Jane Doe in Paris."
-    for pair in {id(s): s for s in scanners.values()}.values():
-        pair.full.find(sample)
-        if pair.fast is not None:
-            pair.fast.find(sample)
 
 
 if __name__ == "__main__":

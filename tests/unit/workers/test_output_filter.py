@@ -2,13 +2,12 @@
 
 The real ``StageRuntime`` runs over a recording stand-in for the nats-py connection, so what the caller
 receives (replies) and what is recorded (``RequestCompleted``) are read back as they would travel. The
-PII analyzer is a small regex stand-in (presidio has its own tests): the logic under test is ours.
+PII analyzer is a small regex stand-in (presidio has its own tests): the logic under test is ours. The
+scanners themselves: ``test_output_scanners.py``.
 """
 
 from __future__ import annotations
 
-import copy
-import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, ClassVar
@@ -16,8 +15,7 @@ from typing import Any, ClassVar
 import orjson
 import pytest
 
-from infra import bootstrap
-from schemas.config import DEFAULT_ENTITIES, GatewayConfig, Guardrails
+from schemas.config import GatewayConfig
 from schemas.control import StreamAck
 from schemas.envelope import Envelope, StreamPiece
 from schemas.errors import ErrorInfo
@@ -25,11 +23,12 @@ from schemas.events import RequestCompleted
 from schemas.guardrails import Verdict
 from stages.guardrails import registry
 from stages.guardrails.base import Guardrail, Result, Subject
-from stages.pii import PiiScanner
 from stages.vault import new_key, seal
 from tests.support.fake_nats import FakeNats, context
+from tests.support.fake_pii import fake_scanner
 from workers import output_filter
-from workers.output_filter import OutputFilterStage, OutputScanners, ScannerCache, build_scanner, scanner_inputs
+from workers.output_filter import OutputFilterStage
+from workers.output_scanners import ScannerCache
 from workers.runtime import StageRuntime
 
 KEY = new_key()
@@ -37,41 +36,6 @@ RID = "0190f0c4-0000-7000-8000-00000000000a"
 REPLY_TO = "gw.reply.ing.r"
 EMAIL = "billing.team@example.org"
 FILLER = "The quarterly report is attached and the numbers look fine overall. "
-
-
-@dataclass
-class _Result:
-    entity_type: str
-    start: int
-    end: int
-    score: float
-
-
-class FakeAnalyzer:
-    """Emails by regex, PERSON from a fixed list of names."""
-
-    PATTERNS: ClassVar[dict[str, re.Pattern[str]]] = {
-        "EMAIL_ADDRESS": re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+"),
-        "PERSON": re.compile(r"\b(?:Jane Doe|Ada Lovelace)\b"),
-    }
-
-    def analyze(self, text: str, language: str, *, entities: list[str] | None = None,
-                score_threshold: float | None = None) -> list[Any]:
-        return [_Result(e, m.start(), m.end(), 0.9) for e, rx in self.PATTERNS.items()
-                if entities is None or e in entities for m in rx.finditer(text)]
-
-    def get_supported_entities(self, language: str | None = None) -> list[str]:
-        return ["EMAIL_ADDRESS", "PHONE_NUMBER", "CREDIT_CARD", "IBAN_CODE", "US_SSN", "IP_ADDRESS", "PERSON",
-                "LOCATION"]
-
-
-def fake_scanner(profile: Guardrails) -> OutputScanners:
-    output, threshold = profile.output_filter, profile.redaction.score_threshold
-    full = PiiScanner(FakeAnalyzer(), output.entity_types, threshold)
-    if output.engine == "pattern":
-        return OutputScanners(full)
-    return OutputScanners(full, PiiScanner(FakeAnalyzer(), [e for e in output.entity_types if e in DEFAULT_ENTITIES],
-                                           threshold))
 
 
 class ForbiddenWord(Guardrail):
@@ -355,43 +319,6 @@ async def test_stream_filter_block_records_the_verdict(harness: Harness) -> None
     assert ForbiddenWord.seen == []
 
 
-# -- scanners ----------------------------------------------------------------------------------------
-
-
-def test_scanner_cache_shares_equal_settings_and_rebuilds_only_changes() -> None:
-    built: list[str] = []
-
-    def build(profile: Guardrails) -> OutputScanners:
-        built.append(profile.profile)
-        return fake_scanner(profile)
-
-    cache = ScannerCache(build)
-    scanners = cache(CONFIG)
-    # default, flagging, strict and rewrite share the top-level redaction and entity settings
-    assert scanners["default"] is scanners["rewrite"] is scanners["flagging"] is scanners["strict"]
-    assert scanners["names"] is not scanners["default"] and sorted(built) == ["default", "names"]
-    data = copy.deepcopy(CONFIG_DATA)
-    data["guardrail_profiles"]["names"]["redaction"] = {"allow_list": ["Ada Lovelace"]}
-    changed = GatewayConfig.model_validate(data)
-    assert scanner_inputs(changed) != scanner_inputs(CONFIG)
-    built.clear()
-    again = cache(changed)
-    assert built == ["names"] and again["default"] is scanners["default"]
-
-
-def test_scanner_cache_builds_only_profiles_a_key_or_model_names() -> None:
-    built: list[str] = []
-
-    def build(profile: Guardrails) -> OutputScanners:
-        built.append(profile.profile)
-        return fake_scanner(profile)
-
-    data = copy.deepcopy(CONFIG_DATA)
-    data["keys"] = [k for k in data["keys"] if k["guardrail_profile"] != "names"]
-    scanners = ScannerCache(build)(GatewayConfig.model_validate(data))
-    assert "names" not in scanners and built == ["default"]  # the NER profile nobody uses is never built
-
-
 async def test_ner_profile_streams_scan_in_two_tiers(harness: Harness) -> None:
     text = FILLER + "Ada Lovelace wrote to " + EMAIL + " about it. " + FILLER
     name_at = text.index("Ada")
@@ -406,35 +333,6 @@ async def test_ner_profile_streams_scan_in_two_tiers(harness: Harness) -> None:
     for seq, body in enumerate([chunk(p) for p in pieces]):
         await stage.piece(StreamPiece(request_id=RID, seq=seq, chunk=body))
     assert 0 < session.filter.full_scans < session.filter.scans
-
-
-def test_build_scanner_uses_the_profile_settings(monkeypatch: pytest.MonkeyPatch) -> None:
-    calls: list[dict[str, Any]] = []
-
-    def pii_scanner(entities: list[str], score_threshold: float, custom: Any, **kw: Any) -> PiiScanner:
-        calls.append({"entities": list(entities), "threshold": score_threshold,
-                      "custom": [c.entity for c in custom], **kw})
-        return PiiScanner(FakeAnalyzer(), [e for e in entities if e in ("EMAIL_ADDRESS", "PERSON")], 0.4)
-
-    monkeypatch.setattr(bootstrap, "pii_scanner", pii_scanner)
-    config = GatewayConfig.model_validate({
-        "redaction": {"score_threshold": 0.6, "allow_list": ["a@b.example"], "allow_patterns": [r"x+"],
-                      "custom": [{"entity": "TICKET", "pattern": r"T-\d+"}]},
-        "guardrail_profiles": {"ner": {"output_filter": {"engine": "ner"}},
-                               "ner_patterns_only": {"output_filter": {"engine": "ner", "entities": ["IBAN_CODE"]}}},
-    })
-    plain = build_scanner(config.profile("default"))
-    assert plain.fast is None and calls == [{
-        "entities": DEFAULT_ENTITIES, "threshold": 0.6, "custom": ["TICKET"], "engine": "pattern",
-        "allow_list": ["a@b.example"], "allow_patterns": ["x+"]}]
-    calls.clear()
-    ner = build_scanner(config.profile("ner"))
-    assert ner.fast is not None
-    assert [(c["engine"], c["entities"]) for c in calls] == [
-        ("ner", [*DEFAULT_ENTITIES, "PERSON", "LOCATION"]), ("pattern", DEFAULT_ENTITIES)]
-    calls.clear()
-    assert build_scanner(config.profile("ner_patterns_only")).fast is None  # nothing needs spaCy
-    assert [(c["engine"], c["entities"]) for c in calls] == [("pattern", ["IBAN_CODE"])]
 
 
 async def test_broken_stream_gets_its_filtered_tail_then_the_error(harness: Harness) -> None:
