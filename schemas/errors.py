@@ -1,8 +1,10 @@
 """The one error hierarchy of the gateway.
 
 Every error carries the HTTP ``status_code``, the OpenAI error ``type`` and ``code``, and whether
-it is ``retryable``. ``to_body()`` is the single mapping to the OpenAI error body used at every edge;
-``ErrorInfo`` is the same error as it travels over NATS and in replies.
+it is ``retryable``: ``status_code``, ``code`` and ``retryable`` on each instance (an argument
+overrides the class's default, ``ProviderError(..., status_code=429)``), ``type`` on the class.
+``to_body()`` is the single mapping to the OpenAI error body used at every edge; ``ErrorInfo`` is the
+same error as it travels over NATS and in replies (its field has the same name, ``status_code``).
 """
 
 from __future__ import annotations
@@ -31,7 +33,8 @@ class ErrorInfo(BaseModel):
 
 
 class GatewayError(Exception):
-    status_code: ClassVar[int] = 500
+    # the class's default; each instance has its own (``status_code=`` overrides it), as ``ErrorInfo`` does
+    status_code: int = 500
     type: ClassVar[str] = "api_error"
     default_code: ClassVar[str | None] = "internal_error"
     default_retryable: ClassVar[bool] = False
@@ -50,7 +53,7 @@ class GatewayError(Exception):
         self.message = message
         self.param = param
         self.code = code if code is not None else self.default_code
-        self.status = status_code if status_code is not None else self.status_code
+        self.status_code = status_code if status_code is not None else type(self).status_code
         self.retryable = self.default_retryable if retryable is None else retryable
         self.retry_after_s = retry_after_s
         # the HTTP status the provider answered with, when this error is a provider's answer
@@ -58,7 +61,7 @@ class GatewayError(Exception):
 
     def info(self) -> ErrorInfo:
         return ErrorInfo(
-            status_code=self.status,
+            status_code=self.status_code,
             type=self.type,
             code=self.code,
             message=self.message,
@@ -72,7 +75,7 @@ class GatewayError(Exception):
         return self.info().to_body()
 
     def __repr__(self) -> str:
-        return f"{type(self).__name__}({self.status}, {self.code!r}, {self.message!r})"
+        return f"{type(self).__name__}({self.status_code}, {self.code!r}, {self.message!r})"
 
 
 class InvalidRequest(GatewayError):

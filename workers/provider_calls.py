@@ -199,7 +199,7 @@ class ProviderCaller:
                                       target.probe)
                     provider_ms += ms
                     last_error = exc
-                    attempts.append(Attempt(target.id, exc.status, exc.code or "", exc.retryable, ms,
+                    attempts.append(Attempt(target.id, exc.status_code, exc.code or "", exc.retryable, ms,
                                             exc.upstream_status))
                     if envelope.remaining_s() <= 0:
                         raise CallFailed(self._deadline(envelope, attempts), attempts, provider_ms) from None

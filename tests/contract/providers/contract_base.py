@@ -273,7 +273,7 @@ class ProviderContract:
     def test_400_is_not_retryable_and_keeps_the_provider_message(self) -> None:
         fx = self.fixture("error_400.json")
         error = self.classify(400, fx["body"])
-        assert not error.retryable and error.status == 400
+        assert not error.retryable and error.status_code == 400
         assert fx["expected"]["message"] in error.message
 
     def test_context_length_400_stays_non_retryable(self) -> None:

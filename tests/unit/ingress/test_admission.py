@@ -35,7 +35,7 @@ def test_a_standing_queue_sheds_until_it_drains() -> None:
     clock.now += 0.6
     assert overload.refusal(pending=10) is None  # one request per interval goes in, to measure
     refused = overload.refusal(pending=10)
-    assert refused is not None and refused.status == 503 and refused.retry_after_s == 1.0
+    assert refused is not None and refused.status_code == 503 and refused.retry_after_s == 1.0
     assert refused.code == "gateway_overloaded"
     clock.now += 0.6  # an interval with no completion keeps the verdict
     assert overload.refusal(pending=10) is None and overload.refusal(pending=10) is not None

@@ -74,7 +74,7 @@ async def test_declared_length_over_limit_refused_before_reading() -> None:
     with pytest.raises(PayloadTooLarge) as raised:
         await read_body(scope(content_length="1025"), receive, 1024)
     assert receive.calls == 0
-    assert (raised.value.status, raised.value.code) == (413, "request_too_large")
+    assert (raised.value.status_code, raised.value.code) == (413, "request_too_large")
     assert "1025" in raised.value.message
 
 

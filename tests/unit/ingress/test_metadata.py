@@ -63,7 +63,7 @@ def test_user_header_is_utf8_and_bounded() -> None:
     assert read_metadata(scope(("x-gateway-user", "zoë".encode())), {}).user == "zoë"
     with pytest.raises(InvalidRequest) as raised:
         read_user("u" * 257, {})
-    assert (raised.value.status, raised.value.param, raised.value.code) == (400, "x-gateway-user", "invalid_user")
+    assert (raised.value.status_code, raised.value.param, raised.value.code) == (400, "x-gateway-user", "invalid_user")
 
 
 # -- tags -----------------------------------------------------------------------------------------
@@ -112,7 +112,7 @@ def test_bad_tags_are_a_400_naming_the_header(raw: str, why: str) -> None:
     assert why in error.message
     body = error.to_body()["error"]
     assert body["type"] == "invalid_request_error"
-    assert (error.status, body["param"], body["code"]) == (400, "x-gateway-tags", "invalid_tags")
+    assert (error.status_code, body["param"], body["code"]) == (400, "x-gateway-tags", "invalid_tags")
 
 
 def test_bad_tags_header_fails_read_metadata() -> None:

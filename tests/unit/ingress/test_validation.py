@@ -16,7 +16,7 @@ USER = {"role": "user", "content": "hi"}
 def refused(raw: bytes) -> InvalidRequest:
     with pytest.raises(InvalidRequest) as raised:
         parse_chat_request(raw)
-    assert raised.value.status == 400
+    assert raised.value.status_code == 400
     assert raised.value.to_body()["error"]["type"] == "invalid_request_error"
     return raised.value
 

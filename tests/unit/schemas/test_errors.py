@@ -34,7 +34,7 @@ IDS = [row[0].__name__ for row in TABLE]
 def test_each_error_defaults(cls: type[GatewayError], status: int, type_: str, code: str, retryable: bool) -> None:
     err = cls("boom")
     assert isinstance(err, GatewayError) and isinstance(err, Exception)
-    assert (err.status, err.type, err.code, err.retryable) == (status, type_, code, retryable)
+    assert (err.status_code, err.type, err.code, err.retryable) == (status, type_, code, retryable)
     assert err.param is None and err.retry_after_s is None
     assert str(err) == "boom"
 
@@ -56,10 +56,11 @@ def test_to_body_keeps_null_param() -> None:
 def test_overrides() -> None:
     err = e.ProviderError("upstream 429", code="upstream_rate_limited", status_code=429, retryable=True,
                           retry_after_s=2.5, param="model")
-    assert (err.status, err.code, err.retryable, err.retry_after_s, err.param) == (
+    assert (err.status_code, err.code, err.retryable, err.retry_after_s, err.param) == (
         429, "upstream_rate_limited", True, 2.5, "model")
     assert type(err).status_code == 502  # the class default is untouched
-    assert e.ProviderError("again").status == 502
+    assert not hasattr(err, "status")  # one name for the status, on the class and the instance
+    assert e.ProviderError("again").status_code == 502
 
 
 def test_retryable_false_overrides_default_true() -> None:

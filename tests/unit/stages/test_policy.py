@@ -50,7 +50,7 @@ def test_key_index_empty() -> None:
 def test_authenticate_missing_key(key_hash: str | None) -> None:
     with pytest.raises(AuthenticationFailed) as raised:
         authenticate(KeyIndex([make_key()]), key_hash)
-    assert raised.value.status == 401
+    assert raised.value.status_code == 401
     assert raised.value.code == "missing_api_key"
     assert raised.value.to_body()["error"]["type"] == "authentication_error"
 
@@ -58,7 +58,7 @@ def test_authenticate_missing_key(key_hash: str | None) -> None:
 def test_authenticate_unknown_key() -> None:
     with pytest.raises(AuthenticationFailed) as raised:
         authenticate(KeyIndex([make_key("sk-real")]), hash_api_key("sk-other"))
-    assert raised.value.status == 401
+    assert raised.value.status_code == 401
     assert raised.value.code == "invalid_api_key"
     assert "sk-other" not in raised.value.message
 
@@ -76,7 +76,7 @@ def test_authorize_model_not_allowed() -> None:
     with pytest.raises(PermissionDenied) as raised:
         authorize(key, "gemini-2.0-flash", body({"role": "user", "content": "hi"}))
     err = raised.value
-    assert (err.status, err.code, err.param) == (403, "model_not_allowed", "model")
+    assert (err.status_code, err.code, err.param) == (403, "model_not_allowed", "model")
     assert "gemini-2.0-flash" in err.message and "gpt-4o-mini" in err.message
 
 
@@ -105,7 +105,7 @@ def test_authorize_input_at_limit_passes_and_over_limit_refused() -> None:
     with pytest.raises(PermissionDenied) as raised:
         authorize(key, "m", body({"role": "user", "content": "x" * 11}))
     err = raised.value
-    assert (err.status, err.code, err.param) == (403, "input_too_large", "messages")
+    assert (err.status_code, err.code, err.param) == (403, "input_too_large", "messages")
     assert "11" in err.message and "10" in err.message
 
 

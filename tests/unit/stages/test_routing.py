@@ -77,7 +77,7 @@ def test_unknown_model_is_not_found(model: str) -> None:
     r = router({"m": {"targets": [single("a", "1")]}, "n": {"targets": [single("a", "2")]}})
     with pytest.raises(NotFound) as raised:
         r.plan(RequestFacts(model=model))
-    assert (raised.value.status, raised.value.code, raised.value.param) == (404, "model_not_found", "model")
+    assert (raised.value.status_code, raised.value.code, raised.value.param) == (404, "model_not_found", "model")
     assert "m, n" in raised.value.message
 
 

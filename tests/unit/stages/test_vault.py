@@ -82,4 +82,4 @@ def test_bad_key_is_refused() -> None:
 
 def test_vault_error_is_a_gateway_error() -> None:
     error = VaultError("x")
-    assert isinstance(error, GatewayError) and error.status == 500 and error.code == "vault_error"
+    assert isinstance(error, GatewayError) and error.status_code == 500 and error.code == "vault_error"

@@ -130,7 +130,7 @@ async def test_client_errors_are_neither_retried_nor_fallen_back() -> None:
     with pytest.raises(CallFailed) as failed:
         await caller(cfg, handler).call(envelope(cfg), stream=False)
     assert seen == ["a.test"]
-    assert failed.value.error.status == 400 and "messages.0.content is wrong" in failed.value.error.message
+    assert failed.value.error.status_code == 400 and "messages.0.content is wrong" in failed.value.error.message
 
 
 async def test_bad_provider_credentials_fall_back_without_retrying() -> None:
@@ -164,7 +164,7 @@ async def test_an_expired_deadline_stops_the_chain() -> None:
     cfg = config(["a", "b"])
     with pytest.raises(CallFailed) as failed:
         await caller(cfg, lambda r: httpx.Response(200, json=OK)).call(envelope(cfg, timeout_s=-1), stream=False)
-    assert failed.value.error.status == 504 and failed.value.attempts == []
+    assert failed.value.error.status_code == 504 and failed.value.attempts == []
 
 
 async def test_a_stream_cut_before_its_first_token_is_retried() -> None:
@@ -196,7 +196,7 @@ async def test_every_target_rate_limited_is_a_429_with_retry_after() -> None:
 
     with pytest.raises(CallFailed) as failed:
         await caller(cfg, handler).call(envelope(cfg), stream=False)
-    assert failed.value.error.status == 429 and failed.value.error.retry_after_s == 0.5
+    assert failed.value.error.status_code == 429 and failed.value.error.retry_after_s == 0.5
     assert "a/a-model" in failed.value.error.message and "b/b-model" in failed.value.error.message
 
 
@@ -242,7 +242,7 @@ async def test_a_status_outside_on_status_codes_ends_the_request() -> None:
 
     with pytest.raises(CallFailed) as failed:
         await caller(cfg, handler).call(envelope(cfg), stream=False)
-    assert seen == ["a.test"] and failed.value.error.status == 502
+    assert seen == ["a.test"] and failed.value.error.status_code == 502
 
 
 async def test_unknown_model_at_one_target_goes_to_the_next_without_retrying() -> None:

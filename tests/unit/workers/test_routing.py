@@ -90,6 +90,6 @@ async def test_every_target_open_fails_fast_with_retry_after(server: JetStreamSe
     with pytest.raises(ServiceUnavailable) as raised:
         await apply_breakers(plan("a", "b"), monitor, "m")
     error = raised.value
-    assert (error.status, error.code) == (503, "circuit_open")
+    assert (error.status_code, error.code) == (503, "circuit_open")
     assert error.retry_after_s is not None and 0 < error.retry_after_s <= COOLDOWN_S
     assert "p/a" in error.message and "p/b" in error.message

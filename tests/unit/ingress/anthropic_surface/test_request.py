@@ -28,7 +28,7 @@ def refused(data: Any) -> InvalidRequest:
     raw = data if isinstance(data, bytes) else orjson.dumps(data)
     with pytest.raises(InvalidRequest) as raised:
         parse_messages_request(raw)
-    assert raised.value.status == 400
+    assert raised.value.status_code == 400
     return raised.value
 
 

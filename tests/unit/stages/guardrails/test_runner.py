@@ -47,7 +47,7 @@ def test_flag_lets_through_block_stops_with_the_first_blocker() -> None:
     assert [v.outcome for v in outcome.verdicts] == ["flag", "block", "block"]
     assert outcome.triggered == ["pi-flag", "terms", "pi-block"]
     assert isinstance(outcome.blocked, ContentBlocked)
-    assert outcome.blocked.code == "guardrail_blocked" and outcome.blocked.status == 400
+    assert outcome.blocked.code == "guardrail_blocked" and outcome.blocked.status_code == 400
     assert "terms guardrail" in outcome.blocked.message
 
 
