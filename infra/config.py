@@ -10,11 +10,13 @@ import yaml
 from pydantic import ValidationError
 
 from schemas.config import GatewayConfig
+from schemas.errors import ConfigInvalid
 from stages.guardrails.runner import GuardrailSet, SpecError
 
 
-class ConfigError(ValueError):
-    pass
+class ConfigError(ConfigInvalid):
+    """A config that cannot be loaded or applied; the message starts with where it came from (a file
+    path, a KV revision) and names every bad path in it."""
 
 
 _NODE_TAGS = {"single", "fallback", "loadbalance", "conditional", "experiment"}

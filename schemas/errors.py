@@ -191,3 +191,18 @@ class InternalError(GatewayError):
     status_code = 500
     type = "api_error"
     default_code = "internal_error"
+
+
+class ConfigInvalid(GatewayError):
+    """The operator's configuration cannot be used: the config file or a published version
+    (``infra.config.ConfigError``), a guardrail spec in it (``stages.guardrails.runner.SpecError``), the
+    guardrail a spec names (``stages.guardrails.registry.UnknownGuardrail``).
+
+    Met while validating a config (``gateway config check``, ``gateway config apply``, hot reload), the message
+    names the bad path and the config is refused; the old one stays. Never a caller's mistake: met while
+    serving a request it is the gateway's, 500. Not a ``ValueError``: no pydantic validator raises one
+    (the loader turns pydantic's errors into a ``ConfigError`` after validating)."""
+
+    status_code = 500
+    type = "api_error"
+    default_code = "config_invalid"

@@ -10,13 +10,16 @@ from __future__ import annotations
 from functools import cache
 from importlib.metadata import EntryPoint, entry_points
 
+from schemas.errors import ConfigInvalid
 from stages.guardrails.base import Guardrail
 
 GROUP = "llm_gateway.guardrails"
 
 
-class UnknownGuardrail(ValueError):
-    pass
+class UnknownGuardrail(ConfigInvalid):
+    """No guardrail is registered under the name, or its entry point does not load a guardrail class."""
+
+    default_code = "unknown_guardrail"
 
 
 @cache

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 
 from pydantic import ValidationError
 
-from schemas.errors import ContentBlocked
+from schemas.errors import ConfigInvalid, ContentBlocked
 from schemas.guardrails import GuardrailSpec, Outcome, Phase, Verdict
 from stages.guardrails import registry
 from stages.guardrails.base import Guardrail, Result, Subject
@@ -31,9 +31,11 @@ from stages.guardrails.base import Guardrail, Result, Subject
 log = logging.getLogger("gateway.guardrails")
 
 
-class SpecError(ValueError):
+class SpecError(ConfigInvalid):
     """Guardrail specs that cannot be built: ``problems`` are (path, message), the path relative to
     the spec (or, from ``GuardrailSet``, to the list)."""
+
+    default_code = "guardrail_spec_invalid"
 
     def __init__(self, problems: list[tuple[str, str]]) -> None:
         self.problems = problems

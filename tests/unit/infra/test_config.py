@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import argparse
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 
+from infra.cli import cmd_config_check
 from infra.config import ConfigError, config_version, load_config, parse_config
 from schemas.config import AnthropicProvider, GatewayConfig, OpenAIProvider, hash_api_key
+from schemas.errors import ConfigInvalid
 from schemas.routing import SingleNode, walk
 
 SHIPPED = Path(__file__).resolve().parents[3] / "config" / "gateway.yaml"
@@ -241,6 +244,24 @@ def test_unknown_guardrail_is_refused_with_its_path() -> None:
     message = refused({**base(), "guardrails": [{"use": "prompt_injection"}, {"use": "x"}]})
     assert "  guardrails.1.use: unknown guardrail 'x' (registered: " in message
     assert "prompt_injection" in message.split("registered:")[1]
+
+
+def test_a_refused_config_is_a_config_error_of_the_one_hierarchy() -> None:
+    with pytest.raises(ConfigError) as raised:
+        parse_config({**base(), "guardrails": [{"use": "x"}]}, "test.yaml")
+    assert isinstance(raised.value, ConfigInvalid)
+    assert (raised.value.status_code, raised.value.type, raised.value.code) == (500, "api_error", "config_invalid")
+    assert raised.value.message == str(raised.value)
+    assert str(raised.value).startswith("test.yaml: invalid config\n  guardrails.0.use: unknown guardrail 'x'")
+
+
+def test_config_check_prints_the_problem_and_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "gateway.yaml"
+    path.write_text(yaml.safe_dump({**base(), "guardrails": [{"use": "secrets", "action": "redact"}]}))
+    assert cmd_config_check(argparse.Namespace(path=str(path))) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"gateway: {path}: invalid config\n")
+    assert "  guardrails.0.action: guardrail 'secrets' cannot redact; use action flag or block" in err
 
 
 def test_bad_settings_in_a_profile_are_refused_with_their_path() -> None:

@@ -5,8 +5,11 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
+from infra.config import ConfigError
 from schemas import errors as e
 from schemas.errors import ErrorInfo, GatewayError
+from stages.guardrails.registry import UnknownGuardrail
+from stages.guardrails.runner import SpecError
 
 # class, HTTP status, OpenAI type, default code, retryable by default
 TABLE: list[tuple[type[GatewayError], int, str, str, bool]] = [
@@ -25,7 +28,13 @@ TABLE: list[tuple[type[GatewayError], int, str, str, bool]] = [
     (e.StreamInterrupted, 502, "upstream_error", "stream_interrupted", False),
     (e.DeadlineExceeded, 504, "timeout_error", "deadline_exceeded", False),
     (e.ServiceUnavailable, 503, "api_error", "service_unavailable", True),
+    (e.Overloaded, 503, "api_error", "gateway_overloaded", True),
+    (e.ClientGone, 499, "client_error", "client_gone", False),
     (e.InternalError, 500, "api_error", "internal_error", False),
+    (e.ConfigInvalid, 500, "api_error", "config_invalid", False),
+    # the operator's config, where it is loaded and where its guardrails are built
+    (ConfigError, 500, "api_error", "config_invalid", False),
+    (UnknownGuardrail, 500, "api_error", "unknown_guardrail", False),
 ]
 IDS = [row[0].__name__ for row in TABLE]
 
@@ -61,6 +70,20 @@ def test_overrides() -> None:
     assert type(err).status_code == 502  # the class default is untouched
     assert not hasattr(err, "status")  # one name for the status, on the class and the instance
     assert e.ProviderError("again").status_code == 502
+
+
+@pytest.mark.parametrize("cls", [ConfigError, SpecError, UnknownGuardrail])
+def test_config_errors_are_gateway_errors(cls: type[GatewayError]) -> None:
+    """The config errors are in the one hierarchy, not ``ValueError``s beside it."""
+    assert issubclass(cls, e.ConfigInvalid) and issubclass(cls, GatewayError)
+    assert not issubclass(cls, ValueError)
+
+
+def test_spec_error_lists_its_problems() -> None:
+    err = SpecError([("use", "unknown guardrail 'x'"), ("", "no path")])
+    assert (err.status_code, err.type, err.code, err.retryable) == (500, "api_error", "guardrail_spec_invalid", False)
+    assert str(err) == err.message == "use: unknown guardrail 'x'; no path"
+    assert err.info().kind == "SpecError" and err.under("guardrails").code == "guardrail_spec_invalid"
 
 
 def test_retryable_false_overrides_default_true() -> None:
