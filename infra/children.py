@@ -31,7 +31,7 @@ def _die_with_parent() -> None:  # runs in the child between fork and exec
 def spawn(args: Sequence[str], *, env: dict[str, str] | None = None,
           log_path: Path | None = None) -> subprocess.Popen[bytes]:
     """Start ``args`` as a child of this process (see the module doc); output appended to ``log_path``."""
-    log: IO[bytes] | None = open(log_path, "ab") if log_path is not None else None
+    log: IO[bytes] | None = open(log_path, "ab") if log_path is not None else None  # noqa: SIM115 - closed in finally
     try:
         return subprocess.Popen(list(args), env=env if env is not None else dict(os.environ),
                                 stdout=log if log is not None else subprocess.DEVNULL, stderr=subprocess.STDOUT,

@@ -144,7 +144,7 @@ def cmd_config_show(args: argparse.Namespace) -> int:
     settings = Settings()
     try:
         active = asyncio.run(_with_js(_control_nats_url(args, settings), fetch_active))
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:  # noqa: BLE001 - NATS unreachable, no bucket, a stored value that is no config: say so
         print(f"gateway config show: {exc}", file=sys.stderr)
         return 1
     if active is None:

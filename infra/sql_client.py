@@ -30,7 +30,7 @@ async def connect_once(url: str) -> NatsClient:
         # max_reconnect_attempts=0 would retry forever (nats-py 2.16 only counts attempts when > 0)
         return await nats.connect(url, connect_timeout=2, max_reconnect_attempts=1, allow_reconnect=False,
                                   error_cb=quiet)
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:  # noqa: BLE001 - refused, timed out, no servers: one message that says what to check
         raise ConnectionError(f"cannot reach the gateway's NATS at {url} (is `gateway up` running?): {exc}") \
             from None
 
@@ -48,7 +48,7 @@ async def run_query(settings: Settings, sql: str, timeout_s: float = 30.0) -> di
     except NoRespondersError:
         raise SqlError("no sink is answering queries (is it starting or restarting? see .gateway/logs/sink.log)") \
             from None
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:  # noqa: BLE001 - a timeout or a lost connection: the caller gets a SqlError
         raise SqlError(f"no answer from the sink within {timeout_s}s: {type(exc).__name__}") from None
     finally:
         await nc.close()

@@ -165,9 +165,8 @@ def start_gateway(root: Path, config: dict[str, Any] | None = None, replicas: li
         args += ["--layout", layout]
     for r in replicas or []:
         args += ["--replicas", r]
-    out = open(root / "gateway-up.log", "wb")  # noqa: SIM115
-    process = subprocess.Popen(args, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
-    out.close()
+    with open(root / "gateway-up.log", "wb") as out:  # the child writes to its own copy
+        process = subprocess.Popen(args, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
     gw = RunningGateway(process, root, port, nats_port, mock_port, env)
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
