@@ -25,7 +25,7 @@ from stages.timing import with_stage_time
 from stages.usage import STAGE, Prices, response_usage, served, stream_usage
 from workers.app import Hooks, main
 from workers.context import WorkerContext
-from workers.health import HealthReporter
+from workers.health_reporter import HealthReporter
 from workers.provider_calls import CallFailed, CallResult, ProviderCaller
 from workers.runtime import StageRuntime
 from workers.stream_relay import HAND_OVER_ATTEMPT_S, HAND_OVER_GIVE_UP_S, StreamRelay, Superseded

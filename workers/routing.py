@@ -23,7 +23,7 @@ from stages.routing import RequestFacts, Router
 from stages.timing import with_stage_time
 from workers.app import Hooks, main
 from workers.context import WorkerContext
-from workers.health import HealthMonitor
+from workers.health_monitor import HealthMonitor
 from workers.runtime import StageRuntime
 
 STAGE = "routing"

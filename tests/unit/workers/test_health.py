@@ -25,7 +25,9 @@ from infra.settings import Settings
 from schemas import subjects
 from schemas.config import CircuitBreaker
 from schemas.events import ControlEvent
-from workers.health import HealthMonitor, HealthReporter, breaker_key, target_of_key
+from workers.health_monitor import HealthMonitor
+from workers.health_reporter import HealthReporter
+from workers.health_wire import breaker_key, target_of_key
 
 T = "openai/gpt-4o"
 CFG = CircuitBreaker(min_requests=5, failure_rate=0.5, cooldown_s=10.0, window_s=30.0)

@@ -20,7 +20,8 @@ from stages.breaker import BreakerState
 from stages.breaker_plan import apply_breakers
 from stages.routing import Plan
 from tests.support.jetstream import JetStreamServer, eventually, jetstream_server
-from workers.health import HealthMonitor, breaker_key
+from workers.health_monitor import HealthMonitor
+from workers.health_wire import breaker_key
 
 COOLDOWN_S = 60.0
 

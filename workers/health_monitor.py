@@ -1,24 +1,13 @@
-"""Live per-target health over NATS: provider replicas report, routing replicas decide.
-
-``HealthReporter`` (provider stage): ``begin``/``end`` around every attempt are plain counter updates;
-a background task publishes one aggregated report on ``gw.health.report`` (core NATS, fan-out) every
-100 ms when something changed (at least every second while calls are in flight, as a keepalive), and
-at once when a probe ended. Report, JSON::
-
-    {"v": 1, "reporter": "provider-12", "boot": "9f2c…", "seq": 41,
-     "targets": {"openai/gpt-4o": [ok, fail, ok_ms_sum, ok_ms_count, inflight], …},
-     "probes": [["openai/gpt-4o", "ok", 812.5], …]}
-
-``targets`` holds every target whose counts changed since the last report plus every target with
-calls in flight: a target absent from a report has none in flight at that reporter. Probe outcomes
-are only in ``probes`` (not in the counts).
+"""The routing side of live per-target health: ``HealthMonitor`` decides, ``Admission`` is its answer.
 
 ``HealthMonitor`` (routing stage, every replica, no queue group): per target a failure window, a
-latency EWMA and the in-flight count; the circuit breaker's state lives in the GW_BREAKERS
-key-value bucket (key: ``breaker_key(target_id)``), watched into a local dict so the hot path reads
-it without I/O. Transitions are compare-and-set writes: when several replicas reach the same
-decision, one write wins and only its writer publishes the ``ControlEvent`` on ``gw.evt.control``
-(JetStream, de-duplicated by event id), which the sink lands in ClickHouse.
+latency EWMA and the in-flight count, from the provider replicas' reports (``workers/health_wire.py``
+has their format, ``workers/health_reporter.py`` sends them); the circuit breaker's state lives in
+the GW_BREAKERS key-value bucket (key: ``breaker_key(target_id)``), watched into a local dict so the
+hot path reads it without I/O. Transitions are compare-and-set writes: when several replicas reach
+the same decision, one write wins and only its writer publishes the ``ControlEvent`` on
+``gw.evt.control`` (JetStream, de-duplicated by event id), which the sink lands in ClickHouse. The
+transitions themselves are pure (``stages/breaker.py``).
 """
 
 from __future__ import annotations
@@ -26,7 +15,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import secrets
 import time
 from collections import deque
 from collections.abc import Callable
@@ -35,27 +23,23 @@ from functools import partial
 from typing import Any, Literal
 
 import orjson
-from nats.aio.client import Client as NatsClient
 from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
 from nats.js import JetStreamContext
 from nats.js.errors import KeyDeletedError, KeyNotFoundError, KeyWrongLastSequenceError
 from nats.js.kv import KeyValue
 
-from infra.tasks import cancel
 from schemas import subjects
 from schemas.config import CircuitBreaker
 from schemas.events import ControlEvent
 from schemas.ids import uuid7
 from stages import breaker
 from stages.breaker import CLOSED, BreakerState, Transition
-from stages.health import LatencyEwma, Outcome, SlidingWindow
+from stages.health import LatencyEwma, SlidingWindow
+from workers.health_wire import REPORT_INTERVAL_S, NatsSource, breaker_key, connection, target_of_key
 
 log = logging.getLogger("gateway.health")
 
-REPORT_VERSION = 1
-REPORT_INTERVAL_S = 0.1
-KEEPALIVE_S = 1.0
 REPORTER_TTL_S = 5.0
 """A reporter silent this long is gone (crashed): its in-flight calls no longer count."""
 NOTE_GRACE_S = REPORT_INTERVAL_S + 0.05
@@ -64,176 +48,6 @@ provider replica that took it has reported it) or ``NOTE_TTL_S``, whichever come
 NOTE_TTL_S = 1.0
 CAS_ATTEMPTS = 4
 
-NatsSource = NatsClient | Callable[[], NatsClient]
-"""A connection, or a function returning it (workers build these objects before their broker connects)."""
-
-
-def _connection(source: NatsSource) -> NatsClient:
-    return source if isinstance(source, NatsClient) else source()
-
-# -- keys ------------------------------------------------------------------------------------------
-
-_KEY_SAFE = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_")
-
-
-def breaker_key(target_id: str) -> str:
-    """The GW_BREAKERS key of a target id, reversible and readable: ``openai/gpt-4o`` →
-    ``openai.gpt-4o``. Each '/' becomes '.' (a subject token separator, so ``openai.>`` watches one
-    provider); every other character outside ``[A-Za-z0-9_-]`` becomes ``=XX`` per UTF-8 byte
-    (``gpt-4.1`` → ``gpt-4=2E1``), as does a '/' that would leave an empty token."""
-    if not target_id:
-        raise ValueError("empty target id")
-    out: list[str] = []
-    last = len(target_id) - 1
-    for i, ch in enumerate(target_id):
-        if ch in _KEY_SAFE:
-            out.append(ch)
-        elif ch == "/" and out and out[-1] != "." and i < last:
-            out.append(".")
-        else:
-            out.extend(f"={b:02X}" for b in ch.encode())
-    return "".join(out)
-
-
-def target_of_key(key: str) -> str:
-    """The inverse of ``breaker_key``."""
-    buf = bytearray()
-    i = 0
-    while i < len(key):
-        ch = key[i]
-        if ch == ".":
-            buf += b"/"
-            i += 1
-        elif ch == "=":
-            buf.append(int(key[i + 1:i + 3], 16))
-            i += 3
-        else:
-            buf += ch.encode()
-            i += 1
-    return buf.decode()
-
-
-# -- provider side ---------------------------------------------------------------------------------
-
-class _Counts:
-    __slots__ = ("ok", "fail", "ms_sum", "ms_n", "inflight", "dirty")
-
-    def __init__(self) -> None:
-        self.ok = 0
-        self.fail = 0
-        self.ms_sum = 0.0
-        self.ms_n = 0
-        self.inflight = 0
-        self.dirty = False
-
-
-class HealthReporter:
-    """Counts every attempt of this provider replica; publishes aggregates in the background.
-
-    ``begin``/``end`` never await and never publish: a few dict and attribute updates."""
-
-    def __init__(self, nc: NatsSource, reporter_id: str, *, interval_s: float = REPORT_INTERVAL_S,
-                 keepalive_s: float = KEEPALIVE_S) -> None:
-        self._nc = nc
-        self._id = reporter_id
-        self._boot = secrets.token_hex(4)
-        self._interval = interval_s
-        self._keepalive = keepalive_s
-        self._counts: dict[str, _Counts] = {}
-        self._probes: list[list[Any]] = []
-        self._dirty = False
-        self._inflight = 0
-        self._seq = 0
-        self._last_sent = 0.0
-        self._wake = asyncio.Event()
-        self._asleep = False
-        self._task: asyncio.Task[None] | None = None
-
-    def begin(self, target_id: str) -> None:
-        c = self._counts.get(target_id)
-        if c is None:
-            c = self._counts[target_id] = _Counts()
-        c.inflight += 1
-        c.dirty = True
-        self._inflight += 1
-        self._dirty = True
-        if self._asleep:  # the first call after a quiet spell wakes the reporter
-            self._asleep = False
-            self._wake.set()
-
-    def end(self, target_id: str, outcome: Outcome, ms: float, probe: bool = False) -> None:
-        c = self._counts.get(target_id)
-        if c is None:
-            c = self._counts[target_id] = _Counts()
-        if c.inflight > 0:
-            c.inflight -= 1
-            self._inflight -= 1
-        c.dirty = True
-        self._dirty = True
-        if probe:
-            self._probes.append([target_id, outcome, round(ms, 3)])
-            self._wake.set()
-        elif outcome == "ok":
-            c.ok += 1
-            c.ms_sum += ms
-            c.ms_n += 1
-        elif outcome == "fail":
-            c.fail += 1
-
-    async def start(self) -> None:
-        if self._task is None:
-            self._task = asyncio.create_task(self._run(), name=f"health-reporter-{self._id}")
-
-    async def stop(self) -> None:
-        """Stop the loop and publish what is left."""
-        task, self._task = self._task, None
-        await cancel(task)
-        await self.flush()
-
-    async def _run(self) -> None:
-        while True:
-            if not self._dirty and not self._inflight and not self._probes:
-                # nothing to report and no call in flight: sleep until the next call begins (an idle
-                # gateway wakes no process)
-                self._asleep = True
-                await self._wake.wait()  # left set: what woke it is reported at once
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(self._interval):
-                    await self._wake.wait()
-            self._wake.clear()
-            await self.flush()
-
-    def report(self) -> bytes | None:
-        """The next report, or ``None`` when there is nothing to say; resets the counts."""
-        now = time.monotonic()
-        keepalive = self._inflight > 0 and now - self._last_sent >= self._keepalive
-        if not self._dirty and not self._probes and not keepalive:
-            return None
-        targets: dict[str, list[Any]] = {}
-        for target_id, c in self._counts.items():
-            if c.dirty or c.inflight > 0:
-                targets[target_id] = [c.ok, c.fail, round(c.ms_sum, 3), c.ms_n, c.inflight]
-                c.ok = c.fail = c.ms_n = 0
-                c.ms_sum = 0.0
-                c.dirty = False
-        probes, self._probes = self._probes, []
-        self._dirty = False
-        self._seq += 1
-        self._last_sent = now
-        return orjson.dumps({"v": REPORT_VERSION, "reporter": self._id, "boot": self._boot, "seq": self._seq,
-                             "targets": targets, "probes": probes})
-
-    async def flush(self) -> None:
-        payload = self.report()
-        if payload is None:
-            return
-        try:
-            await _connection(self._nc).publish(subjects.HEALTH_REPORT, payload)
-        except Exception:  # a lost report only blurs the statistics; never break the loop
-            log.warning("health report not published", exc_info=True)
-
-
-# -- routing side ----------------------------------------------------------------------------------
 
 @dataclass(frozen=True, slots=True)
 class Admission:
@@ -294,7 +108,7 @@ class HealthMonitor:
 
     async def start(self) -> None:
         """Load the breaker states (returns once the bucket's current values are in), then listen."""
-        nc = _connection(self._nc)
+        nc = connection(self._nc)
         self._js = nc.jetstream()
         self._kv = await self._js.key_value(subjects.BUCKET_BREAKERS)
         self._watcher = await self._kv.watchall()
