@@ -31,7 +31,7 @@ HEALTH_REPORT = "gw.health.report"
 LOAD_REPORT = "gw.load.report"
 
 # JetStream key-value buckets: the active config (key ``active``) and each target's breaker state
-# (key: workers/health.py breaker_key), shared by every replica.
+# (key: workers/health_wire.py breaker_key), shared by every replica.
 BUCKET_CONFIG = "GW_CONFIG"
 CONFIG_KEY = "active"
 BUCKET_BREAKERS = "GW_BREAKERS"

@@ -8,7 +8,7 @@ half_open ──(a probe failed)──▶ open, with the cooldown doubled (up to
 The state is data (``BreakerState``, stored as JSON in the GW_BREAKERS key-value bucket, shared by
 every routing replica); each function here takes the current state and returns the next one (a
 ``Transition``) or ``None``. The caller applies it with compare-and-set, so when several replicas
-reach the same decision exactly one of them writes it (``workers/health.py``).
+reach the same decision exactly one of them writes it (``workers/health_monitor.py``).
 
 Times are wall-clock seconds (``time.time()``): the state is read by replicas on other hosts.
 

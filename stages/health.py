@@ -4,7 +4,8 @@ The provider stage classifies every attempt (``classify``): ``ok`` (2xx), ``fail
 circuit breaker counts, or a transport failure), ``neutral`` (the request's own fault, e.g. 400, 401,
 404, 429 unless configured: it says nothing about the target's health). Routing replicas keep, per
 target, a ``SlidingWindow`` of ok/fail counts (what the breaker trips on) and a ``LatencyEwma`` of ok
-calls (what ``least_latency`` reads). No I/O here: the NATS wiring lives in ``workers/health.py``.
+calls (what ``least_latency`` reads). No I/O here: the NATS wiring lives in
+``workers/health_reporter.py`` (provider side) and ``workers/health_monitor.py`` (routing side).
 """
 
 from __future__ import annotations

@@ -112,7 +112,7 @@ def has_payload(chunk: dict[str, Any]) -> bool:
 
 
 class Outcomes(Protocol):
-    """Where each attempt's outcome goes (``workers.health.HealthReporter``): the live per-target
+    """Where each attempt's outcome goes (``workers.health_reporter.HealthReporter``): the live per-target
     latency, in-flight counts and failure windows behind smart routing and circuit breakers."""
 
     def begin(self, target_id: str) -> None: ...
