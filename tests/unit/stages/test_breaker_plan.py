@@ -78,7 +78,7 @@ async def test_every_target_open_fails_fast_with_the_soonest_retry_after() -> No
     with pytest.raises(ServiceUnavailable) as raised:
         await apply_breakers(plan("a", "b"), breakers, "m")
     error = raised.value
-    assert (error.status, error.code, error.retry_after_s) == (503, "circuit_open", 12.346)
+    assert (error.status_code, error.code, error.retry_after_s) == (503, "circuit_open", 12.346)
     assert "'m'" in error.message and "p/a" in error.message and "p/b" in error.message
 
 
