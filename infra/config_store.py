@@ -26,6 +26,7 @@ from schemas import subjects
 from schemas.config import GatewayConfig
 from schemas.events import ControlEvent
 from schemas.ids import uuid7
+from schemas.wire import encode
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,5 +110,5 @@ async def publish_config(js: JetStreamContext, text: str, source: str, *, label:
         from_state=previous.version if previous else "", to_state=version, reason="applied",
         source=source, config_version=version, attrs=attrs or {},
     )
-    await js.publish(subjects.EVT_CONTROL, event.model_dump_json().encode())
+    await js.publish(subjects.EVT_CONTROL, encode(event))
     return version

@@ -52,6 +52,7 @@ from schemas.errors import (
 )
 from schemas.events import RequestCompleted
 from schemas.ids import uuid7
+from schemas.wire import encode
 
 log = logging.getLogger("gateway.ingress")
 
@@ -348,7 +349,7 @@ class Ingress:
         """Into the GW_REQ work queue, stored before we wait for the answer. A publish cut by a broker
         restart is sent again with the same message id: JetStream keeps one copy either way."""
         assert self._js is not None
-        data = envelope.model_dump_json().encode()
+        data = encode(envelope)
         for attempt in range(PUBLISH_ATTEMPTS):
             try:
                 await self._js.publish(subjects.REQ_REDACT, data, headers={"Nats-Msg-Id": envelope.request_id},
@@ -407,9 +408,7 @@ class Ingress:
                     error = DeadlineExceeded("The request deadline passed while streaming.").info()
                     self.waiter.settle(pending, error.status_code, error)
                     await self._close_stream(send, renderer.error(error))
-                    self._record(envelope.request_id, envelope.received_at, started, error,
-                                 stream=True, model=envelope.model_requested, key_hash=envelope.api_key_hash,
-                                 user=envelope.user, tags=envelope.tags)
+                    self._record_ended(envelope, error)
                 return
             if not started_sse:
                 if reply.kind == "error" and reply.error is not None:
@@ -444,9 +443,7 @@ class Ingress:
         ).info()
         self.waiter.settle(pending, error.status_code, error)
         await send_error(send, error, [id_header, self._overhead_header(started, 0.0)], surface.error_body)
-        self._record(envelope.request_id, envelope.received_at, started, error, endpoint=surface.endpoint,
-                     stream=envelope.stream, model=envelope.model_requested, key_hash=envelope.api_key_hash,
-                     user=envelope.user, tags=envelope.tags)
+        self._record_ended(envelope, error)
 
     async def _refuse(self, send: Send, surface: Surface, error: ErrorInfo, request_id: str, received_at: float,
                       started: float, body: dict[str, Any] | None, id_header: tuple[bytes, bytes],
@@ -455,12 +452,20 @@ class Ingress:
         model = body.get("model") if isinstance(body, dict) else None
         stream = bool(body.get("stream")) if isinstance(body, dict) else False
         user = body.get("user") if isinstance(body, dict) else None  # metadata may be what was refused
-        self._record(request_id, received_at, started, error, endpoint=surface.endpoint, stream=stream,
+        self._record_refused(request_id, received_at, started, error, endpoint=surface.endpoint, stream=stream,
                      model=model if isinstance(model, str) else "", key_hash=key_hash,
                      user=meta.user if meta else user if isinstance(user, str) else "",
                      tags=meta.tags if meta else None)
 
-    def _record(self, request_id: str, received_at: float, started: float, error: ErrorInfo, *,
+    def _record_ended(self, envelope: Envelope, error: ErrorInfo) -> None:
+        """A request ingress itself ended after publishing it (its deadline passed): one ``requests`` row,
+        from the envelope as ingress sent it (no body: it was never redacted)."""
+        key = self.keys.get(envelope.api_key_hash) if envelope.api_key_hash else None
+        self.records.add(RequestCompleted.from_envelope(
+            envelope, stage="ingress", status=error.status_code, error=error,
+            tenant=key.tenant if key else "", api_key_id=key.id if key else ""))
+
+    def _record_refused(self, request_id: str, received_at: float, started: float, error: ErrorInfo, *,
                 stream: bool, model: str = "", key_hash: str | None = None,
                 endpoint: str = "chat.completions", user: str = "",
                 tags: dict[str, str] | None = None) -> None:

@@ -17,6 +17,7 @@ from nats.aio.client import Client as NatsClient
 from infra.tasks import cancel
 from schemas import subjects
 from schemas.events import RequestCompleted
+from schemas.wire import encode
 
 log = logging.getLogger("gateway.ingress")
 
@@ -39,7 +40,7 @@ class RecordOutbox:
             self.dropped += 1
             if self.dropped % 1000 == 1:
                 log.error("ingress records are piling up (the broker is unreachable): %d dropped", self.dropped)
-        self._queue.append((record.request_id, record.model_dump_json().encode()))
+        self._queue.append((record.request_id, encode(record)))
         self._wake.set()
 
     def __len__(self) -> int:

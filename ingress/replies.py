@@ -34,6 +34,7 @@ from schemas import control, subjects
 from schemas.control import IngressState, ReplyAck, Resend
 from schemas.envelope import Reply
 from schemas.errors import ErrorInfo, StreamInterrupted
+from schemas.wire import decode, encode
 
 log = logging.getLogger("gateway.ingress")
 
@@ -43,8 +44,8 @@ rerun comes within seconds). An answered request costs one key here: every plain
 ANSWERED = IngressState(state="done", status=200)
 RESEND_EVERY_S = 0.5
 
-_OK = ReplyAck().model_dump_json().encode()
-_GONE = ReplyAck(state="gone").model_dump_json().encode()
+_OK = encode(ReplyAck())
+_GONE = encode(ReplyAck(state="gone"))
 
 
 @dataclass
@@ -112,14 +113,14 @@ class ReplyWaiter:
         if headers is not None and headers.get(control.KIND) == control.CHECK:
             state = self._check(request_id, int(headers.get(control.DELIVERY) or 0))
             log.info("rerun %s of %s: %s", headers.get(control.DELIVERY), request_id, state.state)
-            await self._respond(msg, state.model_dump_json().encode())
+            await self._respond(msg, encode(state))
             return
         pending = self._pending.get(request_id)
         if pending is None:
             self.late_replies += 1
             await self._respond(msg, _GONE)
             return
-        reply = Reply.model_validate_json(msg.data)
+        reply = decode(msg.data, Reply)
         if reply.delivery != pending.delivery or pending.outcome is not None:
             self.late_replies += 1  # a run this request no longer follows, or an answer already decided
             await self._respond(msg, _GONE)
@@ -131,7 +132,7 @@ class ReplyWaiter:
             return
         if reply.kind == "end" and reply.seq != pending.next_seq:
             # chunks before the end are missing: have them sent again, then the end again
-            await self._respond(msg, ReplyAck(state="resend", resend_from=pending.next_seq).model_dump_json().encode())
+            await self._respond(msg, encode(ReplyAck(state="resend", resend_from=pending.next_seq)))
             return
         pending.queue.put_nowait(reply)
         status = reply.error.status_code if reply.error is not None else reply.status
@@ -168,7 +169,7 @@ class ReplyWaiter:
         pending.resend_asked = now
         request = Resend(request_id=pending.request_id, from_seq=pending.next_seq)
         try:
-            await self._nc().publish(pending.src, request.model_dump_json().encode(),
+            await self._nc().publish(pending.src, encode(request),
                                      headers={control.KIND: control.RESEND})
         except Exception as exc:  # noqa: BLE001 - the next out-of-order chunk asks again
             log.debug("resend request failed: %r", exc)

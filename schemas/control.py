@@ -20,9 +20,8 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict
-
 from schemas.errors import ErrorInfo
+from schemas.wire import Message
 
 KIND = "Gw-Kind"
 DELIVERY = "Gw-Delivery"
@@ -31,16 +30,12 @@ RESEND = "resend"
 PING = "ping"
 
 
-class _Control(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-
-class ReplyAck(_Control):
+class ReplyAck(Message, frozen=True, kw_only=True):
     state: Literal["ok", "gone", "resend"] = "ok"
     resend_from: int = 0
 
 
-class IngressState(_Control):
+class IngressState(Message, frozen=True, kw_only=True):
     """What the caller has of a request, as its ingress sees it.
 
     ``waiting``: nothing yet; the rerun may run (ingress now follows the rerun's ``delivery``).
@@ -54,11 +49,11 @@ class IngressState(_Control):
     error: ErrorInfo | None = None
 
 
-class Resend(_Control):
+class Resend(Message, frozen=True, kw_only=True):
     request_id: str
     from_seq: int
 
 
-class StreamAck(_Control):
+class StreamAck(Message, frozen=True, kw_only=True):
     next: int | None = None
     taken: bool = False

@@ -10,12 +10,11 @@ from __future__ import annotations
 import time
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
-
 from schemas.errors import ErrorInfo
 from schemas.events import StageEvent
 from schemas.guardrails import Verdict
 from schemas.routing import PlannedTarget
+from schemas.wire import Message
 
 SCHEMA_VERSION = 1
 
@@ -23,11 +22,7 @@ Endpoint = Literal["chat.completions", "messages", "embeddings"]
 """The client surface a request came in through."""
 
 
-class _Msg(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-
-class Usage(_Msg):
+class Usage(Message, frozen=True, kw_only=True):
     prompt_tokens: int = 0  # all of them, cached ones included
     completion_tokens: int = 0
     cached_prompt_tokens: int = 0
@@ -38,7 +33,7 @@ class Usage(_Msg):
         return self.prompt_tokens + self.completion_tokens
 
 
-class Envelope(_Msg):
+class Envelope(Message, frozen=True, kw_only=True):
     schema_version: int = SCHEMA_VERSION
     request_id: str
     received_at: float
@@ -53,8 +48,8 @@ class Envelope(_Msg):
     model_requested: str
     # request metadata, for conditional and sticky routing and for analysts (see ingress/metadata.py)
     user: str = ""
-    tags: dict[str, str] = Field(default_factory=dict)
-    headers: dict[str, str] = Field(default_factory=dict, description="x-* headers; never recorded")
+    tags: dict[str, str] = {}
+    headers: dict[str, str] = {}  # x-* headers; never recorded
     # the config version the routing stage planned with (hot reload: every stage reads the plan,
     # not its own current config, for what the plan decided)
     config_version: str = ""
@@ -65,12 +60,12 @@ class Envelope(_Msg):
     # redaction (``redacted``: the body has been through the redaction stage)
     redacted: bool = False
     vault: str | None = None
-    redactions: dict[str, int] = Field(default_factory=dict)
+    redactions: dict[str, int] = {}
     # policy
     tenant: str | None = None
     api_key_id: str | None = None
     # routing
-    plan: list[PlannedTarget] = Field(default_factory=list)
+    plan: list[PlannedTarget] = []
     experiment: str = ""
     variant: str = ""
     # provider call
@@ -84,13 +79,13 @@ class Envelope(_Msg):
     cost_usd: str | None = None
     response: dict[str, Any] | None = None
     # output filter
-    output_findings: dict[str, int] = Field(default_factory=dict)
+    output_findings: dict[str, int] = {}
     # every guardrail verdict so far, redaction's and the output filter's included (audit)
-    verdicts: list[Verdict] = Field(default_factory=list)
+    verdicts: list[Verdict] = []
     # time spent inside each stage, for the overhead breakdown
-    stage_ms: dict[str, float] = Field(default_factory=dict)
+    stage_ms: dict[str, float] = {}
     # each stage's event, recorded with the request when it ends (see schemas/events.py)
-    events: list[StageEvent] = Field(default_factory=list)
+    events: list[StageEvent] = []
 
     def expired(self, now: float | None = None) -> bool:
         return (now if now is not None else time.time()) >= self.deadline
@@ -99,7 +94,7 @@ class Envelope(_Msg):
         return self.deadline - (now if now is not None else time.time())
 
 
-class StreamPiece(_Msg):
+class StreamPiece(Message, frozen=True, kw_only=True):
     """One message of a streamed answer, provider stage → filter replica, in ``seq`` order.
 
     ``chunk`` is an OpenAI ``chat.completion.chunk`` dict. The last piece has ``final`` (the envelope
@@ -113,7 +108,7 @@ class StreamPiece(_Msg):
     error: ErrorInfo | None = None
 
 
-class Reply(_Msg):
+class Reply(Message, frozen=True, kw_only=True):
     """What ingress receives on its reply subject.
 
     kind ``response``: the whole answer in ``body`` with ``status``; ``error``: a typed error;

@@ -11,13 +11,11 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-from pydantic import BaseModel, ConfigDict
+from schemas.wire import Message
 
 
-class ErrorInfo(BaseModel):
+class ErrorInfo(Message, frozen=True, kw_only=True):
     """An error as it travels in envelopes, replies and events."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
 
     status_code: int
     type: str

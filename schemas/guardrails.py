@@ -16,6 +16,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from schemas.wire import Message
+
 Phase = Literal["input", "output"]
 Action = Literal["flag", "block", "redact"]
 """What to do when a guardrail triggers: ``flag`` records it and lets the request through,
@@ -45,13 +47,13 @@ class GuardrailSpec(_Strict):
         return self
 
 
-class Verdict(_Strict):
+class Verdict(Message, frozen=True, kw_only=True):
     """One guardrail's decision on one request."""
 
     guardrail: str
-    kind: str = Field(description="the implementation (entry-point name), e.g. prompt_injection")
+    kind: str  # the implementation (entry-point name), e.g. prompt_injection
     phase: Phase
     outcome: Outcome
     score: float = 0.0
-    findings: dict[str, int] = Field(default_factory=dict, description="finding type -> count; never values")
+    findings: dict[str, int] = {}  # finding type -> count; never values
     duration_ms: float = 0.0

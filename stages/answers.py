@@ -6,6 +6,7 @@ from collections.abc import Callable
 from typing import Any
 
 from schemas.guardrails import Verdict
+from schemas.wire import replace
 from stages.guardrails.runner import RunOutcome
 from stages.redaction import conceal
 
@@ -51,4 +52,4 @@ def rewrite_response(response: dict[str, Any], rewrites: list[Callable[[str], st
 def streamed_verdicts(outcome: RunOutcome) -> list[Verdict]:
     """A stream's text is with the caller already: a redact outcome could rewrite nothing, so it is
     recorded as what it was, a flag."""
-    return [v.model_copy(update={"outcome": "flag"}) if v.outcome == "redact" else v for v in outcome.verdicts]
+    return [replace(v, outcome="flag") if v.outcome == "redact" else v for v in outcome.verdicts]

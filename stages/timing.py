@@ -6,6 +6,7 @@ import time
 from typing import Any
 
 from schemas.envelope import Envelope
+from schemas.wire import replace
 
 
 def elapsed_ms(started: float) -> float:
@@ -15,4 +16,4 @@ def elapsed_ms(started: float) -> float:
 def with_stage_time(envelope: Envelope, stage: str, started: float, **update: Any) -> Envelope:
     stage_ms = dict(envelope.stage_ms)
     stage_ms[stage] = round(stage_ms.get(stage, 0.0) + elapsed_ms(started), 3)
-    return envelope.model_copy(update={"stage_ms": stage_ms, **update})
+    return replace(envelope, stage_ms=stage_ms, **update)

@@ -33,6 +33,7 @@ from schemas import subjects
 from schemas.config import CircuitBreaker
 from schemas.events import ControlEvent
 from schemas.ids import uuid7
+from schemas.wire import encode
 from stages import breaker
 from stages.breaker import CLOSED, BreakerState, Transition
 from stages.health import LatencyEwma, SlidingWindow
@@ -369,7 +370,7 @@ class HealthMonitor:
 
     async def _send_event(self, event: ControlEvent) -> None:
         assert self._js is not None
-        payload = event.model_dump_json().encode()
+        payload = encode(event)
         for attempt in range(3):
             try:
                 await self._js.publish(subjects.EVT_CONTROL, payload, headers={"Nats-Msg-Id": event.event_id})

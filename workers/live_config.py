@@ -43,6 +43,7 @@ from schemas import subjects
 from schemas.config import GatewayConfig
 from schemas.events import ControlEvent
 from schemas.ids import uuid7
+from schemas.wire import encode
 
 log = logging.getLogger("gateway.config")
 
@@ -314,7 +315,7 @@ class LiveConfig:
                              from_state=previous, to_state=version, reason="activated", source=self.source,
                              config_version=version, attrs=attrs)
         try:
-            await self._js.publish(subjects.EVT_CONTROL, event.model_dump_json().encode(), timeout=2.0)
+            await self._js.publish(subjects.EVT_CONTROL, encode(event), timeout=2.0)
         except Exception as exc:  # noqa: BLE001 - the config is active either way
             log.warning("could not record the activation of config %s: %r", version, exc)
 

@@ -47,7 +47,9 @@ from schemas.config import GatewayConfig, Guardrails
 from schemas.control import Resend, StreamAck
 from schemas.envelope import Envelope, Reply, StreamPiece
 from schemas.errors import GatewayError
+from schemas.events import EventType
 from schemas.ids import uuid7
+from schemas.wire import decode, encode, replace
 from stages.answers import answer_text, rewrite_response, stored_answer, streamed_verdicts
 from stages.guardrails.base import Subject
 from stages.guardrails.runner import GuardrailSet
@@ -126,7 +128,7 @@ class OutputFilterStage:
         assert envelope.response is not None
         if envelope.endpoint == "embeddings":  # vectors: nothing to filter, and too big to keep
             data = envelope.response.get("data") or []
-            out = self.runtime.event(with_stage_time(envelope, STAGE, started), "response.passed", started)
+            out = self.runtime.event(with_stage_time(envelope, STAGE, started), EventType.RESPONSE_PASSED, started)
             summary = {"object": "list", "count": len(data),
                        "dimensions": len(data[0].get("embedding") or []) if data else 0}
             await self.runtime.finish(out, status=200, body=envelope.response, stored_response=summary)
@@ -141,7 +143,7 @@ class OutputFilterStage:
                                                        result.blocked is not None, elapsed_ms(filter_started))]
         if result.blocked is not None:
             out = with_stage_time(envelope, STAGE, started, output_findings=result.findings, verdicts=verdicts)
-            await self.runtime.fail(out, result.blocked, started, "response.blocked")
+            await self.runtime.fail(out, result.blocked, started, EventType.RESPONSE_BLOCKED)
             return
         outcome = self.guardrail_set(profile).run(Subject(
             phase="output", request=envelope.body, answer=answer_text(result.response),
@@ -150,10 +152,10 @@ class OutputFilterStage:
         verdicts += outcome.verdicts
         out = with_stage_time(envelope, STAGE, started, output_findings=result.findings, verdicts=verdicts)
         if outcome.blocked is not None:
-            await self.runtime.fail(out, outcome.blocked, started, "response.blocked")
+            await self.runtime.fail(out, outcome.blocked, started, EventType.RESPONSE_BLOCKED)
             return
         response = rewrite_response(result.response, outcome.rewrites)
-        out = self.runtime.event(out, "response.filtered", started, attrs={"findings": result.findings})
+        out = self.runtime.event(out, EventType.RESPONSE_FILTERED, started, attrs={"findings": result.findings})
         await self.runtime.finish(out, status=200, body=response, stored_response=stored_answer(response, mapping))
 
     # -- streams ---------------------------------------------------------------------------------
@@ -208,7 +210,7 @@ class OutputFilterStage:
         reply = Reply(kind="chunk", request_id=envelope.request_id, delivery=envelope.delivery,
                       seq=session.out_seq, body=chunk, ttfb_ms=envelope.ttfb_ms, src=self.subject)
         session.out_seq += 1
-        data = reply.model_dump_json().encode()
+        data = encode(reply)
         session.sent.append(data)
         await self.runtime.nc.publish(envelope.reply_to, data)
         await asyncio.sleep(0)
@@ -232,10 +234,9 @@ class OutputFilterStage:
         except GatewayError as exc:  # a block action in the stream: end it in-band
             self._ended(piece.request_id)
             base = piece.final or session.envelope
-            envelope = base.model_copy(update={
-                "output_findings": session.filter.findings,
-                "verdicts": [*base.verdicts, session.filter.verdict(session.filter_ms)]})
-            await self.runtime.fail(envelope, exc, session.started, "response.blocked")
+            envelope = replace(base, output_findings=session.filter.findings,
+                               verdicts=[*base.verdicts, session.filter.verdict(session.filter_ms)])
+            await self.runtime.fail(envelope, exc, session.started, EventType.RESPONSE_BLOCKED)
             return StreamAck(taken=True)
         return StreamAck(next=session.next_piece)
 
@@ -306,7 +307,7 @@ class OutputFilterStage:
             for index, tail in tails:
                 await self._emit(session, self._content_chunk(final, index, tail))
             out = with_stage_time(final, STAGE, session.started, output_findings=findings, verdicts=verdicts)
-            out = self.runtime.event(out, "response.stream_failed", session.started, status="error",
+            out = self.runtime.event(out, EventType.RESPONSE_STREAM_FAILED, session.started, status="error",
                                      attrs={"error_code": error.code})
             await self.runtime.finish(out, status=error.status_code, error=error, stored_response=stored,
                                       resend=self._resender(session))
@@ -318,7 +319,7 @@ class OutputFilterStage:
         verdicts += streamed_verdicts(outcome)
         out = with_stage_time(final, STAGE, session.started, output_findings=findings, verdicts=verdicts)
         if outcome.blocked is not None:  # in-band error: the finishing chunk and usage never go out
-            await self.runtime.fail(out, outcome.blocked, session.started, "response.blocked")
+            await self.runtime.fail(out, outcome.blocked, session.started, EventType.RESPONSE_BLOCKED)
             return
         for index, tail in tails:
             await self._emit(session, self._content_chunk(final, index, tail))
@@ -338,7 +339,7 @@ class OutputFilterStage:
                                        "choices": [], "usage": usage})
         end = Reply(kind="end", request_id=out.request_id, delivery=out.delivery, seq=session.out_seq,
                     provider_ms=out.provider_ms, src=self.subject)
-        out = self.runtime.event(out, "response.filtered", session.started,
+        out = self.runtime.event(out, EventType.RESPONSE_FILTERED, session.started,
                                  attrs={"findings": findings, "chunks": session.out_seq})
         await self.runtime.finish(out, status=200, reply=end, stored_response=stored, resend=self._resender(session))
 
@@ -381,7 +382,7 @@ async def setup(ctx: WorkerContext) -> Hooks:
     async def on_open(msg: Msg) -> None:
         """A stream's opening: take it, and tell the provider stage where to send its pieces."""
         try:
-            stage.open(Envelope.model_validate_json(msg.data))
+            stage.open(decode(msg.data, Envelope))
         except Exception:  # noqa: BLE001 - unanswered: the provider stage asks another replica
             log.exception("could not take a stream")
             return
@@ -398,16 +399,16 @@ async def setup(ctx: WorkerContext) -> Hooks:
             if kind == control.PING:
                 answer: StreamAck | None = stage.status(msg.data.decode())
             elif kind == control.RESEND:
-                request = Resend.model_validate_json(msg.data)
+                request = decode(msg.data, Resend)
                 await stage.resend(request.request_id, request.from_seq)
                 answer = None
             else:
-                answer = await stage.piece(StreamPiece.model_validate_json(msg.data))
+                answer = await stage.piece(decode(msg.data, StreamPiece))
         except Exception:  # noqa: BLE001 - one bad message must not stop the subscription
             log.exception("stream message on %s failed", msg.subject)
             return
         if msg.reply and answer is not None:
-            await ctx.nc.publish(msg.reply, answer.model_dump_json().encode())
+            await ctx.nc.publish(msg.reply, encode(answer))
 
     async def subscribe_instance() -> None:
         await ctx.nc.subscribe(stage.subject, cb=on_instance)

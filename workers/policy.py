@@ -17,6 +17,7 @@ from nats.aio.msg import Msg
 from schemas import subjects
 from schemas.config import ApiKey, GatewayConfig
 from schemas.envelope import Envelope
+from schemas.events import EventType
 from stages.guardrails.base import Subject
 from stages.guardrails.runner import GuardrailSet, RunOutcome
 from stages.policy import KeyIndex, authenticate, authorize
@@ -82,9 +83,9 @@ class Policy:
                               guardrail_profile=profile.profile, verdicts=verdicts)
         if outcome.blocked is not None:
             # ended here, with this envelope: the record carries the verdicts (raising would lose them)
-            await self.runtime.fail(out, outcome.blocked, started, "request.blocked")
+            await self.runtime.fail(out, outcome.blocked, started, EventType.REQUEST_BLOCKED)
             return
-        out = self.runtime.event(out, "request.authorized", started,
+        out = self.runtime.event(out, EventType.REQUEST_AUTHORIZED, started,
                                  attrs={"input_chars": size, **summary(profile.profile, outcome)})
         await self.runtime.forward(subjects.REQ_ROUTE, out)
 

@@ -21,6 +21,8 @@ from schemas import subjects
 from schemas.config import GatewayConfig, Price, Target
 from schemas.envelope import Envelope
 from schemas.errors import DeadlineExceeded, GatewayError, ServiceUnavailable
+from schemas.events import EventType
+from schemas.wire import encode
 from stages.timing import with_stage_time
 from stages.usage import STAGE, Prices, response_usage, served, stream_usage
 from workers.app import Hooks, main
@@ -61,7 +63,7 @@ class ProviderStage:
         """The answer to an output-filter replica, held until one confirms it took it: a provider's
         answer is never lost to a replica that died or a broker restart (no second provider call)."""
         taken = await self.runtime.confirmer.deliver(
-            subjects.RESP_FILTER, envelope.model_dump_json().encode(), attempt_s=HAND_OVER_ATTEMPT_S,
+            subjects.RESP_FILTER, encode(envelope), attempt_s=HAND_OVER_ATTEMPT_S,
             give_up_s=max(1.0, min(envelope.remaining_s(), HAND_OVER_GIVE_UP_S)))
         if taken is None:
             raise ServiceUnavailable("No output-filter replica took the answer; please retry the request.",
@@ -71,13 +73,13 @@ class ProviderStage:
         out = with_stage_time(envelope, STAGE, started, attempts=len(failed.attempts),
                               provider_ms=failed.provider_ms)
         info = failed.error.info()
-        out = self.runtime.event(out, "provider.failed", started, status="error", attrs={
+        out = self.runtime.event(out, EventType.PROVIDER_FAILED, started, status="error", attrs={
             "attempts": [a.as_dict() for a in failed.attempts], "error_code": info.code,
             "status": info.status_code})
         await self.runtime.finish(out, status=info.status_code, error=info)
 
     def _called_event(self, out: Envelope, started: float, result: CallResult) -> Envelope:
-        return self.runtime.event(out, "provider.called", started, attrs={
+        return self.runtime.event(out, EventType.PROVIDER_CALLED, started, attrs={
             "provider": out.provider, "model": out.model_served, "attempts": [a.as_dict() for a in result.attempts],
             "provider_ms": round(result.provider_ms, 3)})
 
@@ -112,7 +114,7 @@ class ProviderStage:
             if error is None:
                 final = self._called_event(final, started, result)
             else:
-                final = self.runtime.event(final, "provider.stream_failed", started, status="error",
+                final = self.runtime.event(final, EventType.PROVIDER_STREAM_FAILED, started, status="error",
                                            attrs={"error_code": error.code, "chunks": relay.seq})
             await relay.finish(final, error)
         finally:

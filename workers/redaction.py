@@ -25,6 +25,8 @@ from infra import bootstrap
 from schemas import subjects
 from schemas.config import GatewayConfig, Redaction
 from schemas.envelope import Envelope
+from schemas.events import EventType
+from schemas.wire import replace
 from stages.envelope_redaction import ProfileRedactor, redact_envelope
 from stages.redaction import RedactionResult
 from stages.timing import with_stage_time
@@ -129,9 +131,9 @@ async def setup(ctx: WorkerContext) -> Hooks:
         verdicts = [*envelope.verdicts, outcome.verdict] if outcome.verdict is not None else envelope.verdicts
         if outcome.blocked is not None:
             # the body still holds the values: ``redacted`` stays False so it is never stored
-            out = envelope.model_copy(update={"guardrail_profile": guardrails.profile, "verdicts": verdicts,
-                                              "redactions": outcome.blocked.counts})
-            await runtime.fail(out, outcome.blocked, started, "request.blocked")
+            out = replace(envelope, guardrail_profile=guardrails.profile, verdicts=verdicts,
+                          redactions=outcome.blocked.counts)
+            await runtime.fail(out, outcome.blocked, started, EventType.REQUEST_BLOCKED)
             return
         result = outcome.result or RedactionResult(body=envelope.body)
         sealed = result.mapping and envelope.endpoint != "embeddings"  # an embedding has nothing to restore
@@ -145,7 +147,7 @@ async def setup(ctx: WorkerContext) -> Hooks:
             guardrail_profile=guardrails.profile,
             verdicts=verdicts,
         )
-        out = runtime.event(out, "request.redacted", started,
+        out = runtime.event(out, EventType.REQUEST_REDACTED, started,
                             attrs={"counts": result.counts, "profile": guardrails.profile,
                                    "redelivered": envelope.delivery > 1})
         await runtime.forward(subjects.REQ_POLICY, out)

@@ -18,6 +18,7 @@ from infra.prices import price_book
 from schemas import subjects
 from schemas.config import GatewayConfig
 from schemas.envelope import Envelope
+from schemas.events import EventType
 from stages.breaker_plan import apply_breakers
 from stages.routing import RequestFacts, Router
 from stages.timing import with_stage_time
@@ -74,7 +75,7 @@ async def setup(ctx: WorkerContext) -> Hooks:
             attrs["probe"] = targets[0].id
         if plan.experiment:
             attrs["experiment"], attrs["variant"] = plan.experiment, plan.variant
-        out = runtime.event(out, "route.planned", started, attrs=attrs)
+        out = runtime.event(out, EventType.ROUTE_PLANNED, started, attrs=attrs)
         await runtime.forward(subjects.REQ_CALL, out)
 
     async def on_request(msg: Msg) -> None:

@@ -22,7 +22,6 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-import orjson
 from nats.aio.client import Client as NatsClient
 from nats.aio.msg import Msg
 
@@ -30,8 +29,9 @@ from schemas import control, subjects
 from schemas.control import IngressState, ReplyAck
 from schemas.envelope import Envelope, Reply
 from schemas.errors import ClientGone, DeadlineExceeded, ErrorInfo, GatewayError, InternalError
-from schemas.events import RequestCompleted, StageEvent
+from schemas.events import EventType, RequestCompleted, StageEvent
 from schemas.ids import uuid7
+from schemas.wire import decode, encode, replace
 from workers.context import WorkerContext
 from workers.leases import delivery_of
 
@@ -76,14 +76,14 @@ class StageRuntime:
         stage is done with the request, however that ended."""
         started = time.perf_counter()
         try:
-            envelope = Envelope.model_validate_json(data)
+            envelope = decode(data, Envelope)
         except Exception:  # a message we cannot read has no caller we could answer
             log.exception("%s: undecodable envelope dropped", self.stage)
             if ack_subject:
                 self.spawn(self.leases.ack(ack_subject))
             return None
         if ack_subject is not None:
-            envelope = envelope.model_copy(update={"delivery": delivery_of(ack_subject), "ack_subject": ack_subject})
+            envelope = replace(envelope, delivery=delivery_of(ack_subject), ack_subject=ack_subject)
         self.leases.hold(envelope.ack_subject, envelope.request_id)
         self.spawn(self.run(envelope, work, started, then))
         return envelope
@@ -109,11 +109,11 @@ class StageRuntime:
                 raise DeadlineExceeded(f"the request deadline passed before the {self.stage} stage could handle it")
             await work(envelope, started)
         except GatewayError as exc:
-            await self.fail(envelope, exc, started, f"{self.stage}.failed")
+            await self.fail(envelope, exc, started, EventType.ended(self.stage, "failed"))
         except Exception as exc:  # noqa: BLE001 - every accepted request must end in an answer
             log.exception("%s: unexpected error on %s", self.stage, envelope.request_id)
             await self.fail(envelope, InternalError(f"{self.stage} stage failed: {type(exc).__name__}"),
-                            started, f"{self.stage}.crashed")
+                            started, EventType.ended(self.stage, "crashed"))
         finally:
             self.leases.release(envelope.ack_subject)
             if then is not None:
@@ -122,7 +122,7 @@ class StageRuntime:
     # -- passing requests on ------------------------------------------------------------------------
 
     async def forward(self, subject: str, envelope: Envelope) -> None:
-        await self.nc.publish(subject, envelope.model_dump_json().encode())
+        await self.nc.publish(subject, encode(envelope))
         # nats-py writes from a flusher task, i.e. only once this handler yields: yield now so the
         # next stage gets the envelope before we spend time on events and bookkeeping.
         await asyncio.sleep(0)
@@ -130,7 +130,7 @@ class StageRuntime:
     def event(
         self,
         envelope: Envelope,
-        type_: str,
+        type_: EventType,
         started: float,
         *,
         status: str = "ok",
@@ -150,11 +150,11 @@ class StageRuntime:
             delivery=envelope.delivery,
             attrs=attrs or {},
         )
-        return envelope.model_copy(update={"events": [*envelope.events, event]})
+        return replace(envelope, events=[*envelope.events, event])
 
     async def reply(self, envelope: Envelope, reply: Reply) -> None:
         """A stream chunk to the caller (unconfirmed: ingress asks for a resend if one goes missing)."""
-        await self.nc.publish(envelope.reply_to, reply.model_dump_json().encode())
+        await self.nc.publish(envelope.reply_to, encode(reply))
         await asyncio.sleep(0)  # on the wire before the bookkeeping that follows (see ``forward``)
 
     # -- ending a request ---------------------------------------------------------------------------
@@ -174,7 +174,8 @@ class StageRuntime:
         """End the request: record it, answer the caller (``reply``, else built from ``status``, ``body``
         and ``error``; nothing when ``answer`` is false), and ack it once both are confirmed.
         ``resend``: a stream's chunks from a sequence number, when ingress says some went missing."""
-        record = completed_record(envelope, self.stage, status, error, stored_response).model_dump_json().encode()
+        record = encode(RequestCompleted.from_envelope(envelope, stage=self.stage, status=status, error=error,
+                                                       stored_response=stored_response))
         headers = {"Nats-Msg-Id": envelope.request_id}
         recorded = await self.confirmer.send(self.event_subject, record, headers)
         answered: asyncio.Future[Msg] | None = None
@@ -182,7 +183,7 @@ class StageRuntime:
         if answer:
             if reply is None:
                 reply = build_reply(envelope, status, body, error)
-            data = reply.model_dump_json().encode()
+            data = encode(reply)
             answered = await self.confirmer.send(envelope.reply_to, data)
         self.leases.hold(envelope.ack_subject, envelope.request_id)  # held until acked, whatever the caller's task
         self.spawn(self._settle(envelope, record, recorded, data, answered, resend))
@@ -226,12 +227,12 @@ class StageRuntime:
             if answer is None:
                 log.info("%s: nobody waits for %s any more (its ingress is gone)", self.stage, envelope.request_id)
                 return
-            ack = ReplyAck.model_validate_json(answer.data) if answer.data else ReplyAck()
+            ack = decode(answer.data, ReplyAck) if answer.data else ReplyAck()
             if ack.state != "resend" or resend is None:
                 return
             await resend(ack.resend_from)
 
-    async def fail(self, envelope: Envelope, error: GatewayError, started: float, type_: str) -> None:
+    async def fail(self, envelope: Envelope, error: GatewayError, started: float, type_: EventType) -> None:
         info = error.info()
         envelope = self.event(envelope, type_, started, status="error",
                               attrs={"error_type": info.type, "error_code": info.code, "status": info.status_code})
@@ -259,7 +260,7 @@ class StageRuntime:
             attempt_s=1.0, give_up_s=CHECK_GIVE_UP_S)
         if answer is None:
             return IngressState(state="gone")
-        return IngressState.model_validate_json(answer.data)
+        return decode(answer.data, IngressState)
 
     async def settle_rerun(self, envelope: Envelope, state: IngressState, started: float) -> bool:
         """A redelivered request: True if it should run again; False if a live run holds it (this one
@@ -274,16 +275,16 @@ class StageRuntime:
                 return True
             error = InternalError(f"The gateway failed {envelope.delivery - 1} times while handling this request; "
                                   "it is not tried again.", code="repeated_failure")
-            await self.fail(envelope, error, started, f"{self.stage}.abandoned")
+            await self.fail(envelope, error, started, EventType.ended(self.stage, "abandoned"))
             return False
         if state.state == "done":
             info = state.error
-            out = self.event(envelope, "request.rerun_skipped", started, attrs={"reason": "answered"})
+            out = self.event(envelope, EventType.RERUN_SKIPPED, started, attrs={"reason": "answered"})
             await self.finish(out, status=state.status or (info.status_code if info else 200), error=info,
                               answer=False)
             return False
         gone = ClientGone("The ingress holding the caller's connection stopped before the answer.").info()
-        out = self.event(envelope, "request.rerun_skipped", started, status="error", attrs={"reason": "client_gone"})
+        out = self.event(envelope, EventType.RERUN_SKIPPED, started, status="error", attrs={"reason": "client_gone"})
         await self.finish(out, status=gone.status_code, error=gone, answer=False)
         return False
 
@@ -295,61 +296,3 @@ def build_reply(envelope: Envelope, status: int, body: dict[str, Any] | None, er
                      ttfb_ms=envelope.ttfb_ms)
     return Reply(kind="response", request_id=envelope.request_id, delivery=envelope.delivery, status=status,
                  body=body, provider_ms=envelope.provider_ms, ttfb_ms=envelope.ttfb_ms)
-
-
-def completed_record(
-    envelope: Envelope,
-    stage: str,
-    status: int,
-    error: ErrorInfo | None,
-    stored_response: dict[str, Any] | None,
-) -> RequestCompleted:
-    now = time.time()
-    latency_ms = (now - envelope.received_at) * 1000
-    usage = envelope.usage
-    return RequestCompleted(
-        event_id=uuid7(),
-        request_id=envelope.request_id,
-        ts=envelope.received_at,
-        finished_at=now,
-        stage=stage,
-        tenant=envelope.tenant or "",
-        api_key_id=envelope.api_key_id or "",
-        user=envelope.user or str(envelope.body.get("user") or ""),
-        tags=envelope.tags,
-        config_version=envelope.config_version,
-        route_path=envelope.route_path,
-        experiment=envelope.experiment,
-        variant=envelope.variant,
-        endpoint=envelope.endpoint,
-        model_requested=envelope.model_requested,
-        model_served=envelope.model_served or "",
-        provider=envelope.provider or "",
-        stream=envelope.stream,
-        status_code=status,
-        error_type=error.type if error else "",
-        error_code=(error.code or "") if error else "",
-        error_message=error.message if error else "",
-        prompt_tokens=usage.prompt_tokens if usage else 0,
-        completion_tokens=usage.completion_tokens if usage else 0,
-        cached_tokens=usage.cached_prompt_tokens if usage else 0,
-        usage_source=usage.source if usage else "",
-        cost_usd=envelope.cost_usd,
-        latency_ms=round(latency_ms, 3),
-        ttfb_ms=envelope.ttfb_ms,
-        provider_ms=round(envelope.provider_ms, 3),
-        gateway_overhead_ms=round(max(0.0, latency_ms - envelope.provider_ms), 3),
-        attempts=envelope.attempts,
-        redactions=sum(envelope.redactions.values()),
-        redaction_counts=envelope.redactions,
-        output_findings=envelope.output_findings,
-        # every verdict the guardrails left on the way (types and counts, never values): guardrail_verdicts
-        guardrail_profile=envelope.guardrail_profile,
-        verdicts=envelope.verdicts,
-        delivery=envelope.delivery,
-        stage_ms=envelope.stage_ms,
-        # Bodies land only after the redaction stage has run over them: PII never lands in clear.
-        request_body=orjson.dumps(envelope.body).decode() if envelope.redacted else "",
-        response_body=orjson.dumps(stored_response).decode() if stored_response is not None else "",
-        stage_events=envelope.events,
-    )

@@ -16,25 +16,24 @@ import orjson
 from faststream import AckPolicy
 from nats.aio.msg import Msg
 from nats.errors import TimeoutError as NatsTimeoutError
-from pydantic import TypeAdapter, ValidationError
 
 from infra import bootstrap
 from infra.clickhouse.readonly import ReadOnlyViolation
 from schemas import subjects
 from schemas.events import Event
+from schemas.wire import DecodeError, decode_union
 from workers.app import Hooks, main
 from workers.context import WorkerContext
 
 log = logging.getLogger("gateway.sink")
-EVENT = TypeAdapter[Event](Event)
 
 
-def decode(messages: list[Msg]) -> list[Event]:
+def decode_events(messages: list[Msg]) -> list[Event]:
     events: list[Event] = []
     for msg in messages:
         try:
-            events.append(EVENT.validate_json(msg.data))
-        except ValidationError:
+            events.append(decode_union(msg.data, Event))
+        except DecodeError:
             log.error("dropping an undecodable event on %s: %.200r", msg.subject, msg.data)
     return events
 
@@ -74,7 +73,7 @@ async def setup(ctx: WorkerContext) -> Hooks:
                     break
 
     async def write(batch: list[Msg]) -> None:
-        events = decode(batch)
+        events = decode_events(batch)
         while events:
             try:
                 await loop.run_in_executor(executor, store.write, events)

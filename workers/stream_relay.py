@@ -25,6 +25,7 @@ from schemas import control, subjects
 from schemas.control import StreamAck
 from schemas.envelope import Envelope, StreamPiece
 from schemas.errors import DeadlineExceeded, GatewayError, ServiceUnavailable, StreamInterrupted
+from schemas.wire import decode, encode
 from workers.provider_calls import OpenStream
 from workers.runtime import StageRuntime
 
@@ -59,7 +60,7 @@ class StreamRelay:
     async def open(self) -> None:
         """A filter replica takes the stream: asked again while none answers, up to the deadline."""
         answer = await self.runtime.confirmer.deliver(
-            subjects.RESP_FILTER_OPEN, self.opening.model_dump_json().encode(), attempt_s=1.0,
+            subjects.RESP_FILTER_OPEN, encode(self.opening), attempt_s=1.0,
             give_up_s=max(1.0, min(self.opening.remaining_s(), HAND_OVER_GIVE_UP_S)))
         if answer is None:
             raise ServiceUnavailable("No output-filter replica is available to take the stream.", retry_after_s=1.0)
@@ -75,7 +76,7 @@ class StreamRelay:
     async def send(self, chunk: dict[str, Any]) -> None:
         piece = StreamPiece(request_id=self.request_id, seq=self.seq, chunk=chunk)
         self.seq += 1
-        data = piece.model_dump_json().encode()
+        data = encode(piece)
         self.pieces.append(data)
         await self.runtime.nc.publish(self.subject, data)
 
@@ -100,7 +101,7 @@ class StreamRelay:
             try:
                 answer = await self.runtime.confirmer.request(
                     self.subject, self.request_id.encode(), {control.KIND: control.PING}, timeout_s=PING_EVERY_S * 2)
-                ack = StreamAck.model_validate_json(answer.data)
+                ack = decode(answer.data, StreamAck)
                 if ack.taken:
                     self.taken = True
                     return
@@ -155,12 +156,12 @@ class StreamRelay:
         piece = StreamPiece(request_id=self.request_id, seq=self.seq, final=final,
                             error=error.info() if error else None)
         self.seq += 1
-        data = piece.model_dump_json().encode()
+        data = encode(piece)
         give_up = time.monotonic() + max(1.0, min(final.remaining_s() + 5.0, HAND_OVER_GIVE_UP_S))
         while not self.taken:
             try:
                 answer = await self.runtime.confirmer.request(self.subject, data, timeout_s=HAND_OVER_ATTEMPT_S)
-                ack = StreamAck.model_validate_json(answer.data)
+                ack = decode(answer.data, StreamAck)
                 if ack.taken:
                     self.taken = True
                     return

@@ -189,7 +189,7 @@ def _event_row(ev: StageEvent, owner: RequestCompleted | None = None) -> tuple[A
     tenant = ev.tenant or (owner.tenant if owner else "")
     api_key_id = ev.api_key_id or (owner.api_key_id if owner else "")
     return (
-        _uuid(ev.event_id), _uuid(ev.request_id), _ts_ms(ev.ts), ev.stage, ev.type, ev.status,
+        _uuid(ev.event_id), _uuid(ev.request_id), _ts_ms(ev.ts), ev.stage, str(ev.type), ev.status,
         tenant, api_key_id, ev.duration_ms, _clamp(ev.delivery, _U16),
         _attrs_json(ev.attrs), _clamp(ev.schema_version, _U8),
     )
@@ -343,7 +343,7 @@ class Store:
                     new_ids.append(key)
                 except (ValueError, TypeError) as exc:
                     rejected += 1
-                    logger.warning("dropping malformed %s event %s: %s", ev.event, ev.event_id, exc)
+                    logger.warning("dropping malformed %s %s: %s", type(ev).__name__, ev.event_id, exc)
             if event_rows:
                 self._insert("events", EVENT_COLUMNS, _columns(event_rows))
             if verdict_rows:

@@ -14,6 +14,7 @@ from infra.config import ConfigError, version_of
 from infra.config_store import ActiveConfig, config_bucket, fetch_active, publish_config
 from schemas import subjects
 from schemas.events import ControlEvent
+from schemas.wire import decode
 from tests.support.jetstream import JetStreamServer, jetstream_server
 
 GOOD = yaml.safe_dump({
@@ -41,7 +42,7 @@ async def control_events(js: JetStreamContext) -> list[ControlEvent]:
             break
         msg = await js.get_msg(subjects.STREAM_EVENTS, seq)
         if msg.subject == subjects.EVT_CONTROL and msg.data:
-            events.append(ControlEvent.model_validate_json(msg.data))
+            events.append(decode(msg.data, ControlEvent))
     return events
 
 

@@ -24,6 +24,7 @@ from schemas.config import GatewayConfig, hash_api_key
 from schemas.envelope import Envelope
 from schemas.errors import InvalidRequest
 from schemas.events import RequestCompleted
+from schemas.wire import decode
 
 
 def scope(*headers: tuple[str, str | bytes]) -> dict[str, Any]:
@@ -229,10 +230,10 @@ async def test_ingress_puts_metadata_in_the_envelope_and_its_timeout_record(
     sent = await post(ingress, ("x-gateway-tags", '{"team": "ml", "n": 1}'), ("x-gateway-session-id", "s-9"),
                       ("x-api-key", "sk-leak"), ("x-gateway-user", "dave"))
     assert sent[0]["status"] == 504  # nobody answers the fake broker: ingress times out itself
-    (envelope,) = [Envelope.model_validate_json(p) for p in js.published]
+    (envelope,) = [decode(p, Envelope) for p in js.published]
     assert envelope.user == "dave" and envelope.tags == {"team": "ml", "n": "1"}
     assert envelope.headers == {"x-gateway-timeout-ms": "20", "x-gateway-session-id": "s-9", "x-gateway-user": "dave"}
-    (record,) = [RequestCompleted.model_validate_json(p) for p in js.records]
+    (record,) = [decode(p, RequestCompleted) for p in js.records]
     assert (record.user, record.tags, record.tenant) == ("dave", {"team": "ml", "n": "1"}, "acme")
 
 
@@ -243,5 +244,5 @@ async def test_bad_tags_are_refused_and_recorded_with_the_body_user() -> None:
     error = orjson.loads(sent[1]["body"])["error"]
     assert (error["param"], error["code"], error["type"]) == ("x-gateway-tags", "invalid_tags", "invalid_request_error")
     assert js.published == []
-    (record,) = [RequestCompleted.model_validate_json(p) for p in js.records]
+    (record,) = [decode(p, RequestCompleted) for p in js.records]
     assert (record.status_code, record.error_code, record.user, record.tags) == (400, "invalid_tags", "body-user", {})

@@ -5,18 +5,17 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-import orjson
-
 from ingress.replies import ReplyWaiter
 from schemas.control import IngressState, ReplyAck, Resend
 from schemas.envelope import Reply
+from schemas.wire import decode, encode
 from tests.support.fake_nats import FakeMsg, FakeNats
 
 INBOX = "_GW_INBOX.x.1"
 
 
 def reply(request_id: str, kind: str = "response", reply_to: str = INBOX, **fields: Any) -> FakeMsg:
-    data = Reply(kind=kind, request_id=request_id, **fields).model_dump_json().encode()  # type: ignore[arg-type]
+    data = encode(Reply(kind=kind, request_id=request_id, **fields))  # type: ignore[arg-type]
     return FakeMsg(f"gw.reply.ing.{request_id}", data, reply_to)
 
 
@@ -30,8 +29,9 @@ def check(request_id: str, delivery: int = 2) -> FakeMsg:
     return FakeMsg(f"gw.reply.ing.{request_id}", b"", INBOX, {"Gw-Kind": "check", "Gw-Delivery": str(delivery)})
 
 
-def answers(nc: FakeNats) -> list[dict[str, Any]]:
-    return [orjson.loads(s.data) for s in nc.sent if s.subject == INBOX]
+def answers(nc: FakeNats, kind: type[ReplyAck] | type[IngressState] = ReplyAck) -> list[Any]:
+    """What the waiter answered on the sender's inbox, decoded as ``kind``."""
+    return [decode(s.data, kind) for s in nc.sent if s.subject == INBOX]
 
 
 def waiter_with(nc: FakeNats) -> ReplyWaiter:
@@ -53,7 +53,7 @@ async def test_an_answer_goes_to_its_own_request_and_is_confirmed() -> None:
     assert p1.queue.empty()
     got = p2.queue.get_nowait()
     assert (got.kind, got.body) == ("response", {"ok": 1})
-    assert answers(nc) == [ReplyAck().model_dump()]
+    assert answers(nc) == [ReplyAck()]
 
 
 async def test_a_second_answer_is_refused_as_gone() -> None:
@@ -63,7 +63,7 @@ async def test_a_second_answer_is_refused_as_gone() -> None:
     await waiter.on_message(reply("r1"))
     await waiter.on_message(reply("r1"))  # a stalled run woke up, or a confirmation was lost
     assert pending.queue.qsize() == 1
-    assert [a["state"] for a in answers(nc)] == ["ok", "gone"]
+    assert [a.state for a in answers(nc)] == ["ok", "gone"]
 
 
 async def test_stream_chunks_are_put_in_order_once_and_a_gap_is_asked_for() -> None:
@@ -76,7 +76,7 @@ async def test_stream_chunks_are_put_in_order_once_and_a_gap_is_asked_for() -> N
     assert got == [0, 1, 2, 3]
     (ask,) = [s for s in nc.sent if s.subject == "gw.resp.filter.inst.f1"]  # once, though two arrived early
     assert ask.headers == {"Gw-Kind": "resend"}
-    assert Resend.model_validate_json(ask.data) == Resend(request_id="r1", from_seq=1)
+    assert decode(ask.data, Resend) == Resend(request_id="r1", from_seq=1)
 
 
 async def test_an_end_before_its_chunks_asks_for_them() -> None:
@@ -85,12 +85,12 @@ async def test_an_end_before_its_chunks_asks_for_them() -> None:
     pending = waiter.open("r1", stream=True)
     await waiter.on_message(chunk("r1", 0))
     await waiter.on_message(reply("r1", "end", seq=3))
-    assert answers(nc) == [ReplyAck(state="resend", resend_from=1).model_dump()]
+    assert answers(nc) == [ReplyAck(state="resend", resend_from=1)]
     for seq in (1, 2):
         await waiter.on_message(chunk("r1", seq))
     await waiter.on_message(reply("r1", "end", seq=3))
     assert [pending.queue.get_nowait().kind for _ in range(4)] == ["chunk", "chunk", "chunk", "end"]
-    assert answers(nc)[-1] == ReplyAck().model_dump()
+    assert answers(nc)[-1] == ReplyAck()
 
 
 async def test_late_and_unknown_answers_are_gone() -> None:
@@ -101,7 +101,7 @@ async def test_late_and_unknown_answers_are_gone() -> None:
     await waiter.on_message(reply("r1"))
     await waiter.on_message(reply("never-opened", "error"))
     assert waiter.late_replies == 2 and pending.queue.empty() and len(waiter) == 0
-    assert [a["state"] for a in answers(nc)] == ["gone", "gone"]
+    assert [a.state for a in answers(nc)] == ["gone", "gone"]
 
 
 async def test_a_rerun_is_followed_while_the_caller_has_nothing() -> None:
@@ -109,7 +109,7 @@ async def test_a_rerun_is_followed_while_the_caller_has_nothing() -> None:
     waiter = waiter_with(nc)
     pending = waiter.open("r1", stream=True)
     await waiter.on_message(check("r1", delivery=2))
-    assert answers(nc) == [IngressState(state="waiting").model_dump()]
+    assert answers(nc, IngressState) == [IngressState(state="waiting")]
     await waiter.on_message(chunk("r1", 0, delivery=1))  # the dead run's chunk: void now
     await waiter.on_message(chunk("r1", 0, delivery=2))
     assert pending.queue.qsize() == 1 and pending.queue.get_nowait().delivery == 2
@@ -121,11 +121,11 @@ async def test_a_rerun_cannot_continue_half_a_stream() -> None:
     pending = waiter.open("r1", stream=True)
     await waiter.on_message(chunk("r1", 0))
     await waiter.on_message(check("r1", delivery=2))
-    (state,) = answers(nc)
-    assert state["state"] == "done" and state["error"]["code"] == "stream_interrupted"
+    (state,) = answers(nc, IngressState)
+    assert state.state == "done" and state.error is not None and state.error.code == "stream_interrupted"
     assert [pending.queue.get_nowait().kind for _ in range(2)] == ["chunk", "error"]  # the caller is told
     await waiter.on_message(check("r1", delivery=3))
-    assert answers(nc)[-1] == state  # asked again: the same answer
+    assert answers(nc, IngressState)[-1] == state  # asked again: the same answer
 
 
 async def test_a_rerun_replaces_a_stream_that_only_opened() -> None:
@@ -134,7 +134,7 @@ async def test_a_rerun_replaces_a_stream_that_only_opened() -> None:
     pending = waiter.open("r1", stream=True)
     await waiter.on_message(chunk("r1", 0, text=""))  # the opening (role) chunk: no answer text yet
     await waiter.on_message(check("r1", delivery=2))
-    assert answers(nc) == [IngressState(state="waiting").model_dump()]
+    assert answers(nc, IngressState) == [IngressState(state="waiting")]
     await waiter.on_message(chunk("r1", 0, delivery=2, text=""))  # the rerun's opening: the caller has one
     await waiter.on_message(chunk("r1", 1, delivery=2))
     await waiter.on_message(reply("r1", "end", delivery=2, seq=2))
@@ -151,9 +151,11 @@ async def test_a_rerun_of_an_answered_request_learns_its_outcome() -> None:
     waiter.close("r1")
     await waiter.on_message(check("r1"))
     await waiter.on_message(check("unknown"))
-    done, gone = answers(nc)[1:]
-    assert (done["state"], done["status"], done["error"]["code"]) == ("done", 400, "content_blocked")
-    assert gone["state"] == "gone"
+    sent = [s.data for s in nc.sent if s.subject == INBOX]
+    assert decode(sent[0], ReplyAck) == ReplyAck()  # the error reply confirmed
+    done, gone = (decode(data, IngressState) for data in sent[1:])
+    assert (done.state, done.status, done.error and done.error.code) == ("done", 400, "content_blocked")
+    assert gone.state == "gone"
 
 
 async def test_waiting_caller_is_woken() -> None:

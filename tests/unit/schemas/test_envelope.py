@@ -6,11 +6,11 @@ import time
 from decimal import Decimal
 
 import pytest
-from pydantic import ValidationError
 
 from schemas.envelope import SCHEMA_VERSION, Envelope, Reply, StreamPiece, Usage
 from schemas.errors import RateLimited
 from schemas.routing import PlannedTarget, Price
+from schemas.wire import ValidationError, convert, decode, encode, replace
 
 
 def make_envelope(**update: object) -> Envelope:
@@ -23,7 +23,7 @@ def make_envelope(**update: object) -> Envelope:
         "model_requested": "gpt-4o-mini",
     }
     values.update(update)
-    return Envelope.model_validate(values)
+    return convert(values, Envelope)
 
 
 def full_envelope() -> Envelope:
@@ -57,13 +57,13 @@ def full_envelope() -> Envelope:
 
 def test_json_round_trip_minimal() -> None:
     env = make_envelope()
-    assert Envelope.model_validate_json(env.model_dump_json()) == env
+    assert decode(encode(env), Envelope) == env
     assert env.schema_version == SCHEMA_VERSION
 
 
 def test_json_round_trip_full() -> None:
     env = full_envelope()
-    back = Envelope.model_validate_json(env.model_dump_json())
+    back = decode(encode(env), Envelope)
     assert back == env
     assert back.plan[0].price is not None
     assert back.plan[0].price.input_per_mtok == Decimal("0.15")
@@ -88,14 +88,14 @@ def test_expired_uses_wall_clock_by_default() -> None:
 
 def test_frozen() -> None:
     env = make_envelope()
-    with pytest.raises(ValidationError):
+    with pytest.raises(AttributeError):
         env.deadline = 0.0  # type: ignore[misc]
-    copy = env.model_copy(update={"tenant": "acme"})
+    copy = replace(env, tenant="acme")
     assert copy.tenant == "acme" and env.tenant is None
 
 
 def test_unknown_fields_refused() -> None:
-    with pytest.raises(ValidationError):
+    with pytest.raises(ValidationError, match="surprise"):
         make_envelope(surprise=True)
 
 
@@ -106,8 +106,8 @@ def test_endpoint_is_constrained() -> None:
 
 def test_stream_piece_and_reply_round_trip() -> None:
     piece = StreamPiece(request_id="r", seq=3, final=full_envelope(), error=RateLimited("x").info())
-    assert StreamPiece.model_validate_json(piece.model_dump_json()) == piece
+    assert decode(encode(piece), StreamPiece) == piece
     reply = Reply(kind="error", request_id="r", delivery=2, status=429, error=RateLimited("x").info())
-    assert Reply.model_validate_json(reply.model_dump_json()) == reply
-    with pytest.raises(ValidationError):
-        Reply(kind="partial", request_id="r")  # type: ignore[arg-type]
+    assert decode(encode(reply), Reply) == reply
+    with pytest.raises(ValidationError, match="kind"):
+        decode(b'{"kind": "partial", "request_id": "r"}', Reply)

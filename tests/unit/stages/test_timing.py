@@ -8,6 +8,7 @@ import types
 import pytest
 
 from schemas.envelope import Envelope
+from schemas.wire import convert
 from stages import timing
 from stages.timing import elapsed_ms, with_stage_time
 
@@ -17,7 +18,7 @@ def make_envelope(**update: object) -> Envelope:
                                  "reply_to": "gw.reply.ing.r", "model_requested": "m",
                                  "body": {"model": "m", "messages": []}}
     values.update(update)
-    return Envelope.model_validate(values)
+    return convert(values, Envelope)
 
 
 @pytest.fixture

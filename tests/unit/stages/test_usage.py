@@ -10,6 +10,7 @@ from typing import Any
 from schemas.config import Price, Target
 from schemas.envelope import Envelope, Usage
 from schemas.routing import PlannedTarget
+from schemas.wire import convert
 from stages.providers.base import StreamState
 from stages.usage import cached_tokens, prompt_estimate, response_usage, served, stream_usage
 
@@ -24,7 +25,7 @@ def envelope(**update: Any) -> Envelope:
     values: dict[str, Any] = {"request_id": "r1", "received_at": 1_700_000_000.0, "deadline": 1_700_000_120.0,
                               "reply_to": "gw.reply.ing.r", "model_requested": "m", "body": BODY}
     values.update(update)
-    return Envelope.model_validate(values)
+    return convert(values, Envelope)
 
 
 @dataclass

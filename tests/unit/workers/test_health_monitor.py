@@ -21,6 +21,7 @@ from infra.nats_server import EmbeddedNats
 from schemas import subjects
 from schemas.config import CircuitBreaker
 from schemas.events import ControlEvent
+from schemas.wire import decode
 from tests.unit.workers.health_support import T, until
 from workers.health_monitor import HealthMonitor
 from workers.health_reporter import HealthReporter
@@ -104,7 +105,7 @@ async def control_events(nc: NatsClient) -> list[ControlEvent]:
     while len(msgs) < count:
         msgs += await sub.fetch(count - len(msgs), timeout=5)
     await sub.unsubscribe()
-    return [ControlEvent.model_validate_json(m.data) for m in msgs]
+    return [decode(m.data, ControlEvent) for m in msgs]
 
 
 async def fail_calls(reporter: HealthReporter, n: int, target: str = T) -> None:

@@ -18,6 +18,7 @@ from infra.config_store import ActiveConfig, config_bucket, publish_config
 from schemas import subjects
 from schemas.config import GatewayConfig
 from schemas.events import ControlEvent
+from schemas.wire import decode
 from tests.support.jetstream import JetStreamServer, eventually, jetstream_server
 from workers.live_config import Derived, LiveConfig
 
@@ -63,7 +64,7 @@ async def activations(server: JetStreamServer) -> list[ControlEvent]:
     out = []
     for seq in range(info.state.first_seq, info.state.last_seq + 1):
         msg = await server.js.get_msg(subjects.STREAM_EVENTS, seq)
-        event = ControlEvent.model_validate_json(msg.data)
+        event = decode(msg.data, ControlEvent)
         if event.reason == "activated":
             out.append(event)
     return out

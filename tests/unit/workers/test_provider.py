@@ -9,6 +9,7 @@ import pytest
 
 from schemas import subjects
 from schemas.envelope import Envelope
+from schemas.wire import convert
 from tests.support.fake_nats import FakeNats, context
 from workers import provider
 from workers.provider import ProviderStage
@@ -16,9 +17,9 @@ from workers.runtime import StageRuntime
 
 
 def envelope() -> Envelope:
-    return Envelope.model_validate({"request_id": "r", "received_at": 1.0e9, "deadline": 4.0e9,
+    return convert({"request_id": "r", "received_at": 1.0e9, "deadline": 4.0e9,
                                     "reply_to": "gw.reply.ing.r", "model_requested": "m",
-                                    "body": {"model": "m", "messages": []}})
+                                    "body": {"model": "m", "messages": []}}, Envelope)
 
 
 async def test_a_whole_answer_is_offered_again_until_a_replica_takes_it(monkeypatch: pytest.MonkeyPatch) -> None:

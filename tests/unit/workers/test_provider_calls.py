@@ -13,6 +13,7 @@ import pytest
 
 from schemas.config import GatewayConfig
 from schemas.envelope import Envelope
+from schemas.wire import replace
 from stages.routing import RequestFacts, Router
 from workers.provider_calls import CallFailed, ProviderCaller
 
@@ -301,7 +302,7 @@ async def test_every_attempt_reports_its_outcome_for_breakers_and_latency() -> N
 
     recorder = Recorder()
     env = envelope(cfg)
-    env = env.model_copy(update={"plan": [env.plan[0].model_copy(update={"probe": True}), env.plan[1]]})
+    env = replace(env, plan=[env.plan[0].model_copy(update={"probe": True}), env.plan[1]])
     await ProviderCaller(cfg, httpx.MockTransport(handler), recorder).call(
         env, stream=False)
     assert recorder.events == [("begin", "a/a-model"), ("end", "a/a-model", "fail", "True"),

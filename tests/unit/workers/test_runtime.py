@@ -4,22 +4,21 @@ from __future__ import annotations
 
 import asyncio
 import types
-import uuid
 from typing import Any
 
-import orjson
 import pytest
 
 from schemas import subjects
 from schemas.control import IngressState
-from schemas.envelope import Envelope, Reply, Usage
-from schemas.errors import ContentBlocked, ProviderTimeout
-from schemas.events import RequestCompleted
-from schemas.guardrails import Verdict
+from schemas.envelope import Envelope, Reply
+from schemas.errors import ContentBlocked
+from schemas.events import EventType, RequestCompleted
+from schemas.wire import convert, decode, encode
 from tests.support.fake_nats import NO_RESPONDERS, FakeNats, context, settled
+from tests.unit.schemas.test_events import VERDICTS
 from workers import runtime
 from workers.leases import ACK
-from workers.runtime import StageRuntime, completed_record
+from workers.runtime import StageRuntime
 
 RECEIVED = 1_700_000_000.0
 
@@ -35,7 +34,7 @@ def make_envelope(**update: Any) -> Envelope:
         "model_requested": "gpt-4o-mini",
     }
     values.update(update)
-    return Envelope.model_validate(values)
+    return convert(values, Envelope)
 
 
 @pytest.fixture
@@ -46,106 +45,6 @@ def clock(monkeypatch: pytest.MonkeyPatch) -> types.SimpleNamespace:
     return fake
 
 
-# -- completed_record -------------------------------------------------------------------------------
-
-
-def test_latency_and_overhead_from_envelope_timings(clock: types.SimpleNamespace) -> None:
-    env = make_envelope(provider_ms=1200.25, ttfb_ms=300.0)
-    record = completed_record(env, "provider", 200, None, {"id": "x"})
-    assert record.ts == RECEIVED and record.finished_at == clock.now
-    assert record.latency_ms == 1500.0
-    assert record.provider_ms == 1200.25
-    assert record.gateway_overhead_ms == 299.75
-    assert record.ttfb_ms == 300.0
-
-
-def test_overhead_never_negative(clock: types.SimpleNamespace) -> None:
-    record = completed_record(make_envelope(provider_ms=9_000.0), "provider", 200, None, None)
-    assert record.gateway_overhead_ms == 0.0
-
-
-def test_success_record_fields(clock: types.SimpleNamespace) -> None:
-    env = make_envelope(
-        tenant="acme", api_key_id="demo", provider="mock-openai", model_served="gpt-4o-mini-2024", stream=True,
-        usage=Usage(prompt_tokens=12, completion_tokens=34, source="estimated"), cost_usd="0.000012000",
-        attempts=2, delivery=3, redactions={"EMAIL_ADDRESS": 2, "PHONE_NUMBER": 1},
-        output_findings={"IP_ADDRESS": 1}, stage_ms={"policy": 0.2},
-    )
-    record = completed_record(env, "output_filter", 200, None, {"choices": []})
-    assert uuid.UUID(record.event_id).version == 7
-    assert (record.request_id, record.stage, record.status_code) == (env.request_id, "output_filter", 200)
-    assert (record.tenant, record.api_key_id, record.user) == ("acme", "demo", "alice")
-    assert (record.provider, record.model_requested, record.model_served) == (
-        "mock-openai", "gpt-4o-mini", "gpt-4o-mini-2024")
-    assert (record.prompt_tokens, record.completion_tokens, record.usage_source) == (12, 34, "estimated")
-    assert record.cost_usd == "0.000012000"
-    assert (record.attempts, record.delivery, record.stream) == (2, 3, True)
-    assert record.redactions == 3 and record.redaction_counts == {"EMAIL_ADDRESS": 2, "PHONE_NUMBER": 1}
-    assert record.output_findings == {"IP_ADDRESS": 1} and record.stage_ms == {"policy": 0.2}
-    assert (record.error_type, record.error_code, record.error_message) == ("", "", "")
-    assert orjson.loads(record.response_body) == {"choices": []}
-
-
-def test_request_body_only_after_redaction(clock: types.SimpleNamespace) -> None:
-    env = make_envelope()
-    assert completed_record(env, "policy", 200, None, None).request_body == ""
-    redacted = env.model_copy(update={"redacted": True})
-    assert orjson.loads(completed_record(redacted, "policy", 200, None, None).request_body) == env.body
-
-
-def test_error_fields(clock: types.SimpleNamespace) -> None:
-    info = ProviderTimeout("the provider did not answer in 30 s").info()
-    record = completed_record(make_envelope(), "provider", 504, info, None)
-    assert record.status_code == 504
-    assert (record.error_type, record.error_code, record.error_message) == (
-        "timeout_error", "provider_timeout", "the provider did not answer in 30 s")
-    assert record.response_body == ""
-
-
-def test_defaults_for_a_request_that_stopped_early(clock: types.SimpleNamespace) -> None:
-    env = make_envelope(body={"model": "m", "messages": []})
-    record = completed_record(env, "redaction", 400, None, None)
-    assert (record.tenant, record.api_key_id, record.user, record.provider, record.model_served) == ("",) * 5
-    assert (record.prompt_tokens, record.completion_tokens, record.usage_source) == (0, 0, "")
-    assert record.cost_usd is None and record.ttfb_ms is None
-    assert (record.tags, record.config_version, record.route_path, record.experiment, record.variant) == (
-        {}, "", "", "", "")
-
-
-def test_request_metadata_and_routing_decision_are_recorded(clock: types.SimpleNamespace) -> None:
-    env = make_envelope(user="header-user", tags={"team": "ml"}, headers={"x-gateway-session-id": "s-1"},
-                        config_version="v9", route_path="fallback/0", experiment="cheap-vs-best", variant="b")
-    record = completed_record(env, "provider", 200, None, None)
-    assert (record.user, record.tags) == ("header-user", {"team": "ml"})  # the header beats the body's user
-    assert (record.config_version, record.route_path, record.experiment, record.variant) == (
-        "v9", "fallback/0", "cheap-vs-best", "b")
-    assert "s-1" not in record.model_dump_json()  # routing headers are never recorded
-    assert completed_record(make_envelope(), "provider", 200, None, None).user == "alice"  # body fallback
-
-
-VERDICTS = [
-    Verdict(guardrail="pii", kind="presidio", phase="input", outcome="redact", score=1.0,
-            findings={"EMAIL_ADDRESS": 1}, duration_ms=4.2),
-    Verdict(guardrail="injection", kind="prompt_injection", phase="input", outcome="pass", duration_ms=0.3),
-    Verdict(guardrail="secrets", kind="secrets", phase="output", outcome="block", score=0.9,
-            findings={"aws_access_key": 1}, duration_ms=0.8),
-]
-
-
-def test_verdicts_and_guardrail_profile_are_recorded(clock: types.SimpleNamespace) -> None:
-    env = make_envelope(guardrail_profile="strict", verdicts=VERDICTS, redacted=True, tenant="acme")
-    record = completed_record(env, "output_filter", 400, ContentBlocked("blocked").info(), None)
-    assert record.guardrail_profile == "strict"
-    assert record.verdicts == VERDICTS  # all of them, passes included, in the order they ran
-    # what goes on the wire to the sink keeps them whole
-    assert RequestCompleted.model_validate_json(record.model_dump_json()).verdicts == VERDICTS
-
-
-def test_no_guardrails_no_verdicts(clock: types.SimpleNamespace) -> None:
-    record = completed_record(make_envelope(), "provider", 200, None, None)
-    assert (record.guardrail_profile, record.verdicts) == ("", [])
-
-
 async def test_a_blocked_request_publishes_its_verdicts(clock: types.SimpleNamespace) -> None:
     """The stage that blocks ends the request through ``fail``: the record carries the verdicts."""
     nc = FakeNats()
@@ -153,11 +52,11 @@ async def test_a_blocked_request_publishes_its_verdicts(clock: types.SimpleNames
     stage = StageRuntime(ctx, "output_filter")
     env = make_envelope(guardrail_profile="strict", verdicts=VERDICTS, ack_subject="$JS.ACK.x")
     await stage.fail(env, ContentBlocked("The response was blocked by the secrets guardrail."), 100.0,
-                     "output_filter.blocked")
+                     EventType.RESPONSE_BLOCKED)
     await settled(ctx, stage)
     by_subject = dict(nc.published)
     assert set(by_subject) == {env.reply_to, subjects.event_subject("output_filter"), "$JS.ACK.x"}
-    record = RequestCompleted.model_validate_json(by_subject[subjects.event_subject("output_filter")])
+    record = decode(by_subject[subjects.event_subject("output_filter")], RequestCompleted)
     assert (record.status_code, record.error_code, record.guardrail_profile) == (400, "content_blocked", "strict")
     assert record.verdicts == VERDICTS
 
@@ -180,7 +79,7 @@ async def test_finish_records_then_answers_then_acks_once_both_are_confirmed() -
     await settled(ctx, stage)
     assert nc.sent[-1].subject == env.ack_subject and nc.sent[-1].data == ACK
     assert env.ack_subject not in ctx.leases
-    reply = Reply.model_validate_json(nc.sent[1].data)
+    reply = decode(nc.sent[1].data, Reply)
     assert (reply.kind, reply.status, reply.body) == ("response", 200, {"choices": []})
 
 
@@ -249,7 +148,7 @@ async def test_accept_holds_the_request_until_its_work_returns() -> None:
         await gate.wait()
 
     ack = "$JS.ACK.GW_REQ.redaction.2.9.9.0.0"
-    stage.accept(make_envelope(deadline=4e9).model_dump_json().encode(), work, ack_subject=ack)
+    stage.accept(encode(make_envelope(deadline=4e9)), work, ack_subject=ack)
     await asyncio.sleep(0)
     assert ack in ctx.leases and seen == [2]
     gate.set()
@@ -269,7 +168,7 @@ async def test_a_rerun_of_an_answered_request_only_records_it(state: IngressStat
     assert not await stage.settle_rerun(env, state, 0.0)
     await stage.drain(1.0)
     assert env.reply_to not in [s.subject for s in nc.sent]  # nobody is answered twice
-    (record,) = [RequestCompleted.model_validate_json(d) for d in nc.on(subjects.event_subject("redaction"))]
+    (record,) = [decode(d, RequestCompleted) for d in nc.on(subjects.event_subject("redaction"))]
     assert (record.status_code, record.error_code, record.request_body) == (status, code, "")
     assert nc.sent[-1].subject == "$JS.ACK.r"
 
@@ -281,7 +180,7 @@ async def test_a_waiting_caller_gets_the_rerun_but_not_forever() -> None:
     assert not await stage.settle_rerun(make_envelope(delivery=runtime.MAX_RUNS + 1, deadline=4e9),
                                         IngressState(state="waiting"), 0.0)
     await stage.drain(1.0)
-    reply = Reply.model_validate_json(nc.on("gw.reply.ing.r")[0])
+    reply = decode(nc.on("gw.reply.ing.r")[0], Reply)
     assert reply.error is not None and reply.error.code == "repeated_failure"
 
 
@@ -290,7 +189,7 @@ async def test_check_rerun_asks_the_waiting_ingress() -> None:
 
     async def ingress(msg: Any) -> None:
         assert msg.headers == {"Gw-Kind": "check", "Gw-Delivery": "2"}
-        await nc.publish(msg.reply, IngressState(state="waiting").model_dump_json().encode())
+        await nc.publish(msg.reply, encode(IngressState(state="waiting")))
 
     nc.subs["gw.reply.ing.r"] = ingress
     stage = StageRuntime(context(nc), "redaction")
@@ -326,7 +225,7 @@ async def test_then_runs_however_the_request_ended() -> None:
     async def work(envelope: Any, started: float) -> None:
         raise AssertionError("an expired request is never worked on")
 
-    expired = make_envelope(deadline=RECEIVED + 1).model_dump_json().encode()
+    expired = encode(make_envelope(deadline=RECEIVED + 1))
     stage.accept(expired, work, ack_subject="$JS.ACK.GW_REQ.redaction.1.5.5.0.0", then=then)
     await stage.drain(1.0)
     assert done == ["room"]

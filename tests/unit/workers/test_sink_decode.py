@@ -8,9 +8,10 @@ from dataclasses import dataclass
 import pytest
 
 from schemas import subjects
-from schemas.events import ControlEvent, RequestCompleted, StageEvent
+from schemas.events import ControlEvent, EventType, RequestCompleted, StageEvent
 from schemas.ids import uuid7
-from workers.sink import decode
+from schemas.wire import encode
+from workers.sink import decode_events
 
 
 @dataclass
@@ -23,18 +24,18 @@ def test_decode_every_event_kind_and_drop_the_unreadable(caplog: pytest.LogCaptu
     control = ControlEvent(event_id=uuid7(), ts=1.0, kind="breaker", subject="openai/gpt-4o", from_state="closed",
                            to_state="open", reason="5 failures", source="routing-1", config_version="v3",
                            attrs={"failures": 5})
-    stage = StageEvent(event_id=uuid7(), request_id=uuid7(), ts=1.0, stage="policy", type="policy.done")
+    stage = StageEvent(event_id=uuid7(), request_id=uuid7(), ts=1.0, stage="policy", type=EventType.REQUEST_AUTHORIZED)
     done = RequestCompleted(event_id=uuid7(), request_id=uuid7(), ts=1.0, finished_at=2.0, stage="provider",
                             status_code=200, tags={"team": "ml"}, experiment="e", variant="b",
                             config_version="v3", route_path="0/1")
     messages = [
-        FakeMsg(subjects.EVT_CONTROL, control.model_dump_json().encode()),
-        FakeMsg(subjects.event_subject("policy"), stage.model_dump_json().encode()),
-        FakeMsg(subjects.event_subject("provider"), done.model_dump_json().encode()),
+        FakeMsg(subjects.EVT_CONTROL, encode(control)),
+        FakeMsg(subjects.event_subject("policy"), encode(stage)),
+        FakeMsg(subjects.event_subject("provider"), encode(done)),
         FakeMsg(subjects.EVT_CONTROL, b'{"event": "control", "kind": "nonsense"}'),
     ]
     with caplog.at_level(logging.ERROR, logger="gateway.sink"):
-        events = decode(messages)  # type: ignore[arg-type]
+        events = decode_events(messages)  # type: ignore[arg-type]
     assert events == [control, stage, done]
     assert isinstance(events[0], ControlEvent) and isinstance(events[2], RequestCompleted)
     assert "dropping an undecodable event on gw.evt.control" in caplog.text

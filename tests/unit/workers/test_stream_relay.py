@@ -12,6 +12,7 @@ from schemas import subjects
 from schemas.control import StreamAck
 from schemas.envelope import Envelope, StreamPiece
 from schemas.errors import ServiceUnavailable
+from schemas.wire import convert, decode, encode
 from tests.support.fake_nats import NO_RESPONDERS, FakeMsg, FakeNats, context
 from workers import stream_relay
 from workers.runtime import StageRuntime
@@ -21,9 +22,9 @@ RID = "0190f0c4-0000-7000-8000-0000000000aa"
 
 
 def envelope(**update: Any) -> Envelope:
-    return Envelope.model_validate({"request_id": RID, "received_at": 1.0e9, "deadline": 4.0e9,
+    return convert({"request_id": RID, "received_at": 1.0e9, "deadline": 4.0e9,
                                     "reply_to": "gw.reply.ing.r", "stream": True, "model_requested": "m",
-                                    "body": {"model": "m", "messages": []}, **update})
+                                    "body": {"model": "m", "messages": []}, **update}, Envelope)
 
 
 class FilterReplica:
@@ -47,7 +48,7 @@ class FilterReplica:
         if msg.headers and msg.headers.get("Gw-Kind") == "ping":
             ack = StreamAck(next=len(self.pieces))
         else:
-            piece = StreamPiece.model_validate_json(msg.data)
+            piece = decode(msg.data, StreamPiece)
             if self.drop_next:
                 self.drop_next -= 1
                 return
@@ -57,7 +58,7 @@ class FilterReplica:
             taken = in_order and piece.final is not None
             ack = StreamAck(taken=True) if taken else StreamAck(next=len(self.pieces))
         if msg.reply:
-            await self.nc.publish(msg.reply, ack.model_dump_json().encode())
+            await self.nc.publish(msg.reply, encode(ack))
 
 
 async def delivered() -> None:

@@ -20,6 +20,7 @@ from infra.clickhouse.sqltext import Statement, split_statements
 from infra.clickhouse.store import INVALID_FINDING_TYPE, VERDICT_COLUMNS
 from schemas.events import Event, RequestCompleted
 from schemas.ids import uuid7
+from schemas.wire import replace
 
 from .factories import completed, stage_event, verdict
 
@@ -155,7 +156,7 @@ def test_outcomes_keep_the_most_severe_when_a_guardrail_ran_twice(store: Store) 
 
 def test_redelivery_does_not_double_the_verdict_rows(store: Store) -> None:
     rc = completed(tenant="t_dup", verdicts=[verdict("pii", outcome="redact"), verdict("injection")])
-    again = rc.model_copy(update={"event_id": uuid7(), "delivery": 2})
+    again = replace(rc, event_id=uuid7(), delivery=2)
     first = store.write([rc, again])  # twice in one batch
     assert (first.requests, first.verdicts, first.duplicates) == (1, 2, 1)
     later = store.write([again])  # redelivered in a later batch
@@ -239,7 +240,7 @@ def audit_batch() -> tuple[list[Event], RequestCompleted]:
                    verdicts=[verdict("output_filter", phase="output", outcome="block", findings={"US_SSN": 1})])
     r5 = completed(tenant="globex", api_key_id="key_g", guardrail_profile="default",
                    verdicts=[verdict(**inj, outcome="block", findings={"ignore_previous": 1})])
-    redelivered = r1.model_copy(update={"event_id": uuid7(), "delivery": 2})
+    redelivered = replace(r1, event_id=uuid7(), delivery=2)
     return [r1, r2, r3, r4, r5, r6, redelivered], r1
 
 

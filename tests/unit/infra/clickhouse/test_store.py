@@ -21,6 +21,7 @@ from infra.clickhouse.migrate import MigrationError, apply_migrations
 from infra.clickhouse.sqltext import split_statements
 from schemas.events import Event, RequestCompleted, StageEvent
 from schemas.ids import uuid7
+from schemas.wire import replace
 
 from .factories import completed, control_event, request_batch, stage_event, verdict
 
@@ -199,7 +200,7 @@ def test_batch_is_two_inserts_and_counts(store: Store) -> None:
 
 def test_redelivered_completion_writes_no_second_request_row(store: Store) -> None:
     rc = completed(tenant="t_dup")
-    again = rc.model_copy(update={"event_id": uuid7(), "delivery": 2})
+    again = replace(rc, event_id=uuid7(), delivery=2)
     assert store.write([rc, rc]).duplicates == 1  # twice in one batch
     result = store.write([again])  # later redelivery, new event id
     assert (result.requests, result.duplicates, result.events) == (0, 1, 0)
@@ -220,7 +221,7 @@ def test_stage_events_travel_with_the_completion(store: Store) -> None:
         "SELECT stage, tenant, api_key_id FROM events WHERE request_id = {id:UUID} ORDER BY ts", params).rows
     assert sorted(r[0] for r in rows) == ["output_filter", "policy", "redaction"]
     assert all(r[1] == "t_unit" and r[2] == "key_u" for r in rows)  # stages before policy knew no tenant
-    assert store.write([rc.model_copy(update={"event_id": uuid7()})]).events == 0
+    assert store.write([replace(rc, event_id=uuid7())]).events == 0
 
 
 def test_replacing_merge_tree_is_the_backstop(store: Store) -> None:
@@ -463,7 +464,7 @@ def test_readme_example_queries_run(store: Store) -> None:
     assert len(statements) == 6
     rc = completed(tenant="acme", redaction_counts={"EMAIL_ADDRESS": 1}, stage_ms={"provider": 2500.0},
                    latency_ms=2600.0)
-    store.write([rc, rc.model_copy(update={"event_id": uuid7(), "delivery": 2})])
+    store.write([rc, replace(rc, event_id=uuid7(), delivery=2)])
     for statement in statements:
         result = store.query_readonly(statement.text, {"id": rc.request_id})
         assert result.rows, statement.text

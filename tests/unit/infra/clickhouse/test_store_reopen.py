@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from infra.clickhouse import DedupeSet, open_store
+from schemas.wire import replace
 
 from .factories import completed, request_batch
 
@@ -46,7 +47,7 @@ def test_redelivery_after_restart_is_caught_by_preload(tmp_path: Path) -> None:
         assert store.migrate() == []
         assert rc.request_id in store.recent_request_ids(600)
         assert store.warm_dedupe() == 1
-        redelivered = rc.model_copy(update={"delivery": 2})
+        redelivered = replace(rc, delivery=2)
         result = store.write([redelivered])
         assert (result.requests, result.duplicates, result.events) == (0, 1, 0)
         rows = store.query_readonly(
