@@ -13,68 +13,43 @@ The read connection's session is ``readonly = 1`` (set once, and ClickHouse refu
 from __future__ import annotations
 
 import logging
-import math
-import re
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
 import clickhouse_connect
-import orjson
 
 from infra.clickhouse.dedupe import DedupeSet
 from infra.clickhouse.jsonsafe import JsonValue, json_safe_row
 from infra.clickhouse.migrate import Migration, apply_migrations
 from infra.clickhouse.readonly import ReadOnlyViolation, check_readonly
+from infra.clickhouse.rows import (
+    EVENT_COLUMNS,
+    GATEWAY_EVENT_COLUMNS,
+    REQUEST_COLUMNS,
+    VERDICT_COLUMNS,
+    column_major,
+    completed_event_row,
+    event_row,
+    gateway_event_row,
+    guardrail_verdict_rows,
+    request_row,
+    timestamp_ms,
+    uuid_text,
+)
 from schemas.errors import InvalidRequest
-from schemas.events import ControlEvent, Event, RequestCompleted, StageEvent
-from schemas.guardrails import Verdict
+from schemas.events import ControlEvent, Event, StageEvent
 
 logger = logging.getLogger(__name__)
-
-EVENT_COLUMNS = (
-    "event_id", "request_id", "ts", "stage", "type", "status", "tenant", "api_key_id",
-    "duration_ms", "delivery", "attrs", "schema_version",
-)
-REQUEST_COLUMNS = (
-    "request_id", "event_id", "ts", "finished_at", "tenant", "api_key_id", "user", "endpoint",
-    "model_requested", "model_served", "provider", "stream", "status_code", "error_type", "error_code",
-    "error_message", "prompt_tokens", "completion_tokens", "usage_source", "cost_usd", "latency_ms",
-    "ttfb_ms", "provider_ms", "gateway_overhead_ms", "attempts", "redactions", "redaction_counts",
-    "output_findings", "delivery", "stage_ms", "request_body", "response_body", "stage", "schema_version",
-    "cached_tokens", "tags", "config_version", "route_path", "experiment", "variant", "guardrail_profile",
-    "guardrail_outcomes",
-)
-VERDICT_COLUMNS = (
-    "request_id", "seq", "ts", "tenant", "api_key_id", "user", "model_requested", "route_path", "provider",
-    "profile", "guardrail", "kind", "phase", "outcome", "score", "findings", "duration_ms", "status_code",
-    "delivery", "schema_version",
-)
-GATEWAY_EVENT_COLUMNS = (
-    "event_id", "ts", "kind", "subject", "from_state", "to_state", "reason", "source", "config_version",
-    "attrs", "schema_version",
-)
-COMPLETED_EVENT_TYPE = "request.completed"
 
 MAX_QUERY_ROWS = 1_000_000
 """Hard cap of rows a ``gateway sql`` query may return (``max_rows`` is clamped to it)."""
 QUERY_TIMEOUT_S = 60
 """``max_execution_time`` of analyst queries."""
-
-_U8, _U16, _U32 = 0xFF, 0xFFFF, 0xFFFF_FFFF
-_MAX_TS_MS = 10_000_000_000_000  # DateTime64(3) ends in 2299
-_COST_LIMIT = Decimal(10) ** 9  # Decimal(18, 9): 9 integer digits
-_COST_QUANTUM = Decimal(1).scaleb(-9)
 _STREAMED = frozenset({"SELECT", "WITH"})
-_FINDING_TYPE = re.compile(r"[A-Za-z0-9_.:/-]{1,64}")
-INVALID_FINDING_TYPE = "_invalid_type"
-"""Where the counts of finding types that do not look like an identifier go (the type is not stored)."""
-_SEVERITY = {"pass": 0, "flag": 1, "redact": 2, "block": 3}
-_UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
 
 
 class QueryFailed(InvalidRequest):
@@ -109,149 +84,6 @@ class QueryResult:
 
     def to_dict(self) -> dict[str, Any]:
         return {"columns": self.columns, "types": self.types, "rows": self.rows, "truncated": self.truncated}
-
-
-def _clamp(value: int, high: int) -> int:
-    return 0 if value < 0 else high if value > high else value
-
-
-def _uuid(value: str) -> str:
-    """Validate a hyphenated UUID (4x faster than ``uuid.UUID``); clickhouse-connect encodes the str."""
-    if _UUID.fullmatch(value) is None:
-        raise ValueError(f"{value!r} is not a UUID")
-    return value
-
-
-def _ts_ms(seconds: float) -> int:
-    if not math.isfinite(seconds):
-        raise ValueError(f"timestamp {seconds!r} is not finite")
-    ms = round(seconds * 1000)
-    if not 0 <= ms < _MAX_TS_MS:
-        raise ValueError(f"timestamp {seconds!r} is out of range")
-    return ms
-
-
-def _cost(raw: str | None, event_id: str) -> Decimal | None:
-    """``None`` stays NULL (unpriced). A value that does not fit Decimal(18, 9) is stored as unpriced."""
-    if raw is None:
-        return None
-    try:
-        value = Decimal(raw)
-    except InvalidOperation:
-        logger.warning("event %s: cost_usd %r is not a decimal; stored as unpriced (NULL)", event_id, raw)
-        return None
-    if not value.is_finite() or abs(value) >= _COST_LIMIT:
-        logger.warning("event %s: cost_usd %r does not fit Decimal(18, 9); stored as unpriced", event_id, raw)
-        return None
-    return value.quantize(_COST_QUANTUM)
-
-
-def _u16_map(counts: dict[str, int]) -> dict[str, int]:
-    return {k: _clamp(v, _U16) for k, v in counts.items()} if counts else {}
-
-
-def _findings(verdict: Verdict, request_id: str) -> dict[str, int]:
-    """``findings`` as stored: counts clamped to UInt16, and only identifier-like types (entity types,
-    rule ids). A type with spaces, ``@`` or over 64 characters may be a matched value a guardrail leaked:
-    its count goes to ``_invalid_type`` and the type itself is neither stored nor logged."""
-    out: dict[str, int] = {}
-    leaked = 0
-    for key, count in verdict.findings.items():
-        if _FINDING_TYPE.fullmatch(key) is None:
-            leaked += 1
-            key = INVALID_FINDING_TYPE
-        out[key] = _clamp(out.get(key, 0) + count, _U16)
-    if leaked:
-        logger.warning("request %s: guardrail %s reported %d finding type(s) that are not identifiers; "
-                       "counted as %s", request_id, verdict.guardrail, leaked, INVALID_FINDING_TYPE)
-    return out
-
-
-def _outcomes(verdicts: Sequence[Verdict]) -> dict[str, str]:
-    """guardrail -> outcome for the ``requests`` row; the most severe when a guardrail ran twice."""
-    out: dict[str, str] = {}
-    for v in verdicts:
-        seen = out.get(v.guardrail)
-        if seen is None or _SEVERITY[v.outcome] > _SEVERITY[seen]:
-            out[v.guardrail] = v.outcome
-    return out
-
-
-def _attrs_json(attrs: dict[str, Any]) -> str:
-    if not attrs:
-        return "{}"
-    return orjson.dumps(attrs, default=str, option=orjson.OPT_NON_STR_KEYS).decode()
-
-
-def _event_row(ev: StageEvent, owner: RequestCompleted | None = None) -> tuple[Any, ...]:
-    """``owner``: the request the event travelled with; stages that ran before the policy stage
-    knew no tenant yet, and the row takes the request's so per-tenant audit sees it."""
-    tenant = ev.tenant or (owner.tenant if owner else "")
-    api_key_id = ev.api_key_id or (owner.api_key_id if owner else "")
-    return (
-        _uuid(ev.event_id), _uuid(ev.request_id), _ts_ms(ev.ts), ev.stage, str(ev.type), ev.status,
-        tenant, api_key_id, ev.duration_ms, _clamp(ev.delivery, _U16),
-        _attrs_json(ev.attrs), _clamp(ev.schema_version, _U8),
-    )
-
-
-def _completed_event_row(
-    rc: RequestCompleted, event_id: str, request_id: str, ts_ms: int
-) -> tuple[Any, ...]:
-    attrs = {
-        "status_code": rc.status_code,
-        "model_requested": rc.model_requested,
-        "model_served": rc.model_served,
-        "provider": rc.provider,
-        "error_code": rc.error_code,
-        "attempts": rc.attempts,
-        "prompt_tokens": rc.prompt_tokens,
-        "completion_tokens": rc.completion_tokens,
-        "cost_usd": rc.cost_usd,
-    }
-    return (
-        event_id, request_id, ts_ms, rc.stage, COMPLETED_EVENT_TYPE,
-        "ok" if rc.status_code < 400 else "error", rc.tenant, rc.api_key_id, rc.latency_ms,
-        _clamp(rc.delivery, _U16), _attrs_json(attrs), _clamp(rc.schema_version, _U8),
-    )
-
-
-def _request_row(rc: RequestCompleted, event_id: str, request_id: str, ts_ms: int) -> tuple[Any, ...]:
-    return (
-        request_id, event_id, ts_ms, _ts_ms(rc.finished_at), rc.tenant, rc.api_key_id, rc.user, rc.endpoint,
-        rc.model_requested, rc.model_served, rc.provider, rc.stream, _clamp(rc.status_code, _U16),
-        rc.error_type, rc.error_code, rc.error_message, _clamp(rc.prompt_tokens, _U32),
-        _clamp(rc.completion_tokens, _U32), rc.usage_source, _cost(rc.cost_usd, rc.event_id), rc.latency_ms,
-        rc.ttfb_ms, rc.provider_ms, rc.gateway_overhead_ms, _clamp(rc.attempts, _U8),
-        _clamp(rc.redactions, _U16), _u16_map(rc.redaction_counts), _u16_map(rc.output_findings),
-        _clamp(rc.delivery, _U16), rc.stage_ms, rc.request_body, rc.response_body, rc.stage,
-        _clamp(rc.schema_version, _U8), _clamp(rc.cached_tokens, _U32), rc.tags, rc.config_version,
-        rc.route_path, rc.experiment, rc.variant, rc.guardrail_profile, _outcomes(rc.verdicts),
-    )
-
-
-def _verdict_rows(rc: RequestCompleted, request_id: str, ts_ms: int) -> list[tuple[Any, ...]]:
-    """One row per verdict: the verdict plus the request's who/what/where, never a value."""
-    status, delivery, version = _clamp(rc.status_code, _U16), _clamp(rc.delivery, _U16), _clamp(rc.schema_version, _U8)
-    return [
-        (
-            request_id, _clamp(seq, _U16), ts_ms, rc.tenant, rc.api_key_id, rc.user, rc.model_requested,
-            rc.route_path, rc.provider, rc.guardrail_profile, v.guardrail, v.kind, v.phase, v.outcome,
-            v.score, _findings(v, request_id), v.duration_ms, status, delivery, version,
-        )
-        for seq, v in enumerate(rc.verdicts)
-    ]
-
-
-def _gateway_event_row(ce: ControlEvent) -> tuple[Any, ...]:
-    return (
-        _uuid(ce.event_id), _ts_ms(ce.ts), ce.kind, ce.subject, ce.from_state, ce.to_state, ce.reason,
-        ce.source, ce.config_version, _attrs_json(ce.attrs), _clamp(ce.schema_version, _U8),
-    )
-
-
-def _columns(rows: list[tuple[Any, ...]]) -> list[list[Any]]:
-    return [list(col) for col in zip(*rows, strict=True)]
 
 
 class Store:
@@ -320,23 +152,23 @@ class Store:
             for ev in events:
                 try:
                     if isinstance(ev, StageEvent):
-                        event_rows.append(_event_row(ev))
+                        event_rows.append(event_row(ev))
                         continue
                     if isinstance(ev, ControlEvent):
                         if ev.event_id.lower() not in control_ids:
-                            control_rows.append(_gateway_event_row(ev))
+                            control_rows.append(gateway_event_row(ev))
                             control_ids.add(ev.event_id.lower())
                         continue
-                    event_id, request_id = _uuid(ev.event_id), _uuid(ev.request_id)
-                    ts_ms = _ts_ms(ev.ts)
+                    event_id, request_id = uuid_text(ev.event_id), uuid_text(ev.request_id)
+                    ts_ms = timestamp_ms(ev.ts)
                     key = request_id.lower()
                     if key in batch_ids or key in dedupe:
                         duplicates += 1
                         continue
-                    unit = [_event_row(stage, ev) for stage in ev.stage_events]
-                    unit.append(_completed_event_row(ev, event_id, request_id, ts_ms))
-                    verdicts = _verdict_rows(ev, request_id, ts_ms)
-                    request_rows.append(_request_row(ev, event_id, request_id, ts_ms))
+                    unit = [event_row(stage, ev) for stage in ev.stage_events]
+                    unit.append(completed_event_row(ev, event_id, request_id, ts_ms))
+                    verdicts = guardrail_verdict_rows(ev, request_id, ts_ms)
+                    request_rows.append(request_row(ev, event_id, request_id, ts_ms))
                     event_rows.extend(unit)
                     verdict_rows.extend(verdicts)
                     batch_ids.add(key)
@@ -345,14 +177,14 @@ class Store:
                     rejected += 1
                     logger.warning("dropping malformed %s %s: %s", type(ev).__name__, ev.event_id, exc)
             if event_rows:
-                self._insert("events", EVENT_COLUMNS, _columns(event_rows))
+                self._insert("events", EVENT_COLUMNS, column_major(event_rows))
             if verdict_rows:
-                self._insert("guardrail_verdicts", VERDICT_COLUMNS, _columns(verdict_rows))
+                self._insert("guardrail_verdicts", VERDICT_COLUMNS, column_major(verdict_rows))
             if request_rows:
-                self._insert("requests", REQUEST_COLUMNS, _columns(request_rows))
+                self._insert("requests", REQUEST_COLUMNS, column_major(request_rows))
             dedupe.add_many(new_ids)
             if control_rows:
-                self._insert("gateway_events", GATEWAY_EVENT_COLUMNS, _columns(control_rows))
+                self._insert("gateway_events", GATEWAY_EVENT_COLUMNS, column_major(control_rows))
         return WriteResult(
             events=len(event_rows), requests=len(request_rows), duplicates=duplicates, rejected=rejected,
             gateway_events=len(control_rows), verdicts=len(verdict_rows),

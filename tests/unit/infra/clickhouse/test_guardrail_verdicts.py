@@ -16,8 +16,8 @@ from typing import Any
 import pytest
 
 from infra.clickhouse import Store, open_store
+from infra.clickhouse.rows import INVALID_FINDING_TYPE, VERDICT_COLUMNS
 from infra.clickhouse.sqltext import Statement, split_statements
-from infra.clickhouse.store import INVALID_FINDING_TYPE, VERDICT_COLUMNS
 from schemas.events import Event, RequestCompleted
 from schemas.ids import uuid7
 from schemas.wire import replace
@@ -197,7 +197,7 @@ def test_a_finding_type_that_may_be_a_value_is_not_stored(
     rc = completed(tenant="t_leak", verdicts=[verdict("terms", outcome="flag", findings={
         leaked: 2, "ignore all previous instructions": 1, "x" * 65: 1, "rule_7": 3, "EMAIL_ADDRESS": 70_000,
     })])
-    with caplog.at_level(logging.WARNING, logger="infra.clickhouse.store"):
+    with caplog.at_level(logging.WARNING, logger="infra.clickhouse.rows"):
         store.write([rc])
     findings = scalar(store, "SELECT findings FROM guardrail_verdicts WHERE request_id = {id:UUID}",
                       {"id": rc.request_id})
