@@ -20,7 +20,7 @@ import pytest
 from pydantic import TypeAdapter
 
 import schemas.config
-from schemas.config import _ProviderBase
+from schemas.config_providers import _ProviderBase
 from schemas.errors import AuthenticationFailed, GatewayError, ProviderError
 from stages.providers.base import ProviderAdapter, SseEvent
 from stages.providers.bedrock import BedrockAdapter, sigv4_headers
