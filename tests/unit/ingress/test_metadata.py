@@ -7,7 +7,7 @@ from typing import Any
 import orjson
 import pytest
 
-from ingress import app
+from ingress import relay
 from ingress.anthropic_surface import parse_messages_request
 from ingress.app import Ingress
 from ingress.metadata import (
@@ -225,7 +225,7 @@ async def post(ingress: Ingress, *headers: tuple[str, str]) -> list[dict[str, An
 async def test_ingress_puts_metadata_in_the_envelope_and_its_timeout_record(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(app, "DEADLINE_GRACE_S", 0.0)
+    monkeypatch.setattr(relay, "DEADLINE_GRACE_S", 0.0)
     ingress, js, nc = make_ingress()
     sent = await post(ingress, ("x-gateway-tags", '{"team": "ml", "n": 1}'), ("x-gateway-session-id", "s-9"),
                       ("x-api-key", "sk-leak"), ("x-gateway-user", "dave"))

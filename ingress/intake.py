@@ -1,0 +1,105 @@
+"""From an HTTP request to the envelope ingress publishes: the caller's key, the ``anthropic-version``
+header, the request's own timeout, the body parsed by its surface, and the envelope itself.
+
+A refusal on the way is recorded with whatever was read so far: ``Intake`` keeps it.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from ingress.asgi import Receive, Scope, header, read_body
+from ingress.config_view import ConfigView
+from ingress.metadata import RequestMetadata, read_metadata
+from ingress.surfaces import ANTHROPIC, Surface
+from schemas.config import ApiKey, GatewayConfig, hash_api_key
+from schemas.envelope import Envelope
+from schemas.errors import AuthenticationFailed, InvalidRequest
+
+_ANTHROPIC_VERSION = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+
+
+def check_anthropic_version(scope: Scope) -> None:
+    """Anthropic clients send ``anthropic-version``; the SDKs always do. Absent is accepted (the
+    gateway speaks one version of the API); a malformed one is refused as Anthropic would."""
+    version = header(scope, b"anthropic-version")
+    if version is not None and not _ANTHROPIC_VERSION.match(version):
+        raise InvalidRequest(f"anthropic-version: invalid value {version!r}; expected a date such as 2023-06-01.",
+                             param="anthropic-version", code="invalid_anthropic_version")
+
+
+def authenticate(scope: Scope, keys: Mapping[str, ApiKey]) -> str:
+    """The SHA-256 hash of the caller's key (``Authorization: Bearer`` or ``x-api-key``), if it is one
+    of ``keys``; ``AuthenticationFailed`` otherwise."""
+    raw = header(scope, b"authorization")
+    token: str | None = None
+    if raw is not None:
+        scheme, _, value = raw.partition(" ")
+        token = value.strip() if scheme.lower() == "bearer" else None
+    if not token:
+        token = header(scope, b"x-api-key")
+    if not token:
+        raise AuthenticationFailed(
+            "Missing API key: send it as 'Authorization: Bearer <key>' (or 'x-api-key').",
+            code="missing_api_key",
+        )
+    key_hash = hash_api_key(token)
+    if key_hash not in keys:
+        raise AuthenticationFailed("Incorrect API key provided.", code="invalid_api_key")
+    return key_hash
+
+
+def timeout_s(scope: Scope, config: GatewayConfig) -> float:
+    """The config's request timeout, or less when the caller asks for less (``x-gateway-timeout-ms``)."""
+    limit = config.timeouts.request_s
+    asked = header(scope, b"x-gateway-timeout-ms")
+    if asked is None:
+        return limit
+    try:
+        value = float(asked) / 1000
+    except ValueError:
+        raise InvalidRequest("x-gateway-timeout-ms must be a number of milliseconds.",
+                             param="x-gateway-timeout-ms") from None
+    if value <= 0:
+        raise InvalidRequest("x-gateway-timeout-ms must be positive.", param="x-gateway-timeout-ms")
+    return min(value, limit)
+
+
+@dataclass
+class Intake:
+    """One request as far as ingress has read it: what a refusal is recorded with."""
+
+    request_id: str
+    received_at: float
+    key_hash: str | None = None
+    body: dict[str, Any] | None = None
+    meta: RequestMetadata | None = None
+
+    async def read(self, scope: Scope, receive: Receive, surface: Surface, view: ConfigView,
+                   reply_to: str) -> Envelope:
+        """Authenticate, read and parse the body, and build the envelope; raises ``GatewayError``."""
+        self.key_hash = authenticate(scope, view.keys)
+        if surface is ANTHROPIC:
+            check_anthropic_version(scope)
+        raw = await read_body(scope, receive, view.config.limits.max_body_bytes)
+        parsed = surface.parse(raw)
+        self.body = parsed.body
+        self.meta = read_metadata(scope, self.body)
+        deadline = self.received_at + timeout_s(scope, view.config)
+        return Envelope(
+            request_id=self.request_id,
+            received_at=self.received_at,
+            deadline=deadline,
+            reply_to=reply_to,
+            endpoint=surface.endpoint,
+            stream=parsed.stream,
+            api_key_hash=self.key_hash,
+            body=self.body,
+            model_requested=parsed.model,
+            user=self.meta.user,
+            tags=self.meta.tags,
+            headers=self.meta.headers,
+        )
