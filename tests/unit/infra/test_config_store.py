@@ -17,6 +17,8 @@ from schemas.events import ControlEvent
 from schemas.wire import decode
 from tests.support.jetstream import JetStreamServer, jetstream_server
 
+pytestmark = pytest.mark.server
+
 GOOD = yaml.safe_dump({
     "providers": {"p1": {"type": "openai", "base_url": "http://p1/v1"}},
     "models": {"m": {"targets": [{"provider": "p1", "model": "m-1"}]}},

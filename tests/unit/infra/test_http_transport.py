@@ -22,6 +22,8 @@ from infra.http_transport import FastAsyncTransport
 from infra.mock_provider.asgi import StreamCut
 from infra.mock_provider.server import MockProvider
 
+pytestmark = pytest.mark.server
+
 CHAT = "/v1/chat/completions"
 
 

@@ -27,6 +27,8 @@ from workers.health_monitor import HealthMonitor
 from workers.health_reporter import HealthReporter
 from workers.health_wire import breaker_key
 
+pytestmark = pytest.mark.server
+
 CFG = CircuitBreaker(min_requests=5, failure_rate=0.5, cooldown_s=10.0, window_s=30.0)
 
 

@@ -19,6 +19,8 @@ from schemas import subjects
 from tests.unit.workers.health_support import T, until
 from workers.health_reporter import HealthReporter
 
+pytestmark = pytest.mark.server
+
 
 @pytest.fixture
 async def reports(nc: NatsClient) -> list[dict[str, Any]]:

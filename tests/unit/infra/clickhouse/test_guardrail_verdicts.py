@@ -24,6 +24,8 @@ from schemas.wire import replace
 
 from .factories import completed, stage_event, verdict
 
+pytestmark = pytest.mark.server
+
 README = Path(__file__).parents[4] / "infra" / "clickhouse" / "README.md"
 ROW_POLICIES = README.parent / "server" / "row_policies.sql"
 

@@ -8,11 +8,15 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+import pytest
+
 from infra.clickhouse import open_store
 from infra.clickhouse.migrate import MIGRATIONS_DIR, apply_migrations
 from schemas.ids import uuid7
 
 from .factories import completed, control_event
+
+pytestmark = pytest.mark.server
 
 
 def test_0003_upgrades_an_existing_0001_0002_store(tmp_path: Path) -> None:

@@ -8,10 +8,14 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+import pytest
+
 from infra.clickhouse import open_store
 from infra.clickhouse.migrate import MIGRATIONS_DIR, apply_migrations
 
 from .factories import completed, verdict
+
+pytestmark = pytest.mark.server
 
 
 def test_0004_upgrades_an_existing_0001_0003_store(tmp_path: Path) -> None:

@@ -25,6 +25,8 @@ from schemas.wire import replace
 
 from .factories import completed, control_event, request_batch, stage_event, verdict
 
+pytestmark = pytest.mark.server
+
 ROW_POLICIES = Path(__file__).parents[4] / "infra" / "clickhouse" / "server" / "row_policies.sql"
 
 

@@ -16,6 +16,8 @@ from schemas.wire import replace
 
 from .factories import completed, request_batch
 
+pytestmark = pytest.mark.server
+
 
 def test_second_directory_while_open_fails_then_works_after_close(tmp_path: Path) -> None:
     first = open_store(f"chdb://{tmp_path / 'a'}")
