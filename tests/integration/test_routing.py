@@ -23,6 +23,8 @@ from tests.support.jetstream import JetStreamServer, eventually, jetstream_serve
 from workers.health_monitor import HealthMonitor
 from workers.health_wire import breaker_key
 
+pytestmark = pytest.mark.integration
+
 COOLDOWN_S = 60.0
 
 
