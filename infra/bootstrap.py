@@ -16,8 +16,8 @@ if TYPE_CHECKING:
     from faststream.nats import NatsBroker
 
     from infra.clickhouse.store import Store
+    from infra.live_config import LiveConfig
     from stages.pii import PiiScanner
-    from workers.live_config import LiveConfig
 
 
 def settings() -> Settings:
@@ -37,7 +37,7 @@ def nats_url(s: Settings) -> str:
 async def live_config(s: Settings, name: str) -> LiveConfig:
     """The process's live config (hot reload), started: loaded from the KV (or the config file when
     nothing was published yet) and watched. Build it in a worker's ``setup``, before subscribing."""
-    from workers.live_config import LiveConfig
+    from infra.live_config import LiveConfig
 
     live = LiveConfig(s.config, name)
     await live.start(nats_url(s))

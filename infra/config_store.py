@@ -3,7 +3,7 @@
 One value, JSON: ``{"version", "yaml", "source", "applied_at"}``. ``version`` is ``version_of(yaml)``
 (the first 12 hex digits of its SHA-256), ``source`` says who put it (``file:/abs/path`` from
 ``gateway up``, ``apply:user@host`` from ``gateway config apply``). Every worker watches the key
-(``workers/live_config.py``); the bucket keeps the last 16 revisions.
+(``infra/live_config.py``); the bucket keeps the last 16 revisions.
 
 ``publish_config`` is the only writer: it validates first (an invalid config is refused with the
 ``ConfigError`` naming the bad path and nothing is written), then puts the value and records a

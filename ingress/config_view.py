@@ -1,6 +1,6 @@
 """The config as ingress sees it: a live source (hot reload) and what ingress derives from one version.
 
-In production the source is the process's ``workers.live_config.LiveConfig``, opened at lifespan
+In production the source is the process's ``infra.live_config.LiveConfig``, opened at lifespan
 startup through ``infra.bootstrap.live_config`` (ingress never imports ``workers/``: it only needs
 this protocol). ``ConfigView`` holds what ingress derives from a config (the key index, the models
 lists), rebuilt once per new version; a request keeps the view it started with.

@@ -24,7 +24,7 @@ from workers.load import LoadReporter
 if TYPE_CHECKING:
     from faststream.nats import NatsBroker
 
-    from workers.live_config import LiveConfig
+    from infra.live_config import LiveConfig
 
 Handler = Callable[[Msg], Awaitable[None]]
 

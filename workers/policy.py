@@ -1,7 +1,7 @@
 """Policy worker: authenticate the key by hash, authorize model and input size, record the tenant, then
 run the input guardrails of the request's profile.
 
-Keys follow the live config (``workers/live_config.py``): a key added or removed takes effect without a
+Keys follow the live config (``infra/live_config.py``): a key added or removed takes effect without a
 restart. Guardrails do too: one ``GuardrailSet`` per (config version, profile), built on first use and
 dropped when a new version arrives. The profile is the one the redaction stage put on the envelope
 (``guardrail_profile``), else the key's, the model alias's, or ``default``. Every verdict is appended to
@@ -14,6 +14,7 @@ from typing import Any
 
 from nats.aio.msg import Msg
 
+from infra.live_config import LiveConfig
 from schemas import subjects
 from schemas.config import ApiKey, GatewayConfig
 from schemas.envelope import Envelope
@@ -25,7 +26,6 @@ from stages.timing import with_stage_time
 from workers.app import Hooks, main
 from workers.context import WorkerContext
 from workers.guardrail_sets import GuardrailSets, profile_of
-from workers.live_config import LiveConfig
 from workers.runtime import StageRuntime
 
 STAGE = "policy"

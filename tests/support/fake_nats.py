@@ -17,10 +17,10 @@ from typing import Any
 
 from nats.errors import NoRespondersError
 
+from infra.live_config import LiveConfig
 from infra.settings import Settings
 from schemas import subjects
 from workers.context import WorkerContext
-from workers.live_config import LiveConfig
 
 NO_RESPONDERS = object()
 

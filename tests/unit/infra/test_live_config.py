@@ -15,12 +15,12 @@ import yaml
 
 from infra.config import ConfigError, version_of
 from infra.config_store import ActiveConfig, config_bucket, publish_config
+from infra.live_config import Derived, LiveConfig
 from schemas import subjects
 from schemas.config import GatewayConfig
 from schemas.events import ControlEvent
 from schemas.wire import decode
 from tests.support.jetstream import JetStreamServer, eventually, jetstream_server
-from workers.live_config import Derived, LiveConfig
 
 
 def config_text(*aliases: str, **extra: Any) -> str:
