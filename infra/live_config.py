@@ -31,7 +31,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any, Generic, TypeVar
+from typing import Any
 
 from nats.aio.client import Client as NatsClient
 from nats.js import JetStreamContext
@@ -49,9 +49,6 @@ log = logging.getLogger("gateway.config")
 
 ChangeCallback = Callable[[GatewayConfig, str], Awaitable[None] | None]
 """Called with the new config and its version, after ``current`` was swapped."""
-
-T = TypeVar("T")
-
 
 class LiveConfig:
     HISTORY = 8
@@ -318,27 +315,3 @@ class LiveConfig:
             await self._js.publish(subjects.EVT_CONTROL, encode(event), timeout=2.0)
         except Exception as exc:  # noqa: BLE001 - the config is active either way
             log.warning("could not record the activation of config %s: %r", version, exc)
-
-
-class Derived(Generic[T]):
-    """Something a worker derives from the config that is costly to build (a PII scanner: presidio
-    takes a second or more), kept paired with the config it was built from.
-
-    ``update`` (an ``on_change`` callback) rebuilds it in a thread only when ``inputs`` of the config
-    changed, and swaps the pair once it is ready: until then, and for requests already holding the old
-    pair, the old one serves. A build that fails raises (LiveConfig logs it) and the old pair stays."""
-
-    def __init__(self, config: GatewayConfig, inputs: Callable[[GatewayConfig], object],
-                 build: Callable[[GatewayConfig], T]) -> None:
-        self._inputs_of = inputs
-        self._build = build
-        self._inputs = inputs(config)
-        self.current: tuple[GatewayConfig, T] = (config, build(config))
-
-    async def update(self, config: GatewayConfig, _version: str = "") -> None:
-        inputs = self._inputs_of(config)
-        if inputs == self._inputs:
-            self.current = (config, self.current[1])
-            return
-        value = await asyncio.to_thread(self._build, config)
-        self.current, self._inputs = (config, value), inputs

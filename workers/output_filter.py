@@ -42,7 +42,6 @@ from typing import Any
 
 from nats.aio.msg import Msg
 
-from infra.live_config import Derived
 from schemas import control, subjects
 from schemas.config import GatewayConfig, Guardrails
 from schemas.control import Resend, StreamAck
@@ -61,6 +60,7 @@ from stages.vault import unseal
 from workers.app import Hooks, main
 from workers.context import WorkerContext
 from workers.guardrail_sets import GuardrailSets, profile_of
+from workers.live_config import Derived
 from workers.output_scanners import OutputScanners, ScannerCache, Scanners, scanner_inputs, warm
 from workers.runtime import StageRuntime
 

@@ -3,7 +3,7 @@
 A profile's output scanner is its output-filter engine and entities plus its redaction's custom
 recognizers, score threshold and allow lists; profiles with equal settings share one, and a config
 reload rebuilds only the scanners whose settings changed (``ScannerCache``, run in a thread through
-``infra.live_config.Derived``).
+``workers.live_config.Derived``).
 """
 
 from __future__ import annotations

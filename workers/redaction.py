@@ -22,7 +22,6 @@ from typing import Any
 from nats.aio.msg import Msg
 
 from infra import bootstrap
-from infra.live_config import Derived
 from schemas import subjects
 from schemas.config import GatewayConfig, Redaction
 from schemas.envelope import Envelope
@@ -35,6 +34,7 @@ from stages.vault import seal
 from workers.app import Hooks, main
 from workers.context import WorkerContext
 from workers.intake import PullIntake
+from workers.live_config import Derived
 from workers.runtime import STALE_S, StageRuntime
 
 STAGE = "redaction"

@@ -1,5 +1,5 @@
 """LiveConfig against a real nats-server: initial load, the watcher swapping the config and calling
-back, history by version, invalid values ignored, and ``Derived`` rebuilding only what changed."""
+back, history by version, invalid values ignored."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ import yaml
 
 from infra.config import ConfigError, version_of
 from infra.config_store import ActiveConfig, config_bucket, publish_config
-from infra.live_config import Derived, LiveConfig
+from infra.live_config import LiveConfig
 from schemas import subjects
 from schemas.config import GatewayConfig
 from schemas.events import ControlEvent
@@ -266,33 +266,3 @@ def test_static() -> None:
     config = GatewayConfig()
     lc = LiveConfig.static(config, "v1")
     assert (lc.current, lc.version, lc.get("v1")) == (config, "v1", config)
-
-
-# -- Derived -----------------------------------------------------------------------------------------
-
-
-async def test_derived_rebuilds_only_when_its_inputs_change() -> None:
-    builds: list[float] = []
-
-    def build(config: GatewayConfig) -> str:
-        builds.append(config.redaction.score_threshold)
-        if config.redaction.score_threshold > 0.9:
-            raise ValueError("cannot build that")
-        return f"scanner@{config.redaction.score_threshold}"
-
-    base = GatewayConfig()
-    derived = Derived(base, lambda c: c.redaction.score_threshold, build)
-    assert derived.current == (base, "scanner@0.4") and builds == [0.4]
-
-    other_limits = GatewayConfig.model_validate({"limits": {"max_body_bytes": 4096}})
-    await derived.update(other_limits, "v2")
-    assert derived.current == (other_limits, "scanner@0.4") and builds == [0.4]  # config swapped, no rebuild
-
-    stricter = GatewayConfig.model_validate({"redaction": {"score_threshold": 0.7}})
-    await derived.update(stricter, "v3")
-    assert derived.current == (stricter, "scanner@0.7") and builds == [0.4, 0.7]
-
-    broken = GatewayConfig.model_validate({"redaction": {"score_threshold": 0.95}})
-    with pytest.raises(ValueError, match="cannot build"):
-        await derived.update(broken, "v4")
-    assert derived.current == (stricter, "scanner@0.7")  # the old pair stays
