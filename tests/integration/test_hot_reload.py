@@ -60,8 +60,8 @@ def write_atomically(path: Path, data: dict[str, Any] | str) -> str:
 
 
 def cli(gw: RunningGateway, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "infra.cli", *args], env=gw.env, capture_output=True, text=True,
-                          timeout=60)
+    return subprocess.run([sys.executable, "-m", "infra.operator.cli", *args], env=gw.env, capture_output=True,
+                          text=True, timeout=60)
 
 
 def active(gw: RunningGateway) -> dict[str, str]:

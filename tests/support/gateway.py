@@ -105,7 +105,7 @@ class RunningGateway:
         return path.read_text(errors="replace") if path.exists() else ""
 
     def sql(self, query: str) -> list[dict[str, Any]]:  # through `gateway sql`, as an analyst would
-        out = subprocess.run([sys.executable, "-m", "infra.cli", "sql", "--format", "json", query],
+        out = subprocess.run([sys.executable, "-m", "infra.operator.cli", "sql", "--format", "json", query],
                              env=self.env, capture_output=True, text=True, timeout=60)
         if out.returncode != 0:
             raise AssertionError(f"gateway sql failed: {out.stderr}")
@@ -160,7 +160,7 @@ def start_gateway(root: Path, config: dict[str, Any] | None = None, replicas: li
         "GATEWAY_ACK_WAIT_S": "2",
         **(extra_env or {}),
     })
-    args = [sys.executable, "-m", "infra.cli", "up"]
+    args = [sys.executable, "-m", "infra.operator.cli", "up"]
     if layout is not None:
         args += ["--layout", layout]
     for r in replicas or []:

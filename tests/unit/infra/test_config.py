@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 import yaml
 
-from infra.cli import cmd_config_check
 from infra.config import ConfigError, config_version, load_config, parse_config
+from infra.operator.cli import cmd_config_check
 from schemas.config import AnthropicProvider, GatewayConfig, OpenAIProvider, hash_api_key
 from schemas.errors import ConfigInvalid
 from schemas.routing import SingleNode, walk

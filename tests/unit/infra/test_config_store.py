@@ -135,8 +135,8 @@ def test_cli_apply_and_show(tmp_path: Path, capsys: pytest.CaptureFixture[str]) 
     import nats
 
     from infra import jetstream
-    from infra.cli import main
     from infra.nats_server import start_nats
+    from infra.operator.cli import main
     from infra.settings import Settings
 
     server = start_nats(tmp_path / "nats")
@@ -167,8 +167,8 @@ def test_cli_apply_and_show(tmp_path: Path, capsys: pytest.CaptureFixture[str]) 
 
 
 def test_cli_apply_without_a_gateway(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    from infra.cli import main
     from infra.nats_server import free_port
+    from infra.operator.cli import main
 
     good = tmp_path / "good.yaml"
     good.write_text(GOOD)

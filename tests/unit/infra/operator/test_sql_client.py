@@ -7,8 +7,8 @@ import asyncio
 import pytest
 
 from infra.nats_server import free_port
+from infra.operator.sql_client import SqlError, run_query
 from infra.settings import Settings
-from infra.sql_client import SqlError, run_query
 
 
 async def test_unreachable_nats_is_a_clear_error_not_a_hang() -> None:

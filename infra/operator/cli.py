@@ -31,7 +31,7 @@ def _replicas(values: list[str]) -> dict[str, int]:
 
 
 def cmd_up(args: argparse.Namespace) -> int:
-    from infra.supervisor import STAGES, up
+    from infra.operator.supervisor import STAGES, up
 
     overrides: dict[str, Any] = {}
     if args.config:
@@ -94,7 +94,7 @@ def _whoami() -> str:
 
 
 async def _with_js(url: str, work: Callable[[JetStreamContext], Awaitable[T]]) -> T:
-    from infra.sql_client import connect_once
+    from infra.operator.sql_client import connect_once
 
     nc = await connect_once(url)
     try:
@@ -168,7 +168,7 @@ def _print_table(columns: list[str], rows: list[list[Any]]) -> None:
 
 
 def cmd_sql(args: argparse.Namespace) -> int:
-    from infra.sql_client import SqlError, run_query
+    from infra.operator.sql_client import SqlError, run_query
 
     settings = Settings()
     try:

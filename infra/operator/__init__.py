@@ -1,0 +1,1 @@
+"""Operator tools: the ``gateway`` command, ``gateway up``'s supervisor, ``gateway sql``'s client."""
