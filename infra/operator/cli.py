@@ -55,7 +55,7 @@ def cmd_up(args: argparse.Namespace) -> int:
 
 
 def cmd_mock_provider(args: argparse.Namespace) -> int:
-    from infra.mock_provider.server import run
+    from infra.doubles.mock_provider.server import run
 
     run(host=args.host, port=args.port)
     return 0

@@ -135,7 +135,8 @@ class Supervisor:
 
         plan: list[Child] = []
         if config.mock_provider.enabled:
-            plan.append(child("mock_provider", "-m", "infra.mock_provider", "--port", str(config.mock_provider.port)))
+            plan.append(child("mock_provider", "-m", "infra.doubles.mock_provider",
+                              "--port", str(config.mock_provider.port)))
         plan.append(child("sink", "-m", "workers.sink"))
         if self.layout == "hosted":
             plan += [child(name, "-m", "workers.host") for name in _named("stages", self.count("stages"))]

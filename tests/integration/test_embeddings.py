@@ -5,7 +5,7 @@ from __future__ import annotations
 import openai
 import pytest
 
-from infra.mock_provider.embeddings_wire import vector
+from infra.doubles.mock_provider.embeddings_wire import vector
 from tests.support.gateway import RunningGateway
 
 pytestmark = pytest.mark.integration

@@ -6,7 +6,7 @@ from typing import Any, ClassVar
 import httpx
 import pytest
 
-from infra.mock_provider.server import MockProvider
+from infra.doubles.mock_provider.server import MockProvider
 from schemas.errors import ProviderError
 from stages.providers.base import HttpCall, ProviderAdapter, SseEvent
 from stages.providers.cohere import CohereAdapter

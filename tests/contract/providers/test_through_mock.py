@@ -11,7 +11,7 @@ import httpx
 import orjson
 import pytest
 
-from infra.mock_provider.server import MockProvider
+from infra.doubles.mock_provider.server import MockProvider
 from schemas.config import GatewayConfig, ProviderConfig
 from stages.providers.registry import adapter_for
 

@@ -45,7 +45,7 @@ from bench.fault_drill_report import (
     sdk_retry_delay,
     segment_of,
 )
-from infra.mock_provider.server import MockProvider
+from infra.doubles.mock_provider.server import MockProvider
 
 TODAY = {"mock_provider": 1, "sink": 2, "redaction": 3, "policy": 4, "routing": 5, "provider": 6,
          "output_filter": 7, "ingress": 8, "nats-server": 9}

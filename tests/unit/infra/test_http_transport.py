@@ -18,9 +18,9 @@ import orjson
 import pytest
 import uvicorn
 
+from infra.doubles.mock_provider.asgi import StreamCut
+from infra.doubles.mock_provider.server import MockProvider
 from infra.http_transport import FastAsyncTransport
-from infra.mock_provider.asgi import StreamCut
-from infra.mock_provider.server import MockProvider
 
 pytestmark = pytest.mark.server
 

@@ -6,11 +6,11 @@ from urllib.parse import parse_qs
 
 import orjson
 
-from infra.mock_provider.asgi import Receive, Send, read_body, send_bytes
-from infra.mock_provider.directives import DirectiveError
-from infra.mock_provider.faults import FaultBook
-from infra.mock_provider.openai_wire import error_body
-from infra.mock_provider.recorder import Recorder
+from infra.doubles.mock_provider.asgi import Receive, Send, read_body, send_bytes
+from infra.doubles.mock_provider.directives import DirectiveError
+from infra.doubles.mock_provider.faults import FaultBook
+from infra.doubles.mock_provider.openai_wire import error_body
+from infra.doubles.mock_provider.recorder import Recorder
 
 _HEALTH = b'{"status":"ok"}'
 

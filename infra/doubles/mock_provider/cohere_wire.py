@@ -6,9 +6,9 @@ from typing import Any
 
 import orjson
 
-from infra.mock_provider.conversation import Prompt, Reply, Route, WireError, text_of
-from infra.mock_provider.directives import ToolCall
-from infra.mock_provider.tool_choice import forced_call, function_tools
+from infra.doubles.mock_provider.conversation import Prompt, Reply, Route, WireError, text_of
+from infra.doubles.mock_provider.directives import ToolCall
+from infra.doubles.mock_provider.tool_choice import forced_call, function_tools
 
 _ROLES = frozenset({"system", "user", "assistant", "tool"})
 _CONTENT_START = (

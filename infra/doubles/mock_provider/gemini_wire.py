@@ -6,9 +6,9 @@ from typing import Any
 
 import orjson
 
-from infra.mock_provider.conversation import Prompt, Reply, Route, WireError, tokens
-from infra.mock_provider.directives import ToolCall
-from infra.mock_provider.tool_choice import Function, forced_call
+from infra.doubles.mock_provider.conversation import Prompt, Reply, Route, WireError, tokens
+from infra.doubles.mock_provider.directives import ToolCall
+from infra.doubles.mock_provider.tool_choice import Function, forced_call
 
 _STATUSES: dict[int, str] = {
     400: "INVALID_ARGUMENT",

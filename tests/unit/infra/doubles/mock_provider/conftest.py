@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator, Callable
 import httpx
 import pytest
 
-from infra.mock_provider.server import MockProvider
+from infra.doubles.mock_provider.server import MockProvider
 
 SSEEvent = tuple[str | None, str]
 

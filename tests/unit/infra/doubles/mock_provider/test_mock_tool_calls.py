@@ -10,7 +10,7 @@ import httpx
 import orjson
 import pytest
 
-from infra.mock_provider.directives import DirectiveError, ToolCall, parse_fault
+from infra.doubles.mock_provider.directives import DirectiveError, ToolCall, parse_fault
 
 SSE = Callable[[str], list[tuple[str | None, str]]]
 ARGS = {"city": "Paris", "units": "celsius", "days": [1, 2]}

@@ -8,8 +8,8 @@ from typing import Any
 import httpx
 import pytest
 
-from infra.mock_provider.recorder import Recorder
-from infra.mock_provider.server import MockProvider
+from infra.doubles.mock_provider.recorder import Recorder
+from infra.doubles.mock_provider.server import MockProvider
 
 OPENAI = "/v1/chat/completions"
 

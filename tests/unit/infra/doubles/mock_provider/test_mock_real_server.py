@@ -28,7 +28,7 @@ def _free_port() -> int:
 def base_url() -> Iterator[str]:
     port = _free_port()
     proc = subprocess.Popen(
-        [sys.executable, "-c", f"from infra.mock_provider import run; run(port={port})"],
+        [sys.executable, "-c", f"from infra.doubles.mock_provider import run; run(port={port})"],
         cwd=ROOT,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,

@@ -9,7 +9,7 @@ from collections.abc import Iterable
 from typing import Any
 from urllib.parse import parse_qsl, urlencode
 
-from infra.mock_provider.asgi import Headers
+from infra.doubles.mock_provider.asgi import Headers
 
 AUTH_HEADERS = frozenset(
     {b"authorization", b"proxy-authorization", b"x-api-key", b"api-key", b"x-goog-api-key"}

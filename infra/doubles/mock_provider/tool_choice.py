@@ -11,7 +11,7 @@ from typing import Any
 
 import orjson
 
-from infra.mock_provider.directives import ToolCall
+from infra.doubles.mock_provider.directives import ToolCall
 
 _MAX_DEPTH = 16  # schema nesting (and local `$ref` hops) followed before giving up with null
 _BY_TYPE: dict[str, Any] = {"string": "example", "integer": 1, "number": 1.0, "boolean": True, "null": None}

@@ -6,7 +6,7 @@ import random
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from infra.mock_provider.directives import DirectiveError, Fault, parse_fault
+from infra.doubles.mock_provider.directives import DirectiveError, Fault, parse_fault
 
 
 @dataclass(slots=True)

@@ -11,7 +11,7 @@ import orjson
 import pytest
 from botocore.eventstream import EventStreamBuffer
 
-from infra.mock_provider.server import MockProvider, find_route
+from infra.doubles.mock_provider.server import MockProvider, find_route
 
 MODEL = "anthropic.claude-3-5-haiku-20241022-v1:0"
 URL = f"/model/{MODEL}/converse"

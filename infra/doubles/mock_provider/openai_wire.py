@@ -7,9 +7,9 @@ from typing import Any
 
 import orjson
 
-from infra.mock_provider.conversation import Prompt, Reply, Route, WireError, text_of
-from infra.mock_provider.directives import ToolCall
-from infra.mock_provider.tool_choice import Function, UnknownFunction, forced_call, function_tools
+from infra.doubles.mock_provider.conversation import Prompt, Reply, Route, WireError, text_of
+from infra.doubles.mock_provider.directives import ToolCall
+from infra.doubles.mock_provider.tool_choice import Function, UnknownFunction, forced_call, function_tools
 
 DONE = b"data: [DONE]\n\n"
 _ROLE_DELTA = b'{"role":"assistant","content":"","refusal":null}'

@@ -12,7 +12,7 @@ import httpx
 import orjson
 import pytest
 
-from infra.mock_provider.asgi import StreamCut
+from infra.doubles.mock_provider.asgi import StreamCut
 
 SSE = Callable[[str], list[tuple[str | None, str]]]
 OPENAI = "/v1/chat/completions"

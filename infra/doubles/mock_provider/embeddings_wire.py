@@ -8,8 +8,8 @@ from typing import Any
 
 import orjson
 
-from infra.mock_provider.conversation import Prompt, Reply, Route, WireError
-from infra.mock_provider.openai_wire import error_body
+from infra.doubles.mock_provider.conversation import Prompt, Reply, Route, WireError
+from infra.doubles.mock_provider.openai_wire import error_body
 
 DIMENSIONS = 8
 

@@ -10,9 +10,9 @@ from typing import Protocol, runtime_checkable
 
 import orjson
 
-from infra.mock_provider import admin
-from infra.mock_provider.anthropic_wire import WIRE as ANTHROPIC
-from infra.mock_provider.asgi import (
+from infra.doubles.mock_provider import admin
+from infra.doubles.mock_provider.anthropic_wire import WIRE as ANTHROPIC
+from infra.doubles.mock_provider.asgi import (
     JSON_HEADERS,
     SSE_HEADERS,
     ClientGone,
@@ -25,16 +25,16 @@ from infra.mock_provider.asgi import (
     send_bytes,
     wait_for_disconnect,
 )
-from infra.mock_provider.bedrock_wire import WIRE as BEDROCK
-from infra.mock_provider.cohere_wire import WIRE as COHERE
-from infra.mock_provider.conversation import Prompt, Reply, Route, Wire, WireError, make_reply, strip_prompt
-from infra.mock_provider.directives import DirectiveError, Fault, build_fault, merge
-from infra.mock_provider.embeddings_wire import WIRE as EMBEDDINGS
-from infra.mock_provider.faults import FaultBook
-from infra.mock_provider.gemini_wire import WIRE as GEMINI
-from infra.mock_provider.openai_wire import WIRE as OPENAI
-from infra.mock_provider.openai_wire import error_body as openai_error
-from infra.mock_provider.recorder import Recorder
+from infra.doubles.mock_provider.bedrock_wire import WIRE as BEDROCK
+from infra.doubles.mock_provider.cohere_wire import WIRE as COHERE
+from infra.doubles.mock_provider.conversation import Prompt, Reply, Route, Wire, WireError, make_reply, strip_prompt
+from infra.doubles.mock_provider.directives import DirectiveError, Fault, build_fault, merge
+from infra.doubles.mock_provider.embeddings_wire import WIRE as EMBEDDINGS
+from infra.doubles.mock_provider.faults import FaultBook
+from infra.doubles.mock_provider.gemini_wire import WIRE as GEMINI
+from infra.doubles.mock_provider.openai_wire import WIRE as OPENAI
+from infra.doubles.mock_provider.openai_wire import error_body as openai_error
+from infra.doubles.mock_provider.recorder import Recorder
 
 FAULT_HEADER = b"x-mock-fault"
 _MARKER = b"[[mock"

@@ -2,6 +2,6 @@
 
 from __future__ import annotations
 
-from infra.mock_provider.server import MockProvider, app, run
+from infra.doubles.mock_provider.server import MockProvider, app, run
 
 __all__ = ["MockProvider", "app", "run"]

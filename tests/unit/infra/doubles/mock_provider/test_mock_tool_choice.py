@@ -1,5 +1,5 @@
 """Forced tool choice of the mock provider: example arguments from a function's JSON schema and the
-choice of the function (`infra/mock_provider/tool_choice.py`)."""
+choice of the function (`infra/doubles/mock_provider/tool_choice.py`)."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from infra.mock_provider.directives import ToolCall
-from infra.mock_provider.tool_choice import (
+from infra.doubles.mock_provider.directives import ToolCall
+from infra.doubles.mock_provider.tool_choice import (
     Function,
     UnknownFunction,
     example_arguments,

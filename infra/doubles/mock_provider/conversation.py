@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from infra.mock_provider.directives import Fault, ToolCall, strip_directives
+from infra.doubles.mock_provider.directives import Fault, ToolCall, strip_directives
 
 DEFAULT_CHUNK_CHARS = 8
 ECHO_PREFIX = "Echo: "

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from infra.mock_provider.directives import (
+from infra.doubles.mock_provider.directives import (
     DirectiveError,
     Fault,
     merge,

@@ -9,10 +9,10 @@ from typing import Any
 
 import orjson
 
-from infra.mock_provider.asgi import Headers
-from infra.mock_provider.conversation import Prompt, Reply, Route, WireError
-from infra.mock_provider.directives import ToolCall
-from infra.mock_provider.tool_choice import Function, UnknownFunction, forced_call
+from infra.doubles.mock_provider.asgi import Headers
+from infra.doubles.mock_provider.conversation import Prompt, Reply, Route, WireError
+from infra.doubles.mock_provider.directives import ToolCall
+from infra.doubles.mock_provider.tool_choice import Function, UnknownFunction, forced_call
 
 EVENT_STREAM = b"application/vnd.amazon.eventstream"
 _ROLES = frozenset({"user", "assistant"})

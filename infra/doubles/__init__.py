@@ -1,0 +1,2 @@
+"""Test and demo doubles: stand-ins for the outside world (the mock provider). Nothing in the request
+path imports them."""
