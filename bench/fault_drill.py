@@ -3,7 +3,7 @@
     python bench/fault_drill.py [--rate 40] [--stream-fraction 0.25] [--warmup 5] [--kill-every 5] [--tail 10]
                                 [--kinds redaction,policy,...] [--client-retries 2] [--soak S] [--json]
 
-Starts ``gateway up`` (the test config of ``tests/support/gateway.py``: free ports, a temporary data
+Starts ``gateway up`` (the test config of ``infra/operator/launcher.py``: free ports, a temporary data
 dir, the bundled mock provider as the only upstream) and sends ``--rate`` requests a second, each at
 its scheduled time (open loop: latency counts from the schedule, retries included), a
 ``--stream-fraction`` of them streamed. After ``--warmup`` seconds it SIGKILLs one process of each kind
@@ -70,7 +70,7 @@ from bench.fault_drill_report import (  # noqa: E402
     retry_after_s,
     sdk_retry_delay,
 )
-from tests.support.gateway import DEMO_KEY, RunningGateway, start_gateway  # noqa: E402
+from infra.operator.launcher import DEMO_KEY, RunningGateway, start_gateway  # noqa: E402
 
 
 @dataclass

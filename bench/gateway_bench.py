@@ -38,7 +38,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from tests.support.gateway import DEMO_KEY, RunningGateway, mock_requests, start_gateway  # noqa: E402
+from infra.operator.launcher import DEMO_KEY, RunningGateway, mock_requests, start_gateway  # noqa: E402
 
 MODEL = "gpt-4o-mini"
 # ~200 characters, no PII.

@@ -28,7 +28,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from infra.nats_server import free_port  # noqa: E402
-from tests.support.gateway import DEMO_KEY, start_gateway  # noqa: E402
+from infra.operator.launcher import DEMO_KEY, start_gateway  # noqa: E402
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 

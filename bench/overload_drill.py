@@ -2,7 +2,7 @@
 
     python bench/overload_drill.py [--factor 2.0] [--duration 15] [--rate R] [--latency-ms 30] [--json]
 
-Starts ``gateway up`` (the test config of ``tests/support/gateway.py``, free ports, a temporary data
+Starts ``gateway up`` (the test config of ``infra/operator/launcher.py``, free ports, a temporary data
 dir), measures what it serves with 64 connections in a closed loop (its capacity on this machine, now),
 then sends ``--factor`` times that rate (or ``--rate``) open loop for ``--duration`` seconds, each
 request at its scheduled time on its own connection (``bench.fault_drill.http_post``), no retries.
@@ -33,7 +33,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from bench.fault_drill import http_post  # noqa: E402
-from tests.support.gateway import RunningGateway, start_gateway  # noqa: E402
+from infra.operator.launcher import RunningGateway, start_gateway  # noqa: E402
 
 PATH = "/v1/chat/completions"
 

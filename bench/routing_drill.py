@@ -35,7 +35,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from tests.support.gateway import DEMO_KEY, RunningGateway, gateway_config, start_gateway  # noqa: E402
+from infra.operator.launcher import DEMO_KEY, RunningGateway, gateway_config, start_gateway  # noqa: E402
 
 ALIAS = "drill"
 FLAKY, SLOW = "drill-a", "drill-b"

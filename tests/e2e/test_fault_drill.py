@@ -19,7 +19,7 @@ import pytest
 
 from bench.fault_drill import DrillOptions, run_drill
 from bench.fault_drill_report import DrillReport, render_report
-from tests.support.gateway import RunningGateway, start_gateway
+from infra.operator.launcher import RunningGateway, start_gateway
 
 pytestmark = pytest.mark.e2e
 

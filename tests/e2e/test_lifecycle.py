@@ -12,7 +12,7 @@ import httpx
 import pytest
 
 from infra.nats_server import start_nats
-from tests.support.gateway import DEMO_KEY, RunningGateway, start_gateway
+from infra.operator.launcher import DEMO_KEY, RunningGateway, start_gateway
 
 pytestmark = pytest.mark.e2e
 

@@ -12,7 +12,7 @@ import orjson
 import pytest
 
 from bench.fault_drill import http_post
-from tests.support.gateway import start_gateway
+from infra.operator.launcher import start_gateway
 
 pytestmark = pytest.mark.e2e
 

@@ -6,7 +6,7 @@ from pathlib import Path
 import openai
 import pytest
 
-from tests.support.gateway import DEMO_KEY, RunningGateway, start_gateway
+from infra.operator.launcher import DEMO_KEY, RunningGateway, start_gateway
 
 
 @pytest.fixture(scope="session")

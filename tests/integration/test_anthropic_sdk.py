@@ -7,7 +7,7 @@ from collections.abc import Iterator
 import anthropic
 import pytest
 
-from tests.support.gateway import DEMO_KEY, RunningGateway, mock_requests
+from infra.operator.launcher import DEMO_KEY, RunningGateway, mock_requests
 
 pytestmark = pytest.mark.integration
 

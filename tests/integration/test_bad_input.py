@@ -6,7 +6,7 @@ import httpx
 import openai
 import pytest
 
-from tests.support.gateway import DEMO_KEY, LIMITED_KEY, RunningGateway
+from infra.operator.launcher import DEMO_KEY, LIMITED_KEY, RunningGateway
 
 pytestmark = pytest.mark.integration
 

@@ -11,7 +11,7 @@ import anthropic
 import openai
 import pytest
 
-from tests.support.gateway import DEMO_KEY, RunningGateway
+from infra.operator.launcher import DEMO_KEY, RunningGateway
 
 pytestmark = pytest.mark.integration
 

@@ -6,7 +6,7 @@ import openai
 import pytest
 
 from infra.doubles.mock_provider.embeddings_wire import vector
-from tests.support.gateway import RunningGateway
+from infra.operator.launcher import RunningGateway
 
 pytestmark = pytest.mark.integration
 

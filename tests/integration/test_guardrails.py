@@ -28,7 +28,7 @@ import openai
 import pytest
 
 from infra.nats_server import free_port
-from tests.support.gateway import RunningGateway, gateway_config, mock_requests, start_gateway
+from infra.operator.launcher import RunningGateway, gateway_config, mock_requests, start_gateway
 
 pytestmark = pytest.mark.integration
 

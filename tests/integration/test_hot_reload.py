@@ -22,7 +22,7 @@ import pytest
 import yaml
 
 from infra.config import version_of
-from tests.support.gateway import DEMO_KEY, RunningGateway, start_gateway
+from infra.operator.launcher import DEMO_KEY, RunningGateway, start_gateway
 
 pytestmark = pytest.mark.integration
 

@@ -8,7 +8,7 @@ import httpx
 import openai
 import pytest
 
-from tests.support.gateway import RunningGateway, mock_requests
+from infra.operator.launcher import RunningGateway, mock_requests
 
 pytestmark = pytest.mark.integration
 

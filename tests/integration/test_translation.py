@@ -6,7 +6,7 @@ import anthropic
 import openai
 import pytest
 
-from tests.support.gateway import DEMO_KEY, RunningGateway, mock_requests
+from infra.operator.launcher import DEMO_KEY, RunningGateway, mock_requests
 
 pytestmark = pytest.mark.integration
 

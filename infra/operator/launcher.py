@@ -1,6 +1,8 @@
-"""Start the whole gateway (`gateway up`) for a test: free ports, its own data dir, stopped by PID.
+"""Start the whole gateway (`gateway up`) for a test or a benchmark: free ports, its own data dir,
+stopped by PID. The one launcher ``tests/`` and ``bench/`` share.
 
-Only our own components run; the outside world is the bundled mock provider.
+Only our own components run; the outside world is the bundled mock provider (``gateway_config``: the
+test config, every provider pointing at it).
 """
 
 from __future__ import annotations
