@@ -1,4 +1,4 @@
-"""The one place where things are built: broker, config, HTTP client, PII scanner, store."""
+"""The one place where things are built: broker, config, HTTP client, PII scanner, price book, store."""
 
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ if TYPE_CHECKING:
 
     from infra.clickhouse.store import Store
     from infra.live_config import LiveConfig
+    from stages.cost import PriceBook
     from stages.pii import PiiScanner
 
 
@@ -96,6 +97,14 @@ def pii_scanner(
     names = [c.entity for c in custom]
     return PiiScanner(analyzer, [*entities, *names], score_threshold,
                       allow_list=allow_list, allow_patterns=allow_patterns)
+
+
+def price_book(config: GatewayConfig) -> PriceBook:
+    """The shipped catalog (``infra/prices.yaml``), then the config's ``prices`` over it."""
+    from infra.prices import load_catalog
+    from stages.cost import PriceBook
+
+    return PriceBook(load_catalog(), config.prices)
 
 
 def store(s: Settings) -> Store:

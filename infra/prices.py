@@ -1,4 +1,5 @@
-"""Loading the shipped price catalog (``infra/prices.yaml``) into ``CatalogPrice`` entries."""
+"""Loading the shipped price catalog (``infra/prices.yaml``) into ``CatalogPrice`` entries (the price
+book built over it is ``bootstrap.price_book``)."""
 
 from __future__ import annotations
 
@@ -7,8 +8,7 @@ from typing import Any
 
 import yaml
 
-from schemas.config import CatalogPrice, GatewayConfig
-from stages.cost import PriceBook
+from schemas.config import CatalogPrice
 
 CATALOG = Path(__file__).with_name("prices.yaml")
 
@@ -21,7 +21,3 @@ def load_catalog(path: Path = CATALOG) -> list[CatalogPrice]:
         for r in rows
     ]
 
-
-def price_book(config: GatewayConfig) -> PriceBook:
-    """The shipped catalog, then the config's ``prices`` over it."""
-    return PriceBook(load_catalog(), config.prices)

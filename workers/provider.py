@@ -16,7 +16,6 @@ import os
 from nats.aio.msg import Msg
 
 from infra import bootstrap
-from infra.prices import price_book
 from schemas import subjects
 from schemas.config import GatewayConfig, Price, Target
 from schemas.envelope import Envelope
@@ -125,8 +124,8 @@ async def setup(ctx: WorkerContext) -> Hooks:
     live, settings = ctx.live, ctx.settings
     transport = bootstrap.http_transport(settings.max_inflight_calls)
     runtime = StageRuntime(ctx, STAGE)
-    book = [price_book(live.current)]  # rebuilt when the config changes (its `prices` may)
-    live.on_change(lambda config, _version: book.__setitem__(0, price_book(config)))
+    book = [bootstrap.price_book(live.current)]  # rebuilt when the config changes (its `prices` may)
+    live.on_change(lambda config, _version: book.__setitem__(0, bootstrap.price_book(config)))
     reporter = HealthReporter(lambda: runtime.nc, f"{STAGE}-{os.getpid()}")
 
     def config_for(envelope: Envelope) -> GatewayConfig:

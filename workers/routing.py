@@ -14,7 +14,7 @@ import random
 
 from nats.aio.msg import Msg
 
-from infra.prices import price_book
+from infra import bootstrap
 from schemas import subjects
 from schemas.config import GatewayConfig
 from schemas.envelope import Envelope
@@ -31,7 +31,7 @@ STAGE = "routing"
 
 
 def build_router(config: GatewayConfig) -> Router:
-    book = price_book(config)
+    book = bootstrap.price_book(config)
     return Router(config, lambda target: book.price_for(
         target, config.providers[target.provider].type if target.provider in config.providers else target.provider))
 
