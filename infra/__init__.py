@@ -1,1 +1,2 @@
-"""Infrastructure: settings, embedded NATS and ClickHouse, JetStream declarations, supervisor, CLI."""
+"""Infrastructure: building blocks (settings, NATS, JetStream, ClickHouse, HTTP), the composition root
+(bootstrap), the operator tools (operator/) and the test doubles (doubles/)."""
