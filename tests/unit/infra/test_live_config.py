@@ -22,6 +22,8 @@ from schemas.events import ControlEvent
 from schemas.wire import decode
 from tests.support.jetstream import JetStreamServer, eventually, jetstream_server
 
+pytestmark = pytest.mark.server  # a real nats-server
+
 
 def config_text(*aliases: str, **extra: Any) -> str:
     return yaml.safe_dump({

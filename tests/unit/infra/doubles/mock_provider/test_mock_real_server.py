@@ -14,6 +14,8 @@ import httpx
 import orjson
 import pytest
 
+pytestmark = pytest.mark.server  # starts the mock provider as a process
+
 ROOT = Path(__file__).resolve().parents[4]
 
 
