@@ -3,7 +3,8 @@
 In production the source is the process's ``infra.live_config.LiveConfig``, opened at lifespan
 startup through ``infra.bootstrap.live_config`` (ingress never imports ``workers/``: it only needs
 this protocol). ``ConfigView`` holds what ingress derives from a config (the key index, the models
-lists), rebuilt once per new version; a request keeps the view it started with.
+lists), rebuilt once per new version (``ViewCache``, through ``infra.derived.Derived``); a request
+keeps the view it started with.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from infra.derived import Derived
 from schemas.config import ApiKey, GatewayConfig
 
 
@@ -54,17 +56,15 @@ class StaticConfig:
 class ConfigView:
     """What ingress derives from one config version."""
 
-    version: str
     config: GatewayConfig
     keys: dict[str, ApiKey]
     models_payload: dict[str, Any]
     anthropic_models_payload: dict[str, Any]
 
     @classmethod
-    def of(cls, config: GatewayConfig, version: str) -> ConfigView:
+    def of(cls, config: GatewayConfig) -> ConfigView:
         aliases = sorted(config.models)
         return cls(
-            version=version,
             config=config,
             keys={k.key_sha256: k for k in config.keys},
             models_payload={
@@ -82,18 +82,15 @@ class ConfigView:
 
 
 class ViewCache:
-    """The view of the source's current version, rebuilt when the version changes (one string
-    comparison per request otherwise)."""
+    """The view of the source's current version: ``ConfigView`` derived once per version
+    (``infra.derived.Derived``: one string comparison per request otherwise)."""
 
     def __init__(self, source: ConfigSource | None = None) -> None:
         self.source = source
-        self._view: ConfigView | None = None
+        self.views: Derived[ConfigView] = Derived(ConfigView.of)
 
     def get(self) -> ConfigView:
         source = self.source
         if source is None:
             raise RuntimeError("ingress config not opened yet (lifespan startup)")
-        view = self._view
-        if view is None or view.version != source.version:
-            view = self._view = ConfigView.of(source.current, source.version)
-        return view
+        return self.views.get(source.version, source.current)

@@ -56,14 +56,14 @@ def test_view_is_rebuilt_once_per_version() -> None:
     assert [m["id"] for m in first.models_payload["data"]] == ["m1"]
     source.current, source.version = config("m2", "m1"), "v2"
     second = cache.get()
-    assert second is not first and second.version == "v2"
+    assert second is not first and cache.views.current.version == "v2"
     assert [m["id"] for m in second.models_payload["data"]] == ["m1", "m2"]
     assert second.anthropic_models_payload["first_id"] == "m1" and second.anthropic_models_payload["last_id"] == "m2"
     assert first.config.models.keys() == {"m1"}  # a request holding the old view keeps it
 
 
 def test_empty_models() -> None:
-    view = ConfigView.of(GatewayConfig(), "v")
+    view = ConfigView.of(GatewayConfig())
     assert view.models_payload["data"] == [] and view.anthropic_models_payload["first_id"] is None
 
 
