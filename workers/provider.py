@@ -16,6 +16,7 @@ import os
 from nats.aio.msg import Msg
 
 from infra import bootstrap
+from infra.derived import Derived
 from schemas import subjects
 from schemas.config import GatewayConfig, Price, Target
 from schemas.envelope import Envelope
@@ -23,29 +24,67 @@ from schemas.errors import DeadlineExceeded, GatewayError, ServiceUnavailable
 from schemas.events import EventType
 from schemas.wire import encode
 from stages.timing import with_stage_time
-from stages.usage import STAGE, Prices, response_usage, served, stream_usage
-from workers.app import Hooks, main
+from stages.usage import STAGE, response_usage, served, stream_usage
+from workers.app import main
 from workers.context import WorkerContext
 from workers.health_reporter import HealthReporter
 from workers.provider_calls import CallFailed, CallResult, ProviderCaller
-from workers.runtime import StageRuntime
 from workers.stream_relay import HAND_OVER_ATTEMPT_S, HAND_OVER_GIVE_UP_S, StreamRelay, Superseded
+from workers.worker import StageWorker
 
 log = logging.getLogger("gateway.provider")
 
 
-class ProviderStage:
-    def __init__(self, runtime: StageRuntime, caller: ProviderCaller, prices: Prices) -> None:
-        self.runtime = runtime
-        self.caller = caller
-        self.prices = prices
-        self.outcomes = caller.outcomes
+class ProviderWorker(StageWorker):
+    name = STAGE
+    subject = subjects.REQ_CALL
+
+    def __init__(self, ctx: WorkerContext) -> None:
+        super().__init__(ctx)
+        live, settings = ctx.live, ctx.settings
+        self.live = live
+        self.transport = bootstrap.http_transport(settings.max_inflight_calls)
+        self.book = Derived(bootstrap.price_book).follow(live)  # the shipped catalog under the config's `prices`
+        self.reporter = HealthReporter(lambda: self.runtime.nc, f"{STAGE}-{os.getpid()}")
+        self.caller = ProviderCaller(self.config_for, self.transport, self.reporter)
+        self.outcomes = self.caller.outcomes
+        self.slots = asyncio.Semaphore(settings.max_inflight_calls)
+
+    def config_for(self, envelope: Envelope) -> GatewayConfig:
+        # the version the request was planned with, so a reload never breaks a request in flight
+        return self.live.get(envelope.config_version) or self.live.current
+
+    def prices(self, target: Target) -> Price | None:
+        live = self.live
+        config = live.current
+        provider = config.providers.get(target.provider)
+        book = self.book.get(live.version, config)
+        return book.price_for(target, provider.type if provider is not None else target.provider)
+
+    async def on_message(self, msg: Msg) -> None:
+        await self.slots.acquire()
+        if self.runtime.accept(msg.data, self.work) is None:
+            self.slots.release()
 
     async def work(self, envelope: Envelope, started: float) -> None:
-        if envelope.stream:
-            await self._stream(envelope, started)
-        else:
-            await self._complete(envelope, started)
+        try:
+            if envelope.config_version and self.live.get(envelope.config_version) is None:
+                # routing took a new version a few ms before this process did: wait for it, briefly
+                await self.live.wait_for(envelope.config_version)
+            if envelope.stream:
+                await self._stream(envelope, started)
+            else:
+                await self._complete(envelope, started)
+        finally:
+            self.slots.release()
+
+    async def after_start(self) -> None:
+        await self.reporter.start()
+
+    async def cleanup(self) -> None:
+        await super().cleanup()
+        await self.reporter.stop()
+        await self.transport.aclose()
 
     async def _complete(self, envelope: Envelope, started: float) -> None:
         try:
@@ -120,47 +159,7 @@ class ProviderStage:
             await relay.close()
 
 
-async def setup(ctx: WorkerContext) -> Hooks:
-    live, settings = ctx.live, ctx.settings
-    transport = bootstrap.http_transport(settings.max_inflight_calls)
-    runtime = StageRuntime(ctx, STAGE)
-    book = [bootstrap.price_book(live.current)]  # rebuilt when the config changes (its `prices` may)
-    live.on_change(lambda config, _version: book.__setitem__(0, bootstrap.price_book(config)))
-    reporter = HealthReporter(lambda: runtime.nc, f"{STAGE}-{os.getpid()}")
-
-    def config_for(envelope: Envelope) -> GatewayConfig:
-        # the version the request was planned with, so a reload never breaks a request in flight
-        return live.get(envelope.config_version) or live.current
-
-    def prices(target: Target) -> Price | None:
-        provider = live.current.providers.get(target.provider)
-        return book[0].price_for(target, provider.type if provider is not None else target.provider)
-
-    stage = ProviderStage(runtime, ProviderCaller(config_for, transport, reporter), prices)
-    slots = asyncio.Semaphore(settings.max_inflight_calls)
-
-    async def work(envelope: Envelope, started: float) -> None:
-        try:
-            if envelope.config_version and live.get(envelope.config_version) is None:
-                # routing took a new version a few ms before this process did: wait for it, briefly
-                await live.wait_for(envelope.config_version)
-            await stage.work(envelope, started)
-        finally:
-            slots.release()
-
-    async def on_request(msg: Msg) -> None:
-        await slots.acquire()
-        if runtime.accept(msg.data, work) is None:
-            slots.release()
-
-    ctx.subscribe(subjects.REQ_CALL, on_request, queue=subjects.QUEUE_GROUPS[subjects.REQ_CALL])
-
-    async def cleanup() -> None:
-        await runtime.drain()
-        await reporter.stop()
-        await transport.aclose()
-
-    return Hooks(after_start=reporter.start, cleanup=cleanup)
+setup = ProviderWorker.setup
 
 
 if __name__ == "__main__":

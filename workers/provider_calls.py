@@ -221,7 +221,7 @@ class ProviderCaller:
                     raise
                 if result.stream is None:
                     self.outcomes.end(target.id, "ok", result.provider_ms, target.probe)
-                # else: the stream's outcome is reported when it ends (ProviderStage)
+                # else: the stream's outcome is reported when it ends (ProviderWorker)
                 provider_ms += result.provider_ms
                 attempts.append(Attempt(target.id, 200, "", False, result.provider_ms, 200))
                 result.attempts = attempts

@@ -1,6 +1,6 @@
 """Routing worker: plan the request from its alias's routing tree, then apply the circuit breakers.
 
-Planning is pure (``stages.routing.Router``, one per config version, rebuilt on hot reload); the live
+Planning is pure (``stages.routing.Router``, one per config version: ``infra.derived.Derived``); the live
 inputs come from the ``HealthMonitor`` (per-target latency, in-flight counts and breaker states,
 shared by every routing replica through NATS). An open breaker drops its target from the plan; a
 half-open one lets this request probe it, first in the plan, with the rest of the plan as its safety
@@ -12,9 +12,8 @@ from __future__ import annotations
 import os
 import random
 
-from nats.aio.msg import Msg
-
 from infra import bootstrap
+from infra.derived import Derived
 from schemas import subjects
 from schemas.config import GatewayConfig
 from schemas.envelope import Envelope
@@ -22,10 +21,10 @@ from schemas.events import EventType
 from stages.breaker_plan import apply_breakers
 from stages.routing import RequestFacts, Router
 from stages.timing import with_stage_time
-from workers.app import Hooks, main
+from workers.app import main
 from workers.context import WorkerContext
 from workers.health_monitor import HealthMonitor
-from workers.runtime import StageRuntime
+from workers.worker import StageWorker
 
 STAGE = "routing"
 
@@ -42,28 +41,24 @@ def facts_of(envelope: Envelope) -> RequestFacts:
                         tags=envelope.tags, headers=envelope.headers, body=envelope.body)
 
 
-async def setup(ctx: WorkerContext) -> Hooks:
-    live = ctx.live
-    routers: dict[str, Router] = {}
+class RoutingWorker(StageWorker):
+    name = STAGE
+    subject = subjects.REQ_ROUTE
 
-    def router_now() -> tuple[str, Router]:
-        """The current version and its router, built once per version (hot reload)."""
+    def __init__(self, ctx: WorkerContext) -> None:
+        super().__init__(ctx)
+        live = self.live = ctx.live
+        self.routers = Derived(build_router).follow(live)  # one per config version, built before it serves
+        self.monitor = HealthMonitor(lambda: self.runtime.nc, lambda: live.current.circuit_breaker,
+                                     f"{STAGE}-{os.getpid()}", config_version=lambda: live.version)
+        self.rng = random.Random()
+
+    async def work(self, envelope: Envelope, started: float) -> None:
+        live = self.live
         version = live.version
-        router = routers.get(version)
-        if router is None:
-            routers.clear()
-            router = routers[version] = build_router(live.get(version) or live.current)
-        return version, router
-
-    runtime = StageRuntime(ctx, STAGE)
-    monitor = HealthMonitor(lambda: runtime.nc, lambda: live.current.circuit_breaker, f"{STAGE}-{os.getpid()}",
-                            config_version=lambda: live.version)
-    rng = random.Random()
-    router_now()  # built before the first request, not on it
-
-    async def work(envelope: Envelope, started: float) -> None:
-        version, router = router_now()
-        plan = router.plan(facts_of(envelope), monitor, rng)
+        router = self.routers.get(version, live.current)
+        monitor = self.monitor
+        plan = router.plan(facts_of(envelope), monitor, self.rng)
         targets, skipped = await apply_breakers(plan, monitor, envelope.model_requested)
         monitor.note_routed(targets[0].id)
         out = with_stage_time(envelope, STAGE, started, plan=targets, config_version=version,
@@ -75,19 +70,21 @@ async def setup(ctx: WorkerContext) -> Hooks:
             attrs["probe"] = targets[0].id
         if plan.experiment:
             attrs["experiment"], attrs["variant"] = plan.experiment, plan.variant
-        out = runtime.event(out, EventType.ROUTE_PLANNED, started, attrs=attrs)
-        await runtime.forward(subjects.REQ_CALL, out)
+        out = self.runtime.event(out, EventType.ROUTE_PLANNED, started, attrs=attrs)
+        await self.runtime.forward(subjects.REQ_CALL, out)
 
-    async def on_request(msg: Msg) -> None:
-        runtime.accept(msg.data, work)
+    async def after_start(self) -> None:
+        await self.monitor.start()
 
-    ctx.subscribe(subjects.REQ_ROUTE, on_request, queue=subjects.QUEUE_GROUPS[subjects.REQ_ROUTE])
+    async def reconnected(self) -> None:
+        await self.monitor.reconnected()
 
-    async def cleanup() -> None:
-        await runtime.drain()
-        await monitor.stop()
+    async def cleanup(self) -> None:
+        await super().cleanup()
+        await self.monitor.stop()
 
-    return Hooks(after_start=monitor.start, cleanup=cleanup, reconnected=monitor.reconnected)
+
+setup = RoutingWorker.setup
 
 
 if __name__ == "__main__":

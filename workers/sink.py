@@ -10,7 +10,7 @@ import asyncio
 import contextlib
 import logging
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 from faststream import AckPolicy
@@ -22,8 +22,12 @@ from infra.clickhouse.readonly import ReadOnlyViolation
 from schemas import subjects
 from schemas.events import Event
 from schemas.wire import DecodeError, decode_union
-from workers.app import Hooks, main
+from workers.app import main
 from workers.context import WorkerContext
+from workers.worker import Worker
+
+if TYPE_CHECKING:
+    from infra.clickhouse.store import Store
 
 log = logging.getLogger("gateway.sink")
 
@@ -38,28 +42,46 @@ def decode_events(messages: list[Msg]) -> list[Event]:
     return events
 
 
-async def setup(ctx: WorkerContext) -> Hooks:
-    broker, settings = ctx.broker, ctx.settings
-    # chDB is not safe to call from several threads at once: one thread owns every store call.
-    executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="store")
-    loop = asyncio.get_running_loop()
-    store = await loop.run_in_executor(executor, bootstrap.store, settings)
-    await loop.run_in_executor(executor, store.migrate)
-    stop = asyncio.Event()
-    consumer: list[asyncio.Task[None]] = []
-    pulls: list[Any] = []
+class SinkWorker(Worker):
+    name = "sink"
 
-    async def consume() -> None:
-        js = ctx.nc.jetstream()
+    def __init__(self, ctx: WorkerContext) -> None:
+        super().__init__(ctx)
+        # chDB is not safe to call from several threads at once: one thread owns every store call.
+        self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="store")
+        self._store: Store | None = None
+        self.stopping = asyncio.Event()
+        self.consumer: asyncio.Task[None] | None = None
+        self.pulls: list[Any] = []
+
+    @property
+    def store(self) -> Store:
+        assert self._store is not None, "the store is opened in prepare()"
+        return self._store
+
+    async def prepare(self) -> None:
+        """Open and migrate the store, and answer analyst queries once the broker starts."""
+        loop = asyncio.get_running_loop()
+        self._store = await loop.run_in_executor(self.executor, bootstrap.store, self.ctx.settings)
+        await loop.run_in_executor(self.executor, self.store.migrate)
+        self.ctx.broker.subscriber(subjects.SQL_QUERY, queue="sink", no_reply=True,
+                                   ack_policy=AckPolicy.MANUAL)(self.on_sql)
+
+    async def after_start(self) -> None:
+        self.consumer = asyncio.create_task(self.consume())
+
+    async def consume(self) -> None:
+        settings = self.ctx.settings
+        js = self.ctx.nc.jetstream()
         psub = await js.pull_subscribe_bind(durable=subjects.CONSUMER_SINK, stream=subjects.STREAM_EVENTS)
-        pulls.append(psub)
+        self.pulls.append(psub)
         window = settings.sink_batch_ms / 1000
-        while not stop.is_set():
+        while not self.stopping.is_set():
             # Sleep through the window, then drain what is pending in bursts. A long-poll fetch would
             # wake this process for every event (≈ 0.5 ms CPU each at low load, on the cores the
             # request path needs); fetch() asks with no_wait first, so a burst costs one wake-up.
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), timeout=window)
+                await asyncio.wait_for(self.stopping.wait(), timeout=window)
             while True:
                 try:
                     batch = await psub.fetch(settings.sink_batch_rows, timeout=0.001)
@@ -68,15 +90,16 @@ async def setup(ctx: WorkerContext) -> Hooks:
                 except Exception as exc:  # noqa: BLE001 - the broker is restarting: the next window asks again
                     log.info("sink: fetch failed (%r); trying again", exc)
                     break
-                await write(batch)
+                await self.write(batch)
                 if len(batch) < settings.sink_batch_rows:
                     break
 
-    async def write(batch: list[Msg]) -> None:
+    async def write(self, batch: list[Msg]) -> None:
+        loop = asyncio.get_running_loop()
         events = decode_events(batch)
         while events:
             try:
-                await loop.run_in_executor(executor, store.write, events)
+                await loop.run_in_executor(self.executor, self.store.write, events)
                 break
             except Exception:  # noqa: BLE001 - keep the events, retry: nothing is acked before insert
                 log.exception("insert of %d events failed; retrying", len(events))
@@ -87,36 +110,33 @@ async def setup(ctx: WorkerContext) -> Hooks:
             except Exception:  # noqa: BLE001 - not acked: redelivered later, and de-duplicated
                 log.info("sink: could not ack an event (broker reconnecting); it will come again")
 
-    @broker.subscriber(subjects.SQL_QUERY, queue="sink", no_reply=True, ack_policy=AckPolicy.MANUAL)
-    async def on_sql(data: bytes) -> None:
-        message: Any = broker.context.get_local("message")
+    async def on_sql(self, data: bytes) -> None:
+        message: Any = self.ctx.broker.context.get_local("message")
         reply = message.raw_message.reply
         try:
             sql = str(orjson.loads(data)["sql"])
-            result = await loop.run_in_executor(executor, store.query_readonly, sql)
+            result = await asyncio.get_running_loop().run_in_executor(self.executor, self.store.query_readonly, sql)
             answer: dict[str, Any] = {"columns": result.columns, "types": result.types, "rows": result.rows}
         except ReadOnlyViolation as exc:
             answer = {"error": str(exc)}
         except Exception as exc:  # noqa: BLE001 - the analyst gets ClickHouse's message
             answer = {"error": f"query failed: {exc}"}
         if reply:
-            await ctx.nc.publish(reply, orjson.dumps(answer, default=str))
+            await self.ctx.nc.publish(reply, orjson.dumps(answer, default=str))
 
-    async def start_consumer() -> None:
-        consumer.append(asyncio.create_task(consume()))
-
-    async def cleanup() -> None:
-        stop.set()
-        for task in consumer:
+    async def cleanup(self) -> None:
+        self.stopping.set()
+        if self.consumer is not None:
             with contextlib.suppress(Exception):
-                await asyncio.wait_for(task, timeout=5)
-        for psub in pulls:
+                await asyncio.wait_for(self.consumer, timeout=5)
+        for psub in self.pulls:
             with contextlib.suppress(Exception):
                 await psub.unsubscribe()
-        await loop.run_in_executor(executor, store.close)
-        executor.shutdown()
+        await asyncio.get_running_loop().run_in_executor(self.executor, self.store.close)
+        self.executor.shutdown()
 
-    return Hooks(after_start=start_consumer, cleanup=cleanup)
+
+setup = SinkWorker.setup
 
 
 if __name__ == "__main__":

@@ -3,17 +3,17 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Any
 
 import pytest
 
 from schemas import subjects
+from schemas.config import GatewayConfig
 from schemas.envelope import Envelope
 from schemas.wire import convert
 from tests.support.fake_nats import FakeNats, context
 from workers import provider
-from workers.provider import ProviderStage
-from workers.runtime import StageRuntime
+from workers.live_config import LiveConfig
+from workers.provider import ProviderWorker
 
 
 def envelope() -> Envelope:
@@ -25,13 +25,15 @@ def envelope() -> Envelope:
 async def test_a_whole_answer_is_offered_again_until_a_replica_takes_it(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(provider, "HAND_OVER_ATTEMPT_S", 0.05)
     nc = FakeNats(answers={subjects.RESP_FILTER: None})  # the replica that got it died before confirming
-    caller: Any = type("Caller", (), {"outcomes": None})()
-    stage = ProviderStage(StageRuntime(context(nc), "provider"), caller, prices=lambda t: None)
-    task = asyncio.create_task(stage.hand_over(envelope()))
-    for _ in range(100):
-        if len(nc.on(subjects.RESP_FILTER)) >= 2:
-            break
-        await asyncio.sleep(0.01)
-    nc.answers.clear()  # another replica takes it
-    await asyncio.wait_for(task, 5)
-    assert len(nc.on(subjects.RESP_FILTER)) >= 2
+    stage = ProviderWorker(context(nc, LiveConfig.static(GatewayConfig())))
+    try:
+        task = asyncio.create_task(stage.hand_over(envelope()))
+        for _ in range(100):
+            if len(nc.on(subjects.RESP_FILTER)) >= 2:
+                break
+            await asyncio.sleep(0.01)
+        nc.answers.clear()  # another replica takes it
+        await asyncio.wait_for(task, 5)
+        assert len(nc.on(subjects.RESP_FILTER)) >= 2
+    finally:
+        await stage.cleanup()
