@@ -1,5 +1,6 @@
-"""What the guardrail-running stages share: which profile a request runs, and one ``GuardrailSet`` per
-(config version, profile), built on first use."""
+"""What the guardrail-running stages share: which profile a request runs, and the guardrail sets of one
+config version (one ``GuardrailSet`` per profile, built on first use). A worker holds them as
+``Derived(GuardrailSets.of)``: a new version gets new sets, and the old version's are dropped."""
 
 from __future__ import annotations
 
@@ -16,16 +17,18 @@ def profile_of(config: GatewayConfig, envelope: Envelope) -> Guardrails:
 
 
 class GuardrailSets:
-    """One ``GuardrailSet`` per (config version, profile), built on first use; a request under a new
-    version drops the sets of the others (hot reload)."""
+    """The guardrail sets of one config version: one ``GuardrailSet`` per profile, built on first use (a
+    profile whose guardrails cannot be built fails only the requests that run it)."""
 
     def __init__(self) -> None:
-        self._version = ""
         self._sets: dict[str, GuardrailSet] = {}
 
-    def get(self, version: str, profile: Guardrails) -> GuardrailSet:
-        if version != self._version:
-            self._version, self._sets = version, {}
+    @classmethod
+    def of(cls, _config: GatewayConfig) -> GuardrailSets:
+        """The (still empty) sets of a config version: each profile's is built when a request first runs it."""
+        return cls()
+
+    def get(self, profile: Guardrails) -> GuardrailSet:
         found = self._sets.get(profile.profile)
         if found is None:
             found = self._sets[profile.profile] = GuardrailSet(profile.guardrails)

@@ -42,8 +42,9 @@ from typing import Any
 
 from nats.aio.msg import Msg
 
+from infra.derived import Derived
 from schemas import control, subjects
-from schemas.config import GatewayConfig, Guardrails
+from schemas.config import Guardrails
 from schemas.control import Resend, StreamAck
 from schemas.envelope import Envelope, Reply, StreamPiece
 from schemas.errors import GatewayError
@@ -57,12 +58,11 @@ from stages.output_filter import InputValues, StreamFilter, filter_response, fil
 from stages.redaction import conceal
 from stages.timing import elapsed_ms, with_stage_time
 from stages.vault import unseal
-from workers.app import Hooks, main
+from workers.app import main
 from workers.context import WorkerContext
 from workers.guardrail_sets import GuardrailSets, profile_of
-from workers.live_config import Derived
-from workers.output_scanners import OutputScanners, ScannerCache, Scanners, scanner_inputs, warm
-from workers.runtime import StageRuntime
+from workers.output_scanners import OutputScanners, derive_scanners, warm
+from workers.worker import StageWorker
 
 STAGE = "output_filter"
 log = logging.getLogger("gateway.output_filter")
@@ -92,39 +92,86 @@ class StreamSession:
     last_seen: float = field(default_factory=time.monotonic)
 
 
-class OutputFilterStage:
-    def __init__(self, runtime: StageRuntime, config: GatewayConfig, scanners: Scanners, key: bytes,
-                 version: str = "", subject: str = "") -> None:
-        self.runtime = runtime
-        self.key = key
-        self.guardrail_sets = GuardrailSets()
-        self.use(config, scanners, version)
+class OutputFilterWorker(StageWorker):
+    name = STAGE
+    subject = subjects.RESP_FILTER  # whole answers; streams open on RESP_FILTER_OPEN, same queue group
+
+    def __init__(self, ctx: WorkerContext) -> None:
+        super().__init__(ctx)
+        self.key = ctx.settings.sealing_key()
+        # (version, config, scanners), rebuilt in a thread when a profile's scanner settings change and
+        # swapped when ready (hot reload); the guardrail sets follow the scanners' version. Streams
+        # already open keep the filter and guardrails they were opened with.
+        self.scanners = derive_scanners().follow(ctx.live)
+        self.guardrail_sets = Derived(GuardrailSets.of)
         self.sessions: dict[str, StreamSession] = {}
         self.ended: dict[str, float] = {}  # streams this replica ended, for late pings (request id -> when)
         # this replica's own subject: the pieces of the streams it takes, and questions about them
-        self.subject = subject or f"{subjects.RESP_FILTER_INSTANCE}.{uuid7().replace('-', '')}"
+        self.instance_subject = f"{subjects.RESP_FILTER_INSTANCE}.{uuid7().replace('-', '')}"
+        ctx.gauges["output_filter.streams"] = lambda: len(self.sessions)
+        ctx.subscribe(subjects.RESP_FILTER_OPEN, self.on_open, queue=subjects.QUEUE_GROUPS[subjects.RESP_FILTER])
 
-    def use(self, config: GatewayConfig, scanners: Scanners, version: str = "") -> None:
-        """Filter with this config and these scanners from now on (hot reload); streams already open
-        keep the filter and guardrails they were opened with."""
-        self.config = config
-        self.scanners = scanners
-        self.version = version
+    async def prepare(self) -> None:
+        warm(self.scanners.current.value)
+
+    async def after_start(self) -> None:
+        await self.ctx.nc.subscribe(self.instance_subject, cb=self.on_instance)
+
+    # -- messages --------------------------------------------------------------------------------
+
+    async def on_message(self, msg: Msg) -> None:
+        """A whole answer, handed over by the provider stage: held from now on, then confirmed ("taken")
+        so the provider stage lets go of it (it sends it again if this confirmation never comes)."""
+        self.runtime.accept(msg.data, self.work)
+        if msg.reply:
+            await self.ctx.nc.publish(msg.reply, b"")
+
+    async def on_open(self, msg: Msg) -> None:
+        """A stream's opening: take it, and tell the provider stage where to send its pieces."""
+        try:
+            self.open(decode(msg.data, Envelope))
+        except Exception:  # noqa: BLE001 - unanswered: the provider stage asks another replica
+            log.exception("could not take a stream")
+            return
+        if msg.reply:
+            await self.ctx.nc.publish(msg.reply, self.instance_subject.encode())
+
+    async def on_instance(self, msg: Msg) -> None:
+        """This replica's own subject: the pieces of its streams in order, and questions about them."""
+        kind = msg.headers.get(control.KIND) if msg.headers else None
+        try:
+            if kind == control.PING:
+                answer: StreamAck | None = self.status(msg.data.decode())
+            elif kind == control.RESEND:
+                request = decode(msg.data, Resend)
+                await self.resend(request.request_id, request.from_seq)
+                answer = None
+            else:
+                answer = await self.piece(decode(msg.data, StreamPiece))
+        except Exception:  # noqa: BLE001 - one bad message must not stop the subscription
+            log.exception("stream message on %s failed", msg.subject)
+            return
+        if msg.reply and answer is not None:
+            await self.ctx.nc.publish(msg.reply, encode(answer))
+
+    # -- profiles --------------------------------------------------------------------------------
 
     def profile(self, envelope: Envelope) -> tuple[Guardrails, OutputScanners]:
-        profile = profile_of(self.config, envelope)
-        scanners = self.scanners.get(profile.profile) or self.scanners["default"]
+        built = self.scanners.current
+        profile = profile_of(built.config, envelope)
+        scanners = built.value.get(profile.profile) or built.value["default"]
         return profile, scanners
 
     def guardrail_set(self, profile: Guardrails) -> GuardrailSet:
-        return self.guardrail_sets.get(self.version, profile)
+        built = self.scanners.current  # the version the scanners serve
+        return self.guardrail_sets.get(built.version, built.config).get(profile)
 
     def _mapping(self, envelope: Envelope) -> dict[str, str]:
         return unseal(envelope.vault, self.key, aad=envelope.request_id.encode()) if envelope.vault else {}
 
     # -- whole answers ---------------------------------------------------------------------------
 
-    async def complete(self, envelope: Envelope, started: float) -> None:
+    async def work(self, envelope: Envelope, started: float) -> None:
         assert envelope.response is not None
         if envelope.endpoint == "embeddings":  # vectors: nothing to filter, and too big to keep
             data = envelope.response.get("data") or []
@@ -208,7 +255,7 @@ class OutputFilterStage:
     async def _emit(self, session: StreamSession, chunk: dict[str, Any]) -> None:
         envelope = session.envelope
         reply = Reply(kind="chunk", request_id=envelope.request_id, delivery=envelope.delivery,
-                      seq=session.out_seq, body=chunk, ttfb_ms=envelope.ttfb_ms, src=self.subject)
+                      seq=session.out_seq, body=chunk, ttfb_ms=envelope.ttfb_ms, src=self.instance_subject)
         session.out_seq += 1
         data = encode(reply)
         session.sent.append(data)
@@ -338,7 +385,7 @@ class OutputFilterStage:
                                        "created": int(final.received_at), "model": final.model_served or "",
                                        "choices": [], "usage": usage})
         end = Reply(kind="end", request_id=out.request_id, delivery=out.delivery, seq=session.out_seq,
-                    provider_ms=out.provider_ms, src=self.subject)
+                    provider_ms=out.provider_ms, src=self.instance_subject)
         out = self.runtime.event(out, EventType.RESPONSE_FILTERED, session.started,
                                  attrs={"findings": findings, "chunks": session.out_seq})
         await self.runtime.finish(out, status=200, reply=end, stored_response=stored, resend=self._resender(session))
@@ -356,64 +403,7 @@ class OutputFilterStage:
                 "choices": [{"index": index, "delta": {"content": text}, "finish_reason": None}]}
 
 
-async def setup(ctx: WorkerContext) -> Hooks:
-    live, settings = ctx.live, ctx.settings
-    runtime = StageRuntime(ctx, STAGE)
-    # (config, scanners), rebuilt in a thread when a profile's scanner settings change (hot reload)
-    scanners = Derived(live.current, scanner_inputs, ScannerCache())
-    stage = OutputFilterStage(runtime, *scanners.current, settings.sealing_key(), live.version)
-    ctx.gauges["output_filter.streams"] = lambda: len(stage.sessions)
-    warm(scanners.current[1])
-
-    async def reload(config: GatewayConfig, version: str) -> None:
-        await scanners.update(config, version)
-        stage.use(*scanners.current, version)
-
-    live.on_change(reload)
-    queue = subjects.QUEUE_GROUPS[subjects.RESP_FILTER]
-
-    async def on_response(msg: Msg) -> None:
-        """A whole answer, handed over by the provider stage: held from now on, then confirmed ("taken")
-        so the provider stage lets go of it (it sends it again if this confirmation never comes)."""
-        runtime.accept(msg.data, stage.complete)
-        if msg.reply:
-            await ctx.nc.publish(msg.reply, b"")
-
-    async def on_open(msg: Msg) -> None:
-        """A stream's opening: take it, and tell the provider stage where to send its pieces."""
-        try:
-            stage.open(decode(msg.data, Envelope))
-        except Exception:  # noqa: BLE001 - unanswered: the provider stage asks another replica
-            log.exception("could not take a stream")
-            return
-        if msg.reply:
-            await ctx.nc.publish(msg.reply, stage.subject.encode())
-
-    ctx.subscribe(subjects.RESP_FILTER, on_response, queue=queue)
-    ctx.subscribe(subjects.RESP_FILTER_OPEN, on_open, queue=queue)
-
-    async def on_instance(msg: Msg) -> None:
-        """This replica's own subject: the pieces of its streams in order, and questions about them."""
-        kind = msg.headers.get(control.KIND) if msg.headers else None
-        try:
-            if kind == control.PING:
-                answer: StreamAck | None = stage.status(msg.data.decode())
-            elif kind == control.RESEND:
-                request = decode(msg.data, Resend)
-                await stage.resend(request.request_id, request.from_seq)
-                answer = None
-            else:
-                answer = await stage.piece(decode(msg.data, StreamPiece))
-        except Exception:  # noqa: BLE001 - one bad message must not stop the subscription
-            log.exception("stream message on %s failed", msg.subject)
-            return
-        if msg.reply and answer is not None:
-            await ctx.nc.publish(msg.reply, encode(answer))
-
-    async def subscribe_instance() -> None:
-        await ctx.nc.subscribe(stage.subject, cb=on_instance)
-
-    return Hooks(after_start=subscribe_instance, cleanup=runtime.drain)
+setup = OutputFilterWorker.setup
 
 
 if __name__ == "__main__":

@@ -2,8 +2,8 @@
 
 A profile's output scanner is its output-filter engine and entities plus its redaction's custom
 recognizers, score threshold and allow lists; profiles with equal settings share one, and a config
-reload rebuilds only the scanners whose settings changed (``ScannerCache``, run in a thread through
-``workers.live_config.Derived``).
+reload rebuilds only the scanners whose settings changed (``derive_scanners``: an ``infra.derived.Derived``
+whose build keeps the last build's unchanged scanners; it runs in a thread).
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from infra import bootstrap
+from infra.derived import Built, Derived
 from schemas.config import DEFAULT_ENTITIES, GatewayConfig, Guardrails, PiiEngine
 from stages.pii import PiiScanner
 
@@ -62,26 +63,32 @@ def build_scanner(profile: Guardrails) -> OutputScanners:
     return OutputScanners(scanner(output.entity_types, "ner"), scanner(pattern_entities, "pattern"))
 
 
-class ScannerCache:
-    """Builds the scanners of every active profile of a config (``GatewayConfig.active_profiles``),
-    reusing the last build's scanner for settings that did not change; profiles with equal settings
-    share one scanner."""
+def build_scanners(config: GatewayConfig, previous: Built[Scanners] | None = None,
+                   build: Callable[[Guardrails], OutputScanners] = build_scanner) -> Scanners:
+    """The scanners of every active profile of a config (``GatewayConfig.active_profiles``): profiles with
+    equal settings share one, and a scanner of ``previous`` (the last build) whose settings did not
+    change is kept, not built again."""
+    kept = {} if previous is None else {
+        scanner_settings(profile): previous.value[name]
+        for name, profile in previous.config.active_profiles.items() if name in previous.value}
+    built: dict[str, OutputScanners] = {}
+    scanners: Scanners = {}
+    for name, profile in config.active_profiles.items():
+        key = scanner_settings(profile)
+        scanner = built.get(key) or kept.get(key)
+        if scanner is None:
+            scanner = build(profile)
+        built[key] = scanners[name] = scanner
+    return scanners
 
-    def __init__(self, build: Callable[[Guardrails], OutputScanners] = build_scanner) -> None:
-        self._build = build
-        self._built: dict[str, OutputScanners] = {}
 
-    def __call__(self, config: GatewayConfig) -> Scanners:
-        built: dict[str, OutputScanners] = {}
-        scanners: Scanners = {}
-        for name, profile in config.active_profiles.items():
-            key = scanner_settings(profile)
-            scanner = built.get(key) or self._built.get(key)
-            if scanner is None:
-                scanner = self._build(profile)
-            built[key] = scanners[name] = scanner
-        self._built = built
-        return scanners
+def derive_scanners(build: Callable[[Guardrails], OutputScanners] | None = None) -> Derived[Scanners]:
+    """The output scanners, derived from the config: rebuilt (in a thread, on hot reload) only when some
+    profile's scanner settings changed, and then only the scanners whose settings changed."""
+    make = build or build_scanner
+    derived: Derived[Scanners] = Derived(lambda config: build_scanners(config, derived.built, make),
+                                         inputs=scanner_inputs)
+    return derived
 
 
 def warm(scanners: Scanners) -> None:

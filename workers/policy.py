@@ -1,10 +1,11 @@
 """Policy worker: authenticate the key by hash, authorize model and input size, record the tenant, then
 run the input guardrails of the request's profile.
 
-Keys follow the live config (``infra/live_config.py``): a key added or removed takes effect without a
+Keys follow the live config (``workers/live_config.py``): a key added or removed takes effect without a
 restart. Guardrails do too: one ``GuardrailSet`` per (config version, profile), built on first use and
-dropped when a new version arrives. The profile is the one the redaction stage put on the envelope
-(``guardrail_profile``), else the key's, the model alias's, or ``default``. Every verdict is appended to
+dropped when a new version arrives (both derived per version: ``infra.derived.Derived``). The profile
+is the one the redaction stage put on the envelope (``guardrail_profile``), else the key's, the model
+alias's, or ``default``. Every verdict is appended to
 ``envelope.verdicts``; a ``block`` ends the request with 400 ``content_blocked``, verdicts included.
 """
 
@@ -12,9 +13,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from nats.aio.msg import Msg
-
-from infra.live_config import LiveConfig
+from infra.derived import Derived
 from schemas import subjects
 from schemas.config import ApiKey, GatewayConfig
 from schemas.envelope import Envelope
@@ -23,10 +22,10 @@ from stages.guardrails.base import Subject
 from stages.guardrails.runner import GuardrailSet, RunOutcome
 from stages.policy import KeyIndex, authenticate, authorize
 from stages.timing import with_stage_time
-from workers.app import Hooks, main
+from workers.app import main
 from workers.context import WorkerContext
 from workers.guardrail_sets import GuardrailSets, profile_of
-from workers.runtime import StageRuntime
+from workers.worker import StageWorker
 
 STAGE = "policy"
 
@@ -48,36 +47,41 @@ def summary(profile: str, outcome: RunOutcome) -> dict[str, Any]:
     return attrs
 
 
-class Policy:
-    """The stage's work on one request, with what it keeps across requests (keys, guardrail sets)."""
+def key_index(config: GatewayConfig) -> KeyIndex:
+    return KeyIndex(config.keys)
 
-    def __init__(self, live: LiveConfig, runtime: StageRuntime) -> None:
-        self.live = live
-        self.runtime = runtime
-        self.keys = KeyIndex(live.current.keys)
-        self.sets = GuardrailSets()
-        live.on_change(self._reload_keys)
 
-    def _reload_keys(self, config: GatewayConfig, _version: str) -> None:
-        self.keys = KeyIndex(config.keys)
+class PolicyWorker(StageWorker):
+    """The stage's work on one request, with what it derives per config version (keys, guardrail sets)."""
 
-    def warm(self) -> None:
+    name = STAGE
+    subject = subjects.REQ_POLICY
+
+    def __init__(self, ctx: WorkerContext) -> None:
+        super().__init__(ctx)
+        live = self.live = ctx.live
+        self.keys = Derived(key_index).follow(live)
+        self.sets = Derived(GuardrailSets.of).follow(live)
+
+    async def prepare(self) -> None:
         """Build every active profile's guardrail set and run its input guardrails once, before the first request."""
-        config = self.live.current
+        live = self.live
+        config = live.current
+        sets = self.sets.get(live.version, config)
         subject = Subject(phase="input", request={"messages": [{"role": "user", "content": "Warm-up: hello."}]},
                           tenant="", api_key_id="", model="")
         for name in config.active_profiles:
-            guardrails = self.sets.get(self.live.version, config.profile(name))
+            guardrails = sets.get(config.profile(name))
             if guardrails.input:
                 guardrails.run(subject)
 
     async def work(self, envelope: Envelope, started: float) -> None:
-        key = authenticate(self.keys, envelope.api_key_hash)
+        live = self.live
+        version, config = live.version, live.current
+        key = authenticate(self.keys.get(version, config), envelope.api_key_hash)
         size = authorize(key, envelope.model_requested, envelope.body)
-        version = self.live.version
-        config = self.live.get(version) or self.live.current
         profile = profile_of(config, envelope)
-        outcome = check_input(self.sets.get(version, profile), envelope, key)
+        outcome = check_input(self.sets.get(version, config).get(profile), envelope, key)
         verdicts = [*envelope.verdicts, *outcome.verdicts] if outcome.verdicts else envelope.verdicts
         out = with_stage_time(envelope, STAGE, started, tenant=key.tenant, api_key_id=key.id,
                               guardrail_profile=profile.profile, verdicts=verdicts)
@@ -90,16 +94,7 @@ class Policy:
         await self.runtime.forward(subjects.REQ_ROUTE, out)
 
 
-async def setup(ctx: WorkerContext) -> Hooks:
-    policy = Policy(ctx.live, StageRuntime(ctx, STAGE))
-    policy.warm()
-
-    async def on_request(msg: Msg) -> None:
-        policy.runtime.accept(msg.data, policy.work)
-
-    ctx.subscribe(subjects.REQ_POLICY, on_request, queue=subjects.QUEUE_GROUPS[subjects.REQ_POLICY])
-
-    return Hooks(cleanup=policy.runtime.drain)
+setup = PolicyWorker.setup
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@ scanners themselves: ``test_output_scanners.py``.
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, ClassVar
@@ -27,10 +28,9 @@ from stages.guardrails.base import Guardrail, Result, Subject
 from stages.vault import new_key, seal
 from tests.support.fake_nats import FakeNats, context
 from tests.support.fake_pii import fake_scanner
-from workers import output_filter
-from workers.output_filter import OutputFilterStage
-from workers.output_scanners import ScannerCache
-from workers.runtime import StageRuntime
+from workers import output_filter, output_scanners
+from workers.live_config import LiveConfig
+from workers.output_filter import OutputFilterWorker
 
 KEY = new_key()
 RID = "0190f0c4-0000-7000-8000-00000000000a"
@@ -58,6 +58,7 @@ class ForbiddenWord(Guardrail):
 def test_guardrail(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     real = registry.load
     monkeypatch.setattr(registry, "load", lambda name: ForbiddenWord if name == "forbidden" else real(name))
+    monkeypatch.setattr(output_scanners, "build_scanner", fake_scanner)  # the regex stand-in for presidio
     ForbiddenWord.seen.clear()
     yield
 
@@ -85,7 +86,7 @@ CONFIG = GatewayConfig.model_validate(CONFIG_DATA)
 
 @dataclass
 class Harness:
-    stage: OutputFilterStage
+    stage: OutputFilterWorker
     nc: FakeNats
 
     def replies(self) -> list[dict[str, Any]]:
@@ -102,8 +103,8 @@ class Harness:
 
 def make_harness() -> Harness:
     nc = FakeNats()
-    runtime = StageRuntime(context(nc), "output_filter")
-    return Harness(OutputFilterStage(runtime, CONFIG, ScannerCache(fake_scanner)(CONFIG), KEY, "v1"), nc)
+    ctx = context(nc, LiveConfig.static(CONFIG, "v1"), envelope_key=base64.b64encode(KEY).decode())
+    return Harness(OutputFilterWorker(ctx), nc)
 
 
 @pytest.fixture
@@ -131,7 +132,7 @@ def envelope(prompt: str, *, profile: str = "", mapping: dict[str, str] | None =
 
 
 async def test_pii_not_in_the_input_is_redacted_with_a_verdict(harness: Harness) -> None:
-    await harness.stage.complete(envelope("hello", answer=f"write to {EMAIL} today"), 0.0)
+    await harness.stage.work(envelope("hello", answer=f"write to {EMAIL} today"), 0.0)
     (reply,) = harness.replies()
     assert reply["kind"] == "response"
     assert reply["body"]["choices"][0]["message"]["content"] == "write to <EMAIL_ADDRESS> today"
@@ -150,7 +151,7 @@ async def test_pii_not_in_the_input_is_redacted_with_a_verdict(harness: Harness)
 async def test_values_the_input_contained_are_not_findings(harness: Harness) -> None:
     # in clear in the body the provider saw (allow-listed or not redacted), in any case
     prompt = f"My address is {EMAIL.upper()}, reply to it"
-    await harness.stage.complete(envelope(prompt, answer=f"I will write to {EMAIL}."), 0.0)
+    await harness.stage.work(envelope(prompt, answer=f"I will write to {EMAIL}."), 0.0)
     assert harness.replies()[0]["body"]["choices"][0]["message"]["content"] == f"I will write to {EMAIL}."
     assert harness.verdicts()["output_filter"].outcome == "pass"
     assert harness.record().output_findings == {}
@@ -159,7 +160,7 @@ async def test_values_the_input_contained_are_not_findings(harness: Harness) -> 
 async def test_values_of_the_placeholder_map_are_not_findings(harness: Harness) -> None:
     mapping = {"<EMAIL_ADDRESS_1>": EMAIL}
     answer = f"Mail <EMAIL_ADDRESS_1> (that is {EMAIL}) or ops@example.com"
-    await harness.stage.complete(envelope("mail <EMAIL_ADDRESS_1>", mapping=mapping, answer=answer), 0.0)
+    await harness.stage.work(envelope("mail <EMAIL_ADDRESS_1>", mapping=mapping, answer=answer), 0.0)
     content = harness.replies()[0]["body"]["choices"][0]["message"]["content"]
     assert content == f"Mail {EMAIL} (that is {EMAIL}) or <EMAIL_ADDRESS>"
     assert harness.verdicts()["output_filter"].findings == {"EMAIL_ADDRESS": 1}
@@ -169,7 +170,7 @@ async def test_values_of_the_placeholder_map_are_not_findings(harness: Harness) 
 
 async def test_flag_profile_records_and_leaves_the_text(harness: Harness) -> None:
     answer = f"Project X: mail {EMAIL}, forbidden topic"
-    await harness.stage.complete(envelope("hi", profile="flagging", answer=answer), 0.0)
+    await harness.stage.work(envelope("hi", profile="flagging", answer=answer), 0.0)
     assert harness.replies()[0]["body"]["choices"][0]["message"]["content"] == answer
     verdicts = harness.verdicts()
     assert verdicts["output_filter"].outcome == "flag"
@@ -179,7 +180,7 @@ async def test_flag_profile_records_and_leaves_the_text(harness: Harness) -> Non
 
 
 async def test_block_profile_ends_the_request_with_the_verdicts(harness: Harness) -> None:
-    await harness.stage.complete(envelope("hi", profile="strict", answer=f"mail {EMAIL}"), 0.0)
+    await harness.stage.work(envelope("hi", profile="strict", answer=f"mail {EMAIL}"), 0.0)
     (reply,) = harness.replies()
     assert reply["kind"] == "error" and reply["status"] == 400
     assert reply["error"]["code"] == "content_blocked" and EMAIL not in reply["error"]["message"]
@@ -190,19 +191,19 @@ async def test_block_profile_ends_the_request_with_the_verdicts(harness: Harness
 
 
 async def test_unknown_profile_falls_back_to_default(harness: Harness) -> None:
-    await harness.stage.complete(envelope("hi", profile="gone-after-reload", answer=f"mail {EMAIL}"), 0.0)
+    await harness.stage.work(envelope("hi", profile="gone-after-reload", answer=f"mail {EMAIL}"), 0.0)
     assert harness.replies()[0]["body"]["choices"][0]["message"]["content"] == "mail <EMAIL_ADDRESS>"
 
 
 async def test_profile_scanner_finds_its_entities(harness: Harness) -> None:
     answer = f"Ada Lovelace wrote to {EMAIL}"
-    await harness.stage.complete(envelope("hi", profile="names", answer=answer), 0.0)
+    await harness.stage.work(envelope("hi", profile="names", answer=answer), 0.0)
     content = harness.replies()[0]["body"]["choices"][0]["message"]["content"]
     assert content == "<PERSON> wrote to <EMAIL_ADDRESS>"
 
 
 async def test_output_guardrail_block(harness: Harness) -> None:
-    await harness.stage.complete(envelope("hi", profile="strict", answer="a forbidden answer"), 0.0)
+    await harness.stage.work(envelope("hi", profile="strict", answer="a forbidden answer"), 0.0)
     (reply,) = harness.replies()
     assert reply["kind"] == "error" and reply["status"] == 400 and reply["error"]["code"] == "guardrail_blocked"
     verdicts = harness.verdicts()
@@ -214,7 +215,7 @@ async def test_output_guardrail_block(harness: Harness) -> None:
 async def test_output_guardrail_sees_the_restored_filtered_answer_and_rewrites_it(harness: Harness) -> None:
     mapping = {"<PERSON_1>": "Jane Doe"}
     answer = f"<PERSON_1>: a forbidden word, mail {EMAIL}"
-    await harness.stage.complete(envelope("I am <PERSON_1>", profile="rewrite", mapping=mapping,
+    await harness.stage.work(envelope("I am <PERSON_1>", profile="rewrite", mapping=mapping,
                                           answer=answer), 0.0)
     (subject,) = ForbiddenWord.seen
     assert subject.phase == "output" and subject.answer == "Jane Doe: a forbidden word, mail <EMAIL_ADDRESS>"
@@ -232,7 +233,7 @@ async def test_one_guardrail_set_per_version_and_profile(harness: Harness) -> No
     assert stage.guardrail_set(strict) is stage.guardrail_set(strict)
     assert stage.guardrail_set(strict) is not stage.guardrail_set(default)
     first = stage.guardrail_set(strict)
-    stage.use(CONFIG, stage.scanners, "v2")
+    await stage.scanners.update(CONFIG, "v2")  # a new version with the same scanners
     assert stage.guardrail_set(strict) is not first
 
 

@@ -12,7 +12,7 @@ from infra import bootstrap
 from schemas.config import DEFAULT_ENTITIES, GatewayConfig, Guardrails
 from stages.pii import PiiScanner
 from tests.support.fake_pii import FakeAnalyzer, fake_scanner
-from workers.output_scanners import OutputScanners, ScannerCache, build_scanner, scanner_inputs
+from workers.output_scanners import OutputScanners, build_scanner, build_scanners, derive_scanners, scanner_inputs
 
 CONFIG_DATA: dict[str, Any] = {
     "output_filter": {"blocked": [{"name": "secret", "pattern": r"TOP-SECRET-\w+", "action": "block"}]},
@@ -30,28 +30,33 @@ CONFIG_DATA: dict[str, Any] = {
 CONFIG = GatewayConfig.model_validate(CONFIG_DATA)
 
 
-def test_scanner_cache_shares_equal_settings_and_rebuilds_only_changes() -> None:
+async def test_scanners_share_equal_settings_and_a_reload_rebuilds_only_changes() -> None:
     built: list[str] = []
 
     def build(profile: Guardrails) -> OutputScanners:
         built.append(profile.profile)
         return fake_scanner(profile)
 
-    cache = ScannerCache(build)
-    scanners = cache(CONFIG)
+    derived = derive_scanners(build)
+    scanners = derived.get("v1", CONFIG)
     # default, flagging, strict and rewrite share the top-level redaction and entity settings
     assert scanners["default"] is scanners["rewrite"] is scanners["flagging"] is scanners["strict"]
     assert scanners["names"] is not scanners["default"] and sorted(built) == ["default", "names"]
+    built.clear()
+    same = copy.deepcopy(CONFIG_DATA)
+    same["limits"] = {"max_body_bytes": 4096}
+    await derived.update(GatewayConfig.model_validate(same), "v2")
+    assert built == [] and derived.current.version == "v2" and derived.current.value is scanners  # no rebuild
     data = copy.deepcopy(CONFIG_DATA)
     data["guardrail_profiles"]["names"]["redaction"] = {"allow_list": ["Ada Lovelace"]}
     changed = GatewayConfig.model_validate(data)
     assert scanner_inputs(changed) != scanner_inputs(CONFIG)
-    built.clear()
-    again = cache(changed)
-    assert built == ["names"] and again["default"] is scanners["default"]
+    await derived.update(changed, "v3")
+    again = derived.current.value
+    assert built == ["names"] and again["default"] is scanners["default"] and again["names"] is not scanners["names"]
 
 
-def test_scanner_cache_builds_only_profiles_a_key_or_model_names() -> None:
+def test_scanners_are_built_only_for_profiles_a_key_or_model_names() -> None:
     built: list[str] = []
 
     def build(profile: Guardrails) -> OutputScanners:
@@ -60,7 +65,7 @@ def test_scanner_cache_builds_only_profiles_a_key_or_model_names() -> None:
 
     data = copy.deepcopy(CONFIG_DATA)
     data["keys"] = [k for k in data["keys"] if k["guardrail_profile"] != "names"]
-    scanners = ScannerCache(build)(GatewayConfig.model_validate(data))
+    scanners = build_scanners(GatewayConfig.model_validate(data), build=build)
     assert "names" not in scanners and built == ["default"]  # the NER profile nobody uses is never built
 
 
