@@ -22,6 +22,7 @@ from typing import Any
 from nats.aio.msg import Msg
 
 from infra import bootstrap
+from infra.derived import Derived
 from schemas import subjects
 from schemas.config import GatewayConfig, Redaction
 from schemas.envelope import Envelope
@@ -31,11 +32,11 @@ from stages.envelope_redaction import ProfileRedactor, redact_envelope
 from stages.redaction import RedactionResult
 from stages.timing import with_stage_time
 from stages.vault import seal
-from workers.app import Hooks, main
+from workers.app import main
 from workers.context import WorkerContext
 from workers.intake import PullIntake
-from workers.live_config import Derived
-from workers.runtime import STALE_S, StageRuntime
+from workers.runtime import STALE_S
+from workers.worker import StageWorker
 
 STAGE = "redaction"
 SETTLE_AFTER_RECONNECT_S = 0.75
@@ -100,32 +101,53 @@ def tenant_of(config: GatewayConfig, key_hash: str | None) -> str:
     return key.tenant if key is not None else ""
 
 
-async def setup(ctx: WorkerContext) -> Hooks:
-    settings, live = ctx.settings, ctx.live
-    key = settings.sealing_key()
-    salt = default_salt(key)
-    # (config, {profile: redactor}), rebuilt in a thread when any profile's redaction settings change
-    # and swapped when ready: each request uses the pair it started with (hot reload).
-    redactors = Derived(live.current, scanner_inputs, lambda config: build_redactors(config, salt))
-    live.on_change(redactors.update)
-    runtime = StageRuntime(ctx, STAGE)
-    ner_pool = ThreadPoolExecutor(max_workers=NER_THREADS, thread_name_prefix="pii-ner")
-    warm(redactors.current)
+class RedactionWorker(StageWorker):
+    """The first hop: no subscription of its own (``subject`` is empty); it pulls from the GW_REQ work
+    queue as fast as this process works (``workers/intake.py``; the durable consumer is declared in
+    ``infra/jetstream.py``, shared by every replica)."""
 
-    async def work(envelope: Envelope, started: float) -> None:
+    name = STAGE
+
+    def __init__(self, ctx: WorkerContext) -> None:
+        super().__init__(ctx)
+        settings = ctx.settings
+        self.key = settings.sealing_key()
+        salt = default_salt(self.key)
+        # {profile: redactor}, rebuilt in a thread when any profile's redaction settings change and swapped
+        # when ready: each request uses the config and redactors it started with (hot reload).
+        self.redactors = Derived(lambda config: build_redactors(config, salt), inputs=scanner_inputs).follow(ctx.live)
+        self.ner_pool = ThreadPoolExecutor(max_workers=NER_THREADS, thread_name_prefix="pii-ner")
+        self.intake = PullIntake(lambda: ctx.nc, subjects.STREAM_REQUESTS, subjects.CONSUMER_REDACT, self.take,
+                                 max_inflight=settings.intake_inflight)
+
+    async def prepare(self) -> None:
+        warm(self.redactors.current.value)
+
+    def take(self, msg: Msg) -> None:
+        """A request pulled from GW_REQ; the intake's credit comes back once the stage is done with it,
+        however it ended."""
+        envelope = self.runtime.accept(msg.data, self.work, ack_subject=msg.reply, then=self.intake.done)
+        if envelope is None:
+            self.runtime.spawn(self.intake.done())
+        elif envelope.delivery == 1:  # how long it waited in GW_REQ (a rerun's wait is its first run's)
+            self.ctx.load.waited(time.time() - envelope.received_at)
+
+    async def work(self, envelope: Envelope, started: float) -> None:
+        ctx, runtime = self.ctx, self.runtime
         again = envelope.delivery == 1 and handed_out_again(envelope, ctx.reconnected_at)
         if again:  # every process reconnects within a reconnect wait or two: give a live run's one time to
             await asyncio.sleep(max(0.0, ctx.reconnected_at + SETTLE_AFTER_RECONNECT_S - time.time()))
         if envelope.delivery > 1 or again:  # is a run of it alive, or does its caller have the answer?
             if not await runtime.settle_rerun(envelope, await runtime.check_rerun(envelope), started):
                 return
-        config, by_profile = redactors.current
+        built = self.redactors.current
+        config, by_profile = built.config, built.value
         guardrails = config.guardrails_for(envelope.api_key_hash, envelope.model_requested)
         redactor = by_profile.get(guardrails.profile) or by_profile["default"]
         tenant = tenant_of(config, envelope.api_key_hash)
         if redactor.offload:
             outcome = await asyncio.get_running_loop().run_in_executor(
-                ner_pool, redact_envelope, envelope, guardrails, redactor, tenant)
+                self.ner_pool, redact_envelope, envelope, guardrails, redactor, tenant)
         else:
             outcome = redact_envelope(envelope, guardrails, redactor, tenant)
         verdicts = [*envelope.verdicts, outcome.verdict] if outcome.verdict is not None else envelope.verdicts
@@ -141,7 +163,7 @@ async def setup(ctx: WorkerContext) -> Hooks:
             envelope, STAGE, started,
             body=result.body,
             # bound to this request: a sealed map cannot be replayed onto another envelope
-            vault=seal(result.mapping, key, aad=envelope.request_id.encode()) if sealed else None,
+            vault=seal(result.mapping, self.key, aad=envelope.request_id.encode()) if sealed else None,
             redactions=result.counts,
             redacted=True,
             guardrail_profile=guardrails.profile,
@@ -152,24 +174,18 @@ async def setup(ctx: WorkerContext) -> Hooks:
                                    "redelivered": envelope.delivery > 1})
         await runtime.forward(subjects.REQ_POLICY, out)
 
-    def on_message(msg: Msg) -> None:
-        # the intake's credit comes back once the stage is done with the request, however it ended
-        envelope = runtime.accept(msg.data, work, ack_subject=msg.reply, then=intake.done)
-        if envelope is None:
-            runtime.spawn(intake.done())
-        elif envelope.delivery == 1:  # how long it waited in GW_REQ (a rerun's wait is its first run's)
-            ctx.load.waited(time.time() - envelope.received_at)
+    async def after_start(self) -> None:
+        await self.intake.start()
 
-    # The first hop pulls from the GW_REQ work queue as fast as this process works (workers/intake.py);
-    # the durable consumer is declared in infra/jetstream.py, shared by every replica.
-    intake = PullIntake(lambda: ctx.nc, subjects.STREAM_REQUESTS, subjects.CONSUMER_REDACT, on_message,
-                        max_inflight=settings.intake_inflight)
+    async def reconnected(self) -> None:
+        await self.intake.reconnected()
 
-    async def cleanup() -> None:
-        await runtime.drain()
-        ner_pool.shutdown(wait=False, cancel_futures=True)
+    async def drain(self) -> None:
+        await self.intake.stop()
 
-    return Hooks(after_start=intake.start, drain=intake.stop, cleanup=cleanup, reconnected=intake.reconnected)
+    async def cleanup(self) -> None:
+        await super().cleanup()
+        self.ner_pool.shutdown(wait=False, cancel_futures=True)
 
 
 def handed_out_again(envelope: Envelope, reconnected_at: float) -> bool:
@@ -179,12 +195,15 @@ def handed_out_again(envelope: Envelope, reconnected_at: float) -> bool:
     return envelope.received_at < reconnected_at or time.time() - envelope.received_at > STALE_S
 
 
-def warm(current: tuple[GatewayConfig, dict[str, ProfileRedactor]]) -> None:
+def warm(redactors: dict[str, ProfileRedactor]) -> None:
     """Run every profile's scanner once before taking requests: the first request after "ready" must be
     as fast as the next (presidio and spaCy build caches on their first call)."""
-    for redactor in set(current[1].values()):
+    for redactor in set(redactors.values()):
         if redactor.scanner is not None:
             redactor.scanner.find("Warm-up: write to warm.up@example.com or call +1 415 555 0100, Jane Doe in Paris.")
+
+
+setup = RedactionWorker.setup
 
 
 if __name__ == "__main__":
