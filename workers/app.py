@@ -19,7 +19,6 @@ import os
 import signal
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
 
 import orjson
 from nats.aio.msg import Msg
@@ -29,21 +28,13 @@ from infra.logs import setup_logging
 from infra.tasks import cancel
 from schemas import subjects
 from workers.context import WorkerContext
+from workers.worker import Worker
 
 log = logging.getLogger("gateway.worker")
 
 
-@dataclass(frozen=True)
-class Hooks:
-    """What a worker's setup may ask for besides its subscribers."""
-
-    after_start: Callable[[], Awaitable[None]] | None = None
-    cleanup: Callable[[], Awaitable[None]] | None = None
-    reconnected: Callable[[], Awaitable[None]] | None = None
-    drain: Callable[[], Awaitable[None]] | None = None
-
-
-Setup = Callable[[WorkerContext], Awaitable[Hooks]]
+Setup = Callable[[WorkerContext], Awaitable[Worker]]
+"""A worker module's ``setup``: its worker class's ``Worker.setup`` (built, then prepared)."""
 
 STAGES = ("redaction", "policy", "routing", "provider", "output_filter")
 GC_YOUNG_THRESHOLD = 20_000
@@ -59,13 +50,12 @@ async def serve(name: str, stages: Sequence[str]) -> None:
     """Host ``stages`` (names from ``STAGES``, or ``sink``) in this process until SIGTERM."""
     settings = bootstrap.settings()
     setup_logging(settings.log_level)
-    hooks: list[Hooks] = []
+    workers: list[Worker] = []
 
     async def reconnected() -> None:
         ctx.reconnected_at = time.time()
-        for hook in hooks:
-            if hook.reconnected is not None:
-                await hook.reconnected()
+        for worker in workers:
+            await worker.reconnected()
 
     began = time.perf_counter()
     broker = bootstrap.broker(settings, name, reconnected_cb=reconnected)
@@ -74,7 +64,7 @@ async def serve(name: str, stages: Sequence[str]) -> None:
     took: list[str] = []
     for stage in stages:
         stage_began = time.perf_counter()
-        hooks.append(await setup_of(stage)(ctx))
+        workers.append(await setup_of(stage)(ctx))
         took.append(f"{stage} {time.perf_counter() - stage_began:.1f}s")
     # Everything loaded so far (presidio, spaCy's model, the config) lives as long as the process: keep it
     # out of the garbage collector's scans, which would otherwise walk millions of model objects in every
@@ -87,9 +77,8 @@ async def serve(name: str, stages: Sequence[str]) -> None:
     await broker.start()
     nc = ctx.nc
     await ctx.start()
-    for hook in hooks:
-        if hook.after_start is not None:
-            await hook.after_start()
+    for worker in workers:
+        await worker.after_start()
 
     async def pong(msg: Msg) -> None:
         if msg.reply:
@@ -110,12 +99,10 @@ async def serve(name: str, stages: Sequence[str]) -> None:
     await stop.wait()
     log.info("%s stopping", name)
     await cancel(stats)
-    for hook in hooks:  # take nothing new; finish what is in hand
-        if hook.drain is not None:
-            await hook.drain()
-    for hook in hooks:
-        if hook.cleanup is not None:
-            await hook.cleanup()
+    for worker in workers:  # take nothing new; finish what is in hand
+        await worker.drain()
+    for worker in workers:
+        await worker.cleanup()
     await ctx.load.stop()
     with contextlib.suppress(Exception):
         await asyncio.wait_for(nc.drain(), timeout=5)
