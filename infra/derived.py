@@ -39,7 +39,7 @@ _NO_INPUTS = object()
 
 
 class LiveSource(Protocol):
-    """What ``follow`` needs of the process's live config (``workers.live_config.LiveConfig``)."""
+    """What ``follow`` needs of the process's live config (``infra.live_config.LiveConfig``)."""
 
     @property
     def version(self) -> str: ...

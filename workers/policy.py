@@ -1,7 +1,7 @@
 """Policy worker: authenticate the key by hash, authorize model and input size, record the tenant, then
 run the input guardrails of the request's profile.
 
-Keys follow the live config (``workers/live_config.py``): a key added or removed takes effect without a
+Keys follow the live config (``infra/live_config.py``): a key added or removed takes effect without a
 restart. Guardrails do too: one ``GuardrailSet`` per (config version, profile), built on first use and
 dropped when a new version arrives (both derived per version: ``infra.derived.Derived``). The profile
 is the one the redaction stage put on the envelope (``guardrail_profile``), else the key's, the model

@@ -20,7 +20,7 @@ CONFIG = GatewayConfig.model_validate({
     "timeouts": {"request_s": 30},
     "limits": {"max_body_bytes": 1024},
 })
-VIEW = ConfigView.of(CONFIG, "v1")
+VIEW = ConfigView.of(CONFIG)
 
 
 def scope(*headers: tuple[str, str]) -> dict[str, Any]:

@@ -16,6 +16,7 @@ from typing import Any, ClassVar
 import orjson
 import pytest
 
+from infra.live_config import LiveConfig
 from schemas.config import GatewayConfig
 from schemas.control import StreamAck
 from schemas.envelope import Envelope, Reply, StreamPiece
@@ -29,7 +30,6 @@ from stages.vault import new_key, seal
 from tests.support.fake_nats import FakeNats, context
 from tests.support.fake_pii import fake_scanner
 from workers import output_filter, output_scanners
-from workers.live_config import LiveConfig
 from workers.output_filter import OutputFilterWorker
 
 KEY = new_key()

@@ -9,6 +9,7 @@ from typing import Any
 import orjson
 import pytest
 
+from infra.live_config import LiveConfig
 from schemas import subjects
 from schemas.config import GatewayConfig, hash_api_key
 from schemas.envelope import Envelope
@@ -18,7 +19,6 @@ from schemas.guardrails import Verdict
 from schemas.wire import convert, decode
 from tests.support.fake_nats import FakeNats, context
 from workers.guardrail_sets import GuardrailSets, profile_of
-from infra.live_config import LiveConfig
 from workers.policy import PolicyWorker, check_input, summary
 
 KEY = "sk-test-policy"

@@ -6,13 +6,13 @@ import asyncio
 
 import pytest
 
+from infra.live_config import LiveConfig
 from schemas import subjects
 from schemas.config import GatewayConfig
 from schemas.envelope import Envelope
 from schemas.wire import convert
 from tests.support.fake_nats import FakeNats, context
 from workers import provider
-from workers.live_config import LiveConfig
 from workers.provider import ProviderWorker
 
 
