@@ -1,6 +1,6 @@
 """The pure half of the fault drill (``bench/fault_drill.py``): what is sent and what must come back,
 how each answer is classified, the schedule of kills and segments, the report and its rendering.
-No servers, no clock: ``tests/unit/bench/test_fault_drill.py`` tests it all.
+No servers, no clock: ``tests/unit/bench/test_fault_drill_report.py`` tests it all.
 
 Outcomes of one attempt: ``correct``; ``wrong`` (200 with another text, or a stream that ended without
 ``[DONE]`` or an error: an SDK would hand that truncated text over silently); ``twice`` (repeated

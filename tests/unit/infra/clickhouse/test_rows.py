@@ -1,5 +1,5 @@
 """The row builders alone, no engine: every row has its table's columns, values are checked or clamped
-to their column types. What the engine makes of the rows: ``test_store.py``, ``test_guardrail_verdicts.py``."""
+to their column types. What the engine makes of the rows: ``test_store.py``, ``test_store_verdicts.py``."""
 
 from __future__ import annotations
 

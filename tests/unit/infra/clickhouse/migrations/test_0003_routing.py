@@ -14,7 +14,7 @@ from infra.clickhouse import open_store
 from infra.clickhouse.migrate import MIGRATIONS_DIR, apply_migrations
 from schemas.ids import uuid7
 
-from .factories import completed, control_event
+from ..factories import completed, control_event
 
 pytestmark = pytest.mark.server
 

@@ -13,7 +13,7 @@ import pytest
 from infra.clickhouse import open_store
 from infra.clickhouse.migrate import MIGRATIONS_DIR, apply_migrations
 
-from .factories import completed, verdict
+from ..factories import completed, verdict
 
 pytestmark = pytest.mark.server
 
