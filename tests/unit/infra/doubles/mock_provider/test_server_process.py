@@ -16,7 +16,7 @@ import pytest
 
 pytestmark = pytest.mark.server  # starts the mock provider as a process
 
-ROOT = Path(__file__).resolve().parents[4]
+ROOT = Path(__file__).resolve().parents[5]  # the checkout
 
 
 def _free_port() -> int:
