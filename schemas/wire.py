@@ -15,8 +15,8 @@ name the offending path for them.
 - Fields left at their default are not written (``omit_defaults``): an early hop's envelope is half
   the size. Readers fill the defaults back in.
 - A config model nested in a message (``PlannedTarget`` carries a ``Price`` and a ``RetryPolicy``) is
-  a pydantic model: it is written with ``model_dump(mode="json")`` and read back with
-  ``model_validate``.
+  a pydantic model: it is written with ``model_dump(mode="json", exclude_defaults=True)`` and read
+  back with ``model_validate``.
 """
 
 from __future__ import annotations
@@ -86,20 +86,6 @@ def convert(values: Any, type_: type[T]) -> T:
 
 
 ValidationError = msgspec.ValidationError
-
-
-def to_dict(value: Any) -> Any:
-    """A message as plain values, every field included (defaults too, unlike the wire), nested messages
-    as dicts: for logs, tests and tools that want to read one field by name."""
-    if isinstance(value, msgspec.Struct):
-        return {name: to_dict(getattr(value, name)) for name in value.__struct_fields__}
-    if isinstance(value, BaseModel):
-        return value.model_dump(mode="json")
-    if isinstance(value, list | tuple):
-        return [to_dict(v) for v in value]
-    if isinstance(value, dict):
-        return {k: to_dict(v) for k, v in value.items()}
-    return value
 
 
 replace = msgspec.structs.replace

@@ -10,9 +10,10 @@ import pytest
 
 from schemas.config import Guardrails, OutputFilter, Redaction
 from schemas.envelope import Envelope
-from schemas.wire import convert, to_dict
+from schemas.wire import convert
 from stages.envelope_redaction import ProfileRedactor, redact_envelope
 from stages.pii import PiiScanner
+from tests.support.messages import to_dict
 
 SALT = b"s" * 32
 TEXT = "pay with 4111 1111 1111 1111, mail ops@example.com"

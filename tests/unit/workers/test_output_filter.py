@@ -23,12 +23,13 @@ from schemas.envelope import Envelope, Reply, StreamPiece
 from schemas.errors import ErrorInfo
 from schemas.events import RequestCompleted
 from schemas.guardrails import Verdict
-from schemas.wire import convert, decode, encode, to_dict
+from schemas.wire import convert, decode, encode
 from stages.guardrails import registry
 from stages.guardrails.base import Guardrail, Result, Subject
 from stages.vault import new_key, seal
 from tests.support.fake_nats import FakeNats, context
 from tests.support.fake_pii import fake_scanner
+from tests.support.messages import to_dict
 from workers import output_filter, output_scanners
 from workers.output_filter import OutputFilterWorker
 

@@ -11,8 +11,9 @@ import pytest
 
 from schemas.config import GatewayConfig, hash_api_key
 from schemas.envelope import Envelope
-from schemas.wire import convert, to_dict
+from schemas.wire import convert
 from stages.envelope_redaction import redact_envelope
+from tests.support.messages import to_dict
 from workers.redaction import build_redactors, default_salt, resolve_salt, scanner_inputs, tenant_of
 
 SALT = default_salt(b"k" * 32)

@@ -10,31 +10,15 @@ import pytest
 
 from schemas import subjects
 from schemas.control import IngressState
-from schemas.envelope import Envelope, Reply
+from schemas.envelope import Reply
 from schemas.errors import ContentBlocked
 from schemas.events import EventType, RequestCompleted
-from schemas.wire import convert, decode, encode
+from schemas.wire import decode, encode
 from tests.support.fake_nats import NO_RESPONDERS, FakeNats, context, settled
-from tests.unit.schemas.test_events import VERDICTS
+from tests.unit.schemas.test_events import RECEIVED, VERDICTS, make_envelope
 from workers import runtime
 from workers.leases import ACK
 from workers.runtime import StageRuntime
-
-RECEIVED = 1_700_000_000.0
-
-
-def make_envelope(**update: Any) -> Envelope:
-    values: dict[str, Any] = {
-        "request_id": "0190f0c4-0000-7000-8000-000000000001",
-        "received_at": RECEIVED,
-        "deadline": RECEIVED + 120,
-        "reply_to": "gw.reply.ing.r",
-        "body": {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "mail <EMAIL_ADDRESS_1>"}],
-                 "user": "alice"},
-        "model_requested": "gpt-4o-mini",
-    }
-    values.update(update)
-    return convert(values, Envelope)
 
 
 @pytest.fixture
