@@ -12,6 +12,7 @@ from typing import Any, Literal
 
 from schemas.errors import ErrorInfo
 from schemas.events import StageEvent
+from schemas.governance import Access, Admission, RateLimitStatus
 from schemas.guardrails import Verdict
 from schemas.routing import PlannedTarget
 from schemas.wire import Message
@@ -64,8 +65,15 @@ class Envelope(Message, frozen=True, kw_only=True):
     # policy
     tenant: str | None = None
     api_key_id: str | None = None
+    team: str = ""
+    # governance (policy): the key's, team's and tenant's access rules merged (routing keeps to them),
+    # and what the request was admitted with (its reservation, its rate-limit status)
+    access: Access | None = None
+    admission: Admission | None = None
     # routing
     plan: list[PlannedTarget] = []
+    # targets the tenant policy ruled out (target id -> why, e.g. "region!=eu", "provider not allowed")
+    skipped_targets: dict[str, str] = {}
     experiment: str = ""
     variant: str = ""
     # provider call
@@ -130,3 +138,5 @@ class Reply(Message, frozen=True, kw_only=True):
     ttfb_ms: float | None = None
     # streams: the subject of the filter replica relaying the stream (where ingress asks for a resend)
     src: str = ""
+    # the rate limits the request met, for the answer's x-ratelimit-* headers
+    ratelimit: RateLimitStatus | None = None

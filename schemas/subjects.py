@@ -35,6 +35,11 @@ LOAD_REPORT = "gw.load.report"
 BUCKET_CONFIG = "GW_CONFIG"
 CONFIG_KEY = "active"
 BUCKET_BREAKERS = "GW_BREAKERS"
+# Governance (schemas/governance.py): virtual keys (key.<id>), team and tenant policies
+# (team.<id>, tenant.<id>), and the shared ledger of spend, holds and rate windows (compare-and-set).
+BUCKET_KEYS = "GW_KEYS"
+BUCKET_LIMITS = "GW_LIMITS"
+BUCKET_LEDGER = "GW_LEDGER"
 
 # Analyst queries against the embedded store, answered by the sink (request/reply).
 SQL_QUERY = "gw.sql.query"
