@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Literal
 
@@ -175,6 +176,45 @@ class LedgerState(Message, frozen=True, kw_only=True):
     """The period whose soft-threshold alert was recorded (one per period)."""
     requests: dict[int, int] = {}
     tokens: dict[int, int] = {}
+
+    def spent_in(self, period: str) -> int:
+        """Settled spend in ``period`` (0 when the state counts an earlier one)."""
+        return self.spent_nusd if self.period == period else 0
+
+    def held(self, now: float) -> tuple[int, int]:
+        """Nano-dollars and tokens held by requests in flight (lapsed holds excluded)."""
+        live = [h for h in self.holds.values() if h.expires_at > now]
+        return sum(h.nusd for h in live), sum(h.tokens for h in live)
+
+    def in_window(self, now: float) -> tuple[int, int]:
+        """Requests and tokens counted in the last ``WINDOW_S`` seconds."""
+        first = int(now) - WINDOW_S + 1
+        return (sum(n for s, n in self.requests.items() if s >= first),
+                sum(n for s, n in self.tokens.items() if s >= first))
+
+
+WINDOW_S = 60
+"""RPM and TPM count the last 60 s (per-second buckets)."""
+
+
+def period_id(period: BudgetPeriod, now: float) -> str:
+    """The budget period ``now`` falls in (UTC): ``"2026-12-04"``, ``"2026-12"`` or ``"total"``."""
+    if period == "total":
+        return "total"
+    day = datetime.fromtimestamp(now, tz=UTC)
+    return day.strftime("%Y-%m-%d") if period == "day" else day.strftime("%Y-%m")
+
+
+def period_reset(period: BudgetPeriod, now: float) -> float | None:
+    """When the period ``now`` falls in ends (epoch seconds, UTC); ``None`` for ``total``."""
+    if period == "total":
+        return None
+    day = datetime.fromtimestamp(now, tz=UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    if period == "day":
+        return (day + timedelta(days=1)).timestamp()
+    first = day.replace(day=1)
+    return (first.replace(year=first.year + 1, month=1) if first.month == 12
+            else first.replace(month=first.month + 1)).timestamp()
 
 
 def ledger_key(kind: LevelKind, scope_id: str, model: str | None = None) -> str:
