@@ -34,7 +34,7 @@ from schemas import control, subjects
 from schemas.control import IngressState, ReplyAck, Resend
 from schemas.envelope import Reply
 from schemas.errors import ErrorInfo, StreamInterrupted
-from schemas.wire import decode, encode
+from schemas.wire import decode, encode, json_list
 
 log = logging.getLogger("gateway.ingress")
 
@@ -206,7 +206,7 @@ class ReplyWaiter:
 
 def has_content(reply: Reply) -> bool:
     """A stream chunk that carries some of the answer (text or a tool call), not only its opening."""
-    for choice in (reply.body or {}).get("choices") or ():
+    for choice in json_list((reply.body or {}).get("choices")):
         delta = choice.get("delta") if isinstance(choice, dict) else None
         if isinstance(delta, dict) and (delta.get("content") or delta.get("tool_calls")):
             return True
@@ -214,4 +214,4 @@ def has_content(reply: Reply) -> bool:
 
 
 def has_finish(reply: Reply) -> bool:
-    return any(isinstance(c, dict) and c.get("finish_reason") for c in (reply.body or {}).get("choices") or ())
+    return any(isinstance(c, dict) and c.get("finish_reason") for c in json_list((reply.body or {}).get("choices")))

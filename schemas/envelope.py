@@ -8,14 +8,14 @@ Every stage answers an expired envelope (``deadline`` passed) with a timeout ins
 from __future__ import annotations
 
 import time
-from typing import Any, Literal
+from typing import Literal
 
 from schemas.errors import ErrorInfo
 from schemas.events import StageEvent
 from schemas.governance import Access, Admission, RateLimitStatus
 from schemas.guardrails import Verdict
 from schemas.routing import PlannedTarget
-from schemas.wire import Message
+from schemas.wire import JSONObject, Message
 
 SCHEMA_VERSION = 1
 
@@ -45,7 +45,7 @@ class Envelope(Message, frozen=True, kw_only=True):
     endpoint: Endpoint = "chat.completions"
     stream: bool = False
     api_key_hash: str | None = None
-    body: dict[str, Any]
+    body: JSONObject
     model_requested: str
     # request metadata, for conditional and sticky routing and for analysts (see ingress/metadata.py)
     user: str = ""
@@ -85,7 +85,7 @@ class Envelope(Message, frozen=True, kw_only=True):
     ttfb_ms: float | None = None
     usage: Usage | None = None
     cost_usd: str | None = None
-    response: dict[str, Any] | None = None
+    response: JSONObject | None = None
     # output filter
     output_findings: dict[str, int] = {}
     # every guardrail verdict so far, redaction's and the output filter's included (audit)
@@ -111,7 +111,7 @@ class StreamPiece(Message, frozen=True, kw_only=True):
 
     request_id: str
     seq: int
-    chunk: dict[str, Any] | None = None
+    chunk: JSONObject | None = None
     final: Envelope | None = None
     error: ErrorInfo | None = None
 
@@ -132,7 +132,7 @@ class Reply(Message, frozen=True, kw_only=True):
     delivery: int = 1
     seq: int = 0
     status: int = 200
-    body: dict[str, Any] | None = None
+    body: JSONObject | None = None
     error: ErrorInfo | None = None
     provider_ms: float = 0.0
     ttfb_ms: float | None = None

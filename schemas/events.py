@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from schemas.errors import ErrorInfo
 from schemas.guardrails import Verdict
 from schemas.ids import uuid7
-from schemas.wire import Message, encode
+from schemas.wire import JSONObject, Message, encode
 
 if TYPE_CHECKING:  # the envelope carries these events: a type-only import keeps the modules acyclic
     from schemas.envelope import Envelope
@@ -137,7 +137,7 @@ class RequestCompleted(Message, frozen=True, kw_only=True, tag_field="event", ta
         stage: str,
         status: int,
         error: ErrorInfo | None = None,
-        stored_response: dict[str, Any] | None = None,
+        stored_response: JSONObject | None = None,
         tenant: str = "",
         api_key_id: str = "",
     ) -> RequestCompleted:

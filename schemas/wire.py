@@ -17,16 +17,40 @@ name the offending path for them.
 - A config model nested in a message (``PlannedTarget`` carries a ``Price`` and a ``RetryPolicy``) is
   a pydantic model: it is written with ``model_dump(mode="json", exclude_defaults=True)`` and read
   back with ``model_validate``.
+- JSON a message carries as is (the request body, the provider's answer, a stream chunk) is typed
+  ``JSONObject``/``JSONValue``: for mypy the recursive JSON type, so readers narrow with
+  ``isinstance`` before use (``json_list``, ``json_object``); at runtime ``Any``, which msgspec decodes
+  as any JSON without a check (measured: a 4.7 KB envelope decodes in 5.3 µs and encodes in 3.1 µs
+  as with ``dict[str, Any]``; ``object`` instead would call ``_dec_hook`` for every value).
 """
 
 from __future__ import annotations
 
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar, Union
 
 import msgspec
 from pydantic import BaseModel
 
 T = TypeVar("T")
+
+if TYPE_CHECKING:
+    # msgspec 0.23 cannot read a recursive ``TypeAliasType``; mypy reads this one, msgspec the ``Any``
+    # below (msgspec looks the names in annotations up at runtime, where ``JSONValue`` is ``Any``).
+    JSONValue = Union[None, bool, int, float, str, list["JSONValue"], dict[str, "JSONValue"]]  # noqa: UP007
+else:
+    JSONValue = Any
+JSONObject = dict[str, JSONValue]
+"""A JSON object carried as is: a request body, a provider's answer, a stream chunk."""
+
+
+def json_list(value: JSONValue) -> list[JSONValue]:
+    """``value`` if it is a JSON array, else an empty one (reading a carried body without trusting it)."""
+    return value if isinstance(value, list) else []
+
+
+def json_object(value: JSONValue) -> JSONObject:
+    """``value`` if it is a JSON object, else an empty one."""
+    return value if isinstance(value, dict) else {}
 
 
 class Message(msgspec.Struct, frozen=True, forbid_unknown_fields=True, omit_defaults=True):

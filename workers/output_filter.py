@@ -50,7 +50,7 @@ from schemas.envelope import Envelope, Reply, StreamPiece
 from schemas.errors import GatewayError
 from schemas.events import EventType
 from schemas.ids import uuid7
-from schemas.wire import decode, encode, replace
+from schemas.wire import JSONObject, decode, encode, json_list, json_object, replace
 from stages.answers import answer_text, rewrite_response, stored_answer, streamed_verdicts
 from stages.guardrails.base import Subject
 from stages.guardrails.runner import GuardrailSet
@@ -174,10 +174,11 @@ class OutputFilterWorker(StageWorker):
     async def work(self, envelope: Envelope, started: float) -> None:
         assert envelope.response is not None
         if envelope.endpoint == "embeddings":  # vectors: nothing to filter, and too big to keep
-            data = envelope.response.get("data") or []
+            data = json_list(envelope.response.get("data"))
             out = self.runtime.event(with_stage_time(envelope, STAGE, started), EventType.RESPONSE_PASSED, started)
-            summary = {"object": "list", "count": len(data),
-                       "dimensions": len(data[0].get("embedding") or []) if data else 0}
+            first = json_object(data[0]).get("embedding") if data else None  # a list, or base64 text
+            summary: JSONObject = {"object": "list", "count": len(data),
+                       "dimensions": len(first) if isinstance(first, list | str) else 0}
             await self.runtime.finish(out, status=200, body=envelope.response, stored_response=summary)
             return
         profile, scanners = self.profile(envelope)
@@ -349,7 +350,7 @@ class OutputFilterWorker(StageWorker):
                 tails.append((index, tail))
         findings = session.filter.findings
         verdicts = [*final.verdicts, session.filter.verdict(session.filter_ms)]
-        stored = {"stream": True, "content": conceal("".join(session.text), session.mapping)}
+        stored: JSONObject = {"stream": True, "content": conceal("".join(session.text), session.mapping)}
         if error is not None:  # a broken stream: the caller gets the (filtered) text, unchecked as an answer
             for index, tail in tails:
                 await self._emit(session, self._content_chunk(final, index, tail))

@@ -31,7 +31,7 @@ from schemas.envelope import Envelope, Reply
 from schemas.errors import ClientGone, DeadlineExceeded, ErrorInfo, GatewayError, InternalError
 from schemas.events import EventType, RequestCompleted, StageEvent
 from schemas.ids import uuid7
-from schemas.wire import decode, encode, replace
+from schemas.wire import JSONObject, decode, encode, replace
 from workers.context import WorkerContext
 from workers.leases import delivery_of
 
@@ -164,9 +164,9 @@ class StageRuntime:
         envelope: Envelope,
         *,
         status: int,
-        body: dict[str, Any] | None = None,
+        body: JSONObject | None = None,
         error: ErrorInfo | None = None,
-        stored_response: dict[str, Any] | None = None,
+        stored_response: JSONObject | None = None,
         reply: Reply | None = None,
         answer: bool = True,
         resend: Callable[[int], Awaitable[None]] | None = None,
@@ -289,7 +289,7 @@ class StageRuntime:
         return False
 
 
-def build_reply(envelope: Envelope, status: int, body: dict[str, Any] | None, error: ErrorInfo | None) -> Reply:
+def build_reply(envelope: Envelope, status: int, body: JSONObject | None, error: ErrorInfo | None) -> Reply:
     if error is not None:
         return Reply(kind="error", request_id=envelope.request_id, delivery=envelope.delivery,
                      status=error.status_code, error=error, provider_ms=envelope.provider_ms,
