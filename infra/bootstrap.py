@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Awaitable, Callable, Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import httpx
 
-from infra.config import load_config
+from infra import config as config_files
 from infra.settings import Settings
 from schemas.config import CustomRecognizer, GatewayConfig, PiiEngine
 
@@ -23,6 +24,39 @@ if TYPE_CHECKING:
 
 def settings() -> Settings:
     return Settings()
+
+
+def check_config(config: GatewayConfig) -> list[str]:
+    """The gateway's ``ConfigCheck``: build every guardrail list of the config once (the top-level one
+    and each profile's own) and return what cannot be built, as ``path: message`` lines (unknown
+    guardrail, settings refused by the guardrail's class, redact on one that cannot)."""
+    from stages.guardrails.runner import GuardrailSet, SpecError
+
+    lists = [("guardrails", config.guardrails)] + [
+        (f"guardrail_profiles.{name}.guardrails", profile.guardrails)
+        for name, profile in config.guardrail_profiles.items() if profile.guardrails is not None]
+    problems: list[str] = []
+    for prefix, specs in lists:
+        try:
+            GuardrailSet(specs)
+        except SpecError as exc:
+            problems.extend(f"{path}: {message}" for path, message in exc.under(prefix).problems)
+    return problems
+
+
+def parse_config(data: Any, source: str = "<config>") -> GatewayConfig:
+    """``infra.config.parse_config`` with the gateway's checks."""
+    return config_files.parse_config(data, source, check=check_config)
+
+
+def parse_config_text(text: str, source: str = "<config>") -> GatewayConfig:
+    """``infra.config.parse_config_text`` with the gateway's checks (``gateway config apply``)."""
+    return config_files.parse_config_text(text, source, check=check_config)
+
+
+def load_config(path: Path) -> GatewayConfig:
+    """``infra.config.load_config`` with the gateway's checks (``gateway up``, ``gateway config check``)."""
+    return config_files.load_config(path, check=check_config)
 
 
 def config(s: Settings) -> GatewayConfig:
@@ -40,7 +74,7 @@ async def live_config(s: Settings, name: str) -> LiveConfig:
     nothing was published yet) and watched. Build it in a worker's ``setup``, before subscribing."""
     from infra.live_config import LiveConfig
 
-    live = LiveConfig(s.config, name)
+    live = LiveConfig(s.config, name, check=check_config)
     await live.start(nats_url(s))
     return live
 

@@ -1,8 +1,15 @@
-"""Loading the YAML config file into ``GatewayConfig``, with errors that name the bad path."""
+"""Loading the YAML config file into ``GatewayConfig``, with errors that name the bad path.
+
+What the config's models cannot check alone (that each guardrail spec builds: its class exists and
+takes its settings) is a ``ConfigCheck`` every loader is given: ``infra/bootstrap.py`` supplies the
+gateway's (``bootstrap.check_config``) and its ``load_config``/``parse_config_text`` pass it, so this
+module needs nothing from ``stages/``. The argument is required: no loader can forget it.
+"""
 
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -11,13 +18,15 @@ from pydantic import ValidationError
 
 from schemas.config import GatewayConfig
 from schemas.errors import ConfigInvalid
-from stages.guardrails.runner import GuardrailSet, SpecError
 
 
 class ConfigError(ConfigInvalid):
     """A config that cannot be loaded or applied; the message starts with where it came from (a file
     path, a KV revision) and names every bad path in it."""
 
+
+ConfigCheck = Callable[[GatewayConfig], list[str]]
+"""What a loaded config must also pass: its problems as ``path: message`` lines (none: it passes)."""
 
 _NODE_TAGS = {"single", "fallback", "loadbalance", "conditional", "experiment"}
 
@@ -36,7 +45,7 @@ def config_path(loc: tuple[int | str, ...]) -> str:
     return ".".join(parts)
 
 
-def parse_config(data: Any, source: str = "<config>") -> GatewayConfig:
+def parse_config(data: Any, source: str = "<config>", *, check: ConfigCheck) -> GatewayConfig:
     if data is None:
         data = {}
     if not isinstance(data, dict):
@@ -51,43 +60,27 @@ def parse_config(data: Any, source: str = "<config>") -> GatewayConfig:
             # cross-reference checks name their own path in the message
             lines.append(f"  {path}: {message}" if path else f"  {message}")
         raise ConfigError(f"{source}: invalid config\n" + "\n".join(lines)) from None
-    problems = guardrail_problems(config)
+    problems = check(config)
     if problems:
         raise ConfigError(f"{source}: invalid config\n" + "\n".join(f"  {p}" for p in problems))
     return config
 
 
-def guardrail_problems(config: GatewayConfig) -> list[str]:
-    """Build every guardrail list of the config once (the top-level one and each profile's own) and
-    return what cannot be built, as ``path: message`` lines (unknown guardrail, settings refused by the
-    guardrail's class, redact on one that cannot)."""
-    lists = [("guardrails", config.guardrails)] + [
-        (f"guardrail_profiles.{name}.guardrails", profile.guardrails)
-        for name, profile in config.guardrail_profiles.items() if profile.guardrails is not None]
-    problems: list[str] = []
-    for prefix, specs in lists:
-        try:
-            GuardrailSet(specs)
-        except SpecError as exc:
-            problems.extend(f"{path}: {message}" for path, message in exc.under(prefix).problems)
-    return problems
-
-
-def parse_config_text(text: str, source: str = "<config>") -> GatewayConfig:
+def parse_config_text(text: str, source: str = "<config>", *, check: ConfigCheck) -> GatewayConfig:
     """The config from its YAML text; ``source`` (a file path, a KV revision) starts every error."""
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         raise ConfigError(f"{source}: not valid YAML: {exc}") from None
-    return parse_config(data, source)
+    return parse_config(data, source, check=check)
 
 
-def load_config(path: Path) -> GatewayConfig:
+def load_config(path: Path, *, check: ConfigCheck) -> GatewayConfig:
     try:
         text = path.read_text()
     except FileNotFoundError:
         raise ConfigError(f"config file not found: {path}") from None
-    return parse_config_text(text, str(path))
+    return parse_config_text(text, str(path), check=check)
 
 
 def version_of(text: str) -> str:

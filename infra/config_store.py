@@ -21,7 +21,7 @@ from nats.js import JetStreamContext
 from nats.js.errors import NotFoundError
 from nats.js.kv import KeyValue
 
-from infra.config import ConfigError, parse_config_text, version_of
+from infra.config import ConfigCheck, ConfigError, parse_config_text, version_of
 from schemas import subjects
 from schemas.config import GatewayConfig
 from schemas.events import ControlEvent
@@ -67,8 +67,8 @@ class ActiveConfig:
         """What errors about this value start with: where it is stored and who put it."""
         return f"{subjects.BUCKET_CONFIG}/{subjects.CONFIG_KEY} revision {self.revision} ({self.source})"
 
-    def parse(self) -> GatewayConfig:
-        return parse_config_text(self.yaml, self.label)
+    def parse(self, check: ConfigCheck) -> GatewayConfig:
+        return parse_config_text(self.yaml, self.label, check=check)
 
 
 async def config_bucket(js: JetStreamContext) -> KeyValue:
@@ -90,13 +90,13 @@ async def fetch_active(js: JetStreamContext) -> ActiveConfig | None:
     return ActiveConfig.from_json(entry.value, entry.revision or 0)
 
 
-async def publish_config(js: JetStreamContext, text: str, source: str, *, label: str | None = None,
+async def publish_config(js: JetStreamContext, text: str, source: str, *, check: ConfigCheck, label: str | None = None,
                          attrs: dict[str, Any] | None = None) -> str:
     """Validate ``text``, make it the active config, record it; returns its version.
 
     An invalid config raises ``ConfigError`` (its message starts with ``label``, default ``source``,
     and names the bad path) and is NOT written. ``attrs`` go into the recorded ``ControlEvent``."""
-    parse_config_text(text, label or source)
+    parse_config_text(text, label or source, check=check)
     version = version_of(text)
     kv = await config_bucket(js)
     try:

@@ -37,7 +37,7 @@ from nats.aio.client import Client as NatsClient
 from nats.js import JetStreamContext
 
 from infra import nats_connect
-from infra.config import ConfigError, parse_config_text, version_of
+from infra.config import ConfigCheck, ConfigError, parse_config_text, version_of
 from infra.config_store import ActiveConfig, config_bucket, fetch_active
 from schemas import subjects
 from schemas.config import GatewayConfig
@@ -53,8 +53,9 @@ ChangeCallback = Callable[[GatewayConfig, str], Awaitable[None] | None]
 class LiveConfig:
     HISTORY = 8
 
-    def __init__(self, config_file: Path, name: str, *, resync_s: float = 10.0) -> None:
+    def __init__(self, config_file: Path, name: str, *, check: ConfigCheck, resync_s: float = 10.0) -> None:
         self.config_file = config_file
+        self.check = check  # what a config must also pass (the composition root's guardrail check)
         self.name = name
         self.source = f"{name}-{os.getpid()}"
         self.resync_s = resync_s
@@ -75,7 +76,7 @@ class LiveConfig:
     @classmethod
     def static(cls, config: GatewayConfig, version: str = "static", name: str = "static") -> LiveConfig:
         """A config that never changes (tests, tools): ``current``/``version``/``get`` without NATS."""
-        live = cls(Path("/dev/null"), name)
+        live = cls(Path("/dev/null"), name, check=lambda _config: [])  # it never loads a config to check
         live._activate_now(config, version)
         return live
 
@@ -120,14 +121,14 @@ class LiveConfig:
         config: GatewayConfig | None = None
         if active is not None:
             try:
-                config = active.parse()
+                config = active.parse(self.check)
             except ConfigError as exc:
                 log.error("ignoring the invalid active config %s; using the config file: %s", active.version, exc)
         if active is not None and config is not None:
             version = active.version
         else:
             text = self.config_file.read_text()
-            config, version = parse_config_text(text, str(self.config_file)), version_of(text)
+            config, version = parse_config_text(text, str(self.config_file), check=self.check), version_of(text)
             log.info("no config published in %s yet: using %s (%s)", subjects.BUCKET_CONFIG, self.config_file,
                      version)
         await self._preload_history()
@@ -203,7 +204,7 @@ class LiveConfig:
             if entry.value and entry.operation is None:
                 with contextlib.suppress(ConfigError):
                     active = ActiveConfig.from_json(entry.value, entry.revision or 0)
-                    self._remember(active.parse(), active.version)
+                    self._remember(active.parse(self.check), active.version)
 
     async def _open_watcher(self) -> None:
         assert self._js is not None
@@ -265,7 +266,7 @@ class LiveConfig:
             return
         if active.version not in self._history:
             try:
-                config = active.parse()
+                config = active.parse(self.check)
             except ConfigError as exc:
                 self._refuse(str(exc), f"ignoring invalid config {active.version}; keeping version {self._version}: %s")
                 return

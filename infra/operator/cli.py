@@ -10,7 +10,8 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from infra.config import ConfigError, load_config, parse_config_text
+from infra.bootstrap import check_config, load_config, parse_config_text
+from infra.config import ConfigError
 from infra.settings import Settings
 from schemas.config import hash_api_key
 
@@ -122,7 +123,8 @@ def cmd_config_apply(args: argparse.Namespace) -> int:
     url = _control_nats_url(args, settings)
 
     async def work(js: JetStreamContext) -> str:
-        return await publish_config(js, text, f"apply:{_whoami()}", label=str(path), attrs={"file": str(path)})
+        return await publish_config(js, text, f"apply:{_whoami()}", check=check_config, label=str(path),
+                                    attrs={"file": str(path)})
 
     try:
         version = asyncio.run(_with_js(url, work))

@@ -43,8 +43,9 @@ from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 
 from infra import jetstream, nats_connect
+from infra.bootstrap import check_config, load_config
 from infra.children import spawn
-from infra.config import ConfigError, load_config, version_of
+from infra.config import ConfigError, version_of
 from infra.config_store import fetch_active, publish_config
 from infra.nats_server import EmbeddedNats, start_nats, wait_for_port
 from infra.settings import Settings
@@ -214,7 +215,7 @@ class Supervisor:
         """Make the config file the active config (the file wins at start, see the module doc)."""
         path = self.settings.config.resolve()
         self._config_signature = _file_signature(path)
-        version = await publish_config(js, path.read_text(), f"file:{path}", label=str(path))
+        version = await publish_config(js, path.read_text(), f"file:{path}", check=check_config, label=str(path))
         print(f"gateway: config {version} from {path}", flush=True)
         return version
 
@@ -255,7 +256,7 @@ class Supervisor:
             print(f"gateway: {path} is empty; ignored, config {current} stays active", file=sys.stderr, flush=True)
             return
         try:
-            version = await publish_config(js, text, f"file:{path}", label=str(path))
+            version = await publish_config(js, text, f"file:{path}", check=check_config, label=str(path))
         except ConfigError as exc:
             print(f"gateway: config change refused, config {current} stays active: {exc}", file=sys.stderr,
                   flush=True)

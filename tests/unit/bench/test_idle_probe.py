@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from bench.idle_probe import shipped_config
-from infra.config import parse_config
+from infra.bootstrap import parse_config
 
 
 def test_shipped_config_points_every_provider_at_the_mock() -> None:

@@ -9,7 +9,8 @@ from typing import Any
 import pytest
 import yaml
 
-from infra.config import ConfigError, config_version, load_config, parse_config
+from infra.bootstrap import load_config, parse_config
+from infra.config import ConfigError, config_version
 from infra.operator.cli import cmd_config_check
 from schemas.config import AnthropicProvider, GatewayConfig, OpenAIProvider, hash_api_key
 from schemas.errors import ConfigInvalid
@@ -235,9 +236,24 @@ def test_config_version_follows_content(tmp_path: Path) -> None:
 
 
 def test_shipped_config_guardrails_build() -> None:
-    from infra.config import guardrail_problems
+    from infra.bootstrap import check_config
 
-    assert guardrail_problems(load_config(SHIPPED)) == []
+    assert check_config(load_config(SHIPPED)) == []
+
+
+def test_the_loader_runs_the_check_it_is_given() -> None:
+    from infra import config as config_files
+
+    seen: list[GatewayConfig] = []
+
+    def check(config: GatewayConfig) -> list[str]:
+        seen.append(config)
+        return ["models.m: not today"]
+
+    with pytest.raises(ConfigError, match=r"^test.yaml: invalid config\n  models.m: not today$"):
+        config_files.parse_config(base(), "test.yaml", check=check)
+    assert len(seen) == 1
+    assert config_files.parse_config(base(), check=lambda _config: []) == parse_config(base())
 
 
 def test_unknown_guardrail_is_refused_with_its_path() -> None:

@@ -10,6 +10,7 @@ import pytest
 import yaml
 from nats.js import JetStreamContext
 
+from infra.bootstrap import check_config
 from infra.config import ConfigError, version_of
 from infra.config_store import ActiveConfig, config_bucket, fetch_active, publish_config
 from schemas import subjects
@@ -58,18 +59,18 @@ async def test_no_bucket_is_no_config(tmp_path: Path) -> None:
 
 
 async def test_publish_then_fetch(server: JetStreamServer) -> None:
-    version = await publish_config(server.js, GOOD, "file:/etc/gw.yaml")
+    version = await publish_config(server.js, GOOD, "file:/etc/gw.yaml", check=check_config)
     assert version == version_of(GOOD) and len(version) == 12
     active = await fetch_active(server.js)
     assert active is not None
     assert (active.version, active.yaml, active.source) == (version, GOOD, "file:/etc/gw.yaml")
     assert active.applied_at > 0 and active.revision >= 1
-    assert active.parse().models["m"].targets is not None
+    assert active.parse(check_config).models["m"].targets is not None
 
-    second = await publish_config(server.js, OTHER, "apply:ann@host", attrs={"file": "/tmp/x.yaml"})
+    second = await publish_config(server.js, OTHER, "apply:ann@host", check=check_config, attrs={"file": "/tmp/x.yaml"})
     active = await fetch_active(server.js)
     assert active is not None and active.version == second != version
-    assert active.parse().limits.max_body_bytes == 2048
+    assert active.parse(check_config).limits.max_body_bytes == 2048
 
     events = await control_events(server.js)
     assert [(e.kind, e.reason, e.from_state, e.to_state, e.subject, e.config_version, e.source) for e in events] == [
@@ -80,14 +81,14 @@ async def test_publish_then_fetch(server: JetStreamServer) -> None:
 
 
 async def test_invalid_config_is_refused_naming_the_path_and_not_written(server: JetStreamServer) -> None:
-    version = await publish_config(server.js, GOOD, "file:/etc/gw.yaml")
+    version = await publish_config(server.js, GOOD, "file:/etc/gw.yaml", check=check_config)
     with pytest.raises(ConfigError) as raised:
-        await publish_config(server.js, BAD, "apply:ann@host", label="/home/ann/bad.yaml")
+        await publish_config(server.js, BAD, "apply:ann@host", check=check_config, label="/home/ann/bad.yaml")
     message = str(raised.value)
     assert message.startswith("/home/ann/bad.yaml: invalid config")
     assert "models.m.targets.0.provider" in message and "unknown provider 'nope'" in message
     with pytest.raises(ConfigError, match=r"^file:/x\.yaml: not valid YAML"):
-        await publish_config(server.js, "models: [unclosed", "file:/x.yaml")
+        await publish_config(server.js, "models: [unclosed", "file:/x.yaml", check=check_config)
     active = await fetch_active(server.js)
     assert active is not None and active.version == version  # nothing written
     assert len(await control_events(server.js)) == 1  # and nothing recorded
@@ -106,7 +107,7 @@ async def test_a_value_that_is_not_a_config_value(server: JetStreamServer, value
     with pytest.raises(ConfigError, match=error):
         await fetch_active(server.js)
     # publishing over it works (and records no previous version)
-    version = await publish_config(server.js, GOOD, "file:/etc/gw.yaml")
+    version = await publish_config(server.js, GOOD, "file:/etc/gw.yaml", check=check_config)
     events = await control_events(server.js)
     assert events[-1].from_state == "" and events[-1].to_state == version
 
@@ -121,7 +122,7 @@ def test_active_config_round_trip() -> None:
 def test_invalid_stored_yaml_names_where_it_is_stored() -> None:
     value = ActiveConfig(version=version_of(BAD), yaml=BAD, source="apply:x@y", applied_at=1.0, revision=3)
     with pytest.raises(ConfigError) as raised:
-        value.parse()
+        value.parse(check_config)
     assert str(raised.value).startswith("GW_CONFIG/active revision 3 (apply:x@y): invalid config")
     assert "models.m.targets.0.provider" in str(raised.value)
 

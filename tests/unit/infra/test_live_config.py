@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 import yaml
 
+from infra.bootstrap import check_config
 from infra.config import ConfigError, version_of
 from infra.config_store import ActiveConfig, config_bucket, publish_config
 from infra.live_config import LiveConfig
@@ -52,8 +53,8 @@ def config_file(tmp_path: Path) -> Path:
 
 @pytest.fixture
 async def live(server: JetStreamServer, config_file: Path) -> AsyncIterator[LiveConfig]:
-    await publish_config(server.js, KV_TEXT, "file:test")
-    lc = LiveConfig(config_file, "tester", resync_s=30)
+    await publish_config(server.js, KV_TEXT, "file:test", check=check_config)
+    lc = LiveConfig(config_file, "tester", check=check_config, resync_s=30)
     await lc.start(server.url)
     try:
         yield lc
@@ -76,13 +77,13 @@ async def activations(server: JetStreamServer) -> list[ControlEvent]:
 
 
 async def test_falls_back_to_the_file_when_nothing_was_published(server: JetStreamServer, config_file: Path) -> None:
-    lc = LiveConfig(config_file, "tester")
+    lc = LiveConfig(config_file, "tester", check=check_config)
     await lc.start(server.url)
     try:
         assert lc.version == version_of(FILE_TEXT)
         assert list(lc.current.models) == ["from-file"]
         # and then follows the KV once something is published
-        version = await publish_config(server.js, KV_TEXT, "apply:x@y")
+        version = await publish_config(server.js, KV_TEXT, "apply:x@y", check=check_config)
         await eventually(lambda: lc.version == version, what="the published config taken")
         assert list(lc.current.models) == ["from-kv"]
     finally:
@@ -100,7 +101,7 @@ async def test_invalid_kv_value_at_start_falls_back_to_the_file(server: JetStrea
     bad = config_text("bad", models={"bad": {"targets": [{"provider": "nope", "model": "x"}]}})
     kv = await config_bucket(server.js)
     await kv.put(subjects.CONFIG_KEY, ActiveConfig(version_of(bad), bad, "sneaky", 1.0).to_json())
-    lc = LiveConfig(config_file, "tester")
+    lc = LiveConfig(config_file, "tester", check=check_config)
     with caplog.at_level(logging.ERROR, logger="gateway.config"):
         await lc.start(server.url)
     try:
@@ -113,14 +114,14 @@ async def test_invalid_kv_value_at_start_falls_back_to_the_file(server: JetStrea
 async def test_an_invalid_file_without_a_kv_value_fails_the_start(server: JetStreamServer, tmp_path: Path) -> None:
     path = tmp_path / "broken.yaml"
     path.write_text("models: {m: {targets: []}}\n")
-    lc = LiveConfig(path, "tester")
+    lc = LiveConfig(path, "tester", check=check_config)
     with pytest.raises(ConfigError, match=str(path)):
         await lc.start(server.url)
     await lc.stop()
 
 
 async def test_not_started() -> None:
-    lc = LiveConfig(Path("/nonexistent.yaml"), "tester")
+    lc = LiveConfig(Path("/nonexistent.yaml"), "tester", check=check_config)
     with pytest.raises(RuntimeError, match="not started"):
         _ = lc.current
     assert lc.version == ""
@@ -147,7 +148,7 @@ async def test_watcher_swaps_the_config_and_calls_back(server: JetStreamServer, 
     live.on_change(failing_cb)
     live.on_change(async_cb)
     old = live.version
-    version = await publish_config(server.js, config_text("from-kv", "added"), "apply:x@y")
+    version = await publish_config(server.js, config_text("from-kv", "added"), "apply:x@y", check=check_config)
     await eventually(lambda: len(calls) == 2, what="both callbacks called")
     assert live.version == version
     assert sorted(live.current.models) == ["added", "from-kv"]
@@ -175,8 +176,8 @@ async def test_watcher_swaps_the_config_and_calls_back(server: JetStreamServer, 
 async def test_republishing_the_same_version_does_not_call_back(server: JetStreamServer, live: LiveConfig) -> None:
     calls: list[str] = []
     live.on_change(lambda _c, v: calls.append(v))
-    await publish_config(server.js, KV_TEXT, "apply:again")  # same text, same version
-    new = await publish_config(server.js, config_text("x"), "apply:x@y")
+    await publish_config(server.js, KV_TEXT, "apply:again", check=check_config)  # same text, same version
+    new = await publish_config(server.js, config_text("x"), "apply:x@y", check=check_config)
     await eventually(lambda: live.version == new)
     assert calls == [new]
 
@@ -185,7 +186,7 @@ async def test_history_by_version(server: JetStreamServer, live: LiveConfig) -> 
     first = live.version
     versions = [first]
     for i in range(LiveConfig.HISTORY + 2):
-        version = await publish_config(server.js, config_text(f"alias-{i}"), "apply:x@y")
+        version = await publish_config(server.js, config_text(f"alias-{i}"), "apply:x@y", check=check_config)
         versions.append(version)
         # each one taken before the next (otherwise newer ones coalesce: still all in the history)
         await eventually(lambda v=version: live.version == v)  # type: ignore[misc]
@@ -203,7 +204,8 @@ async def test_coalesced_updates_are_all_in_the_history(server: JetStreamServer,
         await gate.wait()
 
     live.on_change(slow)
-    versions = [await publish_config(server.js, config_text(f"burst-{i}"), "apply:x@y") for i in range(4)]
+    versions = [await publish_config(server.js, config_text(f"burst-{i}"), "apply:x@y", check=check_config)
+                for i in range(4)]
     await eventually(lambda: all(live.get(v) is not None for v in versions), what="every version seen")
     gate.set()
     await eventually(lambda: live.version == versions[-1], what="the newest activated")
@@ -214,7 +216,7 @@ async def test_wait_for_a_version_not_seen_yet(server: JetStreamServer, live: Li
     waiter = asyncio.create_task(live.wait_for(version_of(text), timeout_s=10))
     await asyncio.sleep(0)
     assert not waiter.done()
-    await publish_config(server.js, text, "apply:x@y")
+    await publish_config(server.js, text, "apply:x@y", check=check_config)
     config = await waiter
     assert config is not None and list(config.models) == ["later"]
     assert await live.wait_for("never-published", timeout_s=0.05) is None
@@ -232,7 +234,8 @@ async def test_invalid_kv_values_are_ignored(server: JetStreamServer, live: Live
         await kv.put(subjects.CONFIG_KEY, ActiveConfig(version_of(bad), bad, "sneaky", 1.0).to_json())
         await kv.put(subjects.CONFIG_KEY, b"{not json")
         await kv.delete(subjects.CONFIG_KEY)
-        good = await publish_config(server.js, config_text("good"), "apply:x@y")  # the watcher still works
+        # the watcher still works
+        good = await publish_config(server.js, config_text("good"), "apply:x@y", check=check_config)
         await eventually(lambda: live.version == good)
     assert seen == [good]  # the invalid ones never became current
     assert live.get(version_of(bad)) is None
@@ -242,20 +245,20 @@ async def test_invalid_kv_values_are_ignored(server: JetStreamServer, live: Live
 
 
 async def test_resync_catches_up_without_the_watcher(server: JetStreamServer, config_file: Path) -> None:
-    lc = LiveConfig(config_file, "tester", resync_s=0.05)
+    lc = LiveConfig(config_file, "tester", check=check_config, resync_s=0.05)
     await lc.start(server.url)
     try:
         lc._tasks[0].cancel()  # as if the watch had silently died
-        version = await publish_config(server.js, config_text("resynced"), "apply:x@y")
+        version = await publish_config(server.js, config_text("resynced"), "apply:x@y", check=check_config)
         await eventually(lambda: lc.version == version, what="taken through the resync")
     finally:
         await lc.stop()
 
 
 async def test_restart_preloads_recent_versions(server: JetStreamServer, config_file: Path) -> None:
-    old = await publish_config(server.js, config_text("old"), "apply:x@y")
-    new = await publish_config(server.js, config_text("new"), "apply:x@y")
-    lc = LiveConfig(config_file, "tester")
+    old = await publish_config(server.js, config_text("old"), "apply:x@y", check=check_config)
+    new = await publish_config(server.js, config_text("new"), "apply:x@y", check=check_config)
+    lc = LiveConfig(config_file, "tester", check=check_config)
     await lc.start(server.url)
     try:
         assert lc.version == new

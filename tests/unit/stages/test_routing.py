@@ -8,7 +8,8 @@ from typing import Any
 
 import pytest
 
-from infra.config import ConfigError, parse_config
+from infra.bootstrap import parse_config
+from infra.config import ConfigError
 from schemas.config import GatewayConfig
 from schemas.errors import InvalidRequest, NotFound
 from schemas.routing import DEFAULT_ON_STATUS_CODES, Price, Target
