@@ -24,7 +24,7 @@ from nats.js.kv import KeyValue
 from infra.config import ConfigCheck, ConfigError, parse_config_text, version_of
 from schemas import subjects
 from schemas.config import GatewayConfig
-from schemas.events import ControlEvent
+from schemas.events import ControlAttrs, ControlEvent
 from schemas.ids import uuid7
 from schemas.wire import encode
 
@@ -91,7 +91,7 @@ async def fetch_active(js: JetStreamContext) -> ActiveConfig | None:
 
 
 async def publish_config(js: JetStreamContext, text: str, source: str, *, check: ConfigCheck, label: str | None = None,
-                         attrs: dict[str, Any] | None = None) -> str:
+                         attrs: ControlAttrs | None = None) -> str:
     """Validate ``text``, make it the active config, record it; returns its version.
 
     An invalid config raises ``ConfigError`` (its message starts with ``label``, default ``source``,
@@ -108,7 +108,7 @@ async def publish_config(js: JetStreamContext, text: str, source: str, *, check:
     event = ControlEvent(
         event_id=uuid7(), ts=value.applied_at, kind="config", subject=version,
         from_state=previous.version if previous else "", to_state=version, reason="applied",
-        source=source, config_version=version, attrs=attrs or {},
+        source=source, config_version=version, attrs=attrs or ControlAttrs(),
     )
     await js.publish(subjects.EVT_CONTROL, encode(event))
     return version

@@ -41,7 +41,7 @@ from infra.config import ConfigCheck, ConfigError, parse_config_text, version_of
 from infra.config_store import ActiveConfig, config_bucket, fetch_active
 from schemas import subjects
 from schemas.config import GatewayConfig
-from schemas.events import ControlEvent
+from schemas.events import ControlAttrs, ControlEvent
 from schemas.ids import uuid7
 from schemas.wire import encode
 
@@ -133,7 +133,7 @@ class LiveConfig:
                      version)
         await self._preload_history()
         self._activate_now(config, version)
-        await self._announce("", version, {"initial": True})
+        await self._announce("", version, ControlAttrs(initial=True))
         with contextlib.suppress(Exception):  # no bucket yet: the watch loop keeps trying
             await self._open_watcher()
         self._tasks = [asyncio.create_task(self._watch_loop(), name=f"{self.name}-config-watch"),
@@ -303,9 +303,9 @@ class LiveConfig:
             except Exception as exc:  # noqa: BLE001 - one failing consumer must not stop the others
                 log.exception("config %s: a change callback failed", version)
                 errors.append(f"{getattr(callback, '__qualname__', repr(callback))}: {exc!r}")
-        await self._announce(previous, version, {"callback_errors": errors} if errors else {})
+        await self._announce(previous, version, ControlAttrs(callback_errors=errors) if errors else ControlAttrs())
 
-    async def _announce(self, previous: str, version: str, attrs: dict[str, Any]) -> None:
+    async def _announce(self, previous: str, version: str, attrs: ControlAttrs) -> None:
         """Record that this process now serves ``version`` (one ``gateway_events`` row)."""
         if self._js is None:
             return

@@ -7,13 +7,20 @@ per-stage publishes cost ≈ 1.5 ms of p50 latency here), and a request's events
 its row: the sink's de-duplication by ``request_id`` covers both, and a run that crashed mid-chain
 leaves no half set behind (its rerun records a whole one). The sink writes ``requests`` and ``events``.
 Never put a raw PII value in an event: counts and entity types only, bodies only after redaction.
+
+An event's ``attrs`` are typed (``StageAttrs``, ``ControlAttrs``): every key any producer sets, each
+``UNSET`` until set, so the JSON written (the ``attrs`` column) holds exactly the keys set, a key set
+to ``0``, ``""``, ``[]`` or ``None`` included. Fields are declared in the order producers set them, so
+the stored text is the one the former dicts gave, byte for byte.
 """
 
 from __future__ import annotations
 
 import time
 from enum import StrEnum
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Literal
+
+from msgspec import UNSET, UnsetType
 
 from schemas.errors import ErrorInfo
 from schemas.guardrails import Verdict
@@ -67,6 +74,64 @@ class EventType(StrEnum):
         return cls(f"{stage}.{how}")
 
 
+class CallAttempt(Message, frozen=True, kw_only=True):
+    """One provider call of a request, as ``provider.called``/``provider.failed`` list them (``attempts``)."""
+
+    target: str
+    status: int
+    code: str
+    ms: float
+    upstream_status: int | None  # what the provider answered; None: it never answered
+
+
+class StageAttrs(Message, frozen=True, kw_only=True, repr_omit_defaults=True):
+    """What a ``StageEvent`` says beyond its columns; a field is written only when its event set it."""
+
+    targets: list[str] | UnsetType = UNSET
+    """``route.planned``: the planned target ids, in order."""
+    breaker_open: list[str] | UnsetType = UNSET
+    """``route.planned``: targets skipped because their breaker is open."""
+    probe: str | UnsetType = UNSET
+    """``route.planned``: the first target, when the request is its half-open probe."""
+    experiment: str | UnsetType = UNSET
+    """``route.planned``: the experiment that chose the variant."""
+    variant: str | UnsetType = UNSET
+    """``route.planned``: the variant chosen."""
+    provider: str | None | UnsetType = UNSET
+    """``provider.called``: the provider that answered."""
+    model: str | None | UnsetType = UNSET
+    """``provider.called``: the model served."""
+    attempts: list[CallAttempt] | UnsetType = UNSET
+    """``provider.called``, ``provider.failed``: every call made, in order."""
+    provider_ms: float | UnsetType = UNSET
+    """``provider.called``: time spent in provider calls."""
+    error_type: str | UnsetType = UNSET
+    """``<stage>.failed|crashed|abandoned``, ``request.blocked``, ``response.blocked``: the error's type."""
+    error_code: str | None | UnsetType = UNSET
+    """Those, ``provider.failed``, ``provider.stream_failed``, ``response.stream_failed``: the error's code."""
+    status: int | UnsetType = UNSET
+    """``<stage>.failed|crashed|abandoned``, ``request.blocked``, ``response.blocked``, ``provider.failed``:
+    the HTTP status the request ended with."""
+    findings: dict[str, int] | UnsetType = UNSET
+    """``response.filtered``: what the output filter found, type -> count."""
+    chunks: int | UnsetType = UNSET
+    """``response.filtered`` of a stream: chunks sent; ``provider.stream_failed``: pieces relayed."""
+    reason: str | UnsetType = UNSET
+    """``request.rerun_skipped``: ``answered`` or ``client_gone``."""
+    input_chars: int | UnsetType = UNSET
+    """``request.authorized``: the size of the request body."""
+    guardrail_profile: str | UnsetType = UNSET
+    """``request.authorized``: the guardrail profile run."""
+    guardrails_triggered: list[str] | UnsetType = UNSET
+    """``request.authorized``: the input guardrails that flagged or blocked."""
+    counts: dict[str, int] | UnsetType = UNSET
+    """``request.redacted``: values redacted, entity type -> count."""
+    profile: str | UnsetType = UNSET
+    """``request.redacted``: the guardrail profile resolved for the request."""
+    redelivered: bool | UnsetType = UNSET
+    """``request.redacted``: whether this is a rerun (JetStream delivery > 1)."""
+
+
 class StageEvent(Message, frozen=True, kw_only=True, tag_field="event", tag="stage"):
     schema_version: int = SCHEMA_VERSION
     event_id: str
@@ -79,7 +144,7 @@ class StageEvent(Message, frozen=True, kw_only=True, tag_field="event", tag="sta
     api_key_id: str | None = None
     duration_ms: float = 0.0
     delivery: int = 1
-    attrs: dict[str, Any] = {}
+    attrs: StageAttrs = StageAttrs()
 
 
 class RequestCompleted(Message, frozen=True, kw_only=True, tag_field="event", tag="completed"):
@@ -195,6 +260,33 @@ class RequestCompleted(Message, frozen=True, kw_only=True, tag_field="event", ta
         )
 
 
+class ControlAttrs(Message, frozen=True, kw_only=True, repr_omit_defaults=True):
+    """What a ``ControlEvent`` says beyond its columns; a field is written only when set."""
+
+    ok: int | UnsetType = UNSET
+    """breaker opened: calls that succeeded in the window."""
+    fail: int | UnsetType = UNSET
+    """breaker opened: calls that failed in the window."""
+    window_s: float | UnsetType = UNSET
+    """breaker opened: the window's length."""
+    passed: int | UnsetType = UNSET
+    """breaker closed or reopened after probes: probes that succeeded."""
+    cooldown_s: float | UnsetType = UNSET
+    """breaker opened, half-open, reopened: the cooldown."""
+    opens: int | UnsetType = UNSET
+    """breaker opened, half-open, reopened, closed: consecutive openings."""
+    probes: int | UnsetType = UNSET
+    """breaker half-open: probes it lets through."""
+    revision: int | UnsetType = UNSET
+    """every breaker event: the KV revision of the breaker's state."""
+    initial: bool | UnsetType = UNSET
+    """config ``activated``: the process's first config (at start)."""
+    callback_errors: list[str] | UnsetType = UNSET
+    """config ``activated``: the reload callbacks that raised."""
+    file: str | UnsetType = UNSET
+    """config ``applied`` by ``gateway config apply``: the file applied."""
+
+
 class ControlEvent(Message, frozen=True, kw_only=True, tag_field="event", tag="control"):
     """Something that happened to the gateway rather than to one request: a circuit breaker changed
     state (``kind`` ``breaker``, ``subject`` the target id), a config version was applied or taken up
@@ -210,7 +302,7 @@ class ControlEvent(Message, frozen=True, kw_only=True, tag_field="event", tag="c
     reason: str = ""
     source: str = ""  # the process that recorded it, e.g. routing-1234
     config_version: str = ""
-    attrs: dict[str, Any] = {}
+    attrs: ControlAttrs = ControlAttrs()
 
 
 Event = StageEvent | RequestCompleted | ControlEvent

@@ -22,10 +22,11 @@ same outcome twice (a compare-and-set retry) changes nothing.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from typing import Any, Literal
 
 from schemas.config import CircuitBreaker
+from schemas.events import ControlAttrs
 from stages.health import Outcome
 
 State = Literal["closed", "open", "half_open"]
@@ -81,7 +82,7 @@ class Transition:
     before: BreakerState
     after: BreakerState
     reason: str = ""
-    attrs: dict[str, Any] = field(default_factory=dict)
+    attrs: ControlAttrs = ControlAttrs()
 
     @property
     def changes_state(self) -> bool:
@@ -121,8 +122,8 @@ def trip(state: BreakerState, ok: int, fail: int, now: float, cfg: CircuitBreake
         return None
     cooldown = cooldown_for(1, cfg)
     after = BreakerState(state="open", since=now, opens=1, cooldown_s=cooldown)
-    return Transition(state, after, reason, {"ok": ok, "fail": fail, "window_s": cfg.window_s,
-                                             "cooldown_s": cooldown, "opens": 1})
+    return Transition(state, after, reason, ControlAttrs(ok=ok, fail=fail, window_s=cfg.window_s,
+                                                          cooldown_s=cooldown, opens=1))
 
 
 def live_claims(state: BreakerState, now: float, cfg: CircuitBreaker) -> tuple[float, ...]:
@@ -152,8 +153,8 @@ def claim(state: BreakerState, now: float, cfg: CircuitBreaker) -> Transition | 
     if state.state == "open":
         after = replace(state, state="half_open", since=now, claims=(now,), passed=0, settled=())
         reason = f"cooldown {state.cooldown_s:g} s passed, probing"
-        return Transition(state, after, reason, {"cooldown_s": state.cooldown_s, "opens": state.opens,
-                                                 "probes": cfg.half_open_probes})
+        return Transition(state, after, reason, ControlAttrs(cooldown_s=state.cooldown_s, opens=state.opens,
+                                                              probes=cfg.half_open_probes))
     after = replace(state, claims=(*live_claims(state, now, cfg), now))
     return Transition(state, after, "probe claimed")
 
@@ -167,7 +168,7 @@ def settle(state: BreakerState, outcome: Outcome, probe_id: str, now: float, cfg
         cooldown = cooldown_for(opens, cfg)
         after = BreakerState(state="open", since=now, opens=opens, cooldown_s=cooldown)
         return Transition(state, after, f"probe failed, cooling down {cooldown:g} s",
-                          {"passed": state.passed, "cooldown_s": cooldown, "opens": opens})
+                          ControlAttrs(passed=state.passed, cooldown_s=cooldown, opens=opens))
     claims = state.claims[1:]
     settled = (*state.settled, probe_id)[-SETTLED_KEEP:]
     if outcome == "neutral":
@@ -176,5 +177,5 @@ def settle(state: BreakerState, outcome: Outcome, probe_id: str, now: float, cfg
     if passed >= cfg.half_open_probes:
         after = BreakerState(state="closed", since=now)
         return Transition(state, after, f"{passed} of {cfg.half_open_probes} probes succeeded",
-                          {"passed": passed, "opens": state.opens})
+                          ControlAttrs(passed=passed, opens=state.opens))
     return Transition(state, replace(state, claims=claims, passed=passed, settled=settled), "probe succeeded")

@@ -33,7 +33,7 @@ from schemas import subjects
 from schemas.config import CircuitBreaker
 from schemas.events import ControlEvent
 from schemas.ids import uuid7
-from schemas.wire import encode
+from schemas.wire import encode, replace
 from stages import breaker
 from stages.breaker import CLOSED, BreakerState, Transition
 from stages.health import LatencyEwma, SlidingWindow
@@ -362,7 +362,7 @@ class HealthMonitor:
             event_id=uuid7(), ts=transition.after.since, kind="breaker", subject=target_id,
             from_state=transition.before.state, to_state=transition.after.state, reason=transition.reason,
             source=self._source, config_version=self._config_version(),
-            attrs={**transition.attrs, "revision": revision},
+            attrs=replace(transition.attrs, revision=revision),
         )
         task = asyncio.create_task(self._send_event(event))
         self._events.add(task)

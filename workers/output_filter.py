@@ -48,7 +48,7 @@ from schemas.config import Guardrails
 from schemas.control import Resend, StreamAck
 from schemas.envelope import Envelope, Reply, StreamPiece
 from schemas.errors import GatewayError
-from schemas.events import EventType
+from schemas.events import EventType, StageAttrs
 from schemas.ids import uuid7
 from schemas.wire import JSONObject, decode, encode, json_list, json_object, replace
 from stages.answers import answer_text, rewrite_response, stored_answer, streamed_verdicts
@@ -203,7 +203,7 @@ class OutputFilterWorker(StageWorker):
             await self.runtime.fail(out, outcome.blocked, started, EventType.RESPONSE_BLOCKED)
             return
         response = rewrite_response(result.response, outcome.rewrites)
-        out = self.runtime.event(out, EventType.RESPONSE_FILTERED, started, attrs={"findings": result.findings})
+        out = self.runtime.event(out, EventType.RESPONSE_FILTERED, started, attrs=StageAttrs(findings=result.findings))
         await self.runtime.finish(out, status=200, body=response, stored_response=stored_answer(response, mapping))
 
     # -- streams ---------------------------------------------------------------------------------
@@ -356,7 +356,7 @@ class OutputFilterWorker(StageWorker):
                 await self._emit(session, self._content_chunk(final, index, tail))
             out = with_stage_time(final, STAGE, session.started, output_findings=findings, verdicts=verdicts)
             out = self.runtime.event(out, EventType.RESPONSE_STREAM_FAILED, session.started, status="error",
-                                     attrs={"error_code": error.code})
+                                     attrs=StageAttrs(error_code=error.code))
             await self.runtime.finish(out, status=error.status_code, error=error, stored_response=stored,
                                       resend=self._resender(session))
             return
@@ -388,7 +388,7 @@ class OutputFilterWorker(StageWorker):
         end = Reply(kind="end", request_id=out.request_id, delivery=out.delivery, seq=session.out_seq,
                     provider_ms=out.provider_ms, src=self.instance_subject)
         out = self.runtime.event(out, EventType.RESPONSE_FILTERED, session.started,
-                                 attrs={"findings": findings, "chunks": session.out_seq})
+                                 attrs=StageAttrs(findings=findings, chunks=session.out_seq))
         await self.runtime.finish(out, status=200, reply=end, stored_response=stored, resend=self._resender(session))
 
     def _resender(self, session: StreamSession) -> Callable[[int], Awaitable[None]]:

@@ -11,13 +11,13 @@ alias's, or ``default``. Every verdict is appended to
 
 from __future__ import annotations
 
-from typing import Any
+from msgspec import UNSET
 
 from infra.derived import Derived
 from schemas import subjects
 from schemas.config import ApiKey, GatewayConfig
 from schemas.envelope import Envelope
-from schemas.events import EventType
+from schemas.events import EventType, StageAttrs
 from stages.guardrails.base import Subject
 from stages.guardrails.runner import GuardrailSet, RunOutcome
 from stages.policy import KeyIndex, authenticate, authorize
@@ -38,13 +38,10 @@ def check_input(guardrails: GuardrailSet, envelope: Envelope, key: ApiKey) -> Ru
                                   model=envelope.model_requested))
 
 
-def summary(profile: str, outcome: RunOutcome) -> dict[str, Any]:
-    """What the stage event says about guardrails: the profile, and who flagged or blocked."""
-    attrs: dict[str, Any] = {"guardrail_profile": profile}
-    triggered = outcome.triggered
-    if triggered:
-        attrs["guardrails_triggered"] = triggered
-    return attrs
+def summary(profile: str, outcome: RunOutcome, input_chars: int) -> StageAttrs:
+    """What the stage event says: the body's size, the guardrail profile, and who flagged or blocked."""
+    return StageAttrs(input_chars=input_chars, guardrail_profile=profile,
+                      guardrails_triggered=outcome.triggered or UNSET)
 
 
 def key_index(config: GatewayConfig) -> KeyIndex:
@@ -90,7 +87,7 @@ class PolicyWorker(StageWorker):
             await self.runtime.fail(out, outcome.blocked, started, EventType.REQUEST_BLOCKED)
             return
         out = self.runtime.event(out, EventType.REQUEST_AUTHORIZED, started,
-                                 attrs={"input_chars": size, **summary(profile.profile, outcome)})
+                                 attrs=summary(profile.profile, outcome, size))
         await self.runtime.forward(subjects.REQ_ROUTE, out)
 
 

@@ -21,7 +21,7 @@ from schemas import subjects
 from schemas.config import GatewayConfig, Price, Target
 from schemas.envelope import Envelope
 from schemas.errors import DeadlineExceeded, GatewayError, ServiceUnavailable
-from schemas.events import EventType
+from schemas.events import EventType, StageAttrs
 from schemas.wire import encode
 from stages.timing import with_stage_time
 from stages.usage import STAGE, response_usage, served, stream_usage
@@ -111,15 +111,14 @@ class ProviderWorker(StageWorker):
         out = with_stage_time(envelope, STAGE, started, attempts=len(failed.attempts),
                               provider_ms=failed.provider_ms)
         info = failed.error.info()
-        out = self.runtime.event(out, EventType.PROVIDER_FAILED, started, status="error", attrs={
-            "attempts": [a.as_dict() for a in failed.attempts], "error_code": info.code,
-            "status": info.status_code})
+        out = self.runtime.event(out, EventType.PROVIDER_FAILED, started, status="error", attrs=StageAttrs(
+            attempts=[a.as_attrs() for a in failed.attempts], error_code=info.code, status=info.status_code))
         await self.runtime.finish(out, status=info.status_code, error=info)
 
     def _called_event(self, out: Envelope, started: float, result: CallResult) -> Envelope:
-        return self.runtime.event(out, EventType.PROVIDER_CALLED, started, attrs={
-            "provider": out.provider, "model": out.model_served, "attempts": [a.as_dict() for a in result.attempts],
-            "provider_ms": round(result.provider_ms, 3)})
+        return self.runtime.event(out, EventType.PROVIDER_CALLED, started, attrs=StageAttrs(
+            provider=out.provider, model=out.model_served, attempts=[a.as_attrs() for a in result.attempts],
+            provider_ms=round(result.provider_ms, 3)))
 
     async def _stream(self, envelope: Envelope, started: float) -> None:
         try:
@@ -153,7 +152,7 @@ class ProviderWorker(StageWorker):
                 final = self._called_event(final, started, result)
             else:
                 final = self.runtime.event(final, EventType.PROVIDER_STREAM_FAILED, started, status="error",
-                                           attrs={"error_code": error.code, "chunks": relay.seq})
+                                           attrs=StageAttrs(error_code=error.code, chunks=relay.seq))
             await relay.finish(final, error)
         finally:
             await relay.close()

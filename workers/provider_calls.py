@@ -34,6 +34,7 @@ from schemas.errors import (
     RateLimited,
     StreamInterrupted,
 )
+from schemas.events import CallAttempt
 from schemas.routing import PlannedTarget
 from stages.health import Outcome, classify
 from stages.providers.base import ProviderAdapter, StreamDecoder, StreamParser
@@ -69,9 +70,9 @@ class Attempt:
     ms: float
     upstream_status: int | None = None  # what the provider answered; None: it never answered
 
-    def as_dict(self) -> dict[str, Any]:
-        return {"target": self.target, "status": self.status, "code": self.code, "ms": round(self.ms, 3),
-                "upstream_status": self.upstream_status}
+    def as_attrs(self) -> CallAttempt:
+        return CallAttempt(target=self.target, status=self.status, code=self.code, ms=round(self.ms, 3),
+                           upstream_status=self.upstream_status)
 
 
 @dataclass

@@ -26,7 +26,7 @@ from infra.derived import Derived
 from schemas import subjects
 from schemas.config import GatewayConfig, Redaction
 from schemas.envelope import Envelope
-from schemas.events import EventType
+from schemas.events import EventType, StageAttrs
 from schemas.wire import replace
 from stages.envelope_redaction import ProfileRedactor, redact_envelope
 from stages.redaction import RedactionResult
@@ -170,8 +170,8 @@ class RedactionWorker(StageWorker):
             verdicts=verdicts,
         )
         out = runtime.event(out, EventType.REQUEST_REDACTED, started,
-                            attrs={"counts": result.counts, "profile": guardrails.profile,
-                                   "redelivered": envelope.delivery > 1})
+                            attrs=StageAttrs(counts=result.counts, profile=guardrails.profile,
+                                             redelivered=envelope.delivery > 1))
         await runtime.forward(subjects.REQ_POLICY, out)
 
     async def after_start(self) -> None:

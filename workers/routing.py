@@ -12,12 +12,14 @@ from __future__ import annotations
 import os
 import random
 
+from msgspec import UNSET
+
 from infra import bootstrap
 from infra.derived import Derived
 from schemas import subjects
 from schemas.config import GatewayConfig
 from schemas.envelope import Envelope
-from schemas.events import EventType
+from schemas.events import EventType, StageAttrs
 from stages.breaker_plan import apply_breakers
 from stages.routing import RequestFacts, Router
 from stages.timing import with_stage_time
@@ -63,13 +65,9 @@ class RoutingWorker(StageWorker):
         monitor.note_routed(targets[0].id)
         out = with_stage_time(envelope, STAGE, started, plan=targets, config_version=version,
                               experiment=plan.experiment, variant=plan.variant)
-        attrs: dict[str, object] = {"targets": [t.id for t in targets]}
-        if skipped:
-            attrs["breaker_open"] = skipped
-        if targets[0].probe:
-            attrs["probe"] = targets[0].id
-        if plan.experiment:
-            attrs["experiment"], attrs["variant"] = plan.experiment, plan.variant
+        attrs = StageAttrs(targets=[t.id for t in targets], breaker_open=skipped or UNSET,
+                           probe=targets[0].id if targets[0].probe else UNSET,
+                           experiment=plan.experiment or UNSET, variant=plan.variant if plan.experiment else UNSET)
         out = self.runtime.event(out, EventType.ROUTE_PLANNED, started, attrs=attrs)
         await self.runtime.forward(subjects.REQ_CALL, out)
 

@@ -20,7 +20,6 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any
 
 from nats.aio.client import Client as NatsClient
 from nats.aio.msg import Msg
@@ -29,7 +28,7 @@ from schemas import control, subjects
 from schemas.control import IngressState, ReplyAck
 from schemas.envelope import Envelope, Reply
 from schemas.errors import ClientGone, DeadlineExceeded, ErrorInfo, GatewayError, InternalError
-from schemas.events import EventType, RequestCompleted, StageEvent
+from schemas.events import EventType, RequestCompleted, StageAttrs, StageEvent
 from schemas.ids import uuid7
 from schemas.wire import JSONObject, decode, encode, replace
 from workers.context import WorkerContext
@@ -134,7 +133,7 @@ class StageRuntime:
         started: float,
         *,
         status: str = "ok",
-        attrs: dict[str, Any] | None = None,
+        attrs: StageAttrs | None = None,
     ) -> Envelope:
         """The envelope with this stage's event added; it is recorded when the request ends."""
         event = StageEvent(
@@ -148,7 +147,7 @@ class StageRuntime:
             api_key_id=envelope.api_key_id,
             duration_ms=(time.perf_counter() - started) * 1000,
             delivery=envelope.delivery,
-            attrs=attrs or {},
+            attrs=attrs or StageAttrs(),
         )
         return replace(envelope, events=[*envelope.events, event])
 
@@ -235,7 +234,7 @@ class StageRuntime:
     async def fail(self, envelope: Envelope, error: GatewayError, started: float, type_: EventType) -> None:
         info = error.info()
         envelope = self.event(envelope, type_, started, status="error",
-                              attrs={"error_type": info.type, "error_code": info.code, "status": info.status_code})
+                              attrs=StageAttrs(error_type=info.type, error_code=info.code, status=info.status_code))
         await self.finish(envelope, status=info.status_code, error=info)
 
     # -- reruns -------------------------------------------------------------------------------------
@@ -279,12 +278,13 @@ class StageRuntime:
             return False
         if state.state == "done":
             info = state.error
-            out = self.event(envelope, EventType.RERUN_SKIPPED, started, attrs={"reason": "answered"})
+            out = self.event(envelope, EventType.RERUN_SKIPPED, started, attrs=StageAttrs(reason="answered"))
             await self.finish(out, status=state.status or (info.status_code if info else 200), error=info,
                               answer=False)
             return False
         gone = ClientGone("The ingress holding the caller's connection stopped before the answer.").info()
-        out = self.event(envelope, EventType.RERUN_SKIPPED, started, status="error", attrs={"reason": "client_gone"})
+        out = self.event(envelope, EventType.RERUN_SKIPPED, started, status="error",
+                         attrs=StageAttrs(reason="client_gone"))
         await self.finish(out, status=gone.status_code, error=gone, answer=False)
         return False
 

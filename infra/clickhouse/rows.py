@@ -18,6 +18,7 @@ import orjson
 
 from schemas.events import ControlEvent, RequestCompleted, StageEvent
 from schemas.guardrails import Verdict
+from schemas.wire import encode
 
 logger = logging.getLogger(__name__)
 
@@ -137,7 +138,7 @@ def event_row(ev: StageEvent, owner: RequestCompleted | None = None) -> tuple[An
     return (
         uuid_text(ev.event_id), uuid_text(ev.request_id), timestamp_ms(ev.ts), ev.stage, str(ev.type), ev.status,
         tenant, api_key_id, ev.duration_ms, _clamp(ev.delivery, _U16),
-        _attrs_json(ev.attrs), _clamp(ev.schema_version, _U8),
+        encode(ev.attrs).decode(), _clamp(ev.schema_version, _U8),
     )
 
 
@@ -192,7 +193,7 @@ def guardrail_verdict_rows(rc: RequestCompleted, request_id: str, ts_ms: int) ->
 def gateway_event_row(ce: ControlEvent) -> tuple[Any, ...]:
     return (
         uuid_text(ce.event_id), timestamp_ms(ce.ts), ce.kind, ce.subject, ce.from_state, ce.to_state, ce.reason,
-        ce.source, ce.config_version, _attrs_json(ce.attrs), _clamp(ce.schema_version, _U8),
+        ce.source, ce.config_version, encode(ce.attrs).decode(), _clamp(ce.schema_version, _U8),
     )
 
 

@@ -14,6 +14,7 @@ from infra.bootstrap import check_config, load_config, parse_config_text
 from infra.config import ConfigError
 from infra.settings import Settings
 from schemas.config import hash_api_key
+from schemas.events import ControlAttrs
 
 if TYPE_CHECKING:
     from nats.js import JetStreamContext
@@ -124,7 +125,7 @@ def cmd_config_apply(args: argparse.Namespace) -> int:
 
     async def work(js: JetStreamContext) -> str:
         return await publish_config(js, text, f"apply:{_whoami()}", check=check_config, label=str(path),
-                                    attrs={"file": str(path)})
+                                    attrs=ControlAttrs(file=str(path)))
 
     try:
         version = asyncio.run(_with_js(url, work))

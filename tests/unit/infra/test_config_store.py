@@ -14,7 +14,7 @@ from infra.bootstrap import check_config
 from infra.config import ConfigError, version_of
 from infra.config_store import ActiveConfig, config_bucket, fetch_active, publish_config
 from schemas import subjects
-from schemas.events import ControlEvent
+from schemas.events import ControlAttrs, ControlEvent
 from schemas.wire import decode
 from tests.support.jetstream import JetStreamServer, jetstream_server
 
@@ -67,7 +67,8 @@ async def test_publish_then_fetch(server: JetStreamServer) -> None:
     assert active.applied_at > 0 and active.revision >= 1
     assert active.parse(check_config).models["m"].targets is not None
 
-    second = await publish_config(server.js, OTHER, "apply:ann@host", check=check_config, attrs={"file": "/tmp/x.yaml"})
+    second = await publish_config(server.js, OTHER, "apply:ann@host", check=check_config,
+                                  attrs=ControlAttrs(file="/tmp/x.yaml"))
     active = await fetch_active(server.js)
     assert active is not None and active.version == second != version
     assert active.parse(check_config).limits.max_body_bytes == 2048
@@ -77,7 +78,7 @@ async def test_publish_then_fetch(server: JetStreamServer) -> None:
         ("config", "applied", "", version, version, version, "file:/etc/gw.yaml"),
         ("config", "applied", version, second, second, second, "apply:ann@host"),
     ]
-    assert events[1].attrs == {"file": "/tmp/x.yaml"}
+    assert events[1].attrs == ControlAttrs(file="/tmp/x.yaml")
 
 
 async def test_invalid_config_is_refused_naming_the_path_and_not_written(server: JetStreamServer) -> None:

@@ -19,7 +19,7 @@ from infra.config_store import ActiveConfig, config_bucket, publish_config
 from infra.live_config import LiveConfig
 from schemas import subjects
 from schemas.config import GatewayConfig
-from schemas.events import ControlEvent
+from schemas.events import ControlAttrs, ControlEvent
 from schemas.wire import decode
 from tests.support.jetstream import JetStreamServer, eventually, jetstream_server
 
@@ -168,9 +168,9 @@ async def test_watcher_swaps_the_config_and_calls_back(server: JetStreamServer, 
     activated = [e for e in events if e.to_state == version][0]
     assert activated.kind == "config" and activated.subject == version and activated.from_state == old
     assert activated.source == f"tester-{os.getpid()}" and activated.config_version == version
-    assert "failing_cb" in activated.attrs["callback_errors"][0]
+    assert "failing_cb" in activated.attrs.callback_errors[0]
     initial = [e for e in events if e.to_state == old][0]
-    assert initial.attrs == {"initial": True} and initial.from_state == ""
+    assert initial.attrs == ControlAttrs(initial=True) and initial.from_state == ""
 
 
 async def test_republishing_the_same_version_does_not_call_back(server: JetStreamServer, live: LiveConfig) -> None:

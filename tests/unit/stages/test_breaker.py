@@ -45,7 +45,7 @@ def test_trip_on_failure_rate() -> None:
     assert t is not None and t.changes_state
     assert (t.before.state, t.after.state) == ("closed", "open")
     assert t.reason == "failure_rate 0.62 over 13 calls in 30 s"
-    assert t.attrs["ok"] == 5 and t.attrs["fail"] == 8
+    assert t.attrs.ok == 5 and t.attrs.fail == 8
     assert t.after.since == T0 and t.after.cooldown_s == 10.0 and t.after.opens == 1
 
 

@@ -211,7 +211,7 @@ async def test_closed_open_half_open_closed(cluster: Cluster, nc: NatsClient) ->
     opened, probing, closed = events
     assert all(e.kind == "breaker" and e.subject == T and e.config_version == "v7" for e in events)
     assert opened.reason == "failure_rate 1.00 over 5 calls in 30 s"
-    assert opened.attrs["fail"] == 5 and opened.attrs["ok"] == 0 and opened.attrs["cooldown_s"] == 10.0
+    assert opened.attrs.fail == 5 and opened.attrs.ok == 0 and opened.attrs.cooldown_s == 10.0
     assert opened.source in ("routing-1", "routing-2")
     assert probing.reason == "cooldown 10 s passed, probing"
     assert closed.reason == "1 of 1 probes succeeded"
@@ -237,7 +237,7 @@ async def test_a_failed_probe_reopens_for_longer(cluster: Cluster, nc: NatsClien
     assert [(e.from_state, e.to_state) for e in events] == [
         ("closed", "open"), ("open", "half_open"), ("half_open", "open"), ("open", "half_open")]
     assert events[2].reason == "probe failed, cooling down 20 s"
-    assert events[2].attrs["opens"] == 2
+    assert events[2].attrs.opens == 2
 
 
 async def test_probe_slots_shared_by_replicas(cluster: Cluster) -> None:

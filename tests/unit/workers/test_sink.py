@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import pytest
 
 from schemas import subjects
-from schemas.events import ControlEvent, EventType, RequestCompleted, StageEvent
+from schemas.events import ControlAttrs, ControlEvent, EventType, RequestCompleted, StageEvent
 from schemas.ids import uuid7
 from schemas.wire import encode
 from workers.sink import decode_events
@@ -23,7 +23,7 @@ class FakeMsg:
 def test_decode_every_event_kind_and_drop_the_unreadable(caplog: pytest.LogCaptureFixture) -> None:
     control = ControlEvent(event_id=uuid7(), ts=1.0, kind="breaker", subject="openai/gpt-4o", from_state="closed",
                            to_state="open", reason="5 failures", source="routing-1", config_version="v3",
-                           attrs={"failures": 5})
+                           attrs=ControlAttrs(opens=5))
     stage = StageEvent(event_id=uuid7(), request_id=uuid7(), ts=1.0, stage="policy", type=EventType.REQUEST_AUTHORIZED)
     done = RequestCompleted(event_id=uuid7(), request_id=uuid7(), ts=1.0, finished_at=2.0, stage="provider",
                             status_code=200, tags={"team": "ml"}, experiment="e", variant="b",

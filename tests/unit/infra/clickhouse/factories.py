@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from schemas.events import ControlEvent, RequestCompleted, StageEvent
+from schemas.events import ControlAttrs, ControlEvent, RequestCompleted, StageAttrs, StageEvent
 from schemas.guardrails import Verdict
 from schemas.ids import uuid7
 
@@ -22,7 +22,7 @@ def stage_event(request_id: str, stage: str = "redaction", **overrides: Any) -> 
         "tenant": "acme",
         "api_key_id": "key_1",
         "duration_ms": 1.25,
-        "attrs": {"entities": ["EMAIL_ADDRESS"], "count": 1},
+        "attrs": StageAttrs(counts={"EMAIL_ADDRESS": 1}, profile="default"),
     }
     fields.update(overrides)
     return StageEvent(**fields)
@@ -81,7 +81,7 @@ def control_event(**overrides: Any) -> ControlEvent:
         "reason": "5 failures in 30s",
         "source": "routing-1234",
         "config_version": "v7",
-        "attrs": {"failures": 5, "window_s": 30},
+        "attrs": ControlAttrs(ok=0, fail=5, window_s=30.0),
     }
     fields.update(overrides)
     return ControlEvent(**fields)

@@ -19,7 +19,7 @@ import pytest
 from infra.clickhouse import QueryFailed, ReadOnlyViolation, Store, open_store
 from infra.clickhouse.migrate import MigrationError, apply_migrations
 from infra.clickhouse.sqltext import split_statements
-from schemas.events import Event, RequestCompleted, StageEvent
+from schemas.events import ControlAttrs, Event, RequestCompleted, StageAttrs, StageEvent
 from schemas.ids import uuid7
 from schemas.wire import replace
 
@@ -171,13 +171,13 @@ def test_unpriced_is_null_never_zero(store: Store) -> None:
 def test_stage_events_round_trip(store: Store) -> None:
     rid = uuid7()
     ev = stage_event(rid, "policy", tenant=None, api_key_id=None, status="error", delivery=3,
-                     attrs={"rule": "deny_gpt4", "n": 2}, ts=1_790_000_000.5)
+                     attrs=StageAttrs(chunks=2, reason="deny_gpt4"), ts=1_790_000_000.5)
     assert store.write([ev]).events == 1
     row = one(store, "SELECT * EXCEPT inserted_at FROM events WHERE request_id = {id:UUID}", {"id": rid})
     assert row == {
         "event_id": ev.event_id, "request_id": rid, "ts": "2026-09-21T14:13:20.500000Z", "stage": "policy",
         "type": "policy.done", "status": "error", "tenant": "", "api_key_id": "", "duration_ms": 1.25,
-        "delivery": 3, "attrs": '{"rule":"deny_gpt4","n":2}', "schema_version": 1,
+        "delivery": 3, "attrs": '{"chunks":2,"reason":"deny_gpt4"}', "schema_version": 1,
     }
 
 
@@ -410,7 +410,7 @@ def test_new_columns_default_to_empty(store: Store) -> None:
 def test_control_events_land_in_gateway_events(store: Store) -> None:
     breaker = control_event(subject="t_ctl/openai/gpt-4o", ts=1_790_000_000.25)
     config = control_event(kind="config", subject="t_ctl-v8", from_state="v7", to_state="applied",
-                           reason="file changed", source="routing-77", config_version="v8", attrs={})
+                           reason="file changed", source="routing-77", config_version="v8", attrs=ControlAttrs())
     rc = completed(tenant="t_ctl")
     batch: list[Event] = [breaker, stage_event(rc.request_id, tenant="t_ctl"), rc, config, breaker]  # twice
     result = store.write(batch)
@@ -421,7 +421,7 @@ def test_control_events_land_in_gateway_events(store: Store) -> None:
         "event_id": breaker.event_id, "ts": "2026-09-21T14:13:20.250000Z", "kind": "breaker",
         "subject": "t_ctl/openai/gpt-4o", "from_state": "closed", "to_state": "open",
         "reason": "5 failures in 30s", "source": "routing-1234", "config_version": "v7",
-        "attrs": '{"failures":5,"window_s":30}', "schema_version": 1,
+        "attrs": '{"ok":0,"fail":5,"window_s":30.0}', "schema_version": 1,
     }
     cfg = one(store, "SELECT kind, to_state, attrs FROM gateway_events WHERE subject = 't_ctl-v8'")
     assert cfg == {"kind": "config", "to_state": "applied", "attrs": "{}"}
