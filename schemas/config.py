@@ -41,12 +41,13 @@ from schemas.config_providers import (
     ProviderConfig,
 )
 from schemas.config_routing import CatalogPrice, CircuitBreaker, ModelRoute
+from schemas.governance import KV_NAME, KeySecret, VirtualKey
 from schemas.guardrails import GuardrailSpec
 from schemas.routing import Node, Price, RetryPolicy, SingleNode, Target, walk
 
 __all__ = [
     # defined here
-    "ApiKey", "GatewayConfig", "Limits", "MockProvider", "Timeouts", "hash_api_key",
+    "AdminApi", "ApiKey", "GatewayConfig", "Limits", "MockProvider", "Timeouts", "hash_api_key",
     # config_providers.py
     "OPENAI_COMPATIBLE_DEFAULT_URLS", "AnthropicProvider", "AzureOpenAIProvider", "BedrockProvider",
     "CohereProvider", "GeminiProvider", "OpenAIProvider", "ProviderConfig",
@@ -69,6 +70,7 @@ class ApiKey(_Strict):
     id: str = Field(min_length=1)
     key_sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
     tenant: str = Field(min_length=1)
+    team: str = Field(default="", description="the key's team (its team limits apply); empty: none")
     models: list[str] = Field(default_factory=lambda: ["*"])
     max_input_chars: int = Field(default=200_000, ge=1)
     description: str = ""
@@ -77,6 +79,21 @@ class ApiKey(_Strict):
 
     def allows(self, model: str) -> bool:
         return "*" in self.models or model in self.models
+
+    def virtual(self) -> VirtualKey:
+        """This key as the ``KeyDirectory`` holds it (``source="config"``: it cannot be revoked, short of
+        editing the file)."""
+        return VirtualKey(id=self.id, tenant=self.tenant, team=self.team, name=self.description,
+                          models=list(self.models), max_input_chars=self.max_input_chars,
+                          guardrail_profile=self.guardrail_profile,
+                          secrets=[KeySecret(sha256=self.key_sha256, created_at=0.0)], source="config")
+
+
+class AdminApi(_Strict):
+    """The admin API (``/admin/v1``): enabled by the SHA-256 of its key, here or in the environment
+    (``GATEWAY_ADMIN_KEY_SHA256``); neither set: the API is off."""
+
+    key_sha256: str | None = Field(default=None, pattern=r"^[0-9a-f]{64}$")
 
 
 class Timeouts(_Strict):
@@ -106,6 +123,7 @@ class GatewayConfig(_Strict):
     guardrail_profiles: dict[str, GuardrailProfile] = Field(default_factory=dict)
     limits: Limits = Limits()
     mock_provider: MockProvider = MockProvider()
+    admin: AdminApi = AdminApi()
     # Added to and overriding the shipped catalog (config/prices.yaml); a target's own price wins.
     prices: list[CatalogPrice] = Field(default_factory=list)
 
@@ -127,6 +145,9 @@ class GatewayConfig(_Strict):
         ids = [k.id for k in self.keys]
         if len(ids) != len(set(ids)):
             raise ValueError("keys: key ids must be unique")
+        for i, key in enumerate(self.keys):
+            if key.team and not KV_NAME.match(key.team):
+                raise ValueError(f"keys.{i}.team: {key.team!r} is not a team id ({KV_NAME.pattern})")
         profiles = set(self.guardrail_profiles) | {"default"}
         named = [(f"keys.{i}", k.guardrail_profile) for i, k in enumerate(self.keys)] + \
             [(f"models.{alias}", r.guardrail_profile) for alias, r in self.models.items()]
@@ -177,10 +198,16 @@ class GatewayConfig(_Strict):
         return {name: g for name, g in self._profiles.items() if name == "default" or name in named}
 
     def guardrails_for(self, key_hash: str | None, model: str) -> Guardrails:
-        """The settings a request runs with: its key's profile, else its model alias's, else default."""
+        """The settings a request runs with: its key's profile, else its model alias's, else default
+        (the config file's keys only; ``guardrails_of`` for a key from the key directory)."""
         key = self.key_for(key_hash)
-        if key is not None and key.guardrail_profile:
-            return self.profile(key.guardrail_profile)
+        return self.guardrails_of(key.guardrail_profile if key is not None else None, model)
+
+    def guardrails_of(self, key_profile: str | None, model: str) -> Guardrails:
+        """The settings a request runs with: the key's profile (``key_profile``), else its model alias's,
+        else default."""
+        if key_profile:
+            return self.profile(key_profile)
         route = self.models.get(model)
         if route is not None and route.guardrail_profile:
             return self.profile(route.guardrail_profile)

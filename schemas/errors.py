@@ -100,6 +100,14 @@ class NotFound(GatewayError):
     default_code = "not_found"
 
 
+class Conflict(GatewayError):
+    """The change met a newer state (another writer was first) or an id that is taken: read again, retry."""
+
+    status_code = 409
+    type = "invalid_request_error"
+    default_code = "conflict"
+
+
 class PayloadTooLarge(GatewayError):
     status_code = 413
     type = "invalid_request_error"
