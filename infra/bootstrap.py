@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from faststream.nats import NatsBroker
 
     from infra.clickhouse.store import Store
+    from infra.key_directory import ConfigLike, LiveKeyDirectory
     from infra.live_config import LiveConfig
     from stages.cost import PriceBook
     from stages.pii import PiiScanner
@@ -77,6 +78,16 @@ async def live_config(s: Settings, name: str) -> LiveConfig:
     live = LiveConfig(s.config, name, check=check_config)
     await live.start(nats_url(s))
     return live
+
+
+async def key_directory(s: Settings, config: ConfigLike, name: str) -> LiveKeyDirectory:
+    """The process's live key directory (the config's keys and the GW_KEYS/GW_LIMITS buckets, watched),
+    started: every process that authenticates or resolves keys builds one after its live config."""
+    from infra.key_directory import LiveKeyDirectory
+
+    directory = LiveKeyDirectory(config, name)
+    await directory.start(nats_url(s))
+    return directory
 
 
 def broker(s: Settings, name: str, *, reconnected_cb: Callable[[], Awaitable[None]] | None = None) -> NatsBroker:

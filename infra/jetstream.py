@@ -4,6 +4,8 @@ GW_REQ   work queue holding each accepted request until the chain has answered i
 GW_EVENTS file-backed stream of every stage event, consumed by the sink's durable consumer.
 GW_CONFIG key-value bucket: the active config (key ``active``), watched by every worker (hot reload).
 GW_BREAKERS key-value bucket: each target's circuit-breaker state, shared by every routing replica.
+GW_KEYS   key-value bucket: the virtual keys (``key.<id>``), watched by every process that authenticates.
+GW_LIMITS key-value bucket: team and tenant policies (``team.<id>``, ``tenant.<id>``), watched likewise.
 """
 
 from __future__ import annotations
@@ -51,6 +53,10 @@ CONFIG_BUCKET = KeyValueConfig(bucket=subjects.BUCKET_CONFIG, history=16, storag
                                description="the active gateway config (hot reload)")
 BREAKERS_BUCKET = KeyValueConfig(bucket=subjects.BUCKET_BREAKERS, history=1, storage=StorageType.FILE,
                                  description="circuit-breaker state per target")
+KEYS_BUCKET = KeyValueConfig(bucket=subjects.BUCKET_KEYS, history=8, storage=StorageType.FILE,
+                             description="virtual keys (hashes of their secrets only)")
+LIMITS_BUCKET = KeyValueConfig(bucket=subjects.BUCKET_LIMITS, history=8, storage=StorageType.FILE,
+                               description="team and tenant limits and access rules")
 
 
 def redaction_consumer(settings: Settings) -> ConsumerConfig:
@@ -93,5 +99,5 @@ async def declare(js: JetStreamContext, settings: Settings) -> None:
             await js.delete_consumer(subjects.STREAM_REQUESTS, subjects.CONSUMER_REDACT)
     await js.add_consumer(subjects.STREAM_REQUESTS, redaction_consumer(settings))
     await js.add_consumer(subjects.STREAM_EVENTS, sink_consumer())
-    for bucket in (CONFIG_BUCKET, BREAKERS_BUCKET):
+    for bucket in (CONFIG_BUCKET, BREAKERS_BUCKET, KEYS_BUCKET, LIMITS_BUCKET):
         await js.create_key_value(bucket)
