@@ -1,38 +1,16 @@
-"""Policy: who may call, which model aliases, how much input. Pure functions over the config."""
+"""Policy: which model aliases a key may use, how much input. Pure functions over the key.
+
+Who the caller is comes from the key directory (``schemas.key_auth.authenticate``: the config file's
+keys and the ``GW_KEYS`` bucket's, revoked, expired and rotated-out secrets refused)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
-from schemas.config import ApiKey
-from schemas.errors import AuthenticationFailed, PermissionDenied
+from schemas.errors import PermissionDenied
+from schemas.governance import VirtualKey
 from schemas.openai import embedding_texts, message_text
-
-
-class KeyIndex:
-    """Gateway keys by SHA-256 hash: a lookup, never a comparison of raw keys."""
-
-    def __init__(self, keys: Iterable[ApiKey]) -> None:
-        self._by_hash = {key.key_sha256: key for key in keys}
-
-    def get(self, key_hash: str | None) -> ApiKey | None:
-        return self._by_hash.get(key_hash) if key_hash else None
-
-    def __len__(self) -> int:
-        return len(self._by_hash)
-
-
-def authenticate(keys: KeyIndex, key_hash: str | None) -> ApiKey:
-    if not key_hash:
-        raise AuthenticationFailed(
-            "Missing API key: send it as 'Authorization: Bearer <key>' (or 'x-api-key').",
-            code="missing_api_key",
-        )
-    key = keys.get(key_hash)
-    if key is None:
-        raise AuthenticationFailed("Incorrect API key provided.", code="invalid_api_key")
-    return key
 
 
 def input_chars(body: Mapping[str, Any]) -> int:
@@ -41,7 +19,7 @@ def input_chars(body: Mapping[str, Any]) -> int:
     return chat + sum(len(t) for t in embedding_texts(dict(body)))
 
 
-def authorize(key: ApiKey, model: str, body: Mapping[str, Any]) -> int:
+def authorize(key: VirtualKey, model: str, body: Mapping[str, Any]) -> int:
     """Raise ``PermissionDenied`` with the reason, or return the input size in characters."""
     if not key.allows(model):
         raise PermissionDenied(

@@ -60,7 +60,8 @@ async def serve(name: str, stages: Sequence[str]) -> None:
     began = time.perf_counter()
     broker = bootstrap.broker(settings, name, reconnected_cb=reconnected)
     live = await bootstrap.live_config(settings, name) if set(stages) - {"sink"} else None
-    ctx = WorkerContext(broker, settings, live, name, stages=list(stages))
+    keys = await bootstrap.key_directory(settings, live, name) if live is not None else None
+    ctx = WorkerContext(broker, settings, live, name, stages=list(stages), key_directory=keys)
     took: list[str] = []
     for stage in stages:
         stage_began = time.perf_counter()
@@ -107,6 +108,8 @@ async def serve(name: str, stages: Sequence[str]) -> None:
     with contextlib.suppress(Exception):
         await asyncio.wait_for(nc.drain(), timeout=5)
     await ctx.stop()
+    if keys is not None:
+        await keys.stop()
     if live is not None:
         await live.stop()
     with contextlib.suppress(Exception):

@@ -16,6 +16,7 @@ from nats.aio.client import Client as NatsClient
 from nats.aio.msg import Msg
 
 from infra.confirm import Confirmer
+from infra.key_directory import StaticKeys
 from infra.settings import Settings
 from schemas import subjects
 from workers.leases import Leases
@@ -24,6 +25,7 @@ from workers.load import LoadReporter
 if TYPE_CHECKING:
     from faststream.nats import NatsBroker
 
+    from infra.key_directory import LiveKeyDirectory
     from infra.live_config import LiveConfig
 
 Handler = Callable[[Msg], Awaitable[None]]
@@ -42,6 +44,8 @@ class WorkerContext:
     # what a process holds, by name (held requests, tasks, open streams...), for its stats log line
     gauges: dict[str, Callable[[], int]] = field(default_factory=dict)
     reconnected_at: float = 0.0  # wall clock of the last reconnect to the broker (it may have restarted)
+    # the live key directory (config keys + GW_KEYS/GW_LIMITS, watched); None: the config's keys only
+    key_directory: LiveKeyDirectory | StaticKeys | None = None
     _subscriptions: list[tuple[str, str, Handler]] = field(default_factory=list, init=False)
 
     def __post_init__(self) -> None:
@@ -56,6 +60,13 @@ class WorkerContext:
         """The process's live config (hot reload); every stage worker has one, the sink does not."""
         assert self.live_config is not None, "this process was started without the live config"
         return self.live_config
+
+    @property
+    def keys(self) -> LiveKeyDirectory | StaticKeys:
+        """The process's key directory (``get()``: the ``KeyDirectory`` of now)."""
+        if self.key_directory is None:
+            self.key_directory = StaticKeys(self.live)
+        return self.key_directory
 
     @property
     def nc(self) -> NatsClient:

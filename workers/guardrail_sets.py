@@ -6,13 +6,17 @@ from __future__ import annotations
 
 from schemas.config import GatewayConfig, Guardrails
 from schemas.envelope import Envelope
+from schemas.governance import VirtualKey
 from stages.guardrails.runner import GuardrailSet
 
 
-def profile_of(config: GatewayConfig, envelope: Envelope) -> Guardrails:
-    """The profile the redaction stage resolved, else the key's, the model alias's, or ``default``."""
+def profile_of(config: GatewayConfig, envelope: Envelope, key: VirtualKey | None = None) -> Guardrails:
+    """The profile the redaction stage resolved, else the key's (``key``, from the key directory; else
+    the config file's key), the model alias's, or ``default``."""
     if envelope.guardrail_profile:
         return config.profile(envelope.guardrail_profile)
+    if key is not None:
+        return config.guardrails_of(key.guardrail_profile, envelope.model_requested)
     return config.guardrails_for(envelope.api_key_hash, envelope.model_requested)
 
 

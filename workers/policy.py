@@ -1,9 +1,10 @@
-"""Policy worker: authenticate the key by hash, authorize model and input size, record the tenant, then
-run the input guardrails of the request's profile.
+"""Policy worker: authenticate the key by hash, authorize model and input size, record the tenant and
+team, then run the input guardrails of the request's profile.
 
-Keys follow the live config (``infra/live_config.py``): a key added or removed takes effect without a
-restart. Guardrails do too: one ``GuardrailSet`` per (config version, profile), built on first use and
-dropped when a new version arrives (both derived per version: ``infra.derived.Derived``). The profile
+Keys come from the process's live key directory (``infra/key_directory.py``: the live config's keys and
+the watched ``GW_KEYS`` bucket): a key added, revoked or expired takes effect without a restart.
+Guardrails follow the live config: one ``GuardrailSet`` per (config version, profile), built on first
+use and dropped when a new version arrives (``infra.derived.Derived``). The profile
 is the one the redaction stage put on the envelope (``guardrail_profile``), else the key's, the model
 alias's, or ``default``. Every verdict is appended to
 ``envelope.verdicts``; a ``block`` ends the request with 400 ``content_blocked``, verdicts included.
@@ -11,16 +12,19 @@ alias's, or ``default``. Every verdict is appended to
 
 from __future__ import annotations
 
+import time
+
 from msgspec import UNSET
 
 from infra.derived import Derived
 from schemas import subjects
-from schemas.config import ApiKey, GatewayConfig
 from schemas.envelope import Envelope
 from schemas.events import EventType, StageAttrs
+from schemas.governance import VirtualKey
+from schemas.key_auth import authenticate
 from stages.guardrails.base import Subject
 from stages.guardrails.runner import GuardrailSet, RunOutcome
-from stages.policy import KeyIndex, authenticate, authorize
+from stages.policy import authorize
 from stages.timing import with_stage_time
 from workers.app import main
 from workers.context import WorkerContext
@@ -30,7 +34,7 @@ from workers.worker import StageWorker
 STAGE = "policy"
 
 
-def check_input(guardrails: GuardrailSet, envelope: Envelope, key: ApiKey) -> RunOutcome:
+def check_input(guardrails: GuardrailSet, envelope: Envelope, key: VirtualKey) -> RunOutcome:
     """The input guardrails' verdicts on the request, as the provider will see it (after redaction)."""
     if not guardrails.input:
         return RunOutcome()
@@ -44,10 +48,6 @@ def summary(profile: str, outcome: RunOutcome, input_chars: int) -> StageAttrs:
                       guardrails_triggered=outcome.triggered or UNSET)
 
 
-def key_index(config: GatewayConfig) -> KeyIndex:
-    return KeyIndex(config.keys)
-
-
 class PolicyWorker(StageWorker):
     """The stage's work on one request, with what it derives per config version (keys, guardrail sets)."""
 
@@ -57,7 +57,7 @@ class PolicyWorker(StageWorker):
     def __init__(self, ctx: WorkerContext) -> None:
         super().__init__(ctx)
         live = self.live = ctx.live
-        self.keys = Derived(key_index).follow(live)
+        self.keys = ctx.keys
         self.sets = Derived(GuardrailSets.of).follow(live)
 
     async def prepare(self) -> None:
@@ -75,13 +75,13 @@ class PolicyWorker(StageWorker):
     async def work(self, envelope: Envelope, started: float) -> None:
         live = self.live
         version, config = live.version, live.current
-        key = authenticate(self.keys.get(version, config), envelope.api_key_hash)
+        key = authenticate(self.keys.get(), envelope.api_key_hash, time.time())
         size = authorize(key, envelope.model_requested, envelope.body)
-        profile = profile_of(config, envelope)
+        profile = profile_of(config, envelope, key)
         outcome = check_input(self.sets.get(version, config).get(profile), envelope, key)
         verdicts = [*envelope.verdicts, *outcome.verdicts] if outcome.verdicts else envelope.verdicts
         out = with_stage_time(envelope, STAGE, started, tenant=key.tenant, api_key_id=key.id,
-                              guardrail_profile=profile.profile, verdicts=verdicts)
+                              team=key.team, guardrail_profile=profile.profile, verdicts=verdicts)
         if outcome.blocked is not None:
             # ended here, with this envelope: the record carries the verdicts (raising would lose them)
             await self.runtime.fail(out, outcome.blocked, started, EventType.REQUEST_BLOCKED)

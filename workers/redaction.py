@@ -1,5 +1,6 @@
 """Redaction worker: the first hop. Takes each accepted request from the GW_REQ work queue (durable,
-end-to-end ack), resolves its guardrail profile (key's, else model alias's, else default), applies that
+end-to-end ack), resolves its guardrail profile (key's, else model alias's, else default; the key from
+the process's key directory, so a ``GW_KEYS`` key's profile applies), applies that
 profile's PII operators, seals the placeholder map into the envelope, records a ``pii`` verdict, and
 carries the JetStream ack subject down the core-NATS chain. A ``block`` operator ends the request here
 (400 ``pii_blocked``), the verdict already on the envelope.
@@ -24,9 +25,10 @@ from nats.aio.msg import Msg
 from infra import bootstrap
 from infra.derived import Derived
 from schemas import subjects
-from schemas.config import GatewayConfig, Redaction
+from schemas.config import GatewayConfig, Guardrails, Redaction
 from schemas.envelope import Envelope
 from schemas.events import EventType, StageAttrs
+from schemas.key_auth import key_of
 from schemas.wire import replace
 from stages.envelope_redaction import ProfileRedactor, redact_envelope
 from stages.redaction import RedactionResult
@@ -95,12 +97,6 @@ def build_redactors(config: GatewayConfig, salt: bytes) -> dict[str, ProfileReda
     return out
 
 
-def tenant_of(config: GatewayConfig, key_hash: str | None) -> str:
-    """The key's tenant; empty for an unknown key (the policy stage refuses such a request next)."""
-    key = config.key_for(key_hash)
-    return key.tenant if key is not None else ""
-
-
 class RedactionWorker(StageWorker):
     """The first hop: no subscription of its own (``subject`` is empty); it pulls from the GW_REQ work
     queue as fast as this process works (``workers/intake.py``; the durable consumer is declared in
@@ -112,11 +108,15 @@ class RedactionWorker(StageWorker):
         super().__init__(ctx)
         settings = ctx.settings
         self.key = settings.sealing_key()
-        salt = default_salt(self.key)
+        salt = self.salt = default_salt(self.key)
         # {profile: redactor}, rebuilt in a thread when any profile's redaction settings change and swapped
         # when ready: each request uses the config and redactors it started with (hot reload).
         self.redactors = Derived(lambda config: build_redactors(config, salt), inputs=scanner_inputs).follow(ctx.live)
         self.ner_pool = ThreadPoolExecutor(max_workers=NER_THREADS, thread_name_prefix="pii-ner")
+        self.keys = ctx.keys
+        # redactors of profiles no config key or model alias names (a GW_KEYS key's), by their inputs:
+        # built on first use, off the event loop
+        self.extra: dict[tuple[Any, ...], ProfileRedactor] = {}
         self.intake = PullIntake(lambda: ctx.nc, subjects.STREAM_REQUESTS, subjects.CONSUMER_REDACT, self.take,
                                  max_inflight=settings.intake_inflight)
 
@@ -142,9 +142,11 @@ class RedactionWorker(StageWorker):
                 return
         built = self.redactors.current
         config, by_profile = built.config, built.value
-        guardrails = config.guardrails_for(envelope.api_key_hash, envelope.model_requested)
-        redactor = by_profile.get(guardrails.profile) or by_profile["default"]
-        tenant = tenant_of(config, envelope.api_key_hash)
+        key = key_of(self.keys.get(), envelope.api_key_hash)  # unknown: the policy stage refuses it next
+        guardrails = config.guardrails_of(key.guardrail_profile if key is not None else None,
+                                          envelope.model_requested)
+        redactor = by_profile.get(guardrails.profile) or await self.redactor_for(guardrails, by_profile)
+        tenant = key.tenant if key is not None else ""
         if redactor.offload:
             outcome = await asyncio.get_running_loop().run_in_executor(
                 self.ner_pool, redact_envelope, envelope, guardrails, redactor, tenant)
@@ -174,6 +176,21 @@ class RedactionWorker(StageWorker):
                                              redelivered=envelope.delivery > 1))
         await runtime.forward(subjects.REQ_POLICY, out)
 
+    async def redactor_for(self, guardrails: Guardrails, by_profile: dict[str, ProfileRedactor]) -> ProfileRedactor:
+        """The redactor of a profile only a ``GW_KEYS`` key names: built (and warmed) once per distinct
+        redaction settings, in the NER pool; one of ``by_profile`` when its settings are the same."""
+        inputs = redaction_inputs(guardrails.redaction)
+        found = self.extra.get(inputs)
+        if found is None:
+            config = self.redactors.current.config
+            found = next((by_profile[name] for name, g in config.active_profiles.items()
+                          if name in by_profile and redaction_inputs(g.redaction) == inputs), None)
+            if found is None:
+                found = await asyncio.get_running_loop().run_in_executor(
+                    self.ner_pool, build_and_warm, guardrails.redaction, self.salt)
+            self.extra[inputs] = found
+        return found
+
     async def after_start(self) -> None:
         await self.intake.start()
 
@@ -193,6 +210,12 @@ def handed_out_again(envelope: Envelope, reconnected_at: float) -> bool:
     (its consumer state is written behind): accepted before this process last reconnected, or waiting in
     GW_REQ far longer than a request ever does (they wait milliseconds; load is shed past 250 ms)."""
     return envelope.received_at < reconnected_at or time.time() - envelope.received_at > STALE_S
+
+
+def build_and_warm(redaction: Redaction, salt: bytes) -> ProfileRedactor:
+    redactor = build_redactor(redaction, salt)
+    warm({"profile": redactor})
+    return redactor
 
 
 def warm(redactors: dict[str, ProfileRedactor]) -> None:

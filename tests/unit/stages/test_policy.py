@@ -1,4 +1,4 @@
-"""Policy: key lookup by hash, authentication codes, model and input-size authorization."""
+"""Policy: model and input-size authorization of a key (authentication: ``tests/unit/schemas/test_key_auth.py``)."""
 
 from __future__ import annotations
 
@@ -6,66 +6,20 @@ from typing import Any
 
 import pytest
 
-from schemas.config import ApiKey, hash_api_key
-from schemas.errors import AuthenticationFailed, PermissionDenied
-from stages.policy import KeyIndex, authenticate, authorize, input_chars
+from schemas.config import hash_api_key
+from schemas.errors import PermissionDenied
+from schemas.governance import KeySecret, VirtualKey
+from stages.policy import authorize, input_chars
 
 
 def make_key(raw: str = "sk-test", *, key_id: str = "k1", models: list[str] | None = None,
-             max_input_chars: int = 100) -> ApiKey:
-    return ApiKey(id=key_id, key_sha256=hash_api_key(raw), tenant="acme",
-                  models=models if models is not None else ["*"], max_input_chars=max_input_chars)
+             max_input_chars: int = 100) -> VirtualKey:
+    return VirtualKey(id=key_id, secrets=[KeySecret(sha256=hash_api_key(raw), created_at=0.0)], tenant="acme",
+                      models=models if models is not None else ["*"], max_input_chars=max_input_chars)
 
 
 def body(*messages: Any) -> dict[str, Any]:
     return {"model": "m", "messages": list(messages)}
-
-
-# -- KeyIndex -------------------------------------------------------------------------------------
-
-
-def test_key_index_looks_up_by_hash_not_raw_key() -> None:
-    key = make_key("sk-alpha")
-    index = KeyIndex([key, make_key("sk-beta", key_id="k2")])
-    assert len(index) == 2
-    assert index.get(hash_api_key("sk-alpha")) is key
-    assert index.get("sk-alpha") is None
-
-
-@pytest.mark.parametrize("key_hash", [None, ""])
-def test_key_index_get_without_hash_is_none(key_hash: str | None) -> None:
-    assert KeyIndex([make_key()]).get(key_hash) is None
-
-
-def test_key_index_empty() -> None:
-    index = KeyIndex([])
-    assert len(index) == 0
-    assert index.get(hash_api_key("sk-test")) is None
-
-
-# -- authenticate -----------------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize("key_hash", [None, ""])
-def test_authenticate_missing_key(key_hash: str | None) -> None:
-    with pytest.raises(AuthenticationFailed) as raised:
-        authenticate(KeyIndex([make_key()]), key_hash)
-    assert raised.value.status_code == 401
-    assert raised.value.code == "missing_api_key"
-    assert raised.value.to_body()["error"]["type"] == "authentication_error"
-
-
-def test_authenticate_unknown_key() -> None:
-    with pytest.raises(AuthenticationFailed) as raised:
-        authenticate(KeyIndex([make_key("sk-real")]), hash_api_key("sk-other"))
-    assert raised.value.status_code == 401
-    assert raised.value.code == "invalid_api_key"
-    assert "sk-other" not in raised.value.message
-
-
-def test_authenticate_known_key_returns_it() -> None:
-    key = make_key("sk-real")
-    assert authenticate(KeyIndex([key]), hash_api_key("sk-real")) is key
 
 
 # -- authorize --------------------------------------------------------------------------------------

@@ -126,6 +126,6 @@ async def test_blocked_request_ends_here_with_its_verdicts() -> None:
 async def test_keys_follow_the_live_config() -> None:
     policy, _ = policy_of(make_config())
     await policy.live._activate(make_config(keys=[]), "v2")  # what LiveConfig does on a new version
-    assert len(policy.keys.current.value) == 0
+    assert len(policy.keys.get()) == 0
     with pytest.raises(AuthenticationFailed):
         await policy.work(make_envelope("hi"), time.perf_counter())

@@ -14,7 +14,7 @@ from schemas.envelope import Envelope
 from schemas.wire import convert
 from stages.envelope_redaction import redact_envelope
 from tests.support.messages import to_dict
-from workers.redaction import build_redactors, default_salt, resolve_salt, scanner_inputs, tenant_of
+from workers.redaction import build_redactors, default_salt, resolve_salt, scanner_inputs
 
 SALT = default_salt(b"k" * 32)
 STRICT_KEY = hash_api_key("sk-strict")
@@ -88,7 +88,7 @@ def test_profile_from_key_then_model_then_default(config: GatewayConfig, redacto
     text = "pay with 4111 1111 1111 1111, mail ops@example.com"
     by_key = config.guardrails_for(STRICT_KEY, "hashed")
     blocked = redact_envelope(_envelope(text, key=STRICT_KEY, model="hashed"), by_key,
-                              redactors[by_key.profile], tenant_of(config, STRICT_KEY))
+                              redactors[by_key.profile], "acme")
     assert by_key.profile == "strict" and blocked.result is None and blocked.blocked is not None
     assert blocked.verdict is not None and blocked.verdict.outcome == "block"
     assert blocked.verdict.findings == {"CREDIT_CARD": 1, "EMAIL_ADDRESS": 1}
@@ -96,7 +96,7 @@ def test_profile_from_key_then_model_then_default(config: GatewayConfig, redacto
 
     by_model = config.guardrails_for(PLAIN_KEY, "hashed")
     hashed = redact_envelope(_envelope(text, model="hashed"), by_model, redactors[by_model.profile],
-                             tenant_of(config, PLAIN_KEY))
+                             "globex")
     assert by_model.profile == "hashed" and hashed.result is not None
     content = hashed.result.body["messages"][0]["content"]
     assert content.startswith("pay with <CREDIT_CARD:") and content.endswith("mail ops@example.com")
@@ -111,11 +111,6 @@ def test_profile_from_key_then_model_then_default(config: GatewayConfig, redacto
         "guardrail": "pii", "kind": "pii_redaction", "phase": "input", "outcome": "redact",
         "findings": {"CREDIT_CARD": 1, "EMAIL_ADDRESS": 1}}
     assert 0 < plain.verdict.score <= 1 and plain.verdict.duration_ms >= 0
-
-
-def test_tenant_of_unknown_key_is_empty(config: GatewayConfig) -> None:
-    assert tenant_of(config, STRICT_KEY) == "acme"
-    assert tenant_of(config, hash_api_key("nope")) == "" and tenant_of(config, None) == ""
 
 
 def test_salt_from_env_or_sealing_key(monkeypatch: pytest.MonkeyPatch) -> None:
