@@ -32,7 +32,9 @@ def main() -> None:
     setup_logging(settings.log_level)
     # The live config (hot reload) is opened at lifespan startup, on uvicorn's event loop.
     app = Ingress(None, bootstrap.nats_url(settings), open_config=lambda: bootstrap.live_config(settings, "ingress"),
-                  overload=Overload(target_ms=settings.shed_after_ms, max_pending=settings.max_pending))
+                  overload=Overload(target_ms=settings.shed_after_ms, max_pending=settings.max_pending),
+                  open_keys=lambda config: bootstrap.key_directory(settings, config, "ingress"),
+                  admin_key_sha256=settings.admin_key_sha256)
     config = uvicorn.Config(app, loop="uvloop", http="httptools", log_level="warning", access_log=False,
                             lifespan="on", timeout_graceful_shutdown=5, backlog=4096)
     uvicorn.Server(config).run(sockets=[listening_socket(settings.host, settings.port)])

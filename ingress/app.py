@@ -22,10 +22,12 @@ from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 
 from infra import nats_connect
+from infra.key_directory import StaticKeys
+from ingress.admin_api import ADMIN_PREFIX, AdminApi
 from ingress.admission import ChainProbe, Overload
 from ingress.anthropic_surface import count_tokens, parse_count_tokens_request
 from ingress.asgi import Receive, Scope, Send, header, read_body, send_error, send_json
-from ingress.config_view import ConfigOpener, ConfigSource, ConfigView, StaticConfig, ViewCache
+from ingress.config_view import ConfigOpener, ConfigSource, ConfigView, KeysOpener, KeySource, StaticConfig, ViewCache
 from ingress.intake import Intake, authenticate, check_anthropic_version
 from ingress.records import RecordOutbox
 from ingress.relay import Relay
@@ -35,6 +37,7 @@ from schemas import subjects
 from schemas.config import ApiKey, GatewayConfig
 from schemas.envelope import Envelope
 from schemas.errors import GatewayError, NotFound, ServiceUnavailable
+from schemas.governance import KeyDirectory
 from schemas.ids import uuid7
 from schemas.wire import encode
 
@@ -49,13 +52,19 @@ STAGES = ("redaction", "policy", "routing", "provider", "output_filter")
 class Ingress:
     def __init__(self, config: GatewayConfig | ConfigSource | None, nats_url: str, ingress_id: str | None = None,
                  *, open_config: ConfigOpener | None = None, overload: Overload | None = None,
-                 probe_every_s: float = 2.0) -> None:
+                 probe_every_s: float = 2.0, open_keys: KeysOpener | None = None,
+                 admin_key_sha256: str | None = None) -> None:
         """``config``: a fixed config or a live source; or ``None`` with ``open_config``, which opens the
-        live source at lifespan startup (on the server's event loop) and which ingress stops at shutdown."""
+        live source at lifespan startup (on the server's event loop) and which ingress stops at shutdown.
+        ``open_keys`` opens the live key directory at startup (default: the config's keys only).
+        ``admin_key_sha256``: the admin API's key (else the config's ``admin.key_sha256``)."""
         if config is None and open_config is None:
             raise ValueError("Ingress needs a config or open_config")
         self.views = ViewCache(StaticConfig(config) if isinstance(config, GatewayConfig) else config)
         self._open_config = open_config
+        self._open_keys = open_keys
+        self._keys: KeySource | None = None
+        self.admin = AdminApi(lambda: self._js, self.view, admin_key_sha256)
         self.nats_url = nats_url
         self.ingress_id = ingress_id or uuid7().replace("-", "")
         self._nc: NatsClient | None = None
@@ -64,7 +73,7 @@ class Ingress:
         self.probe = ChainProbe(lambda: self._nc, STAGES, every_s=probe_every_s)
         self.overload = overload or Overload()
         self.records = RecordOutbox(lambda: self._nc)
-        self.relay = Relay(self.waiter, self.overload, self.records, lambda: self.keys)
+        self.relay = Relay(self.waiter, self.overload, self.records, self.directory)
         self._announcer: asyncio.Task[None] | None = None
 
     def view(self) -> ConfigView:
@@ -79,6 +88,15 @@ class Ingress:
     def keys(self) -> dict[str, ApiKey]:
         return self.views.get().keys
 
+    def directory(self) -> KeyDirectory:
+        """The key directory of now: the config's keys and, once started with ``open_keys``, GW_KEYS's."""
+        if self._keys is None:
+            source = self.views.source
+            if source is None:
+                raise RuntimeError("ingress config not opened yet (lifespan startup)")
+            self._keys = StaticKeys(source)
+        return self._keys.get()
+
     # -- lifecycle ------------------------------------------------------------------------------------
 
     @property
@@ -90,6 +108,8 @@ class Ingress:
         if self._open_config is not None and self.views.source is None:
             # before the server accepts requests: never serve a stale file config
             self.views.source = await self._open_config()
+        if self._open_keys is not None and self.views.source is not None:
+            self._keys = await self._open_keys(self.views.source)
         self._nc = await nats_connect.connect(self.nats_url, f"ingress-{self.ingress_id}")
         self._js = self._nc.jetstream()
         await self._nc.subscribe(self.waiter.wildcard, cb=self.waiter.on_message)
@@ -122,6 +142,8 @@ class Ingress:
         if self._nc is not None:
             with contextlib.suppress(Exception):
                 await self._nc.drain()
+        if self._keys is not None:
+            await self._keys.stop()
         if self._open_config is not None and self.views.source is not None:  # we opened it
             await self.views.source.stop()
 
@@ -147,6 +169,8 @@ class Ingress:
             await self.list_models(scope, send)
         elif path.startswith("/v1/models/") and method == "GET":
             await self.get_model(scope, send, path.removeprefix("/v1/models/"))
+        elif path.startswith(ADMIN_PREFIX):
+            await self.admin(scope, receive, send)
         elif path == "/healthz":
             ok = self._nc is not None and self._nc.is_connected
             await send_json(send, 200 if ok else 503, {"status": "ok" if ok else "nats disconnected"})
@@ -177,17 +201,17 @@ class Ingress:
         render = ANTHROPIC.error_body if anthropic_client else OPENAI.error_body
         view = self.view()
         try:
-            authenticate(scope, view.keys)
+            _, key = authenticate(scope, self.directory())
         except GatewayError as exc:
             await send_error(send, exc.info(), render=render)
             return
-        await send_json(send, 200, view.anthropic_models_payload if anthropic_client else view.models_payload)
+        await send_json(send, 200, view.models_for(key, anthropic_client))
 
     async def count_tokens(self, scope: Scope, receive: Receive, send: Send) -> None:
         """``POST /v1/messages/count_tokens``: an offline estimate (≈ 4 characters a token)."""
         view = self.view()
         try:
-            authenticate(scope, view.keys)
+            authenticate(scope, self.directory())
             check_anthropic_version(scope)
             raw = await read_body(scope, receive, view.config.limits.max_body_bytes)
             body, _ = parse_count_tokens_request(raw)
@@ -199,8 +223,8 @@ class Ingress:
     async def get_model(self, scope: Scope, send: Send, model: str) -> None:
         view = self.view()
         try:
-            authenticate(scope, view.keys)
-            if model not in view.config.models:
+            _, key = authenticate(scope, self.directory())
+            if model not in view.config.models or not key.allows(model):
                 raise NotFound(f"The model '{model}' does not exist.", param="model", code="model_not_found")
         except GatewayError as exc:
             await send_error(send, exc.info())
@@ -234,7 +258,8 @@ class Ingress:
         id_header = (b"x-gateway-request-id", request_id.encode())
         view = self.view()  # this request keeps the config it started with
         try:
-            envelope = await intake.read(scope, receive, surface, view, self.waiter.subject_for(request_id))
+            envelope = await intake.read(scope, receive, surface, view, self.waiter.subject_for(request_id),
+                                         self.directory())
             refusal = await self._admit()
             if refusal is not None:
                 raise refusal

@@ -15,6 +15,7 @@ from typing import Any, Protocol
 
 from infra.derived import Derived
 from schemas.config import ApiKey, GatewayConfig
+from schemas.governance import KeyDirectory, VirtualKey
 
 
 class ConfigSource(Protocol):
@@ -29,8 +30,20 @@ class ConfigSource(Protocol):
     async def stop(self) -> None: ...
 
 
+class KeySource(Protocol):
+    """Where keys come from: ``infra.key_directory.LiveKeyDirectory`` (config + GW_KEYS, watched) or
+    ``StaticKeys`` (the config's keys only)."""
+
+    def get(self) -> KeyDirectory: ...
+
+    async def stop(self) -> None: ...
+
+
 ConfigOpener = Callable[[], Awaitable[ConfigSource]]
 """Opens (starts) a live source on the running event loop: ``lambda: bootstrap.live_config(s, "ingress")``."""
+
+KeysOpener = Callable[[ConfigSource], Awaitable[KeySource]]
+"""Opens the key directory over the opened config: ``lambda c: bootstrap.key_directory(s, c, "ingress")``."""
 
 
 class StaticConfig:
@@ -64,21 +77,30 @@ class ConfigView:
     @classmethod
     def of(cls, config: GatewayConfig) -> ConfigView:
         aliases = sorted(config.models)
-        return cls(
-            config=config,
-            keys={k.key_sha256: k for k in config.keys},
-            models_payload={
-                "object": "list",
-                "data": [{"id": alias, "object": "model", "created": 0, "owned_by": "gateway"} for alias in aliases],
-            },
-            anthropic_models_payload={
-                "data": [{"id": alias, "type": "model", "display_name": alias,
-                          "created_at": "1970-01-01T00:00:00Z"} for alias in aliases],
-                "has_more": False,
-                "first_id": aliases[0] if aliases else None,
-                "last_id": aliases[-1] if aliases else None,
-            },
-        )
+        return cls(config=config, keys={k.key_sha256: k for k in config.keys},
+                   models_payload=openai_models(aliases), anthropic_models_payload=anthropic_models(aliases))
+
+    def models_for(self, key: VirtualKey, anthropic: bool) -> dict[str, Any]:
+        """``/v1/models`` for a caller: only the aliases its key may use (the cached list for ``*``)."""
+        if "*" in key.models:
+            return self.anthropic_models_payload if anthropic else self.models_payload
+        aliases = sorted(alias for alias in self.config.models if key.allows(alias))
+        return anthropic_models(aliases) if anthropic else openai_models(aliases)
+
+
+def openai_models(aliases: list[str]) -> dict[str, Any]:
+    return {"object": "list",
+            "data": [{"id": alias, "object": "model", "created": 0, "owned_by": "gateway"} for alias in aliases]}
+
+
+def anthropic_models(aliases: list[str]) -> dict[str, Any]:
+    return {
+        "data": [{"id": alias, "type": "model", "display_name": alias,
+                  "created_at": "1970-01-01T00:00:00Z"} for alias in aliases],
+        "has_more": False,
+        "first_id": aliases[0] if aliases else None,
+        "last_id": aliases[-1] if aliases else None,
+    }
 
 
 class ViewCache:

@@ -7,7 +7,7 @@ A refusal on the way is recorded with whatever was read so far: ``Intake`` keeps
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -15,9 +15,11 @@ from ingress.asgi import Receive, Scope, header, read_body
 from ingress.config_view import ConfigView
 from ingress.metadata import RequestMetadata, read_metadata
 from ingress.surfaces import ANTHROPIC, Surface
-from schemas.config import ApiKey, GatewayConfig, hash_api_key
+from schemas import key_auth
+from schemas.config import GatewayConfig, hash_api_key
 from schemas.envelope import Envelope
-from schemas.errors import AuthenticationFailed, InvalidRequest
+from schemas.errors import InvalidRequest
+from schemas.governance import KeyDirectory, VirtualKey
 
 _ANTHROPIC_VERSION = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 
@@ -31,25 +33,24 @@ def check_anthropic_version(scope: Scope) -> None:
                              param="anthropic-version", code="invalid_anthropic_version")
 
 
-def authenticate(scope: Scope, keys: Mapping[str, ApiKey]) -> str:
-    """The SHA-256 hash of the caller's key (``Authorization: Bearer`` or ``x-api-key``), if it is one
-    of ``keys``; ``AuthenticationFailed`` otherwise."""
+def bearer(scope: Scope) -> str | None:
+    """The caller's key as sent: ``Authorization: Bearer <key>``, else ``x-api-key``."""
     raw = header(scope, b"authorization")
     token: str | None = None
     if raw is not None:
         scheme, _, value = raw.partition(" ")
         token = value.strip() if scheme.lower() == "bearer" else None
-    if not token:
-        token = header(scope, b"x-api-key")
-    if not token:
-        raise AuthenticationFailed(
-            "Missing API key: send it as 'Authorization: Bearer <key>' (or 'x-api-key').",
-            code="missing_api_key",
-        )
-    key_hash = hash_api_key(token)
-    if key_hash not in keys:
-        raise AuthenticationFailed("Incorrect API key provided.", code="invalid_api_key")
-    return key_hash
+    return token or header(scope, b"x-api-key") or None
+
+
+def authenticate(scope: Scope, keys: KeyDirectory, now: float | None = None) -> tuple[str, VirtualKey]:
+    """The SHA-256 hash of the caller's key and the key, if the directory has it and it is valid now;
+    ``AuthenticationFailed`` with why not (missing, invalid, revoked, expired, rotated) otherwise."""
+    token = bearer(scope)
+    key_hash = hash_api_key(token) if token else None
+    key = key_auth.authenticate(keys, key_hash, time.time() if now is None else now)
+    assert key_hash is not None
+    return key_hash, key
 
 
 def timeout_s(scope: Scope, config: GatewayConfig) -> float:
@@ -79,9 +80,9 @@ class Intake:
     meta: RequestMetadata | None = None
 
     async def read(self, scope: Scope, receive: Receive, surface: Surface, view: ConfigView,
-                   reply_to: str) -> Envelope:
+                   reply_to: str, keys: KeyDirectory) -> Envelope:
         """Authenticate, read and parse the body, and build the envelope; raises ``GatewayError``."""
-        self.key_hash = authenticate(scope, view.keys)
+        self.key_hash, _ = authenticate(scope, keys)
         if surface is ANTHROPIC:
             check_anthropic_version(scope)
         raw = await read_body(scope, receive, view.config.limits.max_body_bytes)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 
 from ingress.admission import Overload
 from ingress.asgi import SSE_HEADERS, Send, send_error, send_json
@@ -18,11 +18,12 @@ from ingress.intake import Intake
 from ingress.records import RecordOutbox
 from ingress.replies import Pending, ReplyWaiter
 from ingress.surfaces import Surface
-from schemas.config import ApiKey
 from schemas.envelope import Envelope, Reply
 from schemas.errors import DeadlineExceeded, ErrorInfo, InternalError
 from schemas.events import RequestCompleted
+from schemas.governance import KeyDirectory
 from schemas.ids import uuid7
+from schemas.key_auth import key_of
 
 # How long past the deadline ingress still waits for the chain's own timeout answer.
 DEADLINE_GRACE_S = 1.0
@@ -37,10 +38,10 @@ def overhead_header(started: float, provider_ms: float) -> Header:
 
 
 class Relay:
-    """``keys``: the current config's keys, by hash (the tenant and key id of ingress's records)."""
+    """``keys``: the key directory of now (the tenant and key id of ingress's records)."""
 
     def __init__(self, waiter: ReplyWaiter, overload: Overload, records: RecordOutbox,
-                 keys: Callable[[], Mapping[str, ApiKey]]) -> None:
+                 keys: Callable[[], KeyDirectory]) -> None:
         self.waiter = waiter
         self.overload = overload
         self.records = records
@@ -143,7 +144,7 @@ class Relay:
     def _record_ended(self, envelope: Envelope, error: ErrorInfo) -> None:
         """A request ingress itself ended after publishing it (its deadline passed): one ``requests`` row,
         from the envelope as ingress sent it (no body: it was never redacted)."""
-        key = self._keys().get(envelope.api_key_hash) if envelope.api_key_hash else None
+        key = key_of(self._keys(), envelope.api_key_hash)
         self.records.add(RequestCompleted.from_envelope(
             envelope, stage="ingress", status=error.status_code, error=error,
             tenant=key.tenant if key else "", api_key_id=key.id if key else ""))
@@ -156,7 +157,7 @@ class Relay:
         never redacted. Queued (``ingress/records.py``): the answer never waits for the broker."""
         now = time.time()
         latency = (time.perf_counter() - started) * 1000
-        key = self._keys().get(key_hash) if key_hash else None
+        key = key_of(self._keys(), key_hash)
         self.records.add(RequestCompleted(
             event_id=uuid7(), request_id=request_id, ts=received_at, finished_at=now, stage="ingress",
             endpoint=endpoint,

@@ -106,3 +106,16 @@ async def test_an_opened_source_is_stopped_at_shutdown() -> None:
     assert (await get(app, "/v1/models", "sk-a"))[0] == 200
     await app.shutdown()
     assert source.stopped
+
+
+def test_models_listed_are_those_the_key_may_use() -> None:
+    from schemas.governance import VirtualKey
+
+    view = ConfigView.of(config("m1", "m2", "m3"))
+    everything = VirtualKey(id="k", tenant="t")
+    assert view.models_for(everything, anthropic=False) is view.models_payload
+    some = VirtualKey(id="k", tenant="t", models=["m3", "m1", "gone"])
+    assert [m["id"] for m in view.models_for(some, anthropic=False)["data"]] == ["m1", "m3"]
+    anthropic = view.models_for(some, anthropic=True)
+    assert [m["id"] for m in anthropic["data"]] == ["m1", "m3"] and anthropic["last_id"] == "m3"
+    assert view.models_for(VirtualKey(id="k", tenant="t", models=["x"]), anthropic=True)["first_id"] is None

@@ -7,6 +7,7 @@ from typing import Any
 import orjson
 import pytest
 
+from infra.key_directory import config_directory
 from ingress.asgi import Message
 from ingress.config_view import ConfigView
 from ingress.intake import Intake, authenticate, check_anthropic_version, timeout_s
@@ -21,6 +22,7 @@ CONFIG = GatewayConfig.model_validate({
     "limits": {"max_body_bytes": 1024},
 })
 VIEW = ConfigView.of(CONFIG)
+KEYS = config_directory(CONFIG)
 
 
 def scope(*headers: tuple[str, str]) -> dict[str, Any]:
@@ -39,7 +41,8 @@ def receiving(body: bytes) -> Any:
 @pytest.mark.parametrize("headers", [(("authorization", f"Bearer {KEY}"),), (("authorization", f"bearer  {KEY} "),),
                                      (("x-api-key", KEY),), (("authorization", f"Basic {KEY}"), ("x-api-key", KEY))])
 def test_the_key_is_read_from_bearer_or_x_api_key(headers: tuple[tuple[str, str], ...]) -> None:
-    assert authenticate(scope(*headers), VIEW.keys) == hash_api_key(KEY)
+    key_hash, key = authenticate(scope(*headers), KEYS)
+    assert key_hash == hash_api_key(KEY) and key.id == "k1"
 
 
 @pytest.mark.parametrize(("headers", "code"), [
@@ -49,7 +52,7 @@ def test_the_key_is_read_from_bearer_or_x_api_key(headers: tuple[tuple[str, str]
 ])
 def test_a_missing_or_unknown_key_is_refused(headers: tuple[tuple[str, str], ...], code: str) -> None:
     with pytest.raises(AuthenticationFailed) as raised:
-        authenticate(scope(*headers), VIEW.keys)
+        authenticate(scope(*headers), KEYS)
     assert raised.value.code == code
 
 
@@ -87,7 +90,7 @@ async def test_read_builds_the_envelope() -> None:
     body = orjson.dumps({"model": "m", "messages": [{"role": "user", "content": "hi"}], "stream": True})
     intake = Intake("rid-1", 1000.0)
     s = scope(("authorization", f"Bearer {KEY}"), ("x-gateway-timeout-ms", "2000"), ("x-gateway-user", "dave"))
-    envelope = await intake.read(s, receiving(body), OPENAI, VIEW, "gw.reply.ing.rid-1")
+    envelope = await intake.read(s, receiving(body), OPENAI, VIEW, "gw.reply.ing.rid-1", KEYS)
     assert (envelope.request_id, envelope.received_at, envelope.deadline) == ("rid-1", 1000.0, 1002.0)
     assert (envelope.reply_to, envelope.endpoint, envelope.stream) == ("gw.reply.ing.rid-1", "chat.completions", True)
     assert (envelope.api_key_hash, envelope.model_requested, envelope.user) == (hash_api_key(KEY), "m", "dave")
@@ -97,7 +100,7 @@ async def test_read_builds_the_envelope() -> None:
 async def test_a_refusal_keeps_what_was_read_so_far() -> None:
     intake = Intake("rid-2", 1000.0)
     with pytest.raises(PayloadTooLarge):
-        await intake.read(scope(("x-api-key", KEY)), receiving(b"x" * 2048), OPENAI, VIEW, "r")
+        await intake.read(scope(("x-api-key", KEY)), receiving(b"x" * 2048), OPENAI, VIEW, "r", KEYS)
     assert (intake.key_hash, intake.body, intake.meta) == (hash_api_key(KEY), None, None)
 
 
@@ -105,4 +108,4 @@ async def test_the_anthropic_surface_checks_its_version_header() -> None:
     intake = Intake("rid-3", 1000.0)
     with pytest.raises(InvalidRequest):
         await intake.read(scope(("x-api-key", KEY), ("anthropic-version", "v1")), receiving(b"{}"), ANTHROPIC, VIEW,
-                          "r")
+                          "r", KEYS)

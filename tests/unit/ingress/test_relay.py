@@ -19,6 +19,7 @@ from schemas.config import ApiKey, hash_api_key
 from schemas.envelope import Envelope, Reply
 from schemas.errors import InvalidRequest, ProviderError
 from schemas.events import RequestCompleted
+from schemas.governance import KeyDirectory
 
 KEY = ApiKey(id="k1", key_sha256=hash_api_key("sk-relay"), tenant="acme")
 ID_HEADER = (b"x-gateway-request-id", b"rid")
@@ -55,7 +56,8 @@ class Sent:
 def make_relay() -> tuple[Relay, ReplyWaiter, Records]:
     waiter = ReplyWaiter("ing")
     records = Records()
-    return Relay(waiter, Overload(), records, lambda: {KEY.key_sha256: KEY}), waiter, records  # type: ignore[arg-type]
+    directory = KeyDirectory(config_keys=[KEY.virtual()])
+    return Relay(waiter, Overload(), records, lambda: directory), waiter, records  # type: ignore[arg-type]
 
 
 def envelope(*, stream: bool = False, timeout_s: float = 30.0) -> Envelope:
