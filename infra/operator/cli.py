@@ -1,4 +1,4 @@
-"""The ``gateway`` command: up, sql, mock-provider, keys, config."""
+"""The ``gateway`` command: up, sql, mock-provider, keys, budgets, config."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from infra.bootstrap import check_config, load_config, parse_config_text
 from infra.config import ConfigError
+from infra.operator.keys_cli import add_parsers as add_governance_parsers
 from infra.settings import Settings
 from schemas.config import hash_api_key
 from schemas.events import ControlAttrs
@@ -216,6 +217,7 @@ def build_parser() -> argparse.ArgumentParser:
     k = keys.add_parser("hash", help="print the key_sha256 to put in the config for a key")
     k.add_argument("key")
     k.set_defaults(func=cmd_keys_hash)
+    add_governance_parsers(keys, sub)
 
     p = sub.add_parser("config", help="config file")
     cfg = p.add_subparsers(dest="config_command", required=True)
