@@ -58,10 +58,11 @@ from stages.output_filter import InputValues, StreamFilter, filter_response, fil
 from stages.redaction import conceal
 from stages.timing import elapsed_ms, with_stage_time
 from stages.vault import unseal
+from workers import output_scanners
 from workers.app import main
 from workers.context import WorkerContext
 from workers.guardrail_sets import GuardrailSets, profile_of
-from workers.output_scanners import OutputScanners, derive_scanners, warm
+from workers.output_scanners import OutputScanners, derive_scanners, scanner_settings, warm
 from workers.worker import StageWorker
 
 STAGE = "output_filter"
@@ -103,6 +104,7 @@ class OutputFilterWorker(StageWorker):
         # swapped when ready (hot reload); the guardrail sets follow the scanners' version. Streams
         # already open keep the filter and guardrails they were opened with.
         self.scanners = derive_scanners().follow(ctx.live)
+        self.extra_scanners: dict[str, OutputScanners] = {}
         self.guardrail_sets = Derived(GuardrailSets.of)
         self.sessions: dict[str, StreamSession] = {}
         self.ended: dict[str, float] = {}  # streams this replica ended, for late pings (request id -> when)
@@ -159,8 +161,23 @@ class OutputFilterWorker(StageWorker):
     def profile(self, envelope: Envelope) -> tuple[Guardrails, OutputScanners]:
         built = self.scanners.current
         profile = profile_of(built.config, envelope)
-        scanners = built.value.get(profile.profile) or built.value["default"]
+        scanners = built.value.get(profile.profile) or self.scanners_for(profile, built.value)
         return profile, scanners
+
+    def scanners_for(self, profile: Guardrails, active: dict[str, OutputScanners]) -> OutputScanners:
+        """The scanners of a profile only a ``GW_KEYS`` key names (no config key or model alias does, so
+        it is not among the active ones built ahead): one of ``active`` with the same settings, else
+        built on first use, once per distinct settings (presidio's analyzer is shared per process, so a
+        pattern profile costs little; one needing spaCy loads it then)."""
+        settings = scanner_settings(profile)
+        found = self.extra_scanners.get(settings)
+        if found is None:
+            config = self.scanners.current.config
+            found = next((active[name] for name, p in config.active_profiles.items()
+                          if name in active and scanner_settings(p) == settings), None) \
+                or output_scanners.build_scanner(profile)
+            self.extra_scanners[settings] = found
+        return found
 
     def guardrail_set(self, profile: Guardrails) -> GuardrailSet:
         built = self.scanners.current  # the version the scanners serve

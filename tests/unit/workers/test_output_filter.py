@@ -196,6 +196,19 @@ async def test_unknown_profile_falls_back_to_default(harness: Harness) -> None:
     assert harness.replies()[0]["body"]["choices"][0]["message"]["content"] == "mail <EMAIL_ADDRESS>"
 
 
+async def test_a_profile_only_a_kv_key_names_is_built_on_first_use() -> None:
+    # no config key names "names": a GW_KEYS key may, and the redaction stage put it on the envelope
+    config = GatewayConfig.model_validate({**CONFIG_DATA, "keys": []})
+    assert "names" not in config.active_profiles
+    nc = FakeNats()
+    live = LiveConfig.static(config, "v1")
+    stage = OutputFilterWorker(context(nc, live, envelope_key=base64.b64encode(KEY).decode()))
+    await stage.work(envelope("hi", profile="names", answer=f"Ada Lovelace wrote to {EMAIL}"), 0.0)
+    reply = [to_dict(decode(d, Reply)) for s, d in nc.published if s == REPLY_TO][0]
+    assert reply["body"]["choices"][0]["message"]["content"] == "<PERSON> wrote to <EMAIL_ADDRESS>"
+    assert len(stage.extra_scanners) == 1
+
+
 async def test_profile_scanner_finds_its_entities(harness: Harness) -> None:
     answer = f"Ada Lovelace wrote to {EMAIL}"
     await harness.stage.work(envelope("hi", profile="names", answer=answer), 0.0)
