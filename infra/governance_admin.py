@@ -34,7 +34,6 @@ from schemas.governance import (
     Access,
     KeySecret,
     LedgerState,
-    LevelKind,
     LevelPolicy,
     Limits,
     VirtualKey,
@@ -354,7 +353,7 @@ class GovernanceAdmin:
         policy, revision = await self.get_level(kind, level_id)
         now = self.clock()
         shown = policy or LevelPolicy(kind=kind, id=level_id)
-        state = await self.ledger(ledger_key(level_kind(kind), level_id))
+        state = await self.ledger(ledger_key(kind, level_id))
         return {**plain(shown), "configured": policy is not None, "revision": revision,
                 "usage": usage(shown.limits, state, now)}
 
@@ -367,7 +366,3 @@ class GovernanceAdmin:
         except NotFoundError:
             return None
         return decode(entry.value, LedgerState) if entry.value else None
-
-
-def level_kind(kind: LevelName) -> LevelKind:
-    return kind

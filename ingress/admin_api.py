@@ -16,6 +16,7 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import parse_qsl
 
 import orjson
 from nats.js import JetStreamContext
@@ -119,8 +120,6 @@ ROUTES: tuple[Route, ...] = (
 
 
 def _query(scope: Scope) -> dict[str, str]:
-    from urllib.parse import parse_qsl
-
     raw: bytes = scope.get("query_string", b"")
     return dict(parse_qsl(raw.decode("latin-1")))
 

@@ -13,15 +13,21 @@ import datetime
 import json
 import sys
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ValidationError
 
 from infra.settings import Settings
 from schemas.errors import GatewayError
-from schemas.governance_admin import BudgetSet, KeyCreate, KeyRotate, KeyUpdate
+from schemas.governance_admin import BudgetSet, KeyCreate, KeyRotate, KeyUpdate, LevelName
 
-Work = Callable[[Any], Awaitable[Any]]
+if TYPE_CHECKING:
+    from infra.governance_admin import GovernanceAdmin
+
+    Subparsers = argparse._SubParsersAction[argparse.ArgumentParser]
+
+Work = Callable[["GovernanceAdmin"], Awaitable[Any]]
+"""One admin operation; its answer is printed as JSON (``--json``) or rendered."""
 
 
 def _csv(value: str) -> list[str]:
@@ -219,7 +225,7 @@ def cmd_create(args: argparse.Namespace) -> int:
     def build() -> Work:
         req = _model(KeyCreate, _key_fields(args))
 
-        async def work(admin: Any) -> Any:
+        async def work(admin: GovernanceAdmin) -> Any:
             issued = await admin.create_key(req)
             return {**key_view(issued.key, admin.clock(), issued.revision), "secret": issued.secret}
         return work
@@ -230,7 +236,7 @@ def cmd_create(args: argparse.Namespace) -> int:
 def cmd_list(args: argparse.Namespace) -> int:
     from infra.governance_admin import key_view
 
-    async def work(admin: Any) -> Any:
+    async def work(admin: GovernanceAdmin) -> Any:
         now = admin.clock()
         return [key_view(k, now) for k in await admin.list_keys(tenant=args.tenant, team=args.team)]
 
@@ -238,7 +244,7 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 
 def cmd_show(args: argparse.Namespace) -> int:
-    async def work(admin: Any) -> Any:
+    async def work(admin: GovernanceAdmin) -> Any:
         return await admin.show_key(args.key_id)
 
     return _run(args, "keys show", work, _print_key)
@@ -250,7 +256,7 @@ def cmd_update(args: argparse.Namespace) -> int:
     def build() -> Work:
         req = _model(KeyUpdate, _key_fields(args))
 
-        async def work(admin: Any) -> Any:
+        async def work(admin: GovernanceAdmin) -> Any:
             key, revision = await admin.update_key(args.key_id, req)
             return key_view(key, admin.clock(), revision)
         return work
@@ -261,7 +267,7 @@ def cmd_update(args: argparse.Namespace) -> int:
 def cmd_revoke(args: argparse.Namespace) -> int:
     from infra.governance_admin import key_view
 
-    async def work(admin: Any) -> Any:
+    async def work(admin: GovernanceAdmin) -> Any:
         key, revision = await admin.revoke_key(args.key_id)
         return key_view(key, admin.clock(), revision)
 
@@ -274,7 +280,7 @@ def cmd_rotate(args: argparse.Namespace) -> int:
     def build() -> Work:
         req = _model(KeyRotate, {"grace": args.grace})
 
-        async def work(admin: Any) -> Any:
+        async def work(admin: GovernanceAdmin) -> Any:
             issued = await admin.rotate_key(args.key_id, req)
             return {**key_view(issued.key, admin.clock(), issued.revision), "secret": issued.secret}
         return work
@@ -282,7 +288,7 @@ def cmd_rotate(args: argparse.Namespace) -> int:
     return _guarded("keys rotate", build, args, _print_issued)
 
 
-def _level_of(args: argparse.Namespace) -> tuple[str, str]:
+def _level_of(args: argparse.Namespace) -> tuple[LevelName, str]:
     return ("tenant", args.tenant) if args.tenant else ("team", args.team)
 
 
@@ -291,7 +297,7 @@ def cmd_budgets_set(args: argparse.Namespace) -> int:
         req = _model(BudgetSet, _budget_fields(args))
         kind, level_id = _level_of(args)
 
-        async def work(admin: Any) -> Any:
+        async def work(admin: GovernanceAdmin) -> Any:
             await admin.set_level(kind, level_id, req)
             return await admin.show_level(kind, level_id)
         return work
@@ -302,7 +308,7 @@ def cmd_budgets_set(args: argparse.Namespace) -> int:
 def cmd_budgets_show(args: argparse.Namespace) -> int:
     kind, level_id = _level_of(args)
 
-    async def work(admin: Any) -> Any:
+    async def work(admin: GovernanceAdmin) -> Any:
         return await admin.show_level(kind, level_id)
 
     return _run(args, "budgets show", work, _print_level)
@@ -347,7 +353,7 @@ def _key_flags(p: argparse.ArgumentParser, *, update: bool) -> None:
     _common(p)
 
 
-def add_parsers(keys: Any, sub: Any) -> None:
+def add_parsers(keys: Subparsers, sub: Subparsers) -> None:
     """Register ``keys <op>`` on the ``keys`` subparsers and ``budgets`` on the top-level ones."""
     k = keys.add_parser("create", help="create a key; prints its secret once")
     k.add_argument("--id", help="the key's id (default: key_ + random)")
