@@ -3,8 +3,9 @@
 ``GatewayConfig`` is the whole file: its keys (``ApiKey``, stored as SHA-256 hashes of the gateway
 key), the small top-level sections, and the sections with modules of their own, re-exported here:
 providers (``config_providers.py``), routing (``config_routing.py``), guardrails
-(``config_guardrails.py``). Secrets are never written in the file: they are references such as
-``env:OPENAI_API_KEY`` (``secret_refs.py``), resolved only by the stage that needs them.
+(``config_guardrails.py``), governance (``config_governance.py``). Secrets are never written in the
+file: they are references such as ``env:OPENAI_API_KEY`` (``secret_refs.py``), resolved only
+by the stage that needs them.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from functools import cached_property
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from schemas.config_governance import AccessRules, GovernanceConfig, LevelRules
 from schemas.config_guardrails import (
     DEFAULT_ENTITIES,
     NER_DEFAULT_ENTITIES,
@@ -51,6 +53,8 @@ __all__ = [
     # config_providers.py
     "OPENAI_COMPATIBLE_DEFAULT_URLS", "AnthropicProvider", "AzureOpenAIProvider", "BedrockProvider",
     "CohereProvider", "GeminiProvider", "OpenAIProvider", "ProviderConfig",
+    # config_governance.py
+    "AccessRules", "GovernanceConfig", "LevelRules",
     # config_routing.py
     "CatalogPrice", "CircuitBreaker", "ModelRoute",
     # config_guardrails.py
@@ -70,12 +74,15 @@ class ApiKey(_Strict):
     id: str = Field(min_length=1)
     key_sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
     tenant: str = Field(min_length=1)
-    team: str = Field(default="", description="the key's team (its team limits apply); empty: none")
+    team: str = Field(default="", description="the team the key belongs to ('' for none): its governance rules apply")
     models: list[str] = Field(default_factory=lambda: ["*"])
     max_input_chars: int = Field(default=200_000, ge=1)
     description: str = ""
     guardrail_profile: str | None = Field(
         default=None, description="a name in guardrail_profiles; wins over the model's own")
+    access: AccessRules = Field(default_factory=AccessRules,
+                                description="tenant policy of this key: required provider tags, allowed "
+                                            "providers, a max_tokens cap (merged with its team's and tenant's)")
 
     def allows(self, model: str) -> bool:
         return "*" in self.models or model in self.models
@@ -126,6 +133,8 @@ class GatewayConfig(_Strict):
     admin: AdminApi = AdminApi()
     # Added to and overriding the shipped catalog (config/prices.yaml); a target's own price wins.
     prices: list[CatalogPrice] = Field(default_factory=list)
+    # Team and tenant rules (tenant policy); a key's own rules are on the key.
+    governance: GovernanceConfig = GovernanceConfig()
 
     @model_validator(mode="after")
     def _references_resolve(self) -> GatewayConfig:
@@ -155,6 +164,12 @@ class GatewayConfig(_Strict):
             if profile is not None and profile not in profiles:
                 raise ValueError(f"{path}.guardrail_profile: unknown profile {profile!r} "
                                  f"(known: {', '.join(sorted(profiles))})")
+        rules = [(f"keys.{i}.access", k.access) for i, k in enumerate(self.keys)] + self.governance.rules()
+        for path, access in rules:
+            unknown = [p for p in access.providers if p not in self.providers]
+            if unknown:
+                raise ValueError(f"{path}.providers: unknown provider(s) {', '.join(map(repr, unknown))} "
+                                 f"(known: {', '.join(sorted(self.providers)) or 'none'})")
         return self
 
     @cached_property

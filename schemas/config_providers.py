@@ -1,7 +1,8 @@
 """The ``providers`` section of the config: one entry per upstream, its ``type`` choosing the adapter.
 
 Credentials are ``env:NAME`` references (``schemas/secret_refs.py``); OpenAI-compatible servers share
-one model whose ``type`` names which one, for its quirks and its default ``base_url``.
+one model whose ``type`` names which one, for its quirks and its default ``base_url``. Every provider
+may carry ``tags`` (``region: eu``, ``compliance: [hipaa]``) that tenant policy requires.
 """
 
 from __future__ import annotations
@@ -17,12 +18,20 @@ class _Strict(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
 
+TagValue = str | list[str]
+"""A provider tag's value: one string (``region: eu``) or several (``compliance: [hipaa, soc2]``)."""
+
+
 class _ProviderBase(_Strict):
     base_url: str
     api_key: str | None = None
     headers: dict[str, str] = Field(default_factory=dict)
     connect_timeout_s: float = Field(default=5.0, gt=0)
     read_timeout_s: float = Field(default=120.0, gt=0)
+    tags: dict[str, TagValue] = Field(
+        default_factory=dict,
+        description="what the provider is, for tenant policy: a key, team or tenant may require tags "
+                    "(``Access.require_tags``), e.g. ``{region: eu, compliance: [hipaa, soc2]}``")
 
     @field_validator("api_key")
     @classmethod
