@@ -1,0 +1,1 @@
+"""Governance stage logic (tenant policy, budgets, rate limits): pure functions over ``schemas.governance``."""
