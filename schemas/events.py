@@ -89,6 +89,8 @@ class StageAttrs(Message, frozen=True, kw_only=True, repr_omit_defaults=True):
 
     targets: list[str] | UnsetType = UNSET
     """``route.planned``: the planned target ids, in order."""
+    policy_skipped: int | UnsetType = UNSET
+    """``route.planned``, when the request has access rules: targets the tenant policy ruled out."""
     breaker_open: list[str] | UnsetType = UNSET
     """``route.planned``: targets skipped because their breaker is open."""
     probe: str | UnsetType = UNSET

@@ -4,6 +4,15 @@ Pure: the live inputs (per-target latency and in-flight counts, prices, randomne
 The plan is every target the request may try, first choice first, each carrying the retry policy,
 timeout and status codes its place in the tree gave it. Circuit breakers are applied afterwards by
 the routing worker (they need the shared state).
+
+Tenant policy (``access``, the request's merged ``schemas.governance.Access``): a target that does not
+qualify (``stages.governance.access.disqualification``) is left out while the tree is walked, never
+tried, and recorded in ``Plan.skipped`` with the reason. Each node keeps its meaning over what is left:
+a ``fallback`` falls back over its qualifying children, a ``loadbalance`` ranks (and, with
+``failover: false``, picks) among the children with a qualifying target, an ``experiment`` draws among
+the variants with a qualifying target (a request its policy keeps from one arm lands in another), and a
+``conditional`` keeps the branch the request matched. When nothing qualifies the plan is empty and the
+routing stage refuses the request (403 ``policy_denied``).
 """
 
 from __future__ import annotations
@@ -18,6 +27,7 @@ from typing import Any, Protocol
 
 from schemas.config import GatewayConfig
 from schemas.errors import InvalidRequest, NotFound
+from schemas.governance import Access
 from schemas.openai import estimate_tokens, message_text
 from schemas.routing import (
     DEFAULT_ON_STATUS_CODES,
@@ -33,6 +43,7 @@ from schemas.routing import (
     SingleNode,
     Target,
 )
+from stages.governance.access import disqualification
 
 SESSION_HEADER = "x-gateway-session-id"
 
@@ -111,6 +122,8 @@ class Plan:
     targets: list[PlannedTarget]
     experiment: str = ""
     variant: str = ""
+    skipped: dict[str, str] = field(default_factory=dict)
+    """Targets the request's policy ruled out: target id -> why (``region=us, needs eu``)."""
 
 
 @dataclass(frozen=True)
@@ -171,7 +184,10 @@ class Router:
         self.root = _Inherited(config.retry, None, DEFAULT_ON_STATUS_CODES)
         self._prices: dict[str, float] = {}
 
-    def plan(self, facts: RequestFacts, stats: TargetStats | None = None, rng: random.Random | None = None) -> Plan:
+    def plan(self, facts: RequestFacts, stats: TargetStats | None = None, rng: random.Random | None = None,
+             access: Access | None = None) -> Plan:
+        """Every target the request may try, first choice first. With ``access``, only the targets that
+        qualify (an empty plan when none does; ``Plan.skipped`` says why each was left out)."""
         route = self.config.models.get(facts.model)
         if route is None:
             raise NotFound(
@@ -180,11 +196,15 @@ class Router:
                 param="model",
                 code="model_not_found",
             )
-        walk = _Walk(self, facts, stats or _NO_STATS, rng or _RNG)
+        walk = _Walk(self, facts, stats or _NO_STATS, rng or _RNG, access)
         unique: dict[str, PlannedTarget] = {}
         for target in walk.expand(route.tree, route.tree_path, self.root):
             unique.setdefault(target.id, target)  # a target listed twice is tried once, at its first place
-        return Plan(list(unique.values()), walk.experiment, walk.variant)
+        return Plan(list(unique.values()), walk.experiment, walk.variant, walk.skipped)
+
+    def tags_of(self, provider: str) -> dict[str, str | list[str]]:
+        config = self.config.providers.get(provider)
+        return config.tags if config is not None else {}
 
     def unit_price(self, target: PlannedTarget) -> float:
         """Input + output USD per million tokens; unpriced targets rank last (infinity)."""
@@ -199,17 +219,36 @@ class Router:
 class _Walk:
     """One request's walk through the tree."""
 
-    def __init__(self, router: Router, facts: RequestFacts, stats: TargetStats, rng: random.Random) -> None:
+    def __init__(self, router: Router, facts: RequestFacts, stats: TargetStats, rng: random.Random,
+                 access: Access | None = None) -> None:
         self.router = router
         self.facts = facts
         self.stats = stats
         self.rng = rng
+        self.access = access
         self.experiment = ""
         self.variant = ""
+        self.skipped: dict[str, str] = {}
+        self._verdicts: dict[str, str | None] = {}  # provider -> why it does not qualify (None: it does)
+
+    def ruled_out(self, node: SingleNode) -> bool:
+        """Whether the request's policy rules this target out (recorded in ``skipped`` if so)."""
+        if self.access is None:
+            return False
+        provider = node.provider
+        if provider not in self._verdicts:
+            self._verdicts[provider] = disqualification(self.access, provider, self.router.tags_of(provider))
+        reason = self._verdicts[provider]
+        if reason is None:
+            return False
+        self.skipped.setdefault(f"{provider}/{node.model}", reason)
+        return True
 
     def expand(self, node: Node, path: str, inherited: _Inherited) -> list[PlannedTarget]:
         settings = inherited.under(node)
         if isinstance(node, SingleNode):
+            if self.ruled_out(node):
+                return []
             return [PlannedTarget(provider=node.provider, model=node.model, price=node.price, path=path,
                                   retry=settings.retry, timeout_s=settings.timeout_s,
                                   on_status_codes=settings.on_status_codes)]
@@ -231,22 +270,32 @@ class _Walk:
 
     def _experiment(self, node: ExperimentNode, path: str, settings: _Inherited) -> list[PlannedTarget]:
         key = self.facts.key(node.sticky) if node.sticky else ""
-        total = sum(v.weight for v in node.variants)
-        point = (unit_hash("experiment", node.name, key) if key else self.rng.random()) * total
-        chosen, index = node.variants[-1], len(node.variants) - 1
-        for i, variant in enumerate(node.variants):
-            if point < variant.weight:
-                chosen, index = variant, i
+        unit = unit_hash("experiment", node.name, key) if key else self.rng.random()
+        outermost = not self.experiment  # nested experiments: the outermost is recorded
+        candidates = list(enumerate(node.variants))
+        while True:
+            total = sum(v.weight for _, v in candidates)
+            point = unit * total
+            index, chosen = candidates[-1]
+            for i, variant in candidates:
+                if point < variant.weight:
+                    index, chosen = i, variant
+                    break
+                point -= variant.weight
+            # A variant's targets only: falling back into another variant would mix the arms. A variant
+            # with no target the request's policy allows is drawn out, and the draw made again.
+            targets = self.expand(chosen.route, f"{path}.variants.{index}.route", settings)
+            candidates = [(i, v) for i, v in candidates if i != index]
+            if targets or not candidates:
                 break
-            point -= variant.weight
-        if not self.experiment:  # nested experiments: the outermost is recorded
+        if outermost and targets:
             self.experiment, self.variant = node.name, chosen.name
-        # A variant's targets only: falling back into another variant would mix the arms.
-        return self.expand(chosen.route, f"{path}.variants.{index}.route", settings)
+        return targets
 
     def _balance(self, node: LoadBalanceNode, path: str, settings: _Inherited) -> list[PlannedTarget]:
-        options = [(child, self.expand(child, f"{path}.children.{i}", settings))
-                   for i, child in enumerate(node.children)]
+        # (index, child, its targets): a child with no target the request's policy allows takes no part
+        options = [(i, child, targets) for i, child in enumerate(node.children)
+                   if (targets := self.expand(child, f"{path}.children.{i}", settings))]
         key = self.facts.key(node.sticky) if node.sticky else ""
 
         def draw(i: int, weight: float) -> float:
@@ -268,11 +317,11 @@ class _Walk:
 
         ranked = sorted(
             ((metric(targets, child.weight), draw(i, child.weight), targets)
-             for i, (child, targets) in enumerate(options) if child.weight > 0),
+             for i, child, targets in options if child.weight > 0),
             key=lambda r: (r[0], r[1]),
         )
         order = [targets for _, _, targets in ranked]
-        order += [targets for child, targets in options if child.weight == 0]  # weight 0: failover only
+        order += [targets for _, child, targets in options if child.weight == 0]  # weight 0: failover only
         if not node.failover:
             order = order[:1]
         return [t for targets in order for t in targets]

@@ -5,6 +5,11 @@ inputs come from the ``HealthMonitor`` (per-target latency, in-flight counts and
 shared by every routing replica through NATS). An open breaker drops its target from the plan; a
 half-open one lets this request probe it, first in the plan, with the rest of the plan as its safety
 net. When every target is open the request fails fast with a 503 and when to come back.
+
+Tenant policy: the request's merged access rules (``envelope.access``, from the policy stage) leave the
+targets that do not qualify out of the plan before the breakers see it (never tried, never counted);
+they are recorded in ``envelope.skipped_targets`` (target id -> why) and counted on ``route.planned``
+(``policy_skipped``). When none qualifies the request ends here: 403 ``policy_denied``.
 """
 
 from __future__ import annotations
@@ -19,8 +24,10 @@ from infra.derived import Derived
 from schemas import subjects
 from schemas.config import GatewayConfig
 from schemas.envelope import Envelope
+from schemas.errors import GatewayError
 from schemas.events import EventType, StageAttrs
 from stages.breaker_plan import apply_breakers
+from stages.governance.access import no_qualifying_target
 from stages.routing import RequestFacts, Router
 from stages.timing import with_stage_time
 from workers.app import main
@@ -60,12 +67,25 @@ class RoutingWorker(StageWorker):
         version = live.version
         router = self.routers.get(version, live.current)
         monitor = self.monitor
-        plan = router.plan(facts_of(envelope), monitor, self.rng)
-        targets, skipped = await apply_breakers(plan, monitor, envelope.model_requested)
+        access = envelope.access
+        plan = router.plan(facts_of(envelope), monitor, self.rng, access)
+        if access is not None and not plan.targets:  # the policy ruled out every target: recorded, refused
+            out = with_stage_time(envelope, STAGE, started, config_version=version, skipped_targets=plan.skipped)
+            await self.runtime.fail(out, no_qualifying_target(envelope.model_requested, access, plan.skipped),
+                                    started, EventType.ROUTING_FAILED)
+            return
+        try:
+            targets, skipped = await apply_breakers(plan, monitor, envelope.model_requested)
+        except GatewayError as exc:  # every remaining target's breaker open: the policy's skips still recorded
+            out = with_stage_time(envelope, STAGE, started, config_version=version, skipped_targets=plan.skipped)
+            await self.runtime.fail(out, exc, started, EventType.ROUTING_FAILED)
+            return
         monitor.note_routed(targets[0].id)
         out = with_stage_time(envelope, STAGE, started, plan=targets, config_version=version,
-                              experiment=plan.experiment, variant=plan.variant)
-        attrs = StageAttrs(targets=[t.id for t in targets], breaker_open=skipped or UNSET,
+                              experiment=plan.experiment, variant=plan.variant, skipped_targets=plan.skipped)
+        attrs = StageAttrs(targets=[t.id for t in targets],
+                           policy_skipped=len(plan.skipped) if access is not None else UNSET,
+                           breaker_open=skipped or UNSET,
                            probe=targets[0].id if targets[0].probe else UNSET,
                            experiment=plan.experiment or UNSET, variant=plan.variant if plan.experiment else UNSET)
         out = self.runtime.event(out, EventType.ROUTE_PLANNED, started, attrs=attrs)
