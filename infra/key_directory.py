@@ -42,7 +42,7 @@ class ConfigLike(Protocol):
 
 def config_directory(config: GatewayConfig) -> KeyDirectory:
     """The directory of the config file's keys alone (tools, tests, a process without the buckets)."""
-    return KeyDirectory(config_keys=[k.virtual() for k in config.keys])
+    return KeyDirectory(config_keys=[k.virtual() for k in config.keys], levels=config.governance.level_policies())
 
 
 class StaticKeys:
@@ -151,7 +151,9 @@ class LiveKeyDirectory:
             directory = KeyDirectory(
                 config_keys=[k.virtual() for k in self.config.current.keys],
                 kv_keys=[k for k in self._keys.entries.values() if isinstance(k, VirtualKey)],
-                levels=[p for p in self._levels.entries.values() if isinstance(p, LevelPolicy)])
+                # the file's team and tenant rules, then the bucket's (a bucket entry wins)
+                levels=[*self.config.current.governance.level_policies(),
+                        *(p for p in self._levels.entries.values() if isinstance(p, LevelPolicy))])
             self._built = built = (version, generation, directory)
         return built[2]
 

@@ -92,7 +92,7 @@ class ApiKey(_Strict):
         editing the file)."""
         return VirtualKey(id=self.id, tenant=self.tenant, team=self.team, name=self.description,
                           models=list(self.models), max_input_chars=self.max_input_chars,
-                          guardrail_profile=self.guardrail_profile,
+                          guardrail_profile=self.guardrail_profile, access=self.access.to_access(),
                           secrets=[KeySecret(sha256=self.key_sha256, created_at=0.0)], source="config")
 
 

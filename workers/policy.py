@@ -8,6 +8,12 @@ use and dropped when a new version arrives (``infra.derived.Derived``). The prof
 is the one the redaction stage put on the envelope (``guardrail_profile``), else the key's, the model
 alias's, or ``default``. Every verdict is appended to
 ``envelope.verdicts``; a ``block`` ends the request with 400 ``content_blocked``, verdicts included.
+
+Tenant policy: the key's access rules merged with its team's and tenant's (``stages.governance.access``,
+once per config version per key) go on the envelope (``access``, only when there is a rule) for routing
+to keep to; rules that contradict each other end the request here (403 ``policy_denied``), and so does a
+request above the key's ``max_tokens`` cap, or without ``max_tokens`` under a cap (400
+``max_tokens_exceeded`` / ``max_tokens_required``: never clamped).
 """
 
 from __future__ import annotations
@@ -19,9 +25,11 @@ from msgspec import UNSET
 from infra.derived import Derived
 from schemas import subjects
 from schemas.envelope import Envelope
+from schemas.errors import GatewayError, PermissionDenied
 from schemas.events import EventType, StageAttrs
-from schemas.governance import VirtualKey
+from schemas.governance import Access, KeyDirectory, VirtualKey
 from schemas.key_auth import authenticate
+from stages.governance.access import POLICY_DENIED, check_max_tokens, key_access
 from stages.guardrails.base import Subject
 from stages.guardrails.runner import GuardrailSet, RunOutcome
 from stages.policy import authorize
@@ -48,6 +56,26 @@ def summary(profile: str, outcome: RunOutcome, input_chars: int) -> StageAttrs:
                       guardrails_triggered=outcome.triggered or UNSET)
 
 
+def access_of(directory: KeyDirectory, key: VirtualKey) -> Access | str | None:
+    """A key's effective access (``None``: no rule applies), or why its rules can never be met: its own
+    rules, its team's and its tenant's, as the directory holds them (the config file's and the buckets')."""
+    try:
+        return key_access(key.id, key.access, key.team, key.tenant, directory.level)
+    except PermissionDenied as exc:
+        return exc.message
+
+
+def check_access(access: Access | str | None, envelope: Envelope) -> GatewayError | None:
+    """Why the key's policy refuses this request before routing, if it does."""
+    if isinstance(access, str):
+        return PermissionDenied(access, code=POLICY_DENIED)
+    try:
+        check_max_tokens(access, envelope.body, envelope.endpoint)
+    except GatewayError as exc:
+        return exc
+    return None
+
+
 class PolicyWorker(StageWorker):
     """The stage's work on one request, with what it derives per config version (keys, guardrail sets)."""
 
@@ -58,6 +86,7 @@ class PolicyWorker(StageWorker):
         super().__init__(ctx)
         live = self.live = ctx.live
         self.keys = ctx.keys
+        self._access: tuple[KeyDirectory, dict[str, Access | str | None]] | None = None
         self.sets = Derived(GuardrailSets.of).follow(live)
 
     async def prepare(self) -> None:
@@ -72,16 +101,36 @@ class PolicyWorker(StageWorker):
             if guardrails.input:
                 guardrails.run(subject)
 
+    def access_of(self, key: VirtualKey) -> Access | str | None:
+        """``access_of`` for this key, kept per directory (a new one comes with any change to keys,
+        team or tenant rules, or the config)."""
+        directory = self.keys.get()
+        cached = self._access
+        if cached is None or cached[0] is not directory:
+            cached = self._access = (directory, {})
+        by_key = cached[1]
+        if key.id not in by_key:
+            by_key[key.id] = access_of(directory, key)
+        return by_key[key.id]
+
     async def work(self, envelope: Envelope, started: float) -> None:
         live = self.live
         version, config = live.version, live.current
         key = authenticate(self.keys.get(), envelope.api_key_hash, time.time())
         size = authorize(key, envelope.model_requested, envelope.body)
+        access = self.access_of(key)
+        refused = check_access(access, envelope)
+        if refused is not None:  # ended here, with the key's tenant and team on the record
+            await self.runtime.fail(with_stage_time(envelope, STAGE, started, tenant=key.tenant, api_key_id=key.id,
+                                                    team=key.team),
+                                    refused, started, EventType.POLICY_FAILED)
+            return
         profile = profile_of(config, envelope, key)
         outcome = check_input(self.sets.get(version, config).get(profile), envelope, key)
         verdicts = [*envelope.verdicts, *outcome.verdicts] if outcome.verdicts else envelope.verdicts
-        out = with_stage_time(envelope, STAGE, started, tenant=key.tenant, api_key_id=key.id,
-                              team=key.team, guardrail_profile=profile.profile, verdicts=verdicts)
+        out = with_stage_time(envelope, STAGE, started, tenant=key.tenant, api_key_id=key.id, team=key.team,
+                              access=access if isinstance(access, Access) else None,
+                              guardrail_profile=profile.profile, verdicts=verdicts)
         if outcome.blocked is not None:
             # ended here, with this envelope: the record carries the verdicts (raising would lose them)
             await self.runtime.fail(out, outcome.blocked, started, EventType.REQUEST_BLOCKED)
