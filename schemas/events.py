@@ -185,6 +185,8 @@ class RequestCompleted(Message, frozen=True, kw_only=True, tag_field="event", ta
     provider_ms: float = 0.0
     gateway_overhead_ms: float = 0.0
     attempts: int = 0
+    # targets the tenant policy ruled out (target id -> why): the row's ``policy_skips``
+    skipped_targets: dict[str, str] = {}
     redactions: int = 0
     redaction_counts: dict[str, int] = {}
     output_findings: dict[str, int] = {}
@@ -247,6 +249,7 @@ class RequestCompleted(Message, frozen=True, kw_only=True, tag_field="event", ta
             provider_ms=round(envelope.provider_ms, 3),
             gateway_overhead_ms=round(max(0.0, latency_ms - envelope.provider_ms), 3),
             attempts=envelope.attempts,
+            skipped_targets=envelope.skipped_targets,
             redactions=sum(envelope.redactions.values()),
             redaction_counts=envelope.redactions,
             output_findings=envelope.output_findings,

@@ -33,7 +33,7 @@ REQUEST_COLUMNS = (
     "ttfb_ms", "provider_ms", "gateway_overhead_ms", "attempts", "redactions", "redaction_counts",
     "output_findings", "delivery", "stage_ms", "request_body", "response_body", "stage", "schema_version",
     "cached_tokens", "tags", "config_version", "route_path", "experiment", "variant", "guardrail_profile",
-    "guardrail_outcomes",
+    "guardrail_outcomes", "policy_skips",
 )
 VERDICT_COLUMNS = (
     "request_id", "seq", "ts", "tenant", "api_key_id", "user", "model_requested", "route_path", "provider",
@@ -174,6 +174,7 @@ def request_row(rc: RequestCompleted, event_id: str, request_id: str, ts_ms: int
         _clamp(rc.delivery, _U16), rc.stage_ms, rc.request_body, rc.response_body, rc.stage,
         _clamp(rc.schema_version, _U8), _clamp(rc.cached_tokens, _U32), rc.tags, rc.config_version,
         rc.route_path, rc.experiment, rc.variant, rc.guardrail_profile, _outcomes(rc.verdicts),
+        rc.skipped_targets,
     )
 
 

@@ -33,7 +33,7 @@ def test_0003_upgrades_an_existing_0001_0002_store(tmp_path: Path) -> None:
             "200, 3, 1)"
         )
 
-        assert [m.name for m in store.migrate()] == ["routing", "guardrails"]  # and every later one
+        assert [m.name for m in store.migrate()][:2] == ["routing", "guardrails"]  # and every later one
         assert store.migrate() == []
         old_row = store.query_readonly(
             "SELECT user, cached_tokens, tags, config_version, route_path, experiment, variant "
