@@ -120,6 +120,13 @@ def test_request_metadata_and_routing_decision_are_recorded(clock: types.SimpleN
     assert fallback.user == "alice"  # from the body
 
 
+def test_policy_skips_are_recorded(clock: types.SimpleNamespace) -> None:
+    skips = {"us/gpt-4o": "region=us, needs eu"}
+    record = RequestCompleted.from_envelope(make_envelope(skipped_targets=skips), stage="routing", status=403)
+    assert record.skipped_targets == skips
+    assert RequestCompleted.from_envelope(make_envelope(), stage="provider", status=200).skipped_targets == {}
+
+
 VERDICTS = [
     Verdict(guardrail="pii", kind="presidio", phase="input", outcome="redact", score=1.0,
             findings={"EMAIL_ADDRESS": 1}, duration_ms=4.2),

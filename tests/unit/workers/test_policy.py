@@ -9,17 +9,19 @@ from typing import Any
 import orjson
 import pytest
 
+from infra.key_directory import config_directory
 from infra.live_config import LiveConfig
 from schemas import subjects
 from schemas.config import GatewayConfig, hash_api_key
 from schemas.envelope import Envelope
 from schemas.errors import AuthenticationFailed
 from schemas.events import RequestCompleted
+from schemas.governance import Access
 from schemas.guardrails import Verdict
-from schemas.wire import convert, decode, encode
+from schemas.wire import convert, decode, encode, replace
 from tests.support.fake_nats import FakeNats, context
 from workers.guardrail_sets import GuardrailSets, profile_of
-from workers.policy import PolicyWorker, check_input, summary
+from workers.policy import PolicyWorker, access_of, check_input, summary
 
 KEY = "sk-test-policy"
 
@@ -129,3 +131,91 @@ async def test_keys_follow_the_live_config() -> None:
     assert len(policy.keys.get()) == 0
     with pytest.raises(AuthenticationFailed):
         await policy.work(make_envelope("hi"), time.perf_counter())
+
+
+# -- tenant policy --------------------------------------------------------------------------------
+
+
+def access_index(config: GatewayConfig) -> dict[str, Access | str | None]:
+    """Every key's effective access as the policy stage resolves it from the directory of ``config``."""
+    directory = config_directory(config)
+    return {key.id: access_of(directory, key) for key in directory.keys()}
+
+
+def governed_config(key_access: dict[str, Any], team: str = "", **extra: Any) -> GatewayConfig:
+    return make_config(keys=[{"id": "k1", "key_sha256": hash_api_key(KEY), "tenant": "acme", "team": team,
+                              "access": key_access}], **extra)
+
+
+def test_access_index_merges_key_team_and_tenant_once_per_version() -> None:
+    config = governed_config({"max_tokens": 500}, team="ml", governance={
+        "tenants": {"acme": {"access": {"require_tags": {"region": "eu"}}}},
+        "teams": {"ml": {"access": {"max_tokens": 200}}}})
+    assert access_index(config) == {"k1": Access(require_tags={"region": "eu"}, max_tokens=200)}
+    assert access_index(make_config()) == {"k1": None}
+    conflicting = governed_config({"require_tags": {"region": "us"}}, governance={
+        "tenants": {"acme": {"access": {"require_tags": {"region": "eu"}}}}})
+    assert "key 'k1' requires region=us, tenant 'acme' requires region=eu" in str(access_index(conflicting)["k1"])
+
+
+def test_unknown_provider_in_access_rules_is_refused_at_load() -> None:
+    with pytest.raises(ValueError, match=r"keys\.0\.access\.providers: unknown provider\(s\) 'nope'"):
+        governed_config({"providers": ["nope"]})
+    with pytest.raises(ValueError, match=r"governance\.teams\.ml\.access\.providers: unknown provider"):
+        make_config(governance={"teams": {"ml": {"access": {"providers": ["p", "zz"]}}}})
+
+
+async def test_effective_access_and_team_travel_on_the_envelope() -> None:
+    config = governed_config({"require_tags": {"region": "eu"}}, team="ml")
+    policy, nc = policy_of(config)
+    await policy.work(make_envelope("hi"), time.perf_counter())
+    [(subject, payload)] = nc.published
+    out = decode(payload, Envelope)
+    assert subject == subjects.REQ_ROUTE
+    assert (out.team, out.access) == ("ml", Access(require_tags={"region": "eu"}))
+
+
+async def test_no_rule_leaves_no_access_on_the_envelope() -> None:
+    policy, nc = policy_of(make_config())
+    await policy.work(make_envelope("hi"), time.perf_counter())
+    assert decode(nc.published[0][1], Envelope).access is None
+
+
+@pytest.mark.parametrize(("body", "status", "code"), [
+    ({"max_tokens": 101}, 400, "max_tokens_exceeded"),
+    ({}, 400, "max_tokens_required"),
+])
+async def test_max_tokens_cap_refuses_and_records_who(body: dict[str, Any], status: int, code: str) -> None:
+    policy, nc = policy_of(governed_config({"max_tokens": 100}))
+    envelope = make_envelope("hi")
+    envelope = envelope_with_body(envelope, {**envelope.body, **body})
+    await policy.work(envelope, time.perf_counter())
+    by_subject = dict(nc.published)
+    assert subjects.REQ_ROUTE not in by_subject
+    reply = orjson.loads(by_subject["gw.reply.test"])
+    assert (reply["status"], reply["error"]["code"], reply["error"]["param"]) == (status, code, "max_tokens")
+    record = decode(by_subject[subjects.event_subject("policy")], RequestCompleted)
+    assert (record.status_code, record.error_code, record.tenant, record.api_key_id) == (status, code, "acme", "k1")
+    assert record.stage_events[-1].type == "policy.failed"
+
+
+async def test_within_the_cap_goes_on_unchanged() -> None:
+    policy, nc = policy_of(governed_config({"max_tokens": 100}))
+    envelope = make_envelope("hi")
+    envelope = envelope_with_body(envelope, {**envelope.body, "max_tokens": 100})
+    await policy.work(envelope, time.perf_counter())
+    [(subject, payload)] = nc.published
+    assert subject == subjects.REQ_ROUTE and decode(payload, Envelope).body["max_tokens"] == 100
+
+
+async def test_contradicting_rules_are_a_403_policy_denied() -> None:
+    policy, nc = policy_of(governed_config({"require_tags": {"region": "us"}}, governance={
+        "tenants": {"acme": {"access": {"require_tags": {"region": "eu"}}}}}))
+    await policy.work(make_envelope("hi"), time.perf_counter())
+    reply = orjson.loads(dict(nc.published)["gw.reply.test"])
+    assert (reply["status"], reply["error"]["type"], reply["error"]["code"]) == (403, "permission_error",
+                                                                                 "policy_denied")
+
+
+def envelope_with_body(envelope: Envelope, body: dict[str, Any]) -> Envelope:
+    return replace(envelope, body=body)
