@@ -17,7 +17,8 @@ def load_catalog(path: Path = CATALOG) -> list[CatalogPrice]:
     rows: list[dict[str, Any]] = yaml.safe_load(path.read_text()) or []
     return [
         CatalogPrice(provider=r["provider"], model=r["model"], input_per_mtok=r["input"],
-                     output_per_mtok=r["output"], cached_input_per_mtok=r.get("cached"))
+                     output_per_mtok=r["output"], cached_input_per_mtok=r.get("cached"),
+                     max_output=r.get("max_output"))
         for r in rows
     ]
 

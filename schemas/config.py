@@ -15,7 +15,7 @@ from functools import cached_property
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from schemas.config_governance import AccessRules, GovernanceConfig, LevelRules
+from schemas.config_governance import AccessRules, GovernanceConfig, LevelRules, LimitsSpec
 from schemas.config_guardrails import (
     DEFAULT_ENTITIES,
     NER_DEFAULT_ENTITIES,
@@ -44,6 +44,7 @@ from schemas.config_providers import (
 )
 from schemas.config_routing import CatalogPrice, CircuitBreaker, ModelRoute
 from schemas.governance import KV_NAME, KeySecret, VirtualKey
+from schemas.governance import Limits as GovLimits
 from schemas.guardrails import GuardrailSpec
 from schemas.routing import Node, Price, RetryPolicy, SingleNode, Target, walk
 
@@ -54,7 +55,7 @@ __all__ = [
     "OPENAI_COMPATIBLE_DEFAULT_URLS", "AnthropicProvider", "AzureOpenAIProvider", "BedrockProvider",
     "CohereProvider", "GeminiProvider", "OpenAIProvider", "ProviderConfig",
     # config_governance.py
-    "AccessRules", "GovernanceConfig", "LevelRules",
+    "AccessRules", "GovernanceConfig", "LevelRules", "LimitsSpec",
     # config_routing.py
     "CatalogPrice", "CircuitBreaker", "ModelRoute",
     # config_guardrails.py
@@ -83,6 +84,7 @@ class ApiKey(_Strict):
     access: AccessRules = Field(default_factory=AccessRules,
                                 description="tenant policy of this key: required provider tags, allowed "
                                             "providers, a max_tokens cap (merged with its team's and tenant's)")
+    limits: LimitsSpec | None = Field(default=None, description="budget and RPM/TPM of this key")
 
     def allows(self, model: str) -> bool:
         return "*" in self.models or model in self.models
@@ -93,6 +95,7 @@ class ApiKey(_Strict):
         return VirtualKey(id=self.id, tenant=self.tenant, team=self.team, name=self.description,
                           models=list(self.models), max_input_chars=self.max_input_chars,
                           guardrail_profile=self.guardrail_profile, access=self.access.to_access(),
+                          limits=self.limits.to_limits() if self.limits is not None else GovLimits(),
                           secrets=[KeySecret(sha256=self.key_sha256, created_at=0.0)], source="config")
 
 

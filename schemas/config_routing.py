@@ -23,6 +23,7 @@ class CatalogPrice(Price):
 
     provider: str
     model: str
+    max_output: int | None = Field(default=None, ge=1, description="the model's output token limit")
 
 
 class ModelRoute(_Strict):

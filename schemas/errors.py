@@ -121,6 +121,14 @@ class RateLimited(GatewayError):
     default_retryable = True
 
 
+class QuotaExceeded(GatewayError):
+    """A budget (key, team or tenant) has no room left for the request until its period resets."""
+
+    status_code = 429
+    type = "insufficient_quota"
+    default_code = "budget_exceeded"
+
+
 class ContentBlocked(GatewayError):
     """A guardrail (input or output) refused the content."""
 

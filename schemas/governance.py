@@ -156,6 +156,8 @@ class Hold(Message, frozen=True, kw_only=True):
     nusd: int = 0
     tokens: int = 0
     expires_at: float
+    at: float = 0.0
+    """When it was taken (its request and tokens count in the window's bucket of that second)."""
 
 
 class LedgerState(Message, frozen=True, kw_only=True):
@@ -248,6 +250,8 @@ class Admission(Message, frozen=True, kw_only=True):
     expires_at: float = 0.0
     unpriced: bool = False
     ratelimit: RateLimitStatus | None = None
+    refused: str = ""
+    """The limit that refused the request (``"key.k1 budget"``, ``"team.x rpm"``); ``""`` when admitted."""
 
 
 class KeyDirectory:

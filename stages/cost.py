@@ -20,8 +20,11 @@ class PriceBook:
 
     def __init__(self, *catalogs: Iterable[CatalogPrice]) -> None:
         self._prices: dict[tuple[str, str], Price] = {}
+        self._max_output: dict[tuple[str, str], int] = {}
         for catalog in catalogs:
             for entry in catalog:
+                if entry.max_output is not None:
+                    self._max_output[(entry.provider, entry.model)] = entry.max_output
                 self._prices[(entry.provider, entry.model)] = Price(
                     input_per_mtok=entry.input_per_mtok,
                     output_per_mtok=entry.output_per_mtok,
@@ -32,6 +35,11 @@ class PriceBook:
         if target.price is not None:
             return target.price
         return self._prices.get((target.provider, target.model)) or self._prices.get((provider_type, target.model))
+
+    def max_output_for(self, target: Target, provider_type: str) -> int | None:
+        """The model's output token limit, when the catalog knows it (by provider name, then type)."""
+        return (self._max_output.get((target.provider, target.model))
+                or self._max_output.get((provider_type, target.model)))
 
     def __len__(self) -> int:
         return len(self._prices)
