@@ -6,6 +6,8 @@ GW_CONFIG key-value bucket: the active config (key ``active``), watched by every
 GW_BREAKERS key-value bucket: each target's circuit-breaker state, shared by every routing replica.
 GW_KEYS   key-value bucket: the virtual keys (``key.<id>``), watched by every process that authenticates.
 GW_LIMITS key-value bucket: team and tenant policies (``team.<id>``, ``tenant.<id>``), watched likewise.
+GW_LEDGER key-value bucket: each limited scope's spend, holds and rate window (``infra/ledger.py``).
+The ``ledger`` durable consumer: every request's record, settled on the ledger by the policy replicas.
 """
 
 from __future__ import annotations
@@ -57,6 +59,8 @@ KEYS_BUCKET = KeyValueConfig(bucket=subjects.BUCKET_KEYS, history=8, storage=Sto
                              description="virtual keys (hashes of their secrets only)")
 LIMITS_BUCKET = KeyValueConfig(bucket=subjects.BUCKET_LIMITS, history=8, storage=StorageType.FILE,
                                description="team and tenant limits and access rules")
+LEDGER_BUCKET = KeyValueConfig(bucket=subjects.BUCKET_LEDGER, history=1, storage=StorageType.FILE,
+                               description="spend, holds and rate windows per limited scope (compare-and-set)")
 
 
 def redaction_consumer(settings: Settings) -> ConsumerConfig:
@@ -85,6 +89,21 @@ def sink_consumer() -> ConsumerConfig:
     )
 
 
+def ledger_consumer() -> ConsumerConfig:
+    """Every request's record, for settlement: one durable shared by every policy replica (each record is
+    settled by one of them), explicitly acked once settled. New records only: what was recorded before
+    the consumer existed held nothing."""
+    return ConsumerConfig(
+        durable_name=subjects.CONSUMER_LEDGER,
+        deliver_policy=DeliverPolicy.NEW,
+        ack_policy=AckPolicy.EXPLICIT,
+        ack_wait=10.0,
+        max_ack_pending=20_000,
+        max_waiting=512,
+        filter_subject=subjects.EVT_ALL,
+    )
+
+
 async def declare(js: JetStreamContext, settings: Settings) -> None:
     """Create or update the streams and durable consumers; safe to call from every process."""
     for config in (REQUESTS_STREAM, EVENTS_STREAM):
@@ -99,5 +118,14 @@ async def declare(js: JetStreamContext, settings: Settings) -> None:
             await js.delete_consumer(subjects.STREAM_REQUESTS, subjects.CONSUMER_REDACT)
     await js.add_consumer(subjects.STREAM_REQUESTS, redaction_consumer(settings))
     await js.add_consumer(subjects.STREAM_EVENTS, sink_consumer())
-    for bucket in (CONFIG_BUCKET, BREAKERS_BUCKET, KEYS_BUCKET, LIMITS_BUCKET):
+    await _ensure_consumer(js, subjects.STREAM_EVENTS, ledger_consumer())
+    for bucket in (CONFIG_BUCKET, BREAKERS_BUCKET, KEYS_BUCKET, LIMITS_BUCKET, LEDGER_BUCKET):
         await js.create_key_value(bucket)
+
+
+async def _ensure_consumer(js: JetStreamContext, stream: str, config: ConsumerConfig) -> None:
+    """Create the durable once; later calls leave it as it is (its deliver policy only applies at creation)."""
+    try:
+        await js.consumer_info(stream, config.durable_name or "")
+    except NotFoundError:
+        await js.add_consumer(stream, config)

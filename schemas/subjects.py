@@ -61,6 +61,7 @@ STREAM_REQUESTS = "GW_REQ"
 STREAM_EVENTS = "GW_EVENTS"
 CONSUMER_REDACT = "redaction"
 CONSUMER_SINK = "sink"
+CONSUMER_LEDGER = "ledger"  # the policy replicas' settlement of every request's record (GW_EVENTS)
 
 QUEUE_GROUPS = {
     REQ_REDACT: "redaction",
