@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Literal
 from msgspec import UNSET, UnsetType
 
 from schemas.errors import ErrorInfo
+from schemas.governance import usd_to_nusd
 from schemas.guardrails import Verdict
 from schemas.ids import uuid7
 from schemas.wire import JSONObject, Message, encode
@@ -197,6 +198,16 @@ class RequestCompleted(Message, frozen=True, kw_only=True, tag_field="event", ta
     request_body: str = ""
     response_body: str = ""
     stage_events: list[StageEvent] = []
+    # governance (policy's admission, schemas/governance.py): the team, the ledger scopes that hold the
+    # request's reservation (settled from this record) with the amounts held on each, the limit that
+    # refused it ("" when admitted, e.g. "key.k1 budget", "team.x rpm") and notes: "unpriced_allowed"
+    # (a budgeted scope let an unpriced model through), "overshoot" (the cost went past the reservation)
+    team: str = ""
+    scopes: list[str] = []
+    hold_nusd: int = 0
+    hold_tokens: int = 0
+    limit_refused: str = ""
+    governance_notes: list[str] = []
 
     @classmethod
     def from_envelope(
@@ -216,6 +227,14 @@ class RequestCompleted(Message, frozen=True, kw_only=True, tag_field="event", ta
         now = time.time()
         latency_ms = (now - envelope.received_at) * 1000
         usage = envelope.usage
+        admission = envelope.admission
+        notes: list[str] = []
+        if admission is not None:
+            if admission.unpriced:
+                notes.append("unpriced_allowed")
+            if (admission.scopes and envelope.cost_usd is not None
+                    and usd_to_nusd(envelope.cost_usd) > admission.hold_nusd):
+                notes.append("overshoot")
         return cls(
             event_id=uuid7(),
             request_id=envelope.request_id,
@@ -262,6 +281,12 @@ class RequestCompleted(Message, frozen=True, kw_only=True, tag_field="event", ta
             request_body=encode(envelope.body).decode() if envelope.redacted else "",
             response_body=encode(stored_response).decode() if stored_response is not None else "",
             stage_events=envelope.events,
+            team=envelope.team,
+            scopes=admission.scopes if admission else [],
+            hold_nusd=admission.hold_nusd if admission else 0,
+            hold_tokens=admission.hold_tokens if admission else 0,
+            limit_refused=admission.refused if admission else "",
+            governance_notes=notes,
         )
 
 
@@ -295,12 +320,14 @@ class ControlAttrs(Message, frozen=True, kw_only=True, repr_omit_defaults=True):
 class ControlEvent(Message, frozen=True, kw_only=True, tag_field="event", tag="control"):
     """Something that happened to the gateway rather than to one request: a circuit breaker changed
     state (``kind`` ``breaker``, ``subject`` the target id), a config version was applied or taken up
-    by a worker (``kind`` ``config``, ``subject`` the version). One row of ``gateway_events``."""
+    by a worker (``kind`` ``config``, ``subject`` the version), a scope's spend crossed its soft
+    threshold (``kind`` ``budget``, ``subject`` the scope, e.g. ``key.k1``; once per budget period).
+    One row of ``gateway_events``."""
 
     schema_version: int = SCHEMA_VERSION
     event_id: str
     ts: float
-    kind: Literal["breaker", "config"]
+    kind: Literal["breaker", "config", "budget"]
     subject: str
     from_state: str = ""
     to_state: str = ""

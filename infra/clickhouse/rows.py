@@ -33,7 +33,8 @@ REQUEST_COLUMNS = (
     "ttfb_ms", "provider_ms", "gateway_overhead_ms", "attempts", "redactions", "redaction_counts",
     "output_findings", "delivery", "stage_ms", "request_body", "response_body", "stage", "schema_version",
     "cached_tokens", "tags", "config_version", "route_path", "experiment", "variant", "guardrail_profile",
-    "guardrail_outcomes", "policy_skips",
+    "guardrail_outcomes", "team", "reserved_usd", "limit_scopes", "limit_refused", "governance_notes",
+    "policy_skips",
 )
 VERDICT_COLUMNS = (
     "request_id", "seq", "ts", "tenant", "api_key_id", "user", "model_requested", "route_path", "provider",
@@ -91,6 +92,11 @@ def _cost(raw: str | None, event_id: str) -> Decimal | None:
         logger.warning("event %s: cost_usd %r does not fit Decimal(18, 9); stored as unpriced", event_id, raw)
         return None
     return value.quantize(_COST_QUANTUM)
+
+
+def _reserved(nusd: int) -> Decimal:
+    """Nano-dollars as Decimal(18, 9) USD, clamped to the column."""
+    return (Decimal(min(max(0, nusd), 10**18 - 1)) / 10**9).quantize(_COST_QUANTUM)
 
 
 def _u16_map(counts: dict[str, int]) -> dict[str, int]:
@@ -174,6 +180,7 @@ def request_row(rc: RequestCompleted, event_id: str, request_id: str, ts_ms: int
         _clamp(rc.delivery, _U16), rc.stage_ms, rc.request_body, rc.response_body, rc.stage,
         _clamp(rc.schema_version, _U8), _clamp(rc.cached_tokens, _U32), rc.tags, rc.config_version,
         rc.route_path, rc.experiment, rc.variant, rc.guardrail_profile, _outcomes(rc.verdicts),
+        rc.team, _reserved(rc.hold_nusd), rc.scopes, rc.limit_refused, rc.governance_notes,
         rc.skipped_targets,
     )
 

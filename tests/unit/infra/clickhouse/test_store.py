@@ -125,6 +125,8 @@ def test_write_and_read_back_every_request_column(store: Store) -> None:
         ts=ts, finished_at=ts + 0.813, tags={"team": "search", "feature": "autocomplete"},
         config_version="v12", route_path="fallback/1/loadbalance/0", experiment="cheap-vs-best", variant="b",
         guardrail_profile="strict", verdicts=[verdict("pii", outcome="redact"), verdict("secrets")],
+        team="search", scopes=["key.key_1", "team.search"], hold_nusd=2_500_000, limit_refused="team.search rpm",
+        governance_notes=["overshoot"],
         skipped_targets={"mock-us/gpt-4o": "region=us, needs eu"},
     )
     result = store.write([rc])
@@ -149,6 +151,8 @@ def test_write_and_read_back_every_request_column(store: Store) -> None:
         "request_body": '{"messages":[{"content":"hi <EMAIL_1>"}]}', "response_body": '{"choices":[]}',
         "stage": "output_filter", "schema_version": 1, "priced": True, "total_tokens": 42,
         "guardrail_profile": "strict", "guardrail_outcomes": {"pii": "redact", "secrets": "pass"},
+        "team": "search", "reserved_usd": "0.002500000", "limit_scopes": ["key.key_1", "team.search"],
+        "limit_refused": "team.search rpm", "governance_notes": ["overshoot"],
         "policy_skips": {"mock-us/gpt-4o": "region=us, needs eu"},
     }
     ev = one(store, "SELECT * FROM events WHERE request_id = {id:UUID}", {"id": rc.request_id})
