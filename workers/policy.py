@@ -14,6 +14,13 @@ once per config version per key) go on the envelope (``access``, only when there
 to keep to; rules that contradict each other end the request here (403 ``policy_denied``), and so does a
 request above the key's ``max_tokens`` cap, or without ``max_tokens`` under a cap (400
 ``max_tokens_exceeded`` / ``max_tokens_required``: never clamped).
+
+Budgets and rate limits (``workers/admission.py``): after the input guardrails, the request reserves its
+maximum cost and its place in the RPM/TPM windows on the shared ledger against every level with limits
+(key, team, tenant, per model); a refusal ends it here with a 429 (or a 403 for an unpriced model a
+budget cannot count) and it never reaches a provider. Its ``Admission`` travels on the envelope (the
+answer's ``x-ratelimit-*`` headers, its record's scopes); the replicas' shared settlement consumer
+(``workers/settlement.py``) reconciles each record to its actual cost.
 """
 
 from __future__ import annotations
@@ -22,21 +29,30 @@ import time
 
 from msgspec import UNSET
 
+from infra import bootstrap
 from infra.derived import Derived
+from infra.ledger import Ledger
 from schemas import subjects
 from schemas.envelope import Envelope
 from schemas.errors import GatewayError, PermissionDenied
 from schemas.events import EventType, StageAttrs
-from schemas.governance import Access, KeyDirectory, VirtualKey
+from schemas.config import GatewayConfig
+from schemas.governance import Access, Admission, KeyDirectory, VirtualKey
 from schemas.key_auth import authenticate
+from schemas.wire import replace
 from stages.governance.access import POLICY_DENIED, check_max_tokens, key_access
+from stages.governance.draft import Draft
+from stages.governance.estimate import Pricing, estimate
+from stages.governance.scopes import Scope, scopes_for
 from stages.guardrails.base import Subject
 from stages.guardrails.runner import GuardrailSet, RunOutcome
 from stages.policy import authorize
 from stages.timing import with_stage_time
+from workers.admission import Admitter
 from workers.app import main
 from workers.context import WorkerContext
 from workers.guardrail_sets import GuardrailSets, profile_of
+from workers.settlement import Settler
 from workers.worker import StageWorker
 
 STAGE = "policy"
@@ -76,6 +92,22 @@ def check_access(access: Access | str | None, envelope: Envelope) -> GatewayErro
     return None
 
 
+def pricing(config: GatewayConfig) -> Pricing:
+    return Pricing(config, bootstrap.price_book(config))
+
+
+def unpriced_refusal(scopes: list[Scope], model: str) -> tuple[Scope, PermissionDenied] | None:
+    """A budgeted scope that cannot count an unpriced model's spend refuses it (unless it allows it)."""
+    for scope in scopes:
+        if scope.budget_nusd is not None and not scope.allow_unpriced:
+            return scope, PermissionDenied(
+                f"Model '{model}' has no known price, so the budget of {scope.level} cannot count its spend. "
+                f"Give its targets a price (a target's `price` or the config's `prices`), or allow unpriced "
+                f"models for {scope.level} (`access: {{allow_unpriced: true}}`).",
+                param="model", code="model_unpriced")
+    return None
+
+
 class PolicyWorker(StageWorker):
     """The stage's work on one request, with what it derives per config version (keys, guardrail sets)."""
 
@@ -88,6 +120,26 @@ class PolicyWorker(StageWorker):
         self.keys = ctx.keys
         self._access: tuple[KeyDirectory, dict[str, Access | str | None]] | None = None
         self.sets = Derived(GuardrailSets.of).follow(live)
+        self.pricing = Derived(pricing).follow(live)
+        self._ledger: Ledger[Draft] | None = None
+        self.admitter = Admitter(self.ledger)
+        self.settler = Settler(lambda: self.runtime.nc, self.ledger, self.keys.get, ctx.name)
+        ctx.gauges["ledger.writes"] = lambda: self._ledger.writes if self._ledger else 0
+        ctx.gauges["ledger.conflicts"] = lambda: self._ledger.conflicts if self._ledger else 0
+        ctx.gauges["ledger.reads"] = lambda: self._ledger.reads if self._ledger else 0
+        ctx.gauges["settled"] = lambda: self.settler.settled
+
+    def ledger(self) -> Ledger[Draft]:
+        assert self._ledger is not None, "the ledger opens once the broker is connected"
+        return self._ledger
+
+    async def after_start(self) -> None:
+        self._ledger = await Ledger.open(self.runtime.nc.jetstream(), Draft)
+        self.settler.start()
+
+    async def cleanup(self) -> None:
+        await super().cleanup()
+        await self.settler.stop()
 
     async def prepare(self) -> None:
         """Build every active profile's guardrail set and run its input guardrails once, before the first request."""
@@ -128,16 +180,44 @@ class PolicyWorker(StageWorker):
         profile = profile_of(config, envelope, key)
         outcome = check_input(self.sets.get(version, config).get(profile), envelope, key)
         verdicts = [*envelope.verdicts, *outcome.verdicts] if outcome.verdicts else envelope.verdicts
-        out = with_stage_time(envelope, STAGE, started, tenant=key.tenant, api_key_id=key.id, team=key.team,
-                              access=access if isinstance(access, Access) else None,
-                              guardrail_profile=profile.profile, verdicts=verdicts)
+        out = replace(envelope, tenant=key.tenant, api_key_id=key.id, team=key.team,
+                      access=access if isinstance(access, Access) else None,
+                      guardrail_profile=profile.profile, verdicts=verdicts)
         if outcome.blocked is not None:
             # ended here, with this envelope: the record carries the verdicts (raising would lose them)
-            await self.runtime.fail(out, outcome.blocked, started, EventType.REQUEST_BLOCKED)
+            await self.runtime.fail(with_stage_time(out, STAGE, started), outcome.blocked, started,
+                                    EventType.REQUEST_BLOCKED)
             return
-        out = self.runtime.event(out, EventType.REQUEST_AUTHORIZED, started,
+        governed = await self.govern(out, key, version, config, started)
+        if governed is None:
+            return
+        # the stage's time includes its ledger round trips
+        out = self.runtime.event(with_stage_time(governed, STAGE, started), EventType.REQUEST_AUTHORIZED, started,
                                  attrs=summary(profile.profile, outcome, size))
         await self.runtime.forward(subjects.REQ_ROUTE, out)
+
+    async def govern(self, envelope: Envelope, key: VirtualKey, version: str, config: GatewayConfig,
+                     started: float) -> Envelope | None:
+        """Reserve on every limited scope; the envelope with its admission, or ``None`` when refused (the
+        request is ended here, its refusal recorded)."""
+        scopes = scopes_for(self.keys.get(), key, envelope.model_requested)
+        if not scopes:
+            return envelope
+        est = estimate(envelope.body, self.pricing.get(version, config).of(envelope.model_requested),
+                       config.governance.default_max_output_tokens)
+        if est.unpriced and (refused := unpriced_refusal(scopes, envelope.model_requested)) is not None:
+            scope, error = refused
+            out = with_stage_time(envelope, STAGE, started, admission=Admission(refused=f"{scope.level} unpriced"))
+            await self.runtime.fail(out, error, started, EventType.ended(STAGE, "failed"))
+            return None
+        admitted = await self.admitter.admit(envelope.request_id, scopes, est, envelope.deadline,
+                                             unpriced=est.unpriced)
+        out = replace(envelope, admission=admitted.admission)
+        if admitted.error is not None:
+            await self.runtime.fail(with_stage_time(out, STAGE, started), admitted.error, started,
+                                    EventType.ended(STAGE, "failed"))
+            return None
+        return out
 
 
 setup = PolicyWorker.setup

@@ -1,0 +1,154 @@
+"""Settlement: every request's record (``RequestCompleted`` in GW_EVENTS) settles the ledger scopes that
+hold its reservation, with its actual cost (none when it failed: the hold is released) and its actual
+tokens.
+
+One durable pull consumer (``ledger``) shared by every policy replica: each record is settled by one of
+them and acked only once every scope is settled. A process killed mid-way leaves the record unacked;
+JetStream hands it to another replica after ``ack_wait``, and the scopes settled already are skipped
+(settlement acts only while the request's hold is there). Only a small view of the record is decoded.
+A scope's soft threshold crossed for the first time in a period records a ``ControlEvent``
+(``kind = "budget"``, one ``gateway_events`` row).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import time
+from collections.abc import Callable
+from functools import partial
+
+import msgspec
+from nats.aio.client import Client as NatsClient
+from nats.aio.msg import Msg
+from nats.js import JetStreamContext
+
+from infra.ledger import Ledger
+from infra.tasks import cancel
+from schemas import subjects
+from schemas.events import ControlEvent
+from schemas.governance import LedgerState, nusd_to_usd, usd_to_nusd
+from schemas.ids import uuid7
+from schemas.wire import encode
+from stages.governance.scopes import Directory, Scope, scope_of
+from stages.governance.settlement import Settled, settle
+
+log = logging.getLogger("gateway.settlement")
+
+BATCH = 256
+
+
+class SettlementView(msgspec.Struct):
+    """What settlement reads of a ``RequestCompleted`` (unknown fields ignored: a fast decode)."""
+
+    request_id: str
+    status_code: int = 0
+    cost_usd: str | None = None
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    scopes: list[str] = []
+    hold_nusd: int = 0
+
+
+_DECODER = msgspec.json.Decoder(SettlementView)
+
+
+def actual_nusd(view: SettlementView) -> int:
+    """What the request cost (``cost_usd``; none when unpriced or nothing was charged)."""
+    try:
+        return usd_to_nusd(view.cost_usd) if view.cost_usd is not None else 0
+    except ValueError:
+        return 0
+
+
+def _settle(request_id: str, cost: int, tokens: int, scope: Scope | None, state: LedgerState,
+            now: float) -> tuple[LedgerState, Settled, bool]:
+    return settle(state, request_id, cost, tokens, now, scope)
+
+
+class Settler:
+    """``directory``: the scopes' limits as configured now (for the soft threshold)."""
+
+    def __init__(self, nc: Callable[[], NatsClient], ledger: Callable[[], Ledger],
+                 directory: Callable[[], Directory], name: str = "policy") -> None:
+        self._nc = nc
+        self._ledger = ledger
+        self._directory = directory
+        self._source = f"{name}-{os.getpid()}"
+        self._task: asyncio.Task[None] | None = None
+        self.settled = 0
+
+    def start(self) -> None:
+        self._task = asyncio.ensure_future(self._loop())
+
+    async def stop(self) -> None:
+        await cancel(self._task)
+        self._task = None
+
+    async def _loop(self) -> None:
+        sub: JetStreamContext.PullSubscription | None = None
+        while True:
+            try:
+                if sub is None:
+                    sub = await self._nc().jetstream().pull_subscribe_bind(
+                        durable=subjects.CONSUMER_LEDGER, stream=subjects.STREAM_EVENTS)
+                try:
+                    msgs = await sub.fetch(BATCH, timeout=1.0)
+                except TimeoutError:
+                    continue
+                await asyncio.gather(*(self._one(m) for m in msgs))
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - the broker restarts, the consumer is redeclared: go on
+                log.warning("settlement: %s; retrying", exc)
+                if sub is not None:
+                    with contextlib.suppress(Exception):
+                        await sub.unsubscribe()
+                sub = None
+                await asyncio.sleep(1.0)
+
+    async def _one(self, msg: Msg) -> None:
+        try:
+            if msg.subject != subjects.EVT_CONTROL and b'"scopes":' in msg.data:
+                await self.settle(_DECODER.decode(msg.data))
+        except msgspec.DecodeError:
+            log.warning("settlement: undecodable record on %s dropped", msg.subject)
+        except Exception:  # noqa: BLE001 - unacked: redelivered after ack_wait, settled scopes skipped
+            log.exception("settlement: could not settle a record on %s", msg.subject)
+            return
+        await msg.ack()
+
+    async def settle(self, view: SettlementView) -> None:
+        if not view.scopes:
+            return
+        cost = actual_nusd(view)
+        tokens = view.prompt_tokens + view.completion_tokens
+        ledger, directory = self._ledger(), self._directory()
+        results = await asyncio.gather(*(
+            ledger.apply(key, partial(_settle, view.request_id, cost, tokens, scope_of(directory, key)))
+            for key in view.scopes))
+        self.settled += 1
+        for key, done in zip(view.scopes, results, strict=True):
+            if done.overshoot_nusd and done.settled:
+                log.info("settlement: %s on %s cost %s past its reservation of %s", view.request_id, key,
+                         nusd_to_usd(cost), nusd_to_usd(done.reserved_nusd))
+            if done.alert:
+                await self._alert(key, done, directory)
+
+    async def _alert(self, key: str, done: Settled, directory: Directory) -> None:
+        scope = scope_of(directory, key)
+        budget = scope.budget_nusd if scope is not None else None
+        event = ControlEvent(
+            event_id=uuid7(), ts=time.time(), kind="budget", subject=key, to_state="alert",
+            reason=f"spend {nusd_to_usd(done.spent_nusd)} USD reached {scope.alert_at if scope else '?'} of the "
+                   f"budget {nusd_to_usd(budget or 0)} USD",
+            source=self._source,
+            attrs={"spent_usd": nusd_to_usd(done.spent_nusd), "budget_usd": nusd_to_usd(budget or 0),
+                   "alert_at": scope.alert_at if scope else None, "period": scope.period if scope else None})
+        try:
+            await self._nc().jetstream().publish(subjects.EVT_CONTROL, encode(event),
+                                                 headers={"Nats-Msg-Id": event.event_id}, timeout=2.0)
+        except Exception as exc:  # noqa: BLE001 - an alert is a record, never a reason to fail settlement
+            log.warning("settlement: budget alert for %s not recorded: %s", key, exc)
