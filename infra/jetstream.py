@@ -90,9 +90,9 @@ def sink_consumer() -> ConsumerConfig:
 
 
 def ledger_consumer() -> ConsumerConfig:
-    """Every request's record, for settlement: one durable shared by every policy replica (each record is
-    settled by one of them), explicitly acked once settled. New records only: what was recorded before
-    the consumer existed held nothing."""
+    """The records of requests holding reservations (``gw.evt.governed.<stage>``), for settlement: one
+    durable shared by every policy replica (each record is settled by one of them), explicitly acked
+    once settled. New records only: what was recorded before the consumer existed held nothing."""
     return ConsumerConfig(
         durable_name=subjects.CONSUMER_LEDGER,
         deliver_policy=DeliverPolicy.NEW,
@@ -100,7 +100,7 @@ def ledger_consumer() -> ConsumerConfig:
         ack_wait=10.0,
         max_ack_pending=20_000,
         max_waiting=512,
-        filter_subject=subjects.EVT_ALL,
+        filter_subject=subjects.EVT_GOVERNED_ALL,
     )
 
 

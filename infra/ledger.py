@@ -2,12 +2,16 @@
 by compare-and-set on the entry's revision, so every replica of every process sees one budget and one
 rate window (never per-process counters).
 
-``Ledger.apply(key, op)`` runs a pure ``op(state, now) -> (new state, result, changed)`` on the entry
-and writes the new state if it changed, only if nobody wrote the entry since it was read; on a conflict
-it reads the entry again and decides again. Two things keep it fast:
+``Ledger.apply(key, op)`` runs a decision ``op(draft) -> result`` on a draft of the entry (the draft
+type is the ledger's ``draft`` factory, ``stages.governance.draft.Draft``: the state brought up to date
+once, changed in place by each decision, ``dirty`` when there is something to write) and writes the new
+state, only if nobody wrote the entry since it was read; on a conflict it reads the entry again and
+decides again. Three things keep it fast:
 
 - concurrent operations on one entry in this process are *coalesced*: whoever comes while a write is
   in flight waits for the next batch, and a batch is decided in order on one state and written once;
+- a batch works on one draft: each decision is O(1) in the number of holds, the state is copied and
+  encoded once per batch;
 - the last state written and its revision are kept, so a batch starts without a read when nobody else
   wrote in between (when someone did, the write fails and the entry is read again). A batch that
   changes nothing (a refusal) decided on the kept state is decided again on a fresh read, so a refusal
@@ -23,7 +27,7 @@ import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any, Generic, Protocol, TypeVar
 
 from nats.js import JetStreamContext
 from nats.js.errors import KeyNotFoundError, KeyWrongLastSequenceError
@@ -37,8 +41,16 @@ from schemas.wire import decode, encode
 log = logging.getLogger("gateway.ledger")
 
 T = TypeVar("T")
-Op = Callable[[LedgerState, float], tuple[LedgerState, T, bool]]
-"""A decision on one entry: ``(state, now) -> (new state, result, changed)``; pure, may run again."""
+
+
+class Draft(Protocol):
+    dirty: bool
+
+    def state(self) -> LedgerState: ...
+
+
+D = TypeVar("D", bound=Draft)
+"""The draft a decision works on (a decision may run again on a fresh draft after a conflict)."""
 
 MAX_ATTEMPTS = 50
 _INVALID = re.compile(r"[^-/_=.a-zA-Z0-9]")
@@ -51,31 +63,33 @@ def kv_key(key: str) -> str:
 
 @dataclass
 class _Entry:
-    pending: list[tuple[Op[Any], asyncio.Future[Any]]] = field(default_factory=list)
+    pending: list[tuple[Callable[[Any], Any], asyncio.Future[Any]]] = field(default_factory=list)
     running: bool = False
     state: LedgerState | None = None  # the last state known, with its revision (0: absent)
     revision: int = 0
 
 
-class Ledger:
-    def __init__(self, kv: KeyValue) -> None:
+class Ledger(Generic[D]):
+    def __init__(self, kv: KeyValue, draft: Callable[[LedgerState, float], D]) -> None:
         self.kv = kv
+        self._draft = draft
         self._entries: dict[str, _Entry] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self.writes = 0
         self.conflicts = 0
+        self.reads = 0
 
     @classmethod
-    async def open(cls, js: JetStreamContext) -> Ledger:
+    async def open(cls, js: JetStreamContext, draft: Callable[[LedgerState, float], D]) -> Ledger[D]:
         """The ledger over ``GW_LEDGER`` (declared by ``infra.jetstream.declare``)."""
-        return cls(await js.key_value(subjects.BUCKET_LEDGER))
+        return cls(await js.key_value(subjects.BUCKET_LEDGER), draft)
 
     async def read(self, key: str) -> LedgerState:
         """The entry as stored now (a fresh read)."""
         state, _ = await self._fetch(kv_key(key))
         return state
 
-    async def apply(self, key: str, op: Op[T]) -> T:
+    async def apply(self, key: str, op: Callable[[D], T]) -> T:
         name = kv_key(key)
         entry = self._entries.get(name)
         if entry is None:
@@ -107,24 +121,21 @@ class Ledger:
         finally:
             entry.running = False
 
-    async def _commit(self, name: str, entry: _Entry, batch: list[tuple[Op[Any], asyncio.Future[Any]]]) -> None:
+    async def _commit(self, name: str, entry: _Entry,
+                      batch: list[tuple[Callable[[Any], Any], asyncio.Future[Any]]]) -> None:
         fresh = entry.state is None
         for attempt in range(MAX_ATTEMPTS):
             if entry.state is None:
                 entry.state, entry.revision = await self._fetch(name)
                 fresh = True
-            state = entry.state
-            now = time.time()
-            results: list[Any] = []
-            changed = False
-            for op, _ in batch:
-                state, result, did = op(state, now)
-                results.append(result)
-                changed = changed or did
+            draft = self._draft(entry.state, time.time())
+            results = [op(draft) for op, _ in batch]
+            changed = draft.dirty
             if not changed and not fresh:
                 entry.state = None  # decide again on what is stored now
                 continue
             if changed:
+                state = draft.state()
                 try:
                     entry.revision = await self.kv.update(name, encode(state), last=entry.revision)
                 except KeyWrongLastSequenceError:
@@ -143,6 +154,7 @@ class Ledger:
                                  code="ledger_busy", retry_after_s=1.0)
 
     async def _fetch(self, name: str) -> tuple[LedgerState, int]:
+        self.reads += 1
         try:
             got = await self.kv.get(name)
         except KeyNotFoundError as exc:  # absent, or deleted (then its tombstone's revision is the last)

@@ -15,6 +15,7 @@ from collections.abc import Callable
 from ingress.admission import Overload
 from ingress.asgi import SSE_HEADERS, Send, send_error, send_json
 from ingress.intake import Intake
+from ingress.ratelimit_headers import ratelimit_headers
 from ingress.records import RecordOutbox
 from ingress.replies import Pending, ReplyWaiter
 from ingress.surfaces import Surface
@@ -54,7 +55,7 @@ class Relay:
             await self._timed_out(send, surface, pending, envelope, started, id_header)
             return
         self._observe(started, reply.provider_ms)
-        headers = [id_header, overhead_header(started, reply.provider_ms)]
+        headers = [id_header, overhead_header(started, reply.provider_ms), *ratelimit_headers(reply.ratelimit)]
         if reply.kind == "response":
             body = surface.response_body(reply.body or {}, envelope.model_requested)
             await send_json(send, reply.status, body, headers)
@@ -82,12 +83,14 @@ class Relay:
                 return
             if not started_sse:
                 if reply.kind == "error" and reply.error is not None:
-                    headers = [id_header, overhead_header(started, reply.provider_ms)]
+                    headers = [id_header, overhead_header(started, reply.provider_ms),
+                               *ratelimit_headers(reply.ratelimit)]
                     await send_error(send, reply.error, headers, surface.error_body)
                     return
                 ttfb = reply.ttfb_ms or 0.0
                 await send({"type": "http.response.start", "status": 200,
-                            "headers": [*SSE_HEADERS, id_header, overhead_header(started, ttfb)]})
+                            "headers": [*SSE_HEADERS, id_header, overhead_header(started, ttfb),
+                                        *ratelimit_headers(reply.ratelimit)]})
                 started_sse = True
             if reply.kind == "chunk":
                 data = renderer.chunk(reply.body or {})

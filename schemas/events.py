@@ -315,6 +315,14 @@ class ControlAttrs(Message, frozen=True, kw_only=True, repr_omit_defaults=True):
     """config ``activated``: the reload callbacks that raised."""
     file: str | UnsetType = UNSET
     """config ``applied`` by ``gateway config apply``: the file applied."""
+    spent_usd: str | UnsetType = UNSET
+    """budget ``alert``: the scope's settled spend in the period."""
+    budget_usd: str | UnsetType = UNSET
+    """budget ``alert``: the scope's budget."""
+    alert_at: float | None | UnsetType = UNSET
+    """budget ``alert``: the soft threshold (a fraction of the budget)."""
+    period: str | None | UnsetType = UNSET
+    """budget ``alert``: the budget period (day, month, total)."""
 
 
 class ControlEvent(Message, frozen=True, kw_only=True, tag_field="event", tag="control"):

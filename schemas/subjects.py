@@ -19,6 +19,11 @@ RESP_FILTER_INSTANCE = "gw.resp.filter.inst"
 EVT_PREFIX = "gw.evt"
 EVT_ALL = "gw.evt.>"
 
+# The records of requests that hold ledger reservations (schemas/governance.py Admission.scopes):
+# gw.evt.governed.<stage>. Still under gw.evt.> for the sink; the settlement consumer takes only these,
+# so requests without limits cost it nothing.
+EVT_GOVERNED_ALL = "gw.evt.governed.>"
+
 # Control-plane events (breaker transitions, config versions), captured by GW_EVENTS too.
 EVT_CONTROL = "gw.evt.control"
 
@@ -74,6 +79,10 @@ QUEUE_GROUPS = {
 
 def event_subject(stage: str) -> str:
     return f"{EVT_PREFIX}.{stage}"
+
+
+def governed_event_subject(stage: str) -> str:
+    return f"{EVT_PREFIX}.governed.{stage}"
 
 
 def ping_subject(stage: str) -> str:

@@ -11,17 +11,21 @@ from __future__ import annotations
 
 import asyncio
 import math
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from functools import partial
+from typing import TypeVar
 
 from infra.ledger import Ledger
 from schemas.errors import GatewayError, QuotaExceeded, RateLimited
-from schemas.governance import Admission, LedgerState
-from stages.governance.admission import Ask, Decision, release, reserve
+from schemas.governance import Admission
+from stages.governance.admission import Ask, Decision, admit, give_back
+from stages.governance.draft import Draft
 from stages.governance.estimate import Estimate
 from stages.governance.scopes import Scope
 from stages.governance.status import tightest
+
+T = TypeVar("T")
 
 HOLD_GRACE_S = 300.0
 """A hold outlives its request's deadline by this long before it lapses (settlement normally takes
@@ -34,15 +38,6 @@ class Admitted:
     error: GatewayError | None = None
 
 
-def _reserve(scope: Scope, ask: Ask, state: LedgerState, now: float) -> tuple[LedgerState, Decision, bool]:
-    return reserve(state, scope, ask, now)
-
-
-def _release(request_id: str, state: LedgerState, now: float) -> tuple[LedgerState, bool, bool]:
-    out, changed = release(state, request_id, now)
-    return out, changed, changed
-
-
 def refusal(decision: Decision) -> GatewayError:
     if decision.limit == "budget":
         return QuotaExceeded(decision.message())
@@ -50,8 +45,18 @@ def refusal(decision: Decision) -> GatewayError:
     return RateLimited(decision.message(), retry_after_s=float(max(1, math.ceil(retry))) if retry is not None else None)
 
 
+async def each(calls: list[Awaitable[T]]) -> list[T | BaseException]:
+    """Every call's result or exception; one call is awaited directly (no tasks: the common case)."""
+    if len(calls) == 1:
+        try:
+            return [await calls[0]]
+        except Exception as exc:  # noqa: BLE001 - returned like gather(return_exceptions=True) does
+            return [exc]
+    return list(await asyncio.gather(*calls, return_exceptions=True))
+
+
 class Admitter:
-    def __init__(self, ledger: Callable[[], Ledger]) -> None:
+    def __init__(self, ledger: Callable[[], Ledger[Draft]]) -> None:
         self._ledger = ledger
 
     async def admit(self, request_id: str, scopes: list[Scope], estimate: Estimate, deadline: float,
@@ -59,8 +64,7 @@ class Admitter:
         ledger = self._ledger()
         ask = Ask(request_id=request_id, nusd=estimate.nusd, tokens=estimate.tokens,
                   expires_at=deadline + HOLD_GRACE_S)
-        outcomes = await asyncio.gather(*(ledger.apply(s.key, partial(_reserve, s, ask)) for s in scopes),
-                                        return_exceptions=True)
+        outcomes = await each([ledger.apply(s.key, partial(admit, scope=s, ask=ask)) for s in scopes])
         decisions = [o for o in outcomes if isinstance(o, Decision)]
         failure = next((o for o in outcomes if isinstance(o, BaseException)), None)
         refused = next((d for d in decisions if not d.admitted), None)
@@ -70,8 +74,7 @@ class Admitter:
                                       expires_at=ask.expires_at, unpriced=unpriced, ratelimit=status))
         held = [d.scope for d in decisions if d.admitted]
         if held:
-            await asyncio.gather(*(ledger.apply(s.key, partial(_release, request_id)) for s in held),
-                                 return_exceptions=True)
+            await each([ledger.apply(s.key, partial(give_back, request_id=request_id)) for s in held])
         if refused is None:
             assert failure is not None
             if isinstance(failure, GatewayError):

@@ -272,8 +272,11 @@ class OutputFilterWorker(StageWorker):
 
     async def _emit(self, session: StreamSession, chunk: dict[str, Any]) -> None:
         envelope = session.envelope
+        # the first chunk carries the rate limits: ingress sends the headers before it
+        ratelimit = envelope.admission.ratelimit if envelope.admission is not None and not session.out_seq else None
         reply = Reply(kind="chunk", request_id=envelope.request_id, delivery=envelope.delivery,
-                      seq=session.out_seq, body=chunk, ttfb_ms=envelope.ttfb_ms, src=self.instance_subject)
+                      seq=session.out_seq, body=chunk, ttfb_ms=envelope.ttfb_ms, src=self.instance_subject,
+                      ratelimit=ratelimit)
         session.out_seq += 1
         data = encode(reply)
         session.sent.append(data)

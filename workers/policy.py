@@ -33,10 +33,10 @@ from infra import bootstrap
 from infra.derived import Derived
 from infra.ledger import Ledger
 from schemas import subjects
+from schemas.config import GatewayConfig
 from schemas.envelope import Envelope
 from schemas.errors import GatewayError, PermissionDenied
 from schemas.events import EventType, StageAttrs
-from schemas.config import GatewayConfig
 from schemas.governance import Access, Admission, KeyDirectory, VirtualKey
 from schemas.key_auth import authenticate
 from schemas.wire import replace

@@ -57,6 +57,7 @@ class StageRuntime:
         self.ctx = ctx
         self.stage = stage
         self.event_subject = subjects.event_subject(stage)
+        self.governed_subject = subjects.governed_event_subject(stage)  # records the ledger settles
         self.leases = ctx.leases
         self.confirmer = ctx.confirmer
         self._tasks: set[asyncio.Task[None]] = set()
@@ -176,7 +177,9 @@ class StageRuntime:
         record = encode(RequestCompleted.from_envelope(envelope, stage=self.stage, status=status, error=error,
                                                        stored_response=stored_response))
         headers = {"Nats-Msg-Id": envelope.request_id}
-        recorded = await self.confirmer.send(self.event_subject, record, headers)
+        governed = envelope.admission is not None and bool(envelope.admission.scopes)
+        subject = self.governed_subject if governed else self.event_subject
+        recorded = await self.confirmer.send(subject, record, headers)
         answered: asyncio.Future[Msg] | None = None
         data = b""
         if answer:
@@ -185,14 +188,14 @@ class StageRuntime:
             data = encode(reply)
             answered = await self.confirmer.send(envelope.reply_to, data)
         self.leases.hold(envelope.ack_subject, envelope.request_id)  # held until acked, whatever the caller's task
-        self.spawn(self._settle(envelope, record, recorded, data, answered, resend))
+        self.spawn(self._settle(envelope, subject, record, recorded, data, answered, resend))
         await asyncio.sleep(0)  # on the wire now
 
-    async def _settle(self, envelope: Envelope, record: bytes, recorded: asyncio.Future[Msg],
+    async def _settle(self, envelope: Envelope, subject: str, record: bytes, recorded: asyncio.Future[Msg],
                       data: bytes, answered: asyncio.Future[Msg] | None,
                       resend: Callable[[int], Awaitable[None]] | None) -> None:
         try:
-            await self._stored(record, envelope.request_id, recorded)
+            await self._stored(subject, record, envelope.request_id, recorded)
             if answered is not None:
                 await self._confirmed(envelope, data, answered, resend)
             await self.leases.ack(envelope.ack_subject)
@@ -203,12 +206,12 @@ class StageRuntime:
         finally:
             self.leases.release(envelope.ack_subject)
 
-    async def _stored(self, record: bytes, request_id: str, first: asyncio.Future[Msg]) -> None:
+    async def _stored(self, subject: str, record: bytes, request_id: str, first: asyncio.Future[Msg]) -> None:
         """Until JetStream has stored the record (a duplicate of one stored earlier counts)."""
         headers = {"Nats-Msg-Id": request_id}
         future: asyncio.Future[Msg] | None = first
         while True:
-            answer = await self.confirmer.deliver(self.event_subject, record, headers, first=future, give_up_s=30.0)
+            answer = await self.confirmer.deliver(subject, record, headers, first=future, give_up_s=30.0)
             future = None
             if answer is not None and b'"error"' not in answer.data:
                 return
@@ -290,9 +293,11 @@ class StageRuntime:
 
 
 def build_reply(envelope: Envelope, status: int, body: JSONObject | None, error: ErrorInfo | None) -> Reply:
+    """The answer to ingress, with the rate limits the request met (its ``x-ratelimit-*`` headers)."""
+    ratelimit = envelope.admission.ratelimit if envelope.admission is not None else None
     if error is not None:
         return Reply(kind="error", request_id=envelope.request_id, delivery=envelope.delivery,
                      status=error.status_code, error=error, provider_ms=envelope.provider_ms,
-                     ttfb_ms=envelope.ttfb_ms)
+                     ttfb_ms=envelope.ttfb_ms, ratelimit=ratelimit)
     return Reply(kind="response", request_id=envelope.request_id, delivery=envelope.delivery, status=status,
-                 body=body, provider_ms=envelope.provider_ms, ttfb_ms=envelope.ttfb_ms)
+                 body=body, provider_ms=envelope.provider_ms, ttfb_ms=envelope.ttfb_ms, ratelimit=ratelimit)

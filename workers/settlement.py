@@ -2,7 +2,8 @@
 hold its reservation, with its actual cost (none when it failed: the hold is released) and its actual
 tokens.
 
-One durable pull consumer (``ledger``) shared by every policy replica: each record is settled by one of
+One durable pull consumer (``ledger``, on ``gw.evt.governed.>``: only the records of requests that hold
+reservations) shared by every policy replica: each record is settled by one of
 them and acked only once every scope is settled. A process killed mid-way leaves the record unacked;
 JetStream hands it to another replica after ``ack_wait``, and the scopes settled already are skipped
 (settlement acts only while the request's hold is there). Only a small view of the record is decoded.
@@ -28,16 +29,22 @@ from nats.js import JetStreamContext
 from infra.ledger import Ledger
 from infra.tasks import cancel
 from schemas import subjects
-from schemas.events import ControlEvent
-from schemas.governance import LedgerState, nusd_to_usd, usd_to_nusd
+from schemas.events import ControlAttrs, ControlEvent
+from schemas.governance import nusd_to_usd, usd_to_nusd
 from schemas.ids import uuid7
 from schemas.wire import encode
-from stages.governance.scopes import Directory, Scope, scope_of
-from stages.governance.settlement import Settled, settle
+from stages.governance.draft import Draft
+from stages.governance.scopes import Directory, scope_of
+from stages.governance.settlement import Settled, settle_on
+from workers.admission import each
 
 log = logging.getLogger("gateway.settlement")
 
-BATCH = 256
+BATCH = 128
+FETCH_WAIT_S = 0.1
+"""How long one fetch waits for its batch to fill. A pull request with an expiry is held by the server
+until the batch is full or the expiry passes, so this bounds settlement's lag (holds in flight grow
+with it: every ledger write carries them) at the cost of ten idle fetches a second per replica."""
 
 
 class SettlementView(msgspec.Struct):
@@ -63,15 +70,10 @@ def actual_nusd(view: SettlementView) -> int:
         return 0
 
 
-def _settle(request_id: str, cost: int, tokens: int, scope: Scope | None, state: LedgerState,
-            now: float) -> tuple[LedgerState, Settled, bool]:
-    return settle(state, request_id, cost, tokens, now, scope)
-
-
 class Settler:
     """``directory``: the scopes' limits as configured now (for the soft threshold)."""
 
-    def __init__(self, nc: Callable[[], NatsClient], ledger: Callable[[], Ledger],
+    def __init__(self, nc: Callable[[], NatsClient], ledger: Callable[[], Ledger[Draft]],
                  directory: Callable[[], Directory], name: str = "policy") -> None:
         self._nc = nc
         self._ledger = ledger
@@ -95,7 +97,7 @@ class Settler:
                     sub = await self._nc().jetstream().pull_subscribe_bind(
                         durable=subjects.CONSUMER_LEDGER, stream=subjects.STREAM_EVENTS)
                 try:
-                    msgs = await sub.fetch(BATCH, timeout=1.0)
+                    msgs = await sub.fetch(BATCH, timeout=FETCH_WAIT_S)
                 except TimeoutError:
                     continue
                 await asyncio.gather(*(self._one(m) for m in msgs))
@@ -111,7 +113,7 @@ class Settler:
 
     async def _one(self, msg: Msg) -> None:
         try:
-            if msg.subject != subjects.EVT_CONTROL and b'"scopes":' in msg.data:
+            if b'"scopes":' in msg.data:
                 await self.settle(_DECODER.decode(msg.data))
         except msgspec.DecodeError:
             log.warning("settlement: undecodable record on %s dropped", msg.subject)
@@ -126,9 +128,15 @@ class Settler:
         cost = actual_nusd(view)
         tokens = view.prompt_tokens + view.completion_tokens
         ledger, directory = self._ledger(), self._directory()
-        results = await asyncio.gather(*(
-            ledger.apply(key, partial(_settle, view.request_id, cost, tokens, scope_of(directory, key)))
-            for key in view.scopes))
+        outcomes = await each([
+            ledger.apply(key, partial(settle_on, request_id=view.request_id, actual_nusd=cost,
+                                      actual_tokens=tokens, scope=scope_of(directory, key)))
+            for key in view.scopes])
+        results: list[Settled] = []
+        for outcome in outcomes:
+            if isinstance(outcome, BaseException):
+                raise outcome  # unacked: redelivered, the scopes settled already are skipped
+            results.append(outcome)
         self.settled += 1
         for key, done in zip(view.scopes, results, strict=True):
             if done.overshoot_nusd and done.settled:
@@ -145,8 +153,8 @@ class Settler:
             reason=f"spend {nusd_to_usd(done.spent_nusd)} USD reached {scope.alert_at if scope else '?'} of the "
                    f"budget {nusd_to_usd(budget or 0)} USD",
             source=self._source,
-            attrs={"spent_usd": nusd_to_usd(done.spent_nusd), "budget_usd": nusd_to_usd(budget or 0),
-                   "alert_at": scope.alert_at if scope else None, "period": scope.period if scope else None})
+            attrs=ControlAttrs(spent_usd=nusd_to_usd(done.spent_nusd), budget_usd=nusd_to_usd(budget or 0),
+                               alert_at=scope.alert_at if scope else None, period=scope.period if scope else None))
         try:
             await self._nc().jetstream().publish(subjects.EVT_CONTROL, encode(event),
                                                  headers={"Nats-Msg-Id": event.event_id}, timeout=2.0)

@@ -1,8 +1,8 @@
 """Admission over one scope's ``LedgerState``: is there budget and rate left for this request?
 
-Every function takes the state as read and returns the state to write (``changed`` says whether there
-is anything to write): a new budget period starts spend from zero, lapsed holds are dropped, the
-per-second window keeps the last ``WINDOW_S`` seconds. A request is admitted when
+The decisions (``admit``, ``give_back``) work on a ``Draft`` of the state (``draft.py``): a new budget
+period starts spend from zero, lapsed holds are dropped, the per-second window keeps the last
+``WINDOW_S`` seconds; ``reserve``/``release`` are the same on a ``LedgerState``. A request is admitted when
 
     spent + held + its maximum cost <= budget,   requests in window + 1 <= rpm,   tokens in window + its tokens <= tpm
 
@@ -16,7 +16,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Literal
 
-from schemas.governance import WINDOW_S, Hold, LedgerState, RateLimitStatus, period_id, period_reset
+from schemas.governance import WINDOW_S, Hold, LedgerState, RateLimitStatus, period_reset
+from stages.governance.draft import Draft
 from stages.governance.scopes import Scope
 
 LimitKind = Literal["", "budget", "rpm", "tpm"]
@@ -86,22 +87,10 @@ def period_kind(period: str) -> Literal["day", "month", "total"] | None:
 def normalize(state: LedgerState, period: Literal["day", "month", "total"] | None, now: float) -> LedgerState:
     """The state as of ``now``: the current budget period (spend from zero in a new one), live holds
     only, the window's last ``WINDOW_S`` seconds only. Returns ``state`` itself when nothing changed."""
-    period_now, spent, changed = state.period, state.spent_nusd, False
-    if period is not None and state.period != (current := period_id(period, now)):
-        period_now, spent, changed = current, 0, True
-    holds = state.holds
-    if any(h.expires_at <= now for h in holds.values()):
-        holds, changed = {rid: h for rid, h in holds.items() if h.expires_at > now}, True
-    first = int(now) - WINDOW_S + 1
-    requests, tokens = state.requests, state.tokens
-    if any(s < first for s in requests):
-        requests, changed = {s: n for s, n in requests.items() if s >= first}, True
-    if any(s < first for s in tokens):
-        tokens, changed = {s: n for s, n in tokens.items() if s >= first}, True
-    if not changed:
-        return state
-    return LedgerState(schema_version=state.schema_version, period=period_now, spent_nusd=spent, holds=holds,
-                       alerted=state.alerted, requests=requests, tokens=tokens)
+    draft = Draft(state, now)
+    draft.roll(period)
+    out = draft.state()
+    return state if out == state else out
 
 
 def _age_out(buckets: dict[int, int], excess: int, now: float) -> float:
@@ -122,64 +111,66 @@ def _oldest_reset(buckets: dict[int, int], now: float) -> float:
     return max(0.0, min(live) + WINDOW_S - now) if live else 0.0
 
 
-def status_of(scope: Scope, state: LedgerState, now: float) -> RateLimitStatus | None:
+def status(scope: Scope, draft: Draft) -> RateLimitStatus | None:
     """The scope's request and token limits, what remains of them, and when they grow again."""
     if scope.rpm is None and scope.tpm is None:
         return None
-    used_requests, used_tokens = state.in_window(now)
+    now = draft.now
     return RateLimitStatus(
         limit_requests=scope.rpm,
-        remaining_requests=max(0, scope.rpm - used_requests) if scope.rpm is not None else None,
-        reset_requests_s=_oldest_reset(state.requests, now) if scope.rpm is not None else None,
+        remaining_requests=max(0, scope.rpm - draft.window_requests) if scope.rpm is not None else None,
+        reset_requests_s=_oldest_reset(draft.requests, now) if scope.rpm is not None else None,
         limit_tokens=scope.tpm,
-        remaining_tokens=max(0, scope.tpm - used_tokens) if scope.tpm is not None else None,
-        reset_tokens_s=_oldest_reset(state.tokens, now) if scope.tpm is not None else None,
+        remaining_tokens=max(0, scope.tpm - draft.window_tokens) if scope.tpm is not None else None,
+        reset_tokens_s=_oldest_reset(draft.tokens, now) if scope.tpm is not None else None,
     )
 
 
-def reserve(state: LedgerState, scope: Scope, ask: Ask, now: float) -> tuple[LedgerState, Decision, bool]:
-    """Admit ``ask`` on this scope or say why not; the new state and whether it changed."""
-    state = normalize(state, scope.period, now)
-    if ask.request_id in state.holds:  # a rerun of an admitted request: counted once
-        return state, Decision(True, scope, status=status_of(scope, state, now)), False
-    held_nusd, _ = state.held(now)
-    if scope.budget_nusd is not None and state.spent_nusd + held_nusd + ask.nusd > scope.budget_nusd:
+def status_of(scope: Scope, state: LedgerState, now: float) -> RateLimitStatus | None:
+    return status(scope, Draft(state, now))
+
+
+def admit(draft: Draft, scope: Scope, ask: Ask) -> Decision:
+    """Admit ``ask`` on this scope (its hold and counts added to the draft) or say why not."""
+    draft.roll(scope.period)
+    if ask.request_id in draft.holds:  # a rerun of an admitted request: counted once
+        return Decision(True, scope, status=status(scope, draft))
+    now = draft.now
+    if scope.budget_nusd is not None and draft.spent + draft.held_nusd + ask.nusd > scope.budget_nusd:
         reset = period_reset(scope.period, now) if scope.period is not None else None
-        return state, Decision(False, scope, "budget", reset_at=reset, status=status_of(scope, state, now),
-                               spent_nusd=state.spent_nusd, held_nusd=held_nusd), False
-    used_requests, used_tokens = state.in_window(now)
-    if scope.rpm is not None and used_requests + 1 > scope.rpm:
-        retry = _age_out(state.requests, used_requests + 1 - scope.rpm, now)
-        return state, Decision(False, scope, "rpm", retry_after_s=retry, status=status_of(scope, state, now)), False
-    if scope.tpm is not None and used_tokens + ask.tokens > scope.tpm:
+        return Decision(False, scope, "budget", reset_at=reset, status=status(scope, draft),
+                        spent_nusd=draft.spent, held_nusd=draft.held_nusd)
+    if scope.rpm is not None and draft.window_requests + 1 > scope.rpm:
+        retry = _age_out(draft.requests, draft.window_requests + 1 - scope.rpm, now)
+        return Decision(False, scope, "rpm", retry_after_s=retry, status=status(scope, draft))
+    if scope.tpm is not None and draft.window_tokens + ask.tokens > scope.tpm:
         retry = (float(WINDOW_S) if ask.tokens > scope.tpm
-                 else _age_out(state.tokens, used_tokens + ask.tokens - scope.tpm, now))
-        return state, Decision(False, scope, "tpm", retry_after_s=retry, status=status_of(scope, state, now)), False
-    second = int(now)
-    requests = dict(state.requests)
-    requests[second] = requests.get(second, 0) + 1
-    tokens = dict(state.tokens)
-    tokens[second] = tokens.get(second, 0) + ask.tokens
-    holds = dict(state.holds)
-    holds[ask.request_id] = Hold(nusd=ask.nusd, tokens=ask.tokens, expires_at=ask.expires_at, at=now)
-    out = LedgerState(schema_version=state.schema_version, period=state.period, spent_nusd=state.spent_nusd,
-                      holds=holds, alerted=state.alerted, requests=requests, tokens=tokens)
-    return out, Decision(True, scope, status=status_of(scope, out, now)), True
+                 else _age_out(draft.tokens, draft.window_tokens + ask.tokens - scope.tpm, now))
+        return Decision(False, scope, "tpm", retry_after_s=retry, status=status(scope, draft))
+    draft.add_hold(ask.request_id, Hold(nusd=ask.nusd, tokens=ask.tokens, expires_at=ask.expires_at, at=now))
+    return Decision(True, scope, status=status(scope, draft))
+
+
+def give_back(draft: Draft, request_id: str) -> bool:
+    """Give a reservation back as if the request never came (a later level refused it): its hold, its
+    request and its tokens in the window. False when it holds nothing (given back already)."""
+    draft.roll(period_kind(draft.period))
+    hold = draft.take_hold(request_id)
+    if hold is None:
+        return False
+    draft.count(int(hold.at), -1, -hold.tokens)
+    return True
+
+
+def reserve(state: LedgerState, scope: Scope, ask: Ask, now: float) -> tuple[LedgerState, Decision, bool]:
+    """``admit`` on a state: the new state, the decision, whether it changed."""
+    draft = Draft(state, now)
+    decision = admit(draft, scope, ask)
+    return draft.state(), decision, draft.dirty
 
 
 def release(state: LedgerState, request_id: str, now: float) -> tuple[LedgerState, bool]:
-    """Give a reservation back as if the request never came (a later level refused it): its hold, its
-    request and its tokens in the window. Nothing to do when it holds nothing (released already)."""
-    state = normalize(state, period_kind(state.period), now)
-    hold = state.holds.get(request_id)
-    if hold is None:
-        return state, False
-    holds = {rid: h for rid, h in state.holds.items() if rid != request_id}
-    requests, tokens = dict(state.requests), dict(state.tokens)
-    second = int(hold.at)
-    if second in requests:
-        requests[second] -= 1
-    if second in tokens:
-        tokens[second] -= hold.tokens
-    return LedgerState(schema_version=state.schema_version, period=state.period, spent_nusd=state.spent_nusd,
-                       holds=holds, alerted=state.alerted, requests=requests, tokens=tokens), True
+    """``give_back`` on a state: the new state and whether it changed."""
+    draft = Draft(state, now)
+    changed = give_back(draft, request_id)
+    return draft.state(), changed

@@ -1,9 +1,8 @@
 """Which ledger scopes a request is limited by: its key's, its team's and its tenant's limits (and each
 one's per-model limits for the alias it asks for), read from a ``KeyDirectory``.
 
-Until keys live in ``GW_KEYS``, the directory is built from the config file (``config_directory``): its
-keys with their ``limits``/``access`` and the ``governance`` section's teams and tenants. A directory
-built from the KV buckets plugs in unchanged (``Directory`` is what the policy stage reads).
+The directory holds the config file's keys and team/tenant rules and the ``GW_KEYS``/``GW_LIMITS``
+buckets' (``infra/key_directory.py``); ``Directory`` is what this module reads of it.
 """
 
 from __future__ import annotations
@@ -11,12 +10,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
-from schemas.config import ApiKey, GatewayConfig
 from schemas.governance import (
     Access,
     BudgetPeriod,
-    KeyDirectory,
-    KeySecret,
     LevelKind,
     LevelPolicy,
     Limits,
@@ -49,19 +45,6 @@ class Scope:
     """The budget period spend counts in; ``None`` for per-model scopes (rate limits only)."""
     alert_at: float | None = None
     allow_unpriced: bool = False
-
-
-def virtual_key(key: ApiKey) -> VirtualKey:
-    """A config-file key as the directory holds keys."""
-    return VirtualKey(
-        id=key.id, tenant=key.tenant, team=key.team, models=list(key.models), max_input_chars=key.max_input_chars,
-        guardrail_profile=key.guardrail_profile, secrets=[KeySecret(sha256=key.key_sha256, created_at=0.0)],
-        limits=key.limits.to_limits() if key.limits is not None else Limits(),
-        access=key.access.to_access() if key.access is not None else Access(), source="config")
-
-
-def config_directory(config: GatewayConfig) -> KeyDirectory:
-    return KeyDirectory(config_keys=[virtual_key(k) for k in config.keys], levels=config.governance.levels())
 
 
 def _level_scopes(kind: LevelKind, level_id: str, limits: Limits, access: Access, model: str) -> list[Scope]:
@@ -115,21 +98,3 @@ def scope_of(directory: Directory, key: str) -> Scope | None:
     scopes = _level_scopes("key" if kind == "key" else "team" if kind == "team" else "tenant",
                            level_id, limits, access, model)
     return next((s for s in scopes if s.key == key), None)
-
-
-def merged_access(directory: Directory, key: VirtualKey) -> Access:
-    """The key's, team's and tenant's access rules together: every required tag, the providers all of
-    them allow, the smallest ``max_tokens`` cap; unpriced models only if every level allows them."""
-    tags: dict[str, str] = {}
-    providers: set[str] | None = None
-    cap: int | None = None
-    allow = True
-    for _, _, _, access in levels_of(directory, key):
-        tags.update(access.require_tags)
-        if access.providers:
-            providers = set(access.providers) if providers is None else providers & set(access.providers)
-        if access.max_tokens is not None:
-            cap = access.max_tokens if cap is None else min(cap, access.max_tokens)
-        allow = allow and access.allow_unpriced
-    return Access(require_tags=tags, providers=sorted(providers) if providers is not None else [],
-                  max_tokens=cap, allow_unpriced=allow)

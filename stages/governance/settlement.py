@@ -10,8 +10,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from schemas.governance import WINDOW_S, LedgerState
-from stages.governance.admission import normalize, period_kind
+from schemas.governance import LedgerState
+from stages.governance.admission import period_kind
+from stages.governance.draft import Draft
 from stages.governance.scopes import Scope
 
 
@@ -27,25 +28,27 @@ class Settled:
     spent_nusd: int = 0
 
 
+def settle_on(draft: Draft, request_id: str, actual_nusd: int, actual_tokens: int,
+              scope: Scope | None = None) -> Settled:
+    """``scope``: the scope's limits as configured now, for the soft threshold (``None``: no alert)."""
+    draft.roll(period_kind(draft.period))
+    hold = draft.take_hold(request_id)
+    if hold is None:
+        return Settled(False)
+    draft.count(int(hold.at), 0, actual_tokens - hold.tokens)
+    if draft.period:
+        draft.spent += actual_nusd
+    alert = False
+    if (scope is not None and scope.budget_nusd and scope.alert_at is not None and draft.period
+            and draft.alerted != draft.period and draft.spent >= scope.alert_at * scope.budget_nusd):
+        draft.alerted, alert = draft.period, True
+    return Settled(True, reserved_nusd=hold.nusd, overshoot_nusd=max(0, actual_nusd - hold.nusd), alert=alert,
+                   spent_nusd=draft.spent)
+
+
 def settle(state: LedgerState, request_id: str, actual_nusd: int, actual_tokens: int, now: float,
            scope: Scope | None = None) -> tuple[LedgerState, Settled, bool]:
-    """``scope``: the scope's limits as configured now, for the soft threshold (``None``: no alert)."""
-    state = normalize(state, period_kind(state.period), now)
-    hold = state.holds.get(request_id)
-    if hold is None:
-        return state, Settled(False), False
-    holds = {rid: h for rid, h in state.holds.items() if rid != request_id}
-    tokens = dict(state.tokens)
-    second = int(hold.at)
-    if second >= int(now) - WINDOW_S + 1 and second in tokens:
-        tokens[second] += actual_tokens - hold.tokens
-    spent = state.spent_nusd + (actual_nusd if state.period else 0)
-    alerted = state.alerted
-    alert = False
-    if (scope is not None and scope.budget_nusd and scope.alert_at is not None and state.period
-            and alerted != state.period and spent >= scope.alert_at * scope.budget_nusd):
-        alerted, alert = state.period, True
-    out = LedgerState(schema_version=state.schema_version, period=state.period, spent_nusd=spent, holds=holds,
-                      alerted=alerted, requests=state.requests, tokens=tokens)
-    return out, Settled(True, reserved_nusd=hold.nusd, overshoot_nusd=max(0, actual_nusd - hold.nusd),
-                        alert=alert, spent_nusd=spent), True
+    """``settle_on`` on a state: the new state, what happened, whether it changed."""
+    draft = Draft(state, now)
+    done = settle_on(draft, request_id, actual_nusd, actual_tokens, scope)
+    return draft.state(), done, draft.dirty

@@ -17,9 +17,9 @@ from ingress.replies import ReplyWaiter
 from ingress.surfaces import OPENAI
 from schemas.config import ApiKey, hash_api_key
 from schemas.envelope import Envelope, Reply
-from schemas.errors import InvalidRequest, ProviderError
+from schemas.errors import InvalidRequest, ProviderError, RateLimited
 from schemas.events import RequestCompleted
-from schemas.governance import KeyDirectory
+from schemas.governance import KeyDirectory, RateLimitStatus
 
 KEY = ApiKey(id="k1", key_sha256=hash_api_key("sk-relay"), tenant="acme")
 ID_HEADER = (b"x-gateway-request-id", b"rid")
@@ -136,3 +136,30 @@ async def test_a_refusal_is_answered_and_recorded_with_what_was_read() -> None:
 def test_overhead_is_the_time_since_arrival_less_the_providers() -> None:
     name, value = overhead_header(time.perf_counter() - 0.5, provider_ms=400.0)
     assert name == b"x-gateway-overhead-ms" and 90.0 <= float(value) < 400.0
+
+
+LIMITS = RateLimitStatus(limit_requests=60, remaining_requests=59, reset_requests_s=1.0, limit_tokens=1000,
+                         remaining_tokens=900, reset_tokens_s=360.0)
+
+
+async def test_rate_limits_and_retry_after_on_a_429() -> None:
+    r, waiter, _ = make_relay()
+    pending = waiter.open("rid")
+    error = RateLimited("slow down", retry_after_s=2.4).info()
+    pending.queue.put_nowait(Reply(kind="error", request_id="rid", status=429, error=error, ratelimit=LIMITS))
+    sent = Sent()
+    await r.response(sent, OPENAI, pending, envelope(), time.perf_counter(), ID_HEADER)
+    assert sent.status == 429 and sent.headers[b"retry-after"] == b"3"
+    assert sent.headers[b"x-ratelimit-limit-requests"] == b"60"
+    assert sent.headers[b"x-ratelimit-reset-tokens"] == b"6m0s"
+
+
+async def test_a_stream_sends_the_rate_limits_with_its_first_bytes() -> None:
+    r, waiter, _ = make_relay()
+    pending = waiter.open("rid", stream=True)
+    pending.queue.put_nowait(Reply(kind="chunk", request_id="rid", seq=0, body={"n": 0}, ratelimit=LIMITS))
+    pending.queue.put_nowait(Reply(kind="end", request_id="rid", seq=1))
+    sent = Sent()
+    await r.stream(sent, OPENAI, pending, envelope(stream=True), time.perf_counter(), ID_HEADER)
+    assert sent.headers[b"x-ratelimit-remaining-requests"] == b"59"
+    assert sent.headers[b"x-ratelimit-remaining-tokens"] == b"900"

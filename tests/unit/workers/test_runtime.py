@@ -13,6 +13,7 @@ from schemas.control import IngressState
 from schemas.envelope import Reply
 from schemas.errors import ContentBlocked
 from schemas.events import EventType, RequestCompleted
+from schemas.governance import Admission, RateLimitStatus
 from schemas.wire import decode, encode
 from tests.support.fake_nats import NO_RESPONDERS, FakeNats, context, settled
 from tests.unit.schemas.test_events import RECEIVED, VERDICTS, make_envelope
@@ -213,3 +214,17 @@ async def test_then_runs_however_the_request_ended() -> None:
     stage.accept(expired, work, ack_subject="$JS.ACK.GW_REQ.redaction.1.5.5.0.0", then=then)
     await stage.drain(1.0)
     assert done == ["room"]
+
+
+async def test_a_governed_request_is_recorded_where_settlement_reads_and_answered_with_its_limits() -> None:
+    nc = FakeNats()
+    ctx = context(nc)
+    stage = StageRuntime(ctx, "output_filter")
+    status = RateLimitStatus(limit_requests=10, remaining_requests=9, reset_requests_s=1.0)
+    env = make_envelope(admission=Admission(scopes=["key.k1"], hold_nusd=5, hold_tokens=3, ratelimit=status))
+    await stage.finish(env, status=200, body={"choices": []})
+    await settled(ctx, stage)
+    by_subject = dict(nc.published)
+    record = decode(by_subject[subjects.governed_event_subject("output_filter")], RequestCompleted)
+    assert (record.scopes, record.hold_nusd, record.hold_tokens) == (["key.k1"], 5, 3)
+    assert decode(by_subject[env.reply_to], Reply).ratelimit == status

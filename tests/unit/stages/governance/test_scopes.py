@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
+from infra.key_directory import config_directory
 from schemas.config import GatewayConfig
-from schemas.governance import RateLimitStatus
-from stages.governance.scopes import config_directory, merged_access, scope_of, scopes_for
-from stages.governance.status import tightest
+from stages.governance.scopes import scope_of, scopes_for
 
 CONFIG = GatewayConfig.model_validate({
     "keys": [
@@ -37,21 +36,3 @@ def test_scopes_of_key_team_tenant_and_model() -> None:
     assert scope_of(directory, "key.k1.m.m") == km
     assert scope_of(directory, "team.search") == team
     assert scope_of(directory, "key.gone") is None
-
-
-def test_merged_access() -> None:
-    directory = config_directory(CONFIG)
-    key = directory.by_id("k1")
-    assert key is not None
-    access = merged_access(directory, key)
-    assert access.require_tags == {"region": "eu"} and access.max_tokens == 50 and not access.allow_unpriced
-
-
-def test_tightest_status() -> None:
-    a = RateLimitStatus(limit_requests=10, remaining_requests=5, reset_requests_s=3.0)
-    b = RateLimitStatus(limit_requests=100, remaining_requests=2, reset_requests_s=1.0, limit_tokens=50,
-                        remaining_tokens=40, reset_tokens_s=2.0)
-    out = tightest([a, None, b])
-    assert out == RateLimitStatus(limit_requests=100, remaining_requests=2, reset_requests_s=1.0, limit_tokens=50,
-                                  remaining_tokens=40, reset_tokens_s=2.0)
-    assert tightest([None]) is None

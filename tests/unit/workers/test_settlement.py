@@ -1,0 +1,95 @@
+"""Settlement of one record's view over an in-memory ledger: actual cost, once, failures release."""
+
+from __future__ import annotations
+
+import time
+from functools import partial
+
+import msgspec
+
+from infra.key_directory import config_directory
+from infra.ledger import Ledger
+from schemas import subjects
+from schemas.config import GatewayConfig
+from schemas.events import ControlEvent, RequestCompleted
+from schemas.governance import KeyDirectory
+from schemas.ids import uuid7
+from schemas.wire import decode, encode
+from stages.governance.admission import Ask, Decision, admit
+from stages.governance.draft import Draft
+from stages.governance.scopes import Scope, scope_of
+from tests.support.fake_kv import FakeKV
+from tests.support.fake_nats import FakeNats
+from workers.settlement import SettlementView, Settler, actual_nusd
+
+SCOPE = Scope(key="key.k1", label="key.k1", level="key.k1", budget_nusd=10**9, period="month")
+
+
+def _reserve(ask: Ask, draft: Draft) -> Decision:
+    return admit(draft, SCOPE, ask)
+
+
+def record(rid: str, cost: str | None, status: int = 200) -> bytes:
+    return encode(RequestCompleted(event_id=uuid7(), request_id=rid, ts=time.time(), finished_at=time.time(),
+                                   stage="output_filter", status_code=status, cost_usd=cost, prompt_tokens=3,
+                                   completion_tokens=4, scopes=["key.k1"], hold_nusd=1000, hold_tokens=50,
+                                   request_body='{"x": "\\"scopes\\": [1]"}'))
+
+
+def test_the_view_reads_what_settlement_needs() -> None:
+    view = msgspec.json.decode(record("r1", "0.000000250"), type=SettlementView)
+    assert (view.request_id, view.cost_usd, view.scopes, view.hold_nusd) == ("r1", "0.000000250", ["key.k1"], 1000)
+    assert actual_nusd(view) == 250
+    assert actual_nusd(SettlementView(request_id="r", cost_usd=None)) == 0
+    assert actual_nusd(SettlementView(request_id="r", cost_usd="nonsense")) == 0
+
+
+async def test_settles_once_at_actual_cost_and_releases_failures() -> None:
+    ledger = Ledger(FakeKV(), Draft)  # type: ignore[arg-type]
+    for rid in ("ok", "failed"):
+        await ledger.apply("key.k1", partial(_reserve, Ask(rid, 1000, 50, time.time() + 60)))
+    settler = Settler(lambda: FakeNats(), lambda: ledger, KeyDirectory)  # type: ignore[arg-type,return-value]
+    ok = msgspec.json.decode(record("ok", "0.000000250"), type=SettlementView)
+    await settler.settle(ok)
+    await settler.settle(ok)  # redelivered: counted once
+    await settler.settle(msgspec.json.decode(record("failed", None, 502), type=SettlementView))
+    state = await ledger.read("key.k1")
+    assert state.spent_nusd == 250 and state.holds == {}
+    assert sum(state.tokens.values()) == 14  # both corrected from 50 to 7 actual tokens
+
+
+class _JetStream:
+    def __init__(self) -> None:
+        self.published: list[tuple[str, bytes]] = []
+
+    async def publish(self, subject: str, payload: bytes, headers: dict[str, str] | None = None,
+                      timeout: float | None = None) -> None:
+        self.published.append((subject, payload))
+
+
+class _Nats:
+    def __init__(self) -> None:
+        self.js = _JetStream()
+
+    def jetstream(self) -> _JetStream:
+        return self.js
+
+
+async def test_crossing_the_soft_threshold_records_one_budget_event() -> None:
+    config = GatewayConfig.model_validate({"keys": [
+        {"id": "k1", "key_sha256": "a" * 64, "tenant": "t",
+         "limits": {"budget_usd": "0.000001", "alert_at": 0.5, "budget_period": "month"}}]})
+    directory = config_directory(config)
+    scope = scope_of(directory, "key.k1")
+    assert scope is not None
+    ledger = Ledger(FakeKV(), Draft)  # type: ignore[arg-type]
+    for rid in ("a", "b"):
+        await ledger.apply("key.k1", partial(admit, scope=scope, ask=Ask(rid, 400, 1, time.time() + 60)))
+    nc = _Nats()
+    settler = Settler(lambda: nc, lambda: ledger, lambda: directory)  # type: ignore[arg-type,return-value]
+    for rid in ("a", "b"):
+        await settler.settle(SettlementView(request_id=rid, cost_usd="0.0000004", scopes=["key.k1"]))
+    [(subject, payload)] = nc.js.published  # 400 of 1000 n$: no alert; 800: one
+    event = decode(payload, ControlEvent)
+    assert subject == subjects.EVT_CONTROL and (event.kind, event.subject) == ("budget", "key.k1")
+    assert event.attrs["spent_usd"] == "0.0000008"
