@@ -10,7 +10,8 @@ from typing import Any
 
 import pytest
 
-from infra.config import ConfigError, parse_config
+from infra.bootstrap import parse_config
+from infra.config import ConfigError
 from schemas.governance import Access
 from stages.routing import Plan, RequestFacts, Router
 
