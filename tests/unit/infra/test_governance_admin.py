@@ -91,9 +91,9 @@ async def test_list_filters_and_show_reports_usage(admin: GovernanceAdmin, serve
     assert [k.id for k in await admin.list_keys()] == ["a", "b", "c"]
     assert [k.id for k in await admin.list_keys(tenant="acme")] == ["a", "b"]
     assert [k.id for k in await admin.list_keys(tenant="acme", team="web")] == ["b"]
-    shown = await admin.show_key("a")  # no ledger bucket yet: zero
+    shown = await admin.show_key("a")  # no ledger entry yet: zero
     assert shown["usage"]["spent_usd"] == "0.0" and shown["usage"]["remaining_usd"] == "10.0"
-    ledger = await server.js.create_key_value(bucket=subjects.BUCKET_LEDGER)
+    ledger = await server.js.key_value(subjects.BUCKET_LEDGER)  # declared with the others
     state = LedgerState(period="2027-01", spent_nusd=usd_to_nusd("2.5"),
                         holds={"r1": Hold(nusd=usd_to_nusd("0.5"), tokens=100, expires_at=NOW + 30)},
                         requests={int(NOW) - 5: 3, int(NOW) - 120: 9}, tokens={int(NOW) - 5: 300})

@@ -92,4 +92,4 @@ async def test_crossing_the_soft_threshold_records_one_budget_event() -> None:
     [(subject, payload)] = nc.js.published  # 400 of 1000 n$: no alert; 800: one
     event = decode(payload, ControlEvent)
     assert subject == subjects.EVT_CONTROL and (event.kind, event.subject) == ("budget", "key.k1")
-    assert event.attrs["spent_usd"] == "0.0000008"
+    assert event.attrs.spent_usd == "0.0000008"
