@@ -108,12 +108,25 @@ async def serve(name: str, stages: Sequence[str]) -> None:
     with contextlib.suppress(Exception):
         await asyncio.wait_for(nc.drain(), timeout=5)
     await ctx.stop()
+    # The broker may be gone already (its parent was killed): a watcher's close can then wait on a
+    # reconnection that never comes. Each stop gets a bound; the process ends either way.
     if keys is not None:
-        await keys.stop()
+        await stop_within(keys.stop(), "key directory")
     if live is not None:
-        await live.stop()
+        await stop_within(live.stop(), "live config")
     with contextlib.suppress(Exception):
         await broker.stop()
+
+
+STOP_WITHIN_S = 3.0
+
+
+async def stop_within(stopping: Awaitable[None], what: str) -> None:
+    """Await ``stopping`` for at most ``STOP_WITHIN_S``; past that, log and go on with the shutdown."""
+    try:
+        await asyncio.wait_for(stopping, STOP_WITHIN_S)
+    except TimeoutError:
+        log.warning("stopping the %s took over %.0fs (broker gone?); going on", what, STOP_WITHIN_S)
 
 
 async def log_stats(ctx: WorkerContext, every_s: float) -> None:
