@@ -1,7 +1,8 @@
 """Governance drill: budgets and rate limits shared by several policy replicas, under real load.
 
-    python bench/governance_drill.py [--replicas policy=4] [--concurrency 200] [--budget-s 12]
-                                     [--rpm 120] [--rate 4] [--rpm-s 60] [--json]
+    python bench/governance_drill.py [--replicas policy=4 --replicas ingress=2] [--concurrency 200]
+                                     [--budget-s 12] [--rpm 120] [--rate 4] [--rpm-s 60]
+                                     [--revoke-rate 50] [--revoke-s 10] [--json]
 
 Starts ``gateway up`` (split layout, free ports, a temporary data dir, the bundled mock provider) with
 two keys on ``gpt-4o-mini``:
@@ -11,7 +12,12 @@ two keys on ``gpt-4o-mini``:
     ``--replicas policy=N`` replicas on one shared ledger, so the accepted spend (ClickHouse ``requests``
     and the ledger entry) must stay within the budget plus one request's maximum cost;
 (b) ``drill-rpm``, ``--rpm`` requests per minute: an open-loop load of ``--rate`` req/s for ``--rpm-s``
-    seconds; the accepted count over the minute must be the limit ± 5 %.
+    seconds; the accepted count over the minute must be the limit ± 5 %;
+(c) revocation: a key created with ``gateway keys create`` (the ``GW_KEYS`` bucket) carries an open-loop
+    load of ``--revoke-rate`` req/s spread over the ingress processes (``--replicas ingress=2``) for
+    ``--revoke-s`` seconds; half-way through, ``gateway keys revoke`` runs. Every request sent more than
+    1 s after the revoke command returned must be refused (401 ``key_revoked``); the drill prints when
+    the last accepted and the first refused requests were sent, relative to that moment.
 
 Prints the figures (and one JSON object with ``--json``); exits non-zero when a check fails. Nothing
 is judged by wall-clock speed. ``tests/integration/test_governance.py`` runs a short variant.
@@ -23,6 +29,7 @@ import argparse
 import asyncio
 import hashlib
 import json
+import subprocess
 import sys
 import tempfile
 import time
@@ -129,6 +136,56 @@ async def rpm_phase(gw: RunningGateway, rate: float, duration_s: float) -> tuple
     return outcomes, headers
 
 
+def keys_cli(gw: RunningGateway, *args: str) -> dict[str, Any]:
+    """``gateway keys ... --json`` against the running gateway, as an operator runs it."""
+    out = subprocess.run([sys.executable, "-m", "infra.operator.cli", "keys", *args, "--json"], env=gw.env,
+                         capture_output=True, text=True, timeout=60)
+    if out.returncode != 0:
+        raise RuntimeError(f"gateway keys {' '.join(args)} failed: {out.stderr or out.stdout}")
+    answer: dict[str, Any] = json.loads(out.stdout)
+    return answer
+
+
+async def revoke_phase(gw: RunningGateway, rate: float, duration_s: float) -> dict[str, Any]:
+    """Open-loop load with a bucket key; ``gateway keys revoke`` half-way. Times are in ms from the moment
+    the revoke command returned (negative: before)."""
+    created = keys_cli(gw, "create", "--tenant", "drill", "--name", "revocation drill", "--models", MODEL)
+    secret, key_id = created["secret"], created["id"]
+    sent: list[tuple[float, str]] = []
+    revoked_at: list[float] = []
+
+    async def revoke() -> None:
+        await asyncio.sleep(duration_s / 2)
+        await asyncio.to_thread(keys_cli, gw, "revoke", key_id)
+        revoked_at.append(time.monotonic())
+
+    limits = httpx.Limits(max_connections=64, max_keepalive_connections=0)  # new connections: every ingress
+    async with httpx.AsyncClient(base_url=gw.base_url, timeout=60, limits=limits,
+                                 headers={"Authorization": f"Bearer {secret}"}) as client:
+        async def one() -> None:
+            at = time.monotonic()
+            try:
+                outcome = _outcome(await client.post("/v1/chat/completions", json=BODY))
+            except httpx.HTTPError as exc:
+                outcome = type(exc).__name__
+            sent.append((at, outcome))
+        revoker = asyncio.create_task(revoke())
+        began = time.monotonic()
+        tasks = []
+        for i in range(int(rate * duration_s)):
+            await asyncio.sleep(max(0.0, began + i / rate - time.monotonic()))
+            tasks.append(asyncio.create_task(one()))
+        await asyncio.gather(*tasks, revoker)
+    at = revoked_at[0]
+    accepted = [(t - at) * 1000 for t, o in sent if o == "ok"]
+    refused = [(t - at) * 1000 for t, o in sent if o.startswith("401")]
+    late = [ms for ms in accepted if ms > 1000]
+    return {"rate": rate, "seconds": duration_s, "sent": len(sent), "outcomes": dict(Counter(o for _, o in sent)),
+            "last_accepted_ms": round(max(accepted), 1) if accepted else None,
+            "first_refused_ms": round(min(refused), 1) if refused else None,
+            "accepted_after_1s": len(late), "within_1s": not late and bool(refused)}
+
+
 def accepted_spend(gw: RunningGateway, key_id: str) -> tuple[int, Decimal]:
     rows = gw.wait_rows(f"SELECT count() AS n, toString(sum(cost_usd)) AS spend FROM requests FINAL "
                         f"WHERE api_key_id = '{key_id}' AND status_code = 200", lambda r: bool(r), timeout_s=30)
@@ -165,6 +222,8 @@ async def drill(args: argparse.Namespace, root: Path) -> dict[str, Any]:
                 "outcomes": dict(outcomes), "accepted": accepted,
                 "within_5pct": abs(accepted - args.rpm) <= 0.05 * args.rpm, "last_headers": headers,
             }
+        if args.revoke_s > 0:
+            figures["revoke"] = await revoke_phase(gw, args.revoke_rate, args.revoke_s)
         return figures
     finally:
         gw.stop()
@@ -184,6 +243,14 @@ def report(figures: dict[str, Any]) -> bool:
               f"accepted {r['accepted']} ({'OK' if r['within_5pct'] else 'OFF'} within ±5 %), outcomes {r['outcomes']}")
         print(f"    headers of the last accepted answer: {r['last_headers']}")
         good = good and bool(r["within_5pct"])
+    v = figures.get("revoke")
+    if v is not None:
+        print(f"(c) revocation under {v['rate']} req/s for {v['seconds']} s ({v['sent']} sent): "
+              f"outcomes {v['outcomes']}")
+        print(f"    from the moment `gateway keys revoke` returned: last accepted request sent at "
+              f"{v['last_accepted_ms']} ms, first refused at {v['first_refused_ms']} ms; accepted more than 1 s "
+              f"after: {v['accepted_after_1s']} ({'OK' if v['within_1s'] else 'LATE'})")
+        good = good and bool(v["within_1s"])
     return good
 
 
@@ -196,9 +263,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rpm", type=int, default=120)
     parser.add_argument("--rate", type=float, default=4.0)
     parser.add_argument("--rpm-s", type=float, default=60.0)
+    parser.add_argument("--revoke-rate", type=float, default=50.0)
+    parser.add_argument("--revoke-s", type=float, default=10.0)
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
-    args.replicas = args.replicas or ["policy=4"]
+    args.replicas = args.replicas or ["policy=4", "ingress=2"]
     with tempfile.TemporaryDirectory(prefix="gw-gov-") as tmp:
         figures = asyncio.run(drill(args, Path(tmp)))
     good = report(figures)

@@ -19,6 +19,7 @@ Every value here is a ``wire.Message``: KV entries are written with ``wire.encod
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
@@ -203,8 +204,15 @@ def period_id(period: BudgetPeriod, now: float) -> str:
     """The budget period ``now`` falls in (UTC): ``"2026-12-04"``, ``"2026-12"`` or ``"total"``."""
     if period == "total":
         return "total"
-    day = datetime.fromtimestamp(now, tz=UTC)
-    return day.strftime("%Y-%m-%d") if period == "day" else day.strftime("%Y-%m")
+    return _period_of_day(period, int(now // 86_400))
+
+
+@functools.lru_cache(maxsize=64)
+def _period_of_day(period: BudgetPeriod, day: int) -> str:
+    """``period_id`` for the UTC day ``day`` (days since the epoch: UTC days are whole multiples of
+    86,400 s), kept: every ledger decision asks, and formatting a date costs more than the decision."""
+    date = datetime.fromtimestamp(day * 86_400, tz=UTC)
+    return date.strftime("%Y-%m-%d") if period == "day" else date.strftime("%Y-%m")
 
 
 def period_reset(period: BudgetPeriod, now: float) -> float | None:

@@ -3,11 +3,15 @@ the load report, the live config, the settings.
 
 A process hosts one stage worker or several (``gateway up``'s layouts): each is still its own subscriber
 on its own subject, but they share one NATS connection, one lease keeper (one timer signals every
-request the process holds), one confirmation inbox and one live config (one watcher, one reload).
+request the process holds), one confirmation inbox, one live config (one watcher, one reload) and one
+handle on the shared ledger: a governed request is settled by the process where it ends (``settle``),
+on the same cached ledger states its policy stage reserves on.
 """
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -17,10 +21,13 @@ from nats.aio.msg import Msg
 
 from infra.confirm import Confirmer
 from infra.key_directory import StaticKeys
+from infra.ledger import Ledger
 from infra.settings import Settings
 from schemas import subjects
+from stages.governance.draft import Draft
 from workers.leases import Leases
 from workers.load import LoadReporter
+from workers.settlement import SettlementFacts, Settler
 
 if TYPE_CHECKING:
     from faststream.nats import NatsBroker
@@ -29,6 +36,12 @@ if TYPE_CHECKING:
     from infra.live_config import LiveConfig
 
 Handler = Callable[[Msg], Awaitable[None]]
+
+log = logging.getLogger("gateway")
+
+SETTLE_TIMEOUT_S = 2.0
+"""How long a request's end waits for its settlement before leaving it to the ledger consumer (a
+settlement that went through after all is not repeated: it acts only while the hold is there)."""
 
 
 @dataclass
@@ -47,6 +60,10 @@ class WorkerContext:
     # the live key directory (config keys + GW_KEYS/GW_LIMITS, watched); None: the config's keys only
     key_directory: LiveKeyDirectory | StaticKeys | None = None
     _subscriptions: list[tuple[str, str, Handler]] = field(default_factory=list, init=False)
+    _ledger: Ledger[Draft] | None = field(default=None, init=False)
+    settler: Settler = field(init=False)
+    """Settles the requests that end in this process on the shared ledger (``settle``); a policy worker
+    also runs its durable consumer, the fallback for the records whose settlement failed here."""
 
     def __post_init__(self) -> None:
         self.leases = Leases(lambda: self.nc, self.settings.ack_wait_s)
@@ -54,6 +71,7 @@ class WorkerContext:
         self.load = LoadReporter(lambda: self.nc, self.name, self.stages, active=lambda: len(self.leases) > 0)
         self.gauges["held"] = lambda: len(self.leases)
         self.gauges["awaiting_confirmation"] = lambda: len(self.confirmer)
+        self.settler = Settler(lambda: self.nc, self.ledger, lambda: self.keys.get(), self.name)
 
     @property
     def live(self) -> LiveConfig:
@@ -73,6 +91,38 @@ class WorkerContext:
         connection = self.broker.connection
         assert connection is not None, "broker not started"
         return connection
+
+    def ledger(self) -> Ledger[Draft]:
+        """The process's one handle on the shared ledger (``open_ledger`` first): the policy stage's
+        reservations and every stage's settlements coalesce on it and share its cached states."""
+        assert self._ledger is not None, "the ledger opens once the broker is connected (open_ledger)"
+        return self._ledger
+
+    async def open_ledger(self) -> Ledger[Draft]:
+        if self._ledger is None:
+            ledger = await Ledger.open(self.nc.jetstream(), Draft)
+            if self._ledger is None:  # another task may have opened it meanwhile
+                self.use_ledger(ledger)
+        return self.ledger()
+
+    def use_ledger(self, ledger: Ledger[Draft]) -> None:
+        self._ledger = ledger
+        self.gauges["ledger.writes"] = lambda: ledger.writes
+        self.gauges["ledger.conflicts"] = lambda: ledger.conflicts
+        self.gauges["ledger.reads"] = lambda: ledger.reads
+        self.gauges["settled"] = lambda: self.settler.settled
+
+    async def settle(self, record: SettlementFacts) -> bool:
+        """Settle a request that ends here on every scope that holds its reservation; False when that
+        failed (its record then goes where the durable ``ledger`` consumer settles it)."""
+        try:
+            await self.open_ledger()
+            await asyncio.wait_for(self.settler.settle(record), SETTLE_TIMEOUT_S)
+        except Exception as exc:  # noqa: BLE001 - the consumer settles it instead: nothing is lost
+            log.warning("settlement of %s left to the ledger consumer: %s", record.request_id,
+                        str(exc) or type(exc).__name__)
+            return False
+        return True
 
     def subscribe(self, subject: str, handler: Handler, *, queue: str = "") -> None:
         """Declare a stage's subscriber (made once the broker is connected, before the stage says it is

@@ -19,8 +19,9 @@ Budgets and rate limits (``workers/admission.py``): after the input guardrails, 
 maximum cost and its place in the RPM/TPM windows on the shared ledger against every level with limits
 (key, team, tenant, per model); a refusal ends it here with a 429 (or a 403 for an unpriced model a
 budget cannot count) and it never reaches a provider. Its ``Admission`` travels on the envelope (the
-answer's ``x-ratelimit-*`` headers, its record's scopes); the replicas' shared settlement consumer
-(``workers/settlement.py``) reconciles each record to its actual cost.
+answer's ``x-ratelimit-*`` headers, its record's scopes); the process where the request ends settles it
+to its actual cost (``workers/settlement.py``), and the policy replicas' shared ``ledger`` consumer
+settles the records whose settlement failed there.
 """
 
 from __future__ import annotations
@@ -31,7 +32,6 @@ from msgspec import UNSET
 
 from infra import bootstrap
 from infra.derived import Derived
-from infra.ledger import Ledger
 from schemas import subjects
 from schemas.config import GatewayConfig
 from schemas.envelope import Envelope
@@ -41,7 +41,6 @@ from schemas.governance import Access, Admission, KeyDirectory, VirtualKey
 from schemas.key_auth import authenticate
 from schemas.wire import replace
 from stages.governance.access import POLICY_DENIED, check_max_tokens, key_access
-from stages.governance.draft import Draft
 from stages.governance.estimate import Pricing, estimate
 from stages.governance.scopes import Scope, scopes_for
 from stages.guardrails.base import Subject
@@ -52,7 +51,6 @@ from workers.admission import Admitter
 from workers.app import main
 from workers.context import WorkerContext
 from workers.guardrail_sets import GuardrailSets, profile_of
-from workers.settlement import Settler
 from workers.worker import StageWorker
 
 STAGE = "policy"
@@ -121,21 +119,12 @@ class PolicyWorker(StageWorker):
         self._access: tuple[KeyDirectory, dict[str, Access | str | None]] | None = None
         self.sets = Derived(GuardrailSets.of).follow(live)
         self.pricing = Derived(pricing).follow(live)
-        self._ledger: Ledger[Draft] | None = None
-        self.admitter = Admitter(self.ledger)
-        self.settler = Settler(lambda: self.runtime.nc, self.ledger, self.keys.get, ctx.name)
-        ctx.gauges["ledger.writes"] = lambda: self._ledger.writes if self._ledger else 0
-        ctx.gauges["ledger.conflicts"] = lambda: self._ledger.conflicts if self._ledger else 0
-        ctx.gauges["ledger.reads"] = lambda: self._ledger.reads if self._ledger else 0
-        ctx.gauges["settled"] = lambda: self.settler.settled
-
-    def ledger(self) -> Ledger[Draft]:
-        assert self._ledger is not None, "the ledger opens once the broker is connected"
-        return self._ledger
+        self.admitter = Admitter(ctx.ledger)
+        self.settler = ctx.settler
 
     async def after_start(self) -> None:
-        self._ledger = await Ledger.open(self.runtime.nc.jetstream(), Draft)
-        self.settler.start()
+        await self.ctx.open_ledger()
+        self.settler.start()  # the durable consumer: records whose settlement failed where they ended
 
     async def cleanup(self) -> None:
         await super().cleanup()

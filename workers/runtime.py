@@ -6,8 +6,10 @@ queue while the process is busy. ``run`` refuses an envelope whose deadline pass
 turns any exception into a typed error answered to the caller, and lets go of the request when the
 stage is done with it (forwarded, handed over, or ended).
 
-Ending a request (``finish``) is one function for every stage: publish the ``RequestCompleted``
-record (JetStream, de-duplicated by request id) and then the answer, in that order and in one write;
+Ending a request (``finish``) is one function for every stage: settle a governed request's reservations
+on the shared ledger (``WorkerContext.settle``: before anything leaves, so an answered request is a
+settled one), publish the ``RequestCompleted`` record (JetStream, de-duplicated by request id) and then
+the answer, in that order and in one write;
 then, in the background, wait until JetStream stored the record and ingress confirmed the answer
 (sending either again after a broker restart), and only then ack the request's JetStream message. A
 process that dies anywhere before the ack leaves the request unacked and unheld: JetStream redelivers it
@@ -174,11 +176,13 @@ class StageRuntime:
         """End the request: record it, answer the caller (``reply``, else built from ``status``, ``body``
         and ``error``; nothing when ``answer`` is false), and ack it once both are confirmed.
         ``resend``: a stream's chunks from a sequence number, when ingress says some went missing."""
-        record = encode(RequestCompleted.from_envelope(envelope, stage=self.stage, status=status, error=error,
-                                                       stored_response=stored_response))
+        completed = RequestCompleted.from_envelope(envelope, stage=self.stage, status=status, error=error,
+                                                   stored_response=stored_response)
+        record = encode(completed)
         headers = {"Nats-Msg-Id": envelope.request_id}
-        governed = envelope.admission is not None and bool(envelope.admission.scopes)
-        subject = self.governed_subject if governed else self.event_subject
+        subject = self.event_subject
+        if completed.scopes and not await self.ctx.settle(completed):
+            subject = self.governed_subject  # settled by the policy replicas' ledger consumer instead
         recorded = await self.confirmer.send(subject, record, headers)
         answered: asyncio.Future[Msg] | None = None
         data = b""

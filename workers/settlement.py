@@ -1,12 +1,22 @@
-"""Settlement: every request's record (``RequestCompleted`` in GW_EVENTS) settles the ledger scopes that
-hold its reservation, with its actual cost (none when it failed: the hold is released) and its actual
-tokens.
+"""Settlement: a request that holds reservations settles every scope that holds them with its actual
+cost (none when it failed: the hold is released) and its actual tokens.
 
-One durable pull consumer (``ledger``, on ``gw.evt.governed.>``: only the records of requests that hold
-reservations) shared by every policy replica: each record is settled by one of
-them and acked only once every scope is settled. A process killed mid-way leaves the record unacked;
-JetStream hands it to another replica after ``ack_wait``, and the scopes settled already are skipped
+Where the request ends (``StageRuntime.finish``), before its record and answer leave: the process's
+``Settler`` (``WorkerContext.settle``) settles it on the process's ledger handle, coalesced with the
+reservations and settlements in flight there, and the record goes to the plain event subject: no
+second delivery of the record, no ack, and the settlement shares its ledger write with the reservations
+of that moment. A process that dies before settling leaves the request unacked and unanswered with its
+holds in place: the rerun is admitted on those holds (counted once) and settles at its own end with its
+own cost (a provider call made by a run that died is not counted, as before: its maximum cost was held
+meanwhile). One that dies after settling but before the answer left has its rerun reserve and settle
+again: both runs' calls are counted.
+
+When settling there fails (the ledger unreachable within ``SETTLE_TIMEOUT_S``), the record goes to
+``gw.evt.governed.<stage>`` instead, where one durable pull consumer (``ledger``) shared by every policy
+replica settles it: acked only once every scope is settled; a process killed mid-way leaves it unacked
+and JetStream hands it to another replica after ``ack_wait``; scopes settled already are skipped
 (settlement acts only while the request's hold is there). Only a small view of the record is decoded.
+
 A scope's soft threshold crossed for the first time in a period records a ``ControlEvent``
 (``kind = "budget"``, one ``gateway_events`` row).
 """
@@ -20,6 +30,7 @@ import os
 import time
 from collections.abc import Callable
 from functools import partial
+from typing import Protocol
 
 import msgspec
 from nats.aio.client import Client as NatsClient
@@ -47,6 +58,21 @@ until the batch is full or the expiry passes, so this bounds settlement's lag (h
 with it: every ledger write carries them) at the cost of ten idle fetches a second per replica."""
 
 
+class SettlementFacts(Protocol):
+    """What settlement needs of a request's record (``RequestCompleted`` and ``SettlementView`` have it)."""
+
+    @property
+    def request_id(self) -> str: ...
+    @property
+    def cost_usd(self) -> str | None: ...
+    @property
+    def prompt_tokens(self) -> int: ...
+    @property
+    def completion_tokens(self) -> int: ...
+    @property
+    def scopes(self) -> list[str]: ...
+
+
 class SettlementView(msgspec.Struct):
     """What settlement reads of a ``RequestCompleted`` (unknown fields ignored: a fast decode)."""
 
@@ -62,7 +88,7 @@ class SettlementView(msgspec.Struct):
 _DECODER = msgspec.json.Decoder(SettlementView)
 
 
-def actual_nusd(view: SettlementView) -> int:
+def actual_nusd(view: SettlementFacts) -> int:
     """What the request cost (``cost_usd``; none when unpriced or nothing was charged)."""
     try:
         return usd_to_nusd(view.cost_usd) if view.cost_usd is not None else 0
@@ -83,7 +109,9 @@ class Settler:
         self.settled = 0
 
     def start(self) -> None:
-        self._task = asyncio.ensure_future(self._loop())
+        """Run the durable ``ledger`` consumer (once per process, however many policy workers it hosts)."""
+        if self._task is None:
+            self._task = asyncio.ensure_future(self._loop())
 
     async def stop(self) -> None:
         await cancel(self._task)
@@ -122,7 +150,7 @@ class Settler:
             return
         await msg.ack()
 
-    async def settle(self, view: SettlementView) -> None:
+    async def settle(self, view: SettlementFacts) -> None:
         if not view.scopes:
             return
         cost = actual_nusd(view)

@@ -45,8 +45,9 @@ def envelope(rid: str = "0190f0c4-0000-7000-8000-000000000009", model: str = "m"
 def policy_of(config: GatewayConfig) -> tuple[PolicyWorker, FakeNats, Ledger[Draft]]:
     nc = FakeNats()
     policy = PolicyWorker(context(nc, LiveConfig.static(config, "v1")))
-    policy._ledger = Ledger(FakeKV(), Draft)  # type: ignore[arg-type]
-    return policy, nc, policy._ledger
+    ledger: Ledger[Draft] = Ledger(FakeKV(), Draft)  # type: ignore[arg-type]
+    policy.ctx.use_ledger(ledger)
+    return policy, nc, ledger
 
 
 async def test_admitted_request_carries_its_admission() -> None:

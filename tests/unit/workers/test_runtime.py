@@ -3,18 +3,25 @@
 from __future__ import annotations
 
 import asyncio
+import time
 import types
+from functools import partial
 from typing import Any
 
 import pytest
 
+from infra.ledger import Ledger
 from schemas import subjects
 from schemas.control import IngressState
 from schemas.envelope import Reply
 from schemas.errors import ContentBlocked
 from schemas.events import EventType, RequestCompleted
-from schemas.governance import Admission, RateLimitStatus
+from schemas.governance import Admission, KeyDirectory, RateLimitStatus
 from schemas.wire import decode, encode
+from stages.governance.admission import Ask, admit
+from stages.governance.draft import Draft
+from stages.governance.scopes import Scope
+from tests.support.fake_kv import FakeKV
 from tests.support.fake_nats import NO_RESPONDERS, FakeNats, context, settled
 from tests.unit.schemas.test_events import RECEIVED, VERDICTS, make_envelope
 from workers import runtime
@@ -216,8 +223,30 @@ async def test_then_runs_however_the_request_ended() -> None:
     assert done == ["room"]
 
 
-async def test_a_governed_request_is_recorded_where_settlement_reads_and_answered_with_its_limits() -> None:
+async def test_a_governed_request_is_settled_where_it_ends_before_its_record_and_answer_leave() -> None:
     nc = FakeNats()
+    ctx = context(nc)
+    ledger = Ledger(FakeKV(), Draft)  # type: ignore[arg-type]
+    ctx.use_ledger(ledger)
+    ctx.key_directory = types.SimpleNamespace(get=KeyDirectory)  # type: ignore[assignment]
+    scope = Scope(key="key.k1", label="key.k1", level="key.k1", budget_nusd=10**9, period="month")
+    env = make_envelope(admission=Admission(scopes=["key.k1"], hold_nusd=5_000, hold_tokens=30),
+                        cost_usd="0.000001")
+    await ledger.apply("key.k1", partial(admit, scope=scope,
+                                         ask=Ask(env.request_id, 5_000, 30, expires_at=time.time() + 3600)))
+    stage = StageRuntime(ctx, "output_filter")
+    await stage.finish(env, status=200, body={"choices": []})
+    await settled(ctx, stage)
+    state = await ledger.read("key.k1")
+    assert state.holds == {} and state.spent_nusd == 1_000  # the actual cost, not the reservation
+    subjects_sent = [subject for subject, _ in nc.published]
+    assert subjects.event_subject("output_filter") in subjects_sent  # no second delivery to the ledger consumer
+    assert subjects.governed_event_subject("output_filter") not in subjects_sent
+    assert ctx.settler.settled == 1
+
+
+async def test_a_governed_request_whose_settlement_fails_here_is_left_to_the_ledger_consumer() -> None:
+    nc = FakeNats()  # no ledger bucket behind it: settling here fails
     ctx = context(nc)
     stage = StageRuntime(ctx, "output_filter")
     status = RateLimitStatus(limit_requests=10, remaining_requests=9, reset_requests_s=1.0)
