@@ -7,7 +7,7 @@ GW_BREAKERS key-value bucket: each target's circuit-breaker state, shared by eve
 GW_KEYS   key-value bucket: the virtual keys (``key.<id>``), watched by every process that authenticates.
 GW_LIMITS key-value bucket: team and tenant policies (``team.<id>``, ``tenant.<id>``), watched likewise.
 GW_LEDGER key-value bucket: each limited scope's spend, holds and rate window (``infra/ledger.py``).
-The ``ledger`` durable consumer: every request's record, settled on the ledger by the policy replicas.
+The ``ledger`` durable consumer: the records not settled where their request ended, settled by the policy replicas.
 """
 
 from __future__ import annotations
@@ -90,9 +90,10 @@ def sink_consumer() -> ConsumerConfig:
 
 
 def ledger_consumer() -> ConsumerConfig:
-    """The records of requests holding reservations (``gw.evt.governed.<stage>``), for settlement: one
-    durable shared by every policy replica (each record is settled by one of them), explicitly acked
-    once settled. New records only: what was recorded before the consumer existed held nothing."""
+    """The records of requests holding reservations that were not settled where they ended
+    (``gw.evt.governed.<stage>``), for settlement: one durable shared by every policy replica (each
+    record is settled by one of them), explicitly acked once settled. New records only: what was
+    recorded before the consumer existed held nothing."""
     return ConsumerConfig(
         durable_name=subjects.CONSUMER_LEDGER,
         deliver_policy=DeliverPolicy.NEW,

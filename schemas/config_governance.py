@@ -60,20 +60,22 @@ class LimitsSpec(_Strict):
 class AccessRules(_Strict):
     """What a key, team or tenant may reach (see ``schemas.governance.Access``).
 
-    ``require_tags``: every target the request is routed to must carry each tag (a provider's ``tags``;
-    a list-valued provider tag qualifies when it contains the value). ``providers``: the configured
+    ``require_tags``: every target the request is routed to must carry each tag with each value asked
+    (a provider's ``tags``; a list-valued provider tag qualifies when it contains every value asked:
+    ``compliance: [hipaa, soc2]``). ``providers``: the configured
     provider names allowed (empty: all). ``max_tokens``: a cap on the request's ``max_tokens`` /
     ``max_completion_tokens`` (a request above it, or without one, is refused). ``allow_unpriced``: a
     budgeted scope may use a model with no known price.
     """
 
-    require_tags: dict[str, str] = Field(default_factory=dict)
+    require_tags: dict[str, str | list[str]] = Field(default_factory=dict)
     providers: list[str] = Field(default_factory=list)
     max_tokens: int | None = Field(default=None, ge=1)
     allow_unpriced: bool = False
 
     def to_access(self) -> Access:
-        return Access(require_tags=dict(self.require_tags), providers=list(self.providers),
+        return Access(require_tags={k: list(v) if isinstance(v, list) else v for k, v in self.require_tags.items()},
+                      providers=list(self.providers),
                       max_tokens=self.max_tokens, allow_unpriced=self.allow_unpriced)
 
 

@@ -93,14 +93,15 @@ class Limits(Message, frozen=True, kw_only=True):
 class Access(Message, frozen=True, kw_only=True):
     """What a key, team or tenant may reach, beyond limits (tenant policy).
 
-    ``require_tags``: every target a request routes to must carry each tag (a provider's ``tags``; a
-    list-valued provider tag qualifies when it contains the value), e.g. ``{"region": "eu"}``.
+    ``require_tags``: every target a request routes to must carry each tag with each value asked (a
+    provider's ``tags``; a list-valued provider tag qualifies when it contains every value asked), e.g.
+    ``{"region": "eu", "compliance": ["hipaa", "soc2"]}``.
     ``providers``: the configured provider names allowed (empty: all). ``max_tokens``: a cap on the
     request's ``max_tokens`` (a larger one is refused). ``allow_unpriced``: a budgeted scope may use a
     model with no known price (its spend then is not counted, and the row says so).
     """
 
-    require_tags: dict[str, str] = {}
+    require_tags: dict[str, str | list[str]] = {}
     providers: list[str] = []
     max_tokens: int | None = None
     allow_unpriced: bool = False

@@ -87,8 +87,9 @@ class _Body(BaseModel):
 class AccessFields(_Body):
     """The access rules of a key, team or tenant (``schemas.governance.Access``)."""
 
-    require_tags: dict[str, str] | None = Field(
-        default=None, description="tags every provider a request routes to must carry, e.g. {\"region\": \"eu\"}")
+    require_tags: dict[str, str | list[str]] | None = Field(
+        default=None, description="tags every provider a request routes to must carry, each with every value "
+                                  "asked, e.g. {\"region\": \"eu\", \"compliance\": [\"hipaa\", \"soc2\"]}")
     providers: list[str] | None = Field(default=None, description="the provider names allowed (empty: all)")
     max_tokens: PositiveInt = Field(default=None, description="a cap on a request's max_tokens")
     allow_unpriced: bool | None = Field(default=None, description="a budgeted scope may use an unpriced model")

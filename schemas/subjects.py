@@ -19,9 +19,10 @@ RESP_FILTER_INSTANCE = "gw.resp.filter.inst"
 EVT_PREFIX = "gw.evt"
 EVT_ALL = "gw.evt.>"
 
-# The records of requests that hold ledger reservations (schemas/governance.py Admission.scopes):
-# gw.evt.governed.<stage>. Still under gw.evt.> for the sink; the settlement consumer takes only these,
-# so requests without limits cost it nothing.
+# The records of requests that hold ledger reservations (schemas/governance.py Admission.scopes) and
+# could not be settled where they ended (workers/settlement.py): gw.evt.governed.<stage>. Still under
+# gw.evt.> for the sink; the ledger consumer takes only these, so a request settled where it ended (the
+# normal case) or without limits costs it nothing.
 EVT_GOVERNED_ALL = "gw.evt.governed.>"
 
 # Control-plane events (breaker transitions, config versions), captured by GW_EVENTS too.

@@ -46,6 +46,20 @@ def _pairs(values: list[str] | None, flag: str) -> dict[str, str] | None:
     return out
 
 
+def _required_tags(values: list[str] | None) -> dict[str, str | list[str]] | None:
+    """``--require-tag K=V`` flags: a tag given twice asks for both values (``compliance=hipaa``,
+    ``compliance=soc2``: a provider tagged ``compliance: [hipaa, soc2]``)."""
+    if values is None:
+        return None
+    asked: dict[str, list[str]] = {}
+    for one in values:
+        for name, value in (_pairs([one], "--require-tag") or {}).items():
+            found = asked.setdefault(name, [])
+            if value not in found:
+                found.append(value)
+    return {name: found[0] if len(found) == 1 else found for name, found in asked.items()}
+
+
 def _when(epoch: float | None) -> str:
     if epoch is None:
         return "-"
@@ -63,7 +77,7 @@ def _common_fields(args: argparse.Namespace) -> dict[str, Any]:
     for name in (*LIMIT_FLAGS, *ACCESS_FLAGS):
         if getattr(args, name, None) is not None:
             fields[name] = getattr(args, name)
-    if (tags := _pairs(getattr(args, "require_tag", None), "--require-tag")) is not None:
+    if (tags := _required_tags(getattr(args, "require_tag", None))) is not None:
         fields["require_tags"] = tags
     if getattr(args, "providers", None) is not None:
         fields["providers"] = _csv(args.providers)
@@ -328,7 +342,8 @@ def _limit_flags(p: argparse.ArgumentParser, *, update: bool) -> None:
     p.add_argument("--tpm", type=int, help="tokens per minute")
     p.add_argument("--alert-at", type=float, help="soft threshold, a fraction of the budget (0.8)")
     p.add_argument("--require-tag", action="append", metavar="K=V",
-                   help="every provider a request routes to must carry this tag (repeatable)")
+                   help="every provider a request routes to must carry this tag (repeatable; a tag given "
+                        "twice asks for both values)")
     p.add_argument("--providers", help="the provider names allowed, comma-separated")
     p.add_argument("--max-tokens", type=int, help="a cap on a request's max_tokens")
     p.add_argument("--allow-unpriced", action=argparse.BooleanOptionalAction, default=None,

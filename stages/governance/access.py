@@ -3,8 +3,10 @@
 Merge rules (``merge_access``), over the levels that have rules (the key always; a team or tenant only
 when it has a policy):
 
-- ``require_tags``: the union. Two levels requiring different values of one tag is a conflict: no
-  target can qualify, and the request is refused (403 ``policy_denied``) naming both levels.
+- ``require_tags``: the union, value by value: two levels asking ``compliance: hipaa`` and
+  ``compliance: soc2`` need a target carrying both (``compliance: [hipaa, soc2]``). Values no target
+  can carry together (``region: eu`` and ``region: us``) leave no target: routing refuses the request
+  (403 ``policy_denied``), naming each target and what it lacks.
 - ``providers``: the intersection of the non-empty lists (an empty list allows every provider). An
   empty intersection is refused the same way.
 - ``max_tokens``: the smallest cap set.
@@ -12,8 +14,8 @@ when it has a policy):
   forbids: its budget, if any, must not be escaped by a model whose spend cannot be counted).
 
 Qualification (``disqualification``): a target qualifies when its provider is allowed and carries every
-required tag (a list-valued provider tag qualifies when it contains the value); otherwise the reason
-is short and names what was found and what is needed (``region=us, needs eu``).
+required tag with every value asked (a list-valued provider tag qualifies when it contains them all);
+otherwise the reason is short and names what was found and what is needed (``region=us, needs eu``).
 """
 
 from __future__ import annotations
@@ -42,11 +44,10 @@ def is_empty(access: Access) -> bool:
 def merge_access(levels: Iterable[tuple[str, Access]]) -> Access:
     """The effective access of the ``(who, rules)`` levels (``who``: ``"key 'k1'"``, for messages).
 
-    Raises ``PermissionDenied`` (403 ``policy_denied``) when the levels contradict each other so that
-    no target could ever qualify.
+    Raises ``PermissionDenied`` (403 ``policy_denied``) when the levels' provider lists have nothing in
+    common, so that no target could ever qualify.
     """
-    tags: dict[str, tuple[str, str]] = {}  # tag -> (value, who required it first)
-    conflicts: list[str] = []
+    tags: dict[str, list[str]] = {}  # tag -> the values asked, in the order the levels asked them
     providers: list[str] | None = None
     provider_rules: list[str] = []
     max_tokens: int | None = None
@@ -55,9 +56,8 @@ def merge_access(levels: Iterable[tuple[str, Access]]) -> Access:
     for who, access in levels:
         seen = True
         for tag, value in access.require_tags.items():
-            first = tags.setdefault(tag, (value, who))
-            if first[0] != value:
-                conflicts.append(f"{first[1]} requires {tag}={first[0]}, {who} requires {tag}={value}")
+            asked = tags.setdefault(tag, [])
+            asked.extend(v for v in tag_values(value) if v not in asked)
         if access.providers:
             providers = list(access.providers) if providers is None else [
                 p for p in providers if p in access.providers]
@@ -65,14 +65,22 @@ def merge_access(levels: Iterable[tuple[str, Access]]) -> Access:
         if access.max_tokens is not None:
             max_tokens = access.max_tokens if max_tokens is None else min(max_tokens, access.max_tokens)
         allow_unpriced = allow_unpriced and access.allow_unpriced
-    if conflicts:
-        raise PermissionDenied(f"No target can satisfy this request's policy: {'; '.join(conflicts)}.",
-                               code=POLICY_DENIED)
     if providers is not None and not providers:
         raise PermissionDenied(f"No provider is allowed by every policy that applies: {'; '.join(provider_rules)}.",
                                code=POLICY_DENIED)
-    return Access(require_tags={tag: value for tag, (value, _) in tags.items()}, providers=providers or [],
+    return Access(require_tags={tag: values[0] if len(values) == 1 else values for tag, values in tags.items()},
+                  providers=providers or [],
                   max_tokens=max_tokens, allow_unpriced=seen and allow_unpriced)
+
+
+def tag_values(value: TagValue) -> list[str]:
+    """A tag's values: a list-valued tag's, or the one value."""
+    return list(value) if isinstance(value, list) else [value]
+
+
+def show(value: TagValue) -> str:
+    """A tag's value as messages write it: ``eu``, ``[hipaa, soc2]``."""
+    return f"[{', '.join(value)}]" if isinstance(value, list) else value
 
 
 def effective_access(levels: Iterable[tuple[str, Access]]) -> Access | None:
@@ -105,13 +113,11 @@ def disqualification(access: Access, provider: str, tags: Mapping[str, TagValue]
     reasons: list[str] = []
     for tag, want in access.require_tags.items():
         have = tags.get(tag)
+        wanted = ", ".join(tag_values(want))
         if have is None:
-            reasons.append(f"no {tag} tag, needs {want}")
-        elif isinstance(have, list):
-            if want not in have:
-                reasons.append(f"{tag}=[{', '.join(have)}], needs {want}")
-        elif have != want:
-            reasons.append(f"{tag}={have}, needs {want}")
+            reasons.append(f"no {tag} tag, needs {wanted}")
+        elif any(w not in tag_values(have) for w in tag_values(want)):
+            reasons.append(f"{tag}={show(have)}, needs {wanted}")
     return "; ".join(reasons) or None
 
 
@@ -119,7 +125,7 @@ def describe(access: Access) -> str:
     """The rules routing keeps to, for messages: ``requires region=eu; providers: a, b``."""
     parts = []
     if access.require_tags:
-        parts.append("requires " + ", ".join(f"{k}={v}" for k, v in access.require_tags.items()))
+        parts.append("requires " + ", ".join(f"{k}={show(v)}" for k, v in access.require_tags.items()))
     if access.providers:
         parts.append("providers: " + ", ".join(access.providers))
     return "; ".join(parts) or "no routing rule"

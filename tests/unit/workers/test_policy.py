@@ -142,6 +142,9 @@ def access_index(config: GatewayConfig) -> dict[str, Access | str | None]:
     return {key.id: access_of(directory, key) for key in directory.keys()}
 
 
+TWO_PROVIDERS = {"p": {"type": "openai", "base_url": "http://p/v1"}, "q": {"type": "openai", "base_url": "http://q/v1"}}
+
+
 def governed_config(key_access: dict[str, Any], team: str = "", **extra: Any) -> GatewayConfig:
     return make_config(keys=[{"id": "k1", "key_sha256": hash_api_key(KEY), "tenant": "acme", "team": team,
                               "access": key_access}], **extra)
@@ -153,9 +156,9 @@ def test_access_index_merges_key_team_and_tenant_once_per_version() -> None:
         "teams": {"ml": {"access": {"max_tokens": 200}}}})
     assert access_index(config) == {"k1": Access(require_tags={"region": "eu"}, max_tokens=200)}
     assert access_index(make_config()) == {"k1": None}
-    conflicting = governed_config({"require_tags": {"region": "us"}}, governance={
-        "tenants": {"acme": {"access": {"require_tags": {"region": "eu"}}}}})
-    assert "key 'k1' requires region=us, tenant 'acme' requires region=eu" in str(access_index(conflicting)["k1"])
+    disjoint = governed_config({"providers": ["p"]}, providers=TWO_PROVIDERS, governance={
+        "tenants": {"acme": {"access": {"providers": ["q"]}}}})
+    assert "key 'k1' allows p; tenant 'acme' allows q" in str(access_index(disjoint)["k1"])
 
 
 def test_unknown_provider_in_access_rules_is_refused_at_load() -> None:
@@ -208,9 +211,19 @@ async def test_within_the_cap_goes_on_unchanged() -> None:
     assert subject == subjects.REQ_ROUTE and decode(payload, Envelope).body["max_tokens"] == 100
 
 
-async def test_contradicting_rules_are_a_403_policy_denied() -> None:
+async def test_two_levels_asking_two_values_of_a_tag_route_with_both_required() -> None:
     policy, nc = policy_of(governed_config({"require_tags": {"region": "us"}}, governance={
         "tenants": {"acme": {"access": {"require_tags": {"region": "eu"}}}}}))
+    await policy.work(make_envelope("hi"), time.perf_counter())
+    [(subject, payload)] = nc.published
+    access = decode(payload, Envelope).access
+    assert subject == subjects.REQ_ROUTE and access is not None
+    assert access.require_tags == {"region": ["us", "eu"]}  # routing refuses it if no target carries both
+
+
+async def test_disjoint_provider_lists_are_a_403_policy_denied() -> None:
+    policy, nc = policy_of(governed_config({"providers": ["p"]}, providers=TWO_PROVIDERS, governance={
+        "tenants": {"acme": {"access": {"providers": ["q"]}}}}))
     await policy.work(make_envelope("hi"), time.perf_counter())
     reply = orjson.loads(dict(nc.published)["gw.reply.test"])
     assert (reply["status"], reply["error"]["type"], reply["error"]["code"]) == (403, "permission_error",

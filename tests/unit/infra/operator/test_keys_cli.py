@@ -22,6 +22,14 @@ def test_create_flags() -> None:
     assert (req.providers, req.max_tokens, req.allow_unpriced) == (["p1", "p2"], 512, True)
 
 
+def test_a_tag_required_twice_asks_for_both_values() -> None:
+    args = build_parser().parse_args([
+        "keys", "create", "--tenant", "acme", "--require-tag", "compliance=hipaa", "--require-tag", "region=eu",
+        "--require-tag", "compliance=soc2", "--require-tag", "compliance=hipaa"])
+    req = _model(KeyCreate, _key_fields(args))
+    assert req.require_tags == {"compliance": ["hipaa", "soc2"], "region": "eu"}
+
+
 def test_update_gives_only_what_was_typed_and_clear_nulls() -> None:
     args = build_parser().parse_args(["keys", "update", "k1", "--name", "n", "--clear", "rpm",
                                       "--clear", "budget-usd", "--revision", "4"])

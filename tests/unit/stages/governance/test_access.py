@@ -30,13 +30,24 @@ def test_require_tags_are_the_union_of_every_level() -> None:
     assert merged.require_tags == {"region": "eu", "compliance": "hipaa"}
 
 
-def test_conflicting_tag_values_refuse_naming_both_levels() -> None:
-    with pytest.raises(PermissionDenied) as raised:
-        merge_access([("key 'k'", Access(require_tags={"region": "eu"})),
-                      ("tenant 't'", Access(require_tags={"region": "us"}))])
-    error = raised.value
-    assert (error.status_code, error.type, error.code) == (403, "permission_error", "policy_denied")
-    assert "key 'k' requires region=eu" in error.message and "tenant 't' requires region=us" in error.message
+def test_two_values_of_one_tag_are_both_required() -> None:
+    merged = merge_access([("key 'k'", Access(require_tags={"compliance": "hipaa", "region": "eu"})),
+                           ("team 'x'", Access(require_tags={"compliance": ["soc2", "hipaa"]})),
+                           ("tenant 't'", Access(require_tags={"region": "eu"}))])
+    assert merged.require_tags == {"compliance": ["hipaa", "soc2"], "region": "eu"}  # in the order asked
+    assert disqualification(merged, "p", {"compliance": ["soc2", "hipaa", "iso"], "region": "eu"}) is None
+    assert disqualification(merged, "p", {"compliance": ["hipaa"], "region": "eu"}) == (
+        "compliance=[hipaa], needs hipaa, soc2")
+
+
+def test_values_no_target_can_carry_together_leave_no_target() -> None:
+    merged = merge_access([("key 'k'", Access(require_tags={"region": "eu"})),
+                           ("tenant 't'", Access(require_tags={"region": "us"}))])
+    assert merged.require_tags == {"region": ["eu", "us"]}
+    assert disqualification(merged, "p", {"region": "eu"}) == "region=eu, needs eu, us"
+    error = no_qualifying_target("gpt", merged, {"p/gpt": "region=eu, needs eu, us"})
+    assert (error.status_code, error.code) == (403, "policy_denied")
+    assert "requires region=[eu, us]" in error.message
 
 
 def test_providers_are_the_intersection_of_the_non_empty_lists() -> None:
