@@ -24,6 +24,7 @@ import orjson
 from nats.aio.msg import Msg
 
 from infra import bootstrap
+from infra.key_directory import LiveKeyDirectory
 from infra.logs import setup_logging
 from infra.tasks import cancel
 from schemas import subjects
@@ -100,22 +101,43 @@ async def serve(name: str, stages: Sequence[str]) -> None:
     await stop.wait()
     log.info("%s stopping", name)
     await cancel(stats)
-    for worker in workers:  # take nothing new; finish what is in hand
-        await worker.drain()
+    try:
+        await asyncio.wait_for(shut_down(ctx, workers), SHUTDOWN_WITHIN_S)
+    except TimeoutError:
+        # a step waited on a broker that is gone (its parent was killed with it): what this process
+        # still holds is unacked and comes back to another one; nothing here is worth waiting longer for
+        log.warning("%s: stopping took over %.0fs; exiting now", name, SHUTDOWN_WITHIN_S)
+        logging.shutdown()
+        os._exit(0)
+
+
+SHUTDOWN_WITHIN_S = 12.0
+"""The whole shutdown's bound (the supervisor's own stop waits longer before it kills)."""
+
+
+async def shut_down(ctx: WorkerContext, workers: list[Worker]) -> None:
+    """Take nothing new, finish what is in hand (unless the broker is gone: then it cannot be finished
+    and is redelivered elsewhere), stop every part."""
+    nc = ctx.nc
+    if nc.is_connected:
+        for worker in workers:
+            await worker.drain()
+    else:
+        log.info("%s: the broker is gone; what is in hand will be redelivered", ctx.name)
     for worker in workers:
         await worker.cleanup()
     await ctx.load.stop()
-    with contextlib.suppress(Exception):
-        await asyncio.wait_for(nc.drain(), timeout=5)
+    if nc.is_connected:
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(nc.drain(), timeout=5)
     await ctx.stop()
-    # The broker may be gone already (its parent was killed): a watcher's close can then wait on a
-    # reconnection that never comes. Each stop gets a bound; the process ends either way.
-    if keys is not None:
-        await stop_within(keys.stop(), "key directory")
-    if live is not None:
-        await stop_within(live.stop(), "live config")
+    # A watcher's close can wait on a reconnection that never comes: each stop gets a bound.
+    if isinstance(ctx.key_directory, LiveKeyDirectory):
+        await stop_within(ctx.key_directory.stop(), "key directory")
+    if ctx.live_config is not None:
+        await stop_within(ctx.live_config.stop(), "live config")
     with contextlib.suppress(Exception):
-        await broker.stop()
+        await stop_within(ctx.broker.stop(), "broker connection")
 
 
 STOP_WITHIN_S = 3.0
