@@ -34,7 +34,8 @@ def _replicas(values: list[str]) -> dict[str, int]:
 
 
 def cmd_up(args: argparse.Namespace) -> int:
-    from infra.operator.supervisor import STAGES, up
+    from infra.child_env import STAGES
+    from infra.operator.supervisor import up
 
     overrides: dict[str, Any] = {}
     if args.config:
