@@ -97,3 +97,16 @@ def child_env(kind: str, config: GatewayConfig, environ: Mapping[str, str]) -> d
         for name, default in PRESIDIO.items():
             env[name] = environ.get(name, default)
     return env
+
+
+def secrets_not_given(config: GatewayConfig, started: GatewayConfig,
+                      environ: Mapping[str, str]) -> dict[str, list[str]]:
+    """Per stage, the variables ``config`` references that the processes started with ``started`` (their
+    environment built from ``environ``) do not have: missing from ``environ``, or referenced only since."""
+    lacking: dict[str, list[str]] = {}
+    for stage, names in sorted(referenced_secrets(config).items()):
+        given = child_env(stage, started, environ)
+        missing = sorted(name for name in names if not given.get(name))
+        if missing:
+            lacking[stage] = missing
+    return lacking

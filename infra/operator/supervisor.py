@@ -49,8 +49,8 @@ from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 
 from infra import jetstream, nats_connect
-from infra.bootstrap import check_config, load_config
-from infra.child_env import STAGES, child_env
+from infra.bootstrap import check_config, load_config, parse_config_text
+from infra.child_env import STAGES, child_env, secrets_not_given
 from infra.children import spawn
 from infra.config import ConfigError, version_of
 from infra.config_store import fetch_active, publish_config
@@ -170,6 +170,7 @@ class Supervisor:
     async def run(self) -> int:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self.config = load_config(self.settings.config)  # the children's environments are built from it
+        self._warn_secrets_not_given(self.config, "")
         self.settings.sealing_key()  # create the envelope key once, before any worker races for it
         nats_url = self.settings.nats_url
         if not nats_url:
@@ -271,6 +272,14 @@ class Supervisor:
                   flush=True)
             return
         print(f"gateway: config {version} applied from {path} (was {current})", flush=True)
+        self._warn_secrets_not_given(parse_config_text(text, str(path)),
+                                     " (a new secret needs a restart of gateway up)")
+
+    def _warn_secrets_not_given(self, config: GatewayConfig, why: str) -> None:
+        """Say which referenced secrets the stage processes do not have (their targets fail until restarted)."""
+        for stage, names in secrets_not_given(config, self.config, os.environ).items():
+            print(f"gateway: the {stage} processes do not have {', '.join(names)}, referenced in the config{why}",
+                  file=sys.stderr, flush=True)
 
     def _start_nats(self) -> EmbeddedNats:
         return start_nats(self.data_dir / "nats", self.settings.nats_port, log_file=self.data_dir / "nats-server.log",

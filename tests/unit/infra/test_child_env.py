@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from infra.child_env import KINDS, STAGES, child_env, settings_variables
+from infra.child_env import KINDS, STAGES, child_env, secrets_not_given, settings_variables
 from schemas.config import GatewayConfig
 
 CONFIG = GatewayConfig.model_validate({
@@ -103,3 +103,14 @@ def test_settings_variables_are_derived_from_the_settings_model() -> None:
 def test_an_unknown_kind_is_refused() -> None:
     with pytest.raises(ValueError, match="unknown child kind"):
         child_env("workers", CONFIG, ENVIRON)
+
+
+def test_secrets_not_given_at_start_and_after_a_change() -> None:
+    environ = {k: v for k, v in ENVIRON.items() if k != "AWS_SECRET"}
+    assert secrets_not_given(CONFIG, CONFIG, environ) == {"provider": ["AWS_SECRET"]}
+    assert secrets_not_given(CONFIG, CONFIG, ENVIRON) == {}
+    changed = CONFIG.model_copy(update={"providers": {
+        **CONFIG.providers,
+        "new": CONFIG.providers["openai"].model_copy(update={"api_key": "env:UNRELATED_SECRET"})}})
+    # set in the supervisor's environment, but no running process was given it
+    assert secrets_not_given(changed, CONFIG, ENVIRON) == {"provider": ["UNRELATED_SECRET"]}
