@@ -13,6 +13,7 @@ import subprocess
 import sys
 import sysconfig
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -72,8 +73,10 @@ class EmbeddedNats:
                 self.process.wait()
 
 
-def start_nats(store_dir: Path, port: int | None = None, log_file: Path | None = None) -> EmbeddedNats:
-    """Start nats-server with JetStream on 127.0.0.1 and wait until it accepts connections."""
+def start_nats(store_dir: Path, port: int | None = None, log_file: Path | None = None,
+               env: Mapping[str, str] | None = None) -> EmbeddedNats:
+    """Start nats-server with JetStream on 127.0.0.1 and wait until it accepts connections; ``env``, its
+    environment (default: this process's; ``gateway up`` passes ``infra.child_env``'s)."""
     port = port or free_port()
     store_dir.mkdir(parents=True, exist_ok=True)
     conf = store_dir / "nats-server.conf"
@@ -86,9 +89,9 @@ def start_nats(store_dir: Path, port: int | None = None, log_file: Path | None =
     # with the gateway's own processes, a second one spun for work and cost more CPU than it saved
     # (measured 2026-12-03 on 2 cores: -23 % of nats-server's CPU per request at 20 req/s, -33 % at
     # saturation, with higher throughput).
-    env = dict(os.environ)
-    env.setdefault("GOMAXPROCS", os.environ.get("GATEWAY_NATS_GOMAXPROCS", "1"))
-    process = spawn([nats_server_binary(), "--config", str(conf)], env=env, log_path=log_file)
+    child_env = dict(os.environ if env is None else env)
+    child_env.setdefault("GOMAXPROCS", os.environ.get("GATEWAY_NATS_GOMAXPROCS", "1"))
+    process = spawn([nats_server_binary(), "--config", str(conf)], env=child_env, log_path=log_file)
     deadline = time.monotonic() + 10
     while True:
         if process.poll() is not None:

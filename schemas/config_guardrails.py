@@ -11,7 +11,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from schemas.guardrails import GuardrailSpec
-from schemas.secret_refs import check_secret_ref
+from schemas.secret_refs import REDACTION_SECRET
 
 
 class _Strict(BaseModel):
@@ -90,15 +90,10 @@ class Redaction(_Strict):
     mask_char: str = Field(default="*", min_length=1, max_length=1)
     mask_keep_last: int = Field(
         default=4, ge=0, description="letters/digits left visible at the end of a masked value (at most half)")
-    hash_salt: str | None = Field(
+    hash_salt: REDACTION_SECRET = Field(
         default=None, description="env:NAME of the salt; default: derived from the gateway's sealing key")
     restore: bool = True
     custom: list[CustomRecognizer] = Field(default_factory=list)
-
-    @field_validator("hash_salt")
-    @classmethod
-    def _salt_is_a_reference(cls, value: str | None) -> str | None:
-        return check_secret_ref(value)
 
     @field_validator("allow_patterns")
     @classmethod

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from schemas.secret_refs import check_secret_ref
+from schemas.secret_refs import PROVIDER_SECRET
 
 
 class _Strict(BaseModel):
@@ -24,7 +24,7 @@ TagValue = str | list[str]
 
 class _ProviderBase(_Strict):
     base_url: str
-    api_key: str | None = None
+    api_key: PROVIDER_SECRET = None
     headers: dict[str, str] = Field(default_factory=dict)
     connect_timeout_s: float = Field(default=5.0, gt=0)
     read_timeout_s: float = Field(default=120.0, gt=0)
@@ -32,11 +32,6 @@ class _ProviderBase(_Strict):
         default_factory=dict,
         description="what the provider is, for tenant policy: a key, team or tenant may require tags "
                     "(``Access.require_tags``), e.g. ``{region: eu, compliance: [hipaa, soc2]}``")
-
-    @field_validator("api_key")
-    @classmethod
-    def _secret_is_a_reference(cls, value: str | None) -> str | None:
-        return check_secret_ref(value)
 
 
 OPENAI_COMPATIBLE_DEFAULT_URLS: dict[str, str] = {
@@ -100,14 +95,9 @@ class BedrockProvider(_ProviderBase):
     type: Literal["bedrock"]
     region: str = Field(min_length=1)
     base_url: str = ""
-    access_key_id: str | None = None
-    secret_access_key: str | None = None
-    session_token: str | None = None
-
-    @field_validator("access_key_id", "secret_access_key", "session_token")
-    @classmethod
-    def _secret_refs(cls, value: str | None) -> str | None:
-        return check_secret_ref(value)
+    access_key_id: PROVIDER_SECRET = None
+    secret_access_key: PROVIDER_SECRET = None
+    session_token: PROVIDER_SECRET = None
 
 
 ProviderConfig = Annotated[

@@ -214,8 +214,10 @@ class ConfigInvalid(GatewayError):
 
     Met while validating a config (``gateway config check``, ``gateway config apply``, hot reload), the message
     names the bad path and the config is refused; the old one stays. Never a caller's mistake: met while
-    serving a request it is the gateway's, 500. Not a ``ValueError``: no pydantic validator raises one
-    (the loader turns pydantic's errors into a ``ConfigError`` after validating)."""
+    serving a request it is the gateway's, 500 (e.g. ``provider_secret_missing``: a provider's ``env:``
+    variable not set in the provider process, which then tries the next target). Not a ``ValueError``:
+    no pydantic validator raises one (the loader turns pydantic's errors into a ``ConfigError`` after
+    validating)."""
 
     status_code = 500
     type = "api_error"

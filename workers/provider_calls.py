@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import logging
 import os
 import time
 from collections.abc import AsyncIterator, Callable
@@ -26,6 +27,7 @@ from schemas.config import BedrockProvider, GatewayConfig, ProviderConfig
 from schemas.envelope import Envelope
 from schemas.errors import (
     AllTargetsFailed,
+    ConfigInvalid,
     DeadlineExceeded,
     GatewayError,
     ProviderError,
@@ -36,28 +38,45 @@ from schemas.errors import (
 )
 from schemas.events import CallAttempt
 from schemas.routing import PlannedTarget
+from schemas.secret_refs import variable_of
 from stages.health import Outcome, classify
 from stages.providers.base import ProviderAdapter, StreamDecoder, StreamParser
 from stages.providers.embeddings import embeddings_request, embeddings_response
 from stages.providers.registry import adapter_for
 from stages.retry import RetryBudget
 
+log = logging.getLogger("gateway.provider")
 
-def resolve_secret(ref: str | None) -> str | None:
-    """``env:NAME`` → the variable's value. Only the provider stage ever calls this."""
+
+def resolve_secret(ref: str | None, where: str) -> str | None:
+    """``env:NAME`` → the variable's value. Only the provider stage ever calls this (``gateway up`` gives
+    the referenced variables to its processes only). A variable that is not set, or empty, is an error
+    naming it (``where``: the config path): this target cannot serve, the next one may."""
     if ref is None:
         return None
-    name = ref.removeprefix("env:")
-    return os.environ.get(name) or None
+    name = variable_of(ref)
+    value = os.environ.get(name)
+    if not value:
+        error = ConfigInvalid(
+            f"{where} references the environment variable {name}, which is not set in this provider process; "
+            "set it and restart `gateway up` (a process keeps the environment it started with: a config "
+            "change cannot give it a new variable)", code=SECRET_MISSING)
+        if where not in _missing_logged:  # the caller sees only the code: say it once in the log
+            _missing_logged.add(where)
+            log.error("%s", error.message)
+        raise error
+    return value
 
 
-def provider_credentials(provider: ProviderConfig) -> dict[str, str] | None:
+_missing_logged: set[str] = set()
+
+
+def provider_credentials(provider: ProviderConfig, name: str) -> dict[str, str] | None:
     """Credentials beyond one API key (AWS keys for SigV4), resolved; None for other providers."""
     if not isinstance(provider, BedrockProvider):
         return None
-    resolved = {"access_key_id": resolve_secret(provider.access_key_id),
-                "secret_access_key": resolve_secret(provider.secret_access_key),
-                "session_token": resolve_secret(provider.session_token)}
+    resolved = {key: resolve_secret(getattr(provider, key), f"providers.{name}.{key}")
+                for key in ("access_key_id", "secret_access_key", "session_token")}
     return {k: v for k, v in resolved.items() if v}
 
 
@@ -130,7 +149,8 @@ class NoOutcomes:
 
 
 # Raised without a provider status, meaning "this target cannot serve this request": try the next.
-_CANNOT_SERVE = {"provider_unsupported"}
+SECRET_MISSING = "provider_secret_missing"
+_CANNOT_SERVE = {"provider_unsupported", SECRET_MISSING}
 
 ConfigFor = Callable[[Envelope], GatewayConfig]
 """The config a request was planned with (hot reload: an in-flight request keeps its version)."""
@@ -248,12 +268,13 @@ class ProviderCaller:
     async def _attempt(self, envelope: Envelope, target: PlannedTarget, provider: ProviderConfig,
                        adapter: ProviderAdapter, stream: bool, remaining: float) -> CallResult:
         embeddings = envelope.endpoint == "embeddings"
-        api_key = resolve_secret(provider.api_key)
+        api_key = resolve_secret(provider.api_key, f"providers.{target.provider}.api_key")
         if embeddings:
             call = embeddings_request(provider, target.model, envelope.body, api_key=api_key)
         else:
+            credentials = provider_credentials(provider, target.provider)
             call = adapter.to_provider_request(provider, target.model, envelope.body, stream=stream,
-                                               api_key=api_key, credentials=provider_credentials(provider))
+                                               api_key=api_key, credentials=credentials)
         headers = {"user-agent": USER_AGENT, **call.headers, "content-type": "application/json"}
         read_timeout = min(provider.read_timeout_s, remaining, target.timeout_s or remaining)
         timeout = httpx.Timeout(read_timeout, connect=min(provider.connect_timeout_s, read_timeout))

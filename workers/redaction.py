@@ -56,7 +56,9 @@ def resolve_salt(ref: str | None, default: bytes) -> bytes:
     name = ref.removeprefix("env:")
     value = os.environ.get(name)
     if not value:
-        raise ValueError(f"redaction.hash_salt: environment variable {name} is not set")
+        raise ValueError(f"redaction.hash_salt: environment variable {name} is not set in this redaction process; "
+                         "set it and restart `gateway up` (a config change cannot give a running process a new "
+                         "variable)")
     return value.encode()
 
 

@@ -18,6 +18,12 @@ workers after loading their models and subscribing; ingress once it sees a live 
 ``gateway up`` prints ``gateway ready`` when all have, and writes the children's PIDs to
 ``<data_dir>/pids.json``.
 
+Environment: no child inherits this process's. Each starts with what its kind needs
+(``infra/child_env.py``): provider credentials named by the config's ``env:`` references only in the
+processes that run the provider stage (both ``workers.host`` in the hosted layout, the provider processes in
+the split layout), ``CLICKHOUSE_URL`` only in the sink, the admin key's hash only in ingress. A config
+change cannot give a running process a new variable: a newly referenced secret needs a restart.
+
 Config (hot reload): the config file is the source of truth under ``gateway up``. Before any worker
 starts, its text is published to the ``GW_CONFIG`` KV bucket (overwriting whatever an earlier
 ``gateway config apply`` pushed); then the file is polled every second (mtime and size, then the
@@ -43,15 +49,16 @@ from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 
 from infra import jetstream, nats_connect
-from infra.bootstrap import check_config, load_config
+from infra.bootstrap import check_config, load_config, parse_config_text
+from infra.child_env import STAGES, child_env, secrets_not_given
 from infra.children import spawn
 from infra.config import ConfigError, version_of
 from infra.config_store import fetch_active, publish_config
 from infra.nats_server import EmbeddedNats, start_nats, wait_for_port
 from infra.settings import Settings
 from schemas import subjects
+from schemas.config import GatewayConfig
 
-STAGES = ("redaction", "policy", "routing", "provider", "output_filter")
 LAYOUTS = ("hosted", "split")
 DEFAULT_REPLICAS = 2
 READY_TIMEOUT_S = 120.0
@@ -105,6 +112,7 @@ class Supervisor:
     children: list[Child] = field(default_factory=list)
     nats: EmbeddedNats | None = None
     stopping: bool = False
+    config: GatewayConfig = field(default_factory=GatewayConfig)  # the file at start (run)
     config_poll_s: float = 1.0
     _config_signature: tuple[int, int, int] | None = None
     _nats_backoff_s: float = 0.0
@@ -114,25 +122,25 @@ class Supervisor:
     def data_dir(self) -> Path:
         return self.settings.data_dir.resolve()
 
-    def _env(self, nats_url: str) -> dict[str, str]:
-        env = dict(os.environ)
-        env["NATS_URL"] = nats_url
-        env["GATEWAY_CONFIG"] = str(self.settings.config.resolve())
-        env["GATEWAY_DATA_DIR"] = str(self.data_dir)
-        env["GATEWAY_HOST"] = self.settings.host
-        env["GATEWAY_PORT"] = str(self.settings.port)
-        env.setdefault("TLDEXTRACT_PUBLIC_SUFFIX_LIST_URLS", "")
+    def _env(self, kind: str, config: GatewayConfig, nats_url: str) -> dict[str, str]:
+        """A child's environment: what its kind needs (``infra/child_env.py``), and where to find the rest."""
+        env = child_env(kind, config, os.environ)
+        if kind != "mock_provider":
+            env["NATS_URL"] = nats_url
+            env["GATEWAY_CONFIG"] = str(self.settings.config.resolve())
+            env["GATEWAY_DATA_DIR"] = str(self.data_dir)
+            env["GATEWAY_HOST"] = self.settings.host
+            env["GATEWAY_PORT"] = str(self.settings.port)
         return env
 
     def _plan(self, nats_url: str) -> list[Child]:
-        config = load_config(self.settings.config)
-        env = self._env(nats_url)
+        config = self.config
         logs = self.data_dir / "logs"
         logs.mkdir(parents=True, exist_ok=True)
         py = sys.executable
 
         def child(name: str, *args: str) -> Child:
-            return Child(name, [py, *args], env, logs / f"{name}.log")
+            return Child(name, [py, *args], self._env(name.split(".")[0], config, nats_url), logs / f"{name}.log")
 
         plan: list[Child] = []
         if config.mock_provider.enabled:
@@ -161,6 +169,8 @@ class Supervisor:
 
     async def run(self) -> int:
         self.data_dir.mkdir(parents=True, exist_ok=True)
+        self.config = load_config(self.settings.config)  # the children's environments are built from it
+        self._warn_secrets_not_given(self.config, "")
         self.settings.sealing_key()  # create the envelope key once, before any worker races for it
         nats_url = self.settings.nats_url
         if not nats_url:
@@ -262,9 +272,18 @@ class Supervisor:
                   flush=True)
             return
         print(f"gateway: config {version} applied from {path} (was {current})", flush=True)
+        self._warn_secrets_not_given(parse_config_text(text, str(path)),
+                                     " (a new secret needs a restart of gateway up)")
+
+    def _warn_secrets_not_given(self, config: GatewayConfig, why: str) -> None:
+        """Say which referenced secrets the stage processes do not have (their targets fail until restarted)."""
+        for stage, names in secrets_not_given(config, self.config, os.environ).items():
+            print(f"gateway: the {stage} processes do not have {', '.join(names)}, referenced in the config{why}",
+                  file=sys.stderr, flush=True)
 
     def _start_nats(self) -> EmbeddedNats:
-        return start_nats(self.data_dir / "nats", self.settings.nats_port, log_file=self.data_dir / "nats-server.log")
+        return start_nats(self.data_dir / "nats", self.settings.nats_port, log_file=self.data_dir / "nats-server.log",
+                          env=child_env("nats-server", self.config, os.environ))
 
     def _announce_back(self, pid: int) -> None:
         """A child says it serves (again, after a restart: say so, with how long it took)."""

@@ -13,9 +13,10 @@ import pytest
 
 from schemas.config import GatewayConfig
 from schemas.envelope import Envelope
+from schemas.errors import ConfigInvalid
 from schemas.wire import replace
 from stages.routing import RequestFacts, Router
-from workers.provider_calls import CallFailed, ProviderCaller
+from workers.provider_calls import CallFailed, ProviderCaller, resolve_secret
 
 OK = {"id": "c1", "object": "chat.completion", "created": 1, "model": "m",
       "choices": [{"index": 0, "message": {"role": "assistant", "content": "hi"}, "finish_reason": "stop"}],
@@ -317,3 +318,43 @@ async def test_a_client_error_is_neutral_for_the_breaker() -> None:
             lambda r: httpx.Response(400, json={"error": {"message": "bad"}})), recorder).call(envelope(cfg),
                                                                                            stream=False)
     assert recorder.events[-1][2] == "neutral"
+
+
+def _with_key(cfg: GatewayConfig, provider: str, ref: str) -> GatewayConfig:
+    data = cfg.model_dump()
+    data["providers"][provider]["api_key"] = ref
+    return GatewayConfig.model_validate(data)
+
+
+async def test_the_key_a_provider_references_is_read_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    cfg = _with_key(config(["a"]), "a", "env:GW_UNIT_PROVIDER_KEY")
+    monkeypatch.setenv("GW_UNIT_PROVIDER_KEY", "sk-from-env")
+    seen: list[str | None] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request.headers.get("authorization"))
+        return httpx.Response(200, json=OK)
+
+    await caller(cfg, handler).call(envelope(cfg), stream=False)
+    assert seen == ["Bearer sk-from-env"]
+
+
+async def test_a_missing_key_variable_names_it_and_asks_for_a_restart(monkeypatch: pytest.MonkeyPatch,
+                                                                      caplog: pytest.LogCaptureFixture) -> None:
+    cfg = _with_key(config(["a", "b"]), "a", "env:GW_UNIT_MISSING_KEY")
+    monkeypatch.delenv("GW_UNIT_MISSING_KEY", raising=False)
+    seen: list[str] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request.url.host)
+        return httpx.Response(200, json=OK)
+
+    result = await caller(cfg, handler).call(envelope(cfg), stream=False)
+    assert seen == ["b.test"] and result.target.provider == "b"  # a cannot serve, and is not retried
+    assert [a.code for a in result.attempts[:1]] == ["provider_secret_missing"]
+
+    with pytest.raises(ConfigInvalid) as missing:
+        resolve_secret("env:GW_UNIT_MISSING_KEY", "providers.a.api_key")
+    message = missing.value.message
+    assert "providers.a.api_key" in message and "GW_UNIT_MISSING_KEY" in message and "restart" in message
+    assert [r.getMessage() for r in caplog.records if r.name == "gateway.provider"] == [message]  # logged once

@@ -1,0 +1,112 @@
+"""The environment each of ``gateway up``'s children starts with: what it needs, nothing more.
+
+No child inherits the supervisor's environment. Every one gets the basics a process needs to run
+(``BASE``: ``PATH``, ``HOME``, the locale, the time zone, the temporary directory, the loader path);
+Python children also ``PYTHON*`` and ``OTEL_*``; the gateway's own processes the settings variables
+``infra/settings.py`` reads (derived from ``Settings``, not guessed), except the three that belong to one
+role only (``RESTRICTED``: the envelope key to redaction and the output filter, the admin key's hash to
+ingress, ``CLICKHOUSE_URL`` to the sink); nats-server the Go runtime's (``GO_RUNTIME``).
+
+Secrets: a process gets the variables that the config's ``env:NAME`` references name only for the stages
+it runs (``schemas.secret_refs.referenced_secrets``: a provider credential to the provider stage, the
+hash salt to redaction). In the hosted layout each ``workers.host`` process runs every stage, provider
+included; in the split layout only the provider processes get provider credentials. Ingress, the sink,
+nats-server and the mock provider get none, and a name referenced as a secret is taken out of every
+other process's environment even where the lists above would pass it.
+
+The environment is fixed when a process starts: a config change (hot reload) that references a new
+variable reaches no running process. Restart ``gateway up`` with the variable set.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from pydantic import AliasChoices
+
+from infra.settings import Settings
+from schemas.config import GatewayConfig
+from schemas.secret_refs import referenced_secrets
+
+STAGES = ("redaction", "policy", "routing", "provider", "output_filter")
+KINDS = ("nats-server", "mock_provider", "sink", "ingress", "stages", *STAGES)
+"""What a child is: nats-server, the mock provider, the sink, ingress, a ``workers.host`` (``stages``,
+every stage) or one stage's process (split layout)."""
+
+BASE = ("PATH", "HOME", "USER", "LOGNAME", "LANG", "LANGUAGE", "TZ", "TMPDIR", "TMP", "TEMP", "LD_LIBRARY_PATH")
+BASE_PREFIXES = ("LC_",)
+PYTHON_PREFIXES = ("PYTHON", "OTEL_")
+GO_RUNTIME = ("GOMAXPROCS", "GOMEMLIMIT", "GOGC", "GODEBUG", "GOTRACEBACK")
+PRESIDIO = {"TLDEXTRACT_PUBLIC_SUFFIX_LIST_URLS": ""}
+"""Set for the stages that load presidio (never go online for the public suffix list), default given."""
+RESTRICTED: dict[str, frozenset[str]] = {
+    "GATEWAY_ENVELOPE_KEY": frozenset({"redaction", "output_filter"}),
+    "GATEWAY_ADMIN_KEY_SHA256": frozenset({"ingress"}),
+    "CLICKHOUSE_URL": frozenset({"sink"}),
+    "GATEWAY_CLICKHOUSE_URL": frozenset({"sink"}),
+}
+"""Settings variables that only these roles (a stage, ``ingress`` or ``sink``) read."""
+
+
+def roles_of(kind: str) -> frozenset[str]:
+    """The roles a child of this kind plays: the stages it runs, or ``ingress``, ``sink``, ..."""
+    if kind not in KINDS:
+        raise ValueError(f"unknown child kind {kind!r}; one of {KINDS}")
+    return frozenset(STAGES) if kind == "stages" else frozenset({kind})
+
+
+def settings_variables() -> frozenset[str]:
+    """Every variable ``Settings`` reads (upper case: pydantic-settings matches names case-insensitively)."""
+    prefix = str(Settings.model_config.get("env_prefix", ""))
+    names: set[str] = set()
+    for name, field in Settings.model_fields.items():
+        alias = field.validation_alias
+        if isinstance(alias, AliasChoices):
+            names.update(str(choice) for choice in alias.choices)
+        elif isinstance(alias, str):
+            names.add(alias)
+        else:
+            names.add(prefix + name)
+    return frozenset(n.upper() for n in names)
+
+
+def child_env(kind: str, config: GatewayConfig, environ: Mapping[str, str]) -> dict[str, str]:
+    """The environment a child of ``kind`` starts with, taken from ``environ`` (see the module doc)."""
+    roles = roles_of(kind)
+    python = kind != "nats-server"
+    gateway = kind not in ("nats-server", "mock_provider")
+    settings = settings_variables() if gateway else frozenset()
+    secrets = referenced_secrets(config)
+    own = {name for role in roles for name in secrets.get(role, frozenset())}
+    others = {name for names in secrets.values() for name in names} - own
+
+    def wanted(name: str) -> bool:
+        upper = name.upper()
+        if name in BASE or name.startswith(BASE_PREFIXES):
+            return True
+        if python and name.startswith(PYTHON_PREFIXES):
+            return True
+        if kind == "nats-server" and name in GO_RUNTIME:
+            return True
+        if upper in settings:
+            return bool(RESTRICTED.get(upper, roles) & roles)
+        return name in own
+
+    env = {name: value for name, value in environ.items() if wanted(name) and name not in others}
+    if roles & {"redaction", "output_filter"}:
+        for name, default in PRESIDIO.items():
+            env[name] = environ.get(name, default)
+    return env
+
+
+def secrets_not_given(config: GatewayConfig, started: GatewayConfig,
+                      environ: Mapping[str, str]) -> dict[str, list[str]]:
+    """Per stage, the variables ``config`` references that the processes started with ``started`` (their
+    environment built from ``environ``) do not have: missing from ``environ``, or referenced only since."""
+    lacking: dict[str, list[str]] = {}
+    for stage, names in sorted(referenced_secrets(config).items()):
+        given = child_env(stage, started, environ)
+        missing = sorted(name for name in names if not given.get(name))
+        if missing:
+            lacking[stage] = missing
+    return lacking
