@@ -95,7 +95,7 @@ def verify(rows: list[AuditRow], *, trust_first: bool = False, anchor: Anchor | 
                                     f"stored hash {row.hash[:16]}…"))
         by_seq[seq] = row.hash
         prev_hash, expected_seq, last = row.hash, seq + 1, row
-    if anchor is not None:
+    if anchor is not None and (last is not None or not trust_first):  # nothing read after --since: no end to check
         problems.extend(_check_anchor(anchor, by_seq, last))
     return Report(checked=len(by_seq), first_seq=rows[0].seq if rows else None,
                   last_seq=last.seq if last else None, last_hash=last.hash if last else None, problems=problems)

@@ -98,3 +98,9 @@ def test_a_chain_rewritten_from_before_the_anchor_is_named() -> None:
     rows = chain(5)
     report = verify(rows, anchor=Anchor(seq=4, hash="00" * 32))
     assert [(p.kind, p.seq) for p in report.problems] == [("altered", 4)]
+
+
+def test_an_empty_table_against_an_anchor_is_missing_unless_reading_from_a_later_point() -> None:
+    anchor = Anchor(seq=2, hash="ab" * 32)
+    assert [(p.kind, p.seq, p.last_seq) for p in verify([], anchor=anchor).problems] == [("missing", 1, 2)]
+    assert verify([], trust_first=True, anchor=anchor).intact
