@@ -126,10 +126,9 @@ class SinkWorker(Worker):
         block is audited even if the sink dies after the insert (a redelivery is recorded once: the
         entry's id is the request's)."""
         js = self.ctx.nc.jetstream()
-        for ev in events:
-            entry = block_entry(ev) if isinstance(ev, RequestCompleted) else None
-            if entry is not None:
-                await record(js, entry)
+        entries = [e for ev in events if isinstance(ev, RequestCompleted) and (e := block_entry(ev)) is not None]
+        if entries:  # published together (the stream orders them), not one round trip after another
+            await asyncio.gather(*(record(js, entry) for entry in entries))
 
     async def on_sql(self, data: bytes) -> None:
         message: Any = self.ctx.broker.context.get_local("message")
