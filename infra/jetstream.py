@@ -8,6 +8,7 @@ GW_CONFIG key-value bucket: the active config (key ``active``), watched by every
 GW_BREAKERS key-value bucket: each target's circuit-breaker state, shared by every routing replica.
 GW_KEYS   key-value bucket: the virtual keys (``key.<id>``), watched by every process that authenticates.
 GW_LIMITS key-value bucket: team and tenant policies (``team.<id>``, ``tenant.<id>``), watched likewise.
+GW_AUDIT_WRITER key-value bucket: the audit chain's writer lock (``workers/audit_lock.py``), entries expire.
 GW_LEDGER key-value bucket: each limited scope's spend, holds and rate window (``infra/ledger.py``).
 The ``ledger`` durable consumer: the records not settled where their request ended, settled by the policy replicas.
 """
@@ -73,6 +74,10 @@ LIMITS_BUCKET = KeyValueConfig(bucket=subjects.BUCKET_LIMITS, history=8, storage
                                description="team and tenant limits and access rules")
 LEDGER_BUCKET = KeyValueConfig(bucket=subjects.BUCKET_LEDGER, history=1, storage=StorageType.FILE,
                                description="spend, holds and rate windows per limited scope (compare-and-set)")
+AUDIT_LOCK_TTL_S = 15.0
+"""How long the audit writer lock outlives a sink that stopped refreshing it (died, or stalled)."""
+AUDIT_WRITER_BUCKET = KeyValueConfig(bucket=subjects.BUCKET_AUDIT_WRITER, history=1, ttl=AUDIT_LOCK_TTL_S,
+                                     storage=StorageType.FILE, description="the audit chain's writer lock")
 
 
 def redaction_consumer(settings: Settings) -> ConsumerConfig:
@@ -146,7 +151,7 @@ async def declare(js: JetStreamContext, settings: Settings) -> None:
     await js.add_consumer(subjects.STREAM_EVENTS, sink_consumer())
     await _ensure_consumer(js, subjects.STREAM_EVENTS, ledger_consumer())
     await js.add_consumer(subjects.STREAM_AUDIT, audit_consumer())
-    for bucket in (CONFIG_BUCKET, BREAKERS_BUCKET, KEYS_BUCKET, LIMITS_BUCKET, LEDGER_BUCKET):
+    for bucket in (CONFIG_BUCKET, BREAKERS_BUCKET, KEYS_BUCKET, LIMITS_BUCKET, LEDGER_BUCKET, AUDIT_WRITER_BUCKET):
         await js.create_key_value(bucket)
 
 

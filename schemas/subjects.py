@@ -50,6 +50,8 @@ BUCKET_BREAKERS = "GW_BREAKERS"
 BUCKET_KEYS = "GW_KEYS"
 BUCKET_LIMITS = "GW_LIMITS"
 BUCKET_LEDGER = "GW_LEDGER"
+# The audit chain's writer lock (key ``writer``, entries expire): only the sink holding it writes audit_log.
+BUCKET_AUDIT_WRITER = "GW_AUDIT_WRITER"
 
 # Analyst queries against the embedded store, answered by the sink (request/reply).
 SQL_QUERY = "gw.sql.query"

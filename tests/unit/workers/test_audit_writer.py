@@ -1,6 +1,6 @@
 """The audit chain's writer against a real nats-server and a real embedded chDB: entries chained in
-stream order, a repeated entry chained once, the chain continued by a restarted writer, anchors in
-``gateway_events`` and the log.
+stream order, a repeated entry chained once, the chain continued by a restarted writer, only the
+holder of the writer lock writing, anchors in ``gateway_events`` and the log.
 
 One store for the module (chDB hosts one engine path per process); the tests run in order on it.
 """
@@ -115,3 +115,24 @@ async def test_a_restarted_writer_continues_the_chain(server: JetStreamServer, s
     stored = rows(store)
     assert [r.seq for r in stored] == [1, 2, 3, 4, 5] and stored[3].prev_hash == stored[2].hash
     assert verify(stored).intact
+
+
+async def test_only_the_lock_holder_writes_and_the_next_continues_its_chain(
+        server: JetStreamServer, store: Store, executor: ThreadPoolExecutor) -> None:
+    first, second = writer(server, store, executor), writer(server, store, executor)
+    await first.start()
+    await second.start()
+    assert first.lock.held and not second.lock.held
+    await record(server.js, entry("team.x"))
+    await asyncio.sleep(0.2)
+    await second.drain()  # not the writer: takes nothing
+    info = await server.js.consumer_info(subjects.STREAM_AUDIT, subjects.CONSUMER_AUDIT)
+    assert info.num_pending == 1
+    await drain_until(first, 6)
+    await first.stop()  # releases the lock
+    await record(server.js, entry("team.y"))
+    assert await second.hold() and second.seq == 6  # read the chain's end back on taking the lock
+    await drain_until(second, 7)
+    await second.stop()
+    stored = rows(store)
+    assert [r.seq for r in stored] == list(range(1, 8)) and verify(stored).intact
