@@ -7,7 +7,9 @@ One value, JSON: ``{"version", "yaml", "source", "applied_at"}``. ``version`` is
 
 ``publish_config`` is the only writer: it validates first (an invalid config is refused with the
 ``ConfigError`` naming the bad path and nothing is written), then puts the value and records a
-``ControlEvent`` (``kind="config"``, ``reason="applied"``) on ``gw.evt.control`` for the sink.
+``ControlEvent`` (``kind="config"``, ``reason="applied"``) on ``gw.evt.control`` for the sink and, when
+the version changed, an audit entry (``infra/audit_log.py``: who, from and to which version, the
+sections, providers, models, guardrail profiles and config keys it changed, by name only).
 """
 
 from __future__ import annotations
@@ -17,16 +19,19 @@ from dataclasses import dataclass
 from typing import Any
 
 import orjson
+import yaml
 from nats.js import JetStreamContext
 from nats.js.errors import NotFoundError
 from nats.js.kv import KeyValue
 
+from infra.audit_log import record
 from infra.config import ConfigCheck, ConfigError, parse_config_text, version_of
 from schemas import subjects
+from schemas.audit_detail import config_changes, config_entry
 from schemas.config import GatewayConfig
 from schemas.events import ControlAttrs, ControlEvent
 from schemas.ids import uuid7
-from schemas.wire import encode
+from schemas.wire import JSONValue, encode
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,4 +116,21 @@ async def publish_config(js: JetStreamContext, text: str, source: str, *, check:
         source=source, config_version=version, attrs=attrs or ControlAttrs(),
     )
     await js.publish(subjects.EVT_CONTROL, encode(event))
+    if previous is None or previous.version != version:
+        summary = config_changes(_plain_yaml(previous.yaml) if previous else None, _plain_yaml(text))
+        extra: dict[str, JSONValue] = {}
+        if attrs is not None and isinstance(attrs.file, str):
+            extra["file"] = attrs.file
+        await record(js, config_entry(version, previous.version if previous else "", source, value.applied_at,
+                                      summary, **extra))
     return version
+
+
+def _plain_yaml(text: str) -> dict[str, JSONValue]:
+    """The config as plain JSON values (dates and other YAML scalars as text), for the audit's diff."""
+    try:
+        loaded = yaml.safe_load(text)
+    except yaml.YAMLError:
+        return {}
+    plain: JSONValue = orjson.loads(orjson.dumps(loaded, default=str, option=orjson.OPT_NON_STR_KEYS))
+    return plain if isinstance(plain, dict) else {}

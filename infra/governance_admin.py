@@ -9,6 +9,10 @@ API (``ingress/admin_api.py``) and the CLI (``gateway keys``, ``gateway budgets`
   once, by ``create_key`` and ``rotate_key``. Views (``key_view``) never carry a secret or a hash.
 - Spend and rate windows are read from ``GW_LEDGER`` (``ledger_key``): an absent entry or bucket is zero.
 
+Every change is recorded in the audit log (``infra/audit_log.py``) once made, under ``actor`` (the CLI's
+``cli:user@host``, the admin API's ``admin-api``): what changed, before and after, never a secret or
+its hash; an entry that cannot be stored raises ``AuditNotRecorded`` (the change stands).
+
 Errors are ``schemas.errors`` classes with the field at fault in ``param``: ``InvalidRequest`` (400),
 ``NotFound`` (404), ``Conflict`` (409).
 """
@@ -26,7 +30,9 @@ from nats.js import JetStreamContext
 from nats.js.errors import KeyWrongLastSequenceError, NoKeysError, NotFoundError
 from nats.js.kv import KeyValue
 
+from infra.audit_log import record
 from schemas import subjects
+from schemas.audit_detail import key_entry, level_entry
 from schemas.config import hash_api_key
 from schemas.errors import Conflict, InvalidRequest, NotFound
 from schemas.governance import (
@@ -166,10 +172,11 @@ class GovernanceAdmin:
     """Key and budget operations over the ``GW_KEYS``, ``GW_LIMITS`` and ``GW_LEDGER`` buckets."""
 
     def __init__(self, js: JetStreamContext, facts: ConfigFacts | None = None,
-                 clock: Callable[[], float] = time.time) -> None:
+                 clock: Callable[[], float] = time.time, actor: str = "unknown") -> None:
         self.js = js
         self.facts = facts or ConfigFacts()
         self.clock = clock
+        self.actor = actor
 
     async def _bucket(self, name: str) -> KeyValue:
         try:
@@ -213,6 +220,7 @@ class GovernanceAdmin:
         except KeyWrongLastSequenceError:
             raise Conflict(f"A key with id {key_id!r} exists already; choose another id or update it.",
                            param="id", code="key_exists") from None
+        await record(self.js, key_entry("created", None, key, self.actor))
         return Issued(key, secret, revision)
 
     async def get_key(self, key_id: str) -> tuple[VirtualKey, int]:
@@ -252,8 +260,9 @@ class GovernanceAdmin:
         return {**key_view(key, now, revision), "usage": usage(key.limits, state, now)}
 
     async def _change(self, key_id: str, change: Callable[[VirtualKey, float], VirtualKey],
-                      revision: int | None = None) -> tuple[VirtualKey, int]:
-        """Apply ``change`` by compare-and-set; with ``revision``, only to that revision (else 409)."""
+                      revision: int | None = None) -> tuple[VirtualKey, VirtualKey, int]:
+        """Apply ``change`` by compare-and-set; with ``revision``, only to that revision (else 409).
+        Returns the key before and after, and the revision written."""
         kv = await self._bucket(subjects.BUCKET_KEYS)
         for _ in range(RETRIES):
             key, current = await self.get_key(key_id)
@@ -269,7 +278,7 @@ class GovernanceAdmin:
                     raise Conflict(f"Key {key_id!r} changed meanwhile; read it again and retry.",
                                    param="revision", code="revision_mismatch") from None
                 continue
-            return changed, written
+            return key, changed, written
         raise Conflict(f"Key {key_id!r} kept changing under {RETRIES} attempts; retry.", code="revision_mismatch")
 
     async def update_key(self, key_id: str, req: KeyUpdate) -> tuple[VirtualKey, int]:
@@ -290,15 +299,20 @@ class GovernanceAdmin:
             return replace(key, **fields, limits=_limits(key.limits, req), access=_access(key.access, req),
                            updated_at=now)
 
-        return await self._change(key_id, change, req.revision)
+        before, after, written = await self._change(key_id, change, req.revision)
+        await record(self.js, key_entry("updated", before, after, self.actor))
+        return after, written
 
     async def revoke_key(self, key_id: str) -> tuple[VirtualKey, int]:
         """Revoked from now on; revoking again changes nothing (the first time is kept)."""
         key, revision = await self.get_key(key_id)
         if key.revoked_at is not None:
             return key, revision
-        return await self._change(key_id, lambda k, now: k if k.revoked_at is not None
-                                  else replace(k, revoked_at=now, updated_at=now))
+        before, after, written = await self._change(key_id, lambda k, now: k if k.revoked_at is not None
+                                                    else replace(k, revoked_at=now, updated_at=now))
+        if before.revoked_at is None:
+            await record(self.js, key_entry("revoked", before, after, self.actor))
+        return after, written
 
     async def rotate_key(self, key_id: str, req: KeyRotate) -> Issued:
         """A new secret; the ones still valid keep working for ``grace`` more (0: no longer)."""
@@ -316,7 +330,8 @@ class GovernanceAdmin:
             return replace(key, secrets=[*old, KeySecret(sha256=hash_api_key(secret), created_at=now)],
                            updated_at=now)
 
-        key, revision = await self._change(key_id, change)
+        before, key, revision = await self._change(key_id, change)
+        await record(self.js, key_entry("rotated", before, key, self.actor, grace_s=grace))
         return Issued(key, secret, revision)
 
     # -- team and tenant limits ------------------------------------------------------------------------
@@ -345,6 +360,7 @@ class GovernanceAdmin:
                     written = await kv.create(f"{kind}.{level_id}", encode(policy))
             except KeyWrongLastSequenceError:
                 continue
+            await record(self.js, level_entry(current, policy, self.actor))
             return policy, written
         raise Conflict(f"The {kind} {level_id!r} limits kept changing under {RETRIES} attempts; retry.",
                        code="revision_mismatch")

@@ -2,10 +2,13 @@
 
 GW_REQ   work queue holding each accepted request until the chain has answered it (end-to-end ack).
 GW_EVENTS file-backed stream of every stage event, consumed by the sink's durable consumer.
+GW_AUDIT  file-backed stream of audit entries (every control-plane change and guardrail block): its one
+          order is the audit chain's; the sink's ``audit`` consumer is the chain's single writer.
 GW_CONFIG key-value bucket: the active config (key ``active``), watched by every worker (hot reload).
 GW_BREAKERS key-value bucket: each target's circuit-breaker state, shared by every routing replica.
 GW_KEYS   key-value bucket: the virtual keys (``key.<id>``), watched by every process that authenticates.
 GW_LIMITS key-value bucket: team and tenant policies (``team.<id>``, ``tenant.<id>``), watched likewise.
+GW_AUDIT_WRITER key-value bucket: the audit chain's writer lock (``workers/audit_lock.py``), entries expire.
 GW_LEDGER key-value bucket: each limited scope's spend, holds and rate window (``infra/ledger.py``).
 The ``ledger`` durable consumer: the records not settled where their request ended, settled by the policy replicas.
 """
@@ -50,6 +53,16 @@ EVENTS_STREAM = StreamConfig(
     discard=DiscardPolicy.OLD,
 )
 
+AUDIT_STREAM = StreamConfig(
+    name=subjects.STREAM_AUDIT,
+    subjects=[subjects.AUDIT],
+    retention=RetentionPolicy.LIMITS,
+    storage=StorageType.FILE,
+    max_age=30 * 24 * 3600.0,
+    duplicate_window=120.0,
+    discard=DiscardPolicy.OLD,
+)
+
 
 CONFIG_BUCKET = KeyValueConfig(bucket=subjects.BUCKET_CONFIG, history=16, storage=StorageType.FILE,
                                description="the active gateway config (hot reload)")
@@ -61,6 +74,10 @@ LIMITS_BUCKET = KeyValueConfig(bucket=subjects.BUCKET_LIMITS, history=8, storage
                                description="team and tenant limits and access rules")
 LEDGER_BUCKET = KeyValueConfig(bucket=subjects.BUCKET_LEDGER, history=1, storage=StorageType.FILE,
                                description="spend, holds and rate windows per limited scope (compare-and-set)")
+AUDIT_LOCK_TTL_S = 15.0
+"""How long the audit writer lock outlives a sink that stopped refreshing it (died, or stalled)."""
+AUDIT_WRITER_BUCKET = KeyValueConfig(bucket=subjects.BUCKET_AUDIT_WRITER, history=1, ttl=AUDIT_LOCK_TTL_S,
+                                     storage=StorageType.FILE, description="the audit chain's writer lock")
 
 
 def redaction_consumer(settings: Settings) -> ConsumerConfig:
@@ -89,6 +106,19 @@ def sink_consumer() -> ConsumerConfig:
     )
 
 
+def audit_consumer() -> ConsumerConfig:
+    """The sink's chain writer: one durable, pulled by the one sink, acked once its rows are stored. Its
+    ack position plus the table's last row (read back at start) continue the chain across restarts."""
+    return ConsumerConfig(
+        durable_name=subjects.CONSUMER_AUDIT,
+        deliver_policy=DeliverPolicy.ALL,
+        ack_policy=AckPolicy.EXPLICIT,
+        ack_wait=30.0,
+        max_ack_pending=10_000,
+        filter_subject=subjects.AUDIT,
+    )
+
+
 def ledger_consumer() -> ConsumerConfig:
     """The records of requests holding reservations that were not settled where they ended
     (``gw.evt.governed.<stage>``), for settlement: one durable shared by every policy replica (each
@@ -107,7 +137,7 @@ def ledger_consumer() -> ConsumerConfig:
 
 async def declare(js: JetStreamContext, settings: Settings) -> None:
     """Create or update the streams and durable consumers; safe to call from every process."""
-    for config in (REQUESTS_STREAM, EVENTS_STREAM):
+    for config in (REQUESTS_STREAM, EVENTS_STREAM, AUDIT_STREAM):
         try:
             await js.stream_info(config.name or "")
             await js.update_stream(config)
@@ -120,7 +150,8 @@ async def declare(js: JetStreamContext, settings: Settings) -> None:
     await js.add_consumer(subjects.STREAM_REQUESTS, redaction_consumer(settings))
     await js.add_consumer(subjects.STREAM_EVENTS, sink_consumer())
     await _ensure_consumer(js, subjects.STREAM_EVENTS, ledger_consumer())
-    for bucket in (CONFIG_BUCKET, BREAKERS_BUCKET, KEYS_BUCKET, LIMITS_BUCKET, LEDGER_BUCKET):
+    await js.add_consumer(subjects.STREAM_AUDIT, audit_consumer())
+    for bucket in (CONFIG_BUCKET, BREAKERS_BUCKET, KEYS_BUCKET, LIMITS_BUCKET, LEDGER_BUCKET, AUDIT_WRITER_BUCKET):
         await js.create_key_value(bucket)
 
 

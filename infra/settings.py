@@ -46,6 +46,9 @@ class Settings(BaseSettings):
     # the sink's cost per request: a 1 s window halves it against 500 ms (rows land within ~1 s).
     sink_batch_rows: int = Field(default=5_000, ge=1)
     sink_batch_ms: float = Field(default=1000.0, gt=0)
+    # How often the sink writes the audit chain's anchor (its latest seq and hash) to its log and to
+    # gateway_events (GATEWAY_AUDIT_ANCHOR_MINUTES); also at every sink shutdown.
+    audit_anchor_minutes: float = Field(default=10.0, gt=0)
     # The admin API's key, as its SHA-256 hex (GATEWAY_ADMIN_KEY_SHA256); the config's admin.key_sha256
     # works too. Neither set: the admin API is off.
     admin_key_sha256: str | None = None

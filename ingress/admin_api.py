@@ -212,4 +212,4 @@ class AdminApi:
         config = self._view().config
         facts = ConfigFacts(profiles={"default", *config.guardrail_profiles},
                             config_key_ids=[k.id for k in config.keys])
-        return GovernanceAdmin(js, facts, self._clock)
+        return GovernanceAdmin(js, facts, self._clock, actor="admin-api")

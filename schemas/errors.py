@@ -192,6 +192,13 @@ class Overloaded(ServiceUnavailable):
     default_code = "gateway_overloaded"
 
 
+class AuditNotRecorded(ServiceUnavailable):
+    """A control-plane change was made but its audit entry could not be stored in the GW_AUDIT stream
+    (NATS unreachable, stream missing): the change stands, unaudited, and the message says which it was."""
+
+    default_code = "audit_not_recorded"
+
+
 class ClientGone(GatewayError):
     """The caller's connection ended before the answer (its ingress process stopped): recorded, never
     sent (nobody is left to receive it). 499, as proxies record a client that closed the request."""

@@ -323,19 +323,24 @@ class ControlAttrs(Message, frozen=True, kw_only=True, repr_omit_defaults=True):
     """budget ``alert``: the soft threshold (a fraction of the budget)."""
     period: str | None | UnsetType = UNSET
     """budget ``alert``: the budget period (day, month, total)."""
+    audit_seq: int | UnsetType = UNSET
+    """``audit_anchor``: the last seq of the audit chain."""
+    audit_hash: str | UnsetType = UNSET
+    """``audit_anchor``: that row's hash."""
 
 
 class ControlEvent(Message, frozen=True, kw_only=True, tag_field="event", tag="control"):
     """Something that happened to the gateway rather than to one request: a circuit breaker changed
     state (``kind`` ``breaker``, ``subject`` the target id), a config version was applied or taken up
     by a worker (``kind`` ``config``, ``subject`` the version), a scope's spend crossed its soft
-    threshold (``kind`` ``budget``, ``subject`` the scope, e.g. ``key.k1``; once per budget period).
-    One row of ``gateway_events``."""
+    threshold (``kind`` ``budget``, ``subject`` the scope, e.g. ``key.k1``; once per budget period), the
+    audit chain's anchor (``kind`` ``audit_anchor``, ``subject`` its last seq, ``to_state`` that row's
+    hash, ``reason`` ``periodic`` or ``shutdown``). One row of ``gateway_events``."""
 
     schema_version: int = SCHEMA_VERSION
     event_id: str
     ts: float
-    kind: Literal["breaker", "config", "budget"]
+    kind: Literal["breaker", "config", "budget", "audit_anchor"]
     subject: str
     from_state: str = ""
     to_state: str = ""

@@ -28,6 +28,10 @@ EVT_GOVERNED_ALL = "gw.evt.governed.>"
 # Control-plane events (breaker transitions, config versions), captured by GW_EVENTS too.
 EVT_CONTROL = "gw.evt.control"
 
+# The audit log (schemas/audit.py): every control-plane change and guardrail block, captured by the
+# file-backed GW_AUDIT stream, whose one order is the hash chain's order (the sink's ``audit`` consumer).
+AUDIT = "gw.audit"
+
 # Per-target call outcomes, from every provider replica to every routing replica (core NATS, fan-out):
 # the live latency, in-flight counts and failure windows behind smart routing and circuit breakers.
 HEALTH_REPORT = "gw.health.report"
@@ -46,6 +50,8 @@ BUCKET_BREAKERS = "GW_BREAKERS"
 BUCKET_KEYS = "GW_KEYS"
 BUCKET_LIMITS = "GW_LIMITS"
 BUCKET_LEDGER = "GW_LEDGER"
+# The audit chain's writer lock (key ``writer``, entries expire): only the sink holding it writes audit_log.
+BUCKET_AUDIT_WRITER = "GW_AUDIT_WRITER"
 
 # Analyst queries against the embedded store, answered by the sink (request/reply).
 SQL_QUERY = "gw.sql.query"
@@ -67,6 +73,8 @@ STREAM_REQUESTS = "GW_REQ"
 STREAM_EVENTS = "GW_EVENTS"
 CONSUMER_REDACT = "redaction"
 CONSUMER_SINK = "sink"
+STREAM_AUDIT = "GW_AUDIT"
+CONSUMER_AUDIT = "audit"  # the sink's chain writer (one puller: the single writer of audit_log)
 CONSUMER_LEDGER = "ledger"  # the policy replicas' settlement of every request's record (GW_EVENTS)
 
 QUEUE_GROUPS = {

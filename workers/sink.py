@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
@@ -18,11 +19,14 @@ from nats.aio.msg import Msg
 from nats.errors import TimeoutError as NatsTimeoutError
 
 from infra import bootstrap
+from infra.audit_log import record
 from infra.clickhouse.readonly import ReadOnlyViolation
 from schemas import subjects
-from schemas.events import Event
+from schemas.audit_detail import block_entry
+from schemas.events import Event, RequestCompleted
 from schemas.wire import DecodeError, decode_union
 from workers.app import main
+from workers.audit_writer import AuditWriter
 from workers.context import WorkerContext
 from workers.worker import Worker
 
@@ -53,6 +57,7 @@ class SinkWorker(Worker):
         self.stopping = asyncio.Event()
         self.consumer: asyncio.Task[None] | None = None
         self.pulls: list[Any] = []
+        self.audit: AuditWriter | None = None
 
     @property
     def store(self) -> Store:
@@ -68,6 +73,11 @@ class SinkWorker(Worker):
                                    ack_policy=AckPolicy.MANUAL)(self.on_sql)
 
     async def after_start(self) -> None:
+        settings = self.ctx.settings
+        self.audit = AuditWriter(self.ctx.nc.jetstream(), self.store, self.executor,
+                                 batch_rows=settings.sink_batch_rows, window_s=settings.sink_batch_ms / 1000,
+                                 anchor_every_s=settings.audit_anchor_minutes * 60, source=f"sink-{os.getpid()}")
+        await self.audit.start()
         self.consumer = asyncio.create_task(self.consume())
 
     async def consume(self) -> None:
@@ -99,6 +109,7 @@ class SinkWorker(Worker):
         events = decode_events(batch)
         while events:
             try:
+                await self.audit_blocks(events)
                 await loop.run_in_executor(self.executor, self.store.write, events)
                 break
             except Exception:  # noqa: BLE001 - keep the events, retry: nothing is acked before insert
@@ -109,6 +120,15 @@ class SinkWorker(Worker):
                 await msg.ack()
             except Exception:  # noqa: BLE001 - not acked: redelivered later, and de-duplicated
                 log.info("sink: could not ack an event (broker reconnecting); it will come again")
+
+    async def audit_blocks(self, events: list[Event]) -> None:
+        """Record every guardrail block of the batch in the audit log before the batch is stored, so a
+        block is audited even if the sink dies after the insert (a redelivery is recorded once: the
+        entry's id is the request's)."""
+        js = self.ctx.nc.jetstream()
+        entries = [e for ev in events if isinstance(ev, RequestCompleted) and (e := block_entry(ev)) is not None]
+        if entries:  # published together (the stream orders them), not one round trip after another
+            await asyncio.gather(*(record(js, entry) for entry in entries))
 
     async def on_sql(self, data: bytes) -> None:
         message: Any = self.ctx.broker.context.get_local("message")
@@ -129,6 +149,8 @@ class SinkWorker(Worker):
         if self.consumer is not None:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(self.consumer, timeout=5)
+        if self.audit is not None:
+            await self.audit.stop()
         for psub in self.pulls:
             with contextlib.suppress(Exception):
                 await psub.unsubscribe()

@@ -16,6 +16,7 @@ from typing import Any
 
 import orjson
 
+from schemas.audit import AuditRow
 from schemas.events import ControlEvent, RequestCompleted, StageEvent
 from schemas.guardrails import Verdict
 from schemas.wire import encode
@@ -44,6 +45,9 @@ VERDICT_COLUMNS = (
 GATEWAY_EVENT_COLUMNS = (
     "event_id", "ts", "kind", "subject", "from_state", "to_state", "reason", "source", "config_version",
     "attrs", "schema_version",
+)
+AUDIT_COLUMNS = (
+    "seq", "ts", "kind", "actor", "subject", "action", "detail", "entry_id", "prev_hash", "hash",
 )
 COMPLETED_EVENT_TYPE = "request.completed"
 
@@ -203,6 +207,14 @@ def gateway_event_row(ce: ControlEvent) -> tuple[Any, ...]:
         uuid_text(ce.event_id), timestamp_ms(ce.ts), ce.kind, ce.subject, ce.from_state, ce.to_state, ce.reason,
         ce.source, ce.config_version, encode(ce.attrs).decode(), _clamp(ce.schema_version, _U8),
     )
+
+
+def audit_row(row: AuditRow) -> tuple[Any, ...]:
+    """Stored exactly as hashed: ``ts`` is the row's milliseconds (DateTime64(3) keeps them whole)."""
+    if not 0 <= row.ts_ms < _MAX_TS_MS:
+        raise ValueError(f"audit row {row.seq}: timestamp {row.ts_ms} ms is out of range")
+    return (row.seq, row.ts_ms, row.kind, row.actor, row.subject, row.action, row.detail, row.entry_id,
+            row.prev_hash, row.hash)
 
 
 def column_major(rows: list[tuple[Any, ...]]) -> list[list[Any]]:

@@ -27,10 +27,12 @@ from infra.clickhouse.jsonsafe import JsonValue, json_safe_row
 from infra.clickhouse.migrate import Migration, apply_migrations
 from infra.clickhouse.readonly import ReadOnlyViolation, check_readonly
 from infra.clickhouse.rows import (
+    AUDIT_COLUMNS,
     EVENT_COLUMNS,
     GATEWAY_EVENT_COLUMNS,
     REQUEST_COLUMNS,
     VERDICT_COLUMNS,
+    audit_row,
     column_major,
     completed_event_row,
     event_row,
@@ -40,6 +42,7 @@ from infra.clickhouse.rows import (
     timestamp_ms,
     uuid_text,
 )
+from schemas.audit import GENESIS, AuditRow
 from schemas.errors import InvalidRequest
 from schemas.events import ControlEvent, Event, StageEvent
 
@@ -84,6 +87,13 @@ class QueryResult:
 
     def to_dict(self) -> dict[str, Any]:
         return {"columns": self.columns, "types": self.types, "rows": self.rows, "truncated": self.truncated}
+
+
+@dataclass(frozen=True, slots=True)
+class AuditTail:
+    seq: int
+    hash: str
+    entry_ids: frozenset[str] = frozenset()
 
 
 class Store:
@@ -189,6 +199,26 @@ class Store:
             events=len(event_rows), requests=len(request_rows), duplicates=duplicates, rejected=rejected,
             gateway_events=len(control_rows), verdicts=len(verdict_rows),
         )
+
+    # -- the audit chain (its one writer is the sink's AuditWriter) --------------------------------
+
+    def write_audit(self, rows: Sequence[AuditRow]) -> int:
+        """Append chained rows to ``audit_log`` in one insert; returns how many."""
+        if not rows:
+            return 0
+        with self._write_lock:
+            self._insert("audit_log", AUDIT_COLUMNS, column_major([audit_row(r) for r in rows]))
+        return len(rows)
+
+    def audit_tail(self, recent: int = 10_000) -> AuditTail:
+        """Where the chain ends (its last seq and hash; (0, GENESIS) when empty) and the entry ids of its
+        last ``recent`` rows, so a redelivered entry is not chained twice."""
+        with self._write_lock:
+            last = self._client.query("SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1").result_rows
+            ids = self._client.query("SELECT entry_id FROM audit_log ORDER BY seq DESC LIMIT {n:UInt64}",
+                                     parameters={"n": max(0, recent)}).result_rows
+        seq, digest = (int(last[0][0]), str(last[0][1])) if last else (0, GENESIS)
+        return AuditTail(seq=seq, hash=digest, entry_ids=frozenset(str(r[0]) for r in ids))
 
     def _insert(self, table: str, column_names: Sequence[str], columns: list[list[Any]]) -> None:
         """Column-oriented insert reusing a cached insert context (saves a DESCRIBE round trip)."""

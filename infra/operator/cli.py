@@ -1,4 +1,4 @@
-"""The ``gateway`` command: up, sql, mock-provider, keys, budgets, config."""
+"""The ``gateway`` command: up, sql, mock-provider, keys, budgets, config, audit."""
 
 from __future__ import annotations
 
@@ -13,7 +13,9 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from infra.bootstrap import check_config, load_config, parse_config_text
 from infra.config import ConfigError
+from infra.operator.audit_cli import add_parsers as add_audit_parsers
 from infra.operator.keys_cli import add_parsers as add_governance_parsers
+from infra.operator.whoami import whoami
 from infra.settings import Settings
 from schemas.config import hash_api_key
 from schemas.events import ControlAttrs
@@ -93,17 +95,6 @@ def _control_nats_url(args: argparse.Namespace, settings: Settings) -> str:
     return str(args.nats_url or settings.nats_url or f"nats://127.0.0.1:{settings.nats_port}")
 
 
-def _whoami() -> str:
-    import getpass
-    import socket
-
-    try:
-        user = getpass.getuser()
-    except Exception:  # noqa: BLE001 - no user entry (containers): still say where it came from
-        user = "unknown"
-    return f"{user}@{socket.gethostname()}"
-
-
 async def _with_js(url: str, work: Callable[[JetStreamContext], Awaitable[T]]) -> T:
     from infra.operator.sql_client import connect_once
 
@@ -133,7 +124,7 @@ def cmd_config_apply(args: argparse.Namespace) -> int:
     url = _control_nats_url(args, settings)
 
     async def work(js: JetStreamContext) -> str:
-        return await publish_config(js, text, f"apply:{_whoami()}", check=check_config, label=str(path),
+        return await publish_config(js, text, f"apply:{whoami()}", check=check_config, label=str(path),
                                     attrs=ControlAttrs(file=str(path)))
 
     try:
@@ -240,6 +231,7 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--nats-url", help="the gateway's NATS (default: $NATS_URL, else the embedded one)")
     c.add_argument("--yaml", action="store_true", help="print the active YAML too")
     c.set_defaults(func=cmd_config_show)
+    add_audit_parsers(sub)
     return parser
 
 

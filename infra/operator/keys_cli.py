@@ -131,6 +131,7 @@ def _run(args: argparse.Namespace, name: str, work: Work, render: Callable[[Any]
     from infra.config_store import fetch_active
     from infra.governance_admin import ConfigFacts, GovernanceAdmin
     from infra.operator.sql_client import connect_once
+    from infra.operator.whoami import whoami
 
     settings = Settings()
     url = str(args.nats_url or settings.nats_url or f"nats://127.0.0.1:{settings.nats_port}")
@@ -149,7 +150,7 @@ def _run(args: argparse.Namespace, name: str, work: Work, render: Callable[[Any]
                                         config_key_ids=[k.id for k in config.keys])
             except Exception:  # noqa: BLE001 - no published config: the profile is not checked here
                 pass
-            return await work(GovernanceAdmin(js, facts))
+            return await work(GovernanceAdmin(js, facts, actor=f"cli:{whoami()}"))
         finally:
             await nc.close()
 

@@ -16,6 +16,9 @@ from nats.js import JetStreamContext
 from infra import jetstream
 from infra.nats_server import start_nats
 from infra.settings import Settings
+from schemas import subjects
+from schemas.audit import AuditEntry
+from schemas.wire import decode
 
 
 @dataclass
@@ -49,3 +52,13 @@ async def eventually(predicate: Callable[[], bool], timeout_s: float = 10.0, wha
         if time.monotonic() > deadline:
             raise AssertionError(f"{what} not met within {timeout_s}s")
         await asyncio.sleep(0.01)
+
+
+async def audit_entries(js: JetStreamContext) -> list[AuditEntry]:
+    """Every entry stored in the GW_AUDIT stream, in stream order."""
+    info = await js.stream_info(subjects.STREAM_AUDIT)
+    first, last = info.state.first_seq, info.state.last_seq
+    if not info.state.messages:
+        return []
+    return [decode((await js.get_msg(subjects.STREAM_AUDIT, seq)).data or b"", AuditEntry)
+            for seq in range(first, last + 1)]

@@ -16,7 +16,7 @@ from infra.config_store import ActiveConfig, config_bucket, fetch_active, publis
 from schemas import subjects
 from schemas.events import ControlAttrs, ControlEvent
 from schemas.wire import decode
-from tests.support.jetstream import JetStreamServer, jetstream_server
+from tests.support.jetstream import JetStreamServer, audit_entries, jetstream_server
 
 pytestmark = pytest.mark.server
 
@@ -178,3 +178,18 @@ def test_cli_apply_without_a_gateway(tmp_path: Path, capsys: pytest.CaptureFixtu
     assert "cannot reach the gateway's NATS" in capsys.readouterr().err
     assert main(["config", "apply", str(tmp_path / "missing.yaml")]) == 2
     assert "missing.yaml" in capsys.readouterr().err
+
+
+async def test_each_new_version_is_audited_by_name_only(server: JetStreamServer) -> None:
+    first = await publish_config(server.js, GOOD, "file:/etc/gw.yaml", check=check_config)
+    second = await publish_config(server.js, OTHER, "apply:ann@host", check=check_config,
+                                  attrs=ControlAttrs(file="/tmp/x.yaml"))
+    await publish_config(server.js, OTHER, "file:/etc/gw.yaml", check=check_config)  # same version: no change
+    with pytest.raises(ConfigError):
+        await publish_config(server.js, BAD, "apply:ann@host", check=check_config)  # refused: nothing audited
+    entries = await audit_entries(server.js)
+    assert [(e.kind, e.action, e.subject, e.actor) for e in entries] == [
+        ("config", "applied", first, "file:/etc/gw.yaml"), ("config", "applied", second, "apply:ann@host")]
+    assert entries[0].detail["models"] == {"added": ["m"], "removed": [], "changed": []}
+    assert entries[1].detail == {"from_version": first, "to_version": second, "file": "/tmp/x.yaml",
+                                 "sections_changed": ["limits"]}

@@ -15,7 +15,7 @@ from schemas.errors import Conflict, InvalidRequest, NotFound
 from schemas.governance import Hold, LedgerState, Limits, VirtualKey, ledger_key, usd_to_nusd
 from schemas.governance_admin import BudgetSet, KeyCreate, KeyRotate, KeyUpdate
 from schemas.wire import decode, encode
-from tests.support.jetstream import JetStreamServer, jetstream_server
+from tests.support.jetstream import JetStreamServer, audit_entries, jetstream_server
 
 pytestmark = pytest.mark.server
 
@@ -160,3 +160,26 @@ async def test_budgets_set_merges_and_show_reads_the_level_ledger(admin: Governa
     shown = await admin.show_level("tenant", "acme")
     assert shown["configured"] is True and shown["usage"]["remaining_usd"] == "100.0"
     assert (await admin.show_level("team", "acme"))["configured"] is False
+
+
+async def test_every_change_is_audited_under_its_actor_without_secrets(server: JetStreamServer, clock: Clock) -> None:
+    admin = GovernanceAdmin(server.js, ConfigFacts(), clock, actor="cli:ana@box")
+    issued = await admin.create_key(KeyCreate(id="k", tenant="acme", rpm=10))
+    clock.now += 1
+    await admin.update_key("k", KeyUpdate(team="ml"))
+    await admin.revoke_key("k")
+    await admin.revoke_key("k")  # no change: no entry
+    await admin.create_key(KeyCreate(id="k2", tenant="acme"))
+    rotated = await admin.rotate_key("k2", KeyRotate(grace="10m"))
+    await admin.set_level("team", "ml", BudgetSet(usd="5"))
+    entries = await audit_entries(server.js)
+    assert [(e.kind, e.action, e.subject) for e in entries] == [
+        ("key", "created", "key.k"), ("key", "updated", "key.k"), ("key", "revoked", "key.k"),
+        ("key", "created", "key.k2"), ("key", "rotated", "key.k2"), ("budget", "set", "team.ml")]
+    assert {e.actor for e in entries} == {"cli:ana@box"}
+    assert entries[1].detail["changes"] == {"team": {"before": "", "after": "ml"}}
+    assert entries[4].detail["grace_s"] == 600.0
+    text = str([e.detail for e in entries])
+    for secret in (issued.secret, rotated.secret):
+        assert secret not in text and hash_api_key(secret) not in text
+    assert "sha256" not in text

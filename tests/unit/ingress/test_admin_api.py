@@ -14,7 +14,7 @@ import pytest
 from ingress.admin_api import AdminApi
 from ingress.config_view import ConfigView
 from schemas.config import GatewayConfig, hash_api_key
-from tests.support.jetstream import JetStreamServer, jetstream_server
+from tests.support.jetstream import JetStreamServer, audit_entries, jetstream_server
 
 pytestmark = pytest.mark.server
 
@@ -134,3 +134,15 @@ async def test_budgets(client: httpx.AsyncClient) -> None:
     assert unknown.status_code == 404 and error(unknown)["param"] == "kind"
     bad = await client.put("/admin/v1/budgets/tenant/acme", headers=AUTH, json={"usd": "-3"})
     assert bad.status_code == 400 and error(bad)["param"] == "usd"
+
+
+async def test_changes_over_the_api_are_audited_as_admin_api(client: httpx.AsyncClient,
+                                                            server: JetStreamServer) -> None:
+    created = await client.post("/admin/v1/keys", headers=AUTH, json={"id": "k9", "tenant": "acme"})
+    assert created.status_code == 201, created.text
+    put = await client.put("/admin/v1/budgets/tenant/acme", headers=AUTH, json={"rpm": 5})
+    assert put.status_code == 200, put.text
+    entries = await audit_entries(server.js)
+    assert [(e.actor, e.kind, e.action, e.subject) for e in entries] == [
+        ("admin-api", "key", "created", "key.k9"), ("admin-api", "budget", "set", "tenant.acme")]
+    assert created.json()["secret"] not in str([e.detail for e in entries])
