@@ -1,7 +1,8 @@
 """The environment each of ``gateway up``'s children starts with: what it needs, nothing more.
 
 No child inherits the supervisor's environment. Every one gets the basics a process needs to run
-(``BASE``: ``PATH``, ``HOME``, the locale, the time zone, the temporary directory, the loader path);
+(``BASE``: ``PATH``, ``HOME``, the locale, the time zone, the temporary directory, the loader path,
+the CA certificates to trust);
 Python children also ``PYTHON*`` and ``OTEL_*``; the gateway's own processes the settings variables
 ``infra/settings.py`` reads (derived from ``Settings``, not guessed), except the three that belong to one
 role only (``RESTRICTED``: the envelope key to redaction and the output filter, the admin key's hash to
@@ -33,7 +34,10 @@ KINDS = ("nats-server", "mock_provider", "sink", "ingress", "stages", *STAGES)
 """What a child is: nats-server, the mock provider, the sink, ingress, a ``workers.host`` (``stages``,
 every stage) or one stage's process (split layout)."""
 
-BASE = ("PATH", "HOME", "USER", "LOGNAME", "LANG", "LANGUAGE", "TZ", "TMPDIR", "TMP", "TEMP", "LD_LIBRARY_PATH")
+BASE = ("PATH", "HOME", "USER", "LOGNAME", "LANG", "LANGUAGE", "TZ", "TMPDIR", "TMP", "TEMP", "LD_LIBRARY_PATH",
+        "SSL_CERT_FILE", "SSL_CERT_DIR")
+"""``SSL_CERT_FILE``/``SSL_CERT_DIR``: a private CA for TLS to NATS and ClickHouse servers (Python's
+default SSL context, which nats-py uses for ``tls://``, reads them; so does nats-server's Go runtime)."""
 BASE_PREFIXES = ("LC_",)
 PYTHON_PREFIXES = ("PYTHON", "OTEL_")
 GO_RUNTIME = ("GOMAXPROCS", "GOMEMLIMIT", "GOGC", "GODEBUG", "GOTRACEBACK")

@@ -21,7 +21,7 @@ PROVIDER_SECRETS = {"OPENAI_API_KEY": "sk-openai", "AWS_KEY_ID": "AKIA1", "AWS_S
                     "PYTHON_ANTHROPIC_KEY": "sk-ant"}
 ENVIRON = {
     "PATH": "/usr/bin", "HOME": "/home/op", "LANG": "C.UTF-8", "LC_ALL": "C.UTF-8", "TZ": "UTC",
-    "TMPDIR": "/tmp/op", "PYTHONPATH": "/src", "OTEL_EXPORTER_OTLP_ENDPOINT": "http://otel:4317",
+    "TMPDIR": "/tmp/op", "SSL_CERT_FILE": "/etc/ca/private.pem", "PYTHONPATH": "/src", "OTEL_EXPORTER_OTLP_ENDPOINT": "http://otel:4317",
     "GOMAXPROCS": "2",
     "GATEWAY_LOG_LEVEL": "DEBUG", "GATEWAY_ACK_WAIT_S": "3", "gateway_max_pending": "7",
     "GATEWAY_ENVELOPE_KEY": "a2V5", "GATEWAY_ADMIN_KEY_SHA256": "ab" * 32,
@@ -46,7 +46,7 @@ def test_provider_secrets_only_where_the_provider_stage_runs(kind: str) -> None:
 def test_nothing_outside_the_allow_list(kind: str) -> None:
     env = child_env(kind, CONFIG, ENVIRON)
     assert not {"AWS_PROFILE", "GITHUB_TOKEN", "UNRELATED_SECRET", "GATEWAY_NATS_GOMAXPROCS"} & env.keys()
-    assert {"PATH", "HOME", "LANG", "LC_ALL", "TZ", "TMPDIR"} <= env.keys()
+    assert {"PATH", "HOME", "LANG", "LC_ALL", "TZ", "TMPDIR", "SSL_CERT_FILE"} <= env.keys()  # a private CA: TLS
     assert all(env[name] == ENVIRON[name] for name in env if name in ENVIRON)
 
 
