@@ -16,7 +16,11 @@ The ``ledger`` durable consumer: the records not settled where their request end
 from __future__ import annotations
 
 import contextlib
+import logging
+from collections.abc import AsyncIterator, Callable
 
+from nats.aio.msg import Msg
+from nats.errors import TimeoutError as NatsTimeoutError
 from nats.js import JetStreamContext
 from nats.js.api import (
     AckPolicy,
@@ -161,3 +165,25 @@ async def _ensure_consumer(js: JetStreamContext, stream: str, config: ConsumerCo
         await js.consumer_info(stream, config.durable_name or "")
     except NotFoundError:
         await js.add_consumer(stream, config)
+
+
+log = logging.getLogger("gateway")
+
+
+async def bursts(psub: JetStreamContext.PullSubscription, rows: int, who: str,
+                 go_on: Callable[[], bool] = lambda: True) -> AsyncIterator[list[Msg]]:
+    """What a pull consumer holds pending now, in batches of up to ``rows``, while ``go_on()``: one
+    wake-up per burst (``fetch`` asks with no_wait first; a long poll would wake the process for every
+    message). Ends at the first short, empty or failed fetch (the broker restarting: the caller's next
+    window asks again)."""
+    while go_on():
+        try:
+            batch = await psub.fetch(rows, timeout=0.001)
+        except (TimeoutError, NatsTimeoutError):
+            return
+        except Exception as exc:  # noqa: BLE001 - the broker is restarting: the next window asks again
+            log.info("%s: fetch failed (%r); trying again", who, exc)
+            return
+        yield batch
+        if len(batch) < rows:
+            return

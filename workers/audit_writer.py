@@ -25,10 +25,9 @@ from concurrent.futures import Executor
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from nats.aio.msg import Msg
-from nats.errors import TimeoutError as NatsTimeoutError
 from nats.js import JetStreamContext
 
-from infra.jetstream import AUDIT_LOCK_TTL_S
+from infra.jetstream import AUDIT_LOCK_TTL_S, bursts
 from schemas import subjects
 from schemas.audit import AuditEntry, extend
 from schemas.events import ControlAttrs, ControlEvent
@@ -117,17 +116,8 @@ class AuditWriter:
 
     async def drain(self) -> None:
         """Chain and store whatever is pending, in bursts (only while holding the writer lock)."""
-        while self.lock.held:
-            try:
-                batch = await self.psub.fetch(self.batch_rows, timeout=0.001)
-            except (TimeoutError, NatsTimeoutError):
-                return
-            except Exception as exc:  # noqa: BLE001 - the broker is restarting: the next window asks again
-                log.info("audit: fetch failed (%r); trying again", exc)
-                return
+        async for batch in bursts(self.psub, self.batch_rows, "audit", go_on=lambda: self.lock.held):
             await self.append(batch)
-            if len(batch) < self.batch_rows:
-                return
 
     async def append(self, batch: list[Msg]) -> None:
         entries = [e for e in decode_entries(batch) if e.entry_id not in self.seen]

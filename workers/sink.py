@@ -16,11 +16,11 @@ from typing import TYPE_CHECKING, Any
 import orjson
 from faststream import AckPolicy
 from nats.aio.msg import Msg
-from nats.errors import TimeoutError as NatsTimeoutError
 
 from infra import bootstrap
 from infra.audit_log import record
 from infra.clickhouse.readonly import ReadOnlyViolation
+from infra.jetstream import bursts
 from schemas import subjects
 from schemas.audit_detail import block_entry
 from schemas.events import Event, RequestCompleted
@@ -92,17 +92,8 @@ class SinkWorker(Worker):
             # request path needs); fetch() asks with no_wait first, so a burst costs one wake-up.
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.stopping.wait(), timeout=window)
-            while True:
-                try:
-                    batch = await psub.fetch(settings.sink_batch_rows, timeout=0.001)
-                except (TimeoutError, NatsTimeoutError):
-                    break
-                except Exception as exc:  # noqa: BLE001 - the broker is restarting: the next window asks again
-                    log.info("sink: fetch failed (%r); trying again", exc)
-                    break
+            async for batch in bursts(psub, settings.sink_batch_rows, "sink"):
                 await self.write(batch)
-                if len(batch) < settings.sink_batch_rows:
-                    break
 
     async def write(self, batch: list[Msg]) -> None:
         loop = asyncio.get_running_loop()

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from infra.audit_log import record
-from infra.clickhouse import Store, open_store
+from infra.clickhouse import Store
 from infra.operator.audit_cli import COLUMNS
 from schemas import subjects
 from schemas.audit import AuditEntry, AuditRow
@@ -25,6 +25,7 @@ from schemas.audit_verify import verify
 from schemas.ids import uuid7
 from schemas.wire import encode
 from tests.support.jetstream import JetStreamServer, jetstream_server
+from tests.support.store import migrated_store
 from workers.audit_writer import AuditWriter
 
 pytestmark = pytest.mark.server
@@ -32,12 +33,8 @@ pytestmark = pytest.mark.server
 
 @pytest.fixture(scope="module")
 def store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Store]:
-    s = open_store(f"chdb://{tmp_path_factory.mktemp('chdb_audit_writer') / 'store'}")
-    s.migrate()
-    try:
+    with migrated_store(tmp_path_factory.mktemp("chdb_audit_writer")) as s:
         yield s
-    finally:
-        s.close()
 
 
 @pytest.fixture(scope="module")

@@ -16,12 +16,13 @@ from typing import Any
 
 import pytest
 
-from infra.clickhouse import QueryFailed, ReadOnlyViolation, Store, open_store
+from infra.clickhouse import QueryFailed, ReadOnlyViolation, Store
 from infra.clickhouse.migrate import MigrationError, apply_migrations
 from infra.clickhouse.sqltext import split_statements
 from schemas.events import ControlAttrs, Event, RequestCompleted, StageAttrs, StageEvent
 from schemas.ids import uuid7
 from schemas.wire import replace
+from tests.support.store import migrated_store
 
 from .factories import completed, control_event, request_batch, stage_event, verdict
 
@@ -32,12 +33,8 @@ ROW_POLICIES = Path(__file__).parents[4] / "infra" / "clickhouse" / "server" / "
 
 @pytest.fixture(scope="module")
 def store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Store]:
-    s = open_store(f"chdb://{tmp_path_factory.mktemp('chdb') / 'store'}")
-    s.migrate()
-    try:
+    with migrated_store(tmp_path_factory.mktemp("chdb")) as s:
         yield s
-    finally:
-        s.close()
 
 
 def one(store: Store, sql: str, params: dict[str, Any] | None = None) -> dict[str, Any]:

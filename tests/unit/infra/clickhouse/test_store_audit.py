@@ -12,24 +12,21 @@ from collections.abc import Iterator
 
 import pytest
 
-from infra.clickhouse import Store, open_store
+from infra.clickhouse import Store
 from infra.operator.audit_cli import COLUMNS
 from schemas.audit import GENESIS, AuditEntry, AuditRow, extend
 from schemas.audit_verify import verify
 from schemas.events import ControlAttrs, ControlEvent
 from schemas.ids import uuid7
+from tests.support.store import migrated_store
 
 pytestmark = pytest.mark.server
 
 
 @pytest.fixture(scope="module")
 def store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Store]:
-    s = open_store(f"chdb://{tmp_path_factory.mktemp('chdb_audit') / 'store'}")
-    s.migrate()
-    try:
+    with migrated_store(tmp_path_factory.mktemp("chdb_audit")) as s:
         yield s
-    finally:
-        s.close()
 
 
 def entries(n: int, start: int = 0) -> list[AuditEntry]:

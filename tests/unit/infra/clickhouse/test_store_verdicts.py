@@ -15,12 +15,13 @@ from typing import Any
 
 import pytest
 
-from infra.clickhouse import Store, open_store
+from infra.clickhouse import Store
 from infra.clickhouse.rows import INVALID_FINDING_TYPE, VERDICT_COLUMNS
 from infra.clickhouse.sqltext import Statement, split_statements
 from schemas.events import Event, RequestCompleted
 from schemas.ids import uuid7
 from schemas.wire import replace
+from tests.support.store import migrated_store
 
 from .factories import completed, stage_event, verdict
 
@@ -32,12 +33,8 @@ ROW_POLICIES = README.parent / "server" / "row_policies.sql"
 
 @pytest.fixture(scope="module")
 def store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Store]:
-    s = open_store(f"chdb://{tmp_path_factory.mktemp('chdb_guardrails') / 'store'}")
-    s.migrate()
-    try:
+    with migrated_store(tmp_path_factory.mktemp("chdb_guardrails")) as s:
         yield s
-    finally:
-        s.close()
 
 
 def rows(store: Store, sql: str, params: dict[str, Any] | None = None) -> list[list[Any]]:
