@@ -34,7 +34,7 @@ def main() -> None:
     app = Ingress(None, bootstrap.nats_url(settings), open_config=lambda: bootstrap.live_config(settings, "ingress"),
                   overload=Overload(target_ms=settings.shed_after_ms, max_pending=settings.max_pending),
                   open_keys=lambda config: bootstrap.key_directory(settings, config, "ingress"),
-                  admin_key_sha256=settings.admin_key_sha256)
+                  admin_key_sha256=settings.admin_key_sha256, envelope_key=settings.sealing_key())
     config = uvicorn.Config(app, loop="uvloop", http="httptools", log_level="warning", access_log=False,
                             lifespan="on", timeout_graceful_shutdown=5, backlog=4096)
     uvicorn.Server(config).run(sockets=[listening_socket(settings.host, settings.port)])

@@ -39,7 +39,7 @@ from schemas.envelope import Envelope
 from schemas.errors import GatewayError, NotFound, ServiceUnavailable
 from schemas.governance import KeyDirectory
 from schemas.ids import uuid7
-from schemas.wire import encode
+from schemas.sealed_request import seal_request
 
 log = logging.getLogger("gateway.ingress")
 
@@ -53,13 +53,16 @@ class Ingress:
     def __init__(self, config: GatewayConfig | ConfigSource | None, nats_url: str, ingress_id: str | None = None,
                  *, open_config: ConfigOpener | None = None, overload: Overload | None = None,
                  probe_every_s: float = 2.0, open_keys: KeysOpener | None = None,
-                 admin_key_sha256: str | None = None) -> None:
+                 admin_key_sha256: str | None = None, envelope_key: bytes) -> None:
         """``config``: a fixed config or a live source; or ``None`` with ``open_config``, which opens the
         live source at lifespan startup (on the server's event loop) and which ingress stops at shutdown.
         ``open_keys`` opens the live key directory at startup (default: the config's keys only).
-        ``admin_key_sha256``: the admin API's key (else the config's ``admin.key_sha256``)."""
+        ``admin_key_sha256``: the admin API's key (else the config's ``admin.key_sha256``).
+        ``envelope_key``: the key every request is sealed with before it is stored in ``GW_REQ``
+        (``Settings.sealing_key()``; the redaction stage opens it with the same key)."""
         if config is None and open_config is None:
             raise ValueError("Ingress needs a config or open_config")
+        self.envelope_key = envelope_key
         self.views = ViewCache(StaticConfig(config) if isinstance(config, GatewayConfig) else config)
         self._open_config = open_config
         self._open_keys = open_keys
@@ -285,14 +288,14 @@ class Ingress:
     # -- publishing -----------------------------------------------------------------------------------
 
     async def _publish(self, envelope: Envelope) -> None:
-        """Into the GW_REQ work queue, stored before we wait for the answer. A publish cut by a broker
-        restart is sent again with the same message id: JetStream keeps one copy either way."""
+        """Into the GW_REQ work queue, sealed (``schemas/sealed_request.py``: nothing of the request is
+        readable at rest), stored before we wait for the answer. A publish cut by a broker restart is
+        sent again with the same message id: JetStream keeps one copy either way."""
         assert self._js is not None
-        data = encode(envelope)
+        data, headers = seal_request(envelope, self.envelope_key)
         for attempt in range(PUBLISH_ATTEMPTS):
             try:
-                await self._js.publish(subjects.REQ_REDACT, data, headers={"Nats-Msg-Id": envelope.request_id},
-                                       timeout=PUBLISH_TIMEOUT_S)
+                await self._js.publish(subjects.REQ_REDACT, data, headers=headers, timeout=PUBLISH_TIMEOUT_S)
                 return
             except Exception as exc:  # noqa: BLE001 - any broker failure: try again, then refuse
                 log.info("publish of %s failed (attempt %d): %r", envelope.request_id, attempt + 1, exc)

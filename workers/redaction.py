@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import hmac
+import logging
 import os
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -29,6 +30,7 @@ from schemas.config import GatewayConfig, Guardrails, Redaction
 from schemas.envelope import Envelope
 from schemas.events import EventType, StageAttrs
 from schemas.key_auth import key_of
+from schemas.sealed_request import RequestUnreadable, open_request, stand_in
 from schemas.wire import replace
 from stages.envelope_redaction import ProfileRedactor, redact_envelope
 from stages.redaction import RedactionResult
@@ -37,8 +39,10 @@ from stages.vault import seal
 from workers.app import main
 from workers.context import WorkerContext
 from workers.intake import PullIntake
-from workers.runtime import STALE_S
+from workers.runtime import STALE_S, Work
 from workers.worker import StageWorker
+
+log = logging.getLogger("gateway.redaction")
 
 STAGE = "redaction"
 SETTLE_AFTER_RECONNECT_S = 0.75
@@ -126,12 +130,21 @@ class RedactionWorker(StageWorker):
         warm(self.redactors.current.value)
 
     def take(self, msg: Msg) -> None:
-        """A request pulled from GW_REQ; the intake's credit comes back once the stage is done with it,
-        however it ended."""
-        envelope = self.runtime.accept(msg.data, self.work, ack_subject=msg.reply, then=self.intake.done)
-        if envelope is None:
-            self.runtime.spawn(self.intake.done())
-        elif envelope.delivery == 1:  # how long it waited in GW_REQ (a rerun's wait is its first run's)
+        """A request pulled from GW_REQ, opened (sealed by ingress: ``schemas/sealed_request.py``); the
+        intake's credit comes back once the stage is done with it, however it ended. One that does not
+        open is not run: it is answered (if its caller still waits) with ``request_unreadable``,
+        recorded and acked, like any failed request, so it is neither lost nor redelivered forever."""
+        started = time.perf_counter()
+        try:
+            envelope = open_request(msg.data, msg.headers, self.key)
+        except RequestUnreadable as exc:
+            stand = stand_in(msg.headers)
+            log.error("redaction: request %s cannot be opened (%s); answered with request_unreadable and acked",
+                      stand.request_id, exc.__cause__ or exc)
+            self.runtime.take(stand, refuse(exc), started, ack_subject=msg.reply, then=self.intake.done)
+            return
+        envelope = self.runtime.take(envelope, self.work, started, ack_subject=msg.reply, then=self.intake.done)
+        if envelope.delivery == 1:  # how long it waited in GW_REQ (a rerun's wait is its first run's)
             self.ctx.load.waited(time.time() - envelope.received_at)
 
     async def work(self, envelope: Envelope, started: float) -> None:
@@ -205,6 +218,13 @@ class RedactionWorker(StageWorker):
     async def cleanup(self) -> None:
         await super().cleanup()
         self.ner_pool.shutdown(wait=False, cancel_futures=True)
+
+
+def refuse(error: RequestUnreadable) -> Work:
+    """The work of a request that cannot be opened: its error, answered and recorded by ``run``."""
+    async def work(_envelope: Envelope, _started: float) -> None:
+        raise error
+    return work
 
 
 def handed_out_again(envelope: Envelope, reconnected_at: float) -> bool:

@@ -84,6 +84,11 @@ class StageRuntime:
             if ack_subject:
                 self.spawn(self.leases.ack(ack_subject))
             return None
+        return self.take(envelope, work, started, ack_subject=ack_subject, then=then)
+
+    def take(self, envelope: Envelope, work: Work, started: float, *, ack_subject: str | None = None,
+             then: Callable[[], Awaitable[None]] | None = None) -> Envelope:
+        """``accept`` for an envelope already read (the first stage opens its sealed request first)."""
         if ack_subject is not None:
             envelope = replace(envelope, delivery=delivery_of(ack_subject), ack_subject=ack_subject)
         self.leases.hold(envelope.ack_subject, envelope.request_id)

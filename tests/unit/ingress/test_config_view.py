@@ -11,6 +11,7 @@ from ingress.app import Ingress
 from ingress.asgi import Message
 from ingress.config_view import ConfigView, StaticConfig, ViewCache
 from schemas.config import GatewayConfig, hash_api_key
+from schemas.sealing import new_key
 
 
 def config(*aliases: str, keys: tuple[str, ...] = ("sk-a",), max_body_bytes: int = 4096) -> GatewayConfig:
@@ -71,12 +72,12 @@ def test_not_opened_yet() -> None:
     with pytest.raises(RuntimeError, match="not opened"):
         ViewCache().get()
     with pytest.raises(ValueError, match="needs a config"):
-        Ingress(None, "nats://x")
+        Ingress(None, "nats://x", envelope_key=new_key())
 
 
 async def test_ingress_follows_the_live_config() -> None:
     source = Source(config("m1"), "v1")
-    app = Ingress(source, "nats://unused")
+    app = Ingress(source, "nats://unused", envelope_key=new_key())
     status, _ = await get(app, "/v1/models", "sk-b")
     assert status == 401
     source.current, source.version = config("m1", "m2", keys=("sk-a", "sk-b"), max_body_bytes=2048), "v2"
@@ -90,7 +91,7 @@ async def test_ingress_follows_the_live_config() -> None:
 
 
 async def test_a_fixed_config_still_works() -> None:
-    app = Ingress(config("m1"), "nats://unused")
+    app = Ingress(config("m1"), "nats://unused", envelope_key=new_key())
     assert (await get(app, "/v1/models", "sk-a"))[0] == 200
     assert isinstance(app.views.source, StaticConfig)
 
@@ -101,7 +102,7 @@ async def test_an_opened_source_is_stopped_at_shutdown() -> None:
     async def open_config() -> Source:
         return source
 
-    app = Ingress(None, "nats://unused", open_config=open_config)
+    app = Ingress(None, "nats://unused", open_config=open_config, envelope_key=new_key())
     app.views.source = await open_config()  # what startup does first (then it connects to NATS)
     assert (await get(app, "/v1/models", "sk-a"))[0] == 200
     await app.shutdown()

@@ -21,9 +21,10 @@ from ingress.metadata import (
     routing_headers,
 )
 from schemas.config import GatewayConfig, hash_api_key
-from schemas.envelope import Envelope
 from schemas.errors import InvalidRequest
 from schemas.events import RequestCompleted
+from schemas.sealed_request import open_request
+from schemas.sealing import new_key
 from schemas.wire import decode
 
 
@@ -176,11 +177,14 @@ class FakeJetStream:
     """Requests go to GW_REQ (``published``); ingress's own records to GW_EVENTS (``records``)."""
 
     def __init__(self) -> None:
-        self.published: list[bytes] = []
+        self.published: list[tuple[bytes, dict[str, str]]] = []
         self.records: list[bytes] = []
 
-    async def publish(self, subject: str, payload: bytes, **_: Any) -> None:
-        (self.records if subject.startswith("gw.evt.") else self.published).append(payload)
+    async def publish(self, subject: str, payload: bytes, *, headers: dict[str, str], **_: Any) -> None:
+        if subject.startswith("gw.evt."):
+            self.records.append(payload)
+        else:
+            self.published.append((payload, headers))
 
 
 class FakeNats:
@@ -196,7 +200,7 @@ def make_ingress() -> tuple[Ingress, FakeJetStream, FakeNats]:
     config = GatewayConfig.model_validate(
         {"keys": [{"id": "k1", "key_sha256": hash_api_key(KEY), "tenant": "acme"}]}
     )
-    ingress = Ingress(config, "nats://unused")
+    ingress = Ingress(config, "nats://unused", envelope_key=new_key())
     js = FakeJetStream()
     nc = FakeNats(js)
     ingress._js = js  # type: ignore[assignment]
@@ -230,7 +234,7 @@ async def test_ingress_puts_metadata_in_the_envelope_and_its_timeout_record(
     sent = await post(ingress, ("x-gateway-tags", '{"team": "ml", "n": 1}'), ("x-gateway-session-id", "s-9"),
                       ("x-api-key", "sk-leak"), ("x-gateway-user", "dave"))
     assert sent[0]["status"] == 504  # nobody answers the fake broker: ingress times out itself
-    (envelope,) = [decode(p, Envelope) for p in js.published]
+    (envelope,) = [open_request(p, headers, ingress.envelope_key) for p, headers in js.published]
     assert envelope.user == "dave" and envelope.tags == {"team": "ml", "n": "1"}
     assert envelope.headers == {"x-gateway-timeout-ms": "20", "x-gateway-session-id": "s-9", "x-gateway-user": "dave"}
     (record,) = [decode(p, RequestCompleted) for p in js.records]
