@@ -5,7 +5,7 @@ No child inherits the supervisor's environment. Every one gets the basics a proc
 the CA certificates to trust);
 Python children also ``PYTHON*`` and ``OTEL_*``; the gateway's own processes the settings variables
 ``infra/settings.py`` reads (derived from ``Settings``, not guessed), except the three that belong to one
-role only (``RESTRICTED``: the envelope key to redaction and the output filter, the admin key's hash to
+role only (``RESTRICTED``: the envelope key to ingress, redaction and the output filter, the admin key's hash to
 ingress, ``CLICKHOUSE_URL`` to the sink); nats-server the Go runtime's (``GO_RUNTIME``).
 
 Secrets: a process gets the variables that the config's ``env:NAME`` references name only for the stages
@@ -44,7 +44,7 @@ GO_RUNTIME = ("GOMAXPROCS", "GOMEMLIMIT", "GOGC", "GODEBUG", "GOTRACEBACK")
 PRESIDIO = {"TLDEXTRACT_PUBLIC_SUFFIX_LIST_URLS": ""}
 """Set for the stages that load presidio (never go online for the public suffix list), default given."""
 RESTRICTED: dict[str, frozenset[str]] = {
-    "GATEWAY_ENVELOPE_KEY": frozenset({"redaction", "output_filter"}),
+    "GATEWAY_ENVELOPE_KEY": frozenset({"ingress", "redaction", "output_filter"}),
     "GATEWAY_ADMIN_KEY_SHA256": frozenset({"ingress"}),
     "CLICKHOUSE_URL": frozenset({"sink"}),
     "GATEWAY_CLICKHOUSE_URL": frozenset({"sink"}),

@@ -25,11 +25,14 @@ SECRET_VAR = "GW_TEST_PROVIDER_SECRET"
 SALT_VAR = "GW_TEST_REDACTION_SALT"
 UNRELATED_VAR = "GW_TEST_UNRELATED"
 ADMIN_HASH = hashlib.sha256(b"sk-admin-child-env").hexdigest()
-# (layout, replicas, the children that run the provider stage, those that run redaction)
+ENVELOPE_KEY = "ZW52ZWxvcGUta2V5LW9mLXRoZS1jaGlsZC1lbnYtdGVzdA=="  # 32 bytes, base64
+# (layout, replicas, the children that run the provider stage, those that run redaction, those that hold
+# the envelope key: ingress seals the request, redaction opens it, the output filter opens the map)
 LAYOUTS = [
-    ("hosted", ["ingress=1"], {"stages.0", "stages.1"}, {"stages.0", "stages.1"}),
+    ("hosted", ["ingress=1"], {"stages.0", "stages.1"}, {"stages.0", "stages.1"},
+     {"ingress", "stages.0", "stages.1"}),
     ("split", ["ingress=1", "redaction=1", "policy=1", "routing=1", "provider=2", "output_filter=1"],
-     {"provider.0", "provider.1"}, {"redaction"}),
+     {"provider.0", "provider.1"}, {"redaction"}, {"ingress", "redaction", "output_filter"}),
 ]
 
 
@@ -38,18 +41,18 @@ def environ_of(pid: int) -> dict[str, str]:
     return dict(item.split("=", 1) for item in raw.decode("utf-8", "replace").split("\0") if "=" in item)
 
 
-@pytest.mark.parametrize(("layout", "replicas", "provider_children", "redaction_children"), LAYOUTS,
-                         ids=[layout[0] for layout in LAYOUTS])
+@pytest.mark.parametrize(("layout", "replicas", "provider_children", "redaction_children", "key_children"),
+                         LAYOUTS, ids=[layout[0] for layout in LAYOUTS])
 def test_provider_secret_only_in_provider_processes(tmp_path: Path, layout: str, replicas: list[str],
                                                     provider_children: set[str],
-                                                    redaction_children: set[str]) -> None:
+                                                    redaction_children: set[str], key_children: set[str]) -> None:
     secret, salt, unrelated = (f"value-{uuid.uuid4().hex}" for _ in range(3))
     config = gateway_config(free_port())
     config["providers"]["mock-openai"]["api_key"] = f"env:{SECRET_VAR}"
     config["redaction"] = {"hash_salt": f"env:{SALT_VAR}"}
     gw = start_gateway(tmp_path / layout, config, replicas=replicas, layout=layout,
                        extra_env={SECRET_VAR: secret, SALT_VAR: salt, UNRELATED_VAR: unrelated,
-                                  "GATEWAY_ADMIN_KEY_SHA256": ADMIN_HASH})
+                                  "GATEWAY_ADMIN_KEY_SHA256": ADMIN_HASH, "GATEWAY_ENVELOPE_KEY": ENVELOPE_KEY})
     try:
         pids = gw.pids()
         environs = {name: environ_of(pid) for name, pid in pids.items()}
@@ -63,6 +66,7 @@ def test_provider_secret_only_in_provider_processes(tmp_path: Path, layout: str,
         assert holding(salt) == redaction_children
         assert holding(unrelated) == set()
         assert holding(ADMIN_HASH) == {"ingress"}
+        assert holding(ENVELOPE_KEY) == key_children
         assert all(env[SECRET_VAR] == secret for name, env in environs.items() if name in provider_children)
         assert environ_of(gw.process.pid)[SECRET_VAR] == secret  # the supervisor had it all along
 

@@ -76,7 +76,8 @@ def test_gateway_processes_get_the_settings_they_read(kind: str) -> None:
 @pytest.mark.parametrize("kind", KINDS)
 def test_settings_of_one_role_go_to_that_role_only(kind: str) -> None:
     env = child_env(kind, CONFIG, ENVIRON)
-    assert ("GATEWAY_ENVELOPE_KEY" in env) == (kind in {"stages", "redaction", "output_filter"})
+    # ingress seals the request into GW_REQ, redaction opens it and seals the map, the filter opens the map
+    assert ("GATEWAY_ENVELOPE_KEY" in env) == (kind in {"ingress", "stages", "redaction", "output_filter"})
     assert ("GATEWAY_ADMIN_KEY_SHA256" in env) == (kind == "ingress")
     assert ("CLICKHOUSE_URL" in env) == (kind == "sink")
 
