@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import base64
-import os
 from pathlib import Path
 
 from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from infra.private_files import key_file
 
 
 class Settings(BaseSettings):
@@ -62,21 +63,14 @@ class Settings(BaseSettings):
         return f"chdb://{(self.data_dir / 'clickhouse').resolve()}"
 
     def sealing_key(self) -> bytes:
+        """The envelope key: ``GATEWAY_ENVELOPE_KEY`` (base64, 32 bytes), else ``data_dir/envelope.key``,
+        created once, owner-only (0600), and safe when several processes start at once
+        (``infra.private_files.key_file``)."""
         if self.envelope_key is not None:
             key = base64.b64decode(self.envelope_key.get_secret_value())
         else:
-            path = self.data_dir / "envelope.key"
-            if not path.exists():
-                path.parent.mkdir(parents=True, exist_ok=True)
-                tmp = path.with_suffix(".tmp")
-                tmp.write_bytes(base64.b64encode(os.urandom(32)))
-                os.chmod(tmp, 0o600)
-                try:
-                    os.link(tmp, path)  # atomic: the first process to create it wins
-                except FileExistsError:
-                    pass
-                tmp.unlink(missing_ok=True)
-            key = base64.b64decode(path.read_bytes())
+            key = base64.b64decode(key_file(self.data_dir / "envelope.key").read_bytes())
         if len(key) != 32:
             raise ValueError("GATEWAY_ENVELOPE_KEY must be 32 bytes, base64-encoded")
         return key
+

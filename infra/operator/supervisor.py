@@ -55,6 +55,7 @@ from infra.children import spawn
 from infra.config import ConfigError, version_of
 from infra.config_store import fetch_active, publish_config
 from infra.nats_server import EmbeddedNats, start_nats, wait_for_port
+from infra.private_files import private_dir
 from infra.settings import Settings
 from schemas import subjects
 from schemas.config import GatewayConfig
@@ -168,7 +169,7 @@ class Supervisor:
         tmp.replace(path)
 
     async def run(self) -> int:
-        self.data_dir.mkdir(parents=True, exist_ok=True)
+        private_dir(self.data_dir)  # 0700: nothing under it readable by another user
         self.config = load_config(self.settings.config)  # the children's environments are built from it
         self._warn_secrets_not_given(self.config, "")
         self.settings.sealing_key()  # create the envelope key once, before any worker races for it
