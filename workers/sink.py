@@ -41,8 +41,11 @@ def decode_events(messages: list[Msg]) -> list[Event]:
     for msg in messages:
         try:
             events.append(decode_union(msg.data, Event))
-        except DecodeError:
-            log.error("dropping an undecodable event on %s: %.200r", msg.subject, msg.data)
+        except DecodeError as exc:
+            # never the payload: a record may carry a body, and logs land under the data dir
+            headers = msg.headers or {}
+            log.error("dropping an undecodable event on %s (%d bytes, request %s): %s", msg.subject, len(msg.data),
+                      headers.get("Nats-Msg-Id", "unknown"), type(exc).__name__)
     return events
 
 

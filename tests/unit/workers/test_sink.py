@@ -18,6 +18,7 @@ from workers.sink import decode_events
 class FakeMsg:
     subject: str
     data: bytes
+    headers: dict[str, str] | None = None
 
 
 def test_decode_every_event_kind_and_drop_the_unreadable(caplog: pytest.LogCaptureFixture) -> None:
@@ -33,9 +34,13 @@ def test_decode_every_event_kind_and_drop_the_unreadable(caplog: pytest.LogCaptu
         FakeMsg(subjects.event_subject("policy"), encode(stage)),
         FakeMsg(subjects.event_subject("provider"), encode(done)),
         FakeMsg(subjects.EVT_CONTROL, b'{"event": "control", "kind": "nonsense"}'),
+        FakeMsg(subjects.event_subject("ingress"), b'{"request_body": "mail jane.doe@example.com"',
+                {"Nats-Msg-Id": "r-7"}),
     ]
     with caplog.at_level(logging.ERROR, logger="gateway.sink"):
         events = decode_events(messages)  # type: ignore[arg-type]
     assert events == [control, stage, done]
     assert isinstance(events[0], ControlEvent) and isinstance(events[2], RequestCompleted)
     assert "dropping an undecodable event on gw.evt.control" in caplog.text
+    assert "gw.evt.ingress (44 bytes, request r-7)" in caplog.text
+    assert "jane.doe" not in caplog.text  # never the payload: logs are at rest under the data dir
