@@ -1,7 +1,8 @@
 """Owner-only files and directories: the data directory (0700) and the envelope key file (0600).
 
-Under a 0700 data directory nothing the gateway writes there (the JetStream store nats-server creates
-0750/0640, the chDB store and the logs, created under the process umask) can be read by another user.
+Under a 0700 data directory nothing the gateway writes there can be read by another user: nats-server
+writes its store owner-only itself, but the chDB store, the logs and ``pids.json`` are created under the
+process umask (typically 0755/0644).
 """
 
 from __future__ import annotations
