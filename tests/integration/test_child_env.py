@@ -7,6 +7,7 @@ One gateway start per layout; every wait polls for a condition, the time limits 
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import sys
 import uuid
@@ -25,7 +26,7 @@ SECRET_VAR = "GW_TEST_PROVIDER_SECRET"
 SALT_VAR = "GW_TEST_REDACTION_SALT"
 UNRELATED_VAR = "GW_TEST_UNRELATED"
 ADMIN_HASH = hashlib.sha256(b"sk-admin-child-env").hexdigest()
-ENVELOPE_KEY = "ZW52ZWxvcGUta2V5LW9mLXRoZS1jaGlsZC1lbnYtdGVzdA=="  # 32 bytes, base64
+ENVELOPE_KEY = base64.b64encode(b"envelope-key-of-child-env-test!!").decode()  # 32 bytes
 # (layout, replicas, the children that run the provider stage, those that run redaction, those that hold
 # the envelope key: ingress seals the request, redaction opens it, the output filter opens the map)
 LAYOUTS = [
