@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import binascii
 from pathlib import Path
 
 from pydantic import AliasChoices, Field, SecretStr
@@ -67,10 +68,17 @@ class Settings(BaseSettings):
         created once, owner-only (0600), and safe when several processes start at once
         (``infra.private_files.key_file``)."""
         if self.envelope_key is not None:
-            key = base64.b64decode(self.envelope_key.get_secret_value())
+            source, text = "GATEWAY_ENVELOPE_KEY", self.envelope_key.get_secret_value().encode()
         else:
-            key = base64.b64decode(key_file(self.data_dir / "envelope.key").read_bytes())
+            path = key_file(self.data_dir / "envelope.key")
+            source, text = str(path), path.read_bytes()
+        try:
+            key = base64.b64decode(text, validate=True)
+        except binascii.Error:
+            key = b""
         if len(key) != 32:
-            raise ValueError("GATEWAY_ENVELOPE_KEY must be 32 bytes, base64-encoded")
+            raise ValueError(f"{source} must hold a 32-byte key, base64-encoded; make one with "
+                             "python -c \"import base64, os; print(base64.b64encode(os.urandom(32)).decode())\" "
+                             "and give every ingress, redaction and output-filter process the same one")
         return key
 

@@ -43,8 +43,10 @@ def test_the_environment_wins(tmp_path: Path) -> None:
     key = os.urandom(32)
     settings = Settings(data_dir=tmp_path, envelope_key=SecretStr(base64.b64encode(key).decode()))
     assert settings.sealing_key() == key and not (tmp_path / "envelope.key").exists()
-    with pytest.raises(ValueError, match="32 bytes"):
+    with pytest.raises(ValueError, match="GATEWAY_ENVELOPE_KEY must hold a 32-byte key"):
         Settings(envelope_key=SecretStr(base64.b64encode(b"short").decode())).sealing_key()
+    with pytest.raises(ValueError, match="make one with"):
+        Settings(envelope_key=SecretStr("not base64!")).sealing_key()
 
 
 def _read_key(args: tuple[str, multiprocessing.synchronize.Barrier]) -> bytes:
