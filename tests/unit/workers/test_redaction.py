@@ -1,20 +1,28 @@
 """The redaction worker's setup: profile resolution, one redactor per distinct profile, salts, tenants
-(``redact_envelope`` itself: ``tests/unit/stages/test_envelope_redaction.py``). The NATS wiring is
-covered by the integration tests."""
+(``redact_envelope`` itself: ``tests/unit/stages/test_envelope_redaction.py``); taking a sealed request
+from GW_REQ, and refusing one that does not open. The NATS wiring is covered by the integration tests
+(``tests/integration/test_at_rest.py``)."""
 
 from __future__ import annotations
 
 import time
+import types
 from typing import Any
 
 import pytest
 
+from schemas import subjects
 from schemas.config import GatewayConfig, hash_api_key
-from schemas.envelope import Envelope
-from schemas.wire import convert
+from schemas.envelope import Envelope, Reply
+from schemas.events import RequestCompleted
+from schemas.sealed_request import MSG_ID, seal_request
+from schemas.sealing import new_key
+from schemas.wire import convert, decode
 from stages.envelope_redaction import redact_envelope
+from tests.support.fake_nats import FakeMsg, FakeNats, context, settled
 from tests.support.messages import to_dict
-from workers.redaction import build_redactors, default_salt, resolve_salt, scanner_inputs
+from workers.redaction import RedactionWorker, build_redactors, default_salt, resolve_salt, scanner_inputs
+from workers.runtime import StageRuntime
 
 SALT = default_salt(b"k" * 32)
 STRICT_KEY = hash_api_key("sk-strict")
@@ -144,3 +152,66 @@ def test_ner_profile_runs_off_the_loop() -> None:
     outcome = redact_envelope(_envelope("Please email Sarah Connor in Lisbon"), config.profile("people"), people, "")
     assert outcome.result is not None
     assert outcome.result.body["messages"][0]["content"] == "Please email <PERSON_1> in <LOCATION_1>"
+
+
+# -- taking a sealed request from GW_REQ ------------------------------------------------------------
+
+RID = "0190f0c4-0000-7000-8000-00000000abcd"
+ACK_SUBJECT = "$JS.ACK.GW_REQ.redaction.1.5.5.0.0"
+
+
+def taker(nc: FakeNats, key: bytes) -> tuple[Any, StageRuntime, list[Envelope]]:
+    """``RedactionWorker.take`` over a fake worker: the real opening, the real runtime; ``work`` recorded."""
+    ctx = context(nc)
+    runtime = StageRuntime(ctx, "redaction")
+    worked: list[Envelope] = []
+
+    async def work(envelope: Envelope, started: float) -> None:
+        worked.append(envelope)
+
+    async def done() -> None:
+        return None
+
+    worker = types.SimpleNamespace(key=key, runtime=runtime, work=work, intake=types.SimpleNamespace(done=done),
+                                   ctx=types.SimpleNamespace(load=types.SimpleNamespace(waited=lambda s: None)))
+    return worker, runtime, worked
+
+
+def sealed_message(key: bytes, **headers: str) -> FakeMsg:
+    envelope = Envelope(request_id=RID, received_at=time.time(), deadline=time.time() + 60,
+                        reply_to=f"gw.reply.ing.{RID}", body={"messages": [{"role": "user", "content": "jane@x.io"}]},
+                        model_requested="m")
+    data, clear = seal_request(envelope, key)
+    return FakeMsg(subjects.REQ_REDACT, data, ACK_SUBJECT, {**clear, **headers})
+
+
+async def test_a_sealed_request_is_opened_and_worked_on() -> None:
+    key = new_key()
+    worker, runtime, worked = taker(FakeNats(), key)
+    RedactionWorker.take(worker, sealed_message(key))  # type: ignore[arg-type]
+    await runtime.drain(1.0)
+    assert [(e.request_id, e.body, e.ack_subject) for e in worked] == [
+        (RID, {"messages": [{"role": "user", "content": "jane@x.io"}]}, ACK_SUBJECT)]
+
+
+@pytest.mark.parametrize("case", ["other key", "replayed id", "unsealed"])
+async def test_an_unreadable_request_is_answered_recorded_and_acked(case: str) -> None:
+    key = new_key()
+    nc = FakeNats()
+    worker, runtime, worked = taker(nc, key)
+    msg = sealed_message(new_key() if case == "other key" else key)
+    if case == "replayed id":
+        msg = FakeMsg(msg.subject, msg.data, msg.reply, {**(msg.headers or {}), MSG_ID: RID[:-4] + "ffff"})
+        rid = RID[:-4] + "ffff"
+    else:
+        rid = RID
+    if case == "unsealed":
+        msg = FakeMsg(msg.subject, b'{"request_id": "' + RID.encode() + b'"}', msg.reply, msg.headers)
+    RedactionWorker.take(worker, msg)  # type: ignore[arg-type]
+    await settled(runtime.ctx, runtime)
+    assert worked == []  # never run
+    (answer,) = [decode(d, Reply) for d in nc.on(f"gw.reply.ing.{RID}")]
+    assert answer.error is not None and (answer.status, answer.error.code) == (500, "request_unreadable")
+    (record,) = [decode(d, RequestCompleted) for d in nc.on(subjects.event_subject("redaction"))]
+    assert (record.request_id, record.error_code, record.request_body) == (rid, "request_unreadable", "")
+    assert nc.sent[-1].subject == ACK_SUBJECT  # acked: never redelivered
