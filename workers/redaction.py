@@ -1,9 +1,10 @@
 """Redaction worker: the first hop. Takes each accepted request from the GW_REQ work queue (durable,
-end-to-end ack), resolves its guardrail profile (key's, else model alias's, else default; the key from
-the process's key directory, so a ``GW_KEYS`` key's profile applies), applies that
-profile's PII operators, seals the placeholder map into the envelope, records a ``pii`` verdict, and
-carries the JetStream ack subject down the core-NATS chain. A ``block`` operator ends the request here
-(400 ``pii_blocked``), the verdict already on the envelope.
+end-to-end ack) and opens it (sealed by ingress, ``schemas/sealed_request.py``), resolves its guardrail
+profile (key's, else model alias's, else default; the key from the process's key directory, so a
+``GW_KEYS`` key's profile applies), applies that profile's PII operators, seals the placeholder map
+into the envelope, records a ``pii`` verdict, and carries the JetStream ack subject down the core-NATS
+chain. A ``block`` operator ends the request here (400 ``pii_blocked``), the verdict already on the
+envelope. A request that does not open is answered ``request_unreadable``, recorded and acked.
 
 Each profile gets its own scanner; profiles with the same scanner inputs share one, and scanners with
 the same ``(engine, custom)`` share one presidio analyzer (``bootstrap.pii_scanner``). Pattern scans
