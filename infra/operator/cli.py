@@ -184,8 +184,7 @@ def cmd_sql(args: argparse.Namespace) -> int:
     try:
         result = asyncio.run(run_query(settings, args.query, timeout_s=args.timeout))
     except SqlError as exc:
-        print(f"gateway sql: {exc} (ran as {_acting_as(settings)}; `gateway whoami` checks its credentials)",
-              file=sys.stderr)
+        print(f"gateway sql: {exc} ({_ran_as(settings)})", file=sys.stderr)
         return 1
     if args.format == "json":
         print(json.dumps(result, default=str))
@@ -194,12 +193,16 @@ def cmd_sql(args: argparse.Namespace) -> int:
     return 0
 
 
-def _acting_as(settings: Settings) -> str:
-    """The identity an operator command acts as, for its messages (never raises)."""
+def _ran_as(settings: Settings) -> str:
+    """Who ``gateway sql`` ran as, for its error messages (never raises): the NATS identity, or the
+    ClickHouse user of ``CLICKHOUSE_URL`` when it queries a server directly."""
+    if settings.clickhouse_url:
+        return "ran as the user in CLICKHOUSE_URL"
     try:
-        return nats_actor(operator_identity(settings))
+        who = nats_actor(operator_identity(settings))
     except IdentityError:
-        return f"no valid identity: GATEWAY_NATS_CREDS={settings.nats_creds}"
+        who = f"no valid identity: GATEWAY_NATS_CREDS={settings.nats_creds}"
+    return f"ran as {who}; `gateway whoami` checks its credentials"
 
 
 def cmd_whoami(args: argparse.Namespace) -> int:

@@ -90,3 +90,9 @@ def test_sql_says_which_identity_it_ran_as_when_it_fails(tmp_path: Path, monkeyp
     monkeypatch.setenv("NATS_URL", f"nats://127.0.0.1:{free_port()}")  # nothing listens there
     assert main(["sql", "SELECT 1"]) == 1
     assert "(ran as nats:admin; `gateway whoami` checks its credentials)" in capsys.readouterr().err
+    monkeypatch.setenv("GATEWAY_NATS_CREDS", "/creds/op-alice.nk")
+    assert main(["sql", "SELECT 1"]) == 1
+    assert "(ran as nats:op-alice;" in capsys.readouterr().err
+    monkeypatch.setenv("CLICKHOUSE_URL", f"http://127.0.0.1:{free_port()}")  # a server, queried directly
+    assert main(["sql", "SELECT 1"]) == 1
+    assert "(ran as the user in CLICKHOUSE_URL)" in capsys.readouterr().err
