@@ -1,5 +1,7 @@
-"""Recording an audit entry: publish it into the GW_AUDIT stream (``gw.audit``), whose order is the
-hash chain's order; the sink chains and stores it (``workers/audit_writer.py``).
+"""Recording an audit entry: publish it into the GW_AUDIT stream on ``gw.audit.by.<identity>``, the
+publishing process's NATS identity (``infra/nats_identity.py``); the stream's order is the hash chain's
+order; the sink chains and stores it (``workers/audit_writer.py``), taking the actor from that subject
+(the broker lets an identity publish only on its own), not from the entry's ``actor`` claim.
 
 Every producer of a control-plane change calls ``record`` once the change is made. The entry's id is
 the message id (``Nats-Msg-Id``), so a retried publish is stored once within the stream's duplicate
@@ -21,13 +23,15 @@ from schemas.wire import encode
 ATTEMPTS = 3
 
 
-async def record(js: JetStreamContext, entry: AuditEntry, timeout_s: float = 2.0) -> None:
-    """Store ``entry`` in GW_AUDIT (acknowledged by JetStream), retrying briefly."""
+async def record(js: JetStreamContext, entry: AuditEntry, identity: str, timeout_s: float = 2.0) -> None:
+    """Store ``entry`` in GW_AUDIT (acknowledged by JetStream) as published by ``identity`` (this
+    process's NATS identity), retrying briefly."""
+    subject = subjects.audit_subject(identity)
     payload = encode(entry)
     headers = {"Nats-Msg-Id": entry.entry_id}
     for attempt in range(ATTEMPTS):
         try:
-            await js.publish(subjects.AUDIT, payload, headers=headers, timeout=timeout_s)
+            await js.publish(subject, payload, headers=headers, timeout=timeout_s)
             return
         except Exception as exc:  # noqa: BLE001 - NATS down, no stream: retried, then reported as our error
             if attempt == ATTEMPTS - 1:

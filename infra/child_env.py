@@ -4,9 +4,10 @@ No child inherits the supervisor's environment. Every one gets the basics a proc
 (``BASE``: ``PATH``, ``HOME``, the locale, the time zone, the temporary directory, the loader path,
 the CA certificates to trust);
 Python children also ``PYTHON*`` and ``OTEL_*``; the gateway's own processes the settings variables
-``infra/settings.py`` reads (derived from ``Settings``, not guessed), except the three that belong to one
+``infra/settings.py`` reads (derived from ``Settings``, not guessed), except those that belong to one
 role only (``RESTRICTED``: the envelope key to ingress, redaction and the output filter, the admin key's hash to
-ingress, ``CLICKHOUSE_URL`` to the sink); nats-server the Go runtime's (``GO_RUNTIME``).
+ingress, ``CLICKHOUSE_URL`` to the sink) or to no child (``GATEWAY_NATS_CREDS``: one process's NATS
+identity); nats-server the Go runtime's (``GO_RUNTIME``).
 
 Secrets: a process gets the variables that the config's ``env:NAME`` references name only for the stages
 it runs (``schemas.secret_refs.referenced_secrets``: a provider credential to the provider stage, the
@@ -48,8 +49,11 @@ RESTRICTED: dict[str, frozenset[str]] = {
     "GATEWAY_ADMIN_KEY_SHA256": frozenset({"ingress"}),
     "CLICKHOUSE_URL": frozenset({"sink"}),
     "GATEWAY_CLICKHOUSE_URL": frozenset({"sink"}),
+    "GATEWAY_NATS_CREDS": frozenset(),
 }
-"""Settings variables that only these roles (a stage, ``ingress`` or ``sink``) read."""
+"""Settings variables that only these roles (a stage, ``ingress`` or ``sink``) read. None inherits
+``GATEWAY_NATS_CREDS``: it names one process's NATS identity (the audit log's actor), so the
+supervisor's own (an operator's, say) must never become every child's; each child is given its own."""
 
 
 def roles_of(kind: str) -> frozenset[str]:

@@ -2,14 +2,16 @@
 
 One value, JSON: ``{"version", "yaml", "source", "applied_at"}``. ``version`` is ``version_of(yaml)``
 (the first 12 hex digits of its SHA-256), ``source`` says who put it (``file:/abs/path`` from
-``gateway up``, ``apply:user@host`` from ``gateway config apply``). Every worker watches the key
+``gateway up``, ``apply:nats:<identity>`` from ``gateway config apply``: the NATS identity it connected
+as, e.g. ``apply:nats:admin``). Every worker watches the key
 (``infra/live_config.py``); the bucket keeps the last 16 revisions.
 
 ``publish_config`` is the only writer: it validates first (an invalid config is refused with the
 ``ConfigError`` naming the bad path and nothing is written), then puts the value and records a
 ``ControlEvent`` (``kind="config"``, ``reason="applied"``) on ``gw.evt.control`` for the sink and, when
-the version changed, an audit entry (``infra/audit_log.py``: who, from and to which version, the
-sections, providers, models, guardrail profiles and config keys it changed, by name only).
+the version changed, an audit entry (``infra/audit_log.py``: published as the caller's NATS identity,
+which the chain records as the actor; from and to which version, the source, the sections, providers,
+models, guardrail profiles and config keys it changed, by name only).
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from nats.js.kv import KeyValue
 from infra.audit_log import record
 from infra.config import ConfigCheck, ConfigError, parse_config_text, version_of
 from schemas import subjects
+from schemas.audit_actor import nats_actor
 from schemas.audit_detail import config_changes, config_entry
 from schemas.config import GatewayConfig
 from schemas.events import ControlAttrs, ControlEvent
@@ -95,12 +98,16 @@ async def fetch_active(js: JetStreamContext) -> ActiveConfig | None:
     return ActiveConfig.from_json(entry.value, entry.revision or 0)
 
 
-async def publish_config(js: JetStreamContext, text: str, source: str, *, check: ConfigCheck, label: str | None = None,
-                         attrs: ControlAttrs | None = None) -> str:
+async def publish_config(js: JetStreamContext, text: str, source: str, *, check: ConfigCheck, identity: str,
+                         label: str | None = None, attrs: ControlAttrs | None = None,
+                         reported_by: str | None = None) -> str:
     """Validate ``text``, make it the active config, record it; returns its version.
 
-    An invalid config raises ``ConfigError`` (its message starts with ``label``, default ``source``,
-    and names the bad path) and is NOT written. ``attrs`` go into the recorded ``ControlEvent``."""
+    ``identity`` is the publishing process's NATS identity: the audit entry goes out on its subject (the
+    actor the chain records). ``reported_by`` (the CLI's ``user@host``) is kept in the entry's detail as
+    an unauthenticated hint. An invalid config raises ``ConfigError`` (its message starts with ``label``,
+    default ``source``, and names the bad path) and is NOT written. ``attrs`` go into the recorded
+    ``ControlEvent``."""
     parse_config_text(text, label or source, check=check)
     version = version_of(text)
     kv = await config_bucket(js)
@@ -118,11 +125,14 @@ async def publish_config(js: JetStreamContext, text: str, source: str, *, check:
     await js.publish(subjects.EVT_CONTROL, encode(event))
     if previous is None or previous.version != version:
         summary = config_changes(_plain_yaml(previous.yaml) if previous else None, _plain_yaml(text))
-        extra: dict[str, JSONValue] = {}
+        extra: dict[str, JSONValue] = {"source": source}
         if attrs is not None and isinstance(attrs.file, str):
             extra["file"] = attrs.file
-        await record(js, config_entry(version, previous.version if previous else "", source, value.applied_at,
-                                      summary, **extra))
+        if reported_by is not None:
+            extra["reported_by"] = reported_by
+        entry = config_entry(version, previous.version if previous else "", nats_actor(identity),
+                             value.applied_at, summary, **extra)
+        await record(js, entry, identity)
     return version
 
 

@@ -9,9 +9,11 @@ API (``ingress/admin_api.py``) and the CLI (``gateway keys``, ``gateway budgets`
   once, by ``create_key`` and ``rotate_key``. Views (``key_view``) never carry a secret or a hash.
 - Spend and rate windows are read from ``GW_LEDGER`` (``ledger_key``): an absent entry or bucket is zero.
 
-Every change is recorded in the audit log (``infra/audit_log.py``) once made, under ``actor`` (the CLI's
-``cli:user@host``, the admin API's ``admin-api``): what changed, before and after, never a secret or
-its hash; an entry that cannot be stored raises ``AuditNotRecorded`` (the change stands).
+Every change is recorded in the audit log (``infra/audit_log.py``) once made, published as this
+process's NATS ``identity`` (the chain records the actor that subject authenticates: the CLI's
+``nats:admin``; the admin API's ``admin-api:<key name> via nats:ingress``): what changed, before and
+after, never a secret or its hash; an entry that cannot be stored raises ``AuditNotRecorded`` (the
+change stands).
 
 Errors are ``schemas.errors`` classes with the field at fault in ``param``: ``InvalidRequest`` (400),
 ``NotFound`` (404), ``Conflict`` (409).
@@ -32,6 +34,8 @@ from nats.js.kv import KeyValue
 
 from infra.audit_log import record
 from schemas import subjects
+from schemas.audit import AuditEntry
+from schemas.audit_actor import nats_actor
 from schemas.audit_detail import key_entry, level_entry
 from schemas.config import hash_api_key
 from schemas.errors import Conflict, InvalidRequest, NotFound
@@ -59,7 +63,7 @@ from schemas.governance_admin import (
     parse_duration,
     parse_expiry,
 )
-from schemas.wire import decode, encode, replace
+from schemas.wire import JSONValue, decode, encode, replace
 
 RETRIES = 5
 
@@ -172,11 +176,21 @@ class GovernanceAdmin:
     """Key and budget operations over the ``GW_KEYS``, ``GW_LIMITS`` and ``GW_LEDGER`` buckets."""
 
     def __init__(self, js: JetStreamContext, facts: ConfigFacts | None = None,
-                 clock: Callable[[], float] = time.time, actor: str = "unknown") -> None:
+                 clock: Callable[[], float] = time.time, *, identity: str, actor: str | None = None,
+                 reported_by: str | None = None) -> None:
+        """``identity``: the NATS identity of this process's connection, the subject its audit entries go
+        out on (the actor the chain records); ``actor``: what the entries claim, ``nats:<identity>``
+        unless ingress names the admin key that authenticated the caller; ``reported_by``: the CLI's
+        ``user@host``, an unauthenticated hint kept in each entry's detail."""
         self.js = js
         self.facts = facts or ConfigFacts()
         self.clock = clock
-        self.actor = actor
+        self.identity = identity
+        self.actor = actor or nats_actor(identity)
+        self.hint: dict[str, JSONValue] = {} if reported_by is None else {"reported_by": reported_by}
+
+    async def _audit(self, entry: AuditEntry) -> None:
+        await record(self.js, entry, self.identity)
 
     async def _bucket(self, name: str) -> KeyValue:
         try:
@@ -220,7 +234,7 @@ class GovernanceAdmin:
         except KeyWrongLastSequenceError:
             raise Conflict(f"A key with id {key_id!r} exists already; choose another id or update it.",
                            param="id", code="key_exists") from None
-        await record(self.js, key_entry("created", None, key, self.actor))
+        await self._audit(key_entry("created", None, key, self.actor, **self.hint))
         return Issued(key, secret, revision)
 
     async def get_key(self, key_id: str) -> tuple[VirtualKey, int]:
@@ -300,7 +314,7 @@ class GovernanceAdmin:
                            updated_at=now)
 
         before, after, written = await self._change(key_id, change, req.revision)
-        await record(self.js, key_entry("updated", before, after, self.actor))
+        await self._audit(key_entry("updated", before, after, self.actor, **self.hint))
         return after, written
 
     async def revoke_key(self, key_id: str) -> tuple[VirtualKey, int]:
@@ -311,7 +325,7 @@ class GovernanceAdmin:
         before, after, written = await self._change(key_id, lambda k, now: k if k.revoked_at is not None
                                                     else replace(k, revoked_at=now, updated_at=now))
         if before.revoked_at is None:
-            await record(self.js, key_entry("revoked", before, after, self.actor))
+            await self._audit(key_entry("revoked", before, after, self.actor, **self.hint))
         return after, written
 
     async def rotate_key(self, key_id: str, req: KeyRotate) -> Issued:
@@ -331,7 +345,7 @@ class GovernanceAdmin:
                            updated_at=now)
 
         before, key, revision = await self._change(key_id, change)
-        await record(self.js, key_entry("rotated", before, key, self.actor, grace_s=grace))
+        await self._audit(key_entry("rotated", before, key, self.actor, grace_s=grace, **self.hint))
         return Issued(key, secret, revision)
 
     # -- team and tenant limits ------------------------------------------------------------------------
@@ -360,7 +374,7 @@ class GovernanceAdmin:
                     written = await kv.create(f"{kind}.{level_id}", encode(policy))
             except KeyWrongLastSequenceError:
                 continue
-            await record(self.js, level_entry(current, policy, self.actor))
+            await self._audit(level_entry(current, policy, self.actor, **self.hint))
             return policy, written
         raise Conflict(f"The {kind} {level_id!r} limits kept changing under {RETRIES} attempts; retry.",
                        code="revision_mismatch")

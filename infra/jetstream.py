@@ -3,7 +3,11 @@
 GW_REQ   work queue holding each accepted request until the chain has answered it (end-to-end ack).
 GW_EVENTS file-backed stream of every stage event, consumed by the sink's durable consumer.
 GW_AUDIT  file-backed stream of audit entries (every control-plane change and guardrail block): its one
-          order is the audit chain's; the sink's ``audit`` consumer is the chain's single writer.
+          order is the audit chain's; the sink's ``audit`` consumer is the chain's single writer. It
+          captures ``gw.audit.>`` (each publisher on ``gw.audit.by.<identity>``) and the bare ``gw.audit``
+          of earlier versions; declaring over an older deployment adds the subject to the stream and turns
+          the consumer's one filter into both, keeping its ack position (a stream and a durable
+          consumer's filters may be updated in place; tests/unit/infra/test_jetstream.py).
 GW_CONFIG key-value bucket: the active config (key ``active``), watched by every worker (hot reload).
 GW_BREAKERS key-value bucket: each target's circuit-breaker state, shared by every routing replica.
 GW_KEYS   key-value bucket: the virtual keys (``key.<id>``), watched by every process that authenticates.
@@ -59,7 +63,7 @@ EVENTS_STREAM = StreamConfig(
 
 AUDIT_STREAM = StreamConfig(
     name=subjects.STREAM_AUDIT,
-    subjects=[subjects.AUDIT],
+    subjects=list(subjects.AUDIT_SUBJECTS),
     retention=RetentionPolicy.LIMITS,
     storage=StorageType.FILE,
     max_age=30 * 24 * 3600.0,
@@ -119,7 +123,7 @@ def audit_consumer() -> ConsumerConfig:
         ack_policy=AckPolicy.EXPLICIT,
         ack_wait=30.0,
         max_ack_pending=10_000,
-        filter_subject=subjects.AUDIT,
+        filter_subjects=list(subjects.AUDIT_SUBJECTS),
     )
 
 

@@ -25,6 +25,11 @@ class Settings(BaseSettings):
     port: int = 8080
     # The embedded nats-server's port (used only when NATS_URL is not given).
     nats_port: int = 4222
+    # This process's NATS identity: its nkey seed file, <data_dir>/nats/creds/<identity>.nk
+    # (GATEWAY_NATS_CREDS). The file's stem names the identity the broker authenticates, and so the
+    # audit subject it may publish on (infra/nats_identity.py). Unset: no identity ("anonymous"), except
+    # for operator commands, which default to <data_dir>/nats/creds/admin.nk.
+    nats_creds: Path | None = None
     # AES-GCM key (base64, 32 bytes) sealing the PII placeholder map in envelopes. Embedded default:
     # generated once under data_dir. Only the redaction and output-filter stages read it.
     envelope_key: SecretStr | None = None

@@ -10,7 +10,7 @@ import socket
 
 import uvicorn
 
-from infra import bootstrap
+from infra import bootstrap, nats_identity
 from infra.logs import setup_logging
 from ingress.admission import Overload
 from ingress.app import Ingress
@@ -34,7 +34,8 @@ def main() -> None:
     app = Ingress(None, bootstrap.nats_url(settings), open_config=lambda: bootstrap.live_config(settings, "ingress"),
                   overload=Overload(target_ms=settings.shed_after_ms, max_pending=settings.max_pending),
                   open_keys=lambda config: bootstrap.key_directory(settings, config, "ingress"),
-                  admin_key_sha256=settings.admin_key_sha256, envelope_key=settings.sealing_key())
+                  admin_key_sha256=settings.admin_key_sha256, envelope_key=settings.sealing_key(),
+                  identity=nats_identity.identity(settings))
     config = uvicorn.Config(app, loop="uvloop", http="httptools", log_level="warning", access_log=False,
                             lifespan="on", timeout_graceful_shutdown=5, backlog=4096)
     uvicorn.Server(config).run(sockets=[listening_socket(settings.host, settings.port)])

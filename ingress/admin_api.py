@@ -1,9 +1,12 @@
 """The admin API (``/admin/v1``): virtual keys and team/tenant budgets over HTTP, the same operations as
 ``gateway keys`` and ``gateway budgets`` (both call ``infra.governance_admin.GovernanceAdmin``).
 
-Authenticated by the admin key (``Authorization: Bearer <admin key>``) whose SHA-256 is
-``GATEWAY_ADMIN_KEY_SHA256`` or the config's ``admin.key_sha256``; with neither, every operation answers
-404 ``admin_api_disabled`` saying how to enable it. Errors are in the OpenAI shape with the field at
+Authenticated by an admin key (``Authorization: Bearer <admin key>``) whose SHA-256 is one of the
+config's named ``admin.keys``, or ``GATEWAY_ADMIN_KEY_SHA256`` (else the config's ``admin.key_sha256``);
+with none, every operation answers 404 ``admin_api_disabled`` saying how to enable it. Each change is
+audited as claimed by ``admin-api:<the key's name>`` (an unnamed key: its fingerprint, the first 12 hex
+digits of its SHA-256), published as ingress's NATS identity; the chain records
+``admin-api:<name> via nats:ingress`` (``schemas/audit_actor.py``). Errors are in the OpenAI shape with the field at
 fault in ``param``. ``ROUTES`` is the one table of operations: the router and the OpenAPI document
 (``ingress/admin_openapi.py``, served at ``/admin/v1/openapi.json``) are both built from it.
 """
@@ -23,9 +26,11 @@ from nats.js import JetStreamContext
 from pydantic import BaseModel, ValidationError
 
 from infra.governance_admin import ConfigFacts, GovernanceAdmin, key_view
+from infra.nats_identity import ANONYMOUS
 from ingress.asgi import Receive, Scope, Send, read_body, send_error, send_json
 from ingress.config_view import ConfigView
 from ingress.intake import bearer
+from schemas.audit_actor import admin_actor, admin_fingerprint
 from schemas.config import hash_api_key
 from schemas.errors import AuthenticationFailed, GatewayError, InvalidRequest, NotFound, ServiceUnavailable
 from schemas.governance_admin import BudgetSet, KeyCreate, KeyRotate, KeyUpdate
@@ -137,11 +142,14 @@ class AdminApi:
 
     def __init__(self, js: Callable[[], JetStreamContext | None], view: Callable[[], ConfigView],
                  admin_key_sha256: str | None = None,
-                 clock: Callable[[], float] = time.time) -> None:
+                 clock: Callable[[], float] = time.time, identity: str = ANONYMOUS) -> None:
+        """``identity``: this process's NATS identity (``ingress`` under ``gateway up``), the subject its
+        audit entries go out on; only ``ingress`` is believed about which admin key called."""
         self._js = js
         self._view = view
         self._admin_key_sha256 = admin_key_sha256
         self._clock = clock
+        self._identity = identity
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         path: str = scope["path"]
@@ -152,28 +160,43 @@ class AdminApi:
 
                 await send_json(send, 200, openapi_document())
                 return
-            self._authorize(scope)
+            caller = self._authorize(scope)
             route, params = self._match(method, path)
             body = await self._body(scope, receive, route)
-            status, payload = await route.handler(self._admin(), params, body, scope)
+            status, payload = await route.handler(self._admin(caller), params, body, scope)
         except GatewayError as exc:
             await send_error(send, exc.info())
             return
         await send_json(send, status, payload)
 
-    def _authorize(self, scope: Scope) -> None:
-        expected = self._admin_key_sha256 or self._view().config.admin.key_sha256
-        if not expected:
+    def _admin_keys(self) -> list[tuple[str, str]]:
+        """(caller name, key SHA-256) of every admin key: the config's named keys, then the single key
+        (``GATEWAY_ADMIN_KEY_SHA256``, else ``admin.key_sha256``), named by its fingerprint."""
+        admin = self._view().config.admin
+        keys = [(k.name, k.key_sha256) for k in admin.keys]
+        single = self._admin_key_sha256 or admin.key_sha256
+        if single:
+            keys.append((admin_fingerprint(single), single))
+        return keys
+
+    def _authorize(self, scope: Scope) -> str:
+        """The name of the admin key the caller sent (its config name, or its fingerprint)."""
+        keys = self._admin_keys()
+        if not keys:
             raise NotFound("The admin API is off. Enable it with the SHA-256 of an admin key: "
-                           "`gateway keys hash <admin key>`, then set admin.key_sha256 in the config or "
-                           "GATEWAY_ADMIN_KEY_SHA256 in ingress's environment.", code="admin_api_disabled")
+                           "`gateway keys hash <admin key>`, then add it to admin.keys (with a name) or set "
+                           "admin.key_sha256 in the config, or GATEWAY_ADMIN_KEY_SHA256 in ingress's environment.",
+                           code="admin_api_disabled")
         token = bearer(scope)
         if not token:
             raise AuthenticationFailed("Missing admin key: send it as 'Authorization: Bearer <admin key>'.",
                                        code="missing_admin_key")
-        if not hmac.compare_digest(hash_api_key(token), expected):
+        sent = hash_api_key(token)
+        found = [name for name, expected in keys if hmac.compare_digest(sent, expected)]  # every one compared
+        if not found:
             raise AuthenticationFailed("Incorrect admin key (a gateway API key is not an admin key).",
                                        code="invalid_admin_key")
+        return found[0]
 
     def _match(self, method: str, path: str) -> tuple[Route, Params]:
         allowed: list[str] = []
@@ -204,7 +227,7 @@ class AdminApi:
         except ValidationError as exc:
             raise validation_error(exc) from None
 
-    def _admin(self) -> GovernanceAdmin:
+    def _admin(self, caller: str) -> GovernanceAdmin:
         js = self._js()
         if js is None:
             raise ServiceUnavailable("Ingress is not connected to its message broker yet; retry shortly.",
@@ -212,4 +235,4 @@ class AdminApi:
         config = self._view().config
         facts = ConfigFacts(profiles={"default", *config.guardrail_profiles},
                             config_key_ids=[k.id for k in config.keys])
-        return GovernanceAdmin(js, facts, self._clock, actor="admin-api")
+        return GovernanceAdmin(js, facts, self._clock, identity=self._identity, actor=admin_actor(caller))

@@ -23,6 +23,7 @@ from nats.js import JetStreamContext
 
 from infra import nats_connect
 from infra.key_directory import StaticKeys
+from infra.nats_identity import ANONYMOUS
 from ingress.admin_api import ADMIN_PREFIX, AdminApi
 from ingress.admission import ChainProbe, Overload
 from ingress.anthropic_surface import count_tokens, parse_count_tokens_request
@@ -53,11 +54,13 @@ class Ingress:
     def __init__(self, config: GatewayConfig | ConfigSource | None, nats_url: str, ingress_id: str | None = None,
                  *, open_config: ConfigOpener | None = None, overload: Overload | None = None,
                  probe_every_s: float = 2.0, open_keys: KeysOpener | None = None,
-                 admin_key_sha256: str | None = None, envelope_key: bytes) -> None:
+                 admin_key_sha256: str | None = None, envelope_key: bytes,
+                 identity: str = ANONYMOUS) -> None:
         """``config``: a fixed config or a live source; or ``None`` with ``open_config``, which opens the
         live source at lifespan startup (on the server's event loop) and which ingress stops at shutdown.
         ``open_keys`` opens the live key directory at startup (default: the config's keys only).
-        ``admin_key_sha256``: the admin API's key (else the config's ``admin.key_sha256``).
+        ``admin_key_sha256``: the admin API's key (else the config's ``admin.key_sha256``); ``identity``:
+        this process's NATS identity, the subject the admin API's audit entries go out on.
         ``envelope_key``: the key every request is sealed with before it is stored in ``GW_REQ``
         (``Settings.sealing_key()``; the redaction stage opens it with the same key)."""
         if config is None and open_config is None:
@@ -67,7 +70,7 @@ class Ingress:
         self._open_config = open_config
         self._open_keys = open_keys
         self._keys: KeySource | None = None
-        self.admin = AdminApi(lambda: self._js, self.view, admin_key_sha256)
+        self.admin = AdminApi(lambda: self._js, self.view, admin_key_sha256, identity=identity)
         self.nats_url = nats_url
         self.ingress_id = ingress_id or uuid7().replace("-", "")
         self._nc: NatsClient | None = None

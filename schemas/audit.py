@@ -2,8 +2,9 @@
 in the hash chain (``AuditRow``), and the chain's exact canonical form.
 
 A producer (``gateway config apply``, the key and budget admin, the sink for guardrail blocks)
-publishes an ``AuditEntry`` on ``gw.audit`` (the GW_AUDIT stream); the sink, the single chain writer,
-turns each into the next ``AuditRow`` of ``audit_log``. Every row carries
+publishes an ``AuditEntry`` on ``gw.audit.by.<its NATS identity>`` (the GW_AUDIT stream); the sink, the
+single chain writer, turns each into the next ``AuditRow`` of ``audit_log``, with the actor that subject
+authenticates (``schemas/audit_actor.py``). Every row carries
 ``hash = hex(sha256(prev_hash_bytes ‖ canonical_row_bytes))`` where
 
 - ``prev_hash_bytes`` are the 32 raw bytes of the previous row's ``hash`` (hex-decoded); the first
@@ -38,7 +39,7 @@ a guardrail."""
 
 
 class AuditEntry(Message, frozen=True, kw_only=True):
-    """One control-plane change or guardrail block, as its producer records it (``gw.audit``)."""
+    """One control-plane change or guardrail block, as its producer records it (``gw.audit.by.<identity>``)."""
 
     schema_version: int = SCHEMA_VERSION
     entry_id: str
@@ -48,9 +49,9 @@ class AuditEntry(Message, frozen=True, kw_only=True):
     """When the change happened (epoch seconds)."""
     kind: AuditKind
     actor: str
-    """Who: ``apply:user@host`` (``gateway config apply``), ``file:<path>`` (``gateway up`` publishing
-    its file), ``cli:user@host`` (``gateway keys``/``budgets``), ``admin-api``, ``gateway`` (a block).
-    Self-reported until the gateway authenticates operators."""
+    """Who, as the publisher claims it: ``nats:<its identity>``, or ingress's ``admin-api:<key name or
+    fingerprint>``. Only a claim: the chain writer records the actor the entry's subject authenticates
+    (``schemas/audit_actor.py``), keeping a differing claim in the detail as ``claimed_actor``."""
     subject: str
     """What it changed: the config version, ``key.<id>``, ``team.<id>``, a target id, a request id."""
     action: str

@@ -58,13 +58,13 @@ def key_entry(action: KeyAction, before: VirtualKey | None, after: VirtualKey, a
                       subject=f"key.{after.id}", action=action, detail=detail)
 
 
-def level_entry(before: LevelPolicy | None, after: LevelPolicy, actor: str) -> AuditEntry:
+def level_entry(before: LevelPolicy | None, after: LevelPolicy, actor: str, **extra: JSONValue) -> AuditEntry:
     """A team's or tenant's limits and access rules set."""
     old: JSONObject = {} if before is None else {"limits": _json(before.limits), "access": _json(before.access)}
     new: JSONObject = {"limits": _json(after.limits), "access": _json(after.access)}
     return AuditEntry(entry_id=uuid7(), ts=after.updated_at or time.time(), kind="budget", actor=actor,
                       subject=f"{after.kind}.{after.id}", action="set",
-                      detail={"created": before is None, "changes": changes(old, new)})
+                      detail={"created": before is None, "changes": changes(old, new), **extra})
 
 
 def _names(section: JSONValue) -> dict[str, JSONValue]:
@@ -120,9 +120,9 @@ def config_entry(version: str, previous: str, actor: str, ts: float, summary: JS
                       detail=detail)
 
 
-def block_entry(rc: RequestCompleted) -> AuditEntry | None:
-    """The audit entry of a request a guardrail blocked, else None. Its id derives from the request, so
-    a redelivered record is audited once."""
+def block_entry(rc: RequestCompleted, actor: str) -> AuditEntry | None:
+    """The audit entry of a request a guardrail blocked, else None, claimed by ``actor`` (the recording
+    sink's ``nats:<identity>``). Its id derives from the request, so a redelivered record is audited once."""
     blocking = [v for v in rc.verdicts if v.outcome == "block"]
     if not blocking:
         return None
@@ -133,4 +133,4 @@ def block_entry(rc: RequestCompleted) -> AuditEntry | None:
                         "findings": dict(v.findings)} for v in blocking],
     }
     return AuditEntry(entry_id=f"block:{rc.request_id}", ts=rc.finished_at, kind="guardrail_block",
-                      actor="gateway", subject=rc.request_id, action="blocked", detail=detail)
+                      actor=actor, subject=rc.request_id, action="blocked", detail=detail)

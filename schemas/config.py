@@ -50,7 +50,7 @@ from schemas.routing import Node, Price, RetryPolicy, SingleNode, Target, walk
 
 __all__ = [
     # defined here
-    "AdminApi", "ApiKey", "GatewayConfig", "Limits", "MockProvider", "Timeouts", "hash_api_key",
+    "AdminApi", "AdminKey", "ApiKey", "GatewayConfig", "Limits", "MockProvider", "Timeouts", "hash_api_key",
     # config_providers.py
     "OPENAI_COMPATIBLE_DEFAULT_URLS", "AnthropicProvider", "AzureOpenAIProvider", "BedrockProvider",
     "CohereProvider", "GeminiProvider", "OpenAIProvider", "ProviderConfig",
@@ -99,11 +99,32 @@ class ApiKey(_Strict):
                           secrets=[KeySecret(sha256=self.key_sha256, created_at=0.0)], source="config")
 
 
+class AdminKey(_Strict):
+    """One operator's own admin key: the audit log names its caller ``admin-api:<name> via nats:ingress``."""
+
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._@+-]{0,63}$",
+                      description="who holds the key (letters, digits, . _ @ + -; at most 64)")
+    key_sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+
+
 class AdminApi(_Strict):
-    """The admin API (``/admin/v1``): enabled by the SHA-256 of its key, here or in the environment
-    (``GATEWAY_ADMIN_KEY_SHA256``); neither set: the API is off."""
+    """The admin API (``/admin/v1``): enabled by the SHA-256 of an admin key, here (``key_sha256``, or
+    one per operator in ``keys``) or in the environment (``GATEWAY_ADMIN_KEY_SHA256``, which replaces
+    ``key_sha256``); none set: the API is off. An unnamed key's caller is recorded in the audit log by
+    the key's fingerprint (the first 12 hex digits of its SHA-256)."""
 
     key_sha256: str | None = Field(default=None, pattern=r"^[0-9a-f]{64}$")
+    keys: list[AdminKey] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _distinct(self) -> AdminApi:
+        names = [k.name for k in self.keys]
+        hashes = [k.key_sha256 for k in self.keys] + ([self.key_sha256] if self.key_sha256 else [])
+        if len(set(names)) != len(names):
+            raise ValueError("admin.keys: two keys share a name; give each operator their own")
+        if len(set(hashes)) != len(hashes):
+            raise ValueError("admin.keys: one key_sha256 appears twice; give each operator their own key")
+        return self
 
 
 class Timeouts(_Strict):

@@ -30,7 +30,14 @@ EVT_CONTROL = "gw.evt.control"
 
 # The audit log (schemas/audit.py): every control-plane change and guardrail block, captured by the
 # file-backed GW_AUDIT stream, whose one order is the hash chain's order (the sink's ``audit`` consumer).
+# A process publishes its entries on gw.audit.by.<its NATS identity> (audit_subject): the broker lets
+# identity X publish only on gw.audit.by.X, so the subject an entry arrived on names its publisher, and
+# the chain writer takes the actor from it (schemas/audit_actor.py). AUDIT, the bare subject of earlier
+# versions (no identity), stays captured so entries published before an upgrade are still chained.
 AUDIT = "gw.audit"
+AUDIT_PREFIX = "gw.audit.by"
+AUDIT_ALL = "gw.audit.>"
+AUDIT_SUBJECTS = (AUDIT, AUDIT_ALL)
 
 # Per-target call outcomes, from every provider replica to every routing replica (core NATS, fan-out):
 # the live latency, in-flight counts and failure windows behind smart routing and circuit breakers.
@@ -100,3 +107,17 @@ def ping_subject(stage: str) -> str:
 
 def held_subject(request_id: str) -> str:
     return f"{HELD_PREFIX}.{request_id}"
+
+
+def audit_subject(identity: str) -> str:
+    """Where the process with this NATS identity publishes its audit entries."""
+    return f"{AUDIT_PREFIX}.{identity}"
+
+
+def audit_identity(subject: str) -> str | None:
+    """The identity an audit subject names (``gw.audit.by.<identity>``, one token), else None."""
+    prefix = AUDIT_PREFIX + "."
+    if not subject.startswith(prefix):
+        return None
+    identity = subject[len(prefix):]
+    return identity if identity and "." not in identity else None

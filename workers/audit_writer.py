@@ -1,7 +1,9 @@
 """The audit chain's single writer, inside the sink: GW_AUDIT entries become ``audit_log`` rows.
 
 One order: the entries are taken from the one durable ``audit`` consumer of the GW_AUDIT stream, in
-stream order, and chained in that order (``schemas/audit.py``: seq, prev_hash, hash) by one writer:
+stream order, and chained in that order (``schemas/audit.py``: seq, prev_hash, hash) by one writer,
+each with the actor the subject it arrived on authenticates (``schemas/audit_actor.py``: ``nats:<identity>``,
+``admin-api:<name> via nats:ingress``, ``unauthenticated:<claim>`` for the bare subject of old versions):
 ``gateway up`` runs one sink (the embedded store can only be opened by one process), and should two
 sinks share a ClickHouse server, only the one holding the writer lock (``workers/audit_lock.py``) pulls
 and writes. Whenever a sink takes the lock (at start, or after another lost it), the chain's end (last
@@ -30,6 +32,7 @@ from nats.js import JetStreamContext
 from infra.jetstream import AUDIT_LOCK_TTL_S, bursts
 from schemas import subjects
 from schemas.audit import AuditEntry, extend
+from schemas.audit_actor import authenticated
 from schemas.events import ControlAttrs, ControlEvent
 from schemas.ids import uuid7
 from schemas.wire import DecodeError, decode
@@ -45,10 +48,12 @@ RECENT_IDS = 10_000
 
 
 def decode_entries(messages: list[Msg]) -> list[AuditEntry]:
+    """The entries of ``messages``, each with the actor its subject authenticates
+    (``schemas/audit_actor.py``), not the one its body claims."""
     entries: list[AuditEntry] = []
     for msg in messages:
         try:
-            entries.append(decode(msg.data, AuditEntry))
+            entries.append(authenticated(msg.subject, decode(msg.data, AuditEntry)))
         except DecodeError:
             log.error("dropping an undecodable audit entry: %.300r", msg.data)
     return entries

@@ -21,7 +21,9 @@ from infra import bootstrap
 from infra.audit_log import record
 from infra.clickhouse.readonly import ReadOnlyViolation
 from infra.jetstream import bursts
+from infra.nats_identity import identity
 from schemas import subjects
+from schemas.audit_actor import nats_actor
 from schemas.audit_detail import block_entry
 from schemas.events import Event, RequestCompleted
 from schemas.wire import DecodeError, decode_union
@@ -61,6 +63,7 @@ class SinkWorker(Worker):
         self.consumer: asyncio.Task[None] | None = None
         self.pulls: list[Any] = []
         self.audit: AuditWriter | None = None
+        self.identity = identity(ctx.settings)  # the NATS identity its audit entries are published as
 
     @property
     def store(self) -> Store:
@@ -120,9 +123,11 @@ class SinkWorker(Worker):
         block is audited even if the sink dies after the insert (a redelivery is recorded once: the
         entry's id is the request's)."""
         js = self.ctx.nc.jetstream()
-        entries = [e for ev in events if isinstance(ev, RequestCompleted) and (e := block_entry(ev)) is not None]
+        actor = nats_actor(self.identity)
+        entries = [e for ev in events
+                   if isinstance(ev, RequestCompleted) and (e := block_entry(ev, actor)) is not None]
         if entries:  # published together (the stream orders them), not one round trip after another
-            await asyncio.gather(*(record(js, entry) for entry in entries))
+            await asyncio.gather(*(record(js, entry, self.identity) for entry in entries))
 
     async def on_sql(self, data: bytes) -> None:
         message: Any = self.ctx.broker.context.get_local("message")

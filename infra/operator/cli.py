@@ -1,4 +1,4 @@
-"""The ``gateway`` command: up, sql, mock-provider, keys, budgets, config, audit."""
+"""The ``gateway`` command: up, sql, mock-provider, keys, budgets, config, audit, whoami."""
 
 from __future__ import annotations
 
@@ -13,10 +13,12 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from infra.bootstrap import check_config, load_config, parse_config_text
 from infra.config import ConfigError
+from infra.nats_identity import IdentityError, operator_creds, operator_identity
 from infra.operator.audit_cli import add_parsers as add_audit_parsers
 from infra.operator.keys_cli import add_parsers as add_governance_parsers
-from infra.operator.whoami import whoami
+from infra.operator.reported_by import reported_by
 from infra.settings import Settings
+from schemas.audit_actor import nats_actor
 from schemas.config import hash_api_key
 from schemas.events import ControlAttrs
 from schemas.secret_refs import referenced_secrets
@@ -122,10 +124,15 @@ def cmd_config_apply(args: argparse.Namespace) -> int:
         print(f"gateway: {exc}", file=sys.stderr)
         return 2
     url = _control_nats_url(args, settings)
+    try:
+        me = operator_identity(settings)
+    except IdentityError as exc:
+        print(f"gateway config apply: {exc}", file=sys.stderr)
+        return 2
 
     async def work(js: JetStreamContext) -> str:
-        return await publish_config(js, text, f"apply:{whoami()}", check=check_config, label=str(path),
-                                    attrs=ControlAttrs(file=str(path)))
+        return await publish_config(js, text, f"apply:{nats_actor(me)}", check=check_config, identity=me,
+                                    label=str(path), attrs=ControlAttrs(file=str(path)), reported_by=reported_by())
 
     try:
         version = asyncio.run(_with_js(url, work))
@@ -177,12 +184,52 @@ def cmd_sql(args: argparse.Namespace) -> int:
     try:
         result = asyncio.run(run_query(settings, args.query, timeout_s=args.timeout))
     except SqlError as exc:
-        print(f"gateway sql: {exc}", file=sys.stderr)
+        print(f"gateway sql: {exc} ({_ran_as(settings)})", file=sys.stderr)
         return 1
     if args.format == "json":
         print(json.dumps(result, default=str))
     else:
         _print_table(result["columns"], result["rows"])
+    return 0
+
+
+def _ran_as(settings: Settings) -> str:
+    """Who ``gateway sql`` ran as, for its error messages (never raises): the NATS identity, or the
+    ClickHouse user of ``CLICKHOUSE_URL`` when it queries a server directly."""
+    if settings.clickhouse_url:
+        return "ran as the user in CLICKHOUSE_URL"
+    try:
+        who = nats_actor(operator_identity(settings))
+    except IdentityError:
+        who = f"no valid identity: GATEWAY_NATS_CREDS={settings.nats_creds}"
+    return f"ran as {who}; `gateway whoami` checks its credentials"
+
+
+def cmd_whoami(args: argparse.Namespace) -> int:
+    """The NATS identity operator commands act as (recorded as the actor of their audit entries), and
+    whether its seed file can be read. Exit 0: readable; 1: not (missing or unreadable); 2: no identity."""
+    settings = Settings()
+    path = operator_creds(settings).resolve()
+    try:
+        actor = nats_actor(operator_identity(settings))
+    except IdentityError as exc:
+        print(f"gateway whoami: {exc}", file=sys.stderr)
+        return 2
+    readable = path.is_file() and os.access(path, os.R_OK)
+    source = "GATEWAY_NATS_CREDS" if settings.nats_creds is not None else "the data directory's default"
+    if args.json:
+        print(json.dumps({"actor": actor, "creds": str(path), "source": source, "readable": readable,
+                          "reported_by": reported_by()}))
+    else:
+        print(f"{actor}\ncreds {path} ({source}): {'readable' if readable else 'NOT readable'}\n"
+              f"reported_by {reported_by()} (unauthenticated; kept in audit details only)")
+    if not readable:
+        why = "it does not exist" if not path.exists() else "this user cannot read it"
+        print(f"gateway whoami: {path}: {why}. `gateway up` creates the admin credentials under "
+              "<data_dir>/nats/creds/ at first start (set GATEWAY_DATA_DIR to that gateway's); an operator "
+              "of their own gets one with `gateway operators add NAME` and sets GATEWAY_NATS_CREDS to it.",
+              file=sys.stderr)
+        return 1
     return 0
 
 
@@ -232,6 +279,11 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--yaml", action="store_true", help="print the active YAML too")
     c.set_defaults(func=cmd_config_show)
     add_audit_parsers(sub)
+
+    p = sub.add_parser("whoami", help="the NATS identity operator commands act as (the audit log's actor), and "
+                                      "whether its credentials file is readable")
+    p.add_argument("--json", action="store_true", help="the answer as JSON")
+    p.set_defaults(func=cmd_whoami)
     return parser
 
 

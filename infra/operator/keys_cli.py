@@ -1,8 +1,9 @@
 """``gateway keys create|list|show|update|revoke|rotate`` and ``gateway budgets set|show``: the
 governance admin operations (``infra/governance_admin.py``) against a running gateway's NATS, found as
 ``gateway sql`` finds it (``--nats-url``, else ``NATS_URL``, else the embedded one on
-``GATEWAY_NATS_PORT``). ``--json`` on every command prints the machine-readable answer; otherwise a
-short table. Exit codes: 0 done, 1 the gateway refused or could not be reached, 2 invalid input.
+``GATEWAY_NATS_PORT``), acting as the operator's NATS identity (``infra/nats_identity.py``
+``operator_identity``: the audit log's actor). ``--json`` on every command prints the machine-readable
+answer; otherwise a short table. Exit codes: 0 done, 1 the gateway refused or could not be reached, 2 invalid input.
 """
 
 from __future__ import annotations
@@ -130,11 +131,17 @@ class InvalidInput(Exception):
 def _run(args: argparse.Namespace, name: str, work: Work, render: Callable[[Any], None]) -> int:
     from infra.config_store import fetch_active
     from infra.governance_admin import ConfigFacts, GovernanceAdmin
+    from infra.nats_identity import IdentityError, operator_identity
+    from infra.operator.reported_by import reported_by
     from infra.operator.sql_client import connect_once
-    from infra.operator.whoami import whoami
 
     settings = Settings()
     url = str(args.nats_url or settings.nats_url or f"nats://127.0.0.1:{settings.nats_port}")
+    try:
+        me = operator_identity(settings)
+    except IdentityError as exc:
+        print(f"gateway {name}: {exc}", file=sys.stderr)
+        return 2
 
     async def main() -> Any:
         nc = await connect_once(url)
@@ -150,7 +157,7 @@ def _run(args: argparse.Namespace, name: str, work: Work, render: Callable[[Any]
                                         config_key_ids=[k.id for k in config.keys])
             except Exception:  # noqa: BLE001 - no published config: the profile is not checked here
                 pass
-            return await work(GovernanceAdmin(js, facts, actor=f"cli:{whoami()}"))
+            return await work(GovernanceAdmin(js, facts, identity=me, reported_by=reported_by()))
         finally:
             await nc.close()
 

@@ -62,7 +62,11 @@ def _direct(url: str, sql: str) -> dict[str, Any]:
     from infra.clickhouse.readonly import ReadOnlyViolation
     from infra.clickhouse.store import open_store
 
-    store = open_store(url)
+    try:
+        store = open_store(url)
+    except Exception as exc:  # noqa: BLE001 - unreachable server, bad credentials: said, not a traceback
+        raise SqlError(f"cannot open the store at CLICKHOUSE_URL: {exc}; check that the server is up and the URL's "
+                       "user and password") from None
     try:
         result = store.query_readonly(sql)
     except ReadOnlyViolation as exc:

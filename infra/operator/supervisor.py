@@ -48,7 +48,7 @@ import orjson
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 
-from infra import jetstream, nats_connect
+from infra import jetstream, nats_connect, nats_identity
 from infra.bootstrap import check_config, load_config, parse_config_text
 from infra.child_env import STAGES, child_env, secrets_not_given
 from infra.children import spawn
@@ -122,6 +122,12 @@ class Supervisor:
     @property
     def data_dir(self) -> Path:
         return self.settings.data_dir.resolve()
+
+    @property
+    def identity(self) -> str:
+        """The NATS identity this process publishes its audit entries as (the config file it publishes):
+        the one its connection authenticates as."""
+        return nats_identity.identity(self.settings)
 
     def _env(self, kind: str, config: GatewayConfig, nats_url: str) -> dict[str, str]:
         """A child's environment: what its kind needs (``infra/child_env.py``), and where to find the rest."""
@@ -226,7 +232,8 @@ class Supervisor:
         """Make the config file the active config (the file wins at start, see the module doc)."""
         path = self.settings.config.resolve()
         self._config_signature = _file_signature(path)
-        version = await publish_config(js, path.read_text(), f"file:{path}", check=check_config, label=str(path))
+        version = await publish_config(js, path.read_text(), f"file:{path}", check=check_config,
+                                       identity=self.identity, label=str(path))
         print(f"gateway: config {version} from {path}", flush=True)
         return version
 
@@ -267,7 +274,8 @@ class Supervisor:
             print(f"gateway: {path} is empty; ignored, config {current} stays active", file=sys.stderr, flush=True)
             return
         try:
-            version = await publish_config(js, text, f"file:{path}", check=check_config, label=str(path))
+            version = await publish_config(js, text, f"file:{path}", check=check_config,
+                                       identity=self.identity, label=str(path))
         except ConfigError as exc:
             print(f"gateway: config change refused, config {current} stays active: {exc}", file=sys.stderr,
                   flush=True)

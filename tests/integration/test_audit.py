@@ -4,25 +4,40 @@ become chained rows of `audit_log`; `gateway audit verify` passes; an anchor lan
 Then, with the gateway stopped, one row is altered and others deleted in the embedded store directly
 (`gateway sql` is read-only): `gateway audit verify` exits 1 naming each.
 
+The actor of each row is the NATS identity of the subject its entry arrived on, never the entry's own
+claim: the CLI acts as `admin` (the data directory's default creds) or as `GATEWAY_NATS_CREDS`'s
+identity; an ingress running as `ingress` is believed about the admin key that called it, the gateway's
+own ingress here (no creds until per-process identities land: `anonymous`) is not; a publisher writing
+`actor="root"` is recorded as its subject's identity. Only the creds file's path names an identity in
+these tests (nothing connects with it yet).
+
 Its own gateway (module scope): the tests run in order and share its store.
 """
 
 from __future__ import annotations
 
+import asyncio
 import base64
+import contextlib
 import hashlib
 import json
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from typing import Any
 
+import httpx
+import nats
 import openai
 import pytest
 import yaml
 
 from infra.nats_server import free_port
 from infra.operator.launcher import DEMO_KEY, RunningGateway, gateway_config, start_gateway
+from schemas.audit import AuditEntry
+from schemas.ids import uuid7
+from schemas.wire import encode
 
 pytestmark = pytest.mark.integration
 
@@ -37,14 +52,64 @@ finally:
 """
 
 
+ALICE = "sk-admin-alice"
+SHARED = "sk-admin-shared"
+
+
 @pytest.fixture(scope="module")
 def gw(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningGateway]:
-    gateway = start_gateway(tmp_path_factory.mktemp("audit"), config=gateway_config(free_port()),
+    config = gateway_config(free_port(), admin={"keys": [{"name": "alice", "key_sha256": sha256(ALICE)}]})
+    gateway = start_gateway(tmp_path_factory.mktemp("audit"), config=config,
                             extra_env={"GATEWAY_AUDIT_ANCHOR_MINUTES": "0.05"})  # an anchor every 3 s
     try:
         yield gateway
     finally:
         gateway.stop()
+
+
+def sha256(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+@contextlib.contextmanager
+def ingress_as_ingress(gw: RunningGateway) -> Iterator[str]:
+    """One more ingress process on the gateway's NATS, given the `ingress` identity's creds path and the
+    shared admin key in its environment (as `gateway up` gives ingress GATEWAY_ADMIN_KEY_SHA256); stopped
+    by PID. Yields its base URL once ready."""
+    port = free_port()
+    env = {**gw.env, "NATS_URL": gw.nats_url, "GATEWAY_PORT": str(port),
+           "GATEWAY_NATS_CREDS": str(gw.root / "creds" / "ingress.nk"), "GATEWAY_ADMIN_KEY_SHA256": sha256(SHARED)}
+    with open(gw.root / "ingress-as-ingress.log", "wb") as log:
+        process = subprocess.Popen([sys.executable, "-m", "ingress"], env=env, stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            with contextlib.suppress(httpx.HTTPError):
+                if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
+                    break
+            assert process.poll() is None and time.monotonic() < deadline, \
+                (gw.root / "ingress-as-ingress.log").read_text(errors="replace")[-3000:]
+            time.sleep(0.2)
+        yield url
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=5)
+
+
+async def publish_raw(gw: RunningGateway, sent: list[tuple[str, AuditEntry]]) -> None:
+    """Entries published straight onto the broker, as any client could (no per-process users yet)."""
+    nc = await nats.connect(gw.nats_url, connect_timeout=5)
+    try:
+        js = nc.jetstream()
+        for subject, entry in sent:
+            await js.publish(subject, encode(entry), headers={"Nats-Msg-Id": entry.entry_id})
+    finally:
+        await nc.close()
 
 
 def cli(gw: RunningGateway, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
@@ -73,9 +138,10 @@ def audit_rows(gw: RunningGateway, count: int) -> list[dict[str, Any]]:
 
 
 def test_control_plane_changes_and_a_block_are_chained(gw: RunningGateway) -> None:
-    # `gateway up` published its file: the first entry
+    # `gateway up` published its file: the first entry (the supervisor has no creds here: anonymous)
     first = audit_rows(gw, 1)
-    assert first[0]["seq"] == 1 and first[0]["kind"] == "config" and first[0]["actor"].startswith("file:")
+    assert first[0]["seq"] == 1 and first[0]["kind"] == "config" and first[0]["actor"] == "nats:anonymous"
+    assert json.loads(first[0]["detail"])["source"].startswith("file:")
 
     changed = yaml.safe_load((gw.root / "gateway.yaml").read_text())
     changed["guardrail_profiles"] = {"audit-strict": {"guardrails": [{"use": "secrets", "action": "block"}]}}
@@ -101,9 +167,13 @@ def test_control_plane_changes_and_a_block_are_chained(gw: RunningGateway) -> No
     assert [r["seq"] for r in rows] == list(range(1, len(rows) + 1))
     by = {(r["kind"], r["action"]): r for r in rows}
     config = json.loads(by["config", "applied"]["detail"])  # the last config entry: the apply
-    assert by["config", "applied"]["actor"].startswith("apply:") and config["file"] == str(path.resolve())
+    # the CLI acts as the data directory's admin identity; the OS user is only a hint in the detail
+    assert by["config", "applied"]["actor"] == "nats:admin" and config["file"] == str(path.resolve())
+    assert config["source"] == "apply:nats:admin" and "@" in config["reported_by"]
     assert config["guardrail_profiles"] == {"added": ["audit-strict"], "removed": [], "changed": []}
-    assert by["key", "created"]["actor"].startswith("cli:") and by["key", "created"]["subject"] == "key.audit-k1"
+    assert by["key", "created"]["actor"] == "nats:admin" and by["key", "created"]["subject"] == "key.audit-k1"
+    assert {r["actor"] for r in rows if r["kind"] in ("key", "budget")} == {"nats:admin"}
+    assert by["guardrail_block", "blocked"]["actor"] == "nats:anonymous"  # the sink, without creds here
     assert json.loads(by["key", "revoked"]["detail"])["changes"]["revoked_at"]["before"] is None
     assert by["budget", "set"]["subject"] == "team.search"
     assert json.loads(by["guardrail_block", "blocked"]["detail"])["guardrails"][0]["guardrail"] == "output_filter"
@@ -125,6 +195,53 @@ def test_control_plane_changes_and_a_block_are_chained(gw: RunningGateway) -> No
     anchors = gw.wait_rows("SELECT toUInt64(subject) AS seq, to_state FROM gateway_events "
                            "WHERE kind = 'audit_anchor' ORDER BY ts DESC", lambda r: len(r) >= 1)
     assert anchors[0]["seq"] >= 1
+
+
+def test_the_actor_is_the_authenticated_identity(gw: RunningGateway) -> None:
+    before = len(audit_rows(gw, 6))
+    # the CLI code path as another operator: the identity GATEWAY_NATS_CREDS names
+    as_alice = {**gw.env, "GATEWAY_NATS_CREDS": str(gw.root / "creds" / "op-alice.nk")}
+    made = cli(gw, "keys", "create", "--id", "by-op-alice", "--tenant", "acme", "--json", env=as_alice)
+    assert made.returncode == 0, made.stderr
+    whoami = cli(gw, "whoami", "--json", env=as_alice)
+    assert json.loads(whoami.stdout)["actor"] == "nats:op-alice" and whoami.returncode == 1  # no such file yet
+
+    # the admin API of an ingress running as `ingress`: believed about the key that called it
+    with ingress_as_ingress(gw) as url:
+        for secret, key_id in ((SHARED, "by-shared-key"), (ALICE, "by-alice")):
+            done = httpx.post(f"{url}/admin/v1/keys", headers={"authorization": f"Bearer {secret}"},
+                              json={"id": key_id, "tenant": "acme"}, timeout=30)
+            assert done.status_code == 201, done.text
+    # the gateway's own ingress has no identity here: its admin-api claim is kept, not believed
+    done = httpx.post(f"{gw.base_url}/admin/v1/keys", headers={"authorization": f"Bearer {ALICE}"},
+                      json={"id": "by-anonymous-ingress", "tenant": "acme"}, timeout=30)
+    assert done.status_code == 201, done.text
+
+    def claiming(subject: str, actor: str) -> AuditEntry:
+        return AuditEntry(entry_id=uuid7(), ts=time.time(), kind="key", actor=actor, subject=subject,
+                          action="updated", detail={})
+
+    asyncio.run(publish_raw(gw, [
+        ("gw.audit.by.op-mallory", claiming("key.forged-root", "root")),
+        ("gw.audit.by.op-mallory", claiming("key.forged-admin", "admin-api:alice")),
+        ("gw.audit", claiming("key.old-subject", "cli:ann@box")),
+    ]))
+
+    rows = audit_rows(gw, before + 6)
+    got = {r["subject"]: (r["actor"], json.loads(r["detail"]).get("claimed_actor")) for r in rows[before:]}
+    assert got == {
+        "key.by-op-alice": ("nats:op-alice", None),
+        "key.by-shared-key": (f"admin-api:{sha256(SHARED)[:12]} via nats:ingress", None),
+        "key.by-alice": ("admin-api:alice via nats:ingress", None),
+        "key.by-anonymous-ingress": ("nats:anonymous", "admin-api:alice"),
+        "key.forged-root": ("nats:op-mallory", "root"),
+        "key.forged-admin": ("nats:op-mallory", "admin-api:alice"),
+        "key.old-subject": ("unauthenticated:cli:ann@box", None),
+    }
+    assert sha256(SHARED) not in json.dumps(rows) and sha256(ALICE) not in json.dumps(rows)
+    verified = cli(gw, "audit", "verify")
+    assert verified.returncode == 0, verified.stderr
+    assert f"audit_log intact: {len(rows)} rows" in verified.stdout
 
 
 def test_an_altered_row_and_deleted_rows_are_named(gw: RunningGateway) -> None:

@@ -54,11 +54,19 @@ async def eventually(predicate: Callable[[], bool], timeout_s: float = 10.0, wha
         await asyncio.sleep(0.01)
 
 
-async def audit_entries(js: JetStreamContext) -> list[AuditEntry]:
-    """Every entry stored in the GW_AUDIT stream, in stream order."""
+async def audit_published(js: JetStreamContext) -> list[tuple[str, AuditEntry]]:
+    """Every entry stored in the GW_AUDIT stream with the subject it was published on, in stream order."""
     info = await js.stream_info(subjects.STREAM_AUDIT)
     first, last = info.state.first_seq, info.state.last_seq
     if not info.state.messages:
         return []
-    return [decode((await js.get_msg(subjects.STREAM_AUDIT, seq)).data or b"", AuditEntry)
-            for seq in range(first, last + 1)]
+    found: list[tuple[str, AuditEntry]] = []
+    for seq in range(first, last + 1):
+        msg = await js.get_msg(subjects.STREAM_AUDIT, seq)
+        found.append((msg.subject or "", decode(msg.data or b"", AuditEntry)))
+    return found
+
+
+async def audit_entries(js: JetStreamContext) -> list[AuditEntry]:
+    """Every entry stored in the GW_AUDIT stream, in stream order."""
+    return [entry for _subject, entry in await audit_published(js)]

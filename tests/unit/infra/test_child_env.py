@@ -27,6 +27,7 @@ ENVIRON = {
     "GATEWAY_ENVELOPE_KEY": "a2V5", "GATEWAY_ADMIN_KEY_SHA256": "ab" * 32,
     "CLICKHOUSE_URL": "http://user:pw@ch:8123", "NATS_URL": "nats://n:4222",
     "GATEWAY_NATS_GOMAXPROCS": "1",  # read by the supervisor only
+    "GATEWAY_NATS_CREDS": "/data/nats/creds/op-alice.nk",  # the supervisor's identity, no child's
     "AWS_PROFILE": "prod", "GITHUB_TOKEN": "ghp_x", "UNRELATED_SECRET": "s3cr3t",  # never passed
     "PII_SALT": "pepper",
     **PROVIDER_SECRETS,
@@ -80,6 +81,7 @@ def test_settings_of_one_role_go_to_that_role_only(kind: str) -> None:
     assert ("GATEWAY_ENVELOPE_KEY" in env) == (kind in {"ingress", "stages", "redaction", "output_filter"})
     assert ("GATEWAY_ADMIN_KEY_SHA256" in env) == (kind == "ingress")
     assert ("CLICKHOUSE_URL" in env) == (kind == "sink")
+    assert "GATEWAY_NATS_CREDS" not in env  # one process's identity: never inherited
 
 
 @pytest.mark.parametrize("kind", ["stages", "redaction", "output_filter"])

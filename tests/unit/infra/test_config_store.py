@@ -16,7 +16,7 @@ from infra.config_store import ActiveConfig, config_bucket, fetch_active, publis
 from schemas import subjects
 from schemas.events import ControlAttrs, ControlEvent
 from schemas.wire import decode
-from tests.support.jetstream import JetStreamServer, audit_entries, jetstream_server
+from tests.support.jetstream import JetStreamServer, audit_published, jetstream_server
 
 pytestmark = pytest.mark.server
 
@@ -59,7 +59,7 @@ async def test_no_bucket_is_no_config(tmp_path: Path) -> None:
 
 
 async def test_publish_then_fetch(server: JetStreamServer) -> None:
-    version = await publish_config(server.js, GOOD, "file:/etc/gw.yaml", check=check_config)
+    version = await publish_config(server.js, GOOD, "file:/etc/gw.yaml", check=check_config, identity="supervisor")
     assert version == version_of(GOOD) and len(version) == 12
     active = await fetch_active(server.js)
     assert active is not None
@@ -67,7 +67,7 @@ async def test_publish_then_fetch(server: JetStreamServer) -> None:
     assert active.applied_at > 0 and active.revision >= 1
     assert active.parse(check_config).models["m"].targets is not None
 
-    second = await publish_config(server.js, OTHER, "apply:ann@host", check=check_config,
+    second = await publish_config(server.js, OTHER, "apply:nats:admin", check=check_config, identity="admin",
                                   attrs=ControlAttrs(file="/tmp/x.yaml"))
     active = await fetch_active(server.js)
     assert active is not None and active.version == second != version
@@ -76,20 +76,21 @@ async def test_publish_then_fetch(server: JetStreamServer) -> None:
     events = await control_events(server.js)
     assert [(e.kind, e.reason, e.from_state, e.to_state, e.subject, e.config_version, e.source) for e in events] == [
         ("config", "applied", "", version, version, version, "file:/etc/gw.yaml"),
-        ("config", "applied", version, second, second, second, "apply:ann@host"),
+        ("config", "applied", version, second, second, second, "apply:nats:admin"),
     ]
     assert events[1].attrs == ControlAttrs(file="/tmp/x.yaml")
 
 
 async def test_invalid_config_is_refused_naming_the_path_and_not_written(server: JetStreamServer) -> None:
-    version = await publish_config(server.js, GOOD, "file:/etc/gw.yaml", check=check_config)
+    version = await publish_config(server.js, GOOD, "file:/etc/gw.yaml", check=check_config, identity="supervisor")
     with pytest.raises(ConfigError) as raised:
-        await publish_config(server.js, BAD, "apply:ann@host", check=check_config, label="/home/ann/bad.yaml")
+        await publish_config(server.js, BAD, "apply:nats:admin", check=check_config, identity="admin",
+                             label="/home/ann/bad.yaml")
     message = str(raised.value)
     assert message.startswith("/home/ann/bad.yaml: invalid config")
     assert "models.m.targets.0.provider" in message and "unknown provider 'nope'" in message
     with pytest.raises(ConfigError, match=r"^file:/x\.yaml: not valid YAML"):
-        await publish_config(server.js, "models: [unclosed", "file:/x.yaml", check=check_config)
+        await publish_config(server.js, "models: [unclosed", "file:/x.yaml", check=check_config, identity="supervisor")
     active = await fetch_active(server.js)
     assert active is not None and active.version == version  # nothing written
     assert len(await control_events(server.js)) == 1  # and nothing recorded
@@ -108,7 +109,7 @@ async def test_a_value_that_is_not_a_config_value(server: JetStreamServer, value
     with pytest.raises(ConfigError, match=error):
         await fetch_active(server.js)
     # publishing over it works (and records no previous version)
-    version = await publish_config(server.js, GOOD, "file:/etc/gw.yaml", check=check_config)
+    version = await publish_config(server.js, GOOD, "file:/etc/gw.yaml", check=check_config, identity="supervisor")
     events = await control_events(server.js)
     assert events[-1].from_state == "" and events[-1].to_state == version
 
@@ -181,15 +182,21 @@ def test_cli_apply_without_a_gateway(tmp_path: Path, capsys: pytest.CaptureFixtu
 
 
 async def test_each_new_version_is_audited_by_name_only(server: JetStreamServer) -> None:
-    first = await publish_config(server.js, GOOD, "file:/etc/gw.yaml", check=check_config)
-    second = await publish_config(server.js, OTHER, "apply:ann@host", check=check_config,
-                                  attrs=ControlAttrs(file="/tmp/x.yaml"))
-    await publish_config(server.js, OTHER, "file:/etc/gw.yaml", check=check_config)  # same version: no change
-    with pytest.raises(ConfigError):
-        await publish_config(server.js, BAD, "apply:ann@host", check=check_config)  # refused: nothing audited
-    entries = await audit_entries(server.js)
-    assert [(e.kind, e.action, e.subject, e.actor) for e in entries] == [
-        ("config", "applied", first, "file:/etc/gw.yaml"), ("config", "applied", second, "apply:ann@host")]
+    first = await publish_config(server.js, GOOD, "file:/etc/gw.yaml", check=check_config, identity="supervisor")
+    second = await publish_config(server.js, OTHER, "apply:nats:admin", check=check_config, identity="admin",
+                                  attrs=ControlAttrs(file="/tmp/x.yaml"), reported_by="ann@host")
+    # same version: no change
+    await publish_config(server.js, OTHER, "file:/etc/gw.yaml", check=check_config, identity="supervisor")
+    with pytest.raises(ConfigError):  # refused: nothing audited
+        await publish_config(server.js, BAD, "apply:nats:admin", check=check_config, identity="admin")
+    published = await audit_published(server.js)
+    entries = [e for _, e in published]
+    # each on its publisher's subject, claiming that identity (the chain writer records the subject's)
+    assert [(s, e.kind, e.action, e.subject, e.actor) for s, e in published] == [
+        ("gw.audit.by.supervisor", "config", "applied", first, "nats:supervisor"),
+        ("gw.audit.by.admin", "config", "applied", second, "nats:admin")]
     assert entries[0].detail["models"] == {"added": ["m"], "removed": [], "changed": []}
+    assert entries[0].detail["source"] == "file:/etc/gw.yaml" and "reported_by" not in entries[0].detail
     assert entries[1].detail == {"from_version": first, "to_version": second, "file": "/tmp/x.yaml",
+                                 "source": "apply:nats:admin", "reported_by": "ann@host",
                                  "sections_changed": ["limits"]}

@@ -15,7 +15,7 @@ from schemas.errors import Conflict, InvalidRequest, NotFound
 from schemas.governance import Hold, LedgerState, Limits, VirtualKey, ledger_key, usd_to_nusd
 from schemas.governance_admin import BudgetSet, KeyCreate, KeyRotate, KeyUpdate
 from schemas.wire import decode, encode
-from tests.support.jetstream import JetStreamServer, audit_entries, jetstream_server
+from tests.support.jetstream import JetStreamServer, audit_published, jetstream_server
 
 pytestmark = pytest.mark.server
 
@@ -43,7 +43,8 @@ def clock() -> Clock:
 
 @pytest.fixture
 def admin(server: JetStreamServer, clock: Clock) -> GovernanceAdmin:
-    return GovernanceAdmin(server.js, ConfigFacts(profiles={"default", "strict"}, config_key_ids=["demo"]), clock)
+    return GovernanceAdmin(server.js, ConfigFacts(profiles={"default", "strict"}, config_key_ids=["demo"]), clock,
+                           identity="admin")
 
 
 async def stored(server: JetStreamServer, key_id: str) -> bytes:
@@ -163,7 +164,7 @@ async def test_budgets_set_merges_and_show_reads_the_level_ledger(admin: Governa
 
 
 async def test_every_change_is_audited_under_its_actor_without_secrets(server: JetStreamServer, clock: Clock) -> None:
-    admin = GovernanceAdmin(server.js, ConfigFacts(), clock, actor="cli:ana@box")
+    admin = GovernanceAdmin(server.js, ConfigFacts(), clock, identity="op-ana", reported_by="ana@box")
     issued = await admin.create_key(KeyCreate(id="k", tenant="acme", rpm=10))
     clock.now += 1
     await admin.update_key("k", KeyUpdate(team="ml"))
@@ -172,11 +173,15 @@ async def test_every_change_is_audited_under_its_actor_without_secrets(server: J
     await admin.create_key(KeyCreate(id="k2", tenant="acme"))
     rotated = await admin.rotate_key("k2", KeyRotate(grace="10m"))
     await admin.set_level("team", "ml", BudgetSet(usd="5"))
-    entries = await audit_entries(server.js)
+    published = await audit_published(server.js)
+    entries = [e for _, e in published]
     assert [(e.kind, e.action, e.subject) for e in entries] == [
         ("key", "created", "key.k"), ("key", "updated", "key.k"), ("key", "revoked", "key.k"),
         ("key", "created", "key.k2"), ("key", "rotated", "key.k2"), ("budget", "set", "team.ml")]
-    assert {e.actor for e in entries} == {"cli:ana@box"}
+    # published on the identity's own subject, claiming it; the OS user only as a hint in the detail
+    assert {subject for subject, _ in published} == {"gw.audit.by.op-ana"}
+    assert {e.actor for e in entries} == {"nats:op-ana"}
+    assert {e.detail["reported_by"] for e in entries} == {"ana@box"}
     assert entries[1].detail["changes"] == {"team": {"before": "", "after": "ml"}}
     assert entries[4].detail["grace_s"] == 600.0
     text = str([e.detail for e in entries])

@@ -51,7 +51,7 @@ async def test_kv_keys_and_levels_are_watched(server: JetStreamServer) -> None:
     await directory.start(server.url)
     try:
         assert len(directory.get()) == 1
-        admin = GovernanceAdmin(server.js)
+        admin = GovernanceAdmin(server.js, identity="admin")
         issued = await admin.create_key(KeyCreate(id="k1", tenant="acme", team="ml"))
         key_hash = hash_api_key(issued.secret)
         await eventually(lambda: directory.get().by_id("k1") is not None, 2.0, "created key seen")
@@ -74,7 +74,7 @@ async def test_kv_keys_and_levels_are_watched(server: JetStreamServer) -> None:
 
 
 async def test_existing_entries_are_read_at_start(server: JetStreamServer) -> None:
-    await GovernanceAdmin(server.js).create_key(KeyCreate(id="early", tenant="acme"))
+    await GovernanceAdmin(server.js, identity="admin").create_key(KeyCreate(id="early", tenant="acme"))
     directory = LiveKeyDirectory(LiveConfig.static(CONFIG), "test")
     await directory.start(server.url)
     try:

@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 import yaml
+from nats.js import JetStreamContext
 
 from infra.bootstrap import check_config
 from infra.config import ConfigError, version_of
@@ -38,6 +39,11 @@ FILE_TEXT = config_text("from-file")
 KV_TEXT = config_text("from-kv")
 
 
+async def publish(js: JetStreamContext, text: str, source: str) -> str:
+    """``publish_config`` as ``gateway up`` calls it (its process's identity)."""
+    return await publish_config(js, text, source, check=check_config, identity="supervisor")
+
+
 @pytest.fixture
 async def server(tmp_path: Path) -> AsyncIterator[JetStreamServer]:
     async with jetstream_server(tmp_path / "nats") as srv:
@@ -53,7 +59,7 @@ def config_file(tmp_path: Path) -> Path:
 
 @pytest.fixture
 async def live(server: JetStreamServer, config_file: Path) -> AsyncIterator[LiveConfig]:
-    await publish_config(server.js, KV_TEXT, "file:test", check=check_config)
+    await publish(server.js, KV_TEXT, "file:test")
     lc = LiveConfig(config_file, "tester", check=check_config, resync_s=30)
     await lc.start(server.url)
     try:
@@ -83,7 +89,7 @@ async def test_falls_back_to_the_file_when_nothing_was_published(server: JetStre
         assert lc.version == version_of(FILE_TEXT)
         assert list(lc.current.models) == ["from-file"]
         # and then follows the KV once something is published
-        version = await publish_config(server.js, KV_TEXT, "apply:x@y", check=check_config)
+        version = await publish(server.js, KV_TEXT, "apply:x@y")
         await eventually(lambda: lc.version == version, what="the published config taken")
         assert list(lc.current.models) == ["from-kv"]
     finally:
@@ -148,7 +154,7 @@ async def test_watcher_swaps_the_config_and_calls_back(server: JetStreamServer, 
     live.on_change(failing_cb)
     live.on_change(async_cb)
     old = live.version
-    version = await publish_config(server.js, config_text("from-kv", "added"), "apply:x@y", check=check_config)
+    version = await publish(server.js, config_text("from-kv", "added"), "apply:x@y")
     await eventually(lambda: len(calls) == 2, what="both callbacks called")
     assert live.version == version
     assert sorted(live.current.models) == ["added", "from-kv"]
@@ -176,8 +182,8 @@ async def test_watcher_swaps_the_config_and_calls_back(server: JetStreamServer, 
 async def test_republishing_the_same_version_does_not_call_back(server: JetStreamServer, live: LiveConfig) -> None:
     calls: list[str] = []
     live.on_change(lambda _c, v: calls.append(v))
-    await publish_config(server.js, KV_TEXT, "apply:again", check=check_config)  # same text, same version
-    new = await publish_config(server.js, config_text("x"), "apply:x@y", check=check_config)
+    await publish(server.js, KV_TEXT, "apply:again")  # same text, same version
+    new = await publish(server.js, config_text("x"), "apply:x@y")
     await eventually(lambda: live.version == new)
     assert calls == [new]
 
@@ -186,7 +192,7 @@ async def test_history_by_version(server: JetStreamServer, live: LiveConfig) -> 
     first = live.version
     versions = [first]
     for i in range(LiveConfig.HISTORY + 2):
-        version = await publish_config(server.js, config_text(f"alias-{i}"), "apply:x@y", check=check_config)
+        version = await publish(server.js, config_text(f"alias-{i}"), "apply:x@y")
         versions.append(version)
         # each one taken before the next (otherwise newer ones coalesce: still all in the history)
         await eventually(lambda v=version: live.version == v)  # type: ignore[misc]
@@ -204,7 +210,7 @@ async def test_coalesced_updates_are_all_in_the_history(server: JetStreamServer,
         await gate.wait()
 
     live.on_change(slow)
-    versions = [await publish_config(server.js, config_text(f"burst-{i}"), "apply:x@y", check=check_config)
+    versions = [await publish(server.js, config_text(f"burst-{i}"), "apply:x@y")
                 for i in range(4)]
     await eventually(lambda: all(live.get(v) is not None for v in versions), what="every version seen")
     gate.set()
@@ -216,7 +222,7 @@ async def test_wait_for_a_version_not_seen_yet(server: JetStreamServer, live: Li
     waiter = asyncio.create_task(live.wait_for(version_of(text), timeout_s=10))
     await asyncio.sleep(0)
     assert not waiter.done()
-    await publish_config(server.js, text, "apply:x@y", check=check_config)
+    await publish(server.js, text, "apply:x@y")
     config = await waiter
     assert config is not None and list(config.models) == ["later"]
     assert await live.wait_for("never-published", timeout_s=0.05) is None
@@ -235,7 +241,7 @@ async def test_invalid_kv_values_are_ignored(server: JetStreamServer, live: Live
         await kv.put(subjects.CONFIG_KEY, b"{not json")
         await kv.delete(subjects.CONFIG_KEY)
         # the watcher still works
-        good = await publish_config(server.js, config_text("good"), "apply:x@y", check=check_config)
+        good = await publish(server.js, config_text("good"), "apply:x@y")
         await eventually(lambda: live.version == good)
     assert seen == [good]  # the invalid ones never became current
     assert live.get(version_of(bad)) is None
@@ -249,15 +255,15 @@ async def test_resync_catches_up_without_the_watcher(server: JetStreamServer, co
     await lc.start(server.url)
     try:
         lc._tasks[0].cancel()  # as if the watch had silently died
-        version = await publish_config(server.js, config_text("resynced"), "apply:x@y", check=check_config)
+        version = await publish(server.js, config_text("resynced"), "apply:x@y")
         await eventually(lambda: lc.version == version, what="taken through the resync")
     finally:
         await lc.stop()
 
 
 async def test_restart_preloads_recent_versions(server: JetStreamServer, config_file: Path) -> None:
-    old = await publish_config(server.js, config_text("old"), "apply:x@y", check=check_config)
-    new = await publish_config(server.js, config_text("new"), "apply:x@y", check=check_config)
+    old = await publish(server.js, config_text("old"), "apply:x@y")
+    new = await publish(server.js, config_text("new"), "apply:x@y")
     lc = LiveConfig(config_file, "tester", check=check_config)
     await lc.start(server.url)
     try:

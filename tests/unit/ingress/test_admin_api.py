@@ -13,8 +13,9 @@ import pytest
 
 from ingress.admin_api import AdminApi
 from ingress.config_view import ConfigView
+from schemas.audit_actor import authenticated
 from schemas.config import GatewayConfig, hash_api_key
-from tests.support.jetstream import JetStreamServer, audit_entries, jetstream_server
+from tests.support.jetstream import JetStreamServer, audit_published, jetstream_server
 
 pytestmark = pytest.mark.server
 
@@ -136,13 +137,46 @@ async def test_budgets(client: httpx.AsyncClient) -> None:
     assert bad.status_code == 400 and error(bad)["param"] == "usd"
 
 
-async def test_changes_over_the_api_are_audited_as_admin_api(client: httpx.AsyncClient,
-                                                            server: JetStreamServer) -> None:
-    created = await client.post("/admin/v1/keys", headers=AUTH, json={"id": "k9", "tenant": "acme"})
-    assert created.status_code == 201, created.text
-    put = await client.put("/admin/v1/budgets/tenant/acme", headers=AUTH, json={"rpm": 5})
-    assert put.status_code == 200, put.text
-    entries = await audit_entries(server.js)
-    assert [(e.actor, e.kind, e.action, e.subject) for e in entries] == [
-        ("admin-api", "key", "created", "key.k9"), ("admin-api", "budget", "set", "tenant.acme")]
-    assert created.json()["secret"] not in str([e.detail for e in entries])
+async def test_changes_over_the_api_are_audited_as_the_admin_key_via_ingress(server: JetStreamServer) -> None:
+    view = ConfigView.of(CONFIG)
+    async with client_for(AdminApi(lambda: server.js, lambda: view, identity="ingress")) as client:
+        created = await client.post("/admin/v1/keys", headers=AUTH, json={"id": "k9", "tenant": "acme"})
+        assert created.status_code == 201, created.text
+        put = await client.put("/admin/v1/budgets/tenant/acme", headers=AUTH, json={"rpm": 5})
+        assert put.status_code == 200, put.text
+    published = await audit_published(server.js)
+    fingerprint = hashlib.sha256(ADMIN.encode()).hexdigest()[:12]  # names the key, never reveals it
+    assert [(s, e.actor, e.kind, e.action, e.subject) for s, e in published] == [
+        ("gw.audit.by.ingress", f"admin-api:{fingerprint}", "key", "created", "key.k9"),
+        ("gw.audit.by.ingress", f"admin-api:{fingerprint}", "budget", "set", "tenant.acme")]
+    assert [authenticated(s, e).actor for s, e in published] == [f"admin-api:{fingerprint} via nats:ingress"] * 2
+    assert created.json()["secret"] not in str([e.detail for _, e in published])
+    assert hashlib.sha256(ADMIN.encode()).hexdigest() not in str(published)
+
+
+async def test_each_named_admin_key_is_its_own_caller(server: JetStreamServer) -> None:
+    alice, bob = "sk-admin-alice", "sk-admin-bob"
+    config = GatewayConfig.model_validate({"admin": {"keys": [
+        {"name": "alice", "key_sha256": hash_api_key(alice)}, {"name": "bob", "key_sha256": hash_api_key(bob)}]}})
+    view = ConfigView.of(config)
+    env_key = hash_api_key(ADMIN)  # GATEWAY_ADMIN_KEY_SHA256 works next to the named keys
+    async with client_for(AdminApi(lambda: server.js, lambda: view, env_key, identity="ingress")) as client:
+        for secret, team in ((bob, "b"), (alice, "a"), (ADMIN, "e")):
+            done = await client.put(f"/admin/v1/budgets/team/{team}", headers={"authorization": f"Bearer {secret}"},
+                                    json={"rpm": 5})
+            assert done.status_code == 200, done.text
+        wrong = await client.get("/admin/v1/keys", headers={"authorization": "Bearer sk-admin-carol"})
+        assert wrong.status_code == 401 and error(wrong)["code"] == "invalid_admin_key"
+    actors = [(e.subject, e.actor) for _, e in await audit_published(server.js)]
+    assert actors == [("team.b", "admin-api:bob"), ("team.a", "admin-api:alice"),
+                      ("team.e", f"admin-api:{env_key[:12]}")]
+
+
+def test_admin_key_names_and_hashes_are_distinct() -> None:
+    one = {"name": "alice", "key_sha256": hash_api_key("x")}
+    with pytest.raises(ValueError, match="share a name"):
+        GatewayConfig.model_validate({"admin": {"keys": [one, {**one, "key_sha256": hash_api_key("y")}]}})
+    with pytest.raises(ValueError, match="appears twice"):
+        GatewayConfig.model_validate({"admin": {"keys": [one], "key_sha256": one["key_sha256"]}})
+    with pytest.raises(ValueError, match="name"):
+        GatewayConfig.model_validate({"admin": {"keys": [{**one, "name": "alice smith"}]}})

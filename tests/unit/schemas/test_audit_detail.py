@@ -95,8 +95,10 @@ def test_a_guardrail_block_is_one_entry_keyed_by_its_request() -> None:
     blocked = completed(Verdict(guardrail="pi", kind="prompt_injection", phase="input", outcome="block",
                                 findings={"role_override": 2}),
                         Verdict(guardrail="secrets", kind="secrets", phase="input", outcome="flag"))
-    entry = block_entry(blocked)
+    entry = block_entry(blocked, "nats:sink")
     assert entry is not None and entry.entry_id == "block:r-1" and entry.kind == "guardrail_block"
+    assert entry.actor == "nats:sink"
     assert entry.detail["guardrails"] == [{"guardrail": "pi", "kind": "prompt_injection", "phase": "input",
                                            "findings": {"role_override": 2}}]
-    assert block_entry(completed(Verdict(guardrail="s", kind="secrets", phase="input", outcome="flag"))) is None
+    assert block_entry(completed(Verdict(guardrail="s", kind="secrets", phase="input", outcome="flag")),
+                       "nats:sink") is None

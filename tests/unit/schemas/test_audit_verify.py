@@ -3,14 +3,38 @@
 from __future__ import annotations
 
 from schemas.audit import GENESIS, AuditEntry, AuditRow, extend, next_row, row_hash
+from schemas.audit_actor import authenticated
 from schemas.audit_verify import Anchor, verify
 from schemas.wire import replace
 
+SENT = [  # (subject, claimed actor): every actor form the chain writer records
+    ("gw.audit.by.admin", "nats:admin"), ("gw.audit.by.ingress", "admin-api:alice"),
+    ("gw.audit.by.op-mallory", "root"), ("gw.audit", "cli:ann@box"), ("gw.audit.by.sink", "nats:sink"),
+]
+
 
 def chain(n: int) -> list[AuditRow]:
-    entries = [AuditEntry(entry_id=f"e{i}", ts=1000.0 + i, kind="config", actor="apply:ana@box", subject=f"v{i}",
-                          action="applied", detail={"to_version": f"v{i}"}) for i in range(1, n + 1)]
+    """``n`` rows as the chain writer makes them: the actor derived from each entry's subject."""
+    entries: list[AuditEntry] = []
+    for i in range(1, n + 1):
+        subject, claim = SENT[(i - 1) % len(SENT)]
+        entries.append(authenticated(subject, AuditEntry(entry_id=f"e{i}", ts=1000.0 + i, kind="config", actor=claim,
+                                                         subject=f"v{i}", action="applied",
+                                                         detail={"to_version": f"v{i}"})))
     return extend(entries, 0, GENESIS)
+
+
+def test_every_actor_form_verifies_and_restoring_a_claim_is_an_alteration() -> None:
+    rows = chain(5)
+    assert [r.actor for r in rows] == ["nats:admin", "admin-api:alice via nats:ingress", "nats:op-mallory",
+                                       "unauthenticated:cli:ann@box", "nats:sink"]
+    assert '"claimed_actor":"root"' in rows[2].detail
+    assert verify(rows).intact
+    for forged in (replace(rows[1], actor="admin-api:alice"), replace(rows[2], actor="root"),
+                   replace(rows[2], detail='{"to_version":"v3"}')):  # the claim taken back out of the record
+        broken = verify([*rows[:forged.seq - 1], forged, *rows[forged.seq:]])
+        assert not broken.intact and broken.problems[0].seq == forged.seq
+        assert broken.problems[0].kind == "altered"
 
 
 def test_an_intact_chain_verifies() -> None:

@@ -8,6 +8,7 @@ One store for the module (chDB hosts one engine path per process); the tests run
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import time
 from collections.abc import AsyncIterator, Iterator
@@ -63,7 +64,7 @@ async def drain_until(w: AuditWriter, seq: int) -> None:
 
 
 def entry(subject: str) -> AuditEntry:
-    return AuditEntry(entry_id=uuid7(), ts=time.time(), kind="budget", actor="admin-api", subject=subject,
+    return AuditEntry(entry_id=uuid7(), ts=time.time(), kind="budget", actor="nats:admin", subject=subject,
                       action="set", detail={"created": True})
 
 
@@ -79,8 +80,9 @@ async def test_entries_are_chained_in_stream_order_once_each(server: JetStreamSe
                                                             caplog: pytest.LogCaptureFixture) -> None:
     first = [entry(f"team.t{i}") for i in range(3)]
     for e in first:
-        await record(server.js, e)
-    await server.js.publish(subjects.AUDIT, encode(first[1]))  # a redelivery past the duplicate window
+        await record(server.js, e, "admin")
+    # a redelivery past the duplicate window
+    await server.js.publish(subjects.audit_subject("admin"), encode(first[1]))
     w = writer(server, store, executor)
     await w.start()
     await drain_until(w, 3)
@@ -88,6 +90,7 @@ async def test_entries_are_chained_in_stream_order_once_each(server: JetStreamSe
     await w.drain()  # the repeated entry comes last: skipped
     stored = rows(store)
     assert [(r.seq, r.subject) for r in stored] == [(1, "team.t0"), (2, "team.t1"), (3, "team.t2")]
+    assert {r.actor for r in stored} == {"nats:admin"} and '"claimed_actor"' not in str(stored)
     assert verify(stored).intact and (w.seq, w.hash) == (3, stored[-1].hash)
     with caplog.at_level(logging.INFO, logger="gateway.audit"):
         await w.stop()
@@ -103,7 +106,7 @@ async def test_a_restarted_writer_continues_the_chain(server: JetStreamServer, s
                                                       executor: ThreadPoolExecutor) -> None:
     # a fresh broker (its stream starts empty) and the same store: the chain goes on from seq 3
     for e in (entry("tenant.a"), entry("tenant.b")):
-        await record(server.js, e)
+        await record(server.js, e, "admin")
     w = writer(server, store, executor)
     await w.start()
     assert w.seq == 3
@@ -120,16 +123,46 @@ async def test_only_the_lock_holder_writes_and_the_next_continues_its_chain(
     await first.start()
     await second.start()
     assert first.lock.held and not second.lock.held
-    await record(server.js, entry("team.x"))
+    await record(server.js, entry("team.x"), "admin")
     await asyncio.sleep(0.2)
     await second.drain()  # not the writer: takes nothing
     info = await server.js.consumer_info(subjects.STREAM_AUDIT, subjects.CONSUMER_AUDIT)
     assert info.num_pending == 1
     await drain_until(first, 6)
     await first.stop()  # releases the lock
-    await record(server.js, entry("team.y"))
+    await record(server.js, entry("team.y"), "admin")
     assert await second.hold() and second.seq == 6  # read the chain's end back on taking the lock
     await drain_until(second, 7)
     await second.stop()
     stored = rows(store)
     assert [r.seq for r in stored] == list(range(1, 8)) and verify(stored).intact
+
+
+async def test_the_actor_is_the_subjects_identity_not_the_bodys_claim(
+        server: JetStreamServer, store: Store, executor: ThreadPoolExecutor) -> None:
+    def claiming(subject: str, actor: str) -> AuditEntry:
+        return AuditEntry(entry_id=uuid7(), ts=time.time(), kind="key", actor=actor, subject=subject,
+                          action="created", detail={"claimed_actor": "planted by the publisher"})
+
+    sent = [
+        ("gw.audit.by.op-alice", claiming("key.a", "nats:op-alice")),
+        ("gw.audit.by.op-mallory", claiming("key.m", "root")),  # a lie in the body
+        ("gw.audit.by.sink", claiming("key.s", "admin-api:boss")),  # only ingress is believed about admin keys
+        ("gw.audit.by.ingress", claiming("key.i", "admin-api:alice")),
+        ("gw.audit", claiming("key.o", "cli:ann@box")),  # an earlier version's bare subject
+    ]
+    for subject, e in sent:
+        await server.js.publish(subject, encode(e), headers={"Nats-Msg-Id": e.entry_id})
+    w = writer(server, store, executor)
+    await w.start()
+    start = w.seq
+    await drain_until(w, start + len(sent))
+    await w.stop()
+    stored = rows(store)
+    new = {r.subject: r for r in stored[start:]}
+    assert {s: r.actor for s, r in new.items()} == {
+        "key.a": "nats:op-alice", "key.m": "nats:op-mallory", "key.s": "nats:sink",
+        "key.i": "admin-api:alice via nats:ingress", "key.o": "unauthenticated:cli:ann@box"}
+    claims = {s: json.loads(r.detail).get("claimed_actor") for s, r in new.items()}
+    assert claims == {"key.a": None, "key.m": "root", "key.s": "admin-api:boss", "key.i": None, "key.o": None}
+    assert verify(stored).intact  # the chain hashes the derived actor: it verifies as stored

@@ -17,7 +17,8 @@ from schemas.wire import replace
 
 
 def chain(n: int) -> list[AuditRow]:
-    return extend([AuditEntry(entry_id=f"e{i}", ts=10.0 + i, kind="key", actor="admin-api", subject=f"key.{i}",
+    actors = ("nats:admin", "admin-api:alice via nats:ingress", "unauthenticated:cli:ann@box")
+    return extend([AuditEntry(entry_id=f"e{i}", ts=10.0 + i, kind="key", actor=actors[i % 3], subject=f"key.{i}",
                               action="created") for i in range(n)], 0, GENESIS)
 
 

@@ -1,0 +1,48 @@
+"""Declaring the streams over an earlier deployment: GW_AUDIT captured only the bare ``gw.audit`` and
+its ``audit`` consumer filtered on it; after ``declare`` the stream captures ``gw.audit.>`` too, the
+consumer takes both, and its ack position is kept (the entries not yet chained still come, first)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy, StorageType, StreamConfig
+
+from infra import jetstream
+from infra.settings import Settings
+from schemas import subjects
+from tests.support.jetstream import jetstream_server
+
+pytestmark = pytest.mark.server
+
+
+async def test_an_old_audit_stream_and_consumer_are_updated_in_place(tmp_path: Path) -> None:
+    async with jetstream_server(tmp_path / "nats", declare=False) as srv:
+        js = srv.js
+        await js.add_stream(StreamConfig(name=subjects.STREAM_AUDIT, subjects=[subjects.AUDIT],
+                                         storage=StorageType.FILE))
+        await js.add_consumer(subjects.STREAM_AUDIT, ConsumerConfig(
+            durable_name=subjects.CONSUMER_AUDIT, deliver_policy=DeliverPolicy.ALL, ack_policy=AckPolicy.EXPLICIT,
+            filter_subject=subjects.AUDIT))
+        for n in range(3):
+            await js.publish(subjects.AUDIT, b"old-%d" % n)
+        psub = await js.pull_subscribe_bind(durable=subjects.CONSUMER_AUDIT, stream=subjects.STREAM_AUDIT)
+        (chained,) = await psub.fetch(1, timeout=5)
+        await chained.ack_sync()
+        await psub.unsubscribe()
+
+        await jetstream.declare(js, Settings())
+        stream = await js.stream_info(subjects.STREAM_AUDIT)
+        assert stream.config.subjects == ["gw.audit", "gw.audit.>"] and stream.state.messages == 3
+        consumer = await js.consumer_info(subjects.STREAM_AUDIT, subjects.CONSUMER_AUDIT)
+        assert consumer.config.filter_subjects == ["gw.audit", "gw.audit.>"] and not consumer.config.filter_subject
+        assert consumer.num_pending == 2  # the ack position is kept
+
+        await js.publish(subjects.audit_subject("admin"), b"new")
+        psub = await js.pull_subscribe_bind(durable=subjects.CONSUMER_AUDIT, stream=subjects.STREAM_AUDIT)
+        got = await psub.fetch(10, timeout=5)
+        assert [(m.subject, m.data) for m in got] == [
+            ("gw.audit", b"old-1"), ("gw.audit", b"old-2"), ("gw.audit.by.admin", b"new")]
+        await jetstream.declare(js, Settings())  # again: nothing changes
+        assert (await js.consumer_info(subjects.STREAM_AUDIT, subjects.CONSUMER_AUDIT)).num_ack_pending == 3
