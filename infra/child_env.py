@@ -7,6 +7,8 @@ Python children also ``PYTHON*`` and ``OTEL_*``; the gateway's own processes the
 ``infra/settings.py`` reads (derived from ``Settings``, not guessed), except the three that belong to one
 role only (``RESTRICTED``: the envelope key to redaction and the output filter, the admin key's hash to
 ingress, ``CLICKHOUSE_URL`` to the sink); nats-server the Go runtime's (``GO_RUNTIME``).
+``GATEWAY_NATS_CREDS`` is never inherited: the supervisor gives each child the path of its own NATS
+identity's seed (``nats_identity``), and only that.
 
 Secrets: a process gets the variables that the config's ``env:NAME`` references name only for the stages
 it runs (``schemas.secret_refs.referenced_secrets``: a provider credential to the provider stage, the
@@ -48,8 +50,17 @@ RESTRICTED: dict[str, frozenset[str]] = {
     "GATEWAY_ADMIN_KEY_SHA256": frozenset({"ingress"}),
     "CLICKHOUSE_URL": frozenset({"sink"}),
     "GATEWAY_CLICKHOUSE_URL": frozenset({"sink"}),
+    "GATEWAY_NATS_CREDS": frozenset(),
 }
-"""Settings variables that only these roles (a stage, ``ingress`` or ``sink``) read."""
+"""Settings variables that only these roles (a stage, ``ingress`` or ``sink``) read. ``GATEWAY_NATS_CREDS``
+reaches no child from the environment: ``gateway up`` sets each child's to its own identity's seed."""
+
+
+def nats_identity(kind: str) -> str | None:
+    """The NATS identity (``infra/nats_permissions.py``) a child of this kind connects as; None for the
+    children that do not connect (nats-server itself, the mock provider)."""
+    roles_of(kind)
+    return None if kind in ("nats-server", "mock_provider") else kind
 
 
 def roles_of(kind: str) -> frozenset[str]:

@@ -59,7 +59,7 @@ EVENTS_STREAM = StreamConfig(
 
 AUDIT_STREAM = StreamConfig(
     name=subjects.STREAM_AUDIT,
-    subjects=[subjects.AUDIT],
+    subjects=[subjects.AUDIT, subjects.AUDIT_ALL],  # gw.audit.by.<identity>; gw.audit while publishers move over
     retention=RetentionPolicy.LIMITS,
     storage=StorageType.FILE,
     max_age=30 * 24 * 3600.0,
@@ -118,8 +118,7 @@ def audit_consumer() -> ConsumerConfig:
         deliver_policy=DeliverPolicy.ALL,
         ack_policy=AckPolicy.EXPLICIT,
         ack_wait=30.0,
-        max_ack_pending=10_000,
-        filter_subject=subjects.AUDIT,
+        max_ack_pending=10_000,  # no filter: the stream holds audit entries only (gw.audit and gw.audit.>)
     )
 
 

@@ -30,7 +30,11 @@ EVT_CONTROL = "gw.evt.control"
 
 # The audit log (schemas/audit.py): every control-plane change and guardrail block, captured by the
 # file-backed GW_AUDIT stream, whose one order is the hash chain's order (the sink's ``audit`` consumer).
+# Each NATS identity publishes only on its own gw.audit.by.<identity> (audit_subject), so the subject names
+# the actor; AUDIT, the older single subject, is still captured while its publishers move over.
 AUDIT = "gw.audit"
+AUDIT_PREFIX = "gw.audit.by"
+AUDIT_ALL = "gw.audit.>"
 
 # Per-target call outcomes, from every provider replica to every routing replica (core NATS, fan-out):
 # the live latency, in-flight counts and failure windows behind smart routing and circuit breakers.
@@ -100,3 +104,54 @@ def ping_subject(stage: str) -> str:
 
 def held_subject(request_id: str) -> str:
     return f"{HELD_PREFIX}.{request_id}"
+
+
+def audit_subject(identity: str) -> str:
+    """Where NATS identity ``identity`` publishes its audit entries (the only audit subject it may use)."""
+    return f"{AUDIT_PREFIX}.{identity}"
+
+
+# NATS identities and JetStream's own subjects (infra/nats_permissions.py grants them per identity).
+INBOX_PREFIX = "_INBOX_"
+JS_API = "$JS.API"
+KV_STREAM_PREFIX = "KV_"
+
+
+def inbox_prefix(identity: str) -> str:
+    """The reply inboxes of one NATS identity (nats-py ``inbox_prefix``): no other identity may read them."""
+    return f"{INBOX_PREFIX}{identity}"
+
+
+def kv_stream(bucket: str) -> str:
+    """The JetStream stream behind a key-value bucket."""
+    return f"{KV_STREAM_PREFIX}{bucket}"
+
+
+def kv_keys(bucket: str) -> str:
+    """Every key of a bucket: publishing there writes (put, create, update, delete)."""
+    return f"$KV.{bucket}.>"
+
+
+def kv_key(bucket: str, key: str) -> str:
+    return f"$KV.{bucket}.{key}"
+
+
+def js_stream_api(action: str, stream: str) -> str:
+    """A JetStream API subject about one stream, e.g. ``$JS.API.STREAM.INFO.GW_REQ``."""
+    return f"{JS_API}.STREAM.{action}.{stream}"
+
+
+def js_consumer_api(action: str, stream: str, consumer: str) -> str:
+    """A JetStream API subject about one consumer, e.g. ``$JS.API.CONSUMER.MSG.NEXT.GW_REQ.redaction``
+    (``consumer`` may be ``>`` for every consumer, ephemeral ones included)."""
+    return f"{JS_API}.CONSUMER.{action}.{stream}.{consumer}"
+
+
+def js_ack(stream: str, consumer: str) -> str:
+    """The ack subjects (``+ACK``, ``+WPI``, ``-NAK``...) of one durable consumer's messages."""
+    return f"$JS.ACK.{stream}.{consumer}.>"
+
+
+def js_flow_control(stream: str) -> str:
+    """The flow-control replies of push consumers on ``stream`` (key-value watchers)."""
+    return f"$JS.FC.{stream}.>"

@@ -95,10 +95,10 @@ def _control_nats_url(args: argparse.Namespace, settings: Settings) -> str:
     return str(args.nats_url or settings.nats_url or f"nats://127.0.0.1:{settings.nats_port}")
 
 
-async def _with_js(url: str, work: Callable[[JetStreamContext], Awaitable[T]]) -> T:
-    from infra.operator.sql_client import connect_once
+async def _with_js(url: str, settings: Settings, work: Callable[[JetStreamContext], Awaitable[T]]) -> T:
+    from infra.operator.sql_client import connect_once, control_credentials
 
-    nc = await connect_once(url)
+    nc = await connect_once(url, control_credentials(settings))
     try:
         return await work(nc.jetstream())
     finally:
@@ -128,7 +128,7 @@ def cmd_config_apply(args: argparse.Namespace) -> int:
                                     attrs=ControlAttrs(file=str(path)))
 
     try:
-        version = asyncio.run(_with_js(url, work))
+        version = asyncio.run(_with_js(url, settings, work))
     except ConfigError as exc:
         print(f"gateway: {exc}", file=sys.stderr)
         return 2
@@ -146,7 +146,7 @@ def cmd_config_show(args: argparse.Namespace) -> int:
 
     settings = Settings()
     try:
-        active = asyncio.run(_with_js(_control_nats_url(args, settings), fetch_active))
+        active = asyncio.run(_with_js(_control_nats_url(args, settings), settings, fetch_active))
     except Exception as exc:  # noqa: BLE001 - NATS unreachable, no bucket, a stored value that is no config: say so
         print(f"gateway config show: {exc}", file=sys.stderr)
         return 1

@@ -130,14 +130,14 @@ class InvalidInput(Exception):
 def _run(args: argparse.Namespace, name: str, work: Work, render: Callable[[Any], None]) -> int:
     from infra.config_store import fetch_active
     from infra.governance_admin import ConfigFacts, GovernanceAdmin
-    from infra.operator.sql_client import connect_once
+    from infra.operator.sql_client import connect_once, control_credentials
     from infra.operator.whoami import whoami
 
     settings = Settings()
     url = str(args.nats_url or settings.nats_url or f"nats://127.0.0.1:{settings.nats_port}")
 
     async def main() -> Any:
-        nc = await connect_once(url)
+        nc = await connect_once(url, control_credentials(settings))
         try:
             js = nc.jetstream()
             facts = ConfigFacts()
