@@ -133,7 +133,7 @@ def _grants(identity: str) -> tuple[list[str], list[str]]:
                 [f"{s.REPLY_PREFIX}.>", s.LOAD_REPORT])
     if identity == "sink":
         return ([*_WORKER_READS, *_pull(s.STREAM_EVENTS, s.CONSUMER_SINK), *_pull(s.STREAM_AUDIT, s.CONSUMER_AUDIT),
-                 *_kv_write(s.BUCKET_AUDIT_WRITER), s.event_subject("sink"), *_audit(identity)],
+                 *_kv_write(s.BUCKET_AUDIT_WRITER), s.event_subject("sink"), s.LOAD_REPORT, *_audit(identity)],
                 [*_worker("sink"), s.SQL_QUERY])
     if identity == "supervisor":
         return [*_MANAGE, *_audit(identity)], [s.CTL_READY]

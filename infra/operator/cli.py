@@ -15,6 +15,7 @@ from infra.bootstrap import check_config, load_config, parse_config_text
 from infra.config import ConfigError
 from infra.operator.audit_cli import add_parsers as add_audit_parsers
 from infra.operator.keys_cli import add_parsers as add_governance_parsers
+from infra.operator.nats_cli import add_parsers as add_nats_parsers
 from infra.operator.whoami import whoami
 from infra.settings import Settings
 from schemas.config import hash_api_key
@@ -232,6 +233,7 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--yaml", action="store_true", help="print the active YAML too")
     c.set_defaults(func=cmd_config_show)
     add_audit_parsers(sub)
+    add_nats_parsers(sub)
     return parser
 
 

@@ -25,6 +25,8 @@ import yaml
 from infra.nats_server import free_port
 
 DEMO_KEY = "sk-gateway-demo"
+TEST_CLIENT = "test-"
+"""The name prefix of a test's own NATS connections: their refusals are the ones a test provoked."""
 LIMITED_KEY = "sk-test-limited"
 
 
@@ -98,9 +100,21 @@ class RunningGateway:
     def nats_url(self) -> str:
         return f"nats://127.0.0.1:{self.nats_port}"
 
+    @property
+    def data_dir(self) -> Path:
+        return self.root / "data"
+
     def pids(self) -> dict[str, int]:
         data: dict[str, int] = json.loads((self.root / "data" / "pids.json").read_text())
         return data
+
+    def permission_violations(self) -> list[str]:
+        """nats-server's log lines where it refused one of the gateway's own processes (a permission the
+        chain needs and its identity lacks); a test's own connections (``TEST_CLIENT``) are left out."""
+        path = self.data_dir / "nats-server.log"
+        text = path.read_text(errors="replace") if path.exists() else ""
+        return [line for line in text.splitlines() if "Violation" in line and "Authorization Violation" not in line
+                and f":{TEST_CLIENT}" not in line]
 
     def log(self, name: str) -> str:
         path = self.root / "data" / "logs" / f"{name}.log"

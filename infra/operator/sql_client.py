@@ -44,7 +44,7 @@ async def connect_once(url: str, creds: Path | None = None) -> NatsClient:
     try:
         # max_reconnect_attempts=0 would retry forever (nats-py 2.16 only counts attempts when > 0)
         return await nats.connect(url, connect_timeout=2, max_reconnect_attempts=1, allow_reconnect=False,
-                                  error_cb=quiet, **auth)
+                                  error_cb=quiet, name="gateway-cli", **auth)
     except Exception as exc:  # noqa: BLE001 - refused, timed out, no servers: one message that says what to check
         if "authorization" in str(exc).lower():
             raise ConnectionError(f"the gateway's NATS at {url} refused the credentials "

@@ -17,6 +17,8 @@ def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningGateway
         yield gw
     finally:
         gw.stop()
+    # every process ran on its own NATS identity: whatever the suite made it do, none was refused
+    assert gw.permission_violations() == [], "\n".join(gw.permission_violations()[:20])
 
 
 @pytest.fixture
