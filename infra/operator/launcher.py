@@ -79,6 +79,14 @@ def gateway_config(mock_port: int, **overrides: Any) -> dict[str, Any]:
     return config
 
 
+def permission_violations(nats_log: str) -> list[str]:
+    """nats-server's log lines where it refused a publish or a subscription of one of the gateway's own
+    processes (a permission the chain needs and its identity lacks); a test's own connections
+    (``TEST_CLIENT``), refused on purpose, are left out."""
+    return [line for line in nats_log.splitlines() if ("Publish Violation" in line or "Subscription Violation" in line)
+            and f":{TEST_CLIENT}" not in line]
+
+
 @dataclass
 class RunningGateway:
     process: subprocess.Popen[bytes]
@@ -109,12 +117,9 @@ class RunningGateway:
         return data
 
     def permission_violations(self) -> list[str]:
-        """nats-server's log lines where it refused one of the gateway's own processes (a permission the
-        chain needs and its identity lacks); a test's own connections (``TEST_CLIENT``) are left out."""
+        """Where nats-server refused one of the gateway's own processes (``permission_violations``)."""
         path = self.data_dir / "nats-server.log"
-        text = path.read_text(errors="replace") if path.exists() else ""
-        return [line for line in text.splitlines() if "Violation" in line and "Authorization Violation" not in line
-                and f":{TEST_CLIENT}" not in line]
+        return permission_violations(path.read_text(errors="replace") if path.exists() else "")
 
     def log(self, name: str) -> str:
         path = self.root / "data" / "logs" / f"{name}.log"
