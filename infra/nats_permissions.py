@@ -91,6 +91,7 @@ def _worker(role: str) -> list[str]:
     role it runs, and the rerun question (``gw.ctl.held.*``)."""
     return [s.ping_subject(role), s.held_subject("*")]
 
+
 _MANAGE = [f"{s.JS_API}.>", s.kv_keys(s.BUCKET_CONFIG), s.EVT_CONTROL]
 """JetStream's whole API (streams, consumers, buckets declared and inspected) and the config bucket."""
 
@@ -133,7 +134,7 @@ def _grants(identity: str) -> tuple[list[str], list[str]]:
                 [f"{s.REPLY_PREFIX}.>", s.LOAD_REPORT])
     if identity == "sink":
         return ([*_WORKER_READS, *_pull(s.STREAM_EVENTS, s.CONSUMER_SINK), *_pull(s.STREAM_AUDIT, s.CONSUMER_AUDIT),
-                 *_kv_write(s.BUCKET_AUDIT_WRITER), s.event_subject("sink"), s.LOAD_REPORT, *_audit(identity)],
+                 *_kv_write(s.BUCKET_AUDIT_WRITER), s.LOAD_REPORT, *_audit(identity)],
                 [*_worker("sink"), s.SQL_QUERY])
     if identity == "supervisor":
         return [*_MANAGE, *_audit(identity)], [s.CTL_READY]
