@@ -47,6 +47,8 @@ if str(ROOT) not in sys.path:
 
 from infra import bootstrap  # noqa: E402
 from infra.ledger import Ledger  # noqa: E402
+from infra.nats_connect import credentials  # noqa: E402
+from infra.nats_creds import seed_path  # noqa: E402
 from infra.operator.launcher import RunningGateway, gateway_config, start_gateway  # noqa: E402
 from schemas.config import GatewayConfig  # noqa: E402
 from schemas.governance import LedgerState, nusd_to_usd, usd_to_nusd  # noqa: E402
@@ -78,7 +80,7 @@ def max_cost_nusd(config: dict[str, Any], body: dict[str, Any] = BODY) -> int:
 
 
 async def ledger_entry(gw: RunningGateway, key: str) -> LedgerState:
-    nc = await nats.connect(gw.nats_url)
+    nc = await nats.connect(gw.nats_url, **credentials(seed_path(gw.data_dir, "admin")))  # as the CLI does
     try:
         return await (await Ledger.open(nc.jetstream(), Draft)).read(key)
     finally:

@@ -51,9 +51,15 @@ RESTRICTED: dict[str, frozenset[str]] = {
     "GATEWAY_CLICKHOUSE_URL": frozenset({"sink"}),
     "GATEWAY_NATS_CREDS": frozenset(),
 }
-"""Settings variables that only these roles (a stage, ``ingress`` or ``sink``) read. None inherits
-``GATEWAY_NATS_CREDS``: it names one process's NATS identity (the audit log's actor), so the
-supervisor's own (an operator's, say) must never become every child's; each child is given its own."""
+"""Settings variables that only these roles (a stage, ``ingress`` or ``sink``) read. ``GATEWAY_NATS_CREDS``
+reaches no child from the environment: ``gateway up`` sets each child's to its own identity's seed."""
+
+
+def identity_for(kind: str) -> str | None:
+    """The NATS identity (``infra/nats_permissions.py``) a child of this kind connects as; None for the
+    children that do not connect (nats-server itself, the mock provider)."""
+    roles_of(kind)
+    return None if kind in ("nats-server", "mock_provider") else kind
 
 
 def roles_of(kind: str) -> frozenset[str]:

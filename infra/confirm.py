@@ -6,7 +6,7 @@ caller, the ``requests`` record, a response handed from the provider stage to th
 sender asks for a confirmation and tries again until it has one, the receiver is known to be gone, or
 the time runs out.
 
-One inbox subscription per process (``_GW_INBOX.<id>.*``); each confirmed message gets a token and a
+One inbox subscription per process (``<its inbox prefix>.<id>.*``); each confirmed message gets a token and a
 future. Unlike nats-py's ``request``, ``send`` puts the message on the wire *before* returning (it only
 appends to the client's buffer), so two sends in a row leave in that order, in one write: the record
 goes out before the answer that depends on it.
@@ -27,8 +27,6 @@ from nats.aio.client import Client as NatsClient
 from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
 
-from schemas.ids import uuid7
-
 log = logging.getLogger("gateway.confirm")
 
 STATUS = "Status"
@@ -42,7 +40,7 @@ class NoResponders(Exception):
 class Confirmer:
     def __init__(self, nc: Callable[[], NatsClient]) -> None:
         self._nc = nc
-        self.prefix = f"_GW_INBOX.{uuid7().replace('-', '')}"
+        self.prefix = ""  # under the connection's own inbox prefix (the only inboxes NATS lets it read), at start
         self._tokens = itertools.count(1)
         self._waiting: dict[str, asyncio.Future[Msg]] = {}
         self._sub: Subscription | None = None
@@ -51,6 +49,7 @@ class Confirmer:
         return len(self._waiting)
 
     async def start(self) -> None:
+        self.prefix = self._nc().new_inbox()
         self._sub = await self._nc().subscribe(f"{self.prefix}.*", cb=self._on_answer)
 
     async def stop(self) -> None:

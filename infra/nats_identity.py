@@ -24,7 +24,8 @@ ANONYMOUS = "anonymous"
 """The identity of a process given no creds (an external NATS without per-process users)."""
 OPERATOR_DEFAULT = "admin"
 CREDS_DIR = Path("nats") / "creds"
-"""Where ``gateway up`` keeps the seed files, under the data directory."""
+"""Where ``gateway up`` keeps the seed files, under the data directory (``infra/nats_creds.py``)."""
+SEED_SUFFIX = ".nk"
 _TOKEN = re.compile(r"[A-Za-z0-9_-]{1,64}")
 """One NATS subject token that needs no escaping: an identity must be one (it ends a subject)."""
 
@@ -55,7 +56,7 @@ def identity(settings: Settings) -> str:
 def operator_creds(settings: Settings) -> Path:
     """The seed file an operator command connects with: ``GATEWAY_NATS_CREDS``, else the data
     directory's ``admin`` one."""
-    return settings.nats_creds or settings.data_dir / CREDS_DIR / f"{OPERATOR_DEFAULT}.nk"
+    return settings.nats_creds or settings.data_dir / CREDS_DIR / f"{OPERATOR_DEFAULT}{SEED_SUFFIX}"
 
 
 def operator_identity(settings: Settings) -> str:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -73,18 +74,42 @@ class EmbeddedNats:
                 self.process.wait()
 
 
+AUTH_CONF = "authorization.conf"
+"""The users and their permissions (``infra/nats_permissions.authorization_block``), included by the main
+config: ``gateway operators`` rewrites it and reloads the server (``reload``) without a restart."""
+
+
+def write_authorization(store_dir: Path, block: str) -> Path:
+    """Replace the users file atomically (public keys and permissions only: nothing secret)."""
+    path = store_dir / AUTH_CONF
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(block)
+    tmp.replace(path)
+    return path
+
+
+def reload(pid: int) -> None:
+    """Make a running nats-server read its config again (the users file included): SIGHUP, as
+    ``nats-server --signal reload=<pid>`` sends. Connected clients stay; new permissions apply at once."""
+    os.kill(pid, signal.SIGHUP)
+
+
 def start_nats(store_dir: Path, port: int | None = None, log_file: Path | None = None,
-               env: Mapping[str, str] | None = None) -> EmbeddedNats:
+               env: Mapping[str, str] | None = None, authorization: str | None = None) -> EmbeddedNats:
     """Start nats-server with JetStream on 127.0.0.1 and wait until it accepts connections; ``env``, its
-    environment (default: this process's; ``gateway up`` passes ``infra.child_env``'s)."""
+    environment (default: this process's; ``gateway up`` passes ``infra.child_env``'s); ``authorization``,
+    its users (``infra/nats_permissions.authorization_block``; none: every local client is let in, for
+    tests of unrelated things only: ``gateway up`` always passes them)."""
     port = port or free_port()
     store_dir.mkdir(parents=True, exist_ok=True)
     conf = store_dir / "nats-server.conf"
-    conf.write_text(
-        f'listen: "127.0.0.1:{port}"\n'
-        "max_payload: 8MB\n"
-        f'jetstream {{\n  store_dir: "{store_dir}"\n}}\n'
-    )
+    text = (f'listen: "127.0.0.1:{port}"\n'
+            "max_payload: 8MB\n"
+            f'jetstream {{\n  store_dir: "{store_dir}"\n}}\n')
+    if authorization is not None:
+        write_authorization(store_dir, authorization)
+        text += f'include "{AUTH_CONF}"\n'
+    conf.write_text(text)
     # One Go scheduler thread unless told otherwise (GATEWAY_NATS_GOMAXPROCS): on a small machine shared
     # with the gateway's own processes, a second one spun for work and cost more CPU than it saved
     # (measured 2026-12-03 on 2 cores: -23 % of nats-server's CPU per request at 20 req/s, -33 % at

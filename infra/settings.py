@@ -25,10 +25,10 @@ class Settings(BaseSettings):
     port: int = 8080
     # The embedded nats-server's port (used only when NATS_URL is not given).
     nats_port: int = 4222
-    # This process's NATS identity: its nkey seed file, <data_dir>/nats/creds/<identity>.nk
-    # (GATEWAY_NATS_CREDS). The file's stem names the identity the broker authenticates, and so the
-    # audit subject it may publish on (infra/nats_identity.py). Unset: no identity ("anonymous"), except
-    # for operator commands, which default to <data_dir>/nats/creds/admin.nk.
+    # This process's NATS identity (GATEWAY_NATS_CREDS): the path of its nkey seed file
+    # (<data_dir>/nats/creds/<identity>.nk, infra/nats_creds.py) or of a NATS ``.creds`` file (a user JWT
+    # and seed, for an external server in operator mode). `gateway up` gives each child its own; the CLI
+    # defaults to admin.nk (analyst.nk for `gateway sql`) under the data dir.
     nats_creds: Path | None = None
     # AES-GCM key (base64, 32 bytes) sealing the PII placeholder map in envelopes. Embedded default:
     # generated once under data_dir. Only the redaction and output-filter stages read it.

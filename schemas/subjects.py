@@ -110,7 +110,7 @@ def held_subject(request_id: str) -> str:
 
 
 def audit_subject(identity: str) -> str:
-    """Where the process with this NATS identity publishes its audit entries."""
+    """Where NATS identity ``identity`` publishes its audit entries (the only audit subject it may use)."""
     return f"{AUDIT_PREFIX}.{identity}"
 
 
@@ -121,3 +121,49 @@ def audit_identity(subject: str) -> str | None:
         return None
     identity = subject[len(prefix):]
     return identity if identity and "." not in identity else None
+
+
+# NATS identities and JetStream's own subjects (infra/nats_permissions.py grants them per identity).
+INBOX_PREFIX = "_INBOX_"
+JS_API = "$JS.API"
+KV_STREAM_PREFIX = "KV_"
+
+
+def inbox_prefix(identity: str) -> str:
+    """The reply inboxes of one NATS identity (nats-py ``inbox_prefix``): no other identity may read them."""
+    return f"{INBOX_PREFIX}{identity}"
+
+
+def kv_stream(bucket: str) -> str:
+    """The JetStream stream behind a key-value bucket."""
+    return f"{KV_STREAM_PREFIX}{bucket}"
+
+
+def kv_keys(bucket: str) -> str:
+    """Every key of a bucket: publishing there writes (put, create, update, delete)."""
+    return f"$KV.{bucket}.>"
+
+
+def kv_key(bucket: str, key: str) -> str:
+    return f"$KV.{bucket}.{key}"
+
+
+def js_stream_api(action: str, stream: str) -> str:
+    """A JetStream API subject about one stream, e.g. ``$JS.API.STREAM.INFO.GW_REQ``."""
+    return f"{JS_API}.STREAM.{action}.{stream}"
+
+
+def js_consumer_api(action: str, stream: str, consumer: str) -> str:
+    """A JetStream API subject about one consumer, e.g. ``$JS.API.CONSUMER.MSG.NEXT.GW_REQ.redaction``
+    (``consumer`` may be ``>`` for every consumer, ephemeral ones included)."""
+    return f"{JS_API}.CONSUMER.{action}.{stream}.{consumer}"
+
+
+def js_ack(stream: str, consumer: str) -> str:
+    """The ack subjects (``+ACK``, ``+WPI``, ``-NAK``...) of one durable consumer's messages."""
+    return f"$JS.ACK.{stream}.{consumer}.>"
+
+
+def js_flow_control(stream: str) -> str:
+    """The flow-control replies of push consumers on ``stream`` (key-value watchers)."""
+    return f"$JS.FC.{stream}.>"

@@ -27,8 +27,6 @@ from nats.aio.client import Client as NatsClient
 from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
 
-from schemas.ids import uuid7
-
 log = logging.getLogger("gateway.intake")
 
 STATUS = "Status"
@@ -50,7 +48,7 @@ class PullIntake:
         self._on_message = on_message
         self.max_inflight = max_inflight
         self.expires_s = expires_s
-        self.prefix = f"_GW_PULL.{uuid7().replace('-', '')}"
+        self.prefix = ""  # under the connection's own inbox prefix (NATS permissions allow only that), set at start
         self._tokens = itertools.count(1)
         self._open: dict[str, _Pull] = {}
         self.inflight = 0
@@ -63,6 +61,7 @@ class PullIntake:
         return sum(pull.credit for pull in self._open.values())
 
     async def start(self) -> None:
+        self.prefix = self._nc().new_inbox()
         self._started = True
         await self._pull()
 

@@ -13,9 +13,10 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from infra.bootstrap import check_config, load_config, parse_config_text
 from infra.config import ConfigError
-from infra.nats_identity import IdentityError, operator_creds, operator_identity
+from infra.nats_identity import IdentityError, identity_of, operator_creds, operator_identity
 from infra.operator.audit_cli import add_parsers as add_audit_parsers
 from infra.operator.keys_cli import add_parsers as add_governance_parsers
+from infra.operator.nats_cli import add_parsers as add_nats_parsers
 from infra.operator.reported_by import reported_by
 from infra.settings import Settings
 from schemas.audit_actor import nats_actor
@@ -97,10 +98,12 @@ def _control_nats_url(args: argparse.Namespace, settings: Settings) -> str:
     return str(args.nats_url or settings.nats_url or f"nats://127.0.0.1:{settings.nats_port}")
 
 
-async def _with_js(url: str, work: Callable[[JetStreamContext], Awaitable[T]]) -> T:
-    from infra.operator.sql_client import connect_once
+async def _with_js(url: str, settings: Settings, work: Callable[[JetStreamContext], Awaitable[T]],
+                   creds: Path | None = None) -> T:
+    """Run ``work`` on a control connection as ``creds`` (default: the CLI's, ``sql_client.control_credentials``)."""
+    from infra.operator.sql_client import connect_once, control_credentials
 
-    nc = await connect_once(url)
+    nc = await connect_once(url, creds if creds is not None else control_credentials(settings))
     try:
         return await work(nc.jetstream())
     finally:
@@ -124,9 +127,12 @@ def cmd_config_apply(args: argparse.Namespace) -> int:
         print(f"gateway: {exc}", file=sys.stderr)
         return 2
     url = _control_nats_url(args, settings)
+    from infra.operator.sql_client import control_credentials
+
     try:
-        me = operator_identity(settings)
-    except IdentityError as exc:
+        creds = control_credentials(settings)
+        me = identity_of(creds)  # who the broker authenticates: the actor of the audit entry
+    except (IdentityError, ConnectionError) as exc:
         print(f"gateway config apply: {exc}", file=sys.stderr)
         return 2
 
@@ -135,7 +141,7 @@ def cmd_config_apply(args: argparse.Namespace) -> int:
                                     label=str(path), attrs=ControlAttrs(file=str(path)), reported_by=reported_by())
 
     try:
-        version = asyncio.run(_with_js(url, work))
+        version = asyncio.run(_with_js(url, settings, work, creds))
     except ConfigError as exc:
         print(f"gateway: {exc}", file=sys.stderr)
         return 2
@@ -153,7 +159,7 @@ def cmd_config_show(args: argparse.Namespace) -> int:
 
     settings = Settings()
     try:
-        active = asyncio.run(_with_js(_control_nats_url(args, settings), fetch_active))
+        active = asyncio.run(_with_js(_control_nats_url(args, settings), settings, fetch_active))
     except Exception as exc:  # noqa: BLE001 - NATS unreachable, no bucket, a stored value that is no config: say so
         print(f"gateway config show: {exc}", file=sys.stderr)
         return 1
@@ -284,6 +290,7 @@ def build_parser() -> argparse.ArgumentParser:
                                       "whether its credentials file is readable")
     p.add_argument("--json", action="store_true", help="the answer as JSON")
     p.set_defaults(func=cmd_whoami)
+    add_nats_parsers(sub)
     return parser
 
 

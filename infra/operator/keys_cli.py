@@ -131,20 +131,21 @@ class InvalidInput(Exception):
 def _run(args: argparse.Namespace, name: str, work: Work, render: Callable[[Any], None]) -> int:
     from infra.config_store import fetch_active
     from infra.governance_admin import ConfigFacts, GovernanceAdmin
-    from infra.nats_identity import IdentityError, operator_identity
+    from infra.nats_identity import IdentityError, identity_of
     from infra.operator.reported_by import reported_by
-    from infra.operator.sql_client import connect_once
+    from infra.operator.sql_client import connect_once, control_credentials
 
     settings = Settings()
     url = str(args.nats_url or settings.nats_url or f"nats://127.0.0.1:{settings.nats_port}")
     try:
-        me = operator_identity(settings)
-    except IdentityError as exc:
+        creds = control_credentials(settings)
+        me = identity_of(creds)  # who the broker authenticates: the actor of the audit entries
+    except (IdentityError, ConnectionError) as exc:
         print(f"gateway {name}: {exc}", file=sys.stderr)
         return 2
 
     async def main() -> Any:
-        nc = await connect_once(url)
+        nc = await connect_once(url, creds)
         try:
             js = nc.jetstream()
             facts = ConfigFacts()

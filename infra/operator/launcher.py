@@ -25,6 +25,8 @@ import yaml
 from infra.nats_server import free_port
 
 DEMO_KEY = "sk-gateway-demo"
+TEST_CLIENT = "test-"
+"""The name prefix of a test's own NATS connections: their refusals are the ones a test provoked."""
 LIMITED_KEY = "sk-test-limited"
 
 
@@ -77,6 +79,14 @@ def gateway_config(mock_port: int, **overrides: Any) -> dict[str, Any]:
     return config
 
 
+def permission_violations(nats_log: str) -> list[str]:
+    """nats-server's log lines where it refused a publish or a subscription of one of the gateway's own
+    processes (a permission the chain needs and its identity lacks); a test's own connections
+    (``TEST_CLIENT``), refused on purpose, are left out."""
+    return [line for line in nats_log.splitlines() if ("Publish Violation" in line or "Subscription Violation" in line)
+            and f":{TEST_CLIENT}" not in line]
+
+
 @dataclass
 class RunningGateway:
     process: subprocess.Popen[bytes]
@@ -98,9 +108,18 @@ class RunningGateway:
     def nats_url(self) -> str:
         return f"nats://127.0.0.1:{self.nats_port}"
 
+    @property
+    def data_dir(self) -> Path:
+        return self.root / "data"
+
     def pids(self) -> dict[str, int]:
         data: dict[str, int] = json.loads((self.root / "data" / "pids.json").read_text())
         return data
+
+    def permission_violations(self) -> list[str]:
+        """Where nats-server refused one of the gateway's own processes (``permission_violations``)."""
+        path = self.data_dir / "nats-server.log"
+        return permission_violations(path.read_text(errors="replace") if path.exists() else "")
 
     def log(self, name: str) -> str:
         path = self.root / "data" / "logs" / f"{name}.log"

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 from typing import Any
 
 import nats
@@ -11,6 +12,8 @@ import orjson
 from nats.aio.client import Client as NatsClient
 from nats.errors import NoRespondersError
 
+from infra.nats_connect import CredentialsUnreadable, credentials
+from infra.operator.cli_creds import WHAT_TO_DO, NoCredentials, cli_credentials
 from infra.settings import Settings
 from schemas import subjects
 
@@ -19,18 +22,33 @@ class SqlError(Exception):
     pass
 
 
-async def connect_once(url: str) -> NatsClient:
-    """A short-lived control connection for the CLI: fails in seconds when NATS is not there
-    (``ConnectionError`` saying so) instead of reconnecting forever."""
+def control_credentials(settings: Settings, *, analyst: bool = False) -> Path | None:
+    """The CLI's NATS credentials (``cli_creds``), or a ``ConnectionError`` that says what to do."""
+    try:
+        return cli_credentials(settings, analyst=analyst)
+    except NoCredentials as exc:
+        raise ConnectionError(str(exc)) from None
+
+
+async def connect_once(url: str, creds: Path | None = None) -> NatsClient:
+    """A short-lived control connection for the CLI, as the identity in ``creds``: fails in seconds when
+    NATS is not there or refuses the identity (``ConnectionError`` saying so) instead of reconnecting forever."""
 
     async def quiet(_exc: Exception) -> None:  # the failure is reported once, by the caller
         return None
 
     try:
+        auth = credentials(creds)
+    except CredentialsUnreadable as exc:
+        raise ConnectionError(str(exc)) from None
+    try:
         # max_reconnect_attempts=0 would retry forever (nats-py 2.16 only counts attempts when > 0)
         return await nats.connect(url, connect_timeout=2, max_reconnect_attempts=1, allow_reconnect=False,
-                                  error_cb=quiet)
+                                  error_cb=quiet, name="gateway-cli", **auth)
     except Exception as exc:  # noqa: BLE001 - refused, timed out, no servers: one message that says what to check
+        if "authorization" in str(exc).lower():
+            raise ConnectionError(f"the gateway's NATS at {url} refused the credentials "
+                                  f"{creds or '(none)'}: {WHAT_TO_DO}") from None
         raise ConnectionError(f"cannot reach the gateway's NATS at {url} (is `gateway up` running?): {exc}") \
             from None
 
@@ -40,7 +58,7 @@ async def run_query(settings: Settings, sql: str, timeout_s: float = 30.0) -> di
         return await asyncio.to_thread(_direct, settings.clickhouse_url, sql)
     url = settings.nats_url or f"nats://127.0.0.1:{settings.nats_port}"
     try:
-        nc = await connect_once(url)
+        nc = await connect_once(url, control_credentials(settings, analyst=True))
     except ConnectionError as exc:
         raise SqlError(str(exc)) from None
     try:

@@ -18,6 +18,10 @@ workers after loading their models and subscribing; ingress once it sees a live 
 ``gateway up`` prints ``gateway ready`` when all have, and writes the children's PIDs to
 ``<data_dir>/pids.json``.
 
+NATS identities: every child connects as its own (``infra/nats_permissions.py``): the seeds are generated
+under ``<data_dir>/nats/creds`` on first start, the embedded nats-server gets their public keys and
+permissions, and each child gets only its own seed's path in ``GATEWAY_NATS_CREDS``.
+
 Environment: no child inherits this process's. Each starts with what its kind needs
 (``infra/child_env.py``): provider credentials named by the config's ``env:`` references only in the
 processes that run the provider stage (both ``workers.host`` in the hosted layout, the provider processes in
@@ -50,11 +54,12 @@ from nats.js import JetStreamContext
 
 from infra import jetstream, nats_connect, nats_identity
 from infra.bootstrap import check_config, load_config, parse_config_text
-from infra.child_env import STAGES, child_env, secrets_not_given
+from infra.child_env import STAGES, child_env, identity_for, secrets_not_given
 from infra.children import spawn
 from infra.config import ConfigError, version_of
 from infra.config_store import fetch_active, publish_config
 from infra.nats_server import EmbeddedNats, start_nats, wait_for_port
+from infra.nats_users import ensure_identities, users_block
 from infra.private_files import private_dir
 from infra.settings import Settings
 from schemas import subjects
@@ -118,6 +123,7 @@ class Supervisor:
     _config_signature: tuple[int, int, int] | None = None
     _nats_backoff_s: float = 0.0
     _nats_restart_at: float = 0.0
+    creds: dict[str, Path] = field(default_factory=dict)  # each NATS identity's seed file
 
     @property
     def data_dir(self) -> Path:
@@ -127,11 +133,14 @@ class Supervisor:
     def identity(self) -> str:
         """The NATS identity this process publishes its audit entries as (the config file it publishes):
         the one its connection authenticates as."""
-        return nats_identity.identity(self.settings)
+        return nats_identity.identity_of(self.creds.get("supervisor"))
 
     def _env(self, kind: str, config: GatewayConfig, nats_url: str) -> dict[str, str]:
         """A child's environment: what its kind needs (``infra/child_env.py``), and where to find the rest."""
         env = child_env(kind, config, os.environ)
+        identity = identity_for(kind)
+        if identity is not None:
+            env["GATEWAY_NATS_CREDS"] = str(self.creds[identity])  # its own identity's, and only that
         if kind != "mock_provider":
             env["NATS_URL"] = nats_url
             env["GATEWAY_CONFIG"] = str(self.settings.config.resolve())
@@ -179,12 +188,13 @@ class Supervisor:
         self.config = load_config(self.settings.config)  # the children's environments are built from it
         self._warn_secrets_not_given(self.config, "")
         self.settings.sealing_key()  # create the envelope key once, before any worker races for it
+        self.creds = ensure_identities(self.data_dir)  # every NATS identity's seed, before nats-server starts
         nats_url = self.settings.nats_url
         if not nats_url:
             self.nats = self._start_nats()  # on this thread: its child must die with this process
             nats_url = self.nats.url
             print(f"gateway: nats-server with JetStream on {nats_url} (store {self.data_dir / 'nats'})", flush=True)
-        nc = await nats_connect.connect(nats_url, "supervisor")
+        nc = await nats_connect.connect(nats_url, "supervisor", creds=self.creds["supervisor"])
         await jetstream.declare(nc.jetstream(), self.settings)
         await self.publish_config_file(nc.jetstream())  # before any worker starts: none serves a stale one
         config_watch = asyncio.create_task(self.watch_config_file(nc.jetstream()))
@@ -292,7 +302,8 @@ class Supervisor:
 
     def _start_nats(self) -> EmbeddedNats:
         return start_nats(self.data_dir / "nats", self.settings.nats_port, log_file=self.data_dir / "nats-server.log",
-                          env=child_env("nats-server", self.config, os.environ))
+                          env=child_env("nats-server", self.config, os.environ),
+                          authorization=users_block(self.data_dir))
 
     def _announce_back(self, pid: int) -> None:
         """A child says it serves (again, after a restart: say so, with how long it took)."""

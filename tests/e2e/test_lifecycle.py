@@ -1,10 +1,12 @@
 """`gateway up` as a user runs it: Ctrl-C stops every process it started; NATS_URL points the same code
-at a nats-server it did not start."""
+at a nats-server it did not start (with the users `gateway nats-config` prints)."""
 
 from __future__ import annotations
 
 import os
 import signal
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -12,7 +14,7 @@ import httpx
 import pytest
 
 from infra.nats_server import start_nats
-from infra.operator.launcher import DEMO_KEY, RunningGateway, start_gateway
+from infra.operator.launcher import DEMO_KEY, RunningGateway, permission_violations, start_gateway
 
 pytestmark = pytest.mark.e2e
 
@@ -50,7 +52,11 @@ def test_ctrl_c_stops_everything(tmp_path: Path) -> None:
 
 
 def test_external_nats_url(tmp_path: Path) -> None:
-    external = start_nats(tmp_path / "external-nats")
+    # the operator's way: `gateway nats-config` prints the users block, pasted into the server's config
+    users = subprocess.run([sys.executable, "-m", "infra.operator.cli", "nats-config", "--data-dir",
+                            str(tmp_path / "gw" / "data")], capture_output=True, text=True, check=True, timeout=60)
+    log = tmp_path / "external-nats.log"
+    external = start_nats(tmp_path / "external-nats", log_file=log, authorization=users.stdout)
     try:
         gw = start_gateway(tmp_path / "gw", extra_env={"NATS_URL": external.url})
         try:
@@ -62,6 +68,8 @@ def test_external_nats_url(tmp_path: Path) -> None:
                          lambda rows: len(rows) == 1)
         finally:
             gw.stop()
+        assert permission_violations(log.read_text()) == []  # every process on its identity, none refused
+        assert "Authorization Violation" not in log.read_text()
         assert external.process.poll() is None  # stopping the gateway leaves an external server alone
     finally:
         external.stop()

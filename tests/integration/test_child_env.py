@@ -1,6 +1,7 @@
 """Secrets only where used, through the whole ``gateway up``: the value of a provider's ``env:`` key is in
 the environment of the processes that run the provider stage and of no other child, in both layouts
-(read from ``/proc/<pid>/environ``); the provider still calls with it.
+(read from ``/proc/<pid>/environ``); the provider still calls with it. Each child holds the path of its
+own NATS identity's seed only.
 
 One gateway start per layout; every wait polls for a condition, the time limits only bound a failure.
 """
@@ -16,6 +17,7 @@ from pathlib import Path
 import openai
 import pytest
 
+from infra.nats_creds import creds_dir, seed_path
 from infra.nats_server import free_port
 from infra.operator.launcher import DEMO_KEY, gateway_config, mock_requests, start_gateway
 
@@ -68,6 +70,15 @@ def test_provider_secret_only_in_provider_processes(tmp_path: Path, layout: str,
         assert holding(unrelated) == set()
         assert holding(ADMIN_HASH) == {"ingress"}
         assert holding(ENVELOPE_KEY) == key_children
+        # each child holds its own NATS identity's seed path, and no other's (nats-server and the mock none)
+        creds = creds_dir(gw.data_dir)
+        for name, env in environs.items():
+            kind = name.split(".")[0]
+            held = {v for v in env.values() if str(creds) in v}
+            assert held == ({str(seed_path(gw.data_dir, kind))} if kind not in ("nats-server", "mock_provider")
+                            else set()), name
+            if held:
+                assert env["GATEWAY_NATS_CREDS"] == str(seed_path(gw.data_dir, kind))
         assert all(env[SECRET_VAR] == secret for name, env in environs.items() if name in provider_children)
         assert environ_of(gw.process.pid)[SECRET_VAR] == secret  # the supervisor had it all along
 

@@ -48,6 +48,7 @@ class FakeNats:
     subs: dict[str, Callable[[Any], Awaitable[None]]] = field(default_factory=dict)
     is_connected: bool = True
     fail_publishes: int = 0
+    inboxes: int = 0
 
     @property
     def published(self) -> list[tuple[str, bytes]]:
@@ -55,6 +56,10 @@ class FakeNats:
 
     def on(self, subject: str) -> list[bytes]:
         return [s.data for s in self.sent if s.subject == subject]
+
+    def new_inbox(self) -> str:  # as nats-py's, under the connection's inbox prefix
+        self.inboxes += 1
+        return f"_INBOX_fake.{self.inboxes}"
 
     async def publish(self, subject: str, payload: bytes = b"", reply: str = "",
                       headers: dict[str, str] | None = None) -> None:

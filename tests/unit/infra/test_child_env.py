@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from infra.child_env import KINDS, STAGES, child_env, secrets_not_given, settings_variables
+from infra.child_env import KINDS, STAGES, child_env, identity_for, secrets_not_given, settings_variables
+from infra.nats_permissions import IDENTITIES
 from schemas.config import GatewayConfig
 
 CONFIG = GatewayConfig.model_validate({
@@ -117,3 +118,16 @@ def test_secrets_not_given_at_start_and_after_a_change() -> None:
         "new": CONFIG.providers["openai"].model_copy(update={"api_key": "env:UNRELATED_SECRET"})}})
     # set in the supervisor's environment, but no running process was given it
     assert secrets_not_given(changed, CONFIG, ENVIRON) == {"provider": ["UNRELATED_SECRET"]}
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_no_child_inherits_nats_credentials(kind: str) -> None:
+    env = child_env(kind, CONFIG, {**ENVIRON, "GATEWAY_NATS_CREDS": "/data/nats/creds/admin.nk"})
+    assert "GATEWAY_NATS_CREDS" not in env  # gateway up sets each child's to its own identity's
+
+
+def test_each_child_kind_has_its_own_nats_identity() -> None:
+    assert {kind: identity_for(kind) for kind in KINDS} == {
+        "nats-server": None, "mock_provider": None, "sink": "sink", "ingress": "ingress", "stages": "stages",
+        **{stage: stage for stage in STAGES}}
+    assert {identity_for(kind) for kind in KINDS} - {None} <= set(IDENTITIES)

@@ -1,4 +1,4 @@
-"""The audit subjects: where an identity publishes, and the identity a subject names."""
+"""The subject helpers: audit subjects and the identities they name, and the JetStream subjects of permissions."""
 
 from __future__ import annotations
 
@@ -22,3 +22,15 @@ def test_the_identity_a_subject_names(subject: str, identity: str | None) -> Non
     assert subjects.audit_identity(subject) == identity
     if identity is not None:
         assert subjects.audit_subject(identity) == subject
+
+
+def test_jetstream_subjects_the_permissions_are_built_from() -> None:
+    s = subjects
+    assert s.inbox_prefix("sink") == "_INBOX_sink"
+    assert s.kv_stream(s.BUCKET_CONFIG) == "KV_GW_CONFIG"
+    assert s.kv_keys(s.BUCKET_KEYS) == "$KV.GW_KEYS.>"
+    assert s.kv_key(s.BUCKET_CONFIG, s.CONFIG_KEY) == "$KV.GW_CONFIG.active"
+    assert s.js_stream_api("INFO", "GW_REQ") == "$JS.API.STREAM.INFO.GW_REQ"
+    assert s.js_consumer_api("MSG.NEXT", "GW_REQ", "redaction") == "$JS.API.CONSUMER.MSG.NEXT.GW_REQ.redaction"
+    assert s.js_ack("GW_EVENTS", "sink") == "$JS.ACK.GW_EVENTS.sink.>"
+    assert s.js_flow_control("KV_GW_CONFIG") == "$JS.FC.KV_GW_CONFIG.>"

@@ -1,0 +1,167 @@
+"""What each NATS identity may publish and subscribe to: the subject permissions, as data.
+
+One identity per role (``IDENTITIES``); each gets allow lists built only from ``schemas/subjects.py``
+names, and nothing else (a subject not listed is refused by nats-server). Every identity may subscribe
+only to its own reply inboxes (``subjects.inbox_prefix``) and may answer the requests it receives
+(``allow_responses``): a request's reply subject needs no grant, and no identity reads another's replies.
+
+Who may do what (the rest of the chain is refused):
+
+- only ``ingress`` publishes requests into ``GW_REQ`` (``gw.req.redact``) and subscribes to the answers
+  (``gw.reply.>``); the stages publish answers there but never read them;
+- each stage subscribes only to its own subject and queue group; only ``provider`` to ``gw.req.call``;
+- only ``supervisor``, ``admin`` and operators (``op-<name>``) use JetStream's management API (create,
+  update, delete streams and consumers) and write the config bucket; keys and limits are written by them
+  and by ``ingress`` (the admin API over HTTP, behind its own admin key);
+- ``analyst`` may only ask the sink for read-only SQL (``gw.sql.query``);
+- only the sink pulls GW_EVENTS' ``sink`` and GW_AUDIT's ``audit`` consumers; only the policy stage the
+  ``ledger`` consumer; only redaction pulls GW_REQ (the other stages ack and extend what it took);
+- each identity publishes audit entries only on ``gw.audit.by.<identity>``.
+
+``stages`` (a ``workers.host`` process of the hosted layout) runs every stage, so it holds the union of
+the five stage roles: least privilege between stages needs ``gateway up --layout split``.
+
+nats-server caches each subject's verdict per connection: none of this costs per-message work here.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+
+from schemas import subjects as s
+
+STAGE_ROLES = ("redaction", "policy", "routing", "provider", "output_filter")
+WORKER_IDENTITIES = ("ingress", *STAGE_ROLES, "stages", "sink")
+"""The identities of ``gateway up``'s children (``stages``: a hosted-layout ``workers.host``)."""
+IDENTITIES = ("supervisor", *WORKER_IDENTITIES, "admin", "analyst")
+OPERATOR_PREFIX = "op-"
+"""Operators (``gateway operators add NAME``) are ``op-<NAME>``, with admin's permissions."""
+
+
+@dataclass(frozen=True)
+class Permissions:
+    publish: tuple[str, ...]
+    subscribe: tuple[str, ...]
+
+    def as_config(self) -> dict[str, object]:
+        """nats-server's ``permissions`` map for one user."""
+        return {"publish": {"allow": list(self.publish)}, "subscribe": {"allow": list(self.subscribe)},
+                "allow_responses": True}
+
+
+def is_operator(identity: str) -> bool:
+    return identity.startswith(OPERATOR_PREFIX) and len(identity) > len(OPERATOR_PREFIX)
+
+
+def _kv_read(bucket: str) -> list[str]:
+    """Read and watch a bucket: its info, direct gets, and the ordered consumers of watchers and key lists."""
+    stream = s.kv_stream(bucket)
+    return [s.js_stream_api("INFO", stream), s.js_stream_api("MSG.GET", stream), f"{s.JS_API}.DIRECT.GET.{stream}",
+            f"{s.JS_API}.DIRECT.GET.{stream}.>", f"{s.JS_API}.CONSUMER.CREATE.{stream}",
+            s.js_consumer_api("CREATE", stream, ">"), s.js_consumer_api("INFO", stream, ">"),
+            s.js_consumer_api("DELETE", stream, ">"),
+            s.js_flow_control(stream)]
+
+
+def _kv_write(bucket: str) -> list[str]:
+    return [*_kv_read(bucket), s.kv_keys(bucket)]
+
+
+def _pull(stream: str, consumer: str) -> list[str]:
+    """Bind to a durable pull consumer, take its messages, ack them."""
+    return [s.js_stream_api("INFO", stream), s.js_consumer_api("INFO", stream, consumer),
+            s.js_consumer_api("MSG.NEXT", stream, consumer), s.js_ack(stream, consumer)]
+
+
+def _audit(identity: str) -> list[str]:
+    """Its own audit subject only: the subject names the actor (``schemas/audit_actor.py``), and nobody
+    publishes on the bare ``gw.audit`` of earlier versions."""
+    return [s.audit_subject(identity)]
+
+
+_WORKER_READS = [*_kv_read(s.BUCKET_CONFIG), *_kv_read(s.BUCKET_KEYS), *_kv_read(s.BUCKET_LIMITS), s.EVT_CONTROL,
+                 s.CTL_READY]
+"""Every gateway process follows the live config (recording each version it activates on ``gw.evt.control``)
+and the key directory, and says when it is ready."""
+
+
+def _worker(role: str) -> list[str]:
+    """What a worker process (``workers/app.py``) subscribes to besides its work: readiness pings for each
+    role it runs, and the rerun question (``gw.ctl.held.*``)."""
+    return [s.ping_subject(role), s.held_subject("*")]
+
+
+_MANAGE = [f"{s.JS_API}.>", s.kv_keys(s.BUCKET_CONFIG), s.EVT_CONTROL]
+"""JetStream's whole API (streams, consumers, buckets declared and inspected) and the config bucket."""
+
+
+def _stage(stage: str) -> tuple[list[str], list[str]]:
+    """What every stage does besides its own hop: events, answers, the end-to-end ack, reruns, readiness,
+    load reports, the shared ledger (a governed request is settled where it ends)."""
+    publish = [s.event_subject(stage), s.governed_event_subject(stage), f"{s.REPLY_PREFIX}.>",
+               s.js_ack(s.STREAM_REQUESTS, s.CONSUMER_REDACT), s.held_subject("*"), s.LOAD_REPORT,
+               *_kv_write(s.BUCKET_LEDGER)]
+    subscribe = _worker(stage)
+    own: dict[str, tuple[list[str], list[str]]] = {
+        "redaction": ([*_pull(s.STREAM_REQUESTS, s.CONSUMER_REDACT), s.REQ_POLICY], []),
+        "policy": ([s.REQ_ROUTE, *_pull(s.STREAM_EVENTS, s.CONSUMER_LEDGER)], [s.REQ_POLICY]),
+        "routing": ([s.REQ_CALL, *_kv_write(s.BUCKET_BREAKERS)], [s.REQ_ROUTE, s.HEALTH_REPORT]),
+        "provider": ([s.RESP_FILTER, s.RESP_FILTER_OPEN, f"{s.RESP_FILTER_INSTANCE}.*", s.HEALTH_REPORT],
+                     [s.REQ_CALL]),
+        "output_filter": ([], [s.RESP_FILTER, s.RESP_FILTER_OPEN, f"{s.RESP_FILTER_INSTANCE}.*"]),
+    }
+    extra_pub, extra_sub = own[stage]
+    return publish + extra_pub, subscribe + extra_sub
+
+
+def _grants(identity: str) -> tuple[list[str], list[str]]:
+    """(publish, subscribe) allow lists of one identity, inbox excluded."""
+    if identity in STAGE_ROLES:
+        publish, subscribe = _stage(identity)
+        return _WORKER_READS + publish, subscribe
+    if identity == "stages":
+        publish, subscribe = list(_WORKER_READS), []
+        for stage in STAGE_ROLES:
+            p, sub = _stage(stage)
+            publish += p
+            subscribe += sub
+        return publish, subscribe
+    if identity == "ingress":
+        return ([*_WORKER_READS, s.REQ_REDACT, s.event_subject("ingress"), s.ping_subject("*"),
+                 *_kv_write(s.BUCKET_KEYS), *_kv_write(s.BUCKET_LIMITS), *_kv_read(s.BUCKET_LEDGER),
+                 f"{s.RESP_FILTER_INSTANCE}.*", *_audit(identity)],
+                [f"{s.REPLY_PREFIX}.>", s.LOAD_REPORT])
+    if identity == "sink":
+        return ([*_WORKER_READS, *_pull(s.STREAM_EVENTS, s.CONSUMER_SINK), *_pull(s.STREAM_AUDIT, s.CONSUMER_AUDIT),
+                 *_kv_write(s.BUCKET_AUDIT_WRITER), s.LOAD_REPORT, *_audit(identity)],
+                [*_worker("sink"), s.SQL_QUERY])
+    if identity == "supervisor":
+        return [*_MANAGE, *_audit(identity)], [s.CTL_READY]
+    if identity == "admin" or is_operator(identity):
+        return ([*_MANAGE, s.kv_keys(s.BUCKET_KEYS), s.kv_keys(s.BUCKET_LIMITS), s.SQL_QUERY, *_audit(identity)],
+                [])
+    if identity == "analyst":
+        return [s.SQL_QUERY], []
+    raise ValueError(f"unknown NATS identity {identity!r}: one of {', '.join(IDENTITIES)} or {OPERATOR_PREFIX}<name>")
+
+
+def _unique(items: Iterable[str]) -> tuple[str, ...]:
+    return tuple(dict.fromkeys(items))
+
+
+def permissions(identity: str) -> Permissions:
+    """The subjects ``identity`` may publish and subscribe to (``ValueError`` for an unknown identity)."""
+    publish, subscribe = _grants(identity)
+    return Permissions(publish=_unique(publish), subscribe=_unique([f"{s.inbox_prefix(identity)}.>", *subscribe]))
+
+
+def authorization_block(public_keys: Mapping[str, str]) -> str:
+    """nats-server's ``authorization`` block: one nkey user per identity (``{identity: public key}``),
+    each with its permissions. Only public keys: the seeds stay in their files."""
+    # nats-server's config format reads JSON; one commented user per line keeps the file readable
+    lines = ",\n".join(
+        f"    # {identity}\n    " + json.dumps({"nkey": key, "permissions": permissions(identity).as_config()})
+        for identity, key in sorted(public_keys.items()))
+    return f"authorization {{\n  users = [\n{lines}\n  ]\n}}\n"
