@@ -15,8 +15,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from infra.operator.launcher import DEMO_KEY, RunningGateway, gateway_config, start_gateway
 from infra.nats_server import free_port
+from infra.operator.launcher import DEMO_KEY, RunningGateway, gateway_config, start_gateway
 
 pytestmark = pytest.mark.integration
 
