@@ -56,6 +56,10 @@ WHY = {
          "Retry-After says when to retry",
     504: "the request's deadline passed",
 }
+# One event of a stream (``stream: true``): its ``data`` is a JSON chunk, ``[DONE]`` (OpenAI), or an Anthropic
+# event named by ``event``.
+SSE_EVENT = {"type": "object", "required": ["data"],
+             "properties": {"data": {"type": "string"}, "event": {"type": "string"}}}
 # What the HTTP layer can answer to any request, before a route sees it.
 CONNECTION_ERRORS = (400, 408, 431)
 
@@ -92,7 +96,7 @@ def _error_schema(route: ApiRoute) -> dict[str, Any]:
 def _responses(route: ApiRoute) -> dict[str, Any]:
     success: dict[str, Any] = {"application/json": {"schema": _SUCCESS[route.handler]}}
     if route.stream:
-        success["text/event-stream"] = {"schema": {"type": "string"}}
+        success["text/event-stream"] = {"schema": SSE_EVENT}
     responses: dict[str, Any] = {"200": {"description": "OK", "content": success}}
     for status in sorted({*route.errors, *CONNECTION_ERRORS}):
         if route.handler in ("healthz", "readyz") and status == 503:

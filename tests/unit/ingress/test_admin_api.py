@@ -11,9 +11,10 @@ from typing import Any
 import httpx
 import pytest
 
-from ingress.admin_api import AdminApi
+from ingress.admin_api import AdminApi, _checked
 from ingress.config_view import ConfigView
 from schemas.config import GatewayConfig, hash_api_key
+from schemas.errors import NotFound
 from tests.support.jetstream import JetStreamServer, audit_entries, jetstream_server
 
 pytestmark = pytest.mark.server
@@ -146,3 +147,12 @@ async def test_changes_over_the_api_are_audited_as_admin_api(client: httpx.Async
     assert [(e.actor, e.kind, e.action, e.subject) for e in entries] == [
         ("admin-api", "key", "created", "key.k9"), ("admin-api", "budget", "set", "tenant.acme")]
     assert created.json()["secret"] not in str([e.detail for e in entries])
+
+
+
+@pytest.mark.parametrize("value", ["1\\>LPÞ", "a..b", "x*y", ".a", "a b"])
+def test_ids_no_kv_key_can_hold_are_404_not_500(value: str) -> None:
+    with pytest.raises(NotFound) as err:
+        _checked({"id": value})
+    assert err.value.param == "id"
+    assert _checked({"id": "key_1.a-b=c"}) == {"id": "key_1.a-b=c"}
