@@ -181,3 +181,15 @@ async def test_refusals_before_the_body_was_read_close_the_connection(status: in
     assert (b"connection", b"close") in sent[0]["headers"]
     await send_error(send, RateLimited("slow down").info())
     assert (b"connection", b"close") not in sent[2]["headers"]
+
+
+async def test_a_cancellation_from_elsewhere_is_not_turned_into_a_408() -> None:
+    async def never() -> Message:
+        await asyncio.sleep(10)
+        raise AssertionError("not reached")
+
+    task = asyncio.create_task(read_body(scope(), never, 1000, timeout_s=5))
+    await asyncio.sleep(0.01)
+    task.cancel()  # e.g. the server shutting down
+    with pytest.raises(asyncio.CancelledError):
+        await task
