@@ -3,6 +3,8 @@ validator's own models, and errors documented in the shape of the route's surfac
 
 from __future__ import annotations
 
+import json
+
 from openapi_spec_validator import validate
 
 from ingress import admin_api
@@ -74,3 +76,37 @@ def test_allowed_methods_for_a_405() -> None:
     assert allowed_methods(OPENAPI_PATH) == ["GET"]
     assert allowed_methods("/v1/nothing") == []
     assert allowed_methods("/v1/models/") == []
+
+
+async def _ask(app: Ingress, method: str, path: str) -> tuple[int, dict[str, object]]:
+    sent: list[dict[str, object]] = []
+
+    async def receive() -> dict[str, object]:
+        return {"type": "http.request", "body": b"{}", "more_body": False}
+
+    async def send(message: dict[str, object]) -> None:
+        sent.append(message)
+
+    await app({"type": "http", "method": method, "path": path, "headers": [], "query_string": b""}, receive, send)
+    status = sent[0]["status"]
+    assert isinstance(status, int)
+    body = sent[1]["body"]
+    assert isinstance(body, bytes)
+    return status, json.loads(body)
+
+
+async def test_the_app_serves_every_documented_operation_and_nothing_else() -> None:
+    """Asked without a key or a broker, every documented operation reaches its handler (never the router's
+    404 unknown_route or 405); an undocumented path or method does not."""
+    app = _app()
+    for path, operations in openapi_document()["paths"].items():
+        for method in operations:
+            status, body = await _ask(app, method.upper(), path.replace("{kind}", "team").replace("{id}", "x"))
+            error = body.get("error")
+            code = error.get("code") if isinstance(error, dict) else None
+            assert code not in ("unknown_route", "method_not_allowed"), (method, path, status, body)
+    status, body = await _ask(app, "GET", "/v1/nothing")
+    error = body["error"]
+    assert status == 404 and isinstance(error, dict) and error["code"] == "unknown_route"
+    status, _ = await _ask(app, "DELETE", "/v1/models")
+    assert status == 405
