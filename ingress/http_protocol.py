@@ -57,10 +57,11 @@ class EdgeProtocol(HttpToolsProtocol):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._in_head = True  # between a request's first byte (or the connection's start) and its last header
-        self._head_bytes = 0  # bytes received while in the head (raw, for a head that never completes)
-        self._header_bytes = 0  # sizes of the names and values of the current head's complete headers
+        self._head_started = 0.0  # loop time of the current head's first byte (or of the connection)
+        self._head_bytes = 0  # bytes received while in the head, over whole chunks
+        self._chunk = 0  # size of the chunk being parsed
         self._seen_bytes = False
-        self._header_timer: asyncio.TimerHandle | None = None
+        self._timer: asyncio.TimerHandle | None = None
         self._refusal: GatewayError | None = None
         self._refused = False
 
@@ -68,20 +69,25 @@ class EdgeProtocol(HttpToolsProtocol):
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
-        self._arm_header_timer()
+        # One timer per connection, not per request: it checks the head's age when it fires and sleeps again.
+        self._head_started = self.loop.time()
+        self._timer = self.loop.call_later(self.header_timeout_s, self._check_head)
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self._cancel_header_timer()
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
         super().connection_lost(exc)
 
     def data_received(self, data: bytes) -> None:
         if self._refused:
             return
         self._seen_bytes = True
+        self._chunk = len(data)
         super().data_received(data)  # a parser error, ours included, ends in send_400_response
         if self._in_head and not self._refused:
             self._head_bytes += len(data)
-            if self._head_bytes > self.max_head_bytes:
+            if self._head_bytes > self.max_head_bytes:  # a head that never ends: refused before it is whole
                 self._refuse(self._too_large())
 
     def send_400_response(self, msg: str) -> None:
@@ -95,19 +101,17 @@ class EdgeProtocol(HttpToolsProtocol):
     def on_message_begin(self) -> None:
         super().on_message_begin()
         self._in_head = True
-        self._head_bytes = self._header_bytes = 0
-        self._arm_header_timer()
-
-    def on_header(self, name: bytes, value: bytes) -> None:
-        self._header_bytes += len(name) + len(value)
-        if self._header_bytes > self.max_head_bytes or len(self.headers) >= self.max_headers:
-            self._refusal = self._too_large()
-            raise _Refused(self._refusal)
-        super().on_header(name, value)
+        self._head_bytes = 0
+        self._head_started = self.loop.time()
 
     def on_headers_complete(self) -> None:
         self._in_head = False
-        self._cancel_header_timer()
+        # the exact size only when this chunk could hold that much (cheap for every usual request)
+        if len(self.headers) > self.max_headers or (
+                self._head_bytes + self._chunk > self.max_head_bytes
+                and len(self.url) + sum(len(n) + len(v) for n, v in self.headers) > self.max_head_bytes):
+            self._refusal = self._too_large()
+            raise _Refused(self._refusal)
         super().on_headers_complete()
 
     # -- helpers -----------------------------------------------------------------------------------------
@@ -117,18 +121,14 @@ class EdgeProtocol(HttpToolsProtocol):
             f"The request's headers are over the limit ({self.max_head_bytes} bytes, {self.max_headers} headers); "
             "send fewer or smaller headers.")
 
-    def _arm_header_timer(self) -> None:
-        self._cancel_header_timer()
-        self._header_timer = self.loop.call_later(self.header_timeout_s, self._headers_timed_out)
-
-    def _cancel_header_timer(self) -> None:
-        if self._header_timer is not None:
-            self._header_timer.cancel()
-            self._header_timer = None
-
-    def _headers_timed_out(self) -> None:
-        self._header_timer = None
-        if not self._in_head or self.transport.is_closing():
+    def _check_head(self) -> None:
+        self._timer = None
+        if self._refused or self.transport.is_closing():
+            return
+        late = self.loop.time() - self._head_started
+        if not self._in_head or late < self.header_timeout_s:
+            wait = self.header_timeout_s - late if self._in_head else self.header_timeout_s
+            self._timer = self.loop.call_later(wait, self._check_head)
             return
         if not self._seen_bytes:  # an idle connection that never sent a byte: nobody to answer
             self._refused = True
@@ -139,7 +139,9 @@ class EdgeProtocol(HttpToolsProtocol):
 
     def _refuse(self, error: GatewayError) -> None:
         self._refused = True
-        self._cancel_header_timer()
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
         if not self.transport.is_closing():
             self.transport.write(refusal_bytes(error))
             self.transport.close()
