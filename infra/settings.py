@@ -59,6 +59,14 @@ class Settings(BaseSettings):
     # The admin API's key, as its SHA-256 hex (GATEWAY_ADMIN_KEY_SHA256); the config's admin.key_sha256
     # works too. Neither set: the admin API is off.
     admin_key_sha256: str | None = None
+    # The HTTP edge's bounds on what a client sends (ingress/http_protocol.py, ingress/asgi.py): a request's
+    # headers must arrive within header_timeout_s of its first byte and its body within body_timeout_s of
+    # the first read (else 408, connection closed); a header section over max_header_bytes or
+    # max_headers is a 431.
+    header_timeout_s: float = Field(default=10.0, gt=0)
+    body_timeout_s: float = Field(default=30.0, gt=0)
+    max_header_bytes: int = Field(default=64 * 1024, ge=1024)
+    max_headers: int = Field(default=128, ge=16)
     log_level: str = "INFO"
     # Every this many seconds each worker process logs what it holds (requests, tasks, streams); 0: never.
     stats_every_s: float = Field(default=60.0, ge=0)

@@ -1,4 +1,5 @@
-"""``python -m ingress``: serve the ingress app with uvicorn (uvloop + httptools).
+"""``python -m ingress``: serve the ingress app with uvicorn (uvloop + httptools, bounded by
+``ingress/http_protocol.py``).
 
 The listening socket is opened with ``SO_REUSEPORT``: ``gateway up`` runs two ingress processes on one
 port, the kernel spreads new connections over both, and one that dies only cuts the connections it held.
@@ -14,6 +15,7 @@ from infra import bootstrap, nats_identity
 from infra.logs import setup_logging
 from ingress.admission import Overload
 from ingress.app import Ingress
+from ingress.http_protocol import edge_protocol
 
 
 def listening_socket(host: str, port: int) -> socket.socket:
@@ -35,8 +37,10 @@ def main() -> None:
                   overload=Overload(target_ms=settings.shed_after_ms, max_pending=settings.max_pending),
                   open_keys=lambda config: bootstrap.key_directory(settings, config, "ingress"),
                   admin_key_sha256=settings.admin_key_sha256, envelope_key=settings.sealing_key(),
-                  identity=nats_identity.identity(settings))
-    config = uvicorn.Config(app, loop="uvloop", http="httptools", log_level="warning", access_log=False,
+                  identity=nats_identity.identity(settings), body_timeout_s=settings.body_timeout_s)
+    # httptools with the bounds uvicorn lacks (header size, count and time; refusals in the OpenAI shape)
+    protocol = edge_protocol(settings.header_timeout_s, settings.max_header_bytes, settings.max_headers)
+    config = uvicorn.Config(app, loop="uvloop", http=protocol, log_level="warning", access_log=False,
                             lifespan="on", timeout_graceful_shutdown=5, backlog=4096)
     uvicorn.Server(config).run(sockets=[listening_socket(settings.host, settings.port)])
 

@@ -129,6 +129,19 @@ def _query(scope: Scope) -> dict[str, str]:
     return dict(parse_qsl(raw.decode("latin-1")))
 
 
+# What a path id may hold to be part of a KV key (``key.<id>``, ``team.<id>``): nothing else can exist.
+_KV_ID = re.compile(r"^[-_=A-Za-z0-9]+(\.[-_=A-Za-z0-9]+)*$")
+
+
+def _checked(params: Params) -> Params:
+    """The path's ids, each one that can exist (another was a 500 from the KV store: an invalid key)."""
+    for name, value in params.items():
+        if not _KV_ID.match(value):
+            raise NotFound(f"No {name} {value!r} exists: ids are letters, digits, '_', '-', '=' and inner dots.",
+                           param=name, code="not_found")
+    return params
+
+
 def validation_error(exc: ValidationError) -> InvalidRequest:
     """The first error of a body, naming its field (``param``)."""
     first = exc.errors()[0]
@@ -205,7 +218,7 @@ class AdminApi:
             if found is None:
                 continue
             if route.method == method:
-                return route, found.groupdict()
+                return route, _checked(found.groupdict())
             allowed.append(route.method)
         if allowed:
             raise InvalidRequest(f"{method} is not an operation on {path} (allowed: {', '.join(allowed)}).",

@@ -120,6 +120,9 @@ class Overload:
     SUSTAINED = 3
     """Reports in a row over the mark before a process counts as overloaded: a single late wake-up (a
     garbage collection, a burst) is not a standing queue."""
+    MIN_COMPLETIONS = 2
+    """Completions an interval needs to start shedding: one slow request alone is its own work (10,000
+    messages through redaction took over a second), not a queue, and made the next requests 503s."""
 
     def __init__(self, *, target_ms: float = 1000.0, interval_s: float = 0.5, max_pending: int = 10_000,
                  clock: Callable[[], float] = time.monotonic) -> None:
@@ -130,6 +133,7 @@ class Overload:
         self._lags: dict[int, tuple[deque[float], float]] = {}  # pid -> (last lags ms, when last reported)
         self._interval_ends = clock() + interval_s
         self._minimum: float | None = None  # the smallest gateway time seen in this interval
+        self._completions = 0  # requests completed in this interval
         self.shedding = False
         self._probe_sent = False  # while shedding: this interval's one request let through
         self.refused = 0
@@ -152,6 +156,7 @@ class Overload:
     def observe(self, gateway_ms: float) -> None:
         """A request completed after ``gateway_ms`` in the gateway (queues included, provider excluded)."""
         self._roll()
+        self._completions += 1
         if self._minimum is None or gateway_ms < self._minimum:
             self._minimum = gateway_ms
 
@@ -161,8 +166,11 @@ class Overload:
             return
         # an interval with no completion keeps the verdict: nothing says the queue drained
         if self._minimum is not None:
-            self.shedding = self._minimum > self.target_ms
+            over = self._minimum > self.target_ms
+            if not over or self._completions >= self.MIN_COMPLETIONS:  # one fast completion clears it
+                self.shedding = over
         self._minimum = None
+        self._completions = 0
         self._probe_sent = False
         self._interval_ends = now + self.interval_s
 

@@ -27,17 +27,19 @@ from infra.nats_identity import ANONYMOUS
 from ingress.admin_api import ADMIN_PREFIX, AdminApi
 from ingress.admission import ChainProbe, Overload
 from ingress.anthropic_surface import count_tokens, parse_count_tokens_request
-from ingress.asgi import Receive, Scope, Send, header, read_body, send_error, send_json
+from ingress.asgi import BODY_TIMEOUT_S, Handler, Receive, Scope, Send, header, read_body, send_error, send_json
 from ingress.config_view import ConfigOpener, ConfigSource, ConfigView, KeysOpener, KeySource, StaticConfig, ViewCache
 from ingress.intake import Intake, authenticate, check_anthropic_version
+from ingress.openapi import openapi_document
 from ingress.records import RecordOutbox
 from ingress.relay import Relay
 from ingress.replies import ReplyWaiter
+from ingress.routes import OPENAPI_PATH, ROUTES, allowed_methods
 from ingress.surfaces import ANTHROPIC, EMBEDDINGS, OPENAI, Surface
 from schemas import subjects
 from schemas.config import ApiKey, GatewayConfig
 from schemas.envelope import Envelope
-from schemas.errors import GatewayError, NotFound, ServiceUnavailable
+from schemas.errors import GatewayError, InvalidRequest, NotFound, ServiceUnavailable
 from schemas.governance import KeyDirectory
 from schemas.ids import uuid7
 from schemas.sealed_request import seal_request
@@ -48,6 +50,7 @@ PUBLISH_ATTEMPTS = 2
 PUBLISH_TIMEOUT_S = 3.0
 # The stages a request travels: /readyz and admission check that each has a live replica.
 STAGES = ("redaction", "policy", "routing", "provider", "output_filter")
+MODEL_PREFIX = "/v1/models/"
 
 
 class Ingress:
@@ -55,14 +58,15 @@ class Ingress:
                  *, open_config: ConfigOpener | None = None, overload: Overload | None = None,
                  probe_every_s: float = 2.0, open_keys: KeysOpener | None = None,
                  admin_key_sha256: str | None = None, envelope_key: bytes,
-                 identity: str = ANONYMOUS) -> None:
+                 identity: str = ANONYMOUS, body_timeout_s: float = BODY_TIMEOUT_S) -> None:
         """``config``: a fixed config or a live source; or ``None`` with ``open_config``, which opens the
         live source at lifespan startup (on the server's event loop) and which ingress stops at shutdown.
         ``open_keys`` opens the live key directory at startup (default: the config's keys only).
         ``admin_key_sha256``: the admin API's key (else the config's ``admin.key_sha256``); ``identity``:
         this process's NATS identity, the subject the admin API's audit entries go out on.
         ``envelope_key``: the key every request is sealed with before it is stored in ``GW_REQ``
-        (``Settings.sealing_key()``; the redaction stage opens it with the same key)."""
+        (``Settings.sealing_key()``; the redaction stage opens it with the same key).
+        ``body_timeout_s``: the time a request's body may take to arrive (then 408, ``GATEWAY_BODY_TIMEOUT_S``)."""
         if config is None and open_config is None:
             raise ValueError("Ingress needs a config or open_config")
         self.envelope_key = envelope_key
@@ -72,6 +76,7 @@ class Ingress:
         self._keys: KeySource | None = None
         self.admin = AdminApi(lambda: self._js, self.view, admin_key_sha256, identity=identity)
         self.nats_url = nats_url
+        self.body_timeout_s = body_timeout_s
         self.ingress_id = ingress_id or uuid7().replace("-", "")
         self._nc: NatsClient | None = None
         self._js: JetStreamContext | None = None
@@ -81,6 +86,9 @@ class Ingress:
         self.records = RecordOutbox(lambda: self._nc)
         self.relay = Relay(self.waiter, self.overload, self.records, self.directory)
         self._announcer: asyncio.Task[None] | None = None
+        # (method, path) -> handler, from the one route table (``ingress/routes.py``)
+        self._routes: dict[tuple[str, str], Handler] = {
+            (r.method, r.path): getattr(self, r.handler) for r in ROUTES if not r.template}
 
     def view(self) -> ConfigView:
         """What ingress derives from the current config version (rebuilt once per version)."""
@@ -162,28 +170,15 @@ class Ingress:
         if scope["type"] != "http":
             return
         path: str = scope["path"]
-        method: str = scope["method"]
-        if path == "/v1/chat/completions" and method == "POST":
-            await self.complete(scope, receive, send, OPENAI)
-        elif path == "/v1/embeddings" and method == "POST":
-            await self.complete(scope, receive, send, EMBEDDINGS)
-        elif path == "/v1/messages" and method == "POST":
-            await self.complete(scope, receive, send, ANTHROPIC)
-        elif path == "/v1/messages/count_tokens" and method == "POST":
-            await self.count_tokens(scope, receive, send)
-        elif path == "/v1/models" and method == "GET":
-            await self.list_models(scope, send)
-        elif path.startswith("/v1/models/") and method == "GET":
-            await self.get_model(scope, send, path.removeprefix("/v1/models/"))
+        handler = self._routes.get((scope["method"], path))
+        if handler is not None:
+            await handler(scope, receive, send)
+        elif path.startswith(MODEL_PREFIX) and scope["method"] == "GET" and path != MODEL_PREFIX:
+            await self.get_model(scope, receive, send)
         elif path.startswith(ADMIN_PREFIX):
             await self.admin(scope, receive, send)
-        elif path == "/healthz":
-            ok = self._nc is not None and self._nc.is_connected
-            await send_json(send, 200 if ok else 503, {"status": "ok" if ok else "nats disconnected"})
-        elif path == "/readyz":
-            await self.readyz(send)
         else:
-            await send_error(send, NotFound(f"Unknown route: {method} {path}", code="unknown_route").info())
+            await self.unknown_route(scope, send)
 
     async def _lifespan(self, receive: Receive, send: Send) -> None:
         while True:
@@ -200,9 +195,37 @@ class Ingress:
                 await send({"type": "lifespan.shutdown.complete"})
                 return
 
-    # -- routes ---------------------------------------------------------------------------------------
+    # -- routes (``ingress/routes.py``) ------------------------------------------------------------------
 
-    async def list_models(self, scope: Scope, send: Send) -> None:
+    async def chat_completions(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await self.complete(scope, receive, send, OPENAI)
+
+    async def embeddings(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await self.complete(scope, receive, send, EMBEDDINGS)
+
+    async def messages(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await self.complete(scope, receive, send, ANTHROPIC)
+
+    async def healthz(self, scope: Scope, receive: Receive, send: Send) -> None:
+        ok = self._nc is not None and self._nc.is_connected
+        await send_json(send, 200 if ok else 503, {"status": "ok" if ok else "nats disconnected"})
+
+    async def openapi_json(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await send_json(send, 200, openapi_document())
+
+    async def unknown_route(self, scope: Scope, send: Send) -> None:
+        """404, or 405 with ``Allow`` for a known path asked with another method."""
+        method, path = scope["method"], scope["path"]
+        allowed = allowed_methods(path)
+        if allowed:
+            await send_error(send, InvalidRequest(f"{method} is not allowed on {path}; use {', '.join(allowed)}.",
+                                                  code="method_not_allowed", status_code=405).info(),
+                             [(b"allow", ", ".join(allowed).encode())])
+            return
+        await send_error(send, NotFound(f"Unknown route: {method} {path} (see {OPENAPI_PATH}).",
+                                        code="unknown_route").info())
+
+    async def list_models(self, scope: Scope, receive: Receive, send: Send) -> None:
         anthropic_client = header(scope, b"anthropic-version") is not None
         render = ANTHROPIC.error_body if anthropic_client else OPENAI.error_body
         view = self.view()
@@ -219,14 +242,15 @@ class Ingress:
         try:
             authenticate(scope, self.directory())
             check_anthropic_version(scope)
-            raw = await read_body(scope, receive, view.config.limits.max_body_bytes)
+            raw = await read_body(scope, receive, view.config.limits.max_body_bytes, self.body_timeout_s)
             body, _ = parse_count_tokens_request(raw)
         except GatewayError as exc:
             await send_error(send, exc.info(), render=ANTHROPIC.error_body)
             return
         await send_json(send, 200, count_tokens(body))
 
-    async def get_model(self, scope: Scope, send: Send, model: str) -> None:
+    async def get_model(self, scope: Scope, receive: Receive, send: Send) -> None:
+        model = scope["path"].removeprefix(MODEL_PREFIX)
         view = self.view()
         try:
             _, key = authenticate(scope, self.directory())
@@ -237,7 +261,7 @@ class Ingress:
             return
         await send_json(send, 200, {"id": model, "object": "model", "created": 0, "owned_by": "gateway"})
 
-    async def readyz(self, send: Send) -> None:
+    async def readyz(self, scope: Scope, receive: Receive, send: Send) -> None:
         """200 only when a request can travel the whole chain now: connected, and a live replica of every
         stage (subscribed, models loaded)."""
         connected = self._nc is not None and self._nc.is_connected
@@ -265,7 +289,7 @@ class Ingress:
         view = self.view()  # this request keeps the config it started with
         try:
             envelope = await intake.read(scope, receive, surface, view, self.waiter.subject_for(request_id),
-                                         self.directory())
+                                         self.directory(), body_timeout_s=self.body_timeout_s)
             refusal = await self._admit()
             if refusal is not None:
                 raise refusal

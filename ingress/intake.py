@@ -11,7 +11,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from ingress.asgi import Receive, Scope, header, read_body
+from ingress.asgi import BODY_TIMEOUT_S, Receive, Scope, header, read_body
 from ingress.config_view import ConfigView
 from ingress.metadata import RequestMetadata, read_metadata
 from ingress.surfaces import ANTHROPIC, Surface
@@ -80,12 +80,13 @@ class Intake:
     meta: RequestMetadata | None = None
 
     async def read(self, scope: Scope, receive: Receive, surface: Surface, view: ConfigView,
-                   reply_to: str, keys: KeyDirectory) -> Envelope:
-        """Authenticate, read and parse the body, and build the envelope; raises ``GatewayError``."""
+                   reply_to: str, keys: KeyDirectory, *, body_timeout_s: float = BODY_TIMEOUT_S) -> Envelope:
+        """Authenticate, read and parse the body (within ``body_timeout_s``), and build the envelope;
+        raises ``GatewayError``."""
         self.key_hash, _ = authenticate(scope, keys)
         if surface is ANTHROPIC:
             check_anthropic_version(scope)
-        raw = await read_body(scope, receive, view.config.limits.max_body_bytes)
+        raw = await read_body(scope, receive, view.config.limits.max_body_bytes, body_timeout_s)
         parsed = surface.parse(raw)
         self.body = parsed.body
         self.meta = read_metadata(scope, self.body)

@@ -13,6 +13,10 @@ from schemas.errors import InvalidRequest
 from schemas.openai import ChatCompletionRequest, EmbeddingsRequest
 
 _M = TypeVar("_M", bound=BaseModel)
+# The deepest nesting of arrays and objects a body may have: the chain re-encodes bodies with orjson, whose
+# limit is 255 levels (a deeper body failed in the provider stage with a 500); structured-output schemas
+# need far fewer.
+MAX_JSON_DEPTH = 64
 SkipLoc = Callable[[int | str | None, int | str], bool]
 
 
@@ -44,7 +48,23 @@ def json_object(raw: bytes) -> dict[str, Any]:
         raise InvalidRequest(f"The request body is not valid JSON: {exc}", code="invalid_json") from None
     if not isinstance(data, dict):
         raise InvalidRequest("The request body must be a JSON object.", code="invalid_json")
+    # fewer brackets than the limit cannot nest deeper than it: most bodies skip the walk
+    if raw.count(b"[") + raw.count(b"{") > MAX_JSON_DEPTH and not within_depth(data, MAX_JSON_DEPTH):
+        raise InvalidRequest(f"The request body nests arrays and objects deeper than {MAX_JSON_DEPTH} levels.",
+                             code="json_too_deep")
     return data
+
+
+def within_depth(value: Any, limit: int) -> bool:
+    """Whether ``value`` nests arrays and objects at most ``limit`` levels deep (itself the first)."""
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if depth > limit:
+            return False
+        children = item.values() if isinstance(item, dict) else item
+        stack.extend((child, depth + 1) for child in children if isinstance(child, dict | list))
+    return True
 
 
 # pydantic puts the union member it tried into the error location (``content.str``,

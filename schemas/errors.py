@@ -108,6 +108,22 @@ class Conflict(GatewayError):
     default_code = "conflict"
 
 
+class RequestTimeout(GatewayError):
+    """The client did not send its request (headers or body) in time: the connection is closed."""
+
+    status_code = 408
+    type = "invalid_request_error"
+    default_code = "request_timeout"
+
+
+class RequestHeadersTooLarge(GatewayError):
+    """The request's header section is over the edge's limit (size or count): the connection is closed."""
+
+    status_code = 431
+    type = "invalid_request_error"
+    default_code = "headers_too_large"
+
+
 class PayloadTooLarge(GatewayError):
     status_code = 413
     type = "invalid_request_error"

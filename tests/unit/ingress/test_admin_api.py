@@ -11,10 +11,11 @@ from typing import Any
 import httpx
 import pytest
 
-from ingress.admin_api import AdminApi
+from ingress.admin_api import AdminApi, _checked
 from ingress.config_view import ConfigView
 from schemas.audit_actor import authenticated
 from schemas.config import GatewayConfig, hash_api_key
+from schemas.errors import NotFound
 from tests.support.jetstream import JetStreamServer, audit_published, jetstream_server
 
 pytestmark = pytest.mark.server
@@ -180,3 +181,11 @@ def test_admin_key_names_and_hashes_are_distinct() -> None:
         GatewayConfig.model_validate({"admin": {"keys": [one], "key_sha256": one["key_sha256"]}})
     with pytest.raises(ValueError, match="name"):
         GatewayConfig.model_validate({"admin": {"keys": [{**one, "name": "alice smith"}]}})
+
+
+@pytest.mark.parametrize("value", ["1\\>LPÞ", "a..b", "x*y", ".a", "a b"])
+def test_ids_no_kv_key_can_hold_are_404_not_500(value: str) -> None:
+    with pytest.raises(NotFound) as err:
+        _checked({"id": value})
+    assert err.value.param == "id"
+    assert _checked({"id": "key_1.a-b=c"}) == {"id": "key_1.a-b=c"}

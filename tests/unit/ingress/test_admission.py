@@ -103,3 +103,18 @@ def test_one_late_wake_up_is_not_overload() -> None:
     assert refused is not None and "400 ms of work queued" in refused.message
     clock.now += 1.0  # the process went quiet: its queue drained
     assert overload.refusal(pending=1) is None
+
+
+def test_one_slow_request_alone_is_not_a_queue() -> None:
+    """A single large request (10,000 messages) slower than the target on an idle gateway must not make
+    ingress refuse the next ones; two slow completions in an interval do."""
+    clock = Clock()
+    overload = Overload(target_ms=100, interval_s=0.5, clock=clock)
+    overload.observe(2_500)
+    clock.now += 0.6
+    assert overload.refusal(pending=0) is None and overload.refusal(pending=0) is None
+    assert not overload.shedding
+    overload.observe(2_500)
+    overload.observe(300)
+    clock.now += 0.6
+    assert overload.refusal(pending=0) is None and overload.refusal(pending=0) is not None

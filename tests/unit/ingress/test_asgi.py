@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import orjson
 import pytest
 
 from ingress.asgi import Message, header, read_body, send_error, send_json
-from schemas.errors import PayloadTooLarge, RateLimited, ServiceUnavailable
+from schemas.errors import PayloadTooLarge, RateLimited, RequestTimeout, ServiceUnavailable
 
 
 def scope(**headers: str) -> dict[str, Any]:
@@ -150,3 +151,45 @@ async def test_send_error_keeps_overridden_status() -> None:
     await send_error(send, ProviderError("upstream said 400", status_code=400, code="context_length_exceeded").info())
     assert send.start["status"] == 400
     assert send.body["error"]["code"] == "context_length_exceeded"
+
+
+async def test_a_body_that_does_not_arrive_in_time_is_a_408() -> None:
+    async def slow() -> Message:  # a client sending a byte now and then (slowloris)
+        await asyncio.sleep(0.02)
+        return chunk(b"x", True)
+
+    with pytest.raises(RequestTimeout) as err:
+        await read_body(scope(), slow, 1000, timeout_s=0.1)
+    assert err.value.status_code == 408 and err.value.code == "request_timeout"
+    assert "GATEWAY_BODY_TIMEOUT_S" in err.value.message
+
+
+async def test_a_single_message_over_the_limit_is_refused() -> None:
+    with pytest.raises(PayloadTooLarge):
+        await read_body(scope(), FakeReceive(chunk(b"x" * 11, False)), 10)
+
+
+@pytest.mark.parametrize("status", [408, 413])
+async def test_refusals_before_the_body_was_read_close_the_connection(status: int) -> None:
+    sent: list[Message] = []
+
+    async def send(message: Message) -> None:
+        sent.append(message)
+
+    error = RequestTimeout("late") if status == 408 else PayloadTooLarge("big")
+    await send_error(send, error.info())
+    assert (b"connection", b"close") in sent[0]["headers"]
+    await send_error(send, RateLimited("slow down").info())
+    assert (b"connection", b"close") not in sent[2]["headers"]
+
+
+async def test_a_cancellation_from_elsewhere_is_not_turned_into_a_408() -> None:
+    async def never() -> Message:
+        await asyncio.sleep(10)
+        raise AssertionError("not reached")
+
+    task = asyncio.create_task(read_body(scope(), never, 1000, timeout_s=5))
+    await asyncio.sleep(0.01)
+    task.cancel()  # e.g. the server shutting down
+    with pytest.raises(asyncio.CancelledError):
+        await task

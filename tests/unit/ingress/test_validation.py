@@ -7,7 +7,7 @@ from typing import Any
 import orjson
 import pytest
 
-from ingress.validation import parse_chat_request
+from ingress.validation import MAX_JSON_DEPTH, parse_chat_request, within_depth
 from schemas.errors import InvalidRequest
 
 USER = {"role": "user", "content": "hi"}
@@ -124,3 +124,29 @@ def test_list_content_accepted() -> None:
     data, request = parse_chat_request(orjson.dumps({"model": "m", "messages": [{"role": "user", "content": content}]}))
     assert data["messages"][0]["content"] == content
     assert isinstance(request.messages[0].content, list)
+
+
+def _nested(depth: int) -> bytes:
+    """A chat body whose extra field makes the whole body ``depth`` levels deep."""
+    inner = b"[" * (depth - 1) + b"]" * (depth - 1)
+    return b'{"model": "m", "messages": [{"role": "user", "content": "x"}], "extra": ' + inner + b"}"
+
+
+def test_nesting_up_to_the_limit_is_accepted_and_one_more_is_refused() -> None:
+    body, _ = parse_chat_request(_nested(MAX_JSON_DEPTH))
+    assert "extra" in body
+    with pytest.raises(InvalidRequest) as err:
+        parse_chat_request(_nested(MAX_JSON_DEPTH + 1))
+    assert err.value.code == "json_too_deep" and err.value.status_code == 400
+
+
+def test_nesting_past_the_parser_limit_is_invalid_json_not_a_crash() -> None:
+    with pytest.raises(InvalidRequest) as err:
+        parse_chat_request(b"[" * 100_000)
+    assert err.value.code == "invalid_json"
+
+
+def test_within_depth_counts_objects_and_arrays() -> None:
+    assert within_depth({"a": [{"b": 1}]}, 3)
+    assert not within_depth({"a": [{"b": []}]}, 3)
+    assert within_depth("scalar", 1)
