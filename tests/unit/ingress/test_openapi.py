@@ -15,7 +15,7 @@ from schemas.config import GatewayConfig
 
 
 def _app() -> Ingress:
-    return Ingress(GatewayConfig.model_validate({"version": 1}), "nats://127.0.0.1:1")
+    return Ingress(GatewayConfig.model_validate({"version": 1}), "nats://127.0.0.1:1", envelope_key=bytes(32))
 
 
 def test_the_document_is_valid_openapi_3_1() -> None:
