@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from infra.bootstrap import check_config, load_config, parse_config_text
 from infra.config import ConfigError
-from infra.nats_identity import IdentityError, identity_of, operator_creds, operator_identity
+from infra.nats_identity import IdentityError, operator_creds, operator_identity
 from infra.operator.audit_cli import add_parsers as add_audit_parsers
 from infra.operator.keys_cli import add_parsers as add_governance_parsers
 from infra.operator.nats_cli import add_parsers as add_nats_parsers
@@ -127,11 +127,10 @@ def cmd_config_apply(args: argparse.Namespace) -> int:
         print(f"gateway: {exc}", file=sys.stderr)
         return 2
     url = _control_nats_url(args, settings)
-    from infra.operator.sql_client import control_credentials
+    from infra.operator.sql_client import control_identity
 
     try:
-        creds = control_credentials(settings)
-        me = identity_of(creds)  # who the broker authenticates: the actor of the audit entry
+        creds, me = control_identity(settings)
     except (IdentityError, ConnectionError) as exc:
         print(f"gateway config apply: {exc}", file=sys.stderr)
         return 2

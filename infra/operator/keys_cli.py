@@ -131,15 +131,14 @@ class InvalidInput(Exception):
 def _run(args: argparse.Namespace, name: str, work: Work, render: Callable[[Any], None]) -> int:
     from infra.config_store import fetch_active
     from infra.governance_admin import ConfigFacts, GovernanceAdmin
-    from infra.nats_identity import IdentityError, identity_of
+    from infra.nats_identity import IdentityError
     from infra.operator.reported_by import reported_by
-    from infra.operator.sql_client import connect_once, control_credentials
+    from infra.operator.sql_client import connect_once, control_identity
 
     settings = Settings()
     url = str(args.nats_url or settings.nats_url or f"nats://127.0.0.1:{settings.nats_port}")
     try:
-        creds = control_credentials(settings)
-        me = identity_of(creds)  # who the broker authenticates: the actor of the audit entries
+        creds, me = control_identity(settings)
     except (IdentityError, ConnectionError) as exc:
         print(f"gateway {name}: {exc}", file=sys.stderr)
         return 2

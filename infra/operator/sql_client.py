@@ -13,6 +13,7 @@ from nats.aio.client import Client as NatsClient
 from nats.errors import NoRespondersError
 
 from infra.nats_connect import CredentialsUnreadable, credentials
+from infra.nats_identity import identity_of
 from infra.operator.cli_creds import WHAT_TO_DO, NoCredentials, cli_credentials
 from infra.settings import Settings
 from schemas import subjects
@@ -28,6 +29,13 @@ def control_credentials(settings: Settings, *, analyst: bool = False) -> Path | 
         return cli_credentials(settings, analyst=analyst)
     except NoCredentials as exc:
         raise ConnectionError(str(exc)) from None
+
+
+def control_identity(settings: Settings) -> tuple[Path | None, str]:
+    """The CLI's credentials and the identity they name, which the broker authenticates and which is so the
+    actor of the command's audit entries; ``ConnectionError`` (none readable) or ``IdentityError``."""
+    creds = control_credentials(settings)
+    return creds, identity_of(creds)
 
 
 async def connect_once(url: str, creds: Path | None = None) -> NatsClient:
