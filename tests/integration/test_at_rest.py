@@ -36,7 +36,6 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import nats
 import pytest
 
 from infra.nats_server import free_port
@@ -47,6 +46,7 @@ from schemas.envelope import Envelope
 from schemas.ids import uuid7
 from schemas.sealed_request import MSG_ID, REPLY_TO, seal_request
 from schemas.wire import encode
+from tests.support.nats_creds import connect_as
 
 pytestmark = pytest.mark.integration
 
@@ -136,8 +136,8 @@ def files_holding(root: Path, needles: set[bytes]) -> list[tuple[str, str]]:
     return found
 
 
-async def stream_compression(nats_url: str) -> dict[str, str | None]:
-    nc = await nats.connect(nats_url)
+async def stream_compression(gw: RunningGateway) -> dict[str, str | None]:
+    nc = await connect_as(gw.nats_url, gw.data_dir, "admin")
     try:
         js = nc.jetstream()
         out: dict[str, str | None] = {}
@@ -150,9 +150,9 @@ async def stream_compression(nats_url: str) -> dict[str, str | None]:
         await nc.close()
 
 
-async def waiting_in_gw_req(nats_url: str) -> int:
+async def waiting_in_gw_req(gw: RunningGateway) -> int:
     """Requests stored in GW_REQ: handed out and unacked, or never handed out."""
-    nc = await nats.connect(nats_url)
+    nc = await connect_as(gw.nats_url, gw.data_dir, "admin")
     try:
         info = await nc.jetstream().consumer_info(subjects.STREAM_REQUESTS, subjects.CONSUMER_REDACT)
         return int(info.num_pending) + int(info.num_ack_pending)
@@ -192,7 +192,7 @@ def test_an_unreadable_request_is_answered_recorded_and_acked(gw: RunningGateway
         cases[uuid7()] = kind
 
     async def run() -> dict[str, dict[str, Any]]:
-        nc = await nats.connect(gw.nats_url)
+        nc = await connect_as(gw.nats_url, gw.data_dir, "ingress")  # the one identity that publishes requests
         answers: dict[str, dict[str, Any]] = {}
         done = asyncio.Event()
 
@@ -202,7 +202,7 @@ def test_an_unreadable_request_is_answered_recorded_and_acked(gw: RunningGateway
             if len(answers) == len(cases):
                 done.set()
 
-        await nc.subscribe("gw.reply.attest.*", cb=on_reply)
+        await nc.subscribe(f"{subjects.REPLY_PREFIX}.attest.*", cb=on_reply)
         js = nc.jetstream()
         now = time.time()
         for rid, kind in cases.items():
@@ -212,7 +212,7 @@ def test_an_unreadable_request_is_answered_recorded_and_acked(gw: RunningGateway
             if kind == "tampered":
                 data = b"\x01" + os.urandom(12) + data  # the version byte, then garbage
             elif kind == "replayed":  # a real sealed request of another id
-                key = Settings(data_dir=gw.root / "data").sealing_key()
+                key = Settings(data_dir=gw.data_dir).sealing_key()
                 data, _ = seal_request(Envelope(request_id=uuid7(), received_at=now, deadline=now + 30,
                                                 reply_to="gw.reply.attest.x", body={}, model_requested="m"), key)
             await js.publish(subjects.REQ_REDACT, data, headers={MSG_ID: rid, REPLY_TO: f"gw.reply.attest.{rid}"})
@@ -229,7 +229,7 @@ def test_an_unreadable_request_is_answered_recorded_and_acked(gw: RunningGateway
     rows = gw.wait_rows(f"SELECT request_id, error_code, stage FROM requests FINAL WHERE request_id IN ({ids})",
                         lambda rows: len(rows) == len(cases), timeout_s=30)
     assert {(r["error_code"], r["stage"]) for r in rows} == {("request_unreadable", "redaction")}
-    poll(lambda: asyncio.run(waiting_in_gw_req(gw.nats_url)) == 0, 20, "the unreadable requests acked")
+    poll(lambda: asyncio.run(waiting_in_gw_req(gw)) == 0, 20, "the unreadable requests acked")
     assert "cannot be opened" in "".join(gw.log(name) for name in gw.pids())
 
 
@@ -238,7 +238,7 @@ def test_no_planted_value_at_rest(gw: RunningGateway) -> None:
     assert (data_dir.stat().st_mode & 0o777) == 0o700
     assert ((data_dir / "envelope.key").stat().st_mode & 0o777) == 0o600
     # a compressed stream would make the file walk below prove nothing
-    assert asyncio.run(stream_compression(gw.nats_url)) == {subjects.STREAM_REQUESTS: None,
+    assert asyncio.run(stream_compression(gw)) == {subjects.STREAM_REQUESTS: None,
                                                            subjects.STREAM_EVENTS: None}
     planted: list[Planted] = []
     ids: list[str] = []
@@ -284,7 +284,7 @@ def test_no_planted_value_at_rest(gw: RunningGateway) -> None:
     slow = [threading.Thread(target=send_slow, args=(fresh_text(planted),)) for _ in range(4)]
     for t in slow:
         t.start()
-    poll(lambda: asyncio.run(waiting_in_gw_req(gw.nats_url)) >= 4, 30, "4 requests held in GW_REQ")
+    poll(lambda: asyncio.run(waiting_in_gw_req(gw)) >= 4, 30, "4 requests held in GW_REQ")
     pids = gw.pids()
     os.kill(gw.process.pid, signal.SIGSTOP)  # `gateway up` paused: it restarts nothing
     try:
@@ -295,7 +295,7 @@ def test_no_planted_value_at_rest(gw: RunningGateway) -> None:
         for t in late:
             t.start()
         time.sleep(1.0)  # what ingress published by now is in GW_REQ; the rest it refuses (no live stage)
-        assert asyncio.run(waiting_in_gw_req(gw.nats_url)) >= 4
+        assert asyncio.run(waiting_in_gw_req(gw)) >= 4
         needles = set().union(*(p.needles() for p in planted))
         assert not files_holding(data_dir, needles), "a planted value is readable under the data dir (crashed)"
     finally:

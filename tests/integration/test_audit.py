@@ -4,12 +4,12 @@ become chained rows of `audit_log`; `gateway audit verify` passes; an anchor lan
 Then, with the gateway stopped, one row is altered and others deleted in the embedded store directly
 (`gateway sql` is read-only): `gateway audit verify` exits 1 naming each.
 
-The actor of each row is the NATS identity of the subject its entry arrived on, never the entry's own
-claim: the CLI acts as `admin` (the data directory's default creds) or as `GATEWAY_NATS_CREDS`'s
-identity; an ingress running as `ingress` is believed about the admin key that called it, the gateway's
-own ingress here (no creds until per-process identities land: `anonymous`) is not; a publisher writing
-`actor="root"` is recorded as its subject's identity. Only the creds file's path names an identity in
-these tests (nothing connects with it yet).
+The actor of each row is the NATS identity of the subject its entry arrived on, which the broker
+authenticates (each identity may publish only on its own `gw.audit.by.<identity>`), never the entry's
+own claim: `gateway up` publishes its file as `supervisor`, the sink records guardrail blocks as `sink`,
+the CLI acts as `admin` (the data directory's default creds) or as an operator's (`gateway operators
+add`, `GATEWAY_NATS_CREDS`); ingress is believed about the admin key that called it; an operator
+publishing `actor="root"` is recorded as itself, and is refused on another identity's subject.
 
 Its own gateway (module scope): the tests run in order and share its store.
 """
@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import contextlib
 import hashlib
 import json
 import subprocess
@@ -28,16 +27,17 @@ from collections.abc import Iterator
 from typing import Any
 
 import httpx
-import nats
 import openai
 import pytest
 import yaml
 
+from infra.nats_creds import seed_path
 from infra.nats_server import free_port
 from infra.operator.launcher import DEMO_KEY, RunningGateway, gateway_config, start_gateway
 from schemas.audit import AuditEntry
 from schemas.ids import uuid7
 from schemas.wire import encode
+from tests.support.nats_creds import Refusals, connect_as
 
 pytestmark = pytest.mark.integration
 
@@ -60,7 +60,8 @@ SHARED = "sk-admin-shared"
 def gw(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningGateway]:
     config = gateway_config(free_port(), admin={"keys": [{"name": "alice", "key_sha256": sha256(ALICE)}]})
     gateway = start_gateway(tmp_path_factory.mktemp("audit"), config=config,
-                            extra_env={"GATEWAY_AUDIT_ANCHOR_MINUTES": "0.05"})  # an anchor every 3 s
+                            extra_env={"GATEWAY_AUDIT_ANCHOR_MINUTES": "0.05",  # an anchor every 3 s
+                                       "GATEWAY_ADMIN_KEY_SHA256": sha256(SHARED)})  # unnamed: its fingerprint
     try:
         yield gateway
     finally:
@@ -71,45 +72,19 @@ def sha256(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-@contextlib.contextmanager
-def ingress_as_ingress(gw: RunningGateway) -> Iterator[str]:
-    """One more ingress process on the gateway's NATS, given the `ingress` identity's creds path and the
-    shared admin key in its environment (as `gateway up` gives ingress GATEWAY_ADMIN_KEY_SHA256); stopped
-    by PID. Yields its base URL once ready."""
-    port = free_port()
-    env = {**gw.env, "NATS_URL": gw.nats_url, "GATEWAY_PORT": str(port),
-           "GATEWAY_NATS_CREDS": str(gw.root / "creds" / "ingress.nk"), "GATEWAY_ADMIN_KEY_SHA256": sha256(SHARED)}
-    with open(gw.root / "ingress-as-ingress.log", "wb") as log:
-        process = subprocess.Popen([sys.executable, "-m", "ingress"], env=env, stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
+async def publish_as(gw: RunningGateway, identity: str, sent: list[tuple[str, AuditEntry]]) -> Refusals:
+    """Entries published straight onto the broker as ``identity`` (core publishes: the stream stores what
+    the broker lets through); the refusals nats-server sent back."""
+    refusals = Refusals()
+    nc = await connect_as(gw.nats_url, gw.data_dir, identity, refusals)
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            with contextlib.suppress(httpx.HTTPError):
-                if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
-                    break
-            assert process.poll() is None and time.monotonic() < deadline, \
-                (gw.root / "ingress-as-ingress.log").read_text(errors="replace")[-3000:]
-            time.sleep(0.2)
-        yield url
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=5)
-
-
-async def publish_raw(gw: RunningGateway, sent: list[tuple[str, AuditEntry]]) -> None:
-    """Entries published straight onto the broker, as any client could (no per-process users yet)."""
-    nc = await nats.connect(gw.nats_url, connect_timeout=5)
-    try:
-        js = nc.jetstream()
         for subject, entry in sent:
-            await js.publish(subject, encode(entry), headers={"Nats-Msg-Id": entry.entry_id})
+            await nc.publish(subject, encode(entry), headers={"Nats-Msg-Id": entry.entry_id})
+        await nc.flush()
+        await asyncio.sleep(0.5)  # a refusal arrives after the flush's pong
     finally:
         await nc.close()
+    return refusals
 
 
 def cli(gw: RunningGateway, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
@@ -138,9 +113,9 @@ def audit_rows(gw: RunningGateway, count: int) -> list[dict[str, Any]]:
 
 
 def test_control_plane_changes_and_a_block_are_chained(gw: RunningGateway) -> None:
-    # `gateway up` published its file: the first entry (the supervisor has no creds here: anonymous)
+    # `gateway up` published its file: the first entry, as the supervisor's identity
     first = audit_rows(gw, 1)
-    assert first[0]["seq"] == 1 and first[0]["kind"] == "config" and first[0]["actor"] == "nats:anonymous"
+    assert first[0]["seq"] == 1 and first[0]["kind"] == "config" and first[0]["actor"] == "nats:supervisor"
     assert json.loads(first[0]["detail"])["source"].startswith("file:")
 
     changed = yaml.safe_load((gw.root / "gateway.yaml").read_text())
@@ -173,7 +148,7 @@ def test_control_plane_changes_and_a_block_are_chained(gw: RunningGateway) -> No
     assert config["guardrail_profiles"] == {"added": ["audit-strict"], "removed": [], "changed": []}
     assert by["key", "created"]["actor"] == "nats:admin" and by["key", "created"]["subject"] == "key.audit-k1"
     assert {r["actor"] for r in rows if r["kind"] in ("key", "budget")} == {"nats:admin"}
-    assert by["guardrail_block", "blocked"]["actor"] == "nats:anonymous"  # the sink, without creds here
+    assert by["guardrail_block", "blocked"]["actor"] == "nats:sink"  # the sink records guardrail blocks
     assert json.loads(by["key", "revoked"]["detail"])["changes"]["revoked_at"]["before"] is None
     assert by["budget", "set"]["subject"] == "team.search"
     assert json.loads(by["guardrail_block", "blocked"]["detail"])["guardrails"][0]["guardrail"] == "output_filter"
@@ -199,44 +174,44 @@ def test_control_plane_changes_and_a_block_are_chained(gw: RunningGateway) -> No
 
 def test_the_actor_is_the_authenticated_identity(gw: RunningGateway) -> None:
     before = len(audit_rows(gw, 6))
-    # the CLI code path as another operator: the identity GATEWAY_NATS_CREDS names
-    as_alice = {**gw.env, "GATEWAY_NATS_CREDS": str(gw.root / "creds" / "op-alice.nk")}
+    # the CLI code path as another operator: the identity of the creds GATEWAY_NATS_CREDS names
+    for name in ("alice", "mallory"):
+        added = cli(gw, "operators", "add", name)
+        assert added.returncode == 0, added.stderr
+    as_alice = {**gw.env, "GATEWAY_NATS_CREDS": str(seed_path(gw.data_dir, "op-alice"))}
     made = cli(gw, "keys", "create", "--id", "by-op-alice", "--tenant", "acme", "--json", env=as_alice)
     assert made.returncode == 0, made.stderr
     whoami = cli(gw, "whoami", "--json", env=as_alice)
-    assert json.loads(whoami.stdout)["actor"] == "nats:op-alice" and whoami.returncode == 1  # no such file yet
+    assert json.loads(whoami.stdout)["actor"] == "nats:op-alice" and whoami.returncode == 0, whoami.stderr
 
-    # the admin API of an ingress running as `ingress`: believed about the key that called it
-    with ingress_as_ingress(gw) as url:
-        for secret, key_id in ((SHARED, "by-shared-key"), (ALICE, "by-alice")):
-            done = httpx.post(f"{url}/admin/v1/keys", headers={"authorization": f"Bearer {secret}"},
-                              json={"id": key_id, "tenant": "acme"}, timeout=30)
-            assert done.status_code == 201, done.text
-    # the gateway's own ingress has no identity here: its admin-api claim is kept, not believed
-    done = httpx.post(f"{gw.base_url}/admin/v1/keys", headers={"authorization": f"Bearer {ALICE}"},
-                      json={"id": "by-anonymous-ingress", "tenant": "acme"}, timeout=30)
-    assert done.status_code == 201, done.text
+    # the admin API of the gateway's ingress (identity `ingress`): believed about the key that called it
+    for secret, key_id in ((SHARED, "by-shared-key"), (ALICE, "by-alice")):
+        done = httpx.post(f"{gw.base_url}/admin/v1/keys", headers={"authorization": f"Bearer {secret}"},
+                          json={"id": key_id, "tenant": "acme"}, timeout=30)
+        assert done.status_code == 201, done.text
 
     def claiming(subject: str, actor: str) -> AuditEntry:
         return AuditEntry(entry_id=uuid7(), ts=time.time(), kind="key", actor=actor, subject=subject,
                           action="updated", detail={})
 
-    asyncio.run(publish_raw(gw, [
+    refused = asyncio.run(publish_as(gw, "op-mallory", [
         ("gw.audit.by.op-mallory", claiming("key.forged-root", "root")),
         ("gw.audit.by.op-mallory", claiming("key.forged-admin", "admin-api:alice")),
-        ("gw.audit", claiming("key.old-subject", "cli:ann@box")),
+        ("gw.audit.by.admin", claiming("key.as-admin", "cli:ann@box")),  # another identity's subject
+        ("gw.audit", claiming("key.old-subject", "cli:ann@box")),  # the bare subject names nobody
     ]))
+    assert refused.of("publish", "gw.audit.by.admin") and refused.of("publish", "gw.audit")
 
-    rows = audit_rows(gw, before + 6)
+    rows = audit_rows(gw, before + 5)
+    time.sleep(1.5)  # a refused entry would have landed by now
+    rows = audit_rows(gw, before + 5)
     got = {r["subject"]: (r["actor"], json.loads(r["detail"]).get("claimed_actor")) for r in rows[before:]}
     assert got == {
         "key.by-op-alice": ("nats:op-alice", None),
         "key.by-shared-key": (f"admin-api:{sha256(SHARED)[:12]} via nats:ingress", None),
         "key.by-alice": ("admin-api:alice via nats:ingress", None),
-        "key.by-anonymous-ingress": ("nats:anonymous", "admin-api:alice"),
         "key.forged-root": ("nats:op-mallory", "root"),
         "key.forged-admin": ("nats:op-mallory", "admin-api:alice"),
-        "key.old-subject": ("unauthenticated:cli:ann@box", None),
     }
     assert sha256(SHARED) not in json.dumps(rows) and sha256(ALICE) not in json.dumps(rows)
     verified = cli(gw, "audit", "verify")
