@@ -2,8 +2,15 @@
 
 One identity per role (``IDENTITIES``); each gets allow lists built only from ``schemas/subjects.py``
 names, and nothing else (a subject not listed is refused by nats-server). Every identity may subscribe
-only to its own reply inboxes (``subjects.inbox_prefix``) and may answer the requests it receives
-(``allow_responses``): a request's reply subject needs no grant, and no identity reads another's replies.
+only to its own reply inboxes (``subjects.inbox_prefix``), so no identity reads another's replies; it
+may publish into the inboxes of the identities whose requests it answers (``_ANSWERS``: the stages
+answer ingress's readiness pings and each other's rerun questions, ingress confirms the stages'
+answers, the sink answers the operators' SQL).
+
+Not nats-server's ``allow_responses``: it remembers the reply subject of every message delivered to the
+client for two minutes (JetStream deliveries included, whose acks never count as the response) and
+walks that whole map every 4,096 messages, which at 1,000 requests a second cost the single-threaded
+nats-server a quarter of the gateway's throughput under load (side-by-side run, 2026-12-04).
 
 Who may do what (the rest of the chain is refused):
 
@@ -47,8 +54,7 @@ class Permissions:
 
     def as_config(self) -> dict[str, object]:
         """nats-server's ``permissions`` map for one user."""
-        return {"publish": {"allow": list(self.publish)}, "subscribe": {"allow": list(self.subscribe)},
-                "allow_responses": True}
+        return {"publish": {"allow": list(self.publish)}, "subscribe": {"allow": list(self.subscribe)}}
 
 
 def is_operator(identity: str) -> bool:
@@ -151,17 +157,40 @@ def _unique(items: Iterable[str]) -> tuple[str, ...]:
     return tuple(dict.fromkeys(items))
 
 
-def permissions(identity: str) -> Permissions:
-    """The subjects ``identity`` may publish and subscribe to (``ValueError`` for an unknown identity)."""
+_STAGE_IDENTITIES = (*STAGE_ROLES, "stages")
+
+
+def _answers(identity: str, operators: Iterable[str]) -> list[str]:
+    """Whose requests ``identity`` answers, as the inboxes it may publish into: the stages answer
+    ingress (readiness pings, stream resends), the supervisor, and each other (a rerun's "who holds this
+    request?", a stream's hand-over to an output filter); ingress confirms the stages' answers; the sink
+    answers SQL (the CLI's identities and operators) and readiness pings."""
+    if identity in _STAGE_IDENTITIES:
+        askers: Iterable[str] = ("ingress", "supervisor", *_STAGE_IDENTITIES)
+    elif identity == "ingress":
+        askers = _STAGE_IDENTITIES
+    elif identity == "sink":
+        askers = ("admin", "analyst", "supervisor", "ingress", *operators)
+    else:
+        askers = ()
+    return [f"{s.inbox_prefix(asker)}.>" for asker in askers]
+
+
+def permissions(identity: str, operators: Iterable[str] = ()) -> Permissions:
+    """The subjects ``identity`` may publish and subscribe to (``ValueError`` for an unknown identity);
+    ``operators``: the ``op-<name>`` identities there are (the sink answers their SQL)."""
     publish, subscribe = _grants(identity)
-    return Permissions(publish=_unique(publish), subscribe=_unique([f"{s.inbox_prefix(identity)}.>", *subscribe]))
+    return Permissions(publish=_unique([*publish, *_answers(identity, operators)]),
+                       subscribe=_unique([f"{s.inbox_prefix(identity)}.>", *subscribe]))
 
 
 def authorization_block(public_keys: Mapping[str, str]) -> str:
     """nats-server's ``authorization`` block: one nkey user per identity (``{identity: public key}``),
     each with its permissions. Only public keys: the seeds stay in their files."""
     # nats-server's config format reads JSON; one commented user per line keeps the file readable
+    operators = sorted(identity for identity in public_keys if is_operator(identity))
     lines = ",\n".join(
-        f"    # {identity}\n    " + json.dumps({"nkey": key, "permissions": permissions(identity).as_config()})
+        f"    # {identity}\n    "
+        + json.dumps({"nkey": key, "permissions": permissions(identity, operators).as_config()})
         for identity, key in sorted(public_keys.items()))
     return f"authorization {{\n  users = [\n{lines}\n  ]\n}}\n"

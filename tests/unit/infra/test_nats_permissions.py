@@ -148,7 +148,7 @@ def test_the_server_block_holds_public_keys_and_permissions_only() -> None:
     block = authorization_block({"analyst": "UANALYST", "ingress": "UINGRESS"})
     assert block.startswith("authorization {")
     assert re.findall(r'"nkey": "(U\w+)"', block) == ["UANALYST", "UINGRESS"]
-    assert '"allow_responses": true' in block
+    assert "allow_responses" not in block  # its per-message reply tracking costs nats-server (module doc)
     assert "# analyst" in block
 
 
@@ -159,3 +159,20 @@ def test_each_identity_publishes_audit_entries_on_its_own_subject_only() -> None
     for identity in everyone:
         assert not any(may_publish(identity, s.audit_subject(other)) for other in everyone if other != identity)
     assert not any(may_publish(identity, s.AUDIT) for identity in everyone)  # the bare subject names nobody
+
+
+def test_answers_go_only_into_the_inboxes_of_those_who_ask() -> None:
+    def answers(identity: str, asker: str, operators: tuple[str, ...] = ()) -> bool:
+        inbox = f"{s.inbox_prefix(asker)}.abc.1"
+        return any(matches(p, inbox) for p in permissions(identity, operators).publish)
+
+    for stage in (*STAGE_ROLES, "stages"):  # pings from ingress, reruns' questions and hand-overs between stages
+        assert answers(stage, "ingress") and answers(stage, "provider") and answers(stage, "stages")
+        assert not answers(stage, "admin") and not answers(stage, "sink")
+    assert answers("ingress", "output_filter") and not answers("ingress", "admin")  # ingress confirms answers
+    assert answers("sink", "analyst") and answers("sink", "admin") and not answers("sink", "op-bob")
+    assert answers("sink", "op-bob", ("op-bob",))  # operators the server config knows of
+    for identity in ("admin", "analyst", "supervisor", "op-bob"):
+        assert not any(answers(identity, asker) for asker in IDENTITIES)
+    block = authorization_block({"sink": "USINK", "op-bob": "UBOB"})
+    assert f"{s.inbox_prefix('op-bob')}.>" in block.split("# sink")[1]
