@@ -2,7 +2,8 @@
 # The side-by-side harness (../shared/bench-peers/) with one more target, "ours-base": our gateway from a
 # second checkout (PROJECT_BASE, its .venv built by `make install`), run exactly as the "ours" target runs
 # PROJECT. Both versions in one sitting, so their ratio means something on a machine whose speed moves
-# 2-3x over the day:
+# 2-3x over the day. A suffix repeats a target (ours-2, ours-base-2, ...): alternate them to see the
+# run-to-run spread of the same build.
 #
 #   git worktree add /tmp/base <older commit> && make -C /tmp/base install
 #   PROJECT=$PWD PROJECT_BASE=/tmp/base PEERS_ROOT=/tmp/peers TARGETS="direct ours-base ours" \
@@ -23,8 +24,8 @@ grep -q '^    ours)$' "$script" || { echo "peers_versions: the shared harness ch
 # In the "ours" case, PROJECT becomes P: PROJECT_BASE for the ours-base target.
 start=$(grep -n '^    ours)$' "$script" | cut -d: -f1)
 end=$(awk -v s="$start" 'NR > s && /;;[[:space:]]*$/ { print NR; exit }' "$script")
-sed -i -e "${start}s/^    ours)\$/    ours|ours-base)\n      local P=\$PROJECT; [ \"\$t\" = ours-base ] \&\& P=\$PROJECT_BASE/" "$script"
+sed -i -e "${start}s/^    ours)\$/    ours|ours-[0-9]*|ours-base|ours-base-[0-9]*)\n      local P=\$PROJECT; [ \"\${t#ours-base}\" != \"\$t\" ] \&\& P=\$PROJECT_BASE/" "$script"
 sed -i -e "$((start + 2)),$((end + 1))s/\\\$PROJECT\\b/\$P/g" "$script"
-grep -q 'ours|ours-base)' "$script" || { echo "peers_versions: could not add the ours-base target" >&2; exit 2; }
+grep -q 'ours|ours-\[0-9\]\*|ours-base|' "$script" || { echo "peers_versions: could not add the ours-base target" >&2; exit 2; }
 export PROJECT_BASE
 bash "$script" "$@"
