@@ -14,6 +14,7 @@ GW_KEYS   key-value bucket: the virtual keys (``key.<id>``), watched by every pr
 GW_LIMITS key-value bucket: team and tenant policies (``team.<id>``, ``tenant.<id>``), watched likewise.
 GW_AUDIT_WRITER key-value bucket: the audit chain's writer lock (``workers/audit_lock.py``), entries expire.
 GW_LEDGER key-value bucket: each limited scope's spend, holds and rate window (``infra/ledger.py``).
+GW_FILES  object store: the Files API's uploads (``infra/file_store.py``), owner and purpose in each object's headers.
 The ``ledger`` durable consumer: the records not settled where their request ended, settled by the policy replicas.
 """
 
@@ -38,6 +39,7 @@ from nats.js.api import (
 )
 from nats.js.errors import NotFoundError
 
+from infra.file_store import FILES_BUCKET
 from infra.settings import Settings
 from schemas import subjects
 
@@ -161,6 +163,7 @@ async def declare(js: JetStreamContext, settings: Settings) -> None:
     await js.add_consumer(subjects.STREAM_AUDIT, audit_consumer())
     for bucket in (CONFIG_BUCKET, BREAKERS_BUCKET, KEYS_BUCKET, LIMITS_BUCKET, LEDGER_BUCKET, AUDIT_WRITER_BUCKET):
         await js.create_key_value(bucket)
+    await js.create_object_store(subjects.BUCKET_FILES, config=FILES_BUCKET)
 
 
 async def _ensure_consumer(js: JetStreamContext, stream: str, config: ConsumerConfig) -> None:

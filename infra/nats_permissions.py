@@ -63,7 +63,10 @@ def is_operator(identity: str) -> bool:
 
 def _kv_read(bucket: str) -> list[str]:
     """Read and watch a bucket: its info, direct gets, and the ordered consumers of watchers and key lists."""
-    stream = s.kv_stream(bucket)
+    return _stream_read(s.kv_stream(bucket))
+
+
+def _stream_read(stream: str) -> list[str]:
     return [s.js_stream_api("INFO", stream), s.js_stream_api("MSG.GET", stream), f"{s.JS_API}.DIRECT.GET.{stream}",
             f"{s.JS_API}.DIRECT.GET.{stream}.>", f"{s.JS_API}.CONSUMER.CREATE.{stream}",
             s.js_consumer_api("CREATE", stream, ">"), s.js_consumer_api("INFO", stream, ">"),
@@ -73,6 +76,13 @@ def _kv_read(bucket: str) -> list[str]:
 
 def _kv_write(bucket: str) -> list[str]:
     return [*_kv_read(bucket), s.kv_keys(bucket)]
+
+
+def _obj_write(bucket: str) -> list[str]:
+    """An object store's put, get, list and delete: its subjects (chunks and metadata), reads as a
+    bucket's, and the purge that drops a replaced or deleted object's chunks."""
+    stream = s.obj_stream(bucket)
+    return [*_stream_read(stream), s.js_stream_api("PURGE", stream), s.obj_subjects(bucket)]
 
 
 def _pull(stream: str, consumer: str) -> list[str]:
@@ -137,7 +147,7 @@ def _grants(identity: str) -> tuple[list[str], list[str]]:
     if identity == "ingress":
         return ([*_WORKER_READS, s.REQ_REDACT, s.event_subject("ingress"), s.ping_subject("*"),
                  *_kv_write(s.BUCKET_KEYS), *_kv_write(s.BUCKET_LIMITS), *_kv_read(s.BUCKET_LEDGER),
-                 f"{s.RESP_FILTER_INSTANCE}.*", *_audit(identity)],
+                 *_obj_write(s.BUCKET_FILES), f"{s.RESP_FILTER_INSTANCE}.*", *_audit(identity)],
                 [f"{s.REPLY_PREFIX}.>", s.LOAD_REPORT])
     if identity == "sink":
         return ([*_WORKER_READS, *_pull(s.STREAM_EVENTS, s.CONSUMER_SINK), *_pull(s.STREAM_AUDIT, s.CONSUMER_AUDIT),

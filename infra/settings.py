@@ -67,6 +67,9 @@ class Settings(BaseSettings):
     body_timeout_s: float = Field(default=30.0, gt=0)
     max_header_bytes: int = Field(default=64 * 1024, ge=1024)
     max_headers: int = Field(default=128, ge=16)
+    # The Files API's upload limit in bytes (GATEWAY_MAX_FILE_BYTES; OpenAI's batch input limit, 200 MB):
+    # an upload past it is cut with a 413 while it arrives.
+    max_file_bytes: int = Field(default=200 * 1024 * 1024, ge=1)
     log_level: str = "INFO"
     # Every this many seconds each worker process logs what it holds (requests, tasks, streams); 0: never.
     stats_every_s: float = Field(default=60.0, ge=0)

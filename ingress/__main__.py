@@ -37,7 +37,8 @@ def main() -> None:
                   overload=Overload(target_ms=settings.shed_after_ms, max_pending=settings.max_pending),
                   open_keys=lambda config: bootstrap.key_directory(settings, config, "ingress"),
                   admin_key_sha256=settings.admin_key_sha256, envelope_key=settings.sealing_key(),
-                  identity=nats_identity.identity(settings), body_timeout_s=settings.body_timeout_s)
+                  identity=nats_identity.identity(settings), body_timeout_s=settings.body_timeout_s,
+                  max_file_bytes=settings.max_file_bytes)
     # httptools with the bounds uvicorn lacks (header size, count and time; refusals in the OpenAI shape)
     protocol = edge_protocol(settings.header_timeout_s, settings.max_header_bytes, settings.max_headers)
     config = uvicorn.Config(app, loop="uvloop", http=protocol, log_level="warning", access_log=False,

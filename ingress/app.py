@@ -29,17 +29,19 @@ from ingress.admission import ChainProbe, Overload
 from ingress.anthropic_surface import count_tokens, parse_count_tokens_request
 from ingress.asgi import BODY_TIMEOUT_S, Handler, Receive, Scope, Send, header, read_body, send_error, send_json
 from ingress.config_view import ConfigOpener, ConfigSource, ConfigView, KeysOpener, KeySource, StaticConfig, ViewCache
+from ingress.files_api import FilesApi
 from ingress.intake import Intake, authenticate, check_anthropic_version
 from ingress.openapi import openapi_document
 from ingress.records import RecordOutbox
 from ingress.relay import Relay
 from ingress.replies import ReplyWaiter
-from ingress.routes import OPENAPI_PATH, ROUTES, allowed_methods
+from ingress.routes import OPENAPI_PATH, ROUTES, allowed_methods, template_route
 from ingress.surfaces import ANTHROPIC, EMBEDDINGS, OPENAI, Surface
 from schemas import subjects
 from schemas.config import ApiKey, GatewayConfig
 from schemas.envelope import Envelope
 from schemas.errors import GatewayError, InvalidRequest, NotFound, ServiceUnavailable
+from schemas.files import DEFAULT_MAX_FILE_BYTES
 from schemas.governance import KeyDirectory
 from schemas.ids import uuid7
 from schemas.sealed_request import seal_request
@@ -50,7 +52,6 @@ PUBLISH_ATTEMPTS = 2
 PUBLISH_TIMEOUT_S = 3.0
 # The stages a request travels: /readyz and admission check that each has a live replica.
 STAGES = ("redaction", "policy", "routing", "provider", "output_filter")
-MODEL_PREFIX = "/v1/models/"
 
 
 class Ingress:
@@ -58,7 +59,8 @@ class Ingress:
                  *, open_config: ConfigOpener | None = None, overload: Overload | None = None,
                  probe_every_s: float = 2.0, open_keys: KeysOpener | None = None,
                  admin_key_sha256: str | None = None, envelope_key: bytes,
-                 identity: str = ANONYMOUS, body_timeout_s: float = BODY_TIMEOUT_S) -> None:
+                 identity: str = ANONYMOUS, body_timeout_s: float = BODY_TIMEOUT_S,
+                 max_file_bytes: int = DEFAULT_MAX_FILE_BYTES) -> None:
         """``config``: a fixed config or a live source; or ``None`` with ``open_config``, which opens the
         live source at lifespan startup (on the server's event loop) and which ingress stops at shutdown.
         ``open_keys`` opens the live key directory at startup (default: the config's keys only).
@@ -66,7 +68,9 @@ class Ingress:
         this process's NATS identity, the subject the admin API's audit entries go out on.
         ``envelope_key``: the key every request is sealed with before it is stored in ``GW_REQ``
         (``Settings.sealing_key()``; the redaction stage opens it with the same key).
-        ``body_timeout_s``: the time a request's body may take to arrive (then 408, ``GATEWAY_BODY_TIMEOUT_S``)."""
+        ``body_timeout_s``: the time a request's body may take to arrive (then 408, ``GATEWAY_BODY_TIMEOUT_S``);
+        for a file upload, the time each of its chunks may take. ``max_file_bytes``: the Files API's upload
+        limit (then 413, ``GATEWAY_MAX_FILE_BYTES``)."""
         if config is None and open_config is None:
             raise ValueError("Ingress needs a config or open_config")
         self.envelope_key = envelope_key
@@ -75,6 +79,8 @@ class Ingress:
         self._open_keys = open_keys
         self._keys: KeySource | None = None
         self.admin = AdminApi(lambda: self._js, self.view, admin_key_sha256, identity=identity)
+        self.files = FilesApi(lambda: self._js, self.directory, max_file_bytes, body_timeout_s,
+                              lambda: self.view().config.limits.max_body_bytes)
         self.nats_url = nats_url
         self.body_timeout_s = body_timeout_s
         self.ingress_id = ingress_id or uuid7().replace("-", "")
@@ -173,8 +179,10 @@ class Ingress:
         handler = self._routes.get((scope["method"], path))
         if handler is not None:
             await handler(scope, receive, send)
-        elif path.startswith(MODEL_PREFIX) and scope["method"] == "GET" and path != MODEL_PREFIX:
-            await self.get_model(scope, receive, send)
+        elif (found := template_route(scope["method"], path)) is not None:
+            route, params = found
+            scope["path_params"] = params
+            await getattr(self, route.handler)(scope, receive, send)
         elif path.startswith(ADMIN_PREFIX):
             await self.admin(scope, receive, send)
         else:
@@ -250,7 +258,7 @@ class Ingress:
         await send_json(send, 200, count_tokens(body))
 
     async def get_model(self, scope: Scope, receive: Receive, send: Send) -> None:
-        model = scope["path"].removeprefix(MODEL_PREFIX)
+        model = scope["path_params"]["id"]
         view = self.view()
         try:
             _, key = authenticate(scope, self.directory())
@@ -260,6 +268,23 @@ class Ingress:
             await send_error(send, exc.info())
             return
         await send_json(send, 200, {"id": model, "object": "model", "created": 0, "owned_by": "gateway"})
+
+    # -- the Files API (``ingress/files_api.py``) -------------------------------------------------------
+
+    async def create_file(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await self.files.create(scope, receive, send)
+
+    async def list_files(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await self.files.list(scope, receive, send)
+
+    async def retrieve_file(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await self.files.retrieve(scope, send, scope["path_params"]["file_id"])
+
+    async def file_content(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await self.files.content(scope, send, scope["path_params"]["file_id"])
+
+    async def delete_file(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await self.files.delete(scope, send, scope["path_params"]["file_id"])
 
     async def readyz(self, scope: Scope, receive: Receive, send: Send) -> None:
         """200 only when a request can travel the whole chain now: connected, and a live replica of every

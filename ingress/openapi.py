@@ -46,9 +46,10 @@ WHY = {
          "a header the gateway reads that is malformed, content a guardrail blocked",
     401: "missing, incorrect, revoked or expired API key",
     403: "the key may not use this model or input",
-    404: "unknown model (or not allowed to this key)",
+    404: "unknown model (or not allowed to this key), or no such file of the caller's tenant",
     408: "the request's headers or body did not arrive in time (the connection is closed)",
-    413: "body over limits.max_body_bytes (the connection is closed)",
+    413: "body over limits.max_body_bytes, an upload over GATEWAY_MAX_FILE_BYTES (the connection is closed)",
+    415: "an upload that is not multipart/form-data",
     429: "rate limit or budget exceeded",
     431: "request headers too large or too many (the connection is closed)",
     502: "the provider failed (every target tried)",
@@ -56,6 +57,11 @@ WHY = {
          "Retry-After says when to retry",
     504: "the request's deadline passed",
 }
+FILE_OBJECT = {"type": "object", "required": ["id", "object", "bytes", "created_at", "filename", "purpose", "status"],
+               "properties": {"id": {"type": "string"}, "object": {"const": "file"},
+                              "bytes": {"type": "integer", "minimum": 0}, "created_at": {"type": "integer"},
+                              "filename": {"type": "string"}, "purpose": {"type": "string"},
+                              "status": {"type": "string"}}}
 # One event of a stream (``stream: true``): its ``data`` is a JSON chunk, ``[DONE]`` (OpenAI), or an Anthropic
 # event named by ``event``.
 SSE_EVENT = {"type": "object", "required": ["data"],
@@ -74,6 +80,16 @@ _SUCCESS: dict[str, dict[str, Any]] = {
     "healthz": {"type": "object", "required": ["status"], "properties": {"status": {"type": "string"}}},
     "readyz": {"type": "object", "required": ["status"], "properties": {"status": {"type": "string"}}},
     "openapi_json": {"type": "object", "required": ["openapi", "paths"]},
+    "create_file": FILE_OBJECT,
+    "retrieve_file": FILE_OBJECT,
+    "list_files": {"type": "object", "required": ["object", "data", "has_more", "first_id", "last_id"],
+                   "properties": {"object": {"const": "list"}, "data": {"type": "array", "items": FILE_OBJECT},
+                                  "has_more": {"type": "boolean"}, "first_id": _NULLABLE_STRING,
+                                  "last_id": _NULLABLE_STRING}},
+    "delete_file": {"type": "object", "required": ["id", "object", "deleted"],
+                    "properties": {"id": {"type": "string"}, "object": {"const": "file"},
+                                   "deleted": {"type": "boolean"}}},
+    "file_content": {"type": "string"},
 }
 
 
@@ -94,7 +110,7 @@ def _error_schema(route: ApiRoute) -> dict[str, Any]:
 
 
 def _responses(route: ApiRoute) -> dict[str, Any]:
-    success: dict[str, Any] = {"application/json": {"schema": _SUCCESS[route.handler]}}
+    success: dict[str, Any] = {route.content_type: {"schema": _SUCCESS[route.handler]}}
     if route.stream:
         success["text/event-stream"] = {"schema": SSE_EVENT}
     responses: dict[str, Any] = {"200": {"description": "OK", "content": success}}
@@ -114,13 +130,16 @@ def _operation(route: ApiRoute, components: dict[str, Any]) -> dict[str, Any]:
         "parameters": [{"name": name, "in": "path", "required": True, "schema": {"type": "string", "minLength": 1}}
                        for name in path_params(route)]
         + [{"name": name, "in": "header", "required": False, "schema": {"type": "string"}}
-           for name in route.headers],
+           for name in route.headers]
+        + [{"name": name, "in": "query", "required": False, "schema": {"type": "string"}} for name in route.query],
         "responses": _responses(route),
         "security": [{"apiKey": []}] if route.auth else [],
     }
     if route.request is not None:
         operation["requestBody"] = {"required": True, "content": {
             "application/json": {"schema": _add_schema(route.request, components)}}}
+    elif route.form is not None:
+        operation["requestBody"] = {"required": True, "content": {"multipart/form-data": {"schema": dict(route.form)}}}
     return operation
 
 

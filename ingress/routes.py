@@ -8,12 +8,15 @@ cannot be served undocumented. ``handler`` names the ``Ingress`` method that ser
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
-from typing import Literal
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import Any, Literal
 
 from pydantic import BaseModel
 
 from ingress.anthropic_surface.models import CountTokensRequest, MessagesRequest
+from schemas.files import PURPOSES
 from schemas.openai import ChatCompletionRequest, EmbeddingsRequest
 
 OPENAPI_PATH = "/openapi.json"
@@ -23,10 +26,10 @@ ErrorShape = Literal["openai", "anthropic", "either"]
 CHAIN_ERRORS = (400, 401, 403, 404, 408, 413, 429, 502, 503, 504)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class ApiRoute:
     method: str
-    path: str  # exact, or an OpenAPI template (``/v1/models/{id}``): the id is all after the prefix, slashes too
+    path: str  # exact, or an OpenAPI template (``/v1/files/{file_id}``): a parameter is one path segment
     handler: str  # the ``Ingress`` method serving it: ``async (scope, receive, send)``
     summary: str
     request: type[BaseModel] | None = None
@@ -36,17 +39,31 @@ class ApiRoute:
     auth: bool = True
     stream: bool = False  # 200 may be ``text/event-stream``
     headers: tuple[str, ...] = ()  # optional request headers the route reads (documented)
+    query: tuple[str, ...] = ()  # optional query parameters the route reads (documented)
+    # a body that is not JSON: its media type and schema (``multipart/form-data`` uploads)
+    form: Mapping[str, Any] | None = field(default=None, hash=False, compare=False)
+    content_type: str = "application/json"  # of the 200 answer
+    slashes: bool = False  # the path's last parameter may hold slashes (a model id: ``org/model``)
 
     @property
     def template(self) -> bool:
         return "{" in self.path
 
-    @property
-    def prefix(self) -> str:
-        """For a template route: the fixed part before its one parameter."""
-        return self.path[: self.path.index("{")]
+    @cached_property
+    def pattern(self) -> re.Pattern[str]:
+        """For a template route: its path as a regex, a named group per parameter."""
+        regex = _PARAM.sub(r"(?P<\1>[^/]+)", re.escape(self.path).replace(r"\{", "{").replace(r"\}", "}"))
+        if self.slashes:
+            regex = regex.removesuffix("[^/]+)") + ".+)"
+        return re.compile(f"^{regex}$")
+
+    def match(self, path: str) -> dict[str, str] | None:
+        """The path's parameters if ``path`` is this template route's, else ``None``."""
+        found = self.pattern.match(path) if self.template else None
+        return found.groupdict() if found else None
 
 
+_PARAM = re.compile(r"\{(\w+)\}")
 _META = ("x-gateway-timeout-ms", "x-gateway-user", "x-gateway-tags")
 
 ROUTES: tuple[ApiRoute, ...] = (
@@ -61,15 +78,26 @@ ROUTES: tuple[ApiRoute, ...] = (
     ApiRoute("GET", "/v1/models", "list_models", "The models the caller's key may use (Anthropic's shape "
              "with an anthropic-version header)", errors=(401,), error_shape="either",
              headers=("anthropic-version",)),
-    ApiRoute("GET", "/v1/models/{id}", "get_model", "One model the caller's key may use", errors=(401, 404)),
+    ApiRoute("GET", "/v1/models/{id}", "get_model", "One model the caller's key may use", errors=(401, 404),
+             slashes=True),
+    ApiRoute("POST", "/v1/files", "create_file", "OpenAI Files: upload a file (multipart: file, purpose); "
+             "batch files are validated line by line", errors=(400, 401, 408, 413, 415, 503),
+             form={"type": "object", "required": ["file", "purpose"], "properties": {
+                 "file": {"type": "string", "contentMediaType": "application/octet-stream"},
+                 "purpose": {"type": "string", "enum": list(PURPOSES)}}}),
+    ApiRoute("GET", "/v1/files", "list_files", "OpenAI Files: the caller's tenant's files",
+             errors=(400, 401, 503), query=("purpose", "limit", "after", "order")),
+    ApiRoute("GET", "/v1/files/{file_id}", "retrieve_file", "OpenAI Files: one file's object",
+             errors=(401, 404, 503)),
+    ApiRoute("DELETE", "/v1/files/{file_id}", "delete_file", "OpenAI Files: delete a file",
+             errors=(401, 404, 503)),
+    ApiRoute("GET", "/v1/files/{file_id}/content", "file_content", "OpenAI Files: a file's bytes, as uploaded",
+             errors=(401, 404, 503), content_type="application/octet-stream"),
     ApiRoute("GET", "/healthz", "healthz", "The process is up and connected to its broker", errors=(503,),
              auth=False),
     ApiRoute("GET", "/readyz", "readyz", "A request can travel the whole chain now", errors=(503,), auth=False),
     ApiRoute("GET", OPENAPI_PATH, "openapi_json", "This document (every route, the admin API's included)", auth=False),
 )
-
-_PARAM = re.compile(r"\{(\w+)\}")
-
 
 def path_params(route: ApiRoute) -> list[str]:
     return _PARAM.findall(route.path)
@@ -77,5 +105,17 @@ def path_params(route: ApiRoute) -> list[str]:
 
 def allowed_methods(path: str) -> list[str]:
     """The methods of the routes at ``path`` (for a 405's ``Allow``); empty: no such route."""
-    return sorted({r.method for r in ROUTES
-                   if r.path == path or (r.template and path.startswith(r.prefix) and path != r.prefix)})
+    return sorted({r.method for r in ROUTES if r.path == path or r.match(path) is not None})
+
+
+def template_route(method: str, path: str) -> tuple[ApiRoute, dict[str, str]] | None:
+    """The template route serving ``method path`` and the path's parameters, if any."""
+    for route in TEMPLATE_ROUTES:
+        if route.method == method:
+            params = route.match(path)
+            if params is not None:
+                return route, params
+    return None
+
+
+TEMPLATE_ROUTES = tuple(r for r in ROUTES if r.template)

@@ -59,6 +59,10 @@ BUCKET_LIMITS = "GW_LIMITS"
 BUCKET_LEDGER = "GW_LEDGER"
 # The audit chain's writer lock (key ``writer``, entries expire): only the sink holding it writes audit_log.
 BUCKET_AUDIT_WRITER = "GW_AUDIT_WRITER"
+# The Files API's object store (``/v1/files``, infra/file_store.py): one object per file, named by its id,
+# its owner tenant, purpose, filename and creation time in the object's headers.
+BUCKET_FILES = "GW_FILES"
+OBJ_STREAM_PREFIX = "OBJ_"
 
 # Analyst queries against the embedded store, answered by the sink (request/reply).
 SQL_QUERY = "gw.sql.query"
@@ -137,6 +141,16 @@ def inbox_prefix(identity: str) -> str:
 def kv_stream(bucket: str) -> str:
     """The JetStream stream behind a key-value bucket."""
     return f"{KV_STREAM_PREFIX}{bucket}"
+
+
+def obj_stream(bucket: str) -> str:
+    """The JetStream stream behind an object store bucket."""
+    return f"{OBJ_STREAM_PREFIX}{bucket}"
+
+
+def obj_subjects(bucket: str) -> str:
+    """Every subject of an object store bucket (chunks ``C.<nuid>`` and metadata ``M.<name>``)."""
+    return f"$O.{bucket}.>"
 
 
 def kv_keys(bucket: str) -> str:

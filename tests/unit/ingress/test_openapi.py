@@ -39,6 +39,9 @@ def test_request_bodies_are_the_validators_models() -> None:
     doc = openapi_document()
     for route in ROUTES:
         operation = doc["paths"][route.path][route.method.lower()]
+        if route.form is not None:  # an upload: its multipart form, as the route declares it
+            assert operation["requestBody"]["content"] == {"multipart/form-data": {"schema": dict(route.form)}}
+            continue
         if route.request is None:
             assert "requestBody" not in operation
             continue
@@ -76,6 +79,10 @@ def test_allowed_methods_for_a_405() -> None:
     assert allowed_methods(OPENAPI_PATH) == ["GET"]
     assert allowed_methods("/v1/nothing") == []
     assert allowed_methods("/v1/models/") == []
+    assert allowed_methods("/v1/files") == ["GET", "POST"]
+    assert allowed_methods("/v1/files/file-1") == ["DELETE", "GET"]
+    assert allowed_methods("/v1/files/file-1/content") == ["GET"]
+    assert allowed_methods("/v1/files/a/b") == []
 
 
 async def _ask(app: Ingress, method: str, path: str) -> tuple[int, dict[str, object]]:
@@ -101,7 +108,8 @@ async def test_the_app_serves_every_documented_operation_and_nothing_else() -> N
     app = _app()
     for path, operations in openapi_document()["paths"].items():
         for method in operations:
-            status, body = await _ask(app, method.upper(), path.replace("{kind}", "team").replace("{id}", "x"))
+            status, body = await _ask(app, method.upper(), path.replace("{kind}", "team").replace("{id}", "x")
+                                     .replace("{file_id}", "file-x"))
             error = body.get("error")
             code = error.get("code") if isinstance(error, dict) else None
             assert code not in ("unknown_route", "method_not_allowed"), (method, path, status, body)

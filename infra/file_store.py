@@ -1,0 +1,98 @@
+"""The Files API's storage: a JetStream object store (``GW_FILES``), one object per file, named by its id.
+
+The owner tenant, purpose, filename and creation time travel in the object's headers (its metadata
+message, ``$O.GW_FILES.M.<name>``), so a listing reads only the metadata messages, never a file's chunks.
+A tenant sees only its own files: another tenant's id answers ``None`` exactly like an unknown one (the
+caller answers 404, so ids do not leak).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from typing import IO
+
+from nats.js import JetStreamContext, api
+from nats.js.errors import NotFoundError, ObjectNotFoundError
+
+from schemas import subjects
+from schemas.files import FileObject, StoredFile
+
+_TENANT, _PURPOSE, _FILENAME, _CREATED = "Gw-Tenant", "Gw-Purpose", "Gw-Filename", "Gw-Created-At"
+
+FILES_BUCKET = api.ObjectStoreConfig(bucket=subjects.BUCKET_FILES, storage=api.StorageType.FILE,
+                                     description="Files API uploads (/v1/files)")
+
+
+def _headers(stored: StoredFile) -> dict[str, list[str]]:
+    """nats.go's shape for object headers (a list of values per name), so every client reads them."""
+    f = stored.file
+    return {_TENANT: [stored.tenant], _PURPOSE: [f.purpose], _FILENAME: [f.filename], _CREATED: [str(f.created_at)]}
+
+
+def _first(headers: dict[str, object], name: str) -> str | None:
+    value = headers.get(name)
+    if isinstance(value, list) and value and isinstance(value[0], str):
+        return value[0]
+    return value if isinstance(value, str) else None
+
+
+def stored_file(info: api.ObjectInfo) -> StoredFile | None:
+    """The file an object holds, or ``None`` for an object that is not one of ours (no owner)."""
+    headers = info.headers or {}
+    tenant, purpose = _first(headers, _TENANT), _first(headers, _PURPOSE)
+    filename, created = _first(headers, _FILENAME), _first(headers, _CREATED)
+    if info.deleted or not info.name or tenant is None or purpose is None or filename is None or created is None:
+        return None
+    return StoredFile(tenant=tenant, file=FileObject(id=info.name, bytes=info.size or 0, created_at=int(created),
+                                                     filename=filename, purpose=purpose))
+
+
+class FileStore:
+    """The ``GW_FILES`` bucket (declared by ``infra/jetstream.declare``), scoped by tenant on every call."""
+
+    def __init__(self, js: JetStreamContext) -> None:
+        self._js = js
+
+    async def put(self, stored: StoredFile, data: IO[bytes]) -> FileObject:
+        """Store ``data`` (read in chunks from its start) under the file's id; the answer has its size."""
+        store = await self._js.object_store(subjects.BUCKET_FILES)
+        meta = api.ObjectMeta(name=stored.file.id, headers=_headers(stored))
+        info = await store.put(stored.file.id, data, meta=meta)  # type: ignore[arg-type]
+        return stored.file.model_copy(update={"bytes": info.size or 0})
+
+    async def get(self, tenant: str, file_id: str) -> FileObject | None:
+        store = await self._js.object_store(subjects.BUCKET_FILES)
+        try:
+            info = await store.get_info(file_id)
+        except (ObjectNotFoundError, NotFoundError):
+            return None
+        stored = stored_file(info)
+        return stored.file if stored is not None and stored.tenant == tenant else None
+
+    async def content(self, tenant: str, file_id: str) -> bytes | None:
+        if await self.get(tenant, file_id) is None:
+            return None
+        store = await self._js.object_store(subjects.BUCKET_FILES)
+        try:
+            result = await store.get(file_id)
+        except (ObjectNotFoundError, NotFoundError):
+            return None
+        return bytes(result.data or b"")
+
+    async def list(self, tenant: str) -> list[FileObject]:
+        """The tenant's files, oldest first (by creation time, then id)."""
+        store = await self._js.object_store(subjects.BUCKET_FILES)
+        try:
+            infos = await store.list(ignore_deletes=True)
+        except NotFoundError:  # an empty bucket
+            return []
+        files = [s.file for s in map(stored_file, infos) if s is not None and s.tenant == tenant]
+        return sorted(files, key=lambda f: (f.created_at, f.id))
+
+    async def delete(self, tenant: str, file_id: str) -> bool:
+        if await self.get(tenant, file_id) is None:
+            return False
+        store = await self._js.object_store(subjects.BUCKET_FILES)
+        with contextlib.suppress(ObjectNotFoundError, NotFoundError):
+            await store.delete(file_id)
+        return True
