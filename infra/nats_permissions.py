@@ -82,7 +82,10 @@ def _obj_write(bucket: str) -> list[str]:
     """An object store's put, get, list and delete: its subjects (chunks and metadata), reads as a
     bucket's, and the purge that drops a replaced or deleted object's chunks."""
     stream = s.obj_stream(bucket)
-    return [*_stream_read(stream), s.js_stream_api("PURGE", stream), s.obj_subjects(bucket)]
+    # nats-py's object store finds the stream of its chunk and metadata subscriptions by name lookup
+    # (``STREAM.NAMES`` with a subject filter: names only, no stream's content)
+    return [*_stream_read(stream), s.js_stream_api("PURGE", stream), s.obj_subjects(bucket),
+            f"{s.JS_API}.STREAM.NAMES"]
 
 
 def _pull(stream: str, consumer: str) -> list[str]:
