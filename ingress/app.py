@@ -22,6 +22,7 @@ from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 
 from infra import nats_connect
+from infra.file_store import FileStore
 from infra.key_directory import StaticKeys
 from infra.nats_identity import ANONYMOUS
 from ingress.admin_api import ADMIN_PREFIX, AdminApi
@@ -79,8 +80,8 @@ class Ingress:
         self._open_keys = open_keys
         self._keys: KeySource | None = None
         self.admin = AdminApi(lambda: self._js, self.view, admin_key_sha256, identity=identity)
-        self.files = FilesApi(lambda: self._js, self.directory, max_file_bytes, body_timeout_s,
-                              lambda: self.view().config.limits.max_body_bytes)
+        self.files = FilesApi(lambda: None if self._js is None else FileStore(self._js), self.directory,
+                              max_file_bytes, body_timeout_s, lambda: self.view().config.limits.max_body_bytes)
         self.nats_url = nats_url
         self.body_timeout_s = body_timeout_s
         self.ingress_id = ingress_id or uuid7().replace("-", "")

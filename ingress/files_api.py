@@ -1,9 +1,10 @@
 """The OpenAI Files API (``/v1/files``): upload (multipart, streamed, bounded), list, retrieve, content,
 delete; every file belongs to the caller's key's tenant (``infra/file_store.py`` keeps it in ``GW_FILES``).
 
-An upload is parsed as it arrives (``python-multipart``) into a spooled temporary file (memory, then disk
-past ``SPOOL_MEMORY_BYTES``); the body is cut with a 413 as soon as it passes the file limit (plus the
-form's own overhead), each chunk must arrive within the body timeout (else 408). A ``batch`` file is then
+An upload is parsed as it arrives (``python-multipart``'s streaming parser), its file part written into a
+spooled temporary file (memory, then disk past ``SPOOL_MEMORY_BYTES``); it is cut with a 413 as soon as
+the file passes the limit (or the body passes it plus the form's own overhead), and each chunk must
+arrive within the body timeout (else 408). A ``batch`` file is then
 validated line by line (``schemas/batch_input.py``) before it is stored. Another tenant's file answers
 404 exactly like an unknown id. Errors are in the OpenAI shape.
 """
@@ -12,16 +13,15 @@ from __future__ import annotations
 
 import asyncio
 import re
+import tempfile
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import IO, Any, TypeVar
 from urllib.parse import parse_qsl
 
-from nats.js import JetStreamContext
-from python_multipart import FormParser
-from python_multipart.exceptions import FormParserError
-from python_multipart.multipart import Field, File, parse_options_header
+from python_multipart.exceptions import MultipartParseError
+from python_multipart.multipart import MultipartParser, parse_options_header
 
 from infra.file_store import FileStore
 from ingress.asgi import Receive, Scope, Send, header, send_error, send_json
@@ -43,6 +43,7 @@ from schemas.ids import uuid7
 T = TypeVar("T")
 SPOOL_MEMORY_BYTES = 1024 * 1024
 FORM_OVERHEAD_BYTES = 64 * 1024  # the parts' headers, the purpose field, the boundaries
+MAX_FIELD_BYTES = 1024  # a form field's value (purpose)
 _FILE_ID = re.compile(rf"^{FILE_ID_PREFIX}[0-9a-f]{{32}}$")
 _CONTENT_HEADERS = [(b"content-type", b"application/octet-stream")]
 
@@ -53,57 +54,100 @@ def new_file_id() -> str:
 
 
 class _Form:
-    """What the multipart parser found: the fields and the one file part."""
+    """The parts of a multipart body as they arrive: each field's value (small, bounded), and the one
+    ``file`` part written into a spooled temporary file, its size counted as it grows."""
 
-    def __init__(self) -> None:
+    def __init__(self, max_file_bytes: int) -> None:
+        self.max_file_bytes = max_file_bytes
         self.fields: dict[str, str] = {}
-        self.file: File | None = None
-        self.files: list[File] = []
+        self.spool: IO[bytes] = tempfile.SpooledTemporaryFile(max_size=SPOOL_MEMORY_BYTES)  # noqa: SIM115
+        self.filename: str | None = None
+        self.size = 0
+        self.file_parts = 0
+        self._headers: dict[bytes, bytes] = {}
+        self._name: list[bytes] = []
+        self._value: list[bytes] = []
+        self._part: str | None = None  # the current part's field name
+        self._is_file = False
+        self._field = bytearray()
 
-    def on_field(self, field: Field) -> None:
-        name = (field.field_name or b"").decode("utf-8", "replace")
-        self.fields[name] = (field.value or b"").decode("utf-8", "replace")
+    def callbacks(self) -> dict[str, Callable[..., None]]:
+        return {"on_part_begin": self._begin, "on_header_field": self._header_field,
+                "on_header_value": self._header_value, "on_header_end": self._header_end,
+                "on_headers_finished": self._headers_finished, "on_part_data": self._data, "on_part_end": self._end}
 
-    def on_file(self, file: File) -> None:
-        self.files.append(file)
-        if (file.field_name or b"") == b"file":
-            self.file = file
+    def _begin(self) -> None:
+        self._headers = {}
 
-    def size(self) -> int:
-        """The bytes of file parts so far (a part being parsed included)."""
-        return sum(f.size for f in self.files)
+    def _header_field(self, data: bytes, start: int, end: int) -> None:
+        self._name.append(data[start:end])
 
-    def close(self) -> None:
-        for file in self.files:
-            file.close()
+    def _header_value(self, data: bytes, start: int, end: int) -> None:
+        self._value.append(data[start:end])
+
+    def _header_end(self) -> None:
+        self._headers[b"".join(self._name).lower()] = b"".join(self._value).strip(b" \t")
+        self._name.clear()
+        self._value.clear()
+
+    def _headers_finished(self) -> None:
+        _, options = parse_options_header(self._headers.get(b"content-disposition"))
+        name, filename = options.get(b"name"), options.get(b"filename")
+        if name is None:
+            raise InvalidRequest("A multipart part has no name (Content-Disposition).", code="invalid_multipart")
+        self._part = name.decode("utf-8", "replace")
+        self._is_file = filename is not None
+        self._field.clear()
+        if self._is_file:
+            self.file_parts += 1
+            if self._part == "file":
+                self.filename = (filename or b"").decode("utf-8", "replace")
+
+    def _data(self, data: bytes, start: int, end: int) -> None:
+        if self._is_file:
+            if self._part != "file":
+                return  # another file part: refused at the end, its bytes not kept
+            self.size += end - start
+            if self.size > self.max_file_bytes:
+                raise _too_large(self.max_file_bytes)
+            self.spool.write(data[start:end])
+        else:
+            self._field += data[start:end]
+            if len(self._field) > MAX_FIELD_BYTES:
+                raise InvalidRequest(f"Field {self._part!r} is over {MAX_FIELD_BYTES} bytes.", param=self._part,
+                                     code="invalid_multipart")
+
+    def _end(self) -> None:
+        if not self._is_file and self._part is not None:
+            self.fields[self._part] = self._field.decode("utf-8", "replace")
 
 
 @dataclass
 class Upload:
-    """A parsed upload: its purpose, filename, size and bytes (the parser's spool: memory, then a
-    temporary file past ``SPOOL_MEMORY_BYTES``; ``close`` removes it)."""
+    """A parsed upload: its purpose, filename, size and bytes (a spooled temporary file: memory, then disk
+    past ``SPOOL_MEMORY_BYTES``; ``close`` removes it)."""
 
     purpose: str
     filename: str
     size: int
-    file: File
+    spool: IO[bytes]
 
     @property
     def data(self) -> IO[bytes]:
-        data: IO[bytes] = self.file.file_object
-        data.seek(0)
-        return data
+        self.spool.seek(0)
+        return self.spool
 
     def close(self) -> None:
-        self.file.close()
+        self.spool.close()
 
 
 async def read_upload(scope: Scope, receive: Receive, max_file_bytes: int, chunk_timeout_s: float) -> Upload:
-    """Parse a ``multipart/form-data`` upload as it arrives. 415 if not multipart, 413 as soon as it
+    """Parse a ``multipart/form-data`` upload as it arrives. 415 if not multipart, 413 as soon as the file
     passes ``max_file_bytes``, 408 if a chunk is late, 400 if malformed or missing a field."""
     content_type = header(scope, b"content-type") or ""
     media, params = parse_options_header(content_type)
-    if media != b"multipart/form-data" or not params.get(b"boundary"):
+    boundary = params.get(b"boundary")
+    if media != b"multipart/form-data" or not boundary:
         raise InvalidRequest(f"Upload a file as multipart/form-data (fields file and purpose), not "
                              f"{content_type or 'no content type'!r}.", status_code=415,
                              code="unsupported_media_type")
@@ -111,18 +155,17 @@ async def read_upload(scope: Scope, receive: Receive, max_file_bytes: int, chunk
     declared = header(scope, b"content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
         raise _too_large(max_file_bytes)
-    form = _Form()
-    parser = FormParser(media.decode(), form.on_field, form.on_file, boundary=params[b"boundary"],
-                        config={"MAX_MEMORY_FILE_SIZE": SPOOL_MEMORY_BYTES})
+    form = _Form(max_file_bytes)
     try:
-        await _feed(parser, form, receive, limit, max_file_bytes, chunk_timeout_s)
+        parser = MultipartParser(boundary, form.callbacks())  # type: ignore[arg-type]
+        await _feed(parser, receive, limit, max_file_bytes, chunk_timeout_s)
+        return _checked(form)
     except BaseException:
-        form.close()
+        form.spool.close()
         raise
-    return _checked(form)
 
 
-async def _feed(parser: FormParser, form: _Form, receive: Receive, limit: int, max_file_bytes: int,
+async def _feed(parser: MultipartParser, receive: Receive, limit: int, max_file_bytes: int,
                 chunk_timeout_s: float) -> None:
     received = 0
     try:
@@ -139,34 +182,25 @@ async def _feed(parser: FormParser, form: _Form, receive: Receive, limit: int, m
             if received > limit:
                 raise _too_large(max_file_bytes)
             parser.write(chunk)
-            if form.size() > max_file_bytes:
-                raise _too_large(max_file_bytes)
             if not message.get("more_body", False):
                 break
         parser.finalize()
-    except FormParserError as exc:
+    except MultipartParseError as exc:
         raise InvalidRequest(f"Malformed multipart body: {exc}.", code="invalid_multipart") from None
-    if form.size() > max_file_bytes:
-        raise _too_large(max_file_bytes)
 
 
 def _checked(form: _Form) -> Upload:
-    try:
-        if form.file is None:
-            raise InvalidRequest("The upload has no file part (field 'file').", param="file", code="missing_file")
-        if len(form.files) > 1:
-            raise InvalidRequest("Upload one file at a time.", param="file", code="too_many_files")
-        purpose = form.fields.get("purpose")
-        if purpose is None:
-            raise InvalidRequest("The upload has no purpose field.", param="purpose", code="missing_purpose")
-        if purpose not in PURPOSES:
-            raise InvalidRequest(f"purpose: {purpose!r} is not one of {', '.join(PURPOSES)}.", param="purpose",
-                                 code="invalid_purpose")
-    except GatewayError:
-        form.close()
-        raise
-    filename = (form.file.file_name or b"").decode("utf-8", "replace") or "upload"
-    return Upload(purpose, filename, form.file.size, form.file)
+    if form.filename is None:
+        raise InvalidRequest("The upload has no file part (field 'file').", param="file", code="missing_file")
+    if form.file_parts > 1:
+        raise InvalidRequest("Upload one file at a time.", param="file", code="too_many_files")
+    purpose = form.fields.get("purpose")
+    if purpose is None:
+        raise InvalidRequest("The upload has no purpose field.", param="purpose", code="missing_purpose")
+    if purpose not in PURPOSES:
+        raise InvalidRequest(f"purpose: {purpose!r} is not one of {', '.join(PURPOSES)}.", param="purpose",
+                             code="invalid_purpose")
+    return Upload(purpose, form.filename or "upload", form.size, form.spool)
 
 
 def _too_large(max_file_bytes: int) -> PayloadTooLarge:
@@ -197,22 +231,22 @@ def list_page(files: list[FileObject], query: dict[str, str]) -> dict[str, Any]:
 
 
 class FilesApi:
-    """The handlers; ``js`` is ingress's JetStream context once started (``None`` before: 503)."""
+    """The handlers; ``store`` is the file store once ingress is connected (``None`` before: 503)."""
 
-    def __init__(self, js: Callable[[], JetStreamContext | None], keys: Callable[[], KeyDirectory],
+    def __init__(self, store: Callable[[], FileStore | None], keys: Callable[[], KeyDirectory],
                  max_file_bytes: int, chunk_timeout_s: float, max_line_bytes: Callable[[], int]) -> None:
-        self._js = js
+        self._open_store = store
         self._keys = keys
         self.max_file_bytes = max_file_bytes
         self.chunk_timeout_s = chunk_timeout_s
         self._max_line_bytes = max_line_bytes
 
     def _store(self) -> FileStore:
-        js = self._js()
-        if js is None:
+        store = self._open_store()
+        if store is None:
             raise ServiceUnavailable("The gateway's message broker is unreachable; retry shortly.",
                                      code="broker_unavailable", retry_after_s=1.0)
-        return FileStore(js)
+        return store
 
     def _tenant(self, scope: Scope) -> str:
         _, key = authenticate(scope, self._keys())

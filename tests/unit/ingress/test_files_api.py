@@ -1,0 +1,216 @@
+"""The Files API's handlers over a real JetStream object store (ASGI, no HTTP server): multipart parsing
+and its refusals (415, 413 while reading, 408, 400), batch validation at upload, tenant scoping, listing
+pages, and every error in the OpenAI shape."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import orjson
+import pytest
+
+from infra.file_store import FileStore
+from ingress.asgi import Message, Receive, Scope, Send
+from ingress.files_api import FORM_OVERHEAD_BYTES, FilesApi, list_page, read_upload
+from ingress.routes import template_route
+from schemas.config import GatewayConfig, hash_api_key
+from schemas.errors import InvalidRequest, PayloadTooLarge, RequestTimeout
+from schemas.files import FileObject
+from schemas.governance import KeyDirectory
+from tests.support.jetstream import JetStreamServer, jetstream_server
+
+pytestmark = pytest.mark.server
+
+CONFIG = GatewayConfig.model_validate({"keys": [
+    {"id": "a", "key_sha256": hash_api_key("sk-acme"), "tenant": "acme"},
+    {"id": "g", "key_sha256": hash_api_key("sk-globex"), "tenant": "globex"}]})
+ACME = {"authorization": "Bearer sk-acme"}
+GLOBEX = {"authorization": "Bearer sk-globex"}
+LIMIT = 4096
+LINE = orjson.dumps({"custom_id": "a", "method": "POST", "url": "/v1/embeddings", "body": {"input": "x"}}) + b"\n"
+
+
+DIRECTORY = KeyDirectory(config_keys=[k.virtual() for k in CONFIG.keys])
+
+
+def directory() -> KeyDirectory:
+    return DIRECTORY
+
+
+class _App:
+    """The Files API behind the route table, as ingress dispatches it."""
+
+    def __init__(self, files: FilesApi) -> None:
+        self.files = files
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        path, method = scope["path"], scope["method"]
+        if path == "/v1/files":
+            await (self.files.create if method == "POST" else self.files.list)(scope, receive, send)
+            return
+        found = template_route(method, path)
+        assert found is not None, (method, path)
+        route, params = found
+        if route.handler == "retrieve_file":
+            await self.files.retrieve(scope, send, params["file_id"])
+        elif route.handler == "file_content":
+            await self.files.content(scope, send, params["file_id"])
+        else:
+            await self.files.delete(scope, send, params["file_id"])
+
+
+@pytest.fixture
+async def server(tmp_path: Path) -> AsyncIterator[JetStreamServer]:
+    async with jetstream_server(tmp_path / "nats") as srv:
+        yield srv
+
+
+@pytest.fixture
+async def client(server: JetStreamServer) -> AsyncIterator[httpx.AsyncClient]:
+    files = FilesApi(lambda: FileStore(server.js), directory, LIMIT, 5.0, lambda: 1024)
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=_App(files)), base_url="http://gw") as c:
+        yield c
+
+
+def error(response: httpx.Response, status: int) -> dict[str, Any]:
+    assert response.status_code == status, response.text
+    body: dict[str, Any] = response.json()["error"]
+    assert set(body) == {"message", "type", "param", "code"}
+    return body
+
+
+async def upload(client: httpx.AsyncClient, data: bytes, purpose: str = "batch", name: str = "in.jsonl",
+                 headers: dict[str, str] = ACME) -> httpx.Response:
+    return await client.post("/v1/files", files={"file": (name, data)}, data={"purpose": purpose}, headers=headers)
+
+
+async def test_upload_retrieve_content_list_delete(client: httpx.AsyncClient) -> None:
+    created = await upload(client, LINE * 2 + LINE.replace(b'"a"', b'"b"'))
+    # two lines with custom_id "a": refused before anything is stored
+    assert error(created, 400)["code"] == "duplicate_custom_id"
+    data = LINE + LINE.replace(b'"a"', b'"b"')
+    created = await upload(client, data)
+    assert created.status_code == 200, created.text
+    file = created.json()
+    assert set(file) == {"id", "object", "bytes", "created_at", "filename", "purpose", "status", "status_details",
+                         "expires_at"}
+    assert (file["object"], file["bytes"], file["filename"], file["purpose"], file["status"]) == (
+        "file", len(data), "in.jsonl", "batch", "processed")
+    assert (await client.get(f"/v1/files/{file['id']}", headers=ACME)).json() == file
+    content = await client.get(f"/v1/files/{file['id']}/content", headers=ACME)
+    assert content.content == data and content.headers["content-type"] == "application/octet-stream"
+    listed = (await client.get("/v1/files", headers=ACME)).json()
+    assert listed == {"object": "list", "data": [file], "has_more": False, "first_id": file["id"],
+                      "last_id": file["id"]}
+    assert (await client.delete(f"/v1/files/{file['id']}", headers=ACME)).json() == {
+        "id": file["id"], "object": "file", "deleted": True}
+    for method, path in (("GET", ""), ("GET", "/content"), ("DELETE", "")):
+        answer = await client.request(method, f"/v1/files/{file['id']}{path}", headers=ACME)
+        assert error(answer, 404)["code"] == "file_not_found"
+    assert (await client.get("/v1/files", headers=ACME)).json()["data"] == []
+
+
+async def test_tenants_are_isolated(client: httpx.AsyncClient) -> None:
+    file = (await upload(client, b"hello", purpose="user_data")).json()
+    for method, path in (("GET", ""), ("GET", "/content"), ("DELETE", "")):
+        answer = await client.request(method, f"/v1/files/{file['id']}{path}", headers=GLOBEX)
+        assert error(answer, 404)["code"] == "file_not_found"  # as for an id that never existed
+    assert (await client.get("/v1/files", headers=GLOBEX)).json()["data"] == []
+    assert (await client.get(f"/v1/files/{file['id']}/content", headers=ACME)).content == b"hello"
+
+
+async def test_refusals(client: httpx.AsyncClient) -> None:
+    assert error(await upload(client, LINE, headers={}), 401)["type"] == "authentication_error"
+    assert error(await upload(client, b"x" * (LIMIT + 1), purpose="user_data"), 413)["code"] == "file_too_large"
+    assert (await upload(client, b"x" * LIMIT, purpose="user_data")).status_code == 200  # the limit itself
+    assert error(await upload(client, LINE, purpose="bogus"), 400)["param"] == "purpose"
+    answer = await client.post("/v1/files", content=b"{}", headers={**ACME, "content-type": "application/json"})
+    assert error(answer, 415)["code"] == "unsupported_media_type"
+    answer = await client.post("/v1/files", data={"purpose": "batch"}, files={"other": ("x", b"1")}, headers=ACME)
+    assert error(answer, 400)["code"] == "missing_file"
+    answer = await client.post("/v1/files", files={"file": ("x", LINE)}, headers=ACME)
+    assert error(answer, 400)["code"] == "missing_purpose"
+    too_long = orjson.dumps({"custom_id": "a", "method": "POST", "url": "/v1/embeddings",
+                             "body": {"input": "x" * 2000}})
+    assert error(await upload(client, too_long), 400)["code"] == "batch_line_too_large"
+    assert error(await client.get("/v1/files/not-an-id", headers=ACME), 404)["code"] == "file_not_found"
+    assert error(await client.get("/v1/files?limit=0", headers=ACME), 400)["param"] == "limit"
+    assert error(await client.get("/v1/files?order=up", headers=ACME), 400)["param"] == "order"
+
+
+async def test_a_broker_not_yet_connected_is_a_503() -> None:
+    files = FilesApi(lambda: None, directory, LIMIT, 5.0, lambda: 1024)
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=_App(files)), base_url="http://gw") as c:
+        answer = await c.get("/v1/files", headers=ACME)
+    assert error(answer, 503)["code"] == "broker_unavailable"
+
+
+def _scope(content_type: str, length: int | None = None) -> Scope:
+    headers = [(b"content-type", content_type.encode())]
+    if length is not None:
+        headers.append((b"content-length", str(length).encode()))
+    return {"type": "http", "headers": headers}
+
+
+def _chunks(*chunks: bytes) -> Receive:
+    queue = list(chunks)
+
+    async def receive() -> Message:
+        chunk = queue.pop(0)
+        return {"type": "http.request", "body": chunk, "more_body": bool(queue)}
+    return receive
+
+
+async def test_an_oversized_upload_is_cut_while_it_arrives() -> None:
+    """The 413 comes at the chunk that passes the limit: the rest is never read."""
+    boundary = "b0undary"
+    head = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"x\"\r\n\r\n").encode()
+    read: list[int] = []
+    chunks = [head] + [b"x" * 1000] * 100
+
+    async def receive() -> Message:
+        read.append(1)
+        return {"type": "http.request", "body": chunks[len(read) - 1], "more_body": True}
+    with pytest.raises(PayloadTooLarge):
+        await read_upload(_scope(f"multipart/form-data; boundary={boundary}"), receive, 2500, 5.0)
+    assert len(read) == 4  # the header, then 1000 + 1000 + 1000 bytes: over 2,500
+    with pytest.raises(PayloadTooLarge):  # a declared length over the limit: refused before any read
+        await read_upload(_scope(f"multipart/form-data; boundary={boundary}", 2500 + FORM_OVERHEAD_BYTES + 1),
+                          _chunks(), 2500, 5.0)
+
+
+async def test_a_stalled_upload_is_a_408_and_a_malformed_one_a_400() -> None:
+    async def never() -> Message:
+        await asyncio.sleep(10)
+        raise AssertionError("unreachable")
+    with pytest.raises(RequestTimeout):
+        await read_upload(_scope("multipart/form-data; boundary=b"), never, 1000, 0.05)
+    with pytest.raises(InvalidRequest) as caught:
+        await read_upload(_scope("multipart/form-data; boundary=b"), _chunks(b"garbage without a boundary"), 1000, 1)
+    assert caught.value.code in ("invalid_multipart", "missing_file")
+
+
+def _file(file_id: str, created_at: int, purpose: str = "batch") -> FileObject:
+    return FileObject(id=file_id, bytes=1, created_at=created_at, filename="f", purpose=purpose)
+
+
+def test_list_pages_as_openai_does() -> None:
+    files = [_file("file-1", 1), _file("file-2", 2, "user_data"), _file("file-3", 3)]
+    page = list_page(files, {})
+    assert [f["id"] for f in page["data"]] == ["file-3", "file-2", "file-1"]  # newest first
+    assert (page["first_id"], page["last_id"], page["has_more"]) == ("file-3", "file-1", False)
+    page = list_page(files, {"limit": "1"})
+    assert [f["id"] for f in page["data"]] == ["file-3"] and page["has_more"]
+    page = list_page(files, {"limit": "1", "after": "file-3"})
+    assert [f["id"] for f in page["data"]] == ["file-2"] and page["has_more"]
+    assert [f["id"] for f in list_page(files, {"order": "asc", "purpose": "batch"})["data"]] == ["file-1", "file-3"]
+    assert list_page(files, {"after": "file-unknown"})["data"] == []
+    empty = list_page([], {})
+    assert (empty["first_id"], empty["last_id"], empty["has_more"]) == (None, None, False)
+    for query in ({"limit": "0"}, {"limit": "10001"}, {"limit": "x"}, {"order": "random"}):
+        with pytest.raises(InvalidRequest):
+            list_page(files, query)
