@@ -1,4 +1,5 @@
-"""The Files API's storage: a JetStream object store (``GW_FILES``), one object per file, named by its id.
+"""The Files API's storage: a JetStream object store (``GW_FILES``), one object per file, named by its id,
+its bytes sealed under the envelope key (``schemas/sealed_file.py``: nothing of a file readable at rest).
 
 The owner tenant, purpose, filename and creation time travel in the object's headers (its metadata
 message, ``$O.GW_FILES.M.<name>``), so a listing reads only the metadata messages, never a file's chunks.
@@ -9,6 +10,8 @@ caller answers 404, so ids do not leak).
 from __future__ import annotations
 
 import contextlib
+import io
+from collections.abc import Iterator
 from typing import IO
 
 from nats.js import JetStreamContext, api
@@ -16,8 +19,10 @@ from nats.js.errors import NotFoundError, ObjectNotFoundError
 
 from schemas import subjects
 from schemas.files import FileObject, StoredFile
+from schemas.sealed_file import open_file, seal_file
 
 _TENANT, _PURPOSE, _FILENAME, _CREATED = "Gw-Tenant", "Gw-Purpose", "Gw-Filename", "Gw-Created-At"
+_BYTES = "Gw-Bytes"  # the file's own size (the object's is the sealed size)
 
 FILES_BUCKET = api.ObjectStoreConfig(bucket=subjects.BUCKET_FILES, storage=api.StorageType.FILE,
                                      description="Files API uploads (/v1/files)")
@@ -26,7 +31,8 @@ FILES_BUCKET = api.ObjectStoreConfig(bucket=subjects.BUCKET_FILES, storage=api.S
 def _headers(stored: StoredFile) -> dict[str, list[str]]:
     """nats.go's shape for object headers (a list of values per name), so every client reads them."""
     f = stored.file
-    return {_TENANT: [stored.tenant], _PURPOSE: [f.purpose], _FILENAME: [f.filename], _CREATED: [str(f.created_at)]}
+    return {_TENANT: [stored.tenant], _PURPOSE: [f.purpose], _FILENAME: [f.filename], _CREATED: [str(f.created_at)],
+            _BYTES: [str(f.bytes)]}
 
 
 def _first(headers: dict[str, object], name: str) -> str | None:
@@ -43,22 +49,25 @@ def stored_file(info: api.ObjectInfo) -> StoredFile | None:
     filename, created = _first(headers, _FILENAME), _first(headers, _CREATED)
     if info.deleted or not info.name or tenant is None or purpose is None or filename is None or created is None:
         return None
-    return StoredFile(tenant=tenant, file=FileObject(id=info.name, bytes=info.size or 0, created_at=int(created),
+    size = _first(headers, _BYTES)
+    return StoredFile(tenant=tenant, file=FileObject(id=info.name, bytes=int(size or 0), created_at=int(created),
                                                      filename=filename, purpose=purpose))
 
 
 class FileStore:
     """The ``GW_FILES`` bucket (declared by ``infra/jetstream.declare``), scoped by tenant on every call."""
 
-    def __init__(self, js: JetStreamContext) -> None:
+    def __init__(self, js: JetStreamContext, key: bytes) -> None:
         self._js = js
+        self._key = key
 
     async def put(self, stored: StoredFile, data: IO[bytes]) -> FileObject:
-        """Store ``data`` (read in chunks from its start) under the file's id; the answer has its size."""
+        """Store ``data`` (``stored.file.bytes`` of it, read and sealed a block at a time) under the file's id."""
         store = await self._js.object_store(subjects.BUCKET_FILES)
         meta = api.ObjectMeta(name=stored.file.id, headers=_headers(stored))
-        info = await store.put(stored.file.id, data, meta=meta)  # type: ignore[arg-type]
-        return stored.file.model_copy(update={"bytes": info.size or 0})
+        await store.put(stored.file.id, _RecordReader(seal_file(data, self._key, stored.file.id)),  # type: ignore[arg-type]
+                        meta=meta)
+        return stored.file
 
     async def get(self, tenant: str, file_id: str) -> FileObject | None:
         store = await self._js.object_store(subjects.BUCKET_FILES)
@@ -77,7 +86,7 @@ class FileStore:
             result = await store.get(file_id)
         except (ObjectNotFoundError, NotFoundError):
             return None
-        return bytes(result.data or b"")
+        return open_file(bytes(result.data or b""), self._key, file_id)
 
     async def list(self, tenant: str) -> list[FileObject]:
         """The tenant's files, oldest first (by creation time, then id)."""
@@ -96,3 +105,25 @@ class FileStore:
         with contextlib.suppress(ObjectNotFoundError, NotFoundError):
             await store.delete(file_id)
         return True
+
+
+class _RecordReader(io.RawIOBase):
+    """The sealed records as a reader (what the object store reads from, in a worker thread)."""
+
+    def __init__(self, records: Iterator[bytes]) -> None:
+        self._records = records
+        self._pending = b""
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: memoryview | bytearray) -> int:  # type: ignore[override]
+        while not self._pending:
+            record = next(self._records, None)
+            if record is None:
+                return 0
+            self._pending = record
+        n = min(len(buffer), len(self._pending))
+        buffer[:n] = self._pending[:n]
+        self._pending = self._pending[n:]
+        return n

@@ -80,7 +80,7 @@ class Ingress:
         self._open_keys = open_keys
         self._keys: KeySource | None = None
         self.admin = AdminApi(lambda: self._js, self.view, admin_key_sha256, identity=identity)
-        self.files = FilesApi(lambda: None if self._js is None else FileStore(self._js), self.directory,
+        self.files = FilesApi(lambda: None if self._js is None else FileStore(self._js, envelope_key), self.directory,
                               max_file_bytes, body_timeout_s, lambda: self.view().config.limits.max_body_bytes)
         self.nats_url = nats_url
         self.body_timeout_s = body_timeout_s

@@ -17,6 +17,7 @@ from infra.file_store import FileStore
 from ingress.asgi import Message, Receive, Scope, Send
 from ingress.files_api import FORM_OVERHEAD_BYTES, FilesApi, list_page, read_upload
 from ingress.routes import template_route
+from schemas import subjects
 from schemas.config import GatewayConfig, hash_api_key
 from schemas.errors import InvalidRequest, PayloadTooLarge, RequestTimeout
 from schemas.files import FileObject
@@ -31,6 +32,7 @@ CONFIG = GatewayConfig.model_validate({"keys": [
 ACME = {"authorization": "Bearer sk-acme"}
 GLOBEX = {"authorization": "Bearer sk-globex"}
 LIMIT = 4096
+KEY = bytes(range(32))
 LINE = orjson.dumps({"custom_id": "a", "method": "POST", "url": "/v1/embeddings", "body": {"input": "x"}}) + b"\n"
 
 
@@ -71,7 +73,7 @@ async def server(tmp_path: Path) -> AsyncIterator[JetStreamServer]:
 
 @pytest.fixture
 async def client(server: JetStreamServer) -> AsyncIterator[httpx.AsyncClient]:
-    files = FilesApi(lambda: FileStore(server.js), directory, LIMIT, 5.0, lambda: 1024)
+    files = FilesApi(lambda: FileStore(server.js, KEY), directory, LIMIT, 5.0, lambda: 1024)
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=_App(files)), base_url="http://gw") as c:
         yield c
 
@@ -112,6 +114,15 @@ async def test_upload_retrieve_content_list_delete(client: httpx.AsyncClient) ->
         answer = await client.request(method, f"/v1/files/{file['id']}{path}", headers=ACME)
         assert error(answer, 404)["code"] == "file_not_found"
     assert (await client.get("/v1/files", headers=ACME)).json()["data"] == []
+
+
+async def test_a_file_is_sealed_at_rest(server: JetStreamServer, client: httpx.AsyncClient) -> None:
+    secret = b'{"custom_id": "a", "method": "POST", "url": "/v1/embeddings", "body": {"input": "jane@example.com"}}'
+    file = (await upload(client, secret)).json()
+    assert file["bytes"] == len(secret)
+    stored = await (await server.js.object_store(subjects.BUCKET_FILES)).get(file["id"])
+    assert stored.data and b"jane@example.com" not in stored.data and len(stored.data) > len(secret)
+    assert (await client.get(f"/v1/files/{file['id']}/content", headers=ACME)).content == secret
 
 
 async def test_tenants_are_isolated(client: httpx.AsyncClient) -> None:
