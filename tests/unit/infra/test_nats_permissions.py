@@ -86,6 +86,20 @@ def test_who_writes_the_control_plane() -> None:
     assert {i for i in IDENTITIES if may_publish(i, s.kv_key(s.BUCKET_AUDIT_WRITER, "writer"))} == {"sink"}
 
 
+def test_only_ingress_and_the_managers_touch_the_files_object_store() -> None:
+    """The Files API's object store: ingress puts, reads, lists and deletes (purges) its objects; no stage,
+    no sink, no analyst touches a file."""
+    stream = s.obj_stream(s.BUCKET_FILES)
+    managers = {"supervisor", "admin", "op-alice"}  # the whole JetStream API, as for every stream
+    chunk = f"$O.{s.BUCKET_FILES}.C.nuid1"
+    assert {i for i in (*IDENTITIES, "op-alice") if may_publish(i, chunk)} == {"ingress"}
+    for subject in (f"$JS.API.STREAM.PURGE.{stream}", f"$JS.API.DIRECT.GET.{stream}.$O.{s.BUCKET_FILES}.M.x",
+                    f"$JS.API.CONSUMER.CREATE.{stream}.c1.$O.{s.BUCKET_FILES}.C.nuid1"):
+        assert {i for i in (*IDENTITIES, "op-alice") if may_publish(i, subject)} == {"ingress", *managers}
+    assert not may_publish("ingress", f"$JS.API.STREAM.DELETE.{stream}")
+    assert not may_publish("ingress", f"$JS.API.STREAM.PURGE.{s.STREAM_REQUESTS}")
+
+
 def test_only_management_identities_use_the_jetstream_management_api() -> None:
     for action in ("STREAM.CREATE.GW_REQ", "STREAM.DELETE.GW_REQ", "STREAM.UPDATE.GW_EVENTS",
                    "CONSUMER.DELETE.GW_REQ.redaction", "CONSUMER.DURABLE.CREATE.GW_REQ.mine",
