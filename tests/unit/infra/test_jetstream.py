@@ -46,3 +46,13 @@ async def test_an_old_audit_stream_and_consumer_are_updated_in_place(tmp_path: P
             ("gw.audit", b"old-1"), ("gw.audit", b"old-2"), ("gw.audit.by.admin", b"new")]
         await jetstream.declare(js, Settings())  # again: nothing changes
         assert (await js.consumer_info(subjects.STREAM_AUDIT, subjects.CONSUMER_AUDIT)).num_ack_pending == 3
+
+
+async def test_the_files_object_store_is_declared_file_backed_and_kept_across_declares(tmp_path: Path) -> None:
+    async with jetstream_server(tmp_path / "nats") as srv:
+        store = await srv.js.object_store(subjects.BUCKET_FILES)
+        await store.put("file-kept", b"bytes")
+        await jetstream.declare(srv.js, Settings())  # every start declares again: nothing is lost
+        info = await srv.js.stream_info(subjects.obj_stream(subjects.BUCKET_FILES))
+        assert info.config.storage == StorageType.FILE
+        assert (await (await srv.js.object_store(subjects.BUCKET_FILES)).get("file-kept")).data == b"bytes"
