@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import io
-from collections.abc import Iterator
+from collections.abc import AsyncGenerator, Iterator
 from typing import IO
 
 from nats.js import JetStreamContext, api
@@ -19,9 +19,10 @@ from nats.js.errors import NotFoundError, ObjectNotFoundError
 
 from schemas import subjects
 from schemas.files import FileObject, StoredFile
-from schemas.sealed_file import open_file, seal_file
+from schemas.sealed_file import FileOpener, seal_file
 
 _TENANT, _PURPOSE, _FILENAME, _CREATED = "Gw-Tenant", "Gw-Purpose", "Gw-Filename", "Gw-Created-At"
+READ_TIMEOUT_S = 10.0  # for each chunk of a file being read
 _BYTES = "Gw-Bytes"  # the file's own size (the object's is the sealed size)
 
 FILES_BUCKET = api.ObjectStoreConfig(bucket=subjects.BUCKET_FILES, storage=api.StorageType.FILE,
@@ -78,15 +79,33 @@ class FileStore:
         stored = stored_file(info)
         return stored.file if stored is not None and stored.tenant == tenant else None
 
-    async def content(self, tenant: str, file_id: str) -> bytes | None:
-        if await self.get(tenant, file_id) is None:
-            return None
+    async def content(self, tenant: str, file_id: str) -> tuple[FileObject, AsyncGenerator[bytes, None]] | None:
+        """The file and its bytes as they are read and opened, a chunk at a time (never all in memory)."""
         store = await self._js.object_store(subjects.BUCKET_FILES)
         try:
-            result = await store.get(file_id)
+            info = await store.get_info(file_id)
         except (ObjectNotFoundError, NotFoundError):
             return None
-        return open_file(bytes(result.data or b""), self._key, file_id)
+        stored = stored_file(info)
+        if stored is None or stored.tenant != tenant or not info.nuid:
+            return None
+        return stored.file, self._read(info.nuid, file_id)
+
+    async def _read(self, nuid: str, file_id: str) -> AsyncGenerator[bytes, None]:
+        opener = FileOpener(self._key, file_id)
+        sub = await self._js.subscribe(subjects.obj_chunks(subjects.BUCKET_FILES, nuid), ordered_consumer=True,
+                                       stream=subjects.obj_stream(subjects.BUCKET_FILES))
+        try:
+            while True:
+                msg = await sub.next_msg(timeout=READ_TIMEOUT_S)
+                plain = opener.feed(msg.data)
+                if plain:
+                    yield plain
+                if msg.metadata.num_pending == 0:
+                    break
+            yield opener.finish()
+        finally:
+            await sub.unsubscribe()
 
     async def list(self, tenant: str) -> list[FileObject]:
         """The tenant's files, oldest first (by creation time, then id)."""

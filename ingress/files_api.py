@@ -293,15 +293,28 @@ class FilesApi:
     async def content(self, scope: Scope, send: Send, file_id: str) -> None:
         try:
             tenant = self._tenant(scope)
-            data = await _guarded(self._store().content(tenant, file_id)) if _FILE_ID.match(file_id) else None
-            if data is None:
+            found = await _guarded(self._store().content(tenant, file_id)) if _FILE_ID.match(file_id) else None
+            if found is None:
                 raise _not_found(file_id)
         except GatewayError as exc:
             await send_error(send, exc.info())
             return
-        headers = [*_CONTENT_HEADERS, (b"content-length", str(len(data)).encode())]
-        await send({"type": "http.response.start", "status": 200, "headers": headers})
-        await send({"type": "http.response.body", "body": data})
+        file, chunks = found
+        try:
+            try:
+                first = await _guarded(anext(chunks))  # the store answers before the response starts
+            except GatewayError as exc:
+                await send_error(send, exc.info())
+                return
+            headers = [*_CONTENT_HEADERS, (b"content-length", str(file.bytes).encode())]
+            await send({"type": "http.response.start", "status": 200, "headers": headers})
+            await send({"type": "http.response.body", "body": first, "more_body": True})
+            # a failure from here on cuts the connection: the client gets fewer bytes than content-length
+            async for chunk in chunks:
+                await send({"type": "http.response.body", "body": chunk, "more_body": True})
+            await send({"type": "http.response.body", "body": b""})
+        finally:
+            await chunks.aclose()  # the chunk subscription, whatever happened
 
     async def delete(self, scope: Scope, send: Send, file_id: str) -> None:
         try:

@@ -35,13 +35,38 @@ def seal_file(source: IO[bytes], key: bytes, file_id: str) -> Iterator[bytes]:
         block, index = following, index + 1
 
 
+class FileOpener:
+    """Opens a sealed file as its bytes arrive, in pieces of any size: ``feed`` each piece (the plaintext of
+    the records it completed comes back), then ``finish`` (the last record's). A record is opened only
+    once more bytes follow it or the end came, since only the last may carry the final flag."""
+
+    def __init__(self, key: bytes, file_id: str) -> None:
+        self._key = key
+        self._file_id = file_id
+        self._pending = bytearray()
+        self._index = 0
+
+    def feed(self, data: bytes) -> bytes:
+        self._pending += data
+        opened = []
+        while len(self._pending) > RECORD_BYTES:
+            record = bytes(self._pending[:RECORD_BYTES])
+            del self._pending[:RECORD_BYTES]
+            opened.append(open_sealed(record, self._key, aad=_aad(self._file_id, self._index, False)))
+            self._index += 1
+        return b"".join(opened)
+
+    def finish(self) -> bytes:
+        """The last record's plaintext; ``SealError`` if the file ended early, was changed or is not this one."""
+        if not self._pending:
+            raise SealError("sealed file: no final record")
+        return open_sealed(bytes(self._pending), self._key, aad=_aad(self._file_id, self._index, True))
+
+
 def open_file(sealed: bytes, key: bytes, file_id: str) -> bytes:
     """The file ``seal_file`` sealed; ``SealError`` for another key or file id, or any change."""
-    if not sealed:
-        raise SealError("sealed file: no record")
-    records = [sealed[i:i + RECORD_BYTES] for i in range(0, len(sealed), RECORD_BYTES)]
-    return b"".join(open_sealed(record, key, aad=_aad(file_id, i, i == len(records) - 1))
-                    for i, record in enumerate(records))
+    opener = FileOpener(key, file_id)
+    return opener.feed(sealed) + opener.finish()
 
 
 def sealed_size(size: int) -> int:

@@ -153,6 +153,11 @@ def obj_subjects(bucket: str) -> str:
     return f"$O.{bucket}.>"
 
 
+def obj_chunks(bucket: str, nuid: str) -> str:
+    """The chunks of one object (its ``nuid`` from the object's metadata)."""
+    return f"$O.{bucket}.C.{nuid}"
+
+
 def kv_keys(bucket: str) -> str:
     """Every key of a bucket: publishing there writes (put, create, update, delete)."""
     return f"$KV.{bucket}.>"

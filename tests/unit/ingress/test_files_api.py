@@ -125,6 +125,17 @@ async def test_a_file_is_sealed_at_rest(server: JetStreamServer, client: httpx.A
     assert (await client.get(f"/v1/files/{file['id']}/content", headers=ACME)).content == secret
 
 
+async def test_a_file_of_several_chunks_streams_back_whole(server: JetStreamServer) -> None:
+    """Past one 128 KiB record the content is read, opened and sent a chunk at a time."""
+    data = bytes(i % 249 for i in range(300_000))
+    files = FilesApi(lambda: FileStore(server.js, KEY), directory, 1_000_000, 5.0, lambda: 1024)
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=_App(files)), base_url="http://gw") as c:
+        file = (await upload(c, data, purpose="user_data", name="big.bin")).json()
+        assert file["bytes"] == len(data)
+        content = await c.get(f"/v1/files/{file['id']}/content", headers=ACME)
+    assert content.content == data and content.headers["content-length"] == str(len(data))
+
+
 async def test_tenants_are_isolated(client: httpx.AsyncClient) -> None:
     file = (await upload(client, b"hello", purpose="user_data")).json()
     for method, path in (("GET", ""), ("GET", "/content"), ("DELETE", "")):

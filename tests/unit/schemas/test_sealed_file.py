@@ -7,7 +7,7 @@ import io
 
 import pytest
 
-from schemas.sealed_file import BLOCK_BYTES, RECORD_BYTES, open_file, seal_file, sealed_size
+from schemas.sealed_file import BLOCK_BYTES, RECORD_BYTES, FileOpener, open_file, seal_file, sealed_size
 from schemas.sealing import SealError
 
 KEY = bytes(range(32))
@@ -47,3 +47,12 @@ def test_only_its_key_id_and_every_record_in_order_open_it() -> None:
         open_file(bytes(flipped), KEY, "file-1")
     with pytest.raises(SealError):
         open_file(b"", KEY, "file-1")
+
+
+@pytest.mark.parametrize("piece", [1000, RECORD_BYTES, RECORD_BYTES + 1, 10 * RECORD_BYTES])
+def test_opened_in_pieces_of_any_size(piece: int) -> None:
+    data = bytes(i % 253 for i in range(2 * BLOCK_BYTES))  # two full blocks: the last record is full and final
+    sealed = _sealed(data)
+    opener = FileOpener(KEY, "file-1")
+    opened = b"".join(opener.feed(sealed[i:i + piece]) for i in range(0, len(sealed), piece)) + opener.finish()
+    assert opened == data
