@@ -81,7 +81,8 @@ class Ingress:
         self._keys: KeySource | None = None
         self.admin = AdminApi(lambda: self._js, self.view, admin_key_sha256, identity=identity)
         self.files = FilesApi(lambda: None if self._js is None else FileStore(self._js, envelope_key), self.directory,
-                              max_file_bytes, body_timeout_s, lambda: self.view().config.limits.max_body_bytes)
+                              max_file_bytes, body_timeout_s, lambda: self.view().config.limits.max_body_bytes,
+                              lambda record: self.records.add(record))
         self.nats_url = nats_url
         self.body_timeout_s = body_timeout_s
         self.ingress_id = ingress_id or uuid7().replace("-", "")

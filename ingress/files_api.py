@@ -20,14 +20,16 @@ from dataclasses import dataclass
 from typing import IO, Any, TypeVar
 from urllib.parse import parse_qsl
 
+import orjson
 from python_multipart.exceptions import MultipartParseError
 from python_multipart.multipart import MultipartParser, parse_options_header
 
 from infra.file_store import FileStore
-from ingress.asgi import Receive, Scope, Send, header, send_error, send_json
+from ingress.asgi import Message, Receive, Scope, Send, header, send_error, send_json
 from ingress.intake import authenticate
 from schemas.batch_input import validate_batch
 from schemas.errors import GatewayError, InvalidRequest, NotFound, PayloadTooLarge, RequestTimeout, ServiceUnavailable
+from schemas.events import RequestCompleted
 from schemas.files import (
     FILE_ID_PREFIX,
     LIST_MAX_LIMIT,
@@ -37,10 +39,11 @@ from schemas.files import (
     deleted,
     file_list,
 )
-from schemas.governance import KeyDirectory
+from schemas.governance import KeyDirectory, VirtualKey
 from schemas.ids import uuid7
 
 T = TypeVar("T")
+_KEY = "gateway.files.key"  # the scope entry holding the authenticated key
 SPOOL_MEMORY_BYTES = 1024 * 1024
 FORM_OVERHEAD_BYTES = 64 * 1024  # the parts' headers, the purpose field, the boundaries
 MAX_FIELD_BYTES = 1024  # a form field's value (purpose)
@@ -230,12 +233,41 @@ def list_page(files: list[FileObject], query: dict[str, str]) -> dict[str, Any]:
     return file_list(chosen[:limit], has_more=len(chosen) > limit)
 
 
+class _Answer:
+    """Watches what a handler sends: its status, and an error answer's body (small, JSON)."""
+
+    def __init__(self, send: Send) -> None:
+        self._send = send
+        self.status = 0
+        self._error = b""
+
+    async def send(self, message: Message) -> None:
+        if message["type"] == "http.response.start":
+            self.status = int(message["status"])
+        elif self.status >= 400:
+            self._error += message.get("body", b"")
+        await self._send(message)
+
+    def error(self) -> dict[str, Any]:
+        if not self._error:
+            return {}
+        try:
+            body = orjson.loads(self._error)
+        except orjson.JSONDecodeError:
+            return {}
+        error = body.get("error") if isinstance(body, dict) else None
+        return error if isinstance(error, dict) else {}
+
+
 class FilesApi:
     """The handlers; ``store`` is the file store once ingress is connected (``None`` before: 503)."""
 
     def __init__(self, store: Callable[[], FileStore | None], keys: Callable[[], KeyDirectory],
-                 max_file_bytes: int, chunk_timeout_s: float, max_line_bytes: Callable[[], int]) -> None:
+                 max_file_bytes: int, chunk_timeout_s: float, max_line_bytes: Callable[[], int],
+                 record: Callable[[RequestCompleted], None] | None = None) -> None:
+        """``record``: where each operation's ``requests`` row goes (ingress's outbox), if anywhere."""
         self._open_store = store
+        self._record = record
         self._keys = keys
         self.max_file_bytes = max_file_bytes
         self.chunk_timeout_s = chunk_timeout_s
@@ -250,9 +282,43 @@ class FilesApi:
 
     def _tenant(self, scope: Scope) -> str:
         _, key = authenticate(scope, self._keys())
+        scope[_KEY] = key  # for the operation's record
         return key.tenant
 
     async def create(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await self._recorded("files.create", scope, send, lambda s: self._create(scope, receive, s))
+
+    async def list(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await self._recorded("files.list", scope, send, lambda s: self._list(scope, s))
+
+    async def retrieve(self, scope: Scope, send: Send, file_id: str) -> None:
+        await self._recorded("files.retrieve", scope, send, lambda s: self._retrieve(scope, s, file_id))
+
+    async def content(self, scope: Scope, send: Send, file_id: str) -> None:
+        await self._recorded("files.content", scope, send, lambda s: self._content(scope, s, file_id))
+
+    async def delete(self, scope: Scope, send: Send, file_id: str) -> None:
+        await self._recorded("files.delete", scope, send, lambda s: self._delete(scope, s, file_id))
+
+    async def _recorded(self, endpoint: str, scope: Scope, send: Send,
+                        handler: Callable[[Send], Awaitable[None]]) -> None:
+        """Serve, then record the operation as a ``requests`` row (``stage = 'ingress'``): who, which
+        operation, its status and error, how long it took."""
+        received_at, started = time.time(), time.perf_counter()
+        answer = _Answer(send)
+        await handler(answer.send)
+        if self._record is None:
+            return
+        key: VirtualKey | None = scope.get(_KEY)
+        latency = round((time.perf_counter() - started) * 1000, 3)
+        error = answer.error()
+        self._record(RequestCompleted(
+            event_id=uuid7(), request_id=uuid7(), ts=received_at, finished_at=time.time(), stage="ingress",
+            endpoint=endpoint, tenant=key.tenant if key else "", api_key_id=key.id if key else "",
+            status_code=answer.status, error_type=error.get("type") or "", error_code=error.get("code") or "",
+            error_message=error.get("message") or "", latency_ms=latency, gateway_overhead_ms=latency))
+
+    async def _create(self, scope: Scope, receive: Receive, send: Send) -> None:
         try:
             tenant = self._tenant(scope)
             upload = await read_upload(scope, receive, self.max_file_bytes, self.chunk_timeout_s)
@@ -270,7 +336,7 @@ class FilesApi:
             return
         await send_json(send, 200, file.to_body())
 
-    async def list(self, scope: Scope, receive: Receive, send: Send) -> None:
+    async def _list(self, scope: Scope, send: Send) -> None:
         try:
             tenant = self._tenant(scope)
             query = dict(parse_qsl(scope.get("query_string", b"").decode("latin-1")))
@@ -282,7 +348,7 @@ class FilesApi:
             return
         await send_json(send, 200, page)
 
-    async def retrieve(self, scope: Scope, send: Send, file_id: str) -> None:
+    async def _retrieve(self, scope: Scope, send: Send, file_id: str) -> None:
         try:
             file = await self._owned(scope, file_id)
         except GatewayError as exc:
@@ -290,7 +356,7 @@ class FilesApi:
             return
         await send_json(send, 200, file.to_body())
 
-    async def content(self, scope: Scope, send: Send, file_id: str) -> None:
+    async def _content(self, scope: Scope, send: Send, file_id: str) -> None:
         try:
             tenant = self._tenant(scope)
             found = await _guarded(self._store().content(tenant, file_id)) if _FILE_ID.match(file_id) else None
@@ -316,7 +382,7 @@ class FilesApi:
         finally:
             await chunks.aclose()  # the chunk subscription, whatever happened
 
-    async def delete(self, scope: Scope, send: Send, file_id: str) -> None:
+    async def _delete(self, scope: Scope, send: Send, file_id: str) -> None:
         try:
             tenant = self._tenant(scope)
             if not _FILE_ID.match(file_id) or not await _guarded(self._store().delete(tenant, file_id)):

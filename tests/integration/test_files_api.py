@@ -142,3 +142,12 @@ def test_the_size_limit_and_other_refusals(gateway: RunningGateway, acme: openai
     assert answer.status_code == 415 and answer.json()["error"]["code"] == "unsupported_media_type"
     answer = httpx.get(f"{gateway.base_url}/v1/files", headers={"authorization": "Bearer sk-wrong"}, timeout=10)
     assert answer.status_code == 401 and answer.json()["error"]["type"]
+
+
+def test_file_operations_are_recorded(gateway: RunningGateway, acme: openai.OpenAI) -> None:
+    file = acme.files.create(file=("rec.jsonl", _batch(1)), purpose="batch")
+    acme.files.delete(file.id)
+    rows = gateway.wait_rows("SELECT endpoint, status_code, tenant FROM requests WHERE endpoint LIKE 'files.%'",
+                             lambda rows: {"files.create", "files.delete"} <= {r["endpoint"] for r in rows})
+    assert {(r["endpoint"], r["status_code"], r["tenant"]) for r in rows} >= {
+        ("files.create", 200, "acme"), ("files.delete", 200, "acme")}

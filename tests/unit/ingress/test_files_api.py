@@ -20,6 +20,7 @@ from ingress.routes import template_route
 from schemas import subjects
 from schemas.config import GatewayConfig, hash_api_key
 from schemas.errors import InvalidRequest, PayloadTooLarge, RequestTimeout
+from schemas.events import RequestCompleted
 from schemas.files import FileObject
 from schemas.governance import KeyDirectory
 from tests.support.jetstream import JetStreamServer, jetstream_server
@@ -134,6 +135,22 @@ async def test_a_file_of_several_chunks_streams_back_whole(server: JetStreamServ
         assert file["bytes"] == len(data)
         content = await c.get(f"/v1/files/{file['id']}/content", headers=ACME)
     assert content.content == data and content.headers["content-length"] == str(len(data))
+
+
+async def test_each_operation_is_recorded(server: JetStreamServer) -> None:
+    rows: list[RequestCompleted] = []
+    files = FilesApi(lambda: FileStore(server.js, KEY), directory, LIMIT, 5.0, lambda: 1024, rows.append)
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=_App(files)), base_url="http://gw") as c:
+        file = (await upload(c, LINE)).json()
+        await c.get(f"/v1/files/{file['id']}/content", headers=ACME)
+        await c.get(f"/v1/files/{file['id']}", headers=GLOBEX)
+        await c.get("/v1/files", headers={})
+    seen = [(r.endpoint, r.status_code, r.tenant, r.api_key_id, r.error_code, r.stage) for r in rows]
+    assert seen == [("files.create", 200, "acme", "a", "", "ingress"),
+                    ("files.content", 200, "acme", "a", "", "ingress"),
+                    ("files.retrieve", 404, "globex", "g", "file_not_found", "ingress"),
+                    ("files.list", 401, "", "", "missing_api_key", "ingress")]
+    assert len({r.request_id for r in rows}) == 4 and all(r.latency_ms >= 0 for r in rows)
 
 
 async def test_tenants_are_isolated(client: httpx.AsyncClient) -> None:
