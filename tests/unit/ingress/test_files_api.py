@@ -4,7 +4,6 @@ pages, and every error in the OpenAI shape."""
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -14,12 +13,12 @@ import orjson
 import pytest
 
 from infra.file_store import FileStore
-from ingress.asgi import Message, Receive, Scope, Send
-from ingress.files_api import FORM_OVERHEAD_BYTES, FilesApi, list_page, read_upload
+from ingress.asgi import Receive, Scope, Send
+from ingress.files_api import FilesApi, list_page
 from ingress.routes import template_route
 from schemas import subjects
 from schemas.config import GatewayConfig, hash_api_key
-from schemas.errors import InvalidRequest, PayloadTooLarge, RequestTimeout
+from schemas.errors import InvalidRequest
 from schemas.events import RequestCompleted
 from schemas.files import FileObject
 from schemas.governance import KeyDirectory
@@ -186,51 +185,6 @@ async def test_a_broker_not_yet_connected_is_a_503() -> None:
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=_App(files)), base_url="http://gw") as c:
         answer = await c.get("/v1/files", headers=ACME)
     assert error(answer, 503)["code"] == "broker_unavailable"
-
-
-def _scope(content_type: str, length: int | None = None) -> Scope:
-    headers = [(b"content-type", content_type.encode())]
-    if length is not None:
-        headers.append((b"content-length", str(length).encode()))
-    return {"type": "http", "headers": headers}
-
-
-def _chunks(*chunks: bytes) -> Receive:
-    queue = list(chunks)
-
-    async def receive() -> Message:
-        chunk = queue.pop(0)
-        return {"type": "http.request", "body": chunk, "more_body": bool(queue)}
-    return receive
-
-
-async def test_an_oversized_upload_is_cut_while_it_arrives() -> None:
-    """The 413 comes at the chunk that passes the limit: the rest is never read."""
-    boundary = "b0undary"
-    head = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"x\"\r\n\r\n").encode()
-    read: list[int] = []
-    chunks = [head] + [b"x" * 1000] * 100
-
-    async def receive() -> Message:
-        read.append(1)
-        return {"type": "http.request", "body": chunks[len(read) - 1], "more_body": True}
-    with pytest.raises(PayloadTooLarge):
-        await read_upload(_scope(f"multipart/form-data; boundary={boundary}"), receive, 2500, 5.0)
-    assert len(read) == 4  # the header, then 1000 + 1000 + 1000 bytes: over 2,500
-    with pytest.raises(PayloadTooLarge):  # a declared length over the limit: refused before any read
-        await read_upload(_scope(f"multipart/form-data; boundary={boundary}", 2500 + FORM_OVERHEAD_BYTES + 1),
-                          _chunks(), 2500, 5.0)
-
-
-async def test_a_stalled_upload_is_a_408_and_a_malformed_one_a_400() -> None:
-    async def never() -> Message:
-        await asyncio.sleep(10)
-        raise AssertionError("unreachable")
-    with pytest.raises(RequestTimeout):
-        await read_upload(_scope("multipart/form-data; boundary=b"), never, 1000, 0.05)
-    with pytest.raises(InvalidRequest) as caught:
-        await read_upload(_scope("multipart/form-data; boundary=b"), _chunks(b"garbage without a boundary"), 1000, 1)
-    assert caught.value.code in ("invalid_multipart", "missing_file")
 
 
 def _file(file_id: str, created_at: int, purpose: str = "batch") -> FileObject:
