@@ -70,25 +70,26 @@ class FileStore:
                         meta=meta)
         return stored.file
 
-    async def get(self, tenant: str, file_id: str) -> FileObject | None:
+    async def _owned(self, tenant: str, file_id: str) -> tuple[api.ObjectInfo, StoredFile] | None:
+        """The object and the file it holds, when it is ``tenant``'s (else ``None``, like an unknown id)."""
         store = await self._js.object_store(subjects.BUCKET_FILES)
         try:
             info = await store.get_info(file_id)
         except (ObjectNotFoundError, NotFoundError):
             return None
         stored = stored_file(info)
-        return stored.file if stored is not None and stored.tenant == tenant else None
+        return (info, stored) if stored is not None and stored.tenant == tenant else None
+
+    async def get(self, tenant: str, file_id: str) -> FileObject | None:
+        owned = await self._owned(tenant, file_id)
+        return owned[1].file if owned is not None else None
 
     async def content(self, tenant: str, file_id: str) -> tuple[FileObject, AsyncGenerator[bytes, None]] | None:
         """The file and its bytes as they are read and opened, a chunk at a time (never all in memory)."""
-        store = await self._js.object_store(subjects.BUCKET_FILES)
-        try:
-            info = await store.get_info(file_id)
-        except (ObjectNotFoundError, NotFoundError):
+        owned = await self._owned(tenant, file_id)
+        if owned is None or not owned[0].nuid:
             return None
-        stored = stored_file(info)
-        if stored is None or stored.tenant != tenant or not info.nuid:
-            return None
+        info, stored = owned
         return stored.file, self._read(info.nuid, file_id)
 
     async def _read(self, nuid: str, file_id: str) -> AsyncGenerator[bytes, None]:
@@ -118,7 +119,7 @@ class FileStore:
         return sorted(files, key=lambda f: (f.created_at, f.id))
 
     async def delete(self, tenant: str, file_id: str) -> bool:
-        if await self.get(tenant, file_id) is None:
+        if await self._owned(tenant, file_id) is None:
             return False
         store = await self._js.object_store(subjects.BUCKET_FILES)
         with contextlib.suppress(ObjectNotFoundError, NotFoundError):
