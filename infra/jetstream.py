@@ -13,6 +13,8 @@ GW_BREAKERS key-value bucket: each target's circuit-breaker state, shared by eve
 GW_KEYS   key-value bucket: the virtual keys (``key.<id>``), watched by every process that authenticates.
 GW_LIMITS key-value bucket: team and tenant policies (``team.<id>``, ``tenant.<id>``), watched likewise.
 GW_AUDIT_WRITER key-value bucket: the audit chain's writer lock (``workers/audit_lock.py``), entries expire.
+GW_BATCHES key-value bucket: batch jobs (``job.<id>``) and their drivers' leases (``lease.<id>``).
+GW_BATCH_RESULTS file-backed stream of each batch line's answer, one per line (``workers/batch.py``).
 GW_LEDGER key-value bucket: each limited scope's spend, holds and rate window (``infra/ledger.py``).
 GW_FILES  object store: the Files API's uploads (``infra/file_store.py``), owner and purpose in each object's headers.
 The ``ledger`` durable consumer: the records not settled where their request ended, settled by the policy replicas.
@@ -45,7 +47,7 @@ from schemas import subjects
 
 REQUESTS_STREAM = StreamConfig(
     name=subjects.STREAM_REQUESTS,
-    subjects=[subjects.REQ_REDACT],
+    subjects=[subjects.REQ_REDACT, subjects.REQ_BATCH],
     retention=RetentionPolicy.WORK_QUEUE,
     storage=StorageType.FILE,
     max_age=3600.0,
@@ -74,6 +76,17 @@ AUDIT_STREAM = StreamConfig(
 )
 
 
+BATCH_RESULTS_STREAM = StreamConfig(
+    name=subjects.STREAM_BATCH_RESULTS,
+    subjects=[f"{subjects.BATCH_RESULT_PREFIX}.>"],
+    retention=RetentionPolicy.LIMITS,
+    storage=StorageType.FILE,
+    max_msgs_per_subject=1,  # one answer per line: a second is refused by its expected subject sequence
+    max_age=31 * 24 * 3600.0,  # a job's results outlive its window; its output files are what callers keep
+    discard=DiscardPolicy.OLD,
+)
+"""Each batch line's answer (sealed), until its job's output and error files are written."""
+
 CONFIG_BUCKET = KeyValueConfig(bucket=subjects.BUCKET_CONFIG, history=16, storage=StorageType.FILE,
                                description="the active gateway config (hot reload)")
 BREAKERS_BUCKET = KeyValueConfig(bucket=subjects.BUCKET_BREAKERS, history=1, storage=StorageType.FILE,
@@ -84,6 +97,8 @@ LIMITS_BUCKET = KeyValueConfig(bucket=subjects.BUCKET_LIMITS, history=8, storage
                                description="team and tenant limits and access rules")
 LEDGER_BUCKET = KeyValueConfig(bucket=subjects.BUCKET_LEDGER, history=1, storage=StorageType.FILE,
                                description="spend, holds and rate windows per limited scope (compare-and-set)")
+BATCHES_BUCKET = KeyValueConfig(bucket=subjects.BUCKET_BATCHES, history=1, storage=StorageType.FILE,
+                                description="batch jobs (compare-and-set) and their drivers' leases")
 AUDIT_LOCK_TTL_S = 15.0
 """How long the audit writer lock outlives a sink that stopped refreshing it (died, or stalled)."""
 AUDIT_WRITER_BUCKET = KeyValueConfig(bucket=subjects.BUCKET_AUDIT_WRITER, history=1, ttl=AUDIT_LOCK_TTL_S,
@@ -102,6 +117,22 @@ def redaction_consumer(settings: Settings) -> ConsumerConfig:
         max_ack_pending=settings.max_ack_pending,
         max_waiting=4096,
         filter_subject=subjects.REQ_REDACT,
+    )
+
+
+def redaction_batch_consumer(settings: Settings) -> ConsumerConfig:
+    """The batch lane (``gw.req.batch``): the same first hop, its own consumer, so its concurrency is
+    bounded apart from interactive requests (``max_ack_pending``) and redaction pulls it only when
+    interactive requests leave room (``workers/redaction.py``)."""
+    return ConsumerConfig(
+        durable_name=subjects.CONSUMER_REDACT_BATCH,
+        deliver_policy=DeliverPolicy.ALL,
+        ack_policy=AckPolicy.EXPLICIT,
+        ack_wait=settings.ack_wait_s,
+        max_deliver=settings.max_deliver,
+        max_ack_pending=settings.batch_lane_max,
+        max_waiting=512,
+        filter_subject=subjects.REQ_BATCH,
     )
 
 
@@ -147,7 +178,7 @@ def ledger_consumer() -> ConsumerConfig:
 
 async def declare(js: JetStreamContext, settings: Settings) -> None:
     """Create or update the streams and durable consumers; safe to call from every process."""
-    for config in (REQUESTS_STREAM, EVENTS_STREAM, AUDIT_STREAM):
+    for config in (REQUESTS_STREAM, EVENTS_STREAM, AUDIT_STREAM, BATCH_RESULTS_STREAM):
         try:
             await js.stream_info(config.name or "")
             await js.update_stream(config)
@@ -158,10 +189,12 @@ async def declare(js: JetStreamContext, settings: Settings) -> None:
         if existing.config.deliver_subject:
             await js.delete_consumer(subjects.STREAM_REQUESTS, subjects.CONSUMER_REDACT)
     await js.add_consumer(subjects.STREAM_REQUESTS, redaction_consumer(settings))
+    await js.add_consumer(subjects.STREAM_REQUESTS, redaction_batch_consumer(settings))
     await js.add_consumer(subjects.STREAM_EVENTS, sink_consumer())
     await _ensure_consumer(js, subjects.STREAM_EVENTS, ledger_consumer())
     await js.add_consumer(subjects.STREAM_AUDIT, audit_consumer())
-    for bucket in (CONFIG_BUCKET, BREAKERS_BUCKET, KEYS_BUCKET, LIMITS_BUCKET, LEDGER_BUCKET, AUDIT_WRITER_BUCKET):
+    for bucket in (CONFIG_BUCKET, BREAKERS_BUCKET, KEYS_BUCKET, LIMITS_BUCKET, LEDGER_BUCKET, AUDIT_WRITER_BUCKET,
+                   BATCHES_BUCKET):
         await js.create_key_value(bucket)
     await js.create_object_store(subjects.BUCKET_FILES, config=FILES_BUCKET)
 

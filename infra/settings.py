@@ -70,6 +70,16 @@ class Settings(BaseSettings):
     # The Files API's upload limit in bytes (GATEWAY_MAX_FILE_BYTES; OpenAI's batch input limit, 200 MB):
     # an upload past it is cut with a 413 while it arrives.
     max_file_bytes: int = Field(default=200 * 1024 * 1024, ge=1)
+    # Batch lines (batch jobs and async requests) in the chain at once, across every replica: the batch
+    # lane's own bound (GATEWAY_BATCH_LANE_MAX), apart from interactive requests. Each batch driver also
+    # keeps at most batch_concurrency lines of its jobs in flight (halved while a worker process reports
+    # a late event loop, so interactive traffic keeps its latency), at most batch_tenant_concurrency of
+    # one tenant's.
+    batch_lane_max: int = Field(default=256, ge=1)
+    batch_concurrency: int = Field(default=64, ge=1)
+    batch_tenant_concurrency: int = Field(default=32, ge=1)
+    # How long one batch line may take in the chain before its driver sends it again (its answer lost).
+    batch_line_timeout_s: float = Field(default=600.0, gt=0)
     log_level: str = "INFO"
     # Every this many seconds each worker process logs what it holds (requests, tasks, streams); 0: never.
     stats_every_s: float = Field(default=60.0, ge=0)

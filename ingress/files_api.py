@@ -14,11 +14,10 @@ from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 from urllib.parse import parse_qsl
 
-import orjson
-
 from infra.file_store import FileStore
-from ingress.asgi import Message, Receive, Scope, Send, send_error, send_json
+from ingress.asgi import Receive, Scope, Send, send_error, send_json
 from ingress.intake import authenticate
+from ingress.operation_records import recorded, remember_key
 from ingress.uploads import read_upload
 from schemas.batch_input import validate_batch
 from schemas.errors import GatewayError, InvalidRequest, NotFound, ServiceUnavailable
@@ -31,11 +30,10 @@ from schemas.files import (
     deleted,
     file_list,
 )
-from schemas.governance import KeyDirectory, VirtualKey
+from schemas.governance import KeyDirectory
 from schemas.ids import uuid7
 
 T = TypeVar("T")
-_KEY = "gateway.files.key"  # the scope entry holding the authenticated key
 _FILE_ID = re.compile(rf"^{FILE_ID_PREFIX}[0-9a-f]{{32}}$")
 _CONTENT_HEADERS = [(b"content-type", b"application/octet-stream")]
 
@@ -67,32 +65,6 @@ def list_page(files: list[FileObject], query: dict[str, str]) -> dict[str, Any]:
     return file_list(chosen[:limit], has_more=len(chosen) > limit)
 
 
-class _Answer:
-    """Watches what a handler sends: its status, and an error answer's body (small, JSON)."""
-
-    def __init__(self, send: Send) -> None:
-        self._send = send
-        self.status = 0
-        self._error = b""
-
-    async def send(self, message: Message) -> None:
-        if message["type"] == "http.response.start":
-            self.status = int(message["status"])
-        elif self.status >= 400:
-            self._error += message.get("body", b"")
-        await self._send(message)
-
-    def error(self) -> dict[str, Any]:
-        if not self._error:
-            return {}
-        try:
-            body = orjson.loads(self._error)
-        except orjson.JSONDecodeError:
-            return {}
-        error = body.get("error") if isinstance(body, dict) else None
-        return error if isinstance(error, dict) else {}
-
-
 class FilesApi:
     """The handlers; ``store`` is the file store once ingress is connected (``None`` before: 503)."""
 
@@ -116,7 +88,7 @@ class FilesApi:
 
     def _tenant(self, scope: Scope) -> str:
         _, key = authenticate(scope, self._keys())
-        scope[_KEY] = key  # for the operation's record
+        remember_key(scope, key)  # for the operation's record
         return key.tenant
 
     async def create(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -136,21 +108,7 @@ class FilesApi:
 
     async def _recorded(self, endpoint: str, scope: Scope, send: Send,
                         handler: Callable[[Send], Awaitable[None]]) -> None:
-        """Serve, then record the operation as a ``requests`` row (``stage = 'ingress'``): who, which
-        operation, its status and error, how long it took."""
-        received_at, started = time.time(), time.perf_counter()
-        answer = _Answer(send)
-        await handler(answer.send)
-        if self._record is None:
-            return
-        key: VirtualKey | None = scope.get(_KEY)
-        latency = round((time.perf_counter() - started) * 1000, 3)
-        error = answer.error()
-        self._record(RequestCompleted(
-            event_id=uuid7(), request_id=uuid7(), ts=received_at, finished_at=time.time(), stage="ingress",
-            endpoint=endpoint, tenant=key.tenant if key else "", api_key_id=key.id if key else "",
-            status_code=answer.status, error_type=error.get("type") or "", error_code=error.get("code") or "",
-            error_message=error.get("message") or "", latency_ms=latency, gateway_overhead_ms=latency))
+        await recorded(endpoint, scope, send, handler, self._record)
 
     async def _create(self, scope: Scope, receive: Receive, send: Send) -> None:
         try:

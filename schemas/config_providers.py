@@ -28,6 +28,10 @@ class _ProviderBase(_Strict):
     headers: dict[str, str] = Field(default_factory=dict)
     connect_timeout_s: float = Field(default=5.0, gt=0)
     read_timeout_s: float = Field(default=120.0, gt=0)
+    batch_discount: float = Field(
+        default=0.0, ge=0, lt=1,
+        description="the share taken off the price of batch lines (batch jobs, async requests) served by this "
+                    "provider, as providers discount their batch APIs: 0.5 records half the cost")
     tags: dict[str, TagValue] = Field(
         default_factory=dict,
         description="what the provider is, for tenant policy: a key, team or tenant may require tags "

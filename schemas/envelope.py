@@ -51,6 +51,9 @@ class Envelope(Message, frozen=True, kw_only=True):
     user: str = ""
     tags: dict[str, str] = {}
     headers: dict[str, str] = {}  # x-* headers; never recorded
+    # a batch line (batch jobs and async requests, schemas/batches.py): its job and the line's custom_id
+    batch_id: str = ""
+    custom_id: str = ""
     # the config version the routing stage planned with (hot reload: every stage reads the plan,
     # not its own current config, for what the plan decided)
     config_version: str = ""
@@ -140,3 +143,5 @@ class Reply(Message, frozen=True, kw_only=True):
     src: str = ""
     # the rate limits the request met, for the answer's x-ratelimit-* headers
     ratelimit: RateLimitStatus | None = None
+    # what the request cost (batch jobs total it)
+    cost_usd: str | None = None

@@ -208,6 +208,9 @@ class RequestCompleted(Message, frozen=True, kw_only=True, tag_field="event", ta
     hold_tokens: int = 0
     limit_refused: str = ""
     governance_notes: list[str] = []
+    # a batch line's job and custom_id (schemas/batches.py); "" for any other request
+    batch_id: str = ""
+    custom_id: str = ""
 
     @classmethod
     def from_envelope(
@@ -248,6 +251,8 @@ class RequestCompleted(Message, frozen=True, kw_only=True, tag_field="event", ta
             config_version=envelope.config_version,
             route_path=envelope.route_path,
             experiment=envelope.experiment,
+            batch_id=envelope.batch_id,
+            custom_id=envelope.custom_id,
             variant=envelope.variant,
             endpoint=envelope.endpoint,
             model_requested=envelope.model_requested,

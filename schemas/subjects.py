@@ -5,6 +5,10 @@ from __future__ import annotations
 # The request chain. The first hop is a JetStream work queue (durable, end-to-end ack);
 # the rest are core NATS subjects served by queue groups.
 REQ_REDACT = "gw.req.redact"
+# The batch lane: lines of batch jobs and async requests enter GW_REQ here, taken by redaction through a
+# consumer of their own (CONSUMER_REDACT_BATCH: its own concurrency, pulled only when interactive
+# requests leave room), then follow the same chain.
+REQ_BATCH = "gw.req.batch"
 REQ_POLICY = "gw.req.policy"
 REQ_ROUTE = "gw.req.route"
 REQ_CALL = "gw.req.call"
@@ -79,10 +83,21 @@ PING_PREFIX = "gw.ping"
 
 # Each ingress replica's inbox for answers: gw.reply.<ingress_id>.<request_id>
 REPLY_PREFIX = "gw.reply"
+# The answers to batch lines: gw.reply.batch.<job_id>.<line>, served by the batch replicas' queue group
+# (any live replica stores the answer; no ingress id is ever "batch": ingress ids are hex).
+BATCH_REPLY_PREFIX = "gw.reply.batch"
+BATCH_QUEUE = "batch"
+# Each batch line's answer, stored once (GW_BATCH_RESULTS, one message per subject):
+# gw.batch.result.<job_id>.<line>
+BATCH_RESULT_PREFIX = "gw.batch.result"
+STREAM_BATCH_RESULTS = "GW_BATCH_RESULTS"
+# Batch jobs (schemas/batches.py), by key job.<id>, and each job's driver lease, lease.<id>
+BUCKET_BATCHES = "GW_BATCHES"
 
 STREAM_REQUESTS = "GW_REQ"
 STREAM_EVENTS = "GW_EVENTS"
 CONSUMER_REDACT = "redaction"
+CONSUMER_REDACT_BATCH = "redaction_batch"
 CONSUMER_SINK = "sink"
 STREAM_AUDIT = "GW_AUDIT"
 CONSUMER_AUDIT = "audit"  # the sink's chain writer (one puller: the single writer of audit_log)
@@ -186,3 +201,12 @@ def js_ack(stream: str, consumer: str) -> str:
 def js_flow_control(stream: str) -> str:
     """The flow-control replies of push consumers on ``stream`` (key-value watchers)."""
     return f"$JS.FC.{stream}.>"
+
+
+def batch_reply_subject(job_id: str, line: int) -> str:
+    return f"{BATCH_REPLY_PREFIX}.{job_id}.{line}"
+
+
+def batch_result_subject(job_id: str, line: int | str) -> str:
+    """One line's result subject; ``line="*"`` for every line of a job."""
+    return f"{BATCH_RESULT_PREFIX}.{job_id}.{line}"

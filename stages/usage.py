@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sized
+from decimal import Decimal
 from typing import Any, Protocol
 
 from schemas.config import Price, Target
@@ -65,10 +66,14 @@ def stream_usage(body: dict[str, Any], state: StreamState, content: str) -> Usag
 
 
 def served(envelope: Envelope, started: float, result: ServedCall, usage: Usage | None, prices: Prices,
-           **update: Any) -> Envelope:
+           discount: float = 0.0, **update: Any) -> Envelope:
+    """The envelope with the served target, usage and cost; ``discount``: the share taken off the
+    price (a provider's ``batch_discount`` on a batch line)."""
     target = result.target
     cost = cost_usd(prices(target.target), usage.prompt_tokens, usage.completion_tokens,
                     usage.cached_prompt_tokens) if usage else None
+    if cost is not None and discount:
+        cost = (cost * (1 - Decimal(str(discount)))).quantize(Decimal("0.000000001"))
     return with_stage_time(
         envelope, STAGE, started,
         provider=target.provider,

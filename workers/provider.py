@@ -61,6 +61,13 @@ class ProviderWorker(StageWorker):
         book = self.book.get(live.version, config)
         return book.price_for(target, provider.type if provider is not None else target.provider)
 
+    def batch_discount(self, envelope: Envelope, provider_name: str) -> float:
+        """A batch line's discount at the provider that served it (its ``batch_discount``), else 0."""
+        if not envelope.batch_id:
+            return 0.0
+        provider = self.live.current.providers.get(provider_name)
+        return provider.batch_discount if provider is not None else 0.0
+
     async def on_message(self, msg: Msg) -> None:
         await self.slots.acquire()
         if self.runtime.accept(msg.data, self.work) is None:
@@ -94,7 +101,8 @@ class ProviderWorker(StageWorker):
             return
         assert result.response is not None
         usage = response_usage(envelope.body, result.response)
-        out = served(envelope, started, result, usage, self.prices, response=result.response)
+        out = served(envelope, started, result, usage, self.prices, self.batch_discount(envelope, result.target.provider),
+                     response=result.response)
         await self.hand_over(self._called_event(out, started, result))
 
     async def hand_over(self, envelope: Envelope) -> None:

@@ -307,6 +307,7 @@ def build_reply(envelope: Envelope, status: int, body: JSONObject | None, error:
     if error is not None:
         return Reply(kind="error", request_id=envelope.request_id, delivery=envelope.delivery,
                      status=error.status_code, error=error, provider_ms=envelope.provider_ms,
-                     ttfb_ms=envelope.ttfb_ms, ratelimit=ratelimit)
+                     ttfb_ms=envelope.ttfb_ms, ratelimit=ratelimit, cost_usd=envelope.cost_usd)
     return Reply(kind="response", request_id=envelope.request_id, delivery=envelope.delivery, status=status,
-                 body=body, provider_ms=envelope.provider_ms, ttfb_ms=envelope.ttfb_ms, ratelimit=ratelimit)
+                 body=body, provider_ms=envelope.provider_ms, ttfb_ms=envelope.ttfb_ms, ratelimit=ratelimit,
+                 cost_usd=envelope.cost_usd)
