@@ -15,6 +15,7 @@ from infra.bootstrap import check_config, load_config, parse_config_text
 from infra.config import ConfigError
 from infra.nats_identity import IdentityError, operator_creds, operator_identity
 from infra.operator.audit_cli import add_parsers as add_audit_parsers
+from infra.operator.batch_cli import add_parsers as add_batch_parsers
 from infra.operator.keys_cli import add_parsers as add_governance_parsers
 from infra.operator.nats_cli import add_parsers as add_nats_parsers
 from infra.operator.reported_by import reported_by
@@ -290,6 +291,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="the answer as JSON")
     p.set_defaults(func=cmd_whoami)
     add_nats_parsers(sub)
+    add_batch_parsers(sub)
     return parser
 
 
