@@ -85,15 +85,15 @@ class BatchStore:
             return changed
         raise Conflict(f"Batch {job_id} kept changing under {CAS_ATTEMPTS} attempts; retry.", code="batch_busy")
 
-    async def list(self, tenant: str, kinds: tuple[Kind, ...]) -> list[BatchJob]:
+    async def delete(self, job_id: str) -> None:
+        kv = await self.bucket()
+        await kv.purge(job_key(job_id))
+
+    async def of_tenant(self, tenant: str, kinds: tuple[Kind, ...]) -> list[BatchJob]:
         """The tenant's jobs of ``kinds``, newest first (ids are time-ordered)."""
         kv = await self.bucket()
-        try:
-            names = await kv.keys(filters=[JOB_PREFIX + ">"])
-        except NoKeysError:
-            return []
         jobs: list[BatchJob] = []
-        for name in names:
+        for name in await self.job_keys():
             try:
                 entry = await kv.get(name)
             except (KeyNotFoundError, NotFoundError):
@@ -103,6 +103,15 @@ class BatchStore:
                 if job.tenant == tenant and job.kind in kinds:
                     jobs.append(job)
         return sorted(jobs, key=lambda j: (j.created_at, j.id), reverse=True)
+
+    async def job_keys(self) -> list[str]:
+        """Every job's key (nats-py's ``keys(filters=)`` matches substrings: filtered here instead)."""
+        kv = await self.bucket()
+        try:
+            names = await kv.keys()
+        except NoKeysError:
+            return []
+        return [name for name in names if name.startswith(JOB_PREFIX)]
 
     async def watch(self) -> AsyncIterator[BatchJob]:
         """Every job now, then each change as it is written (what a driver follows)."""
@@ -117,7 +126,7 @@ class BatchStore:
                 except msgspec.DecodeError:
                     continue
         finally:
-            await watcher.stop()
+            await watcher.stop()  # type: ignore[no-untyped-call]
 
     # -- driver leases ---------------------------------------------------------------------------------
 

@@ -31,7 +31,7 @@ from schemas.config import GatewayConfig
 from schemas.secret_refs import referenced_secrets
 
 STAGES = ("redaction", "policy", "routing", "provider", "output_filter")
-KINDS = ("nats-server", "mock_provider", "sink", "ingress", "stages", *STAGES)
+KINDS = ("nats-server", "mock_provider", "sink", "ingress", "stages", "batch", *STAGES)
 """What a child is: nats-server, the mock provider, the sink, ingress, a ``workers.host`` (``stages``,
 every stage) or one stage's process (split layout)."""
 
@@ -45,7 +45,7 @@ GO_RUNTIME = ("GOMAXPROCS", "GOMEMLIMIT", "GOGC", "GODEBUG", "GOTRACEBACK")
 PRESIDIO = {"TLDEXTRACT_PUBLIC_SUFFIX_LIST_URLS": ""}
 """Set for the stages that load presidio (never go online for the public suffix list), default given."""
 RESTRICTED: dict[str, frozenset[str]] = {
-    "GATEWAY_ENVELOPE_KEY": frozenset({"ingress", "redaction", "output_filter"}),
+    "GATEWAY_ENVELOPE_KEY": frozenset({"ingress", "redaction", "output_filter", "batch"}),
     "GATEWAY_ADMIN_KEY_SHA256": frozenset({"ingress"}),
     "CLICKHOUSE_URL": frozenset({"sink"}),
     "GATEWAY_CLICKHOUSE_URL": frozenset({"sink"}),

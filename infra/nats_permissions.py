@@ -40,7 +40,7 @@ from dataclasses import dataclass
 from schemas import subjects as s
 
 STAGE_ROLES = ("redaction", "policy", "routing", "provider", "output_filter")
-WORKER_IDENTITIES = ("ingress", *STAGE_ROLES, "stages", "sink")
+WORKER_IDENTITIES = ("ingress", *STAGE_ROLES, "stages", "sink", "batch")
 """The identities of ``gateway up``'s children (``stages``: a hosted-layout ``workers.host``)."""
 IDENTITIES = ("supervisor", *WORKER_IDENTITIES, "admin", "analyst")
 OPERATOR_PREFIX = "op-"
@@ -120,11 +120,13 @@ def _stage(stage: str) -> tuple[list[str], list[str]]:
     """What every stage does besides its own hop: events, answers, the end-to-end ack, reruns, readiness,
     load reports, the shared ledger (a governed request is settled where it ends)."""
     publish = [s.event_subject(stage), s.governed_event_subject(stage), f"{s.REPLY_PREFIX}.>",
-               s.js_ack(s.STREAM_REQUESTS, s.CONSUMER_REDACT), s.held_subject("*"), s.LOAD_REPORT,
+               s.js_ack(s.STREAM_REQUESTS, s.CONSUMER_REDACT), s.js_ack(s.STREAM_REQUESTS, s.CONSUMER_REDACT_BATCH),
+               s.held_subject("*"), s.LOAD_REPORT,
                *_kv_write(s.BUCKET_LEDGER)]
     subscribe = _worker(stage)
     own: dict[str, tuple[list[str], list[str]]] = {
-        "redaction": ([*_pull(s.STREAM_REQUESTS, s.CONSUMER_REDACT), s.REQ_POLICY], []),
+        "redaction": ([*_pull(s.STREAM_REQUESTS, s.CONSUMER_REDACT), *_pull(s.STREAM_REQUESTS, s.CONSUMER_REDACT_BATCH),
+                       s.REQ_POLICY], []),
         "policy": ([s.REQ_ROUTE, *_pull(s.STREAM_EVENTS, s.CONSUMER_LEDGER)], [s.REQ_POLICY]),
         "routing": ([s.REQ_CALL, *_kv_write(s.BUCKET_BREAKERS)], [s.REQ_ROUTE, s.HEALTH_REPORT]),
         "provider": ([s.RESP_FILTER, s.RESP_FILTER_OPEN, f"{s.RESP_FILTER_INSTANCE}.*", s.HEALTH_REPORT],
@@ -150,8 +152,17 @@ def _grants(identity: str) -> tuple[list[str], list[str]]:
     if identity == "ingress":
         return ([*_WORKER_READS, s.REQ_REDACT, s.event_subject("ingress"), s.ping_subject("*"),
                  *_kv_write(s.BUCKET_KEYS), *_kv_write(s.BUCKET_LIMITS), *_kv_read(s.BUCKET_LEDGER),
-                 *_obj_write(s.BUCKET_FILES), f"{s.RESP_FILTER_INSTANCE}.*", *_audit(identity)],
+                 *_obj_write(s.BUCKET_FILES), *_kv_write(s.BUCKET_BATCHES), f"{s.RESP_FILTER_INSTANCE}.*",
+                 *_audit(identity)],
                 [f"{s.REPLY_PREFIX}.>", s.LOAD_REPORT])
+    if identity == "batch":
+        # drives batch jobs: reads input files and writes output files, sends lines into the batch lane of
+        # GW_REQ, stores the chain's answers to them (it is who the stages answer for batch lines)
+        return ([*_WORKER_READS, s.REQ_BATCH, s.event_subject("batch"), *_kv_write(s.BUCKET_BATCHES),
+                 *_obj_write(s.BUCKET_FILES), f"{s.BATCH_RESULT_PREFIX}.>",
+                 *_stream_read(s.STREAM_BATCH_RESULTS), s.js_stream_api("PURGE", s.STREAM_BATCH_RESULTS),
+                 *_audit(identity)],
+                [*_worker("batch"), f"{s.BATCH_REPLY_PREFIX}.>", f"{s.BATCH_RESULT_PREFIX}.>", s.LOAD_REPORT])
     if identity == "sink":
         return ([*_WORKER_READS, *_pull(s.STREAM_EVENTS, s.CONSUMER_SINK), *_pull(s.STREAM_AUDIT, s.CONSUMER_AUDIT),
                  *_kv_write(s.BUCKET_AUDIT_WRITER), s.LOAD_REPORT, *_audit(identity)],
@@ -179,9 +190,11 @@ def _answers(identity: str, operators: Iterable[str]) -> list[str]:
     request?", a stream's hand-over to an output filter); ingress confirms the stages' answers; the sink
     answers SQL (the CLI's identities and operators) and readiness pings."""
     if identity in _STAGE_IDENTITIES:
-        askers: Iterable[str] = ("ingress", "supervisor", *_STAGE_IDENTITIES)
+        askers: Iterable[str] = ("ingress", "supervisor", "batch", *_STAGE_IDENTITIES)
     elif identity == "ingress":
         askers = _STAGE_IDENTITIES
+    elif identity == "batch":
+        askers = ("supervisor", "ingress", *_STAGE_IDENTITIES)
     elif identity == "sink":
         askers = ("admin", "analyst", "supervisor", "ingress", *operators)
     else:

@@ -27,8 +27,11 @@ from infra.key_directory import StaticKeys
 from infra.nats_identity import ANONYMOUS
 from ingress.admin_api import ADMIN_PREFIX, AdminApi
 from ingress.admission import ChainProbe, Overload
+from ingress.anthropic_batches_api import AnthropicBatchesApi
 from ingress.anthropic_surface import count_tokens, parse_count_tokens_request
 from ingress.asgi import BODY_TIMEOUT_S, Handler, Receive, Scope, Send, header, read_body, send_error, send_json
+from ingress.async_api import AsyncApi, wants_async
+from ingress.batches_api import BatchesApi
 from ingress.config_view import ConfigOpener, ConfigSource, ConfigView, KeysOpener, KeySource, StaticConfig, ViewCache
 from ingress.files_api import FilesApi
 from ingress.intake import Intake, authenticate, check_anthropic_version
@@ -83,6 +86,10 @@ class Ingress:
         self.files = FilesApi(lambda: None if self._js is None else FileStore(self._js, envelope_key), self.directory,
                               max_file_bytes, body_timeout_s, lambda: self.view().config.limits.max_body_bytes,
                               lambda record: self.records.add(record))
+        self.batches = BatchesApi(lambda: self._js, envelope_key, self.directory, body_timeout_s,
+                                  lambda record: self.records.add(record))
+        self.message_batches = AnthropicBatchesApi(self.batches, max_file_bytes)
+        self.async_requests = AsyncApi(self.batches, lambda: self.config.webhooks)
         self.nats_url = nats_url
         self.body_timeout_s = body_timeout_s
         self.ingress_id = ingress_id or uuid7().replace("-", "")
@@ -288,6 +295,41 @@ class Ingress:
     async def delete_file(self, scope: Scope, receive: Receive, send: Send) -> None:
         await self.files.delete(scope, send, scope["path_params"]["file_id"])
 
+    # -- batches and async requests (``ingress/batches_api.py``, ``anthropic_batches_api.py``, ``async_api.py``)
+
+    async def create_batch(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await self.batches.create(scope, receive, send)
+
+    async def list_batches(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await self.batches.list(scope, send)
+
+    async def retrieve_batch(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await self.batches.retrieve(scope, send, scope["path_params"]["batch_id"])
+
+    async def cancel_batch(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await self.batches.cancel(scope, send, scope["path_params"]["batch_id"])
+
+    async def create_message_batch(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await self.message_batches.create(scope, receive, send)
+
+    async def list_message_batches(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await self.message_batches.list(scope, send)
+
+    async def retrieve_message_batch(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await self.message_batches.retrieve(scope, send, scope["path_params"]["message_batch_id"])
+
+    async def cancel_message_batch(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await self.message_batches.cancel(scope, send, scope["path_params"]["message_batch_id"])
+
+    async def message_batch_results(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await self.message_batches.results(scope, send, scope["path_params"]["message_batch_id"])
+
+    async def delete_message_batch(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await self.message_batches.delete(scope, send, scope["path_params"]["message_batch_id"])
+
+    async def get_async(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await self.async_requests.get(scope, send, scope["path_params"]["job_id"])
+
     async def readyz(self, scope: Scope, receive: Receive, send: Send) -> None:
         """200 only when a request can travel the whole chain now: connected, and a live replica of every
         stage (subscribed, models loaded)."""
@@ -317,6 +359,9 @@ class Ingress:
         try:
             envelope = await intake.read(scope, receive, surface, view, self.waiter.subject_for(request_id),
                                          self.directory(), body_timeout_s=self.body_timeout_s)
+            if wants_async(scope):
+                await self.async_requests.submit(scope, send, surface, envelope)
+                return
             refusal = await self._admit()
             if refusal is not None:
                 raise refusal

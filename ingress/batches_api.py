@@ -148,7 +148,8 @@ class BatchesApi:
                 raise NotFound(f"No such File object: {file_id}", param="input_file_id", code="file_not_found")
             if file.purpose != "batch":
                 raise InvalidRequest(f"File {file_id} was uploaded with purpose {file.purpose!r}; a batch's input "
-                                     "file needs purpose \"batch\".", param="input_file_id", code="invalid_file_purpose")
+                                     "file needs purpose \"batch\".", param="input_file_id",
+                                     code="invalid_file_purpose")
             job = await self.submit(scope, key, kind="openai", endpoint=str(endpoint), input_file_id=file_id,
                                     metadata=metadata, window=str(window))
         except GatewayError as exc:
@@ -164,8 +165,8 @@ class BatchesApi:
         job = BatchJob(id=job_id or new_batch_id(), kind=kind, tenant=key.tenant,
                        api_key_hash=str(scope["gateway.key_hash"]), api_key_id=key.id, endpoint=endpoint,
                        input_file_id=input_file_id, completion_window=window, metadata=metadata, created_at=now,
-                       expires_at=now + COMPLETION_WINDOWS[window], callback_url=callback_url, surface=surface,
-                       model=model)
+                       expires_at=now + COMPLETION_WINDOWS[window], callback_url=callback_url,
+                       callback_state="pending" if callback_url else "", surface=surface, model=model)
         await _guarded(self.jobs().create(job))
         return job
 
@@ -197,7 +198,7 @@ class BatchesApi:
             key = self.key_of(scope)
             query = dict(parse_qsl(scope.get("query_string", b"").decode("latin-1")))
             batch_page([], query)  # the query's errors before any I/O
-            page = batch_page(await _guarded(self.jobs().list(key.tenant, ("openai",))), query)
+            page = batch_page(await _guarded(self.jobs().of_tenant(key.tenant, ("openai",))), query)
         except GatewayError as exc:
             await send_error(send, exc.info())
             return

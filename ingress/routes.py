@@ -64,7 +64,28 @@ class ApiRoute:
 
 
 _PARAM = re.compile(r"\{(\w+)\}")
-_META = ("x-gateway-timeout-ms", "x-gateway-user", "x-gateway-tags")
+_META = ("x-gateway-timeout-ms", "x-gateway-user", "x-gateway-tags", "x-gateway-async", "x-gateway-callback-url")
+_BATCH_ERRORS = (400, 401, 404, 408, 413, 503)
+
+
+class BatchCreateRequest(BaseModel):
+    """``POST /v1/batches`` (OpenAI's fields)."""
+
+    input_file_id: str
+    endpoint: Literal["/v1/chat/completions", "/v1/embeddings"]
+    completion_window: Literal["24h"]
+    metadata: dict[str, str] | None = None
+
+
+class MessageBatchRequest(BaseModel):
+    custom_id: str
+    params: MessagesRequest
+
+
+class MessageBatchCreateRequest(BaseModel):
+    """``POST /v1/messages/batches`` (Anthropic's fields)."""
+
+    requests: list[MessageBatchRequest]
 
 ROUTES: tuple[ApiRoute, ...] = (
     ApiRoute("POST", "/v1/chat/completions", "chat_completions", "OpenAI Chat Completions (JSON or SSE)",
@@ -93,6 +114,30 @@ ROUTES: tuple[ApiRoute, ...] = (
              errors=(401, 404, 503)),
     ApiRoute("GET", "/v1/files/{file_id}/content", "file_content", "OpenAI Files: a file's bytes, as uploaded",
              errors=(401, 404, 503), content_type="application/octet-stream"),
+    ApiRoute("POST", "/v1/batches", "create_batch", "OpenAI Batch: run a batch input file's requests through the "
+             "chain", BatchCreateRequest, _BATCH_ERRORS),
+    ApiRoute("GET", "/v1/batches", "list_batches", "OpenAI Batch: the caller's tenant's batches, newest first",
+             errors=(400, 401, 503), query=("limit", "after")),
+    ApiRoute("GET", "/v1/batches/{batch_id}", "retrieve_batch", "OpenAI Batch: one batch (status, counts, files)",
+             errors=(401, 404, 503)),
+    ApiRoute("POST", "/v1/batches/{batch_id}/cancel", "cancel_batch", "OpenAI Batch: stop a batch (lines in the "
+             "chain finish)", errors=(401, 404, 409, 503)),
+    ApiRoute("POST", "/v1/messages/batches", "create_message_batch", "Anthropic Message Batches: create",
+             MessageBatchCreateRequest, _BATCH_ERRORS, "anthropic", headers=("anthropic-version",)),
+    ApiRoute("GET", "/v1/messages/batches", "list_message_batches", "Anthropic Message Batches: list, newest first",
+             errors=(400, 401, 503), error_shape="anthropic", query=("limit", "after_id", "before_id")),
+    ApiRoute("GET", "/v1/messages/batches/{message_batch_id}", "retrieve_message_batch",
+             "Anthropic Message Batches: one batch", errors=(401, 404, 503), error_shape="anthropic"),
+    ApiRoute("POST", "/v1/messages/batches/{message_batch_id}/cancel", "cancel_message_batch",
+             "Anthropic Message Batches: cancel", errors=(401, 404, 409, 503), error_shape="anthropic"),
+    ApiRoute("GET", "/v1/messages/batches/{message_batch_id}/results", "message_batch_results",
+             "Anthropic Message Batches: the results (JSONL) of an ended batch", errors=(400, 401, 404, 503),
+             error_shape="anthropic", content_type="application/x-jsonl"),
+    ApiRoute("DELETE", "/v1/messages/batches/{message_batch_id}", "delete_message_batch",
+             "Anthropic Message Batches: delete an ended batch and its files", errors=(400, 401, 404, 503),
+             error_shape="anthropic"),
+    ApiRoute("GET", "/v1/async/{job_id}", "get_async", "An async request's result (its status while it runs: 202)",
+             errors=(400, 401, 403, 404, 408, 413, 429, 502, 503, 504)),
     ApiRoute("GET", "/healthz", "healthz", "The process is up and connected to its broker", errors=(503,),
              auth=False),
     ApiRoute("GET", "/readyz", "readyz", "A request can travel the whole chain now", errors=(503,), auth=False),

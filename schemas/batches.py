@@ -85,12 +85,18 @@ class BatchJob(Message, frozen=True, kw_only=True):
     # async single requests: where the result is announced (an allow-listed URL), and the surface
     # (chat.completions, messages, embeddings) whose shape the result is given in
     callback_url: str = ""
+    callback_state: Literal["", "pending", "delivered", "failed"] = ""
     surface: str = ""
     model: str = ""
 
     @property
     def terminal(self) -> bool:
         return self.status in TERMINAL
+
+    @property
+    def settled(self) -> bool:
+        """Nothing left to do: ended, and its callback (if any) delivered or given up."""
+        return self.terminal and self.callback_state != "pending"
 
     def to_openai(self) -> dict[str, Any]:
         """OpenAI's batch object, field for field (the official SDK reads it unmodified)."""

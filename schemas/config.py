@@ -43,6 +43,7 @@ from schemas.config_providers import (
     ProviderConfig,
 )
 from schemas.config_routing import CatalogPrice, CircuitBreaker, ModelRoute
+from schemas.config_webhooks import WebhooksConfig
 from schemas.governance import KV_NAME, KeySecret, VirtualKey
 from schemas.governance import Limits as GovLimits
 from schemas.guardrails import GuardrailSpec
@@ -159,6 +160,8 @@ class GatewayConfig(_Strict):
     prices: list[CatalogPrice] = Field(default_factory=list)
     # Team and tenant rules (tenant policy); a key's own rules are on the key.
     governance: GovernanceConfig = GovernanceConfig()
+    # async requests' callbacks (x-gateway-callback-url): the allow-list, the signing secret, the retries
+    webhooks: WebhooksConfig = WebhooksConfig()
 
     @model_validator(mode="after")
     def _references_resolve(self) -> GatewayConfig:

@@ -14,6 +14,7 @@ ends on a segment boundary. Patterns are checked here, at load; ``stages.webhook
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Annotated
 from urllib.parse import urlsplit
@@ -22,10 +23,9 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validat
 
 from schemas.secret_refs import ResolvedBy, check_secret_ref
 
-WEBHOOK_SECRET = Annotated[str | None, AfterValidator(check_secret_ref), ResolvedBy("provider")]
-"""The HMAC secret, an ``env:NAME`` reference like every secret of the file. Resolved by the provider stage
-for now: it is the stage that calls outward, and ``infra/child_env.py`` knows no webhook process kind yet
-(a ``ResolvedBy`` naming a stage it does not know breaks ``secrets_not_given``)."""
+WEBHOOK_SECRET = Annotated[str | None, AfterValidator(check_secret_ref), ResolvedBy("batch")]
+"""The HMAC secret, an ``env:NAME`` reference like every secret of the file; only the batch process (which
+sends the webhooks) is given the variable."""
 
 DEFAULT_PORTS = {"http": 80, "https": 443}
 _LABEL = r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?"
@@ -122,3 +122,60 @@ class WebhooksConfig(_Strict):
     def patterns(self) -> list[CallbackPattern]:
         """``allow``, parsed (every entry parses: checked at load)."""
         return [parse_pattern(p) for p in self.allow]
+
+
+_FORBIDDEN_IN_PATH = ("\\", "%2e", "%2f", "%5c")  # lower case; a dot segment or a slash in disguise
+
+
+# -- the allow-list ---------------------------------------------------------------------------------------
+
+def url_allowed(url: str, patterns: Iterable[str]) -> bool:
+    """Whether ``url`` may receive a webhook: http(s), no user info, parsable, and within one of
+    ``patterns`` (scheme, host, port and path prefix on a segment boundary; see ``schemas.config_webhooks``).
+    A pattern that does not parse matches nothing."""
+    target = _callback_target(url)
+    if target is None:
+        return False
+    for pattern in patterns:
+        try:
+            parsed = parse_pattern(pattern)
+        except ValueError:
+            continue
+        if _matches(target, parsed):
+            return True
+    return False
+
+
+def _callback_target(url: str) -> CallbackPattern | None:
+    """``url`` as the scheme, host, port and path it would be sent to; None for anything doubtful."""
+    if not isinstance(url, str) or not url.isascii() or any(c.isspace() or not c.isprintable() for c in url):
+        return None
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError:
+        return None
+    host = parts.hostname or ""
+    if parts.scheme not in DEFAULT_PORTS or "@" in parts.netloc or not valid_host(host):
+        return None
+    path = parts.path or "/"
+    lowered = path.lower()
+    if not path.startswith("/") or any(bad in lowered for bad in _FORBIDDEN_IN_PATH):
+        return None
+    if any(segment in (".", "..") for segment in path.split("/")):
+        return None
+    return CallbackPattern(scheme=parts.scheme, host=host, port=port or DEFAULT_PORTS[parts.scheme], path=path)
+
+
+def _matches(target: CallbackPattern, pattern: CallbackPattern) -> bool:
+    if target.scheme != pattern.scheme or target.port != pattern.port:
+        return False
+    if pattern.wildcard:
+        label, dot, rest = target.host.partition(".")
+        if not (dot and label and rest == pattern.host):
+            return False
+    elif target.host != pattern.host:
+        return False
+    if pattern.path.endswith("/"):
+        return target.path.startswith(pattern.path)
+    return target.path == pattern.path or target.path.startswith(pattern.path + "/")

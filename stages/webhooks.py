@@ -27,17 +27,15 @@ from __future__ import annotations
 import hashlib
 import hmac
 import random
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from typing import Literal
-from urllib.parse import urlsplit
 
-from schemas.config_webhooks import DEFAULT_PORTS, CallbackPattern, parse_pattern, valid_host
+from schemas.config_webhooks import url_allowed as url_allowed  # the allow-list (ingress checks it too)
 
 SIGNATURE_HEADER = "x-gateway-signature"
 WEBHOOK_ID_HEADER = "x-gateway-webhook-id"
 TIMESTAMP_HEADER = "x-gateway-timestamp"
 RETRYABLE_4XX = frozenset({408, 409, 425, 429})
-_FORBIDDEN_IN_PATH = ("\\", "%2e", "%2f", "%5c")  # lower case; a dot segment or a slash in disguise
 
 FailureReason = Literal["malformed", "signature", "too_old", "in_future", "replay"]
 
@@ -52,60 +50,6 @@ class WebhookSignatureError(ValueError):
     def __init__(self, reason: FailureReason, message: str) -> None:
         super().__init__(message)
         self.reason: FailureReason = reason
-
-
-# -- the allow-list ---------------------------------------------------------------------------------------
-
-def url_allowed(url: str, patterns: Iterable[str]) -> bool:
-    """Whether ``url`` may receive a webhook: http(s), no user info, parsable, and within one of
-    ``patterns`` (scheme, host, port and path prefix on a segment boundary; see ``schemas.config_webhooks``).
-    A pattern that does not parse matches nothing."""
-    target = _callback_target(url)
-    if target is None:
-        return False
-    for pattern in patterns:
-        try:
-            parsed = parse_pattern(pattern)
-        except ValueError:
-            continue
-        if _matches(target, parsed):
-            return True
-    return False
-
-
-def _callback_target(url: str) -> CallbackPattern | None:
-    """``url`` as the scheme, host, port and path it would be sent to; None for anything doubtful."""
-    if not isinstance(url, str) or not url.isascii() or any(c.isspace() or not c.isprintable() for c in url):
-        return None
-    try:
-        parts = urlsplit(url)
-        port = parts.port
-    except ValueError:
-        return None
-    host = parts.hostname or ""
-    if parts.scheme not in DEFAULT_PORTS or "@" in parts.netloc or not valid_host(host):
-        return None
-    path = parts.path or "/"
-    lowered = path.lower()
-    if not path.startswith("/") or any(bad in lowered for bad in _FORBIDDEN_IN_PATH):
-        return None
-    if any(segment in (".", "..") for segment in path.split("/")):
-        return None
-    return CallbackPattern(scheme=parts.scheme, host=host, port=port or DEFAULT_PORTS[parts.scheme], path=path)
-
-
-def _matches(target: CallbackPattern, pattern: CallbackPattern) -> bool:
-    if target.scheme != pattern.scheme or target.port != pattern.port:
-        return False
-    if pattern.wildcard:
-        label, dot, rest = target.host.partition(".")
-        if not (dot and label and rest == pattern.host):
-            return False
-    elif target.host != pattern.host:
-        return False
-    if pattern.path.endswith("/"):
-        return target.path.startswith(pattern.path)
-    return target.path == pattern.path or target.path.startswith(pattern.path + "/")
 
 
 # -- signing ----------------------------------------------------------------------------------------------

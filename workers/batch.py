@@ -20,23 +20,28 @@ import contextlib
 import logging
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
+import orjson
 from nats.aio.msg import Msg
+from nats.aio.subscription import Subscription
 
-from infra.batch_store import BatchStore
+from infra.batch_store import JOB_PREFIX, BatchStore
 from infra.file_store import FileStore
 from infra.tasks import cancel
+from ingress.async_api import rendered, status_document
 from schemas import subjects
-from schemas.batches import BatchJob
+from schemas.batches import BatchJob, line_request_id
+from schemas.errors import GatewayError
 from schemas.events import RequestCompleted
 from schemas.ids import uuid7
-from schemas.wire import encode
+from schemas.wire import encode, replace
 from stages.batch_lane import LaneGate, LaneWindow
 from workers.app import main
-from workers.batch_job import BatchDeps, JobDriver
+from workers.batch_job import BatchDeps, JobDriver, result_line_of
 from workers.batch_results import ResultStore, answer_chain
 from workers.context import WorkerContext
+from workers.webhook_sender import WebhookSender, webhook_secret
 from workers.worker import Worker
 
 log = logging.getLogger("gateway.batch")
@@ -84,8 +89,8 @@ class BatchWorker(Worker):
                       asyncio.create_task(self._rescan(), name="batch-rescan"),
                       asyncio.create_task(self._grow(), name="batch-window")]
 
-    async def _subscribe(self, subject: str, handler: Callable[[Msg], object]) -> object:
-        return await self.ctx.nc.subscribe(subject, cb=handler)  # type: ignore[arg-type]
+    async def _subscribe(self, subject: str, handler: Callable[[Msg], Awaitable[None]]) -> Subscription:
+        return await self.ctx.nc.subscribe(subject, cb=handler)
 
     # -- the chain's answers ------------------------------------------------------------------------------
 
@@ -100,8 +105,6 @@ class BatchWorker(Worker):
 
     async def on_load(self, msg: Msg) -> None:
         try:
-            import orjson
-
             report = orjson.loads(msg.data)
             lag = float(report.get("lag_ms") or 0.0)
         except Exception:  # noqa: BLE001 - not a load report
@@ -130,12 +133,10 @@ class BatchWorker(Worker):
         while True:
             await asyncio.sleep(RESCAN_S)
             try:
-                bucket = await self.deps.jobs.bucket()
-                with contextlib.suppress(Exception):
-                    for name in await bucket.keys(filters=["job.>"]):
-                        found = await self.deps.jobs.get(name.removeprefix("job."))
-                        if found is not None:
-                            self._seen(found[0])
+                for name in await self.deps.jobs.job_keys():
+                    found = await self.deps.jobs.get(name.removeprefix(JOB_PREFIX))
+                    if found is not None:
+                        self._seen(found[0])
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # noqa: BLE001 - next time
@@ -146,7 +147,7 @@ class BatchWorker(Worker):
         if driver is not None:
             driver.updated(job)
             return
-        if job.terminal:
+        if job.settled:
             return
         driver = self.drivers[job.id] = JobDriver(job, self.deps)
         task = asyncio.create_task(self._drive(driver), name=f"batch-{job.id}")
@@ -162,12 +163,14 @@ class BatchWorker(Worker):
                 return  # another replica drives it
             renew = asyncio.create_task(self._renew(job_id))
             found = await jobs.get(job_id)
-            if found is None or found[0].terminal:
+            if found is None or found[0].settled:
                 return
             driver.job = found[0]
             log.info("batch %s: driving (%s, %d/%d lines sent)", job_id, driver.job.status, driver.job.dispatched,
                      driver.job.total)
-            await driver.run()
+            job = await driver.run()
+            if job.terminal and job.callback_state == "pending":
+                await self._call_back(job)
         except asyncio.CancelledError:
             raise
         except Exception:  # noqa: BLE001 - left for the rescan: the lease runs out, a driver resumes
@@ -185,6 +188,29 @@ class BatchWorker(Worker):
             with contextlib.suppress(Exception):
                 if not await self.deps.jobs.take_lease(job_id, self.owner, LEASE_TTL_S):
                     log.warning("batch %s: lease lost to another replica", job_id)
+
+    # -- async requests' callbacks -------------------------------------------------------------------------
+
+    async def _call_back(self, job: BatchJob) -> None:
+        """POST the async request's result to its callback URL, signed, retried with backoff; the outcome
+        is kept on the job (a driver that dies meanwhile leaves it pending: the next one delivers it)."""
+        config = self.ctx.live.current.webhooks
+        line = await result_line_of(self.deps, job)
+        status, body = rendered(job, line) if line is not None else (200, status_document(job))
+        payload = orjson.dumps({"id": job.id, "object": "async.result", "status": job.status,
+                                "request_id": line_request_id(job.id, 0), "status_code": status, "body": body})
+        try:
+            secret = webhook_secret(config)
+        except GatewayError as exc:
+            log.error("batch %s: cannot sign its callback (%s); not sent", job.id, exc)
+            outcome_state = "failed"
+        else:
+            async with WebhookSender(config, secret) as sender:
+                outcome = await sender.deliver(job.callback_url, payload, job.id)
+            outcome_state = "delivered" if outcome.delivered else "failed"
+            log.info("batch %s: callback %s after %d attempt(s) (last status %s%s)", job.id, outcome_state,
+                     outcome.attempts, outcome.last_status, f", {outcome.last_error}" if outcome.last_error else "")
+        await self.deps.jobs.change(job.id, lambda j: replace(j, callback_state=outcome_state))
 
     # -- records ------------------------------------------------------------------------------------------
 

@@ -25,12 +25,14 @@ import io
 import logging
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
+from typing import Any
 
 import orjson
 from nats.aio.msg import Msg
+from nats.aio.subscription import Subscription
 from nats.js import JetStreamContext
 
 from infra.batch_store import BatchStore
@@ -83,7 +85,7 @@ class BatchDeps:
     key: bytes
     line_timeout_s: float
     record: Callable[[RequestCompleted], None]
-    subscribe: Callable[[str, Callable[[Msg], object]], object]
+    subscribe: Callable[[str, Callable[[Msg], Awaitable[None]]], Awaitable[Subscription]]
 
 
 @dataclass
@@ -240,7 +242,7 @@ class JobDriver:
                                    if j.status == "in_progress" else None)
         finally:
             with contextlib.suppress(Exception):
-                await sub.unsubscribe()  # type: ignore[attr-defined]
+                await sub.unsubscribe()
             for _ in progress.inflight:
                 deps.gate.done(job.tenant)
             progress.inflight.clear()
@@ -393,6 +395,23 @@ class JobDriver:
                           filename=f"{job.id}_{which}.jsonl", purpose=OUTPUT_PURPOSE)
         await self.deps.files.put(StoredFile(tenant=job.tenant, file=file), io.BytesIO(data))
         return file.id
+
+
+async def result_line_of(deps: BatchDeps, job: BatchJob) -> dict[str, Any] | None:
+    """A finished job's first output (or error) line: an async request's one result."""
+    for file_id in (job.output_file_id, job.error_file_id):
+        if not file_id:
+            continue
+        found = await deps.files.content(job.tenant, file_id)
+        if found is None:
+            continue
+        _, chunks = found
+        data = b"".join([chunk async for chunk in chunks])
+        first = data.split(b"\n", 1)[0]
+        if first.strip():
+            value = orjson.loads(first)
+            return value if isinstance(value, dict) else None
+    return None
 
 
 class _FileGone(Exception):

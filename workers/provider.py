@@ -101,8 +101,8 @@ class ProviderWorker(StageWorker):
             return
         assert result.response is not None
         usage = response_usage(envelope.body, result.response)
-        out = served(envelope, started, result, usage, self.prices, self.batch_discount(envelope, result.target.provider),
-                     response=result.response)
+        discount = self.batch_discount(envelope, result.target.provider)
+        out = served(envelope, started, result, usage, self.prices, discount, response=result.response)
         await self.hand_over(self._called_event(out, started, result))
 
     async def hand_over(self, envelope: Envelope) -> None:

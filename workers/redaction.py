@@ -48,6 +48,8 @@ log = logging.getLogger("gateway.redaction")
 STAGE = "redaction"
 SETTLE_AFTER_RECONNECT_S = 0.75
 NER_THREADS = 2
+BATCH_INTAKE_INFLIGHT = 16
+"""Batch lines one process takes at once (the batch drivers keep fewer in flight while workers are busy)."""
 
 
 def default_salt(sealing_key: bytes) -> bytes:
@@ -126,6 +128,10 @@ class RedactionWorker(StageWorker):
         self.extra: dict[tuple[Any, ...], ProfileRedactor] = {}
         self.intake = PullIntake(lambda: ctx.nc, subjects.STREAM_REQUESTS, subjects.CONSUMER_REDACT, self.take,
                                  max_inflight=settings.intake_inflight)
+        # the batch lane (batch jobs' lines, async requests): its own consumer and a small credit, so a
+        # large batch never fills this process ahead of interactive requests (the drivers pace it too)
+        self.batch_intake = PullIntake(lambda: ctx.nc, subjects.STREAM_REQUESTS, subjects.CONSUMER_REDACT_BATCH,
+                                       self.take_batch, max_inflight=BATCH_INTAKE_INFLIGHT)
 
     async def prepare(self) -> None:
         warm(self.redactors.current.value)
@@ -147,6 +153,20 @@ class RedactionWorker(StageWorker):
         envelope = self.runtime.take(envelope, self.work, started, ack_subject=msg.reply, then=self.intake.done)
         if envelope.delivery == 1:  # how long it waited in GW_REQ (a rerun's wait is its first run's)
             self.ctx.load.waited(time.time() - envelope.received_at)
+
+    def take_batch(self, msg: Msg) -> None:
+        """A batch line pulled from the batch lane: the same first hop (its wait is the driver's pacing,
+        not load, so it is not reported)."""
+        started = time.perf_counter()
+        try:
+            envelope = open_request(msg.data, msg.headers, self.key)
+        except RequestUnreadable as exc:
+            stand = stand_in(msg.headers)
+            log.error("redaction: batch line %s cannot be opened (%s); answered with request_unreadable and acked",
+                      stand.request_id, exc.__cause__ or exc)
+            self.runtime.take(stand, refuse(exc), started, ack_subject=msg.reply, then=self.batch_intake.done)
+            return
+        self.runtime.take(envelope, self.work, started, ack_subject=msg.reply, then=self.batch_intake.done)
 
     async def work(self, envelope: Envelope, started: float) -> None:
         ctx, runtime = self.ctx, self.runtime
@@ -209,12 +229,15 @@ class RedactionWorker(StageWorker):
 
     async def after_start(self) -> None:
         await self.intake.start()
+        await self.batch_intake.start()
 
     async def reconnected(self) -> None:
         await self.intake.reconnected()
+        await self.batch_intake.reconnected()
 
     async def drain(self) -> None:
         await self.intake.stop()
+        await self.batch_intake.stop()
 
     async def cleanup(self) -> None:
         await super().cleanup()

@@ -57,7 +57,7 @@ def cmd_up(args: argparse.Namespace) -> int:
         print(f"gateway: {exc}", file=sys.stderr)
         return 2
     replicas = _replicas(args.replicas or [])
-    known = {"ingress", "stages"} if args.layout == "hosted" else {"ingress", *STAGES}
+    known = {"ingress", "stages", "batch"} if args.layout == "hosted" else {"ingress", "batch", *STAGES}
     unknown = sorted(set(replicas) - known)
     if unknown:
         print(f"gateway: --replicas {', '.join(unknown)}: the {args.layout} layout has {', '.join(sorted(known))}",

@@ -68,7 +68,7 @@ from schemas.config import GatewayConfig
 LAYOUTS = ("hosted", "split")
 DEFAULT_REPLICAS = 2
 READY_TIMEOUT_S = 120.0
-STOP_ORDER = ("ingress", "mock_provider", "stages", *STAGES, "sink")
+STOP_ORDER = ("ingress", "mock_provider", "batch", "stages", *STAGES, "sink")
 
 
 @dataclass
@@ -163,6 +163,7 @@ class Supervisor:
             plan.append(child("mock_provider", "-m", "infra.doubles.mock_provider",
                               "--port", str(config.mock_provider.port)))
         plan.append(child("sink", "-m", "workers.sink"))
+        plan += [child(name, "-m", "workers.batch") for name in _named("batch", self.count("batch"))]
         if self.layout == "hosted":
             plan += [child(name, "-m", "workers.host") for name in _named("stages", self.count("stages"))]
         else:
