@@ -79,7 +79,7 @@ def cancelled(job: BatchJob, now: int) -> BatchJob | None:
     """The job asked to stop: ``cancelling`` (its driver ends it ``cancelled``); None if it already is."""
     if job.status in ("cancelling", "cancelled"):
         return None
-    if job.terminal:
+    if job.terminal or job.status == "finalizing":
         raise Conflict(f"Batch {job.id} is {job.status}; only a validating or in-progress batch can be cancelled.",
                        param="batch_id", code="batch_not_cancellable")
     return replace(job, status="cancelling", cancelling_at=now)

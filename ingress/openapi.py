@@ -46,7 +46,9 @@ WHY = {
          "a header the gateway reads that is malformed, content a guardrail blocked",
     401: "missing, incorrect, revoked or expired API key",
     403: "the key may not use this model or input",
-    404: "unknown model (or not allowed to this key), or no such file of the caller's tenant",
+    404: "unknown model (or not allowed to this key), or no such file, batch or async request of the caller's "
+         "tenant",
+    409: "the batch cannot change that way now (e.g. cancelling a batch that has ended)",
     408: "the request's headers or body did not arrive in time (the connection is closed)",
     413: "body over limits.max_body_bytes, an upload over GATEWAY_MAX_FILE_BYTES (the connection is closed)",
     415: "an upload that is not multipart/form-data",
@@ -69,6 +71,22 @@ SSE_EVENT = {"type": "object", "required": ["data"],
 # What the HTTP layer can answer to any request, before a route sees it.
 CONNECTION_ERRORS = (400, 408, 431)
 
+BATCH_OBJECT: dict[str, Any] = {
+    "type": "object", "required": ["id", "object", "endpoint", "input_file_id", "completion_window", "status",
+                                   "created_at", "request_counts"],
+    "properties": {"id": {"type": "string"}, "object": {"const": "batch"}, "status": {"enum": [
+        "validating", "failed", "in_progress", "finalizing", "completed", "expired", "cancelling", "cancelled"]},
+        "request_counts": {"type": "object", "required": ["total", "completed", "failed"]}}}
+MESSAGE_BATCH: dict[str, Any] = {
+    "type": "object", "required": ["id", "type", "processing_status", "request_counts", "created_at", "expires_at"],
+    "properties": {"id": {"type": "string"}, "type": {"const": "message_batch"},
+                   "processing_status": {"enum": ["in_progress", "canceling", "ended"]}}}
+ASYNC_REQUEST: dict[str, Any] = {
+    "type": "object", "required": ["id", "object", "status", "url"],
+    "properties": {"id": {"type": "string"}, "object": {"const": "async.request"}, "status": {"type": "string"},
+                   "url": {"type": "string"}}}
+"""An async request's status (``202``: queued with ``x-gateway-async: true``, or still running)."""
+
 _SUCCESS: dict[str, dict[str, Any]] = {
     "chat_completions": {"type": "object", "required": ["id", "object", "choices"]},
     "embeddings": {"type": "object", "required": ["object", "data"]},
@@ -90,6 +108,24 @@ _SUCCESS: dict[str, dict[str, Any]] = {
                     "properties": {"id": {"type": "string"}, "object": {"const": "file"},
                                    "deleted": {"type": "boolean"}}},
     "file_content": {"type": "string"},
+    "create_batch": BATCH_OBJECT,
+    "retrieve_batch": BATCH_OBJECT,
+    "cancel_batch": BATCH_OBJECT,
+    "list_batches": {"type": "object", "required": ["object", "data", "has_more", "first_id", "last_id"],
+                     "properties": {"object": {"const": "list"}, "data": {"type": "array", "items": BATCH_OBJECT},
+                                    "has_more": {"type": "boolean"}, "first_id": _NULLABLE_STRING,
+                                    "last_id": _NULLABLE_STRING}},
+    "create_message_batch": MESSAGE_BATCH,
+    "retrieve_message_batch": MESSAGE_BATCH,
+    "cancel_message_batch": MESSAGE_BATCH,
+    "list_message_batches": {"type": "object", "required": ["data", "has_more", "first_id", "last_id"],
+                             "properties": {"data": {"type": "array", "items": MESSAGE_BATCH},
+                                            "has_more": {"type": "boolean"}, "first_id": _NULLABLE_STRING,
+                                            "last_id": _NULLABLE_STRING}},
+    "message_batch_results": {"type": "string"},
+    "delete_message_batch": {"type": "object", "required": ["id", "type"],
+                             "properties": {"id": {"type": "string"}, "type": {"const": "message_batch_deleted"}}},
+    "get_async": {"type": "object"},
 }
 
 
@@ -114,6 +150,10 @@ def _responses(route: ApiRoute) -> dict[str, Any]:
     if route.stream:
         success["text/event-stream"] = {"schema": SSE_EVENT}
     responses: dict[str, Any] = {"200": {"description": "OK", "content": success}}
+    if "x-gateway-async" in route.headers or route.handler == "get_async":
+        responses["202"] = {"description": "Accepted: an async request, queued or still running (see "
+                                           "/v1/async/{job_id})",
+                            "content": {"application/json": {"schema": ASYNC_REQUEST}}}
     for status in sorted({*route.errors, *CONNECTION_ERRORS}):
         if route.handler in ("healthz", "readyz") and status == 503:
             schema: dict[str, Any] = _SUCCESS[route.handler]  # a probe's status body, not an error

@@ -130,6 +130,7 @@ class LineResult(Message, frozen=True, kw_only=True):
     error: ErrorInfo | None = None
     cost_usd: str | None = None
     finished_at: float = 0.0
+    provider_ms: float = 0.0  # time spent at the provider (the rest of the line's time is the gateway's)
 
     @property
     def ok(self) -> bool:

@@ -1,46 +1,101 @@
-"""How many batch lines a driver keeps in the chain: pure logic, no I/O.
+"""How many batch lines a driver keeps in the chain, and how fast it sends them: pure logic, no I/O.
 
-Batch lines share the stage processes with interactive requests, so they must only use what
-interactive traffic leaves. ``LaneWindow`` is additive-increase, multiplicative-decrease on the one
-signal every worker process already sends when it falls behind (``gw.load.report``: its event loop runs
-late, or requests waited in ``GW_REQ``): a report over ``lag_limit_ms`` halves the window at once
-(at most once per ``cut_every_s``), and a calm second lets it grow by an eighth again, up to
-``maximum``. ``LaneGate`` adds the per-tenant bound, so one tenant's large batch cannot hold the whole
-lane while another tenant's waits.
+Batch lines share the stage processes with interactive requests, and a stage serves what reaches it in
+arrival order: a burst of batch lines is a queue an interactive request waits behind, at every hop. So
+the lane is paced by the one thing that shows that queue, the time each line spends in the gateway
+(its time in the chain less its time at the provider, ``observe``): delay-based congestion control.
+
+- **The window** (lines in flight) grows by an eighth every calm ``judge_every_s`` and is cut by a
+  quarter when the median overhead of the last second rises ``slack_ms`` over the uncongested baseline
+  (the lowest median seen in ``baseline_s``). A worker process reporting a late event loop
+  (``gw.load.report``, ``report``) halves it at once.
+- **Pacing**: lines are sent one by one, ``spacing_s`` apart (the line latency over the window), not in
+  bursts as room opens.
+- ``LaneGate`` adds the per-tenant bound, so one tenant's large batch cannot hold the whole lane while
+  another tenant's waits.
 """
 
 from __future__ import annotations
 
-from collections import Counter
+import statistics
+from collections import Counter, deque
 
 
 class LaneWindow:
-    def __init__(self, maximum: int, *, start: int | None = None, lag_limit_ms: float = 40.0,
-                 cut_every_s: float = 0.5, grow_every_s: float = 1.0, calm_after_s: float = 2.0) -> None:
+    def __init__(self, maximum: int, *, start: int = 4, slack_ms: float = 6.0, judge_every_s: float = 0.5,
+                 baseline_s: float = 30.0, calm_after_s: float = 1.0, lag_limit_ms: float = 40.0,
+                 cut_every_s: float = 0.5, min_samples: int = 4) -> None:
         self.maximum = max(1, maximum)
-        self.size = max(1, min(self.maximum, start if start is not None else max(4, self.maximum // 4)))
+        self.size = float(max(1, min(self.maximum, start)))
+        self.slack_ms = slack_ms
+        self.judge_every_s = judge_every_s
+        self.baseline_s = baseline_s
+        self.calm_after_s = calm_after_s
         self.lag_limit_ms = lag_limit_ms
         self.cut_every_s = cut_every_s
-        self.grow_every_s = grow_every_s
-        self.calm_after_s = calm_after_s
+        self.min_samples = min_samples
+        self._samples: deque[tuple[float, float]] = deque()  # (when, overhead ms)
+        self._medians: deque[tuple[float, float]] = deque()  # (when, median of the second before)
+        self._latency_s = 0.0  # smoothed whole line latency (for the spacing)
         self._last_cut = float("-inf")
-        self._last_grow = float("-inf")
+        self._last_judged = float("-inf")
+        self._next_at = float("-inf")
         self.cuts = 0
 
+    @property
+    def lines(self) -> int:
+        """Lines in flight allowed now."""
+        return max(1, int(self.size))
+
+    @property
+    def baseline_ms(self) -> float | None:
+        return min((m for _, m in self._medians), default=None)
+
+    def observe(self, overhead_ms: float, latency_s: float, now: float) -> None:
+        """A line came back: ``overhead_ms`` of its time was the gateway's, ``latency_s`` in all."""
+        self._samples.append((now, max(0.0, overhead_ms)))
+        self._latency_s = latency_s if not self._latency_s else 0.8 * self._latency_s + 0.2 * latency_s
+
+    def spacing_s(self) -> float:
+        """How long to wait between two lines sent (0 before any line came back)."""
+        return self._latency_s / self.lines if self._latency_s else 0.0
+
+    def reserve(self, now: float) -> float:
+        """Take the next send slot (shared by every job of the process): how long to wait before sending."""
+        at = max(now, self._next_at)
+        self._next_at = at + self.spacing_s()
+        return at - now
+
     def report(self, lag_ms: float, now: float) -> None:
-        """A worker process's load report: halve the window when it says interactive requests wait."""
+        """A worker process's load report: halve the window when its event loop runs late."""
         if lag_ms <= self.lag_limit_ms or now - self._last_cut < self.cut_every_s:
             return
-        self.size = max(1, self.size // 2)
-        self._last_cut = now
-        self.cuts += 1
+        self._cut(now, 0.5)
 
     def tick(self, now: float) -> None:
-        """Time passes: grow again once nothing has complained for ``calm_after_s``."""
-        if now - self._last_cut < self.calm_after_s or now - self._last_grow < self.grow_every_s:
+        """Judge the last second: cut when lines wait in the gateway, grow while they do not."""
+        if now - self._last_judged < self.judge_every_s:
             return
-        self.size = min(self.maximum, self.size + max(1, self.size // 8))
-        self._last_grow = now
+        self._last_judged = now
+        while self._samples and self._samples[0][0] < now - 1.0:
+            self._samples.popleft()
+        while self._medians and self._medians[0][0] < now - self.baseline_s:
+            self._medians.popleft()
+        if len(self._samples) < self.min_samples:
+            return  # nothing to judge by (idle, or just started): stay
+        median = statistics.median(ms for _, ms in self._samples)
+        baseline = self.baseline_ms
+        self._medians.append((now, median))
+        if baseline is not None and median > baseline + self.slack_ms:
+            if now - self._last_cut >= self.cut_every_s:
+                self._cut(now, 0.75)
+        elif now - self._last_cut >= self.calm_after_s:
+            self.size = min(float(self.maximum), self.size + max(1.0, self.size / 8))
+
+    def _cut(self, now: float, factor: float) -> None:
+        self.size = max(1.0, self.size * factor)
+        self._last_cut = now
+        self.cuts += 1
 
 
 class LaneGate:
@@ -57,7 +112,7 @@ class LaneGate:
 
     def room(self, tenant: str) -> int:
         """How many more lines of ``tenant`` may enter the chain now."""
-        return max(0, min(self.window.size - self.total, self.per_tenant - self.inflight[tenant]))
+        return max(0, min(self.window.lines - self.total, self.per_tenant - self.inflight[tenant]))
 
     def took(self, tenant: str, count: int = 1) -> None:
         self.inflight[tenant] += count

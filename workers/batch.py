@@ -72,7 +72,7 @@ class BatchWorker(Worker):
         ctx.subscribe(subjects.LOAD_REPORT, self.on_load)
         ctx.gauges["batch.jobs"] = lambda: len(self.drivers)
         ctx.gauges["batch.inflight"] = lambda: self.gate.total
-        ctx.gauges["batch.window"] = lambda: self.window.size
+        ctx.gauges["batch.window"] = lambda: self.window.lines
 
     @property
     def deps(self) -> BatchDeps:

@@ -93,6 +93,7 @@ class _Progress:
     answered: dict[int, bool] = field(default_factory=dict)  # line -> ok
     cost: Decimal = Decimal(0)
     inflight: dict[int, float] = field(default_factory=dict)  # line -> monotonic time it was sent
+    resumed: set[int] = field(default_factory=set)  # sent by an earlier driver: no latency to learn from
 
 
 class JobDriver:
@@ -203,6 +204,7 @@ class JobDriver:
             for line in range(job.dispatched):
                 if line not in progress.answered:
                     progress.inflight[line] = now
+                    progress.resumed.add(line)
                     deps.gate.took(job.tenant)
             lines = self._lines(job, job.dispatched)
             exhausted = job.dispatched >= job.total
@@ -214,21 +216,26 @@ class JobDriver:
                 expired = not cancelling and time.time() >= job.expires_at
                 if expired:
                     break
-                if not cancelling and not exhausted:
-                    room = deps.gate.room(job.tenant)
-                    for _ in range(room):
-                        nxt = await anext(lines, None)
-                        if nxt is None:
-                            exhausted = True
-                            break
+                sent = False
+                if not cancelling and not exhausted and deps.gate.room(job.tenant) > 0:
+                    delay = deps.gate.window.reserve(time.monotonic())  # paced, never a burst
+                    if delay > 0:
+                        await asyncio.sleep(delay)
+                    nxt = await anext(lines, None)
+                    if nxt is None:
+                        exhausted = True
+                    else:
                         await self._send(job, *nxt)
                         dispatched = nxt[0] + 1
+                        sent = True
                 if (exhausted or cancelling) and not progress.inflight:
                     break
                 self._resend_overdue(job)
                 if time.monotonic() - written >= PROGRESS_EVERY_S:
                     job = await self._write_progress(dispatched)
                     written = time.monotonic()
+                if sent:
+                    continue
                 self.changed.clear()
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self.changed.wait(), TICK_S)
@@ -331,8 +338,12 @@ class JobDriver:
         progress.answered[line] = result.ok
         if result.cost_usd:
             progress.cost += Decimal(result.cost_usd)
-        if progress.inflight.pop(line, None) is not None:
+        sent = progress.inflight.pop(line, None)
+        if sent is not None:
             self.deps.gate.done(self.job.tenant)
+            if line not in progress.resumed:
+                now = time.monotonic()
+                self.deps.gate.window.observe((now - sent) * 1000 - result.provider_ms, now - sent, now)
 
     async def _write_progress(self, dispatched: int) -> BatchJob:
         answered = self.progress.answered

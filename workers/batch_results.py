@@ -16,6 +16,7 @@ to its job and line.
 from __future__ import annotations
 
 import logging
+import re
 import time
 
 from nats.aio.msg import Msg
@@ -36,6 +37,7 @@ EXPECTED_LAST_SUBJECT_SEQUENCE = "Nats-Expected-Last-Subject-Sequence"
 WRONG_LAST_SEQUENCE = 10071  # JetStream's error code: the subject already holds a message
 READ_TIMEOUT_S = 5.0
 
+_LINE = re.compile(r"^[0-9]{1,9}$")
 _OK = encode(ReplyAck())
 _WAITING = encode(IngressState(state="waiting"))
 
@@ -46,18 +48,20 @@ def _aad(job_id: str, line: int) -> bytes:
 
 def parse_reply_subject(subject: str) -> tuple[str, int] | None:
     """``gw.reply.batch.<job>.<line>`` → (job, line); None for anything else."""
-    parts = subject.split(".")
-    if len(parts) != 5 or not parts[4].isdigit():
+    prefix, _, rest = subject.rpartition(".")
+    job_prefix, _, job = prefix.rpartition(".")
+    if job_prefix != subjects.BATCH_REPLY_PREFIX or not job or not _LINE.match(rest):
         return None
-    return parts[3], int(parts[4])
+    return job, int(rest)
 
 
 def parse_result_subject(subject: str) -> tuple[str, int] | None:
     """``gw.batch.result.<job>.<line>`` → (job, line)."""
-    parts = subject.split(".")
-    if len(parts) != 5 or not parts[4].isdigit():
+    prefix, _, rest = subject.rpartition(".")
+    job_prefix, _, job = prefix.rpartition(".")
+    if job_prefix != subjects.BATCH_RESULT_PREFIX or not job or not _LINE.match(rest):
         return None
-    return parts[3], int(parts[4])
+    return job, int(rest)
 
 
 class ResultStore:
@@ -122,7 +126,7 @@ def line_result(line: int, reply: Reply) -> LineResult:
     status = error.status_code if error is not None else reply.status
     return LineResult(line=line, custom_id="", request_id=reply.request_id, status_code=status,
                       body=reply.body if error is None else None, error=error, cost_usd=reply.cost_usd,
-                      finished_at=time.time())
+                      finished_at=time.time(), provider_ms=reply.provider_ms)
 
 
 async def answer_chain(msg: Msg, results: ResultStore, respond: bool = True) -> tuple[str, LineResult] | None:

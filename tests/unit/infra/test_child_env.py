@@ -79,7 +79,7 @@ def test_gateway_processes_get_the_settings_they_read(kind: str) -> None:
 def test_settings_of_one_role_go_to_that_role_only(kind: str) -> None:
     env = child_env(kind, CONFIG, ENVIRON)
     # ingress seals the request into GW_REQ, redaction opens it and seals the map, the filter opens the map
-    assert ("GATEWAY_ENVELOPE_KEY" in env) == (kind in {"ingress", "stages", "redaction", "output_filter"})
+    assert ("GATEWAY_ENVELOPE_KEY" in env) == (kind in {"ingress", "stages", "redaction", "output_filter", "batch"})
     assert ("GATEWAY_ADMIN_KEY_SHA256" in env) == (kind == "ingress")
     assert ("CLICKHOUSE_URL" in env) == (kind == "sink")
     assert "GATEWAY_NATS_CREDS" not in env  # one process's identity: never inherited
@@ -129,5 +129,5 @@ def test_no_child_inherits_nats_credentials(kind: str) -> None:
 def test_each_child_kind_has_its_own_nats_identity() -> None:
     assert {kind: identity_for(kind) for kind in KINDS} == {
         "nats-server": None, "mock_provider": None, "sink": "sink", "ingress": "ingress", "stages": "stages",
-        **{stage: stage for stage in STAGES}}
+        "batch": "batch", **{stage: stage for stage in STAGES}}
     assert {identity_for(kind) for kind in KINDS} - {None} <= set(IDENTITIES)

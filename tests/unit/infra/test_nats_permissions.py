@@ -86,16 +86,16 @@ def test_who_writes_the_control_plane() -> None:
     assert {i for i in IDENTITIES if may_publish(i, s.kv_key(s.BUCKET_AUDIT_WRITER, "writer"))} == {"sink"}
 
 
-def test_only_ingress_and_the_managers_touch_the_files_object_store() -> None:
-    """The Files API's object store: ingress puts, reads, lists and deletes (purges) its objects; no stage,
-    no sink, no analyst touches a file."""
+def test_only_ingress_batch_and_the_managers_touch_the_files_object_store() -> None:
+    """The Files API's object store: ingress puts, reads, lists and deletes (purges) its objects, the batch
+    worker reads input files and writes output files; no stage, no sink, no analyst touches a file."""
     stream = s.obj_stream(s.BUCKET_FILES)
     managers = {"supervisor", "admin", "op-alice"}  # the whole JetStream API, as for every stream
     chunk = f"$O.{s.BUCKET_FILES}.C.nuid1"
-    assert {i for i in (*IDENTITIES, "op-alice") if may_publish(i, chunk)} == {"ingress"}
+    assert {i for i in (*IDENTITIES, "op-alice") if may_publish(i, chunk)} == {"ingress", "batch"}
     for subject in (f"$JS.API.STREAM.PURGE.{stream}", f"$JS.API.DIRECT.GET.{stream}.$O.{s.BUCKET_FILES}.M.x",
                     f"$JS.API.CONSUMER.CREATE.{stream}.c1.$O.{s.BUCKET_FILES}.C.nuid1"):
-        assert {i for i in (*IDENTITIES, "op-alice") if may_publish(i, subject)} == {"ingress", *managers}
+        assert {i for i in (*IDENTITIES, "op-alice") if may_publish(i, subject)} == {"ingress", "batch", *managers}
     assert not may_publish("ingress", f"$JS.API.STREAM.DELETE.{stream}")
     assert not may_publish("ingress", f"$JS.API.STREAM.PURGE.{s.STREAM_REQUESTS}")
 
@@ -190,3 +190,17 @@ def test_answers_go_only_into_the_inboxes_of_those_who_ask() -> None:
         assert not any(answers(identity, asker) for asker in IDENTITIES)
     block = authorization_block({"sink": "USINK", "op-bob": "UBOB"})
     assert f"{s.inbox_prefix('op-bob')}.>" in block.split("# sink")[1]
+
+
+def test_the_batch_lane_and_its_answers() -> None:
+    """Only the batch worker sends lines into the batch lane and stores their answers; only redaction pulls
+    the lane; the stages answer a line on its reply subject, and only the batch worker takes those."""
+    assert {i for i in IDENTITIES if may_publish(i, s.REQ_BATCH)} == {"batch"}
+    assert {i for i in IDENTITIES if may_publish(i, s.batch_result_subject("batch_1", 3))} == {"batch"}
+    pull = f"$JS.API.CONSUMER.MSG.NEXT.{s.STREAM_REQUESTS}.{s.CONSUMER_REDACT_BATCH}"
+    assert {i for i in IDENTITIES if may_publish(i, pull)} == {"redaction", "stages", "supervisor", "admin"}
+    reply = s.batch_reply_subject("batch_1", 3)
+    assert {"output_filter", "policy", "stages"} <= {i for i in IDENTITIES if may_publish(i, reply)}
+    assert "batch" in {i for i in IDENTITIES if may_subscribe(i, reply)}
+    assert {i for i in IDENTITIES if may_publish(i, s.kv_key(s.BUCKET_BATCHES, "job.batch_1"))} == {
+        "ingress", "batch"}

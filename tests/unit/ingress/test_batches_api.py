@@ -105,9 +105,6 @@ def test_an_ended_job_cannot_be_cancelled(status: Status) -> None:
     assert status in caught.value.message
 
 
-@pytest.mark.xfail(strict=True, reason="cancelled() turns a finalizing job into cancelling, though its own error "
-                   "says only a validating or in-progress batch can be cancelled and the state diagram in "
-                   "schemas/batches.py has no finalizing → cancelling; the driver then ends it completed")
 def test_a_finalizing_job_cannot_be_cancelled() -> None:
     with pytest.raises(Conflict):
         cancelled(replace(JOB, status="finalizing"), 1_700_000_500)

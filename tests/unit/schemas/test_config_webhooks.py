@@ -63,7 +63,7 @@ def test_secret_is_a_reference_never_a_value() -> None:
     with pytest.raises(ValidationError, match="env:NAME"):
         WebhooksConfig(secret="hunter2")
     config = WebhooksConfig(allow=["https://hooks.example.com/"], secret=SECRET)
-    assert referenced_secrets(config) == {"provider": frozenset({"GATEWAY_WEBHOOK_SECRET"})}
+    assert referenced_secrets(config) == {"batch": frozenset({"GATEWAY_WEBHOOK_SECRET"})}
 
 
 def test_callbacks_need_a_secret() -> None:

@@ -4,17 +4,9 @@ all and per tenant. Time is passed in: nothing sleeps."""
 
 from __future__ import annotations
 
+import pytest
+
 from stages.batch_lane import LaneGate, LaneWindow
-
-
-def test_the_window_starts_at_a_quarter_of_the_maximum_at_least_four_within_bounds() -> None:
-    assert LaneWindow(64).size == 16
-    assert LaneWindow(8).size == 4
-    assert LaneWindow(2).size == 2  # never above the maximum
-    assert LaneWindow(0).maximum == 1 and LaneWindow(0).size == 1
-    assert LaneWindow(64, start=40).size == 40
-    assert LaneWindow(64, start=100).size == 64
-    assert LaneWindow(64, start=0).size == 1
 
 
 def test_a_report_over_the_limit_halves_the_window_at_once() -> None:
@@ -41,37 +33,6 @@ def test_the_window_never_falls_below_one() -> None:
     for i in range(6):
         window.report(1000.0, now=float(i))
     assert (window.size, window.cuts) == (1, 6)
-
-
-def test_it_grows_only_after_calm_after_s_and_once_per_grow_every_s() -> None:
-    window = LaneWindow(64, start=32, calm_after_s=2.0, grow_every_s=1.0)
-    window.report(100.0, now=10.0)
-    assert window.size == 16
-    window.tick(now=11.0)
-    window.tick(now=11.99)
-    assert window.size == 16  # not calm long enough
-    window.tick(now=12.0)
-    assert window.size == 18  # by an eighth
-    window.tick(now=12.5)
-    assert window.size == 18  # once per grow_every_s
-    window.tick(now=13.0)
-    assert window.size == 20
-    window.report(100.0, now=13.5)  # a new complaint restarts the calm spell
-    assert window.size == 10
-    window.tick(now=15.0)
-    assert window.size == 10
-    window.tick(now=15.5)
-    assert window.size == 11
-
-
-def test_growth_is_at_least_one_and_never_above_the_maximum() -> None:
-    small = LaneWindow(64, start=1)
-    small.tick(now=0.0)
-    assert small.size == 2  # an eighth of 1 is 0: one line more
-    full = LaneWindow(20, start=19)
-    for second in range(5):
-        full.tick(now=float(second))
-    assert full.size == 20
 
 
 def test_room_is_bounded_by_the_window_and_the_tenant() -> None:
@@ -109,3 +70,59 @@ def test_done_keeps_the_counts_and_forgets_an_idle_tenant() -> None:
     assert dict(gate.inflight) == {"b": 2} and gate.room("a") == 10
     gate.done("b", 5)  # more than in flight: gone, not negative
     assert dict(gate.inflight) == {} and gate.total == 0
+
+
+def _feed(window: LaneWindow, overhead_ms: float, now: float, count: int = 8) -> None:
+    for i in range(count):
+        window.observe(overhead_ms, 0.05, now - i * 0.05)
+
+
+def test_the_window_starts_small_within_bounds() -> None:
+    assert LaneWindow(64).lines == 4
+    assert LaneWindow(2).lines == 2
+    assert LaneWindow(64, start=100).lines == 64
+    assert LaneWindow(0).lines == 1
+
+
+def test_calm_lines_grow_the_window_by_an_eighth_at_least_one() -> None:
+    window = LaneWindow(64, start=8, judge_every_s=0.5, calm_after_s=1.0)
+    _feed(window, 5.0, now=10.0)
+    window.tick(10.0)
+    assert window.lines == 9  # 8 + max(1, 8/8)
+    window.tick(10.2)  # judged less than judge_every_s ago: nothing
+    assert window.lines == 9
+    for step in range(1, 40):
+        now = 10.0 + step * 0.5
+        _feed(window, 5.0, now)
+        window.tick(now)
+    assert window.lines == 64  # never above the maximum
+
+
+def test_lines_waiting_in_the_gateway_cut_the_window_by_a_quarter() -> None:
+    window = LaneWindow(64, start=32, slack_ms=6.0, judge_every_s=0.5, cut_every_s=0.5)
+    _feed(window, 5.0, now=10.0)
+    window.tick(10.0)  # the baseline: 5 ms
+    before = window.lines
+    _feed(window, 5.0 + 7.0, now=11.2)  # 7 ms over the baseline, more than the slack
+    window.tick(11.2)
+    assert window.lines == int(before * 0.75) and window.cuts == 1
+    _feed(window, 5.0 + 4.0, now=11.7)  # within the slack: no cut, but too soon after one to grow
+    window.tick(11.7)
+    assert window.cuts == 1 and window.lines == int(before * 0.75)
+
+
+def test_without_samples_the_window_stays() -> None:
+    window = LaneWindow(64, start=8)
+    window.tick(10.0)
+    window.tick(11.0)
+    assert window.lines == 8
+
+
+def test_sends_are_spaced_by_the_line_latency_over_the_window() -> None:
+    window = LaneWindow(64, start=4)
+    assert window.spacing_s() == 0.0 and window.reserve(1.0) == 0.0  # nothing learnt yet: no wait
+    window.observe(10.0, 0.2, 1.0)
+    assert window.spacing_s() == pytest.approx(0.05)  # 0.2 s over 4 lines
+    assert window.reserve(2.0) == 0.0
+    assert window.reserve(2.0) == pytest.approx(0.05)  # the next slot is taken by the one before
+    assert window.reserve(2.0) == pytest.approx(0.10)

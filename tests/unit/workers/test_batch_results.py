@@ -51,9 +51,6 @@ def test_parse_malformed_subjects(subject: str) -> None:
     assert parse_result_subject(subject.replace("gw.reply.batch", "gw.batch.result")) is None
 
 
-@pytest.mark.xfail(strict=True, reason="parse_reply_subject/parse_result_subject check only the number of tokens "
-                   "and the last one, not the prefix: any 5-token subject ending in digits parses, though the "
-                   "docstring says None for anything else")
 def test_a_subject_of_another_prefix_is_not_a_line() -> None:
     assert parse_reply_subject("gw.reply.ingress1.req.3") is None
     assert parse_result_subject("gw.reply.batch.batch_abc.3") is None

@@ -124,7 +124,7 @@ def test_write_and_read_back_every_request_column(store: Store) -> None:
         guardrail_profile="strict", verdicts=[verdict("pii", outcome="redact"), verdict("secrets")],
         team="search", scopes=["key.key_1", "team.search"], hold_nusd=2_500_000, limit_refused="team.search rpm",
         governance_notes=["overshoot"],
-        skipped_targets={"mock-us/gpt-4o": "region=us, needs eu"},
+        skipped_targets={"mock-us/gpt-4o": "region=us, needs eu"}, batch_id="batch_0123", custom_id="line-7",
     )
     result = store.write([rc])
     assert (result.requests, result.events, result.duplicates, result.rejected, result.verdicts) == (1, 1, 0, 0, 2)
@@ -150,7 +150,7 @@ def test_write_and_read_back_every_request_column(store: Store) -> None:
         "guardrail_profile": "strict", "guardrail_outcomes": {"pii": "redact", "secrets": "pass"},
         "team": "search", "reserved_usd": "0.002500000", "limit_scopes": ["key.key_1", "team.search"],
         "limit_refused": "team.search rpm", "governance_notes": ["overshoot"],
-        "policy_skips": {"mock-us/gpt-4o": "region=us, needs eu"},
+        "policy_skips": {"mock-us/gpt-4o": "region=us, needs eu"}, "batch_id": "batch_0123", "custom_id": "line-7",
     }
     ev = one(store, "SELECT * FROM events WHERE request_id = {id:UUID}", {"id": rc.request_id})
     assert ev["type"] == "request.completed" and ev["status"] == "error" and ev["delivery"] == 2
