@@ -80,6 +80,9 @@ class Settings(BaseSettings):
     batch_tenant_concurrency: int = Field(default=32, ge=1)
     # How long one batch line may take in the chain before its driver sends it again (its answer lost).
     batch_line_timeout_s: float = Field(default=600.0, gt=0)
+    # The name `gateway up` gives this child (e.g. batch.0), set per child: a restarted batch worker takes
+    # back the leases of the jobs it drove at once, instead of waiting for them to run out.
+    process_name: str = ""
     log_level: str = "INFO"
     # Every this many seconds each worker process logs what it holds (requests, tasks, streams); 0: never.
     stats_every_s: float = Field(default=60.0, ge=0)

@@ -5,9 +5,10 @@ arrival order: a burst of batch lines is a queue an interactive request waits be
 the lane is paced by the one thing that shows that queue, the time each line spends in the gateway
 (its time in the chain less its time at the provider, ``observe``): delay-based congestion control.
 
-- **The window** (lines in flight) grows by an eighth every calm ``judge_every_s`` and is cut by a
-  quarter when the median overhead of the last second rises ``slack_ms`` over the uncongested baseline
-  (the lowest median seen in ``baseline_s``). A worker process reporting a late event loop
+- **The window** (lines in flight) grows by a quarter every calm ``judge_every_s`` and is cut by a
+  quarter when the 90th percentile of the overhead in the last second rises ``slack_ms`` over the
+  uncongested baseline (the lowest such percentile seen in ``baseline_s``): the tail, since interactive
+  callers feel a queue there first. A worker process reporting a late event loop
   (``gw.load.report``, ``report``) halves it at once.
 - **Pacing**: lines are sent one by one, ``spacing_s`` apart (the line latency over the window), not in
   bursts as room opens.
@@ -17,12 +18,11 @@ the lane is paced by the one thing that shows that queue, the time each line spe
 
 from __future__ import annotations
 
-import statistics
 from collections import Counter, deque
 
 
 class LaneWindow:
-    def __init__(self, maximum: int, *, start: int = 4, slack_ms: float = 6.0, judge_every_s: float = 0.5,
+    def __init__(self, maximum: int, *, start: int = 4, slack_ms: float = 3.0, judge_every_s: float = 0.5,
                  baseline_s: float = 30.0, calm_after_s: float = 1.0, lag_limit_ms: float = 40.0,
                  cut_every_s: float = 0.5, min_samples: int = 4) -> None:
         self.maximum = max(1, maximum)
@@ -83,19 +83,25 @@ class LaneWindow:
             self._medians.popleft()
         if len(self._samples) < self.min_samples:
             return  # nothing to judge by (idle, or just started): stay
-        median = statistics.median(ms for _, ms in self._samples)
+        median = _p90([ms for _, ms in self._samples])
         baseline = self.baseline_ms
         self._medians.append((now, median))
         if baseline is not None and median > baseline + self.slack_ms:
             if now - self._last_cut >= self.cut_every_s:
                 self._cut(now, 0.75)
         elif now - self._last_cut >= self.calm_after_s:
-            self.size = min(float(self.maximum), self.size + max(1.0, self.size / 8))
+            self.size = min(float(self.maximum), self.size + max(1.0, self.size / 4))
 
     def _cut(self, now: float, factor: float) -> None:
         self.size = max(1.0, self.size * factor)
         self._last_cut = now
         self.cuts += 1
+
+
+def _p90(values: list[float]) -> float:
+    """The 90th percentile: the tail, where a queue behind batch lines shows first."""
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(len(ordered) * 0.9))]
 
 
 class LaneGate:

@@ -32,3 +32,20 @@ class RetryBudget:
             return None
         self.spent_s += delay
         return delay
+
+
+BATCH_BACKOFF_FIRST_S = 1.0
+BATCH_BACKOFF_MAX_S = 60.0
+BATCH_RETRY_AFTER_MAX_S = 300.0
+
+
+def batch_backoff_s(round_number: int, retry_after_s: float | None, rng: random.Random | None = None) -> float:
+    """How long a batch line waits before trying its whole plan again after every target answered 429
+    (round ``round_number``, 1-based): exponential with full jitter from 1 s, capped at 60 s, and at least
+    the provider's ``Retry-After`` (up to 5 minutes). An interactive caller gets the 429 at once instead:
+    it can decide; a batch line has hours, so it waits rather than fail."""
+    ceiling = min(BATCH_BACKOFF_MAX_S, BATCH_BACKOFF_FIRST_S * 2 ** (round_number - 1))
+    delay = (rng or random).uniform(ceiling / 2, ceiling)
+    if retry_after_s is not None:
+        delay = max(delay, min(retry_after_s, BATCH_RETRY_AFTER_MAX_S))
+    return delay

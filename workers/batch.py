@@ -46,8 +46,9 @@ from workers.worker import Worker
 
 log = logging.getLogger("gateway.batch")
 
-LEASE_TTL_S = 15.0
-LEASE_RENEW_S = 5.0
+BATCH_NICENESS = 10
+LEASE_TTL_S = 10.0
+LEASE_RENEW_S = 3.0
 RESCAN_S = 5.0
 """How often the worker looks for unfinished jobs nobody drives (a driver that died holds no lease after
 ``LEASE_TTL_S``; a change to the job would wake the watch, a dead driver changes nothing)."""
@@ -60,7 +61,9 @@ class BatchWorker(Worker):
         super().__init__(ctx)
         settings = ctx.settings
         self.key = settings.sealing_key()
-        self.owner = f"{os.uname().nodename}-{os.getpid()}-{uuid7()[-12:]}"
+        # a restarted replica (the same name under `gateway up`) is the same owner: it takes its leases back
+        name = settings.process_name
+        self.owner = f"{os.uname().nodename}/{name}" if name else f"{os.uname().nodename}-{os.getpid()}-{uuid7()[-12:]}"
         self.window = LaneWindow(settings.batch_concurrency)
         self.gate = LaneGate(self.window, settings.batch_tenant_concurrency)
         self.drivers: dict[str, JobDriver] = {}
@@ -73,6 +76,12 @@ class BatchWorker(Worker):
         ctx.gauges["batch.jobs"] = lambda: len(self.drivers)
         ctx.gauges["batch.inflight"] = lambda: self.gate.total
         ctx.gauges["batch.window"] = lambda: self.window.lines
+
+    async def prepare(self) -> None:
+        """Run below the chain's processes on the CPU: a busy machine serves interactive requests first
+        (the lines' own work in the stages is paced by the lane window)."""
+        with contextlib.suppress(OSError):
+            os.nice(BATCH_NICENESS)
 
     @property
     def deps(self) -> BatchDeps:
@@ -98,10 +107,14 @@ class BatchWorker(Worker):
         if self._deps is None:
             return  # not started: unconfirmed, the chain sends it again
         try:
-            if await answer_chain(msg, self.deps.results) is not None:
+            if await answer_chain(msg, self.deps.results, ended=self._ended) is not None:
                 self.stored += 1
         except Exception as exc:  # noqa: BLE001 - unconfirmed: the chain sends it again
             log.warning("batch: an answer on %s not stored yet (%r)", msg.subject, exc)
+
+    async def _ended(self, job_id: str) -> bool:
+        found = await self.deps.jobs.get(job_id)
+        return found is None or found[0].terminal
 
     async def on_load(self, msg: Msg) -> None:
         try:

@@ -63,6 +63,7 @@ from workers.batch_results import ResultStore, parse_result_subject
 log = logging.getLogger("gateway.batch")
 
 PROGRESS_EVERY_S = 0.5
+LOG_EVERY_S = 10.0
 TICK_S = 0.25
 OUTPUT_PURPOSE = "batch_output"
 _FILES_NAMESPACE = uuid.UUID("0b7e9e57-1e4f-4a53-9a0e-3c1f5f0d2a61")
@@ -209,7 +210,7 @@ class JobDriver:
             lines = self._lines(job, job.dispatched)
             exhausted = job.dispatched >= job.total
             dispatched = job.dispatched
-            written = 0.0
+            written = logged = 0.0
             while True:
                 job = self.job
                 cancelling = job.status == "cancelling"
@@ -224,6 +225,8 @@ class JobDriver:
                     nxt = await anext(lines, None)
                     if nxt is None:
                         exhausted = True
+                    elif nxt[0] in progress.answered:  # sent by a driver before a restart, answered since
+                        dispatched = nxt[0] + 1
                     else:
                         await self._send(job, *nxt)
                         dispatched = nxt[0] + 1
@@ -234,6 +237,11 @@ class JobDriver:
                 if time.monotonic() - written >= PROGRESS_EVERY_S:
                     job = await self._write_progress(dispatched)
                     written = time.monotonic()
+                    if written - logged >= LOG_EVERY_S:
+                        logged = written
+                        log.info("batch %s: %d/%d lines sent, %d answered (%d failed), %d in flight, window %d",
+                                 job.id, dispatched, job.total, len(progress.answered), job.failed,
+                                 len(progress.inflight), deps.gate.window.lines)
                 if sent:
                     continue
                 self.changed.clear()
@@ -333,11 +341,10 @@ class JobDriver:
 
     def _answered(self, line: int, result: LineResult) -> None:
         progress = self.progress
-        if line in progress.answered:
-            return
-        progress.answered[line] = result.ok
-        if result.cost_usd:
-            progress.cost += Decimal(result.cost_usd)
+        if line not in progress.answered:
+            progress.answered[line] = result.ok
+            if result.cost_usd:
+                progress.cost += Decimal(result.cost_usd)
         sent = progress.inflight.pop(line, None)
         if sent is not None:
             self.deps.gate.done(self.job.tenant)
@@ -395,6 +402,9 @@ class JobDriver:
                            completed=ok, failed=answered - ok if final != "completed" else failed,
                            cost_usd=str(cost), **stamp)
         job = await self._set(ended)
+        if job.terminal:  # the files hold every answer now: the stream need not keep them
+            with contextlib.suppress(Exception):
+                await self.deps.results.purge(job.id)
         log.info("batch %s %s: %d ok, %d failed of %d lines, $%s", job.id, job.status, ok, job.failed, job.total,
                  job.cost_usd)
         return job

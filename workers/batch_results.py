@@ -18,6 +18,7 @@ from __future__ import annotations
 import logging
 import re
 import time
+from collections.abc import Awaitable, Callable
 
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
@@ -129,9 +130,11 @@ def line_result(line: int, reply: Reply) -> LineResult:
                       finished_at=time.time(), provider_ms=reply.provider_ms)
 
 
-async def answer_chain(msg: Msg, results: ResultStore, respond: bool = True) -> tuple[str, LineResult] | None:
+async def answer_chain(msg: Msg, results: ResultStore, respond: bool = True,
+                       ended: Callable[[str], Awaitable[bool]] | None = None) -> tuple[str, LineResult] | None:
     """The chain's message on a line's reply subject: a rerun's ``check``, or the line's final answer
-    (stored, then confirmed). Returns (job, result) when an answer was stored now."""
+    (stored, then confirmed). Returns (job, result) when an answer was stored now. ``ended``: whether a
+    job has ended (its answers are in its files, no longer in the stream): a rerun of its line is done."""
     parsed = parse_reply_subject(msg.subject)
     if parsed is None:
         return None
@@ -140,8 +143,12 @@ async def answer_chain(msg: Msg, results: ResultStore, respond: bool = True) -> 
     if headers is not None and headers.get(control.KIND) == control.CHECK:
         stored = await results.get(job_id, line)
         if msg.reply:
-            state = _WAITING if stored is None else encode(IngressState(state="done", status=stored.status_code,
-                                                                         error=stored.error))
+            if stored is None and ended is not None and await ended(job_id):
+                state = encode(IngressState(state="done", status=200))
+            elif stored is None:
+                state = _WAITING
+            else:
+                state = encode(IngressState(state="done", status=stored.status_code, error=stored.error))
             await msg.respond(state)
         return None
     reply = decode(msg.data, Reply)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import itertools
 import logging
 import os
 import time
@@ -43,7 +44,7 @@ from stages.health import Outcome, classify
 from stages.providers.base import ProviderAdapter, StreamDecoder, StreamParser
 from stages.providers.embeddings import embeddings_request, embeddings_response
 from stages.providers.registry import adapter_for
-from stages.retry import RetryBudget
+from stages.retry import RetryBudget, batch_backoff_s
 
 log = logging.getLogger("gateway.provider")
 
@@ -195,6 +196,34 @@ class ProviderCaller:
         self.outcomes = outcomes or NoOutcomes()
 
     async def call(self, envelope: Envelope, *, stream: bool) -> CallResult:
+        """Try the plan's targets in order. A batch line that every target refused with 429 waits
+        (``batch_backoff_s``) and tries the plan again, as long as its deadline allows: it backs off
+        rather than fail (its waits are the provider's time, not the gateway's)."""
+        attempts: list[Attempt] = []
+        provider_ms = 0.0
+        for round_number in itertools.count(1):
+            try:
+                result = await self._call_plan(envelope, stream=stream)
+            except CallFailed as failed:
+                attempts += failed.attempts
+                provider_ms += failed.provider_ms
+                if not envelope.batch_id or not isinstance(failed.error, RateLimited):
+                    raise CallFailed(failed.error, attempts, provider_ms) from None
+                wait = batch_backoff_s(round_number, failed.error.retry_after_s)
+                if wait >= envelope.remaining_s() - 1.0:
+                    raise CallFailed(failed.error, attempts, provider_ms) from None
+                log.info("batch line %s: every target rate limited; trying again in %.1fs", envelope.request_id,
+                         wait)
+                await asyncio.sleep(wait)
+                provider_ms += wait * 1000
+                continue
+            if attempts:
+                result.attempts = attempts + result.attempts
+                result.provider_ms += provider_ms
+            return result
+        raise AssertionError("unreachable")
+
+    async def _call_plan(self, envelope: Envelope, *, stream: bool) -> CallResult:
         config = self.config_for(envelope)
         breaker = config.circuit_breaker
         budget = RetryBudget()

@@ -66,7 +66,9 @@ from schemas import subjects
 from schemas.config import GatewayConfig
 
 LAYOUTS = ("hosted", "split")
-DEFAULT_REPLICAS = 2
+DEFAULT_REPLICAS = {"batch": 1}
+"""Replicas of each kind unless ``--replicas`` says otherwise: two of every worker kind, one batch worker
+(its jobs wait in the broker while it restarts, and the chain keeps its answers until it is back)."""
 READY_TIMEOUT_S = 120.0
 STOP_ORDER = ("ingress", "mock_provider", "batch", "stages", *STAGES, "sink")
 
@@ -156,7 +158,9 @@ class Supervisor:
         py = sys.executable
 
         def child(name: str, *args: str) -> Child:
-            return Child(name, [py, *args], self._env(name.split(".")[0], config, nats_url), logs / f"{name}.log")
+            env = self._env(name.split(".")[0], config, nats_url)
+            env["GATEWAY_PROCESS_NAME"] = name
+            return Child(name, [py, *args], env, logs / f"{name}.log")
 
         plan: list[Child] = []
         if config.mock_provider.enabled:
@@ -173,7 +177,7 @@ class Supervisor:
         return plan
 
     def count(self, kind: str) -> int:
-        return max(1, self.replicas.get(kind, DEFAULT_REPLICAS))
+        return max(1, self.replicas.get(kind, DEFAULT_REPLICAS.get(kind, 2)))
 
     def write_pids(self) -> None:
         pids = {c.name: c.pid for c in self.children if c.pid}

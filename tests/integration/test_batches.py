@@ -5,6 +5,9 @@ and one ``requests`` row per line carrying its ``batch_id`` and ``custom_id``.""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -316,3 +319,52 @@ def test_async_request_with_a_signed_webhook(gateway: RunningGateway, receiver: 
     assert payload["status"] == "completed" and payload["status_code"] == 200
     assert payload["body"]["object"] == "chat.completion"
 
+
+
+def test_the_gateway_batch_cli_end_to_end(gateway: RunningGateway, tmp_path: Path) -> None:
+    """``gateway batch submit --watch`` then ``results``, as a person runs them, against the live API."""
+    source = tmp_path / "cli.jsonl"
+    source.write_bytes(_lines(6, model="any-model-the-cli-rewrites", prefix="cli"))
+    env = {**os.environ, "GATEWAY_URL": gateway.base_url, "GATEWAY_API_KEY": DEMO_KEY}
+    cli = [sys.executable, "-m", "infra.operator.cli", "batch"]
+    submitted = subprocess.run([*cli, "submit", str(source), "--model", "gpt-4o-mini", "--watch"], env=env,
+                               capture_output=True, text=True, timeout=120)
+    assert submitted.returncode == 0, submitted.stderr
+    batch_id = submitted.stdout.strip().splitlines()[0]
+    assert batch_id.startswith("batch_") and "completed" in submitted.stderr
+    out = tmp_path / "results.jsonl"
+    got = subprocess.run([*cli, "results", batch_id, "-o", str(out)], env=env, capture_output=True, text=True,
+                         timeout=60)
+    assert got.returncode == 0, got.stderr
+    lines = _jsonl(out.read_bytes())
+    assert sorted(line["custom_id"] for line in lines) == sorted(f"cli-{i}" for i in range(6))
+    assert all(line["response"]["body"]["model"] for line in lines)
+    listed = subprocess.run([*cli, "list"], env=env, capture_output=True, text=True, timeout=60)
+    assert listed.returncode == 0 and batch_id in listed.stdout
+    bad = tmp_path / "bad.jsonl"
+    bad.write_bytes(b'{"custom_id": "x"}\n')
+    refused = subprocess.run([*cli, "submit", str(bad)], env=env, capture_output=True, text=True, timeout=60)
+    assert refused.returncode == 2 and "line 1" in refused.stderr.lower()
+
+
+def test_a_rate_limited_line_backs_off_instead_of_failing(acme: openai.OpenAI, gateway: RunningGateway,
+                                                         tmp_path: Path) -> None:
+    """Every target answers 429 three times (both attempts at the first target, then the fallback): an
+    interactive caller gets the 429 at once, a batch line waits and tries the plan again, and succeeds."""
+    nonce = str(time.time_ns())
+
+    def line(i: int) -> bytes:
+        text = f"[[mock fail_times=3 key=rl{nonce}x{i} status=429]] rate limited {i}"
+        return orjson.dumps({"custom_id": f"rl-{i}", "method": "POST", "url": "/v1/chat/completions",
+                             "body": {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": text}]}}) + b"\n"
+    with pytest.raises(openai.RateLimitError):
+        acme.chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": (
+            f"[[mock fail_times=3 key=rl{nonce}xi status=429]] interactive")}])
+    file_id = _upload(acme, b"".join(line(i) for i in range(3)), tmp_path)
+    batch = _wait(acme, acme.batches.create(input_file_id=file_id, endpoint="/v1/chat/completions",
+                                            completion_window="24h").id)
+    assert batch.status == "completed" and batch.request_counts is not None
+    assert (batch.request_counts.completed, batch.request_counts.failed) == (3, 0)
+    rows = gateway.wait_rows(f"SELECT attempts FROM requests FINAL WHERE batch_id = '{batch.id}'",
+                             lambda rows: len(rows) == 3)
+    assert [r["attempts"] for r in rows] == [4, 4, 4]  # three 429s, then the answer

@@ -88,9 +88,9 @@ def test_calm_lines_grow_the_window_by_an_eighth_at_least_one() -> None:
     window = LaneWindow(64, start=8, judge_every_s=0.5, calm_after_s=1.0)
     _feed(window, 5.0, now=10.0)
     window.tick(10.0)
-    assert window.lines == 9  # 8 + max(1, 8/8)
+    assert window.lines == 10  # 8 + max(1, 8/4)
     window.tick(10.2)  # judged less than judge_every_s ago: nothing
-    assert window.lines == 9
+    assert window.lines == 10
     for step in range(1, 40):
         now = 10.0 + step * 0.5
         _feed(window, 5.0, now)
@@ -99,15 +99,15 @@ def test_calm_lines_grow_the_window_by_an_eighth_at_least_one() -> None:
 
 
 def test_lines_waiting_in_the_gateway_cut_the_window_by_a_quarter() -> None:
-    window = LaneWindow(64, start=32, slack_ms=6.0, judge_every_s=0.5, cut_every_s=0.5)
+    window = LaneWindow(64, start=32, slack_ms=6.0, judge_every_s=0.5, cut_every_s=0.5, calm_after_s=2.0)
     _feed(window, 5.0, now=10.0)
     window.tick(10.0)  # the baseline: 5 ms
     before = window.lines
     _feed(window, 5.0 + 7.0, now=11.2)  # 7 ms over the baseline, more than the slack
     window.tick(11.2)
     assert window.lines == int(before * 0.75) and window.cuts == 1
-    _feed(window, 5.0 + 4.0, now=11.7)  # within the slack: no cut, but too soon after one to grow
-    window.tick(11.7)
+    _feed(window, 5.0 + 4.0, now=12.5)  # within the slack: no cut, but too soon after one to grow
+    window.tick(12.5)
     assert window.cuts == 1 and window.lines == int(before * 0.75)
 
 
