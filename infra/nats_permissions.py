@@ -158,7 +158,7 @@ def _grants(identity: str) -> tuple[list[str], list[str]]:
     if identity == "batch":
         # drives batch jobs: reads input files and writes output files, sends lines into the batch lane of
         # GW_REQ, stores the chain's answers to them (it is who the stages answer for batch lines)
-        return ([*_WORKER_READS, s.REQ_BATCH, s.event_subject("batch"), *_kv_write(s.BUCKET_BATCHES),
+        return ([*_WORKER_READS, s.REQ_BATCH, s.event_subject("batch"), s.LOAD_REPORT, *_kv_write(s.BUCKET_BATCHES),
                  *_obj_write(s.BUCKET_FILES), f"{s.BATCH_RESULT_PREFIX}.>",
                  *_stream_read(s.STREAM_BATCH_RESULTS), s.js_stream_api("PURGE", s.STREAM_BATCH_RESULTS),
                  *_audit(identity)],

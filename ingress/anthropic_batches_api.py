@@ -119,6 +119,7 @@ class AnthropicBatchesApi:
         await send_json(send, 200, batch_object(job.to_openai(), base_url=base_url(scope)))
 
     async def _owned(self, scope: Scope, batch_id: str) -> BatchJob:
+        self.batches.key_of(scope)  # the key first: an unknown id without a valid key is a 401, not a 404
         return await self.batches.owned(scope, from_anthropic_id(batch_id), KINDS)
 
     async def _retrieve(self, scope: Scope, send: Send, batch_id: str) -> None:
@@ -161,6 +162,7 @@ class AnthropicBatchesApi:
 
     async def _cancel(self, scope: Scope, send: Send, batch_id: str) -> None:
         try:
+            self.batches.key_of(scope)
             job = await self.batches.cancel_job(scope, from_anthropic_id(batch_id), KINDS)
         except GatewayError as exc:
             await send_error(send, exc.info(), render=ANTHROPIC.error_body)

@@ -70,7 +70,10 @@ DEFAULT_REPLICAS = {"batch": 1}
 """Replicas of each kind unless ``--replicas`` says otherwise: two of every worker kind, one batch worker
 (its jobs wait in the broker while it restarts, and the chain keeps its answers until it is back)."""
 READY_TIMEOUT_S = 120.0
-STOP_ORDER = ("ingress", "mock_provider", "batch", "stages", *STAGES, "sink")
+STOP_ORDER = ("ingress", "stages", *STAGES, "batch", "mock_provider", "sink")
+"""Ingress first (no new request), then the stages finish what they hold: the batch worker outlives them
+(their answers to batch lines are stored before they let go of the lines), and so does the demo provider
+(a line in the chain is answered, not cut); the sink last (every record is written)."""
 
 
 @dataclass

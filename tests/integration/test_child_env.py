@@ -33,9 +33,9 @@ ENVELOPE_KEY = base64.b64encode(b"envelope-key-of-child-env-test!!").decode()  #
 # the envelope key: ingress seals the request, redaction opens it, the output filter opens the map)
 LAYOUTS = [
     ("hosted", ["ingress=1"], {"stages.0", "stages.1"}, {"stages.0", "stages.1"},
-     {"ingress", "stages.0", "stages.1"}),
+     {"ingress", "stages.0", "stages.1", "batch"}),
     ("split", ["ingress=1", "redaction=1", "policy=1", "routing=1", "provider=2", "output_filter=1"],
-     {"provider.0", "provider.1"}, {"redaction"}, {"ingress", "redaction", "output_filter"}),
+     {"provider.0", "provider.1"}, {"redaction"}, {"ingress", "redaction", "output_filter", "batch"}),
 ]
 
 

@@ -1,0 +1,78 @@
+"""A batch survives a full restart of ``gateway up``: stopped mid-way (every process, nats-server included)
+and started again on the same data directory, it resumes where it was and ends with every line answered
+exactly once and recorded once."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import orjson
+import pytest
+
+from infra.nats_server import free_port
+from infra.operator.launcher import DEMO_KEY, RunningGateway, gateway_config, start_gateway
+
+pytestmark = pytest.mark.integration
+
+LINES = 120
+ENV = {"GATEWAY_BATCH_CONCURRENCY": "6", "GATEWAY_BATCH_TENANT_CONCURRENCY": "6"}
+
+
+def _http(gw: RunningGateway) -> httpx.Client:
+    return httpx.Client(base_url=gw.base_url, headers={"authorization": f"Bearer {DEMO_KEY}"}, timeout=30)
+
+
+def _batch(gw: RunningGateway) -> str:
+    data = b"".join(orjson.dumps({"custom_id": f"r-{i}", "method": "POST", "url": "/v1/chat/completions",
+                                  "body": {"model": "gpt-4o-mini", "messages": [
+                                      {"role": "user", "content": f"[[mock latency_ms=150]] line {i}"}]}}) + b"\n"
+                     for i in range(LINES))
+    with _http(gw) as http:
+        file_id = http.post("/v1/files", files={"file": ("in.jsonl", data)}, data={"purpose": "batch"}).json()["id"]
+        created = http.post("/v1/batches", json={"input_file_id": file_id, "endpoint": "/v1/chat/completions",
+                                                 "completion_window": "24h"})
+        assert created.status_code == 200, created.text
+        return str(created.json()["id"])
+
+
+def _get(gw: RunningGateway, batch_id: str) -> dict[str, Any]:
+    with _http(gw) as http:
+        return dict(http.get(f"/v1/batches/{batch_id}").json())
+
+
+def test_a_batch_resumes_after_a_full_restart(tmp_path: Path) -> None:
+    root = tmp_path / "gw"
+    config = gateway_config(free_port())
+    gw = start_gateway(root, config, replicas=["stages=1", "ingress=1"], extra_env=ENV)
+    try:
+        batch_id = _batch(gw)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            counts = _get(gw, batch_id)["request_counts"]
+            if counts["completed"] >= 10:
+                break
+            time.sleep(0.2)
+        assert 10 <= counts["completed"] < LINES, counts  # stopped mid-way
+    finally:
+        gw.stop()
+    gw = start_gateway(root, config, replicas=["stages=1", "ingress=1"], extra_env=ENV)
+    try:
+        deadline = time.monotonic() + 120
+        batch = _get(gw, batch_id)
+        while batch["status"] not in ("completed", "failed", "cancelled", "expired") and time.monotonic() < deadline:
+            time.sleep(0.3)
+            batch = _get(gw, batch_id)
+        assert batch["status"] == "completed", batch
+        assert batch["request_counts"] == {"total": LINES, "completed": LINES, "failed": 0}
+        with _http(gw) as http:
+            output = [orjson.loads(line) for line in
+                      http.get(f"/v1/files/{batch['output_file_id']}/content").content.splitlines()]
+        assert sorted(line["custom_id"] for line in output) == sorted(f"r-{i}" for i in range(LINES))
+        rows = gw.wait_rows(f"SELECT count() AS n, uniqExact(custom_id) AS ids FROM requests FINAL "
+                            f"WHERE batch_id = '{batch_id}'", lambda rows: rows and rows[0]["n"] >= LINES)
+        assert (rows[0]["n"], rows[0]["ids"]) == (LINES, LINES)
+    finally:
+        gw.stop()
