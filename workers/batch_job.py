@@ -247,11 +247,8 @@ class JobDriver:
                 self.changed.clear()
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self.changed.wait(), TICK_S)
-            await self._write_progress(dispatched)
-            if expired:
-                return await self._set(lambda j: replace(j, status="expired", expired_at=int(time.time()))
-                                       if j.status == "in_progress" else None)
-            if job.status == "cancelling":
+            job = await self._write_progress(dispatched)
+            if expired or job.status == "cancelling":  # ended by _finalize: cancelled, or expired (in_progress)
                 return job
             return await self._set(lambda j: replace(j, status="finalizing", finalizing_at=int(time.time()))
                                    if j.status == "in_progress" else None)
