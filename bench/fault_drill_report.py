@@ -31,7 +31,7 @@ import orjson
 MODEL = "gpt-4o-mini"
 ECHO = "Echo: "
 OUTSIDE = "mock_provider"  # the outside world: never killed by default
-LAST_KINDS = ("sink", "ingress", "nats-server")  # killed after the stages, in this order
+LAST_KINDS = ("batch", "sink", "ingress", "nats-server")  # killed after the stages, in this order
 CONNECTION_KINDS = frozenset({"ingress"})  # kinds holding the clients' connections
 MARKER_RE = re.compile(r"r\d{6}-[a-z]{8}")
 UUID_RE = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
