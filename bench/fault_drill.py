@@ -7,8 +7,8 @@ Starts ``gateway up`` (the test config of ``infra/operator/launcher.py``: free p
 dir, the bundled mock provider as the only upstream) and sends ``--rate`` requests a second, each at
 its scheduled time (open loop: latency counts from the schedule, retries included), a
 ``--stream-fraction`` of them streamed. After ``--warmup`` seconds it SIGKILLs one process of each kind
-in ``--kinds`` (default: every kind in ``pids.json`` but the mock provider: the stages, then the sink,
-ingress, nats-server), ``--kill-every`` seconds apart, then keeps the load on for ``--tail`` seconds.
+in ``--kinds`` (default: every kind in ``pids.json`` but the mock provider: the stages, then the batch
+worker, the sink, ingress, nats-server), ``--kill-every`` seconds apart, then keeps the load on for ``--tail`` seconds.
 The client behaves like the official OpenAI SDK (retries 408/409/429/5xx and connection errors,
 honouring ``Retry-After``). Then it counts, per segment (steady, one per kill, tail): correct answers,
 lost requests, interrupted and cut streams, wrong and duplicated answers, 429/503 refusals, retries,
@@ -453,7 +453,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tail", type=float, default=d.tail_s, help="seconds of load after the last kill segment")
     parser.add_argument("--kinds", action="append", default=None, metavar="KIND[,KIND...]",
                         help="process kinds to kill, in order (default: every kind in pids.json but mock_provider: "
-                             "the stages, sink, ingress, nats-server)")
+                             "the stages, batch, sink, ingress, nats-server)")
     parser.add_argument("--client-retries", type=int, default=d.client_retries,
                         help="retries per request, like the OpenAI SDK's max_retries (default %(default)s)")
     parser.add_argument("--soak", type=float, default=d.soak_s, metavar="S",
