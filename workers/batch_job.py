@@ -64,6 +64,7 @@ log = logging.getLogger("gateway.batch")
 
 PROGRESS_EVERY_S = 0.5
 LOG_EVERY_S = 10.0
+STORE_SETTLE_TRIES = 25
 TICK_S = 0.25
 OUTPUT_PURPOSE = "batch_output"
 _FILES_NAMESPACE = uuid.UUID("0b7e9e57-1e4f-4a53-9a0e-3c1f5f0d2a61")
@@ -365,7 +366,7 @@ class JobDriver:
         """Write the output and error files from the stored answers, and end the job."""
         final = {"cancelling": "cancelled", "finalizing": "completed", "in_progress": "expired",
                  "expired": "expired"}[job.status]
-        stored = await self.deps.results.all(job.id)
+        stored = await self._stored_answers(job)
         code = CANCELLED_CODE if final == "cancelled" else EXPIRED_CODE
         out, err = io.BytesIO(), io.BytesIO()
         ok = failed = 0
@@ -405,6 +406,22 @@ class JobDriver:
         log.info("batch %s %s: %d ok, %d failed of %d lines, $%s", job.id, job.status, ok, job.failed, job.total,
                  job.cost_usd)
         return job
+
+    async def _stored_answers(self, job: BatchJob) -> dict[int, LineResult]:
+        """Every stored answer of the job. An answer reaches this driver's subscription as the stream stores
+        it, and a consumer made a moment later may not count it yet: read again until every answer this
+        driver saw is there (a few seconds at most)."""
+        seen = set(self.progress.answered)
+        stored = await self.deps.results.all(job.id)
+        for _ in range(STORE_SETTLE_TRIES):
+            if seen <= stored.keys():
+                break
+            await asyncio.sleep(0.2)
+            stored = await self.deps.results.all(job.id)
+        else:
+            log.warning("batch %s: %d answered lines not read back from the results stream", job.id,
+                        len(seen - stored.keys()))
+        return stored
 
     async def _store_file(self, job: BatchJob, which: str, data: bytes) -> str | None:
         if not data:

@@ -25,7 +25,7 @@ def test_round_trip_at_every_size(size: int) -> None:
     assert all(len(r) == RECORD_BYTES for r in [sealed[i:i + RECORD_BYTES]
                                                 for i in range(0, len(sealed) - RECORD_BYTES, RECORD_BYTES)])
     assert open_file(sealed, KEY, "file-1") == data
-    if size:
+    if size >= 16:  # a shorter plaintext (one zero byte) can turn up in random ciphertext by chance
         assert data[:64] not in sealed
 
 
