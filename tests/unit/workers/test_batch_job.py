@@ -4,6 +4,7 @@ whose every line was answered before it started sends nothing again and finalise
 
 from __future__ import annotations
 
+import asyncio
 import io
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -110,3 +111,27 @@ async def test_a_resumed_job_whose_lines_were_all_answered_sends_none_again(srv:
     assert [o["custom_id"] for o in output] == [f"c-{i}" for i in range(LINES)]
     assert await _sent(srv) == 0  # already answered: not sent again
     assert deps.gate.total == 0
+
+
+async def test_finalising_waits_for_answers_the_driver_saw_but_the_stream_does_not_show_yet(
+        srv: JetStreamServer) -> None:
+    """An answer reaches the driver's subscription as it is stored; a consumer made a moment later may not
+    count it yet. The files must still hold it, not report its line as never run."""
+    deps = _deps(srv)
+    job = await _job(deps, status="finalizing", dispatched=LINES)
+    driver = JobDriver(job, deps)
+    driver.progress.answered = {line: True for line in range(LINES)}  # seen on the subscription
+
+    async def store_late() -> None:
+        await asyncio.sleep(0.5)
+        for line in range(LINES):
+            await deps.results.put(job.id, LineResult(line=line, custom_id="", status_code=200,
+                                                      request_id=line_request_id(job.id, line), body={"ok": line}))
+
+    late = asyncio.create_task(store_late())
+    ended = await driver.run()
+    await late
+    assert ended.status == "completed" and (ended.completed, ended.failed) == (LINES, 0)
+    assert ended.error_file_id is None
+    output = await _lines(deps, ended, ended.output_file_id)
+    assert [o["response"]["body"] for o in output] == [{"ok": line} for line in range(LINES)]  # type: ignore[index]
