@@ -92,6 +92,25 @@ class FileStore:
         info, stored = owned
         return stored.file, self._read(info.nuid, file_id)
 
+    async def lines(self, tenant: str, file_id: str | None) -> AsyncGenerator[bytes, None]:
+        """A JSONL file's non-blank lines, read a chunk at a time (none for no file, or another tenant's)."""
+        found = await self.content(tenant, file_id) if file_id else None
+        if found is None:
+            return
+        _, chunks = found
+        rest = b""
+        try:
+            async for chunk in chunks:
+                rest += chunk
+                *complete, rest = rest.split(b"\n")
+                for line in complete:
+                    if line.strip():
+                        yield line
+            if rest.strip():
+                yield rest
+        finally:
+            await chunks.aclose()
+
     async def _read(self, nuid: str, file_id: str) -> AsyncGenerator[bytes, None]:
         opener = FileOpener(self._key, file_id)
         sub = await self._js.subscribe(subjects.obj_chunks(subjects.BUCKET_FILES, nuid), ordered_consumer=True,

@@ -17,11 +17,12 @@ from typing import Any
 
 import orjson
 
-from ingress.anthropic_batches_api import file_lines
+from infra.file_store import FileStore
 from ingress.asgi import Scope, Send, header, send_error, send_json
-from ingress.batches_api import BatchesApi, _guarded
+from ingress.batches_api import BatchesApi
 from ingress.files_api import new_file_id
 from ingress.operation_records import recorded
+from ingress.store_answers import guarded
 from ingress.surfaces import ANTHROPIC, Surface
 from schemas.batches import ASYNC_ID_PREFIX, BatchJob, Kind, line_request_id
 from schemas.config_webhooks import WebhooksConfig, url_allowed
@@ -72,11 +73,10 @@ def rendered(job: BatchJob, line: dict[str, Any]) -> tuple[int, dict[str, Any]]:
     return status, ANTHROPIC.error_body(info)
 
 
-async def result_line(api: BatchesApi, job: BatchJob) -> dict[str, Any] | None:
-    """The finished job's one output (or error) line."""
-    files = api.files()
+async def result_line(files: FileStore, job: BatchJob) -> dict[str, Any] | None:
+    """The finished job's one output (or error) line: an async request's result."""
     for file_id in (job.output_file_id, job.error_file_id):
-        async for raw in file_lines(files, job.tenant, file_id):
+        async for raw in files.lines(job.tenant, file_id):
             value = orjson.loads(raw)
             return value if isinstance(value, dict) else None
     return None
@@ -107,7 +107,7 @@ class AsyncApi:
             job_id = ASYNC_ID_PREFIX + file_id.removeprefix("file-")
             stored = StoredFile(tenant=key.tenant, file=FileObject(
                 id=file_id, bytes=len(data), created_at=int(time.time()), filename=f"{job_id}.jsonl", purpose="batch"))
-            await _guarded(self.batches.files().put(stored, io.BytesIO(data)))
+            await guarded(self.batches.files().put(stored, io.BytesIO(data)), "file")
             job = await self.batches.submit(scope, key, kind="async", endpoint=url, input_file_id=file_id,
                                             callback_url=callback, surface=surface.endpoint,
                                             model=envelope.model_requested, job_id=job_id)
@@ -124,7 +124,7 @@ class AsyncApi:
     async def _get(self, scope: Scope, send: Send, job_id: str) -> None:
         try:
             job = await self.batches.owned(scope, job_id, KINDS)
-            line = await _guarded(result_line(self.batches, job)) if job.terminal else None
+            line = await guarded(result_line(self.batches.files(), job), "file") if job.terminal else None
         except GatewayError as exc:
             await send_error(send, exc.info())
             return

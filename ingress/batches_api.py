@@ -9,16 +9,17 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
+from typing import Any
 from urllib.parse import parse_qsl
 
 import orjson
 
 from infra.batch_store import BatchStore
 from infra.file_store import FileStore
-from ingress.asgi import Receive, Scope, Send, read_body, send_error, send_json
+from ingress.asgi import Receive, Scope, Send, read_body
 from ingress.intake import authenticate
 from ingress.operation_records import recorded, remember_key
+from ingress.store_answers import answer, guarded
 from schemas.batch_input import BATCH_URLS
 from schemas.batches import (
     BATCH_ID_PREFIX,
@@ -30,12 +31,11 @@ from schemas.batches import (
     Kind,
     new_batch_id,
 )
-from schemas.errors import Conflict, GatewayError, InvalidRequest, NotFound, ServiceUnavailable
+from schemas.errors import Conflict, InvalidRequest, NotFound, ServiceUnavailable
 from schemas.events import RequestCompleted
 from schemas.governance import KeyDirectory, VirtualKey
 from schemas.wire import replace
 
-T = TypeVar("T")
 _BATCH_ID = re.compile(rf"^(?:{BATCH_ID_PREFIX}|async_)[0-9a-f]{{32}}$")
 LIST_DEFAULT_LIMIT = 20
 LIST_MAX_LIMIT = 100
@@ -115,47 +115,45 @@ class BatchesApi:
         return key
 
     async def create(self, scope: Scope, receive: Receive, send: Send) -> None:
-        await recorded("batches.create", scope, send, lambda s: self._create(scope, receive, s), self._record)
+        await recorded("batches.create", scope, send, lambda s: answer(s, self._create(scope, receive)),
+                       self._record)
 
     async def retrieve(self, scope: Scope, send: Send, batch_id: str) -> None:
-        await recorded("batches.retrieve", scope, send, lambda s: self._retrieve(scope, s, batch_id), self._record)
+        await recorded("batches.retrieve", scope, send, lambda s: answer(s, _openai(self.owned(scope, batch_id))),
+                       self._record)
 
     async def list(self, scope: Scope, send: Send) -> None:
-        await recorded("batches.list", scope, send, lambda s: self._list(scope, s), self._record)
+        await recorded("batches.list", scope, send, lambda s: answer(s, self._list(scope)), self._record)
 
     async def cancel(self, scope: Scope, send: Send, batch_id: str) -> None:
-        await recorded("batches.cancel", scope, send, lambda s: self._cancel(scope, s, batch_id), self._record)
+        await recorded("batches.cancel", scope, send, lambda s: answer(s, _openai(self.cancel_job(scope, batch_id))),
+                       self._record)
 
-    async def _create(self, scope: Scope, receive: Receive, send: Send) -> None:
-        try:
-            key = self.key_of(scope)
-            raw = await read_body(scope, receive, MAX_CREATE_BODY, self.body_timeout_s)
-            body = _json_object(raw)
-            endpoint = body.get("endpoint")
-            if endpoint not in BATCH_URLS:
-                raise InvalidRequest(f"endpoint: {endpoint!r} is not supported; use one of {', '.join(BATCH_URLS)}.",
-                                     param="endpoint", code="unsupported_endpoint")
-            window = body.get("completion_window")
-            if window not in COMPLETION_WINDOWS:
-                raise InvalidRequest(f"completion_window: {window!r} is not supported; use \"24h\".",
-                                     param="completion_window", code="invalid_completion_window")
-            file_id = body.get("input_file_id")
-            if not isinstance(file_id, str) or not file_id:
-                raise InvalidRequest("input_file_id is required.", param="input_file_id", code="missing_input_file")
-            metadata = metadata_of(body.get("metadata"))
-            file = await _guarded(self.files().get(key.tenant, file_id))
-            if file is None:
-                raise NotFound(f"No such File object: {file_id}", param="input_file_id", code="file_not_found")
-            if file.purpose != "batch":
-                raise InvalidRequest(f"File {file_id} was uploaded with purpose {file.purpose!r}; a batch's input "
-                                     "file needs purpose \"batch\".", param="input_file_id",
-                                     code="invalid_file_purpose")
-            job = await self.submit(scope, key, kind="openai", endpoint=str(endpoint), input_file_id=file_id,
-                                    metadata=metadata, window=str(window))
-        except GatewayError as exc:
-            await send_error(send, exc.info())
-            return
-        await send_json(send, 200, job.to_openai())
+    async def _create(self, scope: Scope, receive: Receive) -> dict[str, Any]:
+        key = self.key_of(scope)
+        raw = await read_body(scope, receive, MAX_CREATE_BODY, self.body_timeout_s)
+        body = _json_object(raw)
+        endpoint = body.get("endpoint")
+        if endpoint not in BATCH_URLS:
+            raise InvalidRequest(f"endpoint: {endpoint!r} is not supported; use one of {', '.join(BATCH_URLS)}.",
+                                 param="endpoint", code="unsupported_endpoint")
+        window = body.get("completion_window")
+        if window not in COMPLETION_WINDOWS:
+            raise InvalidRequest(f"completion_window: {window!r} is not supported; use \"24h\".",
+                                 param="completion_window", code="invalid_completion_window")
+        file_id = body.get("input_file_id")
+        if not isinstance(file_id, str) or not file_id:
+            raise InvalidRequest("input_file_id is required.", param="input_file_id", code="missing_input_file")
+        metadata = metadata_of(body.get("metadata"))
+        file = await guarded(self.files().get(key.tenant, file_id), "file")
+        if file is None:
+            raise NotFound(f"No such File object: {file_id}", param="input_file_id", code="file_not_found")
+        if file.purpose != "batch":
+            raise InvalidRequest(f"File {file_id} was uploaded with purpose {file.purpose!r}; a batch's input "
+                                 "file needs purpose \"batch\".", param="input_file_id", code="invalid_file_purpose")
+        job = await self.submit(scope, key, kind="openai", endpoint=str(endpoint), input_file_id=file_id,
+                                metadata=metadata, window=str(window))
+        return job.to_openai()
 
     async def submit(self, scope: Scope, key: VirtualKey, *, kind: Kind, endpoint: str, input_file_id: str,
                      metadata: dict[str, str] | None = None, window: str = "24h", callback_url: str = "",
@@ -167,12 +165,14 @@ class BatchesApi:
                        input_file_id=input_file_id, completion_window=window, metadata=metadata, created_at=now,
                        expires_at=now + COMPLETION_WINDOWS[window], callback_url=callback_url,
                        callback_state="pending" if callback_url else "", surface=surface, model=model)
-        await _guarded(self.jobs().create(job))
+        await guarded(self.jobs().create(job), "batch")
         return job
 
     async def owned(self, scope: Scope, batch_id: str, kinds: tuple[Kind, ...] = ("openai",)) -> BatchJob:
         key = self.key_of(scope)
-        job = await _guarded(self.jobs().owned(key.tenant, batch_id, kinds)) if _BATCH_ID.match(batch_id) else None
+        job = None
+        if _BATCH_ID.match(batch_id):
+            job = await guarded(self.jobs().owned(key.tenant, batch_id, kinds), "batch")
         if job is None:
             raise NotFound(f"No such Batch object: {batch_id}", param="batch_id", code="batch_not_found")
         return job
@@ -180,37 +180,20 @@ class BatchesApi:
     async def cancel_job(self, scope: Scope, batch_id: str, kinds: tuple[Kind, ...] = ("openai",)) -> BatchJob:
         job = await self.owned(scope, batch_id, kinds)
         now = int(time.time())
-        changed = await _guarded(self.jobs().change(job.id, lambda j: cancelled(j, now)))
+        changed = await guarded(self.jobs().change(job.id, lambda j: cancelled(j, now)), "batch")
         if changed is None:
             raise NotFound(f"No such Batch object: {batch_id}", param="batch_id", code="batch_not_found")
         return changed
 
-    async def _retrieve(self, scope: Scope, send: Send, batch_id: str) -> None:
-        try:
-            job = await self.owned(scope, batch_id)
-        except GatewayError as exc:
-            await send_error(send, exc.info())
-            return
-        await send_json(send, 200, job.to_openai())
+    async def _list(self, scope: Scope) -> dict[str, Any]:
+        key = self.key_of(scope)
+        query = dict(parse_qsl(scope.get("query_string", b"").decode("latin-1")))
+        batch_page([], query)  # the query's errors before any I/O
+        return batch_page(await guarded(self.jobs().of_tenant(key.tenant, ("openai",)), "batch"), query)
 
-    async def _list(self, scope: Scope, send: Send) -> None:
-        try:
-            key = self.key_of(scope)
-            query = dict(parse_qsl(scope.get("query_string", b"").decode("latin-1")))
-            batch_page([], query)  # the query's errors before any I/O
-            page = batch_page(await _guarded(self.jobs().of_tenant(key.tenant, ("openai",))), query)
-        except GatewayError as exc:
-            await send_error(send, exc.info())
-            return
-        await send_json(send, 200, page)
 
-    async def _cancel(self, scope: Scope, send: Send, batch_id: str) -> None:
-        try:
-            job = await self.cancel_job(scope, batch_id)
-        except GatewayError as exc:
-            await send_error(send, exc.info())
-            return
-        await send_json(send, 200, job.to_openai())
+async def _openai(job: Awaitable[BatchJob]) -> dict[str, Any]:
+    return (await job).to_openai()
 
 
 def _json_object(raw: bytes) -> dict[str, Any]:
@@ -226,14 +209,3 @@ def _json_object(raw: bytes) -> dict[str, Any]:
 def _broker_down() -> ServiceUnavailable:
     return ServiceUnavailable("The gateway's message broker is unreachable; retry shortly.",
                               code="broker_unavailable", retry_after_s=1.0)
-
-
-async def _guarded(call: Awaitable[T]) -> T:
-    """A store call whose broker failure is a retryable 503."""
-    try:
-        return await call
-    except GatewayError:
-        raise
-    except Exception as exc:  # noqa: BLE001 - any broker failure: a retryable 503
-        raise ServiceUnavailable(f"The batch store is unavailable ({type(exc).__name__}); retry shortly.",
-                                 code="batch_store_unavailable", retry_after_s=1.0) from exc

@@ -15,9 +15,10 @@ from typing import Any, TypeVar
 from urllib.parse import parse_qsl
 
 from infra.file_store import FileStore
-from ingress.asgi import Receive, Scope, Send, send_error, send_json
+from ingress.asgi import Receive, Scope, Send, send_error
 from ingress.intake import authenticate
 from ingress.operation_records import recorded, remember_key
+from ingress.store_answers import answer, guarded
 from ingress.uploads import read_upload
 from schemas.batch_input import validate_batch
 from schemas.errors import GatewayError, InvalidRequest, NotFound, ServiceUnavailable
@@ -92,66 +93,52 @@ class FilesApi:
         return key.tenant
 
     async def create(self, scope: Scope, receive: Receive, send: Send) -> None:
-        await self._recorded("files.create", scope, send, lambda s: self._create(scope, receive, s))
+        await self._recorded("files.create", scope, send, lambda s: answer(s, self._create(scope, receive)))
 
     async def list(self, scope: Scope, receive: Receive, send: Send) -> None:
-        await self._recorded("files.list", scope, send, lambda s: self._list(scope, s))
+        await self._recorded("files.list", scope, send, lambda s: answer(s, self._list(scope)))
 
     async def retrieve(self, scope: Scope, send: Send, file_id: str) -> None:
-        await self._recorded("files.retrieve", scope, send, lambda s: self._retrieve(scope, s, file_id))
+        await self._recorded("files.retrieve", scope, send,
+                             lambda s: answer(s, self._retrieve(scope, file_id)))
 
     async def content(self, scope: Scope, send: Send, file_id: str) -> None:
         await self._recorded("files.content", scope, send, lambda s: self._content(scope, s, file_id))
 
     async def delete(self, scope: Scope, send: Send, file_id: str) -> None:
-        await self._recorded("files.delete", scope, send, lambda s: self._delete(scope, s, file_id))
+        await self._recorded("files.delete", scope, send, lambda s: answer(s, self._delete(scope, file_id)))
 
     async def _recorded(self, endpoint: str, scope: Scope, send: Send,
                         handler: Callable[[Send], Awaitable[None]]) -> None:
         await recorded(endpoint, scope, send, handler, self._record)
 
-    async def _create(self, scope: Scope, receive: Receive, send: Send) -> None:
+    async def _create(self, scope: Scope, receive: Receive) -> dict[str, Any]:
+        tenant = self._tenant(scope)
+        upload = await read_upload(scope, receive, self.max_file_bytes, self.chunk_timeout_s)
         try:
-            tenant = self._tenant(scope)
-            upload = await read_upload(scope, receive, self.max_file_bytes, self.chunk_timeout_s)
-            try:
-                if upload.purpose == "batch":
-                    validate_batch(upload.data, max_body_bytes=self._max_line_bytes())
-                stored = StoredFile(tenant=tenant, file=FileObject(
-                    id=new_file_id(), bytes=upload.size, created_at=int(time.time()), filename=upload.filename,
-                    purpose=upload.purpose))
-                file = await _guarded(self._store().put(stored, upload.data))
-            finally:
-                upload.close()
-        except GatewayError as exc:
-            await send_error(send, exc.info())
-            return
-        await send_json(send, 200, file.to_body())
+            if upload.purpose == "batch":
+                validate_batch(upload.data, max_body_bytes=self._max_line_bytes())
+            stored = StoredFile(tenant=tenant, file=FileObject(
+                id=new_file_id(), bytes=upload.size, created_at=int(time.time()), filename=upload.filename,
+                purpose=upload.purpose))
+            file = await guarded(self._store().put(stored, upload.data), "file")
+        finally:
+            upload.close()
+        return file.to_body()
 
-    async def _list(self, scope: Scope, send: Send) -> None:
-        try:
-            tenant = self._tenant(scope)
-            query = dict(parse_qsl(scope.get("query_string", b"").decode("latin-1")))
-            list_page([], query)  # the query's errors before any I/O
-            files = await _guarded(self._store().list(tenant))
-            page = list_page(files, query)
-        except GatewayError as exc:
-            await send_error(send, exc.info())
-            return
-        await send_json(send, 200, page)
+    async def _list(self, scope: Scope) -> dict[str, Any]:
+        tenant = self._tenant(scope)
+        query = dict(parse_qsl(scope.get("query_string", b"").decode("latin-1")))
+        list_page([], query)  # the query's errors before any I/O
+        return list_page(await guarded(self._store().list(tenant), "file"), query)
 
-    async def _retrieve(self, scope: Scope, send: Send, file_id: str) -> None:
-        try:
-            file = await self._owned(scope, file_id)
-        except GatewayError as exc:
-            await send_error(send, exc.info())
-            return
-        await send_json(send, 200, file.to_body())
+    async def _retrieve(self, scope: Scope, file_id: str) -> dict[str, Any]:
+        return (await self._owned(scope, file_id)).to_body()
 
     async def _content(self, scope: Scope, send: Send, file_id: str) -> None:
         try:
             tenant = self._tenant(scope)
-            found = await _guarded(self._store().content(tenant, file_id)) if _FILE_ID.match(file_id) else None
+            found = await guarded(self._store().content(tenant, file_id), "file") if _FILE_ID.match(file_id) else None
             if found is None:
                 raise _not_found(file_id)
         except GatewayError as exc:
@@ -160,7 +147,7 @@ class FilesApi:
         file, chunks = found
         try:
             try:
-                first = await _guarded(anext(chunks))  # the store answers before the response starts
+                first = await guarded(anext(chunks), "file")  # the store answers before the response starts
             except GatewayError as exc:
                 await send_error(send, exc.info())
                 return
@@ -174,39 +161,21 @@ class FilesApi:
         finally:
             await chunks.aclose()  # the chunk subscription, whatever happened
 
-    async def _delete(self, scope: Scope, send: Send, file_id: str) -> None:
-        try:
-            tenant = self._tenant(scope)
-            if not _FILE_ID.match(file_id) or not await _guarded(self._store().delete(tenant, file_id)):
-                raise _not_found(file_id)
-        except GatewayError as exc:
-            await send_error(send, exc.info())
-            return
-        await send_json(send, 200, deleted(file_id))
+    async def _delete(self, scope: Scope, file_id: str) -> dict[str, Any]:
+        tenant = self._tenant(scope)
+        if not _FILE_ID.match(file_id) or not await guarded(self._store().delete(tenant, file_id), "file"):
+            raise _not_found(file_id)
+        return deleted(file_id)
 
     async def _owned(self, scope: Scope, file_id: str) -> FileObject:
         tenant = self._tenant(scope)
-        file = await _guarded(self._store().get(tenant, file_id)) if _FILE_ID.match(file_id) else None
+        file = await guarded(self._store().get(tenant, file_id), "file") if _FILE_ID.match(file_id) else None
         if file is None:
             raise _not_found(file_id)
         return file
 
 
 
-async def _guarded(call: Awaitable[T]) -> T:
-    """A file store call whose broker failure is a retryable 503."""
-    try:
-        return await call
-    except GatewayError:
-        raise
-    except Exception as exc:  # noqa: BLE001 - any broker failure: a retryable 503
-        raise _unavailable(exc) from exc
-
-
 def _not_found(file_id: str) -> NotFound:
     return NotFound(f"No such File object: {file_id}", param="id", code="file_not_found")
 
-
-def _unavailable(exc: Exception) -> ServiceUnavailable:
-    return ServiceUnavailable(f"The file store is unavailable ({type(exc).__name__}); retry shortly.",
-                              code="file_store_unavailable", retry_after_s=1.0)

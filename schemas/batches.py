@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import time
 import uuid
-from decimal import Decimal
 from typing import Any, Literal
 
 from schemas.errors import ErrorInfo
@@ -171,6 +170,3 @@ def not_run(job_id: str, line: int, custom_id: str, code: str) -> LineResult:
                       error=ErrorInfo(status_code=0, type="batch_error", code=code, message=message),
                       finished_at=time.time())
 
-
-def add_cost(total: str, cost: str | None) -> str:
-    return total if not cost else str(Decimal(total) + Decimal(cost))

@@ -29,7 +29,7 @@ from nats.aio.subscription import Subscription
 from infra.batch_store import JOB_PREFIX, BatchStore
 from infra.file_store import FileStore
 from infra.tasks import cancel
-from ingress.async_api import rendered, status_document
+from ingress.async_api import rendered, result_line, status_document
 from schemas import subjects
 from schemas.batches import BatchJob, line_request_id
 from schemas.errors import GatewayError
@@ -38,7 +38,7 @@ from schemas.ids import uuid7
 from schemas.wire import encode, replace
 from stages.batch_lane import LaneGate, LaneWindow
 from workers.app import main
-from workers.batch_job import BatchDeps, JobDriver, result_line_of
+from workers.batch_job import BatchDeps, JobDriver
 from workers.batch_results import ResultStore, answer_chain
 from workers.context import WorkerContext
 from workers.webhook_sender import WebhookSender, webhook_secret
@@ -208,7 +208,7 @@ class BatchWorker(Worker):
         """POST the async request's result to its callback URL, signed, retried with backoff; the outcome
         is kept on the job (a driver that dies meanwhile leaves it pending: the next one delivers it)."""
         config = self.ctx.live.current.webhooks
-        line = await result_line_of(self.deps, job)
+        line = await result_line(self.deps.files, job)
         status, body = rendered(job, line) if line is not None else (200, status_document(job))
         payload = orjson.dumps({"id": job.id, "object": "async.result", "status": job.status,
                                 "request_id": line_request_id(job.id, 0), "status_code": status, "body": body})

@@ -28,7 +28,6 @@ import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Any
 
 import orjson
 from nats.aio.msg import Msg
@@ -37,7 +36,7 @@ from nats.js import JetStreamContext
 
 from infra.batch_store import BatchStore
 from infra.file_store import FileStore
-from ingress.surfaces import EMBEDDINGS, OPENAI
+from ingress.surfaces import EMBEDDINGS, OPENAI, Surface
 from schemas import subjects
 from schemas.batch_input import BatchLine, parse_line
 from schemas.batches import (
@@ -174,25 +173,13 @@ class JobDriver:
 
     async def _lines(self, job: BatchJob, start: int = 0) -> AsyncIterator[tuple[int, BatchLine]]:
         """The input file's lines from ``start`` (0-based), read a chunk at a time."""
-        found = await self.deps.files.content(job.tenant, job.input_file_id)
-        if found is None:
+        if await self.deps.files.get(job.tenant, job.input_file_id) is None:
             raise _FileGone
-        _, chunks = found
         number = 0
-        rest = b""
-        try:
-            async for chunk in chunks:
-                rest += chunk
-                *complete, rest = rest.split(b"\n")
-                for raw in complete:
-                    if raw.strip():
-                        if number >= start:
-                            yield number, parse_line(number + 1, raw)
-                        number += 1
-            if rest.strip() and number >= start:
-                yield number, parse_line(number + 1, rest)
-        finally:
-            await chunks.aclose()
+        async for raw in self.deps.files.lines(job.tenant, job.input_file_id):
+            if number >= start:
+                yield number, parse_line(number + 1, raw)
+            number += 1
 
     # -- in progress ----------------------------------------------------------------------------------
 
@@ -264,11 +251,8 @@ class JobDriver:
         """One line into the batch lane, or answered here when its body is refused."""
         request_id = line_request_id(job.id, number)
         now = time.time()
-        surface = EMBEDDINGS if job.endpoint == "/v1/embeddings" else OPENAI
         try:
-            if line.body.get("stream"):
-                raise InvalidRequest("stream is not supported in a batch line; remove it.", param="body.stream")
-            parsed = surface.parse(orjson.dumps(line.body))
+            envelope = self._envelope(job, number, line, now)
         except GatewayError as exc:
             info = exc.info()
             result = LineResult(line=number, custom_id=line.custom_id, request_id=request_id,
@@ -277,20 +261,28 @@ class JobDriver:
             self._answered(number, result)
             self.deps.record(RequestCompleted(
                 event_id=uuid7(), request_id=request_id, ts=now, finished_at=now, stage="batch",
-                endpoint=surface.endpoint, tenant=job.tenant, api_key_id=job.api_key_id,
+                endpoint=_surface(job).endpoint, tenant=job.tenant, api_key_id=job.api_key_id,
                 model_requested=str(line.body.get("model") or ""), status_code=info.status_code,
                 error_type=info.type, error_code=info.code or "", error_message=info.message,
                 batch_id=job.id, custom_id=line.custom_id))
             return
-        user = parsed.body.get("user")
-        envelope = Envelope(
-            request_id=request_id, received_at=now, deadline=now + self.deps.line_timeout_s,
-            reply_to=subjects.batch_reply_subject(job.id, number), endpoint=surface.endpoint, stream=False,
-            api_key_hash=job.api_key_hash, body=parsed.body, model_requested=parsed.model,
-            user=user if isinstance(user, str) else "", batch_id=job.id, custom_id=line.custom_id)
         await self._publish(envelope)
         self.progress.inflight[number] = time.monotonic()
         self.deps.gate.took(job.tenant)
+
+    def _envelope(self, job: BatchJob, number: int, line: BatchLine, now: float) -> Envelope:
+        """The line as a request of the chain (its body checked by the endpoint's surface, as ingress
+        checks a request's); ``GatewayError`` when it is refused."""
+        if line.body.get("stream"):
+            raise InvalidRequest("stream is not supported in a batch line; remove it.", param="body.stream")
+        surface = _surface(job)
+        parsed = surface.parse(orjson.dumps(line.body))
+        user = parsed.body.get("user")
+        return Envelope(
+            request_id=line_request_id(job.id, number), received_at=now, deadline=now + self.deps.line_timeout_s,
+            reply_to=subjects.batch_reply_subject(job.id, number), endpoint=surface.endpoint, stream=False,
+            api_key_hash=job.api_key_hash, body=parsed.body, model_requested=parsed.model,
+            user=user if isinstance(user, str) else "", batch_id=job.id, custom_id=line.custom_id)
 
     async def _publish(self, envelope: Envelope) -> None:
         data, headers = seal_request(envelope, self.deps.key)
@@ -312,17 +304,9 @@ class JobDriver:
 
     async def _resend(self, job: BatchJob, number: int) -> None:
         async for _, line in self._lines(job, number):
-            request_id = line_request_id(job.id, number)
             log.warning("batch %s: line %d (%s) unanswered after %.0fs; sent again", job.id, number + 1,
-                        request_id, self.deps.line_timeout_s)
-            now = time.time()
-            surface = EMBEDDINGS if job.endpoint == "/v1/embeddings" else OPENAI
-            parsed = surface.parse(orjson.dumps(line.body))
-            await self._publish(Envelope(
-                request_id=request_id, received_at=now, deadline=now + self.deps.line_timeout_s,
-                reply_to=subjects.batch_reply_subject(job.id, number), endpoint=surface.endpoint,
-                api_key_hash=job.api_key_hash, body=parsed.body, model_requested=parsed.model,
-                batch_id=job.id, custom_id=line.custom_id))
+                        line_request_id(job.id, number), self.deps.line_timeout_s)
+            await self._publish(self._envelope(job, number, line, time.time()))  # it was accepted before
             return
 
     async def _on_result(self, msg: Msg) -> None:
@@ -432,21 +416,8 @@ class JobDriver:
         return file.id
 
 
-async def result_line_of(deps: BatchDeps, job: BatchJob) -> dict[str, Any] | None:
-    """A finished job's first output (or error) line: an async request's one result."""
-    for file_id in (job.output_file_id, job.error_file_id):
-        if not file_id:
-            continue
-        found = await deps.files.content(job.tenant, file_id)
-        if found is None:
-            continue
-        _, chunks = found
-        data = b"".join([chunk async for chunk in chunks])
-        first = data.split(b"\n", 1)[0]
-        if first.strip():
-            value = orjson.loads(first)
-            return value if isinstance(value, dict) else None
-    return None
+def _surface(job: BatchJob) -> Surface:
+    return EMBEDDINGS if job.endpoint == "/v1/embeddings" else OPENAI
 
 
 class _FileGone(Exception):

@@ -19,6 +19,7 @@ import hmac
 import logging
 import os
 import time
+from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -141,6 +142,16 @@ class RedactionWorker(StageWorker):
         intake's credit comes back once the stage is done with it, however it ended. One that does not
         open is not run: it is answered (if its caller still waits) with ``request_unreadable``,
         recorded and acked, like any failed request, so it is neither lost nor redelivered forever."""
+        envelope = self._take(msg, self.intake.done)
+        if envelope is not None and envelope.delivery == 1:  # its wait in GW_REQ (a rerun's is its first run's)
+            self.ctx.load.waited(time.time() - envelope.received_at)
+
+    def take_batch(self, msg: Msg) -> None:
+        """A batch line pulled from the batch lane: the same first hop (its wait is the driver's pacing,
+        not load, so it is not reported)."""
+        self._take(msg, self.batch_intake.done)
+
+    def _take(self, msg: Msg, then: Callable[[], Awaitable[None]]) -> Envelope | None:
         started = time.perf_counter()
         try:
             envelope = open_request(msg.data, msg.headers, self.key)
@@ -148,25 +159,9 @@ class RedactionWorker(StageWorker):
             stand = stand_in(msg.headers)
             log.error("redaction: request %s cannot be opened (%s); answered with request_unreadable and acked",
                       stand.request_id, exc.__cause__ or exc)
-            self.runtime.take(stand, refuse(exc), started, ack_subject=msg.reply, then=self.intake.done)
-            return
-        envelope = self.runtime.take(envelope, self.work, started, ack_subject=msg.reply, then=self.intake.done)
-        if envelope.delivery == 1:  # how long it waited in GW_REQ (a rerun's wait is its first run's)
-            self.ctx.load.waited(time.time() - envelope.received_at)
-
-    def take_batch(self, msg: Msg) -> None:
-        """A batch line pulled from the batch lane: the same first hop (its wait is the driver's pacing,
-        not load, so it is not reported)."""
-        started = time.perf_counter()
-        try:
-            envelope = open_request(msg.data, msg.headers, self.key)
-        except RequestUnreadable as exc:
-            stand = stand_in(msg.headers)
-            log.error("redaction: batch line %s cannot be opened (%s); answered with request_unreadable and acked",
-                      stand.request_id, exc.__cause__ or exc)
-            self.runtime.take(stand, refuse(exc), started, ack_subject=msg.reply, then=self.batch_intake.done)
-            return
-        self.runtime.take(envelope, self.work, started, ack_subject=msg.reply, then=self.batch_intake.done)
+            self.runtime.take(stand, refuse(exc), started, ack_subject=msg.reply, then=then)
+            return None
+        return self.runtime.take(envelope, self.work, started, ack_subject=msg.reply, then=then)
 
     async def work(self, envelope: Envelope, started: float) -> None:
         ctx, runtime = self.ctx, self.runtime

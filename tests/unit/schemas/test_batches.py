@@ -16,7 +16,6 @@ from schemas.batches import (
     BatchJob,
     LineResult,
     Status,
-    add_cost,
     line_request_id,
     not_run,
     output_line,
@@ -118,11 +117,3 @@ def test_not_run_lines_have_no_response_only_an_error(code: str, words: str) -> 
 def test_ok_needs_a_2xx_and_no_error() -> None:
     assert LineResult(line=0, custom_id="a", request_id="r", status_code=204).ok
     assert not LineResult(line=0, custom_id="a", request_id="r", status_code=302).ok
-
-
-def test_add_cost_sums_exact_decimals_and_skips_unpriced_lines() -> None:
-    assert add_cost("0", "0.1") == "0.1"
-    assert add_cost("0.1", "0.2") == "0.3"  # exact: not 0.30000000000000004
-    assert add_cost("1.5", None) == "1.5"
-    assert add_cost("1.5", "") == "1.5"
-    assert add_cost("0.000001", "0.000002") == "0.000003"
