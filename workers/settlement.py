@@ -106,6 +106,7 @@ class Settler:
         self._directory = directory
         self._source = f"{name}-{os.getpid()}"
         self._task: asyncio.Task[None] | None = None
+        self._sub: JetStreamContext.PullSubscription | None = None
         self.settled = 0
 
     def start(self) -> None:
@@ -116,16 +117,24 @@ class Settler:
     async def stop(self) -> None:
         await cancel(self._task)
         self._task = None
+        # before the connection drains: nats-py's fetch takes messages without marking them done, so a
+        # drain would wait on a pull subscription until its timeout
+        await self._unsubscribe()
+
+    async def _unsubscribe(self) -> None:
+        sub, self._sub = self._sub, None
+        if sub is not None:
+            with contextlib.suppress(Exception):
+                await sub.unsubscribe()
 
     async def _loop(self) -> None:
-        sub: JetStreamContext.PullSubscription | None = None
         while True:
             try:
-                if sub is None:
-                    sub = await self._nc().jetstream().pull_subscribe_bind(
+                if self._sub is None:
+                    self._sub = await self._nc().jetstream().pull_subscribe_bind(
                         durable=subjects.CONSUMER_LEDGER, stream=subjects.STREAM_EVENTS)
                 try:
-                    msgs = await sub.fetch(BATCH, timeout=FETCH_WAIT_S)
+                    msgs = await self._sub.fetch(BATCH, timeout=FETCH_WAIT_S)
                 except TimeoutError:
                     continue
                 await asyncio.gather(*(self._one(m) for m in msgs))
@@ -133,10 +142,7 @@ class Settler:
                 raise
             except Exception as exc:  # noqa: BLE001 - the broker restarts, the consumer is redeclared: go on
                 log.warning("settlement: %s; retrying", exc)
-                if sub is not None:
-                    with contextlib.suppress(Exception):
-                        await sub.unsubscribe()
-                sub = None
+                await self._unsubscribe()
                 await asyncio.sleep(1.0)
 
     async def _one(self, msg: Msg) -> None:

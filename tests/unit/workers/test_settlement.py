@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from functools import partial
 
 import msgspec
+from nats.aio.client import Client as NatsClient
 
 from infra.key_directory import config_directory
 from infra.ledger import Ledger
@@ -20,7 +22,8 @@ from stages.governance.draft import Draft
 from stages.governance.scopes import Scope, scope_of
 from tests.support.fake_kv import FakeKV
 from tests.support.fake_nats import FakeNats
-from workers.settlement import SettlementView, Settler, actual_nusd
+from tests.support.jetstream import eventually
+from workers.settlement import FETCH_WAIT_S, SettlementView, Settler, actual_nusd
 
 SCOPE = Scope(key="key.k1", label="key.k1", level="key.k1", budget_nusd=10**9, period="month")
 
@@ -93,3 +96,20 @@ async def test_crossing_the_soft_threshold_records_one_budget_event() -> None:
     event = decode(payload, ControlEvent)
     assert subject == subjects.EVT_CONTROL and (event.kind, event.subject) == ("budget", "key.k1")
     assert event.attrs.spent_usd == "0.0000008"
+
+
+async def test_once_stopped_the_consumer_lets_the_connection_drain_at_once(nc: NatsClient) -> None:
+    """nats-py's fetch takes messages without marking them done: a pull subscription left behind would
+    hold the process's drain at shutdown until its timeout (and log a cancelled gather)."""
+    js = nc.jetstream()
+    ledger: Ledger[Draft] = Ledger(FakeKV(), Draft)  # type: ignore[arg-type]
+    settler = Settler(lambda: nc, lambda: ledger, KeyDirectory)  # type: ignore[arg-type,return-value]
+    settler.start()
+    for i in range(3):
+        await js.publish(subjects.governed_event_subject("output_filter"), record(f"r{i}", "0.000000250"))
+    await eventually(lambda: settler.settled == 3, what="records settled")
+    await asyncio.sleep(10 * FETCH_WAIT_S)  # idle fetches too: each leaves a status message behind
+    await settler.stop()
+    drained = asyncio.ensure_future(nc.drain())  # nats-py's own bound is 30 s; a clean drain takes ms
+    done, _ = await asyncio.wait({drained}, timeout=10.0)
+    assert drained in done, "the connection's drain waits on the stopped consumer's subscription"
