@@ -2,7 +2,7 @@
 kind of gateway process is SIGKILLed; then count what the batch's caller and an analyst would see.
 
     python bench/batch_drill.py [--lines 10000] [--rate 100] [--kill-every 4]
-                                [--kinds stages,batch,sink,ingress,nats-server] [--latency-ms 20] [--json]
+                                [--kinds stages,lane,batch,sink,ingress,nats-server] [--latency-ms 20] [--json]
 
 Starts ``gateway up`` (the test config of ``infra/operator/launcher.py``: free ports, a temporary data dir,
 the bundled mock provider, answering each call after ``--latency-ms``). Three phases:
@@ -313,7 +313,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--interactive-s", type=float, default=20.0)
     p.add_argument("--kill-every", type=float, default=4.0)
     p.add_argument("--kinds", type=lambda s: [k for k in s.split(",") if k],
-                   default=["stages", "batch", "sink", "ingress", "nats-server"])
+                   default=["stages", "lane", "batch", "sink", "ingress", "nats-server"])
     p.add_argument("--latency-ms", type=int, default=20)
     p.add_argument("--json", action="store_true")
     args = p.parse_args(argv)

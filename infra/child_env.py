@@ -31,9 +31,10 @@ from schemas.config import GatewayConfig
 from schemas.secret_refs import referenced_secrets
 
 STAGES = ("redaction", "policy", "routing", "provider", "output_filter")
-KINDS = ("nats-server", "mock_provider", "sink", "ingress", "stages", "batch", *STAGES)
+KINDS = ("nats-server", "mock_provider", "sink", "ingress", "stages", "lane", "batch", *STAGES)
 """What a child is: nats-server, the mock provider, the sink, ingress, a ``workers.host`` (``stages``,
-every stage) or one stage's process (split layout)."""
+every stage), the batch lane's ``workers.host`` (``lane``), the batch driver, or one stage's process
+(split layout)."""
 
 BASE = ("PATH", "HOME", "USER", "LOGNAME", "LANG", "LANGUAGE", "TZ", "TMPDIR", "TMP", "TEMP", "LD_LIBRARY_PATH",
         "SSL_CERT_FILE", "SSL_CERT_DIR")
@@ -50,15 +51,19 @@ RESTRICTED: dict[str, frozenset[str]] = {
     "CLICKHOUSE_URL": frozenset({"sink"}),
     "GATEWAY_CLICKHOUSE_URL": frozenset({"sink"}),
     "GATEWAY_NATS_CREDS": frozenset(),
+    "GATEWAY_LANE": frozenset(),
 }
 """Settings variables that only these roles (a stage, ``ingress`` or ``sink``) read. ``GATEWAY_NATS_CREDS``
-reaches no child from the environment: ``gateway up`` sets each child's to its own identity's seed."""
+and ``GATEWAY_LANE`` reach no child from the environment: ``gateway up`` sets each child's NATS seed to
+its own identity's and the lane to the one its kind serves (``batch`` for ``lane``)."""
 
 
 def identity_for(kind: str) -> str | None:
     """The NATS identity (``infra/nats_permissions.py``) a child of this kind connects as; None for the
     children that do not connect (nats-server itself, the mock provider)."""
     roles_of(kind)
+    if kind == "lane":  # the batch lane's stage host: a workers.host like the hosted layout's
+        return "stages"
     return None if kind in ("nats-server", "mock_provider") else kind
 
 
@@ -66,7 +71,7 @@ def roles_of(kind: str) -> frozenset[str]:
     """The roles a child of this kind plays: the stages it runs, or ``ingress``, ``sink``, ..."""
     if kind not in KINDS:
         raise ValueError(f"unknown child kind {kind!r}; one of {KINDS}")
-    return frozenset(STAGES) if kind == "stages" else frozenset({kind})
+    return frozenset(STAGES) if kind in ("stages", "lane") else frozenset({kind})
 
 
 def settings_variables() -> frozenset[str]:

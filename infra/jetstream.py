@@ -121,9 +121,9 @@ def redaction_consumer(settings: Settings) -> ConsumerConfig:
 
 
 def redaction_batch_consumer(settings: Settings) -> ConsumerConfig:
-    """The batch lane (``gw.req.batch``): the same first hop, its own consumer, so its concurrency is
-    bounded apart from interactive requests (``max_ack_pending``) and redaction pulls it only when
-    interactive requests leave room (``workers/redaction.py``)."""
+    """The batch lane (``gw.req.batch``): the same first hop, its own consumer, pulled only by the batch
+    lane's stage processes (``GATEWAY_LANE=batch``), its concurrency bounded apart from interactive
+    requests (``max_ack_pending``)."""
     return ConsumerConfig(
         durable_name=subjects.CONSUMER_REDACT_BATCH,
         deliver_policy=DeliverPolicy.ALL,

@@ -25,8 +25,9 @@ Who may do what (the rest of the chain is refused):
   ``ledger`` consumer; only redaction pulls GW_REQ (the other stages ack and extend what it took);
 - each identity publishes audit entries only on ``gw.audit.by.<identity>``.
 
-``stages`` (a ``workers.host`` process of the hosted layout) runs every stage, so it holds the union of
-the five stage roles: least privilege between stages needs ``gateway up --layout split``.
+``stages`` (a ``workers.host`` process of the hosted layout, and the batch lane's host, ``lane``) runs
+every stage, so it holds the union of the five stage roles: least privilege between stages needs
+``gateway up --layout split``. Each stage role serves both lanes (interactive and batch).
 
 nats-server caches each subject's verdict per connection: none of this costs per-message work here.
 """
@@ -112,6 +113,11 @@ def _worker(role: str) -> list[str]:
     return [s.ping_subject(role), s.held_subject("*")]
 
 
+def _lanes(*subjects: str) -> list[str]:
+    """Each subject in every lane (``schemas/subjects.py`` in_lane): a stage identity serves either lane."""
+    return [s.in_lane(subject, lane) for subject in subjects for lane in s.LANES]
+
+
 _MANAGE = [f"{s.JS_API}.>", s.kv_keys(s.BUCKET_CONFIG), s.EVT_CONTROL]
 """JetStream's whole API (streams, consumers, buckets declared and inspected) and the config bucket."""
 
@@ -121,17 +127,17 @@ def _stage(stage: str) -> tuple[list[str], list[str]]:
     load reports, the shared ledger (a governed request is settled where it ends)."""
     publish = [s.event_subject(stage), s.governed_event_subject(stage), f"{s.REPLY_PREFIX}.>",
                s.js_ack(s.STREAM_REQUESTS, s.CONSUMER_REDACT), s.js_ack(s.STREAM_REQUESTS, s.CONSUMER_REDACT_BATCH),
-               s.held_subject("*"), s.LOAD_REPORT,
+               s.held_subject("*"), *_lanes(s.LOAD_REPORT),
                *_kv_write(s.BUCKET_LEDGER)]
-    subscribe = _worker(stage)
+    subscribe = [*_worker(stage), s.ping_subject(stage, "batch")]
     own: dict[str, tuple[list[str], list[str]]] = {
         "redaction": ([*_pull(s.STREAM_REQUESTS, s.CONSUMER_REDACT), *_pull(s.STREAM_REQUESTS, s.CONSUMER_REDACT_BATCH),
-                       s.REQ_POLICY], []),
-        "policy": ([s.REQ_ROUTE, *_pull(s.STREAM_EVENTS, s.CONSUMER_LEDGER)], [s.REQ_POLICY]),
-        "routing": ([s.REQ_CALL, *_kv_write(s.BUCKET_BREAKERS)], [s.REQ_ROUTE, s.HEALTH_REPORT]),
-        "provider": ([s.RESP_FILTER, s.RESP_FILTER_OPEN, f"{s.RESP_FILTER_INSTANCE}.*", s.HEALTH_REPORT],
-                     [s.REQ_CALL]),
-        "output_filter": ([], [s.RESP_FILTER, s.RESP_FILTER_OPEN, f"{s.RESP_FILTER_INSTANCE}.*"]),
+                       *_lanes(s.REQ_POLICY)], []),
+        "policy": ([*_lanes(s.REQ_ROUTE), *_pull(s.STREAM_EVENTS, s.CONSUMER_LEDGER)], _lanes(s.REQ_POLICY)),
+        "routing": ([*_lanes(s.REQ_CALL), *_kv_write(s.BUCKET_BREAKERS)], [*_lanes(s.REQ_ROUTE), s.HEALTH_REPORT]),
+        "provider": ([*_lanes(s.RESP_FILTER, s.RESP_FILTER_OPEN), f"{s.RESP_FILTER_INSTANCE}.*", s.HEALTH_REPORT],
+                     _lanes(s.REQ_CALL)),
+        "output_filter": ([], [*_lanes(s.RESP_FILTER, s.RESP_FILTER_OPEN), f"{s.RESP_FILTER_INSTANCE}.*"]),
     }
     extra_pub, extra_sub = own[stage]
     return publish + extra_pub, subscribe + extra_sub

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import binascii
 from pathlib import Path
+from typing import Literal
 
 from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -83,6 +84,10 @@ class Settings(BaseSettings):
     # The name `gateway up` gives this child (e.g. batch.0), set per child: a restarted batch worker takes
     # back the leases of the jobs it drove at once, instead of waiting for them to run out.
     process_name: str = ""
+    # Which requests this stage process serves (GATEWAY_LANE): ``interactive`` (the callers who wait) or
+    # ``batch`` (batch jobs' lines and async requests: their own subjects, consumer and processes, run at
+    # the lowest CPU priority; schemas/subjects.py in_lane). `gateway up` starts the batch lane's host.
+    lane: Literal["interactive", "batch"] = "interactive"
     log_level: str = "INFO"
     # Every this many seconds each worker process logs what it holds (requests, tasks, streams); 0: never.
     stats_every_s: float = Field(default=60.0, ge=0)

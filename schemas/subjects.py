@@ -5,10 +5,12 @@ from __future__ import annotations
 # The request chain. The first hop is a JetStream work queue (durable, end-to-end ack);
 # the rest are core NATS subjects served by queue groups.
 REQ_REDACT = "gw.req.redact"
-# The batch lane: lines of batch jobs and async requests enter GW_REQ here, taken by redaction through a
-# consumer of their own (CONSUMER_REDACT_BATCH: its own concurrency, pulled only when interactive
-# requests leave room), then follow the same chain.
+# The batch lane: lines of batch jobs and async requests enter GW_REQ here, taken through a consumer of
+# their own (CONSUMER_REDACT_BATCH: its own concurrency) by the batch lane's stage processes, which pass
+# them along the lane's own subjects (in_lane) and run at the lowest CPU priority: a batch line never
+# queues ahead of an interactive request in a stage, and takes only the CPU interactive work leaves.
 REQ_BATCH = "gw.req.batch"
+LANES = ("interactive", "batch")
 REQ_POLICY = "gw.req.policy"
 REQ_ROUTE = "gw.req.route"
 REQ_CALL = "gw.req.call"
@@ -50,6 +52,8 @@ HEALTH_REPORT = "gw.health.report"
 # Load: a busy worker process reports how late its event loop runs ({"process", "pid", "stages",
 # "lag_ms"}), so ingress sheds load before the queue shows in answers (fan-out, no queue group).
 LOAD_REPORT = "gw.load.report"
+# (A batch lane process reports on in_lane(LOAD_REPORT, "batch"): its lateness is the lane's, never a
+# reason for ingress to shed interactive requests.)
 
 # JetStream key-value buckets: the active config (key ``active``) and each target's breaker state
 # (key: workers/health_wire.py breaker_key), shared by every replica.
@@ -112,6 +116,12 @@ QUEUE_GROUPS = {
 }
 
 
+def in_lane(subject: str, lane: str) -> str:
+    """A hop's subject in ``lane``: the interactive lane's is the subject itself, another lane's has the
+    lane's name appended (``gw.req.policy.batch``), so each lane's stage processes serve only its own."""
+    return subject if lane == "interactive" else f"{subject}.{lane}"
+
+
 def event_subject(stage: str) -> str:
     return f"{EVT_PREFIX}.{stage}"
 
@@ -120,8 +130,9 @@ def governed_event_subject(stage: str) -> str:
     return f"{EVT_PREFIX}.governed.{stage}"
 
 
-def ping_subject(stage: str) -> str:
-    return f"{PING_PREFIX}.{stage}"
+def ping_subject(stage: str, lane: str = "interactive") -> str:
+    """Where a stage's replicas of ``lane`` answer readiness pings (ingress asks the interactive lane's)."""
+    return in_lane(f"{PING_PREFIX}.{stage}", lane)
 
 
 def held_subject(request_id: str) -> str:

@@ -1,9 +1,10 @@
 """How many batch lines a driver keeps in the chain, and how fast it sends them: pure logic, no I/O.
 
-Batch lines share the stage processes with interactive requests, and a stage serves what reaches it in
-arrival order: a burst of batch lines is a queue an interactive request waits behind, at every hop. So
-the lane is paced by the one thing that shows that queue, the time each line spends in the gateway
-(its time in the chain less its time at the provider, ``observe``): delay-based congestion control.
+Batch lines run in stage processes of their own at the lowest CPU priority (``workers/app.py``
+``lower_priority``), but they still share the machine's broker, the sink and the providers with
+interactive requests, and a burst of lines is a queue at each of them. So the lane is paced by the one
+thing that shows such a queue, the time each line spends in the gateway (its time in the chain less its
+time at the provider, ``observe``): delay-based congestion control.
 
 - **The window** (lines in flight) grows by a quarter every calm ``judge_every_s`` and is cut by a
   quarter when the 90th percentile of the overhead in the last second rises ``slack_ms`` over the

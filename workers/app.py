@@ -24,6 +24,7 @@ import orjson
 from nats.aio.msg import Msg
 
 from infra import bootstrap
+from infra.cpu_priority import run_below
 from infra.key_directory import LiveKeyDirectory
 from infra.logs import setup_logging
 from infra.tasks import cancel
@@ -39,6 +40,16 @@ Setup = Callable[[WorkerContext], Awaitable[Worker]]
 
 STAGES = ("redaction", "policy", "routing", "provider", "output_filter")
 GC_YOUNG_THRESHOLD = 20_000
+BATCH_LANE_NICENESS = 19
+"""The batch lane's processes (its stage hosts and the batch driver) run at the lowest CPU priority: on
+a busy machine the kernel runs every interactive process first, and batch work takes what is left."""
+
+
+def lower_priority(lane: str) -> None:
+    """Run this process at the batch lane's CPU priority (niceness 19, ``SCHED_IDLE``: it runs only on a
+    CPU no interactive process wants) when it serves the batch lane."""
+    if lane == "batch":
+        run_below(BATCH_LANE_NICENESS, idle=True)
 
 
 def setup_of(stage: str) -> Setup:
@@ -59,6 +70,7 @@ async def serve(name: str, stages: Sequence[str]) -> None:
             await worker.reconnected()
 
     began = time.perf_counter()
+    lower_priority(settings.lane)
     broker = bootstrap.broker(settings, name, reconnected_cb=reconnected)
     live = await bootstrap.live_config(settings, name) if set(stages) - {"sink"} else None
     keys = await bootstrap.key_directory(settings, live, name) if live is not None else None
@@ -88,11 +100,12 @@ async def serve(name: str, stages: Sequence[str]) -> None:
 
     ctx.load.start()
     for stage in stages:  # every stage is set up and subscribed: it may now say it is ready
-        await nc.subscribe(subjects.ping_subject(stage), queue=stage, cb=pong)
+        await nc.subscribe(subjects.ping_subject(stage, settings.lane), queue=stage, cb=pong)
     await nc.flush()  # subscriptions are live before we say we are ready
     for stage in stages:
         await nc.publish(subjects.CTL_READY, orjson.dumps({"name": stage, "process": name, "pid": os.getpid()}))
-    log.info("%s ready in %.1fs since start-up (%s)", name, time.perf_counter() - began, ", ".join(took))
+    log.info("%s ready in %.1fs since start-up (%s%s)", name, time.perf_counter() - began, ", ".join(took),
+             "; batch lane" if settings.lane == "batch" else "")
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):

@@ -37,7 +37,7 @@ from schemas.events import RequestCompleted
 from schemas.ids import uuid7
 from schemas.wire import encode, replace
 from stages.batch_lane import LaneGate, LaneWindow
-from workers.app import main
+from workers.app import lower_priority, main
 from workers.batch_job import BatchDeps, JobDriver
 from workers.batch_results import ResultStore, answer_chain
 from workers.context import WorkerContext
@@ -46,7 +46,6 @@ from workers.worker import Worker
 
 log = logging.getLogger("gateway.batch")
 
-BATCH_NICENESS = 10
 LEASE_TTL_S = 10.0
 LEASE_RENEW_S = 3.0
 RESCAN_S = 5.0
@@ -78,10 +77,9 @@ class BatchWorker(Worker):
         ctx.gauges["batch.window"] = lambda: self.window.lines
 
     async def prepare(self) -> None:
-        """Run below the chain's processes on the CPU: a busy machine serves interactive requests first
-        (the lines' own work in the stages is paced by the lane window)."""
-        with contextlib.suppress(OSError):
-            os.nice(BATCH_NICENESS)
+        """Run at the batch lane's CPU priority, below every interactive process: a busy machine serves
+        interactive requests first (the lines' own work runs in the batch lane's stage processes)."""
+        lower_priority("batch")
 
     @property
     def deps(self) -> BatchDeps:

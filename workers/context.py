@@ -68,10 +68,20 @@ class WorkerContext:
     def __post_init__(self) -> None:
         self.leases = Leases(lambda: self.nc, self.settings.ack_wait_s)
         self.confirmer = Confirmer(lambda: self.nc)
-        self.load = LoadReporter(lambda: self.nc, self.name, self.stages, active=lambda: len(self.leases) > 0)
+        self.load = LoadReporter(lambda: self.nc, self.name, self.stages, active=lambda: len(self.leases) > 0,
+                                 subject=self.hop(subjects.LOAD_REPORT))
         self.gauges["held"] = lambda: len(self.leases)
         self.gauges["awaiting_confirmation"] = lambda: len(self.confirmer)
         self.settler = Settler(lambda: self.nc, self.ledger, lambda: self.keys.get(), self.name)
+
+    @property
+    def lane(self) -> str:
+        """The lane this process serves (``interactive`` or ``batch``, ``GATEWAY_LANE``)."""
+        return self.settings.lane
+
+    def hop(self, subject: str) -> str:
+        """``subject`` in this process's lane: where its stages take and pass requests."""
+        return subjects.in_lane(subject, self.settings.lane)
 
     @property
     def live(self) -> LiveConfig:

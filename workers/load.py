@@ -25,8 +25,9 @@ log = logging.getLogger("gateway.load")
 class LoadReporter:
     def __init__(self, nc: Callable[[], NatsClient], process: str, stages: Sequence[str], *, every_s: float = 0.1,
                  report_over_ms: float = 50.0, active: Callable[[], bool] = lambda: True,
-                 idle_every_s: float = 1.0) -> None:
+                 idle_every_s: float = 1.0, subject: str = subjects.LOAD_REPORT) -> None:
         self._nc = nc
+        self.subject = subject
         self._active = active
         self.idle_every_s = idle_every_s
         self._head = {"process": process, "pid": os.getpid(), "stages": list(stages)}
@@ -62,7 +63,7 @@ class LoadReporter:
             if busy or self._reported:  # while busy, and once when it is over
                 self._reported = busy
                 try:
-                    await self._nc().publish(subjects.LOAD_REPORT,
+                    await self._nc().publish(self.subject,
                                              orjson.dumps({**self._head, "lag_ms": round(self.lag_ms, 1)}))
                 except Exception as exc:  # noqa: BLE001 - reconnecting: the next measure reports again
                     log.debug("load report not sent: %r", exc)

@@ -111,7 +111,8 @@ class OutputFilterWorker(StageWorker):
         # this replica's own subject: the pieces of the streams it takes, and questions about them
         self.instance_subject = f"{subjects.RESP_FILTER_INSTANCE}.{uuid7().replace('-', '')}"
         ctx.gauges["output_filter.streams"] = lambda: len(self.sessions)
-        ctx.subscribe(subjects.RESP_FILTER_OPEN, self.on_open, queue=subjects.QUEUE_GROUPS[subjects.RESP_FILTER])
+        ctx.subscribe(ctx.hop(subjects.RESP_FILTER_OPEN), self.on_open,
+                      queue=subjects.QUEUE_GROUPS[subjects.RESP_FILTER])
 
     async def prepare(self) -> None:
         warm(self.scanners.current.value)

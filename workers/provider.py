@@ -109,7 +109,7 @@ class ProviderWorker(StageWorker):
         """The answer to an output-filter replica, held until one confirms it took it: a provider's
         answer is never lost to a replica that died or a broker restart (no second provider call)."""
         taken = await self.runtime.confirmer.deliver(
-            subjects.RESP_FILTER, encode(envelope), attempt_s=HAND_OVER_ATTEMPT_S,
+            self.ctx.hop(subjects.RESP_FILTER), encode(envelope), attempt_s=HAND_OVER_ATTEMPT_S,
             give_up_s=max(1.0, min(envelope.remaining_s(), HAND_OVER_GIVE_UP_S)))
         if taken is None:
             raise ServiceUnavailable("No output-filter replica took the answer; please retry the request.",

@@ -19,7 +19,6 @@ import hmac
 import logging
 import os
 import time
-from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -49,8 +48,6 @@ log = logging.getLogger("gateway.redaction")
 STAGE = "redaction"
 SETTLE_AFTER_RECONNECT_S = 0.75
 NER_THREADS = 2
-BATCH_INTAKE_INFLIGHT = 16
-"""Batch lines one process takes at once (the batch drivers keep fewer in flight while workers are busy)."""
 
 
 def default_salt(sealing_key: bytes) -> bytes:
@@ -127,12 +124,12 @@ class RedactionWorker(StageWorker):
         # redactors of profiles no config key or model alias names (a GW_KEYS key's), by their inputs:
         # built on first use, off the event loop
         self.extra: dict[tuple[Any, ...], ProfileRedactor] = {}
-        self.intake = PullIntake(lambda: ctx.nc, subjects.STREAM_REQUESTS, subjects.CONSUMER_REDACT, self.take,
+        # the interactive lane pulls the callers' requests; the batch lane's processes (GATEWAY_LANE=batch)
+        # pull batch jobs' lines and async requests from a consumer of their own, paced by their drivers
+        self.interactive = ctx.lane == "interactive"
+        consumer = subjects.CONSUMER_REDACT if self.interactive else subjects.CONSUMER_REDACT_BATCH
+        self.intake = PullIntake(lambda: ctx.nc, subjects.STREAM_REQUESTS, consumer, self.take,
                                  max_inflight=settings.intake_inflight)
-        # the batch lane (batch jobs' lines, async requests): its own consumer and a small credit, so a
-        # large batch never fills this process ahead of interactive requests (the drivers pace it too)
-        self.batch_intake = PullIntake(lambda: ctx.nc, subjects.STREAM_REQUESTS, subjects.CONSUMER_REDACT_BATCH,
-                                       self.take_batch, max_inflight=BATCH_INTAKE_INFLIGHT)
 
     async def prepare(self) -> None:
         warm(self.redactors.current.value)
@@ -142,16 +139,6 @@ class RedactionWorker(StageWorker):
         intake's credit comes back once the stage is done with it, however it ended. One that does not
         open is not run: it is answered (if its caller still waits) with ``request_unreadable``,
         recorded and acked, like any failed request, so it is neither lost nor redelivered forever."""
-        envelope = self._take(msg, self.intake.done)
-        if envelope is not None and envelope.delivery == 1:  # its wait in GW_REQ (a rerun's is its first run's)
-            self.ctx.load.waited(time.time() - envelope.received_at)
-
-    def take_batch(self, msg: Msg) -> None:
-        """A batch line pulled from the batch lane: the same first hop (its wait is the driver's pacing,
-        not load, so it is not reported)."""
-        self._take(msg, self.batch_intake.done)
-
-    def _take(self, msg: Msg, then: Callable[[], Awaitable[None]]) -> Envelope | None:
         started = time.perf_counter()
         try:
             envelope = open_request(msg.data, msg.headers, self.key)
@@ -159,9 +146,12 @@ class RedactionWorker(StageWorker):
             stand = stand_in(msg.headers)
             log.error("redaction: request %s cannot be opened (%s); answered with request_unreadable and acked",
                       stand.request_id, exc.__cause__ or exc)
-            self.runtime.take(stand, refuse(exc), started, ack_subject=msg.reply, then=then)
-            return None
-        return self.runtime.take(envelope, self.work, started, ack_subject=msg.reply, then=then)
+            self.runtime.take(stand, refuse(exc), started, ack_subject=msg.reply, then=self.intake.done)
+            return
+        taken = self.runtime.take(envelope, self.work, started, ack_subject=msg.reply, then=self.intake.done)
+        # its wait in GW_REQ (a rerun's is its first run's); a batch line's wait is its driver's pacing
+        if taken is not None and taken.delivery == 1 and self.interactive:
+            self.ctx.load.waited(time.time() - taken.received_at)
 
     async def work(self, envelope: Envelope, started: float) -> None:
         ctx, runtime = self.ctx, self.runtime
@@ -224,15 +214,12 @@ class RedactionWorker(StageWorker):
 
     async def after_start(self) -> None:
         await self.intake.start()
-        await self.batch_intake.start()
 
     async def reconnected(self) -> None:
         await self.intake.reconnected()
-        await self.batch_intake.reconnected()
 
     async def drain(self) -> None:
         await self.intake.stop()
-        await self.batch_intake.stop()
 
     async def cleanup(self) -> None:
         await super().cleanup()

@@ -129,7 +129,8 @@ class StageRuntime:
     # -- passing requests on ------------------------------------------------------------------------
 
     async def forward(self, subject: str, envelope: Envelope) -> None:
-        await self.nc.publish(subject, encode(envelope))
+        """Pass ``envelope`` to the next hop (``subject``) in this process's lane."""
+        await self.nc.publish(self.ctx.hop(subject), encode(envelope))
         # nats-py writes from a flusher task, i.e. only once this handler yields: yield now so the
         # next stage gets the envelope before we spend time on events and bookkeeping.
         await asyncio.sleep(0)

@@ -60,7 +60,7 @@ class StreamRelay:
     async def open(self) -> None:
         """A filter replica takes the stream: asked again while none answers, up to the deadline."""
         answer = await self.runtime.confirmer.deliver(
-            subjects.RESP_FILTER_OPEN, encode(self.opening), attempt_s=1.0,
+            self.runtime.ctx.hop(subjects.RESP_FILTER_OPEN), encode(self.opening), attempt_s=1.0,
             give_up_s=max(1.0, min(self.opening.remaining_s(), HAND_OVER_GIVE_UP_S)))
         if answer is None:
             raise ServiceUnavailable("No output-filter replica is available to take the stream.", retry_after_s=1.0)

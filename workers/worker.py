@@ -13,8 +13,9 @@
 - ``cleanup()``: shutdown, finish what is in hand and let go of what it holds.
 
 A stage of the request chain is a ``StageWorker``: its ``StageRuntime`` (``runtime``), ``work(envelope,
-started)`` on each request, and ``on_message`` taking each message of its subject (``subject``, in the
-subject's queue group) into the runtime (``accept``: the work runs in the request's own task).
+started)`` on each request, and ``on_message`` taking each message of its subject (``subject`` in the
+process's lane, ``WorkerContext.hop``, in the subject's queue group) into the runtime (``accept``: the
+work runs in the request's own task).
 """
 
 from __future__ import annotations
@@ -60,13 +61,14 @@ class Worker:
 
 class StageWorker(Worker):
     subject: ClassVar[str] = ""
-    """The subject the stage takes its messages from, in that subject's queue group ("": none)."""
+    """The subject the stage takes its messages from (in its process's lane), in that subject's queue group
+    ("": none)."""
 
     def __init__(self, ctx: WorkerContext) -> None:
         super().__init__(ctx)
         self.runtime = StageRuntime(ctx, self.name)
         if self.subject:
-            ctx.subscribe(self.subject, self.on_message, queue=subjects.QUEUE_GROUPS[self.subject])
+            ctx.subscribe(ctx.hop(self.subject), self.on_message, queue=subjects.QUEUE_GROUPS[self.subject])
 
     async def on_message(self, msg: Msg) -> None:
         """A message on ``subject``: take the request (a few µs); ``work`` runs in its own task."""

@@ -57,7 +57,7 @@ def cmd_up(args: argparse.Namespace) -> int:
         print(f"gateway: {exc}", file=sys.stderr)
         return 2
     replicas = _replicas(args.replicas or [])
-    known = {"ingress", "stages", "batch"} if args.layout == "hosted" else {"ingress", "batch", *STAGES}
+    known = {"ingress", "stages", "lane", "batch"} if args.layout == "hosted" else {"ingress", "lane", "batch", *STAGES}
     unknown = sorted(set(replicas) - known)
     if unknown:
         print(f"gateway: --replicas {', '.join(unknown)}: the {args.layout} layout has {', '.join(sorted(known))}",
@@ -249,8 +249,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--layout", choices=["hosted", "split"], default="hosted",
                    help="hosted (default): every stage in each of the stage processes; split: a process per stage")
     p.add_argument("--replicas", action="append", metavar="NAME=N",
-                   help="processes of a kind (default 2 each): stages=N, ingress=N; with --layout split, "
-                        "one stage, e.g. output_filter=3")
+                   help="processes of a kind: stages=N, ingress=N (default 2 each), lane=N (the batch lane's "
+                        "stage hosts), batch=N (batch drivers; default 1 each); with --layout split, one stage, "
+                        "e.g. output_filter=3")
     p.set_defaults(func=cmd_up)
 
     p = sub.add_parser("sql", help="read-only SQL against the analytics store")

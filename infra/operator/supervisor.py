@@ -10,8 +10,13 @@ Layouts (``--layout``): ``hosted`` (default) runs every stage worker in each of 
 processes (``stages.0``, ``stages.1``): two replicas of every stage, so a process that dies never stops
 the chain, for the memory of two interpreters. ``split`` runs one process per stage replica (two of each
 by default), for scale-out across machines. ``--replicas NAME=N`` sets the count of ``stages``,
-``ingress`` or, in the split layout, of one stage. Two ingress processes share the HTTP port
-(``SO_REUSEPORT``) by default.
+``ingress``, ``lane``, ``batch`` or, in the split layout, of one stage. Two ingress processes share the
+HTTP port (``SO_REUSEPORT``) by default.
+
+The batch lane, in either layout: batch jobs' lines and async requests run through every stage in a
+``workers.host`` of their own (``lane``, one by default, ``GATEWAY_LANE=batch``) at the lowest CPU
+priority, on the lane's own subjects (``schemas/subjects.py`` in_lane); the batch driver (``batch``)
+feeds it.
 
 Ready means ready: every child announces itself on ``gw.ctl.ready`` once it can take requests (stage
 workers after loading their models and subscribing; ingress once it sees a live replica of every stage);
@@ -66,11 +71,12 @@ from schemas import subjects
 from schemas.config import GatewayConfig
 
 LAYOUTS = ("hosted", "split")
-DEFAULT_REPLICAS = {"batch": 1}
+DEFAULT_REPLICAS = {"batch": 1, "lane": 1}
 """Replicas of each kind unless ``--replicas`` says otherwise: two of every worker kind, one batch worker
-(its jobs wait in the broker while it restarts, and the chain keeps its answers until it is back)."""
+(its jobs wait in the broker while it restarts, and the chain keeps its answers until it is back) and one
+batch lane host (its lines wait in ``GW_REQ`` while it restarts)."""
 READY_TIMEOUT_S = 120.0
-STOP_ORDER = ("ingress", "stages", *STAGES, "batch", "mock_provider", "sink")
+STOP_ORDER = ("ingress", "stages", *STAGES, "lane", "batch", "mock_provider", "sink")
 """Ingress first (no new request), then the stages finish what they hold: the batch worker outlives them
 (their answers to batch lines are stored before they let go of the lines), and so does the demo provider
 (a line in the chain is answered, not cut); the sink last (every record is written)."""
@@ -161,8 +167,11 @@ class Supervisor:
         py = sys.executable
 
         def child(name: str, *args: str) -> Child:
-            env = self._env(name.split(".")[0], config, nats_url)
+            kind = name.split(".")[0]
+            env = self._env(kind, config, nats_url)
             env["GATEWAY_PROCESS_NAME"] = name
+            if kind not in ("mock_provider", "sink", "ingress", "batch"):
+                env["GATEWAY_LANE"] = "batch" if kind == "lane" else "interactive"
             return Child(name, [py, *args], env, logs / f"{name}.log")
 
         plan: list[Child] = []
@@ -176,6 +185,9 @@ class Supervisor:
         else:
             for stage in STAGES:
                 plan += [child(name, "-m", f"workers.{stage}") for name in _named(stage, self.count(stage))]
+        # the batch lane (batch jobs' lines, async requests): every stage in processes of its own, at the
+        # lowest CPU priority, in either layout
+        plan += [child(name, "-m", "workers.host") for name in _named("lane", self.count("lane"))]
         plan += [child(name, "-m", "ingress") for name in _named("ingress", self.count("ingress"))]
         return plan
 
@@ -371,7 +383,8 @@ class Supervisor:
         kinds: dict[str, int] = {}
         for child in self.children:
             kinds[child.kind] = kinds.get(child.kind, 0) + 1
-        started = ", ".join(f"{n} {k}" if n > 1 else k for k, n in kinds.items())
+        labels = {"lane": "lane (batch stages)", "batch": "batch (driver)"}
+        started = ", ".join(f"{n} {labels.get(k, k)}" if n > 1 else labels.get(k, k) for k, n in kinds.items())
         print(f"gateway: started {started} ({self.layout} layout)", flush=True)
         print(f"gateway ready on http://{self.settings.host}:{self.settings.port} "
               f"(logs and pids in {self.data_dir})", flush=True)

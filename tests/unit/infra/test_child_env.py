@@ -33,7 +33,7 @@ ENVIRON = {
     "PII_SALT": "pepper",
     **PROVIDER_SECRETS,
 }
-RUN_PROVIDER = {"stages", "provider"}
+RUN_PROVIDER = {"stages", "lane", "provider"}
 
 
 @pytest.mark.parametrize("kind", KINDS)
@@ -41,7 +41,7 @@ def test_provider_secrets_only_where_the_provider_stage_runs(kind: str) -> None:
     env = child_env(kind, CONFIG, ENVIRON)
     given = {name for name in PROVIDER_SECRETS if name in env}
     assert given == (set(PROVIDER_SECRETS) if kind in RUN_PROVIDER else set())
-    assert ("PII_SALT" in env) == (kind in {"stages", "redaction"})
+    assert ("PII_SALT" in env) == (kind in {"stages", "lane", "redaction"})
 
 
 @pytest.mark.parametrize("kind", KINDS)
@@ -65,7 +65,7 @@ def test_the_mock_provider_is_a_python_program_outside_the_gateway() -> None:
     assert not [name for name in env if name.upper().startswith("GATEWAY_")] and "NATS_URL" not in env
 
 
-@pytest.mark.parametrize("kind", ["sink", "ingress", "stages", *STAGES])
+@pytest.mark.parametrize("kind", ["sink", "ingress", "stages", "lane", *STAGES])
 def test_gateway_processes_get_the_settings_they_read(kind: str) -> None:
     env = child_env(kind, CONFIG, ENVIRON)
     assert env["GATEWAY_LOG_LEVEL"] == "DEBUG" and env["GATEWAY_ACK_WAIT_S"] == "3"
@@ -79,13 +79,14 @@ def test_gateway_processes_get_the_settings_they_read(kind: str) -> None:
 def test_settings_of_one_role_go_to_that_role_only(kind: str) -> None:
     env = child_env(kind, CONFIG, ENVIRON)
     # ingress seals the request into GW_REQ, redaction opens it and seals the map, the filter opens the map
-    assert ("GATEWAY_ENVELOPE_KEY" in env) == (kind in {"ingress", "stages", "redaction", "output_filter", "batch"})
+    assert ("GATEWAY_ENVELOPE_KEY" in env) == (kind in {"ingress", "stages", "lane", "redaction", "output_filter",
+                                                        "batch"})
     assert ("GATEWAY_ADMIN_KEY_SHA256" in env) == (kind == "ingress")
     assert ("CLICKHOUSE_URL" in env) == (kind == "sink")
     assert "GATEWAY_NATS_CREDS" not in env  # one process's identity: never inherited
 
 
-@pytest.mark.parametrize("kind", ["stages", "redaction", "output_filter"])
+@pytest.mark.parametrize("kind", ["stages", "lane", "redaction", "output_filter"])
 def test_presidio_stays_offline(kind: str) -> None:
     assert child_env(kind, CONFIG, ENVIRON)["TLDEXTRACT_PUBLIC_SUFFIX_LIST_URLS"] == ""
     assert child_env(kind, CONFIG, {"TLDEXTRACT_PUBLIC_SUFFIX_LIST_URLS": "file:///psl"})[
@@ -121,13 +122,15 @@ def test_secrets_not_given_at_start_and_after_a_change() -> None:
 
 
 @pytest.mark.parametrize("kind", KINDS)
-def test_no_child_inherits_nats_credentials(kind: str) -> None:
-    env = child_env(kind, CONFIG, {**ENVIRON, "GATEWAY_NATS_CREDS": "/data/nats/creds/admin.nk"})
+def test_no_child_inherits_nats_credentials_or_a_lane(kind: str) -> None:
+    env = child_env(kind, CONFIG, {**ENVIRON, "GATEWAY_NATS_CREDS": "/data/nats/creds/admin.nk",
+                                   "GATEWAY_LANE": "batch"})
     assert "GATEWAY_NATS_CREDS" not in env  # gateway up sets each child's to its own identity's
+    assert "GATEWAY_LANE" not in env  # and each stage process's lane by its kind
 
 
 def test_each_child_kind_has_its_own_nats_identity() -> None:
     assert {kind: identity_for(kind) for kind in KINDS} == {
         "nats-server": None, "mock_provider": None, "sink": "sink", "ingress": "ingress", "stages": "stages",
-        "batch": "batch", **{stage: stage for stage in STAGES}}
+        "lane": "stages", "batch": "batch", **{stage: stage for stage in STAGES}}
     assert {identity_for(kind) for kind in KINDS} - {None} <= set(IDENTITIES)

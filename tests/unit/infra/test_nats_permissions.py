@@ -53,12 +53,14 @@ def test_only_provider_roles_take_the_call_subject() -> None:
     assert not may_subscribe("redaction", s.REQ_CALL)
 
 
+@pytest.mark.parametrize("lane", s.LANES)
 @pytest.mark.parametrize("stage", STAGE_ROLES)
-def test_each_stage_subscribes_only_to_its_own_hop(stage: str) -> None:
+def test_each_stage_subscribes_only_to_its_own_hop_in_either_lane(stage: str, lane: str) -> None:
     hops = {"redaction": set(), "policy": {s.REQ_POLICY}, "routing": {s.REQ_ROUTE}, "provider": {s.REQ_CALL},
             "output_filter": {s.RESP_FILTER}}
     chain = [s.REQ_REDACT, s.REQ_POLICY, s.REQ_ROUTE, s.REQ_CALL, s.RESP_FILTER]
-    assert {hop for hop in chain if may_subscribe(stage, hop)} == hops[stage]
+    assert {hop for hop in chain if may_subscribe(stage, s.in_lane(hop, lane))} == hops[stage]
+    assert may_subscribe(stage, s.ping_subject(stage, lane))
     assert may_publish(stage, f"{s.REPLY_PREFIX}.ingress1.req1")  # answers the caller...
     assert not may_subscribe(stage, f"{s.REPLY_PREFIX}.ingress1.req1")  # ...never reads anyone's answers
 
@@ -204,3 +206,8 @@ def test_the_batch_lane_and_its_answers() -> None:
     assert "batch" in {i for i in IDENTITIES if may_subscribe(i, reply)}
     assert {i for i in IDENTITIES if may_publish(i, s.kv_key(s.BUCKET_BATCHES, "job.batch_1"))} == {
         "ingress", "batch"}
+    # the lane's own hops: only the stage before passes a line on, ingress cannot reach them
+    assert {i for i in IDENTITIES if may_publish(i, s.in_lane(s.REQ_CALL, "batch"))} == {"routing", "stages"}
+    assert not may_publish("ingress", s.ping_subject("policy", "batch"))
+    # a lane process's load report is not one ingress sheds load on
+    assert not may_subscribe("ingress", s.in_lane(s.LOAD_REPORT, "batch"))

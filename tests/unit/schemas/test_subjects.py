@@ -34,3 +34,13 @@ def test_jetstream_subjects_the_permissions_are_built_from() -> None:
     assert s.js_consumer_api("MSG.NEXT", "GW_REQ", "redaction") == "$JS.API.CONSUMER.MSG.NEXT.GW_REQ.redaction"
     assert s.js_ack("GW_EVENTS", "sink") == "$JS.ACK.GW_EVENTS.sink.>"
     assert s.js_flow_control("KV_GW_CONFIG") == "$JS.FC.KV_GW_CONFIG.>"
+
+
+def test_each_lane_has_its_own_hop_subjects() -> None:
+    s = subjects
+    assert s.in_lane(s.REQ_POLICY, "interactive") == s.REQ_POLICY  # what every earlier version used
+    hops = (s.REQ_POLICY, s.REQ_ROUTE, s.REQ_CALL, s.RESP_FILTER, s.RESP_FILTER_OPEN, s.LOAD_REPORT)
+    batch = {s.in_lane(hop, "batch") for hop in hops}
+    assert len(batch) == len(hops) and not batch & set(hops)  # a batch line never reaches an interactive stage
+    assert s.ping_subject("policy") == "gw.ping.policy"
+    assert s.ping_subject("policy", "batch") == "gw.ping.policy.batch"  # ingress's gw.ping.* never matches it

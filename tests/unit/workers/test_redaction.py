@@ -173,8 +173,8 @@ def taker(nc: FakeNats, key: bytes) -> tuple[Any, StageRuntime, list[Envelope]]:
         return None
 
     worker = types.SimpleNamespace(key=key, runtime=runtime, work=work, intake=types.SimpleNamespace(done=done),
-                                   ctx=types.SimpleNamespace(load=types.SimpleNamespace(waited=lambda s: None)))
-    worker._take = lambda msg, then: RedactionWorker._take(worker, msg, then)  # type: ignore[arg-type]
+                                   ctx=types.SimpleNamespace(load=types.SimpleNamespace(waited=lambda s: None)),
+                                   interactive=True)
     return worker, runtime, worked
 
 
