@@ -52,7 +52,7 @@ def drill(gateway: RunningGateway, expected_kinds: set[str]) -> DrillReport:
 def test_kill_every_kind_under_steady_load(tmp_path: Path) -> None:
     gw = start_gateway(tmp_path / "gw")
     try:
-        drill(gw, {"stages", "batch", "sink", "ingress", "nats-server"})
+        drill(gw, {"stages", "lane", "batch", "sink", "ingress", "nats-server"})
     finally:
         gw.stop()
 
@@ -60,8 +60,8 @@ def test_kill_every_kind_under_steady_load(tmp_path: Path) -> None:
 def test_kill_each_stage_of_the_split_layout(tmp_path: Path) -> None:
     gw = start_gateway(tmp_path / "gw", layout="split")
     try:
-        report = drill(gw, {"redaction", "policy", "routing", "provider", "output_filter", "batch", "sink",
-                            "ingress", "nats-server"})
+        report = drill(gw, {"redaction", "policy", "routing", "provider", "output_filter", "lane", "batch",
+                            "sink", "ingress", "nats-server"})
         assert [k.kind for k in report.kills][:5] == ["redaction", "policy", "routing", "provider", "output_filter"]
     finally:
         gw.stop()

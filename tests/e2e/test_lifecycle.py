@@ -39,7 +39,7 @@ def test_ctrl_c_stops_everything(tmp_path: Path) -> None:
         assert _chat(gw).status_code == 200
         children = gw.pids()
         assert set(children) == {"nats-server", "sink", "stages.0", "stages.1", "ingress.0", "ingress.1",
-                                 "mock_provider", "batch"}
+                                 "mock_provider", "batch", "lane"}
         gw.process.send_signal(signal.SIGINT)
         assert gw.process.wait(timeout=60) == 0
         deadline = time.monotonic() + 10
