@@ -31,10 +31,17 @@ from schemas.config import GatewayConfig
 from schemas.secret_refs import referenced_secrets
 
 STAGES = ("redaction", "policy", "routing", "provider", "output_filter")
-KINDS = ("nats-server", "mock_provider", "sink", "ingress", "stages", "lane", "batch", *STAGES)
+LANE_STAGES = tuple(f"{stage}_lane" for stage in STAGES)
+"""The batch lane's process per stage in the split layout (``provider_lane`` ...): least privilege holds there too."""
+KINDS = ("nats-server", "mock_provider", "sink", "ingress", "stages", "lane", "batch", *STAGES, *LANE_STAGES)
 """What a child is: nats-server, the mock provider, the sink, ingress, a ``workers.host`` (``stages``,
 every stage), the batch lane's ``workers.host`` (``lane``), the batch driver, or one stage's process
-(split layout)."""
+(split layout), in the interactive lane (``policy``) or the batch lane (``policy_lane``)."""
+
+
+def lane_of(kind: str) -> str:
+    """The lane a child of this kind serves: ``batch`` for the batch lane's processes."""
+    return "batch" if kind == "lane" or kind in LANE_STAGES else "interactive"
 
 BASE = ("PATH", "HOME", "USER", "LOGNAME", "LANG", "LANGUAGE", "TZ", "TMPDIR", "TMP", "TEMP", "LD_LIBRARY_PATH",
         "SSL_CERT_FILE", "SSL_CERT_DIR")
@@ -61,9 +68,11 @@ its own identity's and the lane to the one its kind serves (``batch`` for ``lane
 def identity_for(kind: str) -> str | None:
     """The NATS identity (``infra/nats_permissions.py``) a child of this kind connects as; None for the
     children that do not connect (nats-server itself, the mock provider)."""
-    roles_of(kind)
+    roles = roles_of(kind)
     if kind == "lane":  # the batch lane's stage host: a workers.host like the hosted layout's
         return "stages"
+    if kind in LANE_STAGES:  # one stage of the batch lane: that stage's identity
+        return next(iter(roles))
     return None if kind in ("nats-server", "mock_provider") else kind
 
 
@@ -71,7 +80,9 @@ def roles_of(kind: str) -> frozenset[str]:
     """The roles a child of this kind plays: the stages it runs, or ``ingress``, ``sink``, ..."""
     if kind not in KINDS:
         raise ValueError(f"unknown child kind {kind!r}; one of {KINDS}")
-    return frozenset(STAGES) if kind in ("stages", "lane") else frozenset({kind})
+    if kind in ("stages", "lane"):
+        return frozenset(STAGES)
+    return frozenset({kind.removesuffix("_lane")})
 
 
 def settings_variables() -> frozenset[str]:

@@ -42,7 +42,7 @@ def _replicas(values: list[str]) -> dict[str, int]:
 
 
 def cmd_up(args: argparse.Namespace) -> int:
-    from infra.child_env import STAGES
+    from infra.child_env import LANE_STAGES, STAGES
     from infra.operator.supervisor import up
 
     overrides: dict[str, Any] = {}
@@ -57,7 +57,8 @@ def cmd_up(args: argparse.Namespace) -> int:
         print(f"gateway: {exc}", file=sys.stderr)
         return 2
     replicas = _replicas(args.replicas or [])
-    known = {"ingress", "stages", "lane", "batch"} if args.layout == "hosted" else {"ingress", "lane", "batch", *STAGES}
+    known = ({"ingress", "stages", "lane", "batch"} if args.layout == "hosted"
+             else {"ingress", "batch", *STAGES, *LANE_STAGES})
     unknown = sorted(set(replicas) - known)
     if unknown:
         print(f"gateway: --replicas {', '.join(unknown)}: the {args.layout} layout has {', '.join(sorted(known))}",
@@ -251,7 +252,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--replicas", action="append", metavar="NAME=N",
                    help="processes of a kind: stages=N, ingress=N (default 2 each), lane=N (the batch lane's "
                         "stage hosts), batch=N (batch drivers; default 1 each); with --layout split, one stage, "
-                        "e.g. output_filter=3")
+                        "e.g. output_filter=3, or one stage of the batch lane, e.g. provider_lane=2")
     p.set_defaults(func=cmd_up)
 
     p = sub.add_parser("sql", help="read-only SQL against the analytics store")

@@ -13,10 +13,11 @@ by default), for scale-out across machines. ``--replicas NAME=N`` sets the count
 ``ingress``, ``lane``, ``batch`` or, in the split layout, of one stage. Two ingress processes share the
 HTTP port (``SO_REUSEPORT``) by default.
 
-The batch lane, in either layout: batch jobs' lines and async requests run through every stage in a
-``workers.host`` of their own (``lane``, one by default, ``GATEWAY_LANE=batch``) at the lowest CPU
-priority, on the lane's own subjects (``schemas/subjects.py`` in_lane); the batch driver (``batch``)
-feeds it.
+The batch lane, in either layout: batch jobs' lines and async requests run through every stage in
+processes of their own (``GATEWAY_LANE=batch``) at the lowest CPU priority, on the lane's own subjects
+(``schemas/subjects.py`` in_lane): a ``workers.host`` (``lane``, one by default) in the hosted layout, a
+process per stage (``redaction_lane`` ... ``output_filter_lane``, one each) in the split layout, each
+with its stage's identity and secrets only. The batch driver (``batch``) feeds it.
 
 Ready means ready: every child announces itself on ``gw.ctl.ready`` once it can take requests (stage
 workers after loading their models and subscribing; ingress once it sees a live replica of every stage);
@@ -59,7 +60,7 @@ from nats.js import JetStreamContext
 
 from infra import jetstream, nats_connect, nats_identity
 from infra.bootstrap import check_config, load_config, parse_config_text
-from infra.child_env import STAGES, child_env, identity_for, secrets_not_given
+from infra.child_env import LANE_STAGES, STAGES, child_env, identity_for, lane_of, secrets_not_given
 from infra.children import spawn
 from infra.config import ConfigError, version_of
 from infra.config_store import fetch_active, publish_config
@@ -71,12 +72,12 @@ from schemas import subjects
 from schemas.config import GatewayConfig
 
 LAYOUTS = ("hosted", "split")
-DEFAULT_REPLICAS = {"batch": 1, "lane": 1}
+DEFAULT_REPLICAS = {"batch": 1, "lane": 1, **{kind: 1 for kind in LANE_STAGES}}
 """Replicas of each kind unless ``--replicas`` says otherwise: two of every worker kind, one batch worker
 (its jobs wait in the broker while it restarts, and the chain keeps its answers until it is back) and one
 batch lane host (its lines wait in ``GW_REQ`` while it restarts)."""
 READY_TIMEOUT_S = 120.0
-STOP_ORDER = ("ingress", "stages", *STAGES, "lane", "batch", "mock_provider", "sink")
+STOP_ORDER = ("ingress", "stages", *STAGES, "lane", *LANE_STAGES, "batch", "mock_provider", "sink")
 """Ingress first (no new request), then the stages finish what they hold: the batch worker outlives them
 (their answers to batch lines are stored before they let go of the lines), and so does the demo provider
 (a line in the chain is answered, not cut); the sink last (every record is written)."""
@@ -171,7 +172,7 @@ class Supervisor:
             env = self._env(kind, config, nats_url)
             env["GATEWAY_PROCESS_NAME"] = name
             if kind not in ("mock_provider", "sink", "ingress", "batch"):
-                env["GATEWAY_LANE"] = "batch" if kind == "lane" else "interactive"
+                env["GATEWAY_LANE"] = lane_of(kind)
             return Child(name, [py, *args], env, logs / f"{name}.log")
 
         plan: list[Child] = []
@@ -186,8 +187,12 @@ class Supervisor:
             for stage in STAGES:
                 plan += [child(name, "-m", f"workers.{stage}") for name in _named(stage, self.count(stage))]
         # the batch lane (batch jobs' lines, async requests): every stage in processes of its own, at the
-        # lowest CPU priority, in either layout
-        plan += [child(name, "-m", "workers.host") for name in _named("lane", self.count("lane"))]
+        # lowest CPU priority: one host in the hosted layout, a process per stage in the split one
+        if self.layout == "hosted":
+            plan += [child(name, "-m", "workers.host") for name in _named("lane", self.count("lane"))]
+        else:
+            for stage, kind in zip(STAGES, LANE_STAGES, strict=True):
+                plan += [child(name, "-m", f"workers.{stage}") for name in _named(kind, self.count(kind))]
         plan += [child(name, "-m", "ingress") for name in _named("ingress", self.count("ingress"))]
         return plan
 

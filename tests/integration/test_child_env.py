@@ -17,6 +17,7 @@ from pathlib import Path
 import openai
 import pytest
 
+from infra.child_env import identity_for
 from infra.nats_creds import creds_dir, seed_path
 from infra.nats_server import free_port
 from infra.operator.launcher import DEMO_KEY, gateway_config, mock_requests, start_gateway
@@ -32,10 +33,11 @@ ENVELOPE_KEY = base64.b64encode(b"envelope-key-of-child-env-test!!").decode()  #
 # (layout, replicas, the children that run the provider stage, those that run redaction, those that hold
 # the envelope key: ingress seals the request, redaction opens it, the output filter opens the map)
 LAYOUTS = [
-    ("hosted", ["ingress=1"], {"stages.0", "stages.1"}, {"stages.0", "stages.1"},
-     {"ingress", "stages.0", "stages.1", "batch"}),
+    ("hosted", ["ingress=1"], {"stages.0", "stages.1", "lane"}, {"stages.0", "stages.1", "lane"},
+     {"ingress", "stages.0", "stages.1", "lane", "batch"}),
     ("split", ["ingress=1", "redaction=1", "policy=1", "routing=1", "provider=2", "output_filter=1"],
-     {"provider.0", "provider.1"}, {"redaction"}, {"ingress", "redaction", "output_filter", "batch"}),
+     {"provider.0", "provider.1", "provider_lane"}, {"redaction", "redaction_lane"},
+     {"ingress", "redaction", "output_filter", "redaction_lane", "output_filter_lane", "batch"}),
 ]
 
 
@@ -73,12 +75,11 @@ def test_provider_secret_only_in_provider_processes(tmp_path: Path, layout: str,
         # each child holds its own NATS identity's seed path, and no other's (nats-server and the mock none)
         creds = creds_dir(gw.data_dir)
         for name, env in environs.items():
-            kind = name.split(".")[0]
+            identity = identity_for(name.split(".")[0]) if name != "nats-server" else None
             held = {v for v in env.values() if str(creds) in v}
-            assert held == ({str(seed_path(gw.data_dir, kind))} if kind not in ("nats-server", "mock_provider")
-                            else set()), name
+            assert held == ({str(seed_path(gw.data_dir, identity))} if identity is not None else set()), name
             if held:
-                assert env["GATEWAY_NATS_CREDS"] == str(seed_path(gw.data_dir, kind))
+                assert env["GATEWAY_NATS_CREDS"] == str(seed_path(gw.data_dir, str(identity)))
         assert all(env[SECRET_VAR] == secret for name, env in environs.items() if name in provider_children)
         assert environ_of(gw.process.pid)[SECRET_VAR] == secret  # the supervisor had it all along
 

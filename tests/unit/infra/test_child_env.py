@@ -33,7 +33,7 @@ ENVIRON = {
     "PII_SALT": "pepper",
     **PROVIDER_SECRETS,
 }
-RUN_PROVIDER = {"stages", "lane", "provider"}
+RUN_PROVIDER = {"stages", "lane", "provider", "provider_lane"}
 
 
 @pytest.mark.parametrize("kind", KINDS)
@@ -41,7 +41,7 @@ def test_provider_secrets_only_where_the_provider_stage_runs(kind: str) -> None:
     env = child_env(kind, CONFIG, ENVIRON)
     given = {name for name in PROVIDER_SECRETS if name in env}
     assert given == (set(PROVIDER_SECRETS) if kind in RUN_PROVIDER else set())
-    assert ("PII_SALT" in env) == (kind in {"stages", "lane", "redaction"})
+    assert ("PII_SALT" in env) == (kind in {"stages", "lane", "redaction", "redaction_lane"})
 
 
 @pytest.mark.parametrize("kind", KINDS)
@@ -80,7 +80,7 @@ def test_settings_of_one_role_go_to_that_role_only(kind: str) -> None:
     env = child_env(kind, CONFIG, ENVIRON)
     # ingress seals the request into GW_REQ, redaction opens it and seals the map, the filter opens the map
     assert ("GATEWAY_ENVELOPE_KEY" in env) == (kind in {"ingress", "stages", "lane", "redaction", "output_filter",
-                                                        "batch"})
+                                                        "redaction_lane", "output_filter_lane", "batch"})
     assert ("GATEWAY_ADMIN_KEY_SHA256" in env) == (kind == "ingress")
     assert ("CLICKHOUSE_URL" in env) == (kind == "sink")
     assert "GATEWAY_NATS_CREDS" not in env  # one process's identity: never inherited
@@ -132,5 +132,6 @@ def test_no_child_inherits_nats_credentials_or_a_lane(kind: str) -> None:
 def test_each_child_kind_has_its_own_nats_identity() -> None:
     assert {kind: identity_for(kind) for kind in KINDS} == {
         "nats-server": None, "mock_provider": None, "sink": "sink", "ingress": "ingress", "stages": "stages",
-        "lane": "stages", "batch": "batch", **{stage: stage for stage in STAGES}}
+        "lane": "stages", "batch": "batch", **{stage: stage for stage in STAGES},
+        **{f"{stage}_lane": stage for stage in STAGES}}
     assert {identity_for(kind) for kind in KINDS} - {None} <= set(IDENTITIES)
