@@ -109,8 +109,17 @@ and the key directory, and says when it is ready."""
 
 def _worker(role: str) -> list[str]:
     """What a worker process (``workers/app.py``) subscribes to besides its work: readiness pings for each
-    role it runs, and the rerun question (``gw.ctl.held.*``)."""
-    return [s.ping_subject(role), s.held_subject("*")]
+    role it runs, the rerun question (``gw.ctl.held.*``) and metrics scrapes (answered into ingress's
+    inbox)."""
+    return [s.ping_subject(role), s.held_subject("*"), s.METRICS_SCRAPE]
+
+
+def _broker_gauges() -> list[str]:
+    """Read-only: the info of the gateway's streams and durable consumers (``infra/jetstream_metrics.py``:
+    counts and positions, never a message)."""
+    return [api for stream, consumers in s.DURABLE_CONSUMERS.items()
+            for api in (s.js_stream_api("INFO", stream),
+                        *(s.js_consumer_api("INFO", stream, consumer) for consumer in consumers))]
 
 
 def _lanes(*subjects: str) -> list[str]:
@@ -159,8 +168,8 @@ def _grants(identity: str) -> tuple[list[str], list[str]]:
         return ([*_WORKER_READS, s.REQ_REDACT, s.event_subject("ingress"), s.ping_subject("*"),
                  *_kv_write(s.BUCKET_KEYS), *_kv_write(s.BUCKET_LIMITS), *_kv_read(s.BUCKET_LEDGER),
                  *_obj_write(s.BUCKET_FILES), *_kv_write(s.BUCKET_BATCHES), f"{s.RESP_FILTER_INSTANCE}.*",
-                 *_audit(identity)],
-                [f"{s.REPLY_PREFIX}.>", s.LOAD_REPORT])
+                 s.METRICS_SCRAPE, *_broker_gauges(), *_audit(identity)],
+                [f"{s.REPLY_PREFIX}.>", s.LOAD_REPORT, s.METRICS_SCRAPE])
     if identity == "batch":
         # drives batch jobs: reads input files and writes output files, sends lines into the batch lane of
         # GW_REQ, stores the chain's answers to them (it is who the stages answer for batch lines)
@@ -198,7 +207,7 @@ def _answers(identity: str, operators: Iterable[str]) -> list[str]:
     if identity in _STAGE_IDENTITIES:
         askers: Iterable[str] = ("ingress", "supervisor", "batch", *_STAGE_IDENTITIES)
     elif identity == "ingress":
-        askers = _STAGE_IDENTITIES
+        askers = ("ingress", *_STAGE_IDENTITIES)  # and each ingress answers the metrics scrapes of all
     elif identity == "batch":
         askers = ("supervisor", "ingress", *_STAGE_IDENTITIES)
     elif identity == "sink":

@@ -192,6 +192,11 @@ class AdminApi:
             keys.append((admin_fingerprint(single), single))
         return keys
 
+    def authorize_if_enabled(self, scope: Scope) -> str | None:
+        """The admin key's name when admin keys are configured (401 without a right one); None when none
+        is (then what this guards is open: the demo setup)."""
+        return self._authorize(scope) if self._admin_keys() else None
+
     def _authorize(self, scope: Scope) -> str:
         """The name of the admin key the caller sent (its config name, or its fingerprint)."""
         keys = self._admin_keys()

@@ -24,6 +24,7 @@ from nats.js import JetStreamContext
 from infra import nats_connect
 from infra.file_store import FileStore
 from infra.key_directory import StaticKeys
+from infra.metrics_exposition import answer_scrapes, process_name, process_registry
 from infra.nats_identity import ANONYMOUS
 from ingress.admin_api import ADMIN_PREFIX, AdminApi
 from ingress.admission import ChainProbe, Overload
@@ -35,6 +36,7 @@ from ingress.batches_api import BatchesApi
 from ingress.config_view import ConfigOpener, ConfigSource, ConfigView, KeysOpener, KeySource, StaticConfig, ViewCache
 from ingress.files_api import FilesApi
 from ingress.intake import Intake, authenticate, check_anthropic_version
+from ingress.metrics_api import IngressCollector, MetricsApi
 from ingress.openapi import openapi_document
 from ingress.records import RecordOutbox
 from ingress.relay import Relay
@@ -101,6 +103,10 @@ class Ingress:
         self.records = RecordOutbox(lambda: self._nc)
         self.relay = Relay(self.waiter, self.overload, self.records, self.directory)
         self._announcer: asyncio.Task[None] | None = None
+        self.metrics_api = MetricsApi(lambda: self._nc, lambda: self._js, self.admin.authorize_if_enabled,
+                                      self.directory)
+        self.registry = process_registry()
+        self.registry.register(IngressCollector(lambda: len(self.waiter), lambda: len(self.records)))
         # (method, path) -> handler, from the one route table (``ingress/routes.py``)
         self._routes: dict[tuple[str, str], Handler] = {
             (r.method, r.path): getattr(self, r.handler) for r in ROUTES if not r.template}
@@ -143,6 +149,7 @@ class Ingress:
         self._js = self._nc.jetstream()
         await self._nc.subscribe(self.waiter.wildcard, cb=self.waiter.on_message)
         await self._nc.subscribe(subjects.LOAD_REPORT, cb=self._on_load)
+        await answer_scrapes(self._nc, process_name("ingress"), registry=self.registry)
         await self._nc.flush()
         await self.probe.probe()
         self.probe.start()
@@ -226,6 +233,9 @@ class Ingress:
     async def healthz(self, scope: Scope, receive: Receive, send: Send) -> None:
         ok = self._nc is not None and self._nc.is_connected
         await send_json(send, 200 if ok else 503, {"status": "ok" if ok else "nats disconnected"})
+
+    async def metrics(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await self.metrics_api(scope, receive, send)
 
     async def openapi_json(self, scope: Scope, receive: Receive, send: Send) -> None:
         await send_json(send, 200, openapi_document())

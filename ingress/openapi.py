@@ -108,6 +108,7 @@ _SUCCESS: dict[str, dict[str, Any]] = {
                     "properties": {"id": {"type": "string"}, "object": {"const": "file"},
                                    "deleted": {"type": "boolean"}}},
     "file_content": {"type": "string"},
+    "metrics": {"type": "string", "description": "Prometheus text exposition format 0.0.4"},
     "create_batch": BATCH_OBJECT,
     "retrieve_batch": BATCH_OBJECT,
     "cancel_batch": BATCH_OBJECT,

@@ -142,6 +142,8 @@ ROUTES: tuple[ApiRoute, ...] = (
              auth=False),
     ApiRoute("GET", "/readyz", "readyz", "A request can travel the whole chain now", errors=(503,), auth=False),
     ApiRoute("GET", OPENAPI_PATH, "openapi_json", "This document (every route, the admin API's included)", auth=False),
+    ApiRoute("GET", "/metrics", "metrics", "Prometheus metrics of every gateway process (the admin key, when "
+             "one is configured)", errors=(401, 503), auth=False, content_type="text/plain"),
 )
 
 def path_params(route: ApiRoute) -> list[str]:

@@ -55,6 +55,10 @@ LOAD_REPORT = "gw.load.report"
 # (A batch lane process reports on in_lane(LOAD_REPORT, "batch"): its lateness is the lane's, never a
 # reason for ingress to shed interactive requests.)
 
+# Metrics: a scrape asks every gateway process at once (no queue group); each answers with its
+# Prometheus text exposition (infra/metrics_exposition.py), merged by the ingress serving /metrics.
+METRICS_SCRAPE = "gw.metrics.scrape"
+
 # JetStream key-value buckets: the active config (key ``active``) and each target's breaker state
 # (key: workers/health_wire.py breaker_key), shared by every replica.
 BUCKET_CONFIG = "GW_CONFIG"
@@ -106,6 +110,14 @@ CONSUMER_SINK = "sink"
 STREAM_AUDIT = "GW_AUDIT"
 CONSUMER_AUDIT = "audit"  # the sink's chain writer (one puller: the single writer of audit_log)
 CONSUMER_LEDGER = "ledger"  # the policy replicas' settlement of every request's record (GW_EVENTS)
+
+DURABLE_CONSUMERS = {
+    STREAM_REQUESTS: (CONSUMER_REDACT, CONSUMER_REDACT_BATCH),
+    STREAM_EVENTS: (CONSUMER_SINK, CONSUMER_LEDGER),
+    STREAM_AUDIT: (CONSUMER_AUDIT,),
+    STREAM_BATCH_RESULTS: (),
+}
+"""Each stream the gateway declares and its durable consumers (their gauges: infra/jetstream_metrics.py)."""
 
 QUEUE_GROUPS = {
     REQ_REDACT: "redaction",

@@ -27,6 +27,7 @@ from infra import bootstrap
 from infra.cpu_priority import run_below
 from infra.key_directory import LiveKeyDirectory
 from infra.logs import setup_logging
+from infra.metrics_exposition import answer_scrapes, process_name
 from infra.tasks import cancel
 from schemas import subjects
 from workers.context import WorkerContext
@@ -99,6 +100,7 @@ async def serve(name: str, stages: Sequence[str]) -> None:
             await nc.publish(msg.reply, b"")
 
     ctx.load.start()
+    await answer_scrapes(nc, process_name(name), registry=ctx.metrics)
     for stage in stages:  # every stage is set up and subscribed: it may now say it is ready
         await nc.subscribe(subjects.ping_subject(stage, settings.lane), queue=stage, cb=pong)
     await nc.flush()  # subscriptions are live before we say we are ready

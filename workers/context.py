@@ -18,15 +18,18 @@ from typing import TYPE_CHECKING
 
 from nats.aio.client import Client as NatsClient
 from nats.aio.msg import Msg
+from prometheus_client.registry import CollectorRegistry
 
 from infra.confirm import Confirmer
 from infra.key_directory import StaticKeys
 from infra.ledger import Ledger
+from infra.metrics_exposition import process_registry
 from infra.settings import Settings
 from schemas import subjects
 from stages.governance.draft import Draft
 from workers.leases import Leases
 from workers.load import LoadReporter
+from workers.process_metrics import WorkerStateCollector
 from workers.settlement import SettlementFacts, Settler
 
 if TYPE_CHECKING:
@@ -54,6 +57,8 @@ class WorkerContext:
     leases: Leases = field(init=False)
     confirmer: Confirmer = field(init=False)
     load: LoadReporter = field(init=False)
+    # the process's Prometheus metrics (workers/process_metrics.py), answered to every scrape
+    metrics: CollectorRegistry = field(init=False)
     # what a process holds, by name (held requests, tasks, open streams...), for its stats log line
     gauges: dict[str, Callable[[], int]] = field(default_factory=dict)
     reconnected_at: float = 0.0  # wall clock of the last reconnect to the broker (it may have restarted)
@@ -70,6 +75,9 @@ class WorkerContext:
         self.confirmer = Confirmer(lambda: self.nc)
         self.load = LoadReporter(lambda: self.nc, self.name, self.stages, active=lambda: len(self.leases) > 0,
                                  subject=self.hop(subjects.LOAD_REPORT))
+        self.metrics = process_registry()
+        self.metrics.register(WorkerStateCollector(self.gauges, lambda: self.load.lag_ms, lambda: {
+            "lane": self.settings.lane, "stages": ",".join(self.stages)}))
         self.gauges["held"] = lambda: len(self.leases)
         self.gauges["awaiting_confirmation"] = lambda: len(self.confirmer)
         self.settler = Settler(lambda: self.nc, self.ledger, lambda: self.keys.get(), self.name)

@@ -200,6 +200,10 @@ class HealthMonitor:
 
     # -- introspection (ops, tests) ------------------------------------------------------------------
 
+    def known_targets(self) -> list[str]:
+        """Every target this replica has health or a breaker state for."""
+        return sorted(set(self._targets) | set(self._breakers))
+
     def window(self, target_id: str) -> tuple[int, int]:
         """(ok, fail) calls in the failure window, as this replica counts them."""
         health = self._targets.get(target_id)

@@ -33,6 +33,7 @@ from stages.timing import with_stage_time
 from workers.app import main
 from workers.context import WorkerContext
 from workers.health_monitor import HealthMonitor
+from workers.process_metrics import BreakerCollector
 from workers.worker import StageWorker
 
 STAGE = "routing"
@@ -60,6 +61,7 @@ class RoutingWorker(StageWorker):
         self.routers = Derived(build_router).follow(live)  # one per config version, built before it serves
         self.monitor = HealthMonitor(lambda: self.runtime.nc, lambda: live.current.circuit_breaker,
                                      f"{STAGE}-{os.getpid()}", config_version=lambda: live.version)
+        ctx.metrics.register(BreakerCollector(self.monitor))
         self.rng = random.Random()
 
     async def work(self, envelope: Envelope, started: float) -> None:

@@ -31,6 +31,7 @@ from schemas.wire import DecodeError, decode_union
 from workers.app import main
 from workers.audit_writer import AuditWriter
 from workers.context import WorkerContext
+from workers.sink_metrics import SinkMetrics
 from workers.worker import Worker
 
 if TYPE_CHECKING:
@@ -67,6 +68,7 @@ class SinkWorker(Worker):
         self.pulls: list[Any] = []
         self.audit: AuditWriter | None = None
         self.identity = identity(ctx.settings)  # the NATS identity its audit entries are published as
+        self.metrics = SinkMetrics(ctx.metrics)
 
     @property
     def store(self) -> Store:
@@ -113,7 +115,8 @@ class SinkWorker(Worker):
         while events:
             try:
                 await self.audit_blocks(events)
-                await loop.run_in_executor(self.executor, self.store.write, events)
+                written = await loop.run_in_executor(self.executor, self.store.write, events)
+                self.metrics.written(events, written)
                 break
             except Exception:  # noqa: BLE001 - keep the events, retry: nothing is acked before insert
                 log.exception("insert of %d events failed; retrying", len(events))

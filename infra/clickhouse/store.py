@@ -75,6 +75,8 @@ class WriteResult:
     """rows inserted into ``gateway_events`` (one per ControlEvent)"""
     verdicts: int = 0
     """rows inserted into ``guardrail_verdicts`` (one per verdict of each new RequestCompleted)"""
+    written: frozenset[str] = frozenset()
+    """the request ids (lower case) whose ``requests`` row this write inserted: each request once, ever"""
 
 
 @dataclass(frozen=True, slots=True)
@@ -197,7 +199,7 @@ class Store:
                 self._insert("gateway_events", GATEWAY_EVENT_COLUMNS, column_major(control_rows))
         return WriteResult(
             events=len(event_rows), requests=len(request_rows), duplicates=duplicates, rejected=rejected,
-            gateway_events=len(control_rows), verdicts=len(verdict_rows),
+            gateway_events=len(control_rows), verdicts=len(verdict_rows), written=frozenset(new_ids),
         )
 
     # -- the audit chain (its one writer is the sink's AuditWriter) --------------------------------

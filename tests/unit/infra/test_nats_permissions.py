@@ -211,3 +211,13 @@ def test_the_batch_lane_and_its_answers() -> None:
     assert not may_publish("ingress", s.ping_subject("policy", "batch"))
     # a lane process's load report is not one ingress sheds load on
     assert not may_subscribe("ingress", s.in_lane(s.LOAD_REPORT, "batch"))
+
+
+def test_only_ingress_asks_for_metrics_and_every_worker_answers_it() -> None:
+    assert {i for i in IDENTITIES if may_publish(i, s.METRICS_SCRAPE)} == {"ingress"}
+    assert {i for i in IDENTITIES if may_subscribe(i, s.METRICS_SCRAPE)} == set(WORKER_IDENTITIES)
+    inbox = f"{s.inbox_prefix('ingress')}.scrape1"
+    assert {i for i in WORKER_IDENTITIES if may_publish(i, inbox)} == set(WORKER_IDENTITIES)
+    # the broker's gauges: info only, never a message
+    assert may_publish("ingress", s.js_consumer_api("INFO", s.STREAM_REQUESTS, s.CONSUMER_REDACT))
+    assert not may_publish("ingress", s.js_consumer_api("MSG.NEXT", s.STREAM_REQUESTS, s.CONSUMER_REDACT))
