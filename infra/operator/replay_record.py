@@ -31,11 +31,11 @@ BODY_TTL_DAYS = 30
 """The ``request_body`` column's TTL (``infra/clickhouse/migrations/0001_init.sql``)."""
 REPLAYABLE_ENDPOINTS = ("chat.completions", "messages", "embeddings")
 
-_COLUMNS = (
-    "toString(request_id) AS request_id, toString(ts) AS ts, dateDiff('second', ts, now64(3, 'UTC')) AS age_s, "
-    "tenant, api_key_id, user, tags, endpoint, model_requested, model_served, provider, stream, status_code, "
-    "error_type, error_code, route_path, experiment, variant, config_version, attempts, "
-    "toString(cost_usd) AS cost_usd, latency_ms, prompt_tokens, completion_tokens, batch_id, request_body"
+_COLUMNS = (  # the store returns JSON-safe values: ids, times and the Decimal cost as text, NULL as None
+    "request_id, ts, dateDiff('second', ts, now64(3, 'UTC')) AS age_s, tenant, api_key_id, user, tags, endpoint, "
+    "model_requested, model_served, provider, stream, status_code, error_type, error_code, route_path, "
+    "experiment, variant, config_version, attempts, cost_usd, latency_ms, prompt_tokens, completion_tokens, "
+    "batch_id, request_body"
 )
 
 
@@ -119,7 +119,7 @@ def logged_from_row(row: Mapping[str, Any]) -> LoggedRequest:
         status_code=int(row["status_code"]), error_type=str(row["error_type"]), error_code=str(row["error_code"]),
         route_path=str(row["route_path"]), experiment=str(row["experiment"]), variant=str(row["variant"]),
         config_version=str(row["config_version"]), attempts=int(row["attempts"]),
-        cost_usd=None if row.get("cost_usd") in (None, "", "\\N") else str(row["cost_usd"]),
+        cost_usd=None if row.get("cost_usd") is None else str(row["cost_usd"]),
         latency_ms=float(row["latency_ms"]), prompt_tokens=int(row["prompt_tokens"]),
         completion_tokens=int(row["completion_tokens"]), batch_id=str(row.get("batch_id") or ""),
         request_body=str(row.get("request_body") or ""),

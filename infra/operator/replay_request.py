@@ -92,12 +92,13 @@ def error_message(raw: bytes) -> str:
     return raw[:200].decode(errors="replace")
 
 
-async def send_replay(base_url: str, call: ReplayCall, timeout_s: float) -> ReplayAnswer:
+async def send_replay(base_url: str, call: ReplayCall, timeout_s: float,
+                      transport: httpx.AsyncBaseTransport | None = None) -> ReplayAnswer:
     """Send ``call`` to the gateway at ``base_url``; a stream is read to its end. ``ReplayRefused`` when
-    the gateway cannot be reached."""
+    the gateway cannot be reached. ``transport``: tests' stand-in for the network."""
     url = base_url.rstrip("/") + call.path
     try:
-        async with httpx.AsyncClient(timeout=timeout_s) as client, \
+        async with httpx.AsyncClient(timeout=timeout_s, transport=transport) as client, \
                 client.stream("POST", url, content=orjson.dumps(call.body), headers=call.headers) as response:
             raw = b"".join([chunk async for chunk in response.aiter_bytes()])
     except httpx.HTTPError as exc:
