@@ -33,7 +33,7 @@ from typing import Any
 import orjson
 
 from infra.bootstrap import check_config, load_config
-from infra.config import ConfigError
+from infra.config import ConfigError, config_version
 from infra.operator.batch_client import resolve_api_key, resolve_base_url
 from infra.operator.replay_breakers import read_breakers
 from infra.operator.replay_record import (
@@ -93,7 +93,10 @@ async def active_config(settings: Settings, nats_url: str) -> tuple[GatewayConfi
         if active is None:
             raise ReplayRefused("no config is active yet (has the gateway ever started?); plan against a file "
                                 "with --config FILE")
-        config = active.parse(check_config)
+        try:
+            config = active.parse(check_config)
+        except ConfigError as exc:  # valid when applied, not to this CLI's code (another version of it?)
+            raise ReplayRefused(f"the active config does not load here: {exc}") from None
         return config, active.version, active.source, await read_breakers(js)
     finally:
         await nc.close()
@@ -123,8 +126,6 @@ async def dry_run(settings: Settings, opts: ReplayOptions, candidate: GatewayCon
     old_plan = await fetch_old_plan(settings, logged.request_id)
     nats_url = settings.nats_url or f"nats://127.0.0.1:{settings.nats_port}"
     if candidate is not None and opts.config is not None:
-        from infra.config import config_version
-
         config, version, source = candidate, config_version(opts.config), f"file:{opts.config}"
         breakers = await breakers_if_reachable(settings, nats_url)
     else:

@@ -12,6 +12,8 @@ What the dry run cannot see, said in ``PlannedRoute.notes`` rather than guessed:
 - live latency and in-flight counts (``least_latency``, ``least_busy``): every target reads as unmeasured;
 - random draws (``loadbalance`` or ``experiment`` without a sticky key): planned with a seed taken from
   the request id (the same answer every time), and flagged when other seeds start elsewhere;
+- the text before redaction: conditions on prompt length estimate it from the redacted body (placeholders
+  such as ``<PERSON_1>`` instead of the values), which can move a request across a threshold at its edge;
 - a key that is not in the config file (made with ``gateway keys create``, kept in ``GW_KEYS``): its
   tenant policy is not applied.
 

@@ -97,14 +97,27 @@ def parse_request_id(text: str) -> str:
                             "or requests.request_id)") from None
 
 
+def since_bound(request_id: str) -> str:
+    """`` AND ts >= ...`` from the time a UUIDv7 request id carries (its first 48 bits, Unix ms), an hour
+    early; ``""`` for another kind of id. The row is never older than its id (ingress makes both, a batch
+    line is dispatched after its id is made), so the monthly partitions before it are skipped unread."""
+    parsed = uuid.UUID(parse_request_id(request_id))
+    if parsed.version != 7:
+        return ""
+    made_ms = parsed.int >> 80
+    return f" AND ts >= fromUnixTimestamp64Milli(toInt64({max(0, made_ms - 3_600_000)}), 'UTC')"
+
+
 def row_query(request_id: str) -> str:
     """The SQL reading one request's final row (``FINAL``: a redelivered request is one row)."""
-    return f"SELECT {_COLUMNS} FROM requests FINAL WHERE request_id = '{parse_request_id(request_id)}' LIMIT 1"
+    rid = parse_request_id(request_id)
+    return f"SELECT {_COLUMNS} FROM requests FINAL WHERE request_id = '{rid}'{since_bound(rid)} LIMIT 1"
 
 
 def plan_query(request_id: str) -> str:
     """The SQL reading the targets the routing stage planned for the request (its ``route.planned`` event)."""
-    return (f"SELECT attrs FROM events WHERE request_id = '{parse_request_id(request_id)}' "
+    rid = parse_request_id(request_id)
+    return (f"SELECT attrs FROM events WHERE request_id = '{rid}'{since_bound(rid)} "
             "AND type = 'route.planned' ORDER BY ts DESC LIMIT 1")
 
 

@@ -100,7 +100,9 @@ def dry_lines(old: LoggedRequest, old_plan: Sequence[str], planned: PlannedRoute
 
 
 def render_table(title: str, headings: tuple[str, str], lines: Sequence[Line], notes: Sequence[str] = ()) -> str:
-    """``title``, then one line per compared field: label, original, replay, ``*`` when they differ."""
+    """``title``, then one line per compared field: label, original, replay, ``*`` when they differ. A
+    field empty on both sides (no experiment, no error) is left out."""
+    lines = [line for line in lines if line.old or line.new]
     label_w = max(len(line.label) for line in lines)
     old_w = max(len(headings[0]), *(len(line.old) for line in lines))
     out = [title, "", f"  {'':<{label_w}}  {headings[0]:<{old_w}}  {headings[1]}"]

@@ -26,6 +26,13 @@ def test_a_request_id_is_parsed_before_it_reaches_sql() -> None:
             row_query(bad)
 
 
+def test_a_uuid7_bounds_the_partitions_read() -> None:
+    made_ms = int(REQUEST_ID.replace("-", "")[:12], 16)
+    assert f"ts >= fromUnixTimestamp64Milli(toInt64({made_ms - 3_600_000}), 'UTC')" in row_query(REQUEST_ID)
+    assert "ts >=" in plan_query(REQUEST_ID)
+    assert "ts >=" not in row_query("9b2f6a52-4a8e-4c1d-9f5e-2a7c8d9e0f11")  # a v4 id carries no time
+
+
 def test_the_row_becomes_a_logged_request() -> None:
     row = logged(cost_usd=None, tags={"team": "x"})
     assert row.target == "mock-openai/gpt-4o-mini"

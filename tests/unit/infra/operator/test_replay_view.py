@@ -26,6 +26,7 @@ def test_live_side_by_side() -> None:
     assert line(text, "cost").split()[-2:] == ["$0.0000123", "$0.0000123"]
     assert not any(row.startswith("*") for row in text.splitlines())  # nothing that decides the fate changed
     assert "* differs" not in text
+    assert "experiment" not in text and "error" not in text  # empty on both sides: left out
 
 
 def test_a_changed_route_and_status_are_marked() -> None:
