@@ -1,4 +1,4 @@
-"""The ``gateway`` command: up, sql, mock-provider, keys, budgets, config, audit, whoami."""
+"""The ``gateway`` command: up, sql, mock-provider, keys, budgets, config, audit, whoami, replay."""
 
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ from infra.operator.audit_cli import add_parsers as add_audit_parsers
 from infra.operator.batch_cli import add_parsers as add_batch_parsers
 from infra.operator.keys_cli import add_parsers as add_governance_parsers
 from infra.operator.nats_cli import add_parsers as add_nats_parsers
+from infra.operator.replay import add_parsers as add_replay_parsers
 from infra.operator.reported_by import reported_by
 from infra.settings import Settings
 from schemas.audit_actor import nats_actor
@@ -294,6 +295,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_whoami)
     add_nats_parsers(sub)
     add_batch_parsers(sub)
+    add_replay_parsers(sub)
     return parser
 
 
