@@ -69,6 +69,10 @@ def timeout_s(scope: Scope, config: GatewayConfig) -> float:
     return min(value, limit)
 
 
+TRACEPARENT_MAX = 64
+"""A W3C ``traceparent`` is 55 characters; anything longer is not one (schemas/tracing.py ignores it)."""
+
+
 @dataclass
 class Intake:
     """One request as far as ingress has read it: what a refusal is recorded with."""
@@ -104,4 +108,5 @@ class Intake:
             user=self.meta.user,
             tags=self.meta.tags,
             headers=self.meta.headers,
+            traceparent=(header(scope, b"traceparent") or "")[:TRACEPARENT_MAX],
         )

@@ -54,6 +54,8 @@ class Envelope(Message, frozen=True, kw_only=True):
     # a batch line (batch jobs and async requests, schemas/batches.py): its job and the line's custom_id
     batch_id: str = ""
     custom_id: str = ""
+    # the caller's W3C ``traceparent`` as it came (validated where spans are made, schemas/tracing.py)
+    traceparent: str = ""
     # the config version the routing stage planned with (hot reload: every stage reads the plan,
     # not its own current config, for what the plan decided)
     config_version: str = ""

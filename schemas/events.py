@@ -83,6 +83,7 @@ class CallAttempt(Message, frozen=True, kw_only=True):
     code: str
     ms: float
     upstream_status: int | None  # what the provider answered; None: it never answered
+    at: float = 0.0  # when the call started (wall clock; 0: recorded by an earlier version)
 
 
 class StageAttrs(Message, frozen=True, kw_only=True, repr_omit_defaults=True):
@@ -211,6 +212,8 @@ class RequestCompleted(Message, frozen=True, kw_only=True, tag_field="event", ta
     # a batch line's job and custom_id (schemas/batches.py); "" for any other request
     batch_id: str = ""
     custom_id: str = ""
+    # the caller's W3C ``traceparent`` (the request's spans join its trace; workers/trace_export.py)
+    traceparent: str = ""
 
     @classmethod
     def from_envelope(
@@ -253,6 +256,7 @@ class RequestCompleted(Message, frozen=True, kw_only=True, tag_field="event", ta
             experiment=envelope.experiment,
             batch_id=envelope.batch_id,
             custom_id=envelope.custom_id,
+            traceparent=envelope.traceparent,
             variant=envelope.variant,
             endpoint=envelope.endpoint,
             model_requested=envelope.model_requested,

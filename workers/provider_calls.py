@@ -89,10 +89,11 @@ class Attempt:
     retryable: bool
     ms: float
     upstream_status: int | None = None  # what the provider answered; None: it never answered
+    at: float = 0.0  # when the call started (wall clock): its span's start
 
     def as_attrs(self) -> CallAttempt:
         return CallAttempt(target=self.target, status=self.status, code=self.code, ms=round(self.ms, 3),
-                           upstream_status=self.upstream_status)
+                           upstream_status=self.upstream_status, at=self.at)
 
 
 @dataclass
@@ -239,7 +240,7 @@ class ProviderCaller:
                 remaining = envelope.remaining_s()
                 if remaining <= 0:
                     raise CallFailed(self._deadline(envelope, attempts), attempts, provider_ms)
-                started = time.perf_counter()
+                started, started_at = time.perf_counter(), time.time()
                 self.outcomes.begin(target.id)
                 try:
                     result = await self._attempt(envelope, target, provider, adapter, stream, remaining)
@@ -250,7 +251,7 @@ class ProviderCaller:
                     provider_ms += ms
                     last_error = exc
                     attempts.append(Attempt(target.id, exc.status_code, exc.code or "", exc.retryable, ms,
-                                            exc.upstream_status))
+                                            exc.upstream_status, started_at))
                     if envelope.remaining_s() <= 0:
                         raise CallFailed(self._deadline(envelope, attempts), attempts, provider_ms) from None
                     if not moves_on(exc, target):
@@ -273,7 +274,7 @@ class ProviderCaller:
                     self.outcomes.end(target.id, "ok", result.provider_ms, target.probe)
                 # else: the stream's outcome is reported when it ends (ProviderWorker)
                 provider_ms += result.provider_ms
-                attempts.append(Attempt(target.id, 200, "", False, result.provider_ms, 200))
+                attempts.append(Attempt(target.id, 200, "", False, result.provider_ms, 200, started_at))
                 result.attempts = attempts
                 result.attempt_ms = result.provider_ms
                 result.provider_ms = provider_ms

@@ -31,7 +31,8 @@ from schemas.wire import DecodeError, decode_union
 from workers.app import main
 from workers.audit_writer import AuditWriter
 from workers.context import WorkerContext
-from workers.sink_metrics import SinkMetrics
+from workers.sink_metrics import SinkMetrics, newly_written
+from workers.trace_export import TraceExport
 from workers.worker import Worker
 
 if TYPE_CHECKING:
@@ -69,6 +70,7 @@ class SinkWorker(Worker):
         self.audit: AuditWriter | None = None
         self.identity = identity(ctx.settings)  # the NATS identity its audit entries are published as
         self.metrics = SinkMetrics(ctx.metrics)
+        self.traces = TraceExport.from_environment()  # None unless the OTEL_* variables ask for traces
 
     @property
     def store(self) -> Store:
@@ -117,6 +119,9 @@ class SinkWorker(Worker):
                 await self.audit_blocks(events)
                 written = await loop.run_in_executor(self.executor, self.store.write, events)
                 self.metrics.written(events, written)
+                if self.traces is not None:
+                    for record in newly_written(events, written):
+                        self.traces.record(record)
                 break
             except Exception:  # noqa: BLE001 - keep the events, retry: nothing is acked before insert
                 log.exception("insert of %d events failed; retrying", len(events))
@@ -164,6 +169,8 @@ class SinkWorker(Worker):
                 await psub.unsubscribe()
         await asyncio.get_running_loop().run_in_executor(self.executor, self.store.close)
         self.executor.shutdown()
+        if self.traces is not None:  # the spans still queued, sent (the exporter bounds its own wait)
+            await asyncio.to_thread(self.traces.shutdown)
 
 
 setup = SinkWorker.setup

@@ -30,7 +30,7 @@ class SinkMetrics:
                          "written: how far analytics trail the requests.", registry=registry)
 
     def written(self, events: Sequence[Event], result: WriteResult, now: float | None = None) -> None:
-        """One insert done: count it, and each request it wrote for the first time."""
+        """One insert done: count it, and each request it wrote for the first time (``newly_written``)."""
         now = time.time() if now is None else now
         self.batch.observe(len(events))
         for table, rows in (("events", result.events), ("requests", result.requests),
@@ -41,6 +41,11 @@ class SinkMetrics:
             self.duplicates.inc(result.duplicates)
         oldest = min((ev.finished_at if isinstance(ev, RequestCompleted) else ev.ts for ev in events), default=now)
         self.lag.set(max(0.0, now - oldest))
-        for ev in events:
-            if isinstance(ev, RequestCompleted) and ev.request_id.lower() in result.written:
-                self.requests.observe(ev)
+        for record in newly_written(events, result):
+            self.requests.observe(record)
+
+
+def newly_written(events: Sequence[Event], result: WriteResult) -> list[RequestCompleted]:
+    """The request records an insert wrote for the first time: each request once, ever (the store's
+    de-duplication), so what is counted or traced from them is never doubled by a redelivery."""
+    return [ev for ev in events if isinstance(ev, RequestCompleted) and ev.request_id.lower() in result.written]
