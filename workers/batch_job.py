@@ -49,7 +49,7 @@ from schemas.batches import (
     not_run,
     output_line,
 )
-from schemas.envelope import Envelope
+from schemas.envelope import Endpoint, Envelope
 from schemas.errors import GatewayError, InvalidRequest
 from schemas.events import RequestCompleted
 from schemas.files import FILE_ID_PREFIX, FileObject, StoredFile
@@ -261,7 +261,7 @@ class JobDriver:
             self._answered(number, result)
             self.deps.record(RequestCompleted(
                 event_id=uuid7(), request_id=request_id, ts=now, finished_at=now, stage="batch",
-                endpoint=_surface(job).endpoint, tenant=job.tenant, api_key_id=job.api_key_id,
+                endpoint=_endpoint(job), tenant=job.tenant, api_key_id=job.api_key_id,
                 model_requested=str(line.body.get("model") or ""), status_code=info.status_code,
                 error_type=info.type, error_code=info.code or "", error_message=info.message,
                 batch_id=job.id, custom_id=line.custom_id))
@@ -280,7 +280,7 @@ class JobDriver:
         user = parsed.body.get("user")
         return Envelope(
             request_id=line_request_id(job.id, number), received_at=now, deadline=now + self.deps.line_timeout_s,
-            reply_to=subjects.batch_reply_subject(job.id, number), endpoint=surface.endpoint, stream=False,
+            reply_to=subjects.batch_reply_subject(job.id, number), endpoint=_endpoint(job), stream=False,
             api_key_hash=job.api_key_hash, body=parsed.body, model_requested=parsed.model,
             user=user if isinstance(user, str) else "", batch_id=job.id, custom_id=line.custom_id)
 
@@ -417,7 +417,16 @@ class JobDriver:
 
 
 def _surface(job: BatchJob) -> Surface:
+    """The surface that checks a line's body (the canonical chat body, or embeddings')."""
     return EMBEDDINGS if job.endpoint == "/v1/embeddings" else OPENAI
+
+
+def _endpoint(job: BatchJob) -> Endpoint:
+    """The endpoint a line is recorded under: Anthropic's Message Batches and async Messages requests are
+    ``messages`` (their bodies travel in the canonical shape, like an interactive Messages request's)."""
+    if job.kind == "anthropic" or job.surface == "messages":
+        return "messages"
+    return _surface(job).endpoint
 
 
 class _FileGone(Exception):

@@ -257,6 +257,10 @@ def test_anthropic_message_batches(gateway: RunningGateway) -> None:
         assert r.result.type == "succeeded"
         assert r.result.message.model == "claude-3-5-haiku" and r.result.message.content[0].type == "text"
     assert batch.id in [b.id for b in client.messages.batches.list()]
+    job_id = "batch_" + batch.id.removeprefix("msgbatch_")  # the engine's id of the Anthropic-facing one
+    rows = gateway.wait_rows(f"SELECT endpoint, count() AS n FROM requests FINAL WHERE batch_id = '{job_id}' "
+                             "GROUP BY endpoint", lambda rows: sum(r["n"] for r in rows) >= 5)
+    assert [(r["endpoint"], r["n"]) for r in rows] == [("messages", 5)]  # recorded as Messages requests
     with pytest.raises(anthropic.BadRequestError):
         client.messages.batches.create(requests=[{"custom_id": "bad id!", "params": requests[0]["params"]}])
     slow: Any = [{"custom_id": f"s-{i}", "params": {"model": "claude-3-5-haiku", "max_tokens": 16, "messages": [
