@@ -111,7 +111,7 @@ def requests_select(w: Window, mix: list[PricedModel]) -> str:
         running += weight / total_weight
         cumulative.append(running)
     cumulative[-1] = 1.0
-    days = max(1.0, w.span_s / 86400)
+    days = max(1, round(w.span_s / 86400))  # whole days: the warp then maps [0, 1] onto [0, 1]
     phase = -2 * 3.141592653589793 * 0.625  # the cycle's densest point at 15:00 UTC
     amplitude = 0.5
     providers = _str_array([m.profile.provider for m in mix])
@@ -119,7 +119,8 @@ def requests_select(w: Window, mix: list[PricedModel]) -> str:
     return f"""
 SELECT
     number,
-    greatest(0., least(1., x - {amplitude} * sin(2 * pi() * {days} * x + {phase}) / (2 * pi() * {days}))) AS t,
+    greatest(0., least(1., x - {amplitude} * (sin(2 * pi() * {days} * x + {phase}) - sin({phase}))
+                                / (2 * pi() * {days}))) AS t,
     toDateTime64({w.start_s} + {w.span_s} * t, 3, 'UTC') AS ts,
     toUInt32(floor({TENANTS} * pow({u('tenant')}, 2.5))) AS tenant_idx,
     concat('t', leftPad(toString(tenant_idx), 2, '0')) AS tenant,
