@@ -8,12 +8,13 @@ Each question's SQL takes ClickHouse query parameters (``{start:String}``, ``{en
 ``gateway sql`` takes no parameters, so ``q.render(params)`` writes them in as quoted literals.
 
 Where each one reads, and why (see the README's *Analytics at scale*):
-- ``requests_per_hour`` (0009) for the questions across tenants or over weeks: a few hundred thousand
-  pre-aggregated rows instead of millions of requests;
+- the hourly rollups (0009 ``requests_per_hour``; 0010 ``provider_requests_per_hour``,
+  ``key_spend_per_hour``, ``guardrail_outcomes_per_hour``) for the questions across tenants or over
+  weeks: thousands to hundreds of thousands of pre-aggregated rows instead of tens of millions;
 - ``requests_per_minute`` (0001) for minute resolution over hours;
-- ``requests``, ``events``, ``guardrail_verdicts`` for what no rollup keeps (per key, per batch job, per
-  stage, per guardrail): their ordering keys lead with ``tenant`` and then time, so a tenant's window is
-  a contiguous range of granules, and monthly partitions drop the months outside the window.
+- ``requests`` and ``events`` for what no rollup keeps (per batch job, per stage): their ordering keys
+  lead with ``tenant`` and then time, so one tenant's window is a contiguous range of granules, and
+  monthly partitions drop the months outside the window.
 
 Counts from ``requests`` here do not use ``FINAL``: the sink's de-duplication keeps duplicates out, and
 FINAL costs a merge at read time. Where a duplicate may have got through (several sinks, see the
@@ -78,13 +79,16 @@ ORDER BY day, tenant""",
     Question(
         "latency_per_provider_per_hour",
         "What were the p50, p95 and p99 latencies of successful requests per provider per hour?",
-        "requests_per_hour",
-        f"""SELECT provider, hour, countMerge(requests) AS n_requests,
-       quantilesTDigestMerge(0.5, 0.9, 0.95, 0.99)(latency_ms) AS q,
-       round(q[1]) AS p50_ms, round(q[3]) AS p95_ms, round(q[4]) AS p99_ms
-FROM requests_per_hour
-WHERE {_HOUR_WINDOW} AND provider != ''
-GROUP BY provider, hour
+        "provider_requests_per_hour",
+        f"""SELECT provider, hour, n_requests, round(q[1]) AS p50_ms, round(q[3]) AS p95_ms, round(q[4]) AS p99_ms
+FROM
+(
+    SELECT provider, hour, countMerge(requests) AS n_requests,
+           quantilesTDigestMerge(0.5, 0.9, 0.95, 0.99)(latency_ms) AS q
+    FROM provider_requests_per_hour
+    WHERE {_HOUR_WINDOW} AND provider != ''
+    GROUP BY provider, hour
+)
 ORDER BY provider, hour""",
     ),
     Question(
@@ -116,38 +120,42 @@ ORDER BY n_requests DESC""",
     Question(
         "guardrail_outcomes",
         "What did each guardrail decide (pass, flag, redact, block), how often, and how long did it take?",
-        "guardrail_verdicts",
-        f"""SELECT profile, guardrail, phase, outcome, count() AS n_verdicts,
+        "guardrail_outcomes_per_hour",
+        f"""SELECT profile, guardrail, phase, outcome, countMerge(verdicts) AS n_verdicts,
        round(n_verdicts / sum(n_verdicts) OVER (PARTITION BY profile, guardrail), 5) AS share,
-       round(avg(duration_ms), 3) AS avg_ms
-FROM guardrail_verdicts
-WHERE {_TS_WINDOW}
+       round(sumMerge(duration_ms) / n_verdicts, 3) AS avg_ms
+FROM guardrail_outcomes_per_hour
+WHERE {_HOUR_WINDOW}
 GROUP BY profile, guardrail, phase, outcome
 ORDER BY profile, guardrail, outcome""",
     ),
     Question(
         "top_keys_by_cost",
         "Which 20 API keys cost the most, with their team, requests, tokens and unpriced requests?",
-        "requests",
-        f"""SELECT tenant, api_key_id, any(team) AS key_team, count() AS n_requests, sum(cost_usd) AS usd,
-       countIf(cost_usd IS NULL) AS n_unpriced, sum(prompt_tokens + completion_tokens) AS n_tokens
-FROM requests
-WHERE {_TS_WINDOW}
-GROUP BY tenant, api_key_id
+        "key_spend_per_hour",
+        f"""SELECT tenant, api_key_id, team, countMerge(requests) AS n_requests, sumMerge(cost_usd) AS usd,
+       sumMerge(unpriced) AS n_unpriced, sumMerge(prompt_tokens) + sumMerge(completion_tokens) AS n_tokens
+FROM key_spend_per_hour
+WHERE {_HOUR_WINDOW}
+GROUP BY tenant, api_key_id, team
 ORDER BY usd DESC
 LIMIT 20""",
     ),
     Question(
         "ttft_by_provider",
         "How long until the first token (p50, p95, p99) for streamed successful requests, per provider and model?",
-        "requests_per_hour",
-        f"""SELECT provider, model_requested, sumMerge(streamed) AS n_streamed,
-       quantilesTDigestMerge(0.5, 0.9, 0.95, 0.99)(ttfb_ms) AS q,
-       round(q[1]) AS p50_ms, round(q[3]) AS p95_ms, round(q[4]) AS p99_ms
-FROM requests_per_hour
-WHERE {_HOUR_WINDOW} AND provider != ''
-GROUP BY provider, model_requested
-HAVING n_streamed > 0
+        "provider_requests_per_hour",
+        f"""SELECT provider, model_requested, n_streamed, round(q[1]) AS p50_ms, round(q[3]) AS p95_ms,
+       round(q[4]) AS p99_ms
+FROM
+(
+    SELECT provider, model_requested, sumMerge(streamed) AS n_streamed,
+           quantilesTDigestMerge(0.5, 0.9, 0.95, 0.99)(ttfb_ms) AS q
+    FROM provider_requests_per_hour
+    WHERE {_HOUR_WINDOW} AND provider != ''
+    GROUP BY provider, model_requested
+    HAVING n_streamed > 0
+)
 ORDER BY provider, p50_ms""",
     ),
     Question(

@@ -57,14 +57,14 @@ def plain(store: Store, sql: str) -> list[list[Any]]:
 
 EXPECTED_COLUMNS = {
     "spend_per_tenant_per_day": ["tenant", "day", "n_requests", "usd", "n_unpriced"],
-    "latency_per_provider_per_hour": ["provider", "hour", "n_requests", "q", "p50_ms", "p95_ms", "p99_ms"],
+    "latency_per_provider_per_hour": ["provider", "hour", "n_requests", "p50_ms", "p95_ms", "p99_ms"],
     "error_rate_by_model": ["model_requested", "n_requests", "n_errors", "error_rate", "n_rate_limited",
                             "n_server_errors", "n_client_errors", "n_guardrail_blocked"],
     "prompt_cache_by_model": ["provider", "model_requested", "n_requests", "n_cache_hits", "hit_rate",
                               "n_cached_tokens", "n_prompt_tokens", "cached_share"],
     "guardrail_outcomes": ["profile", "guardrail", "phase", "outcome", "n_verdicts", "share", "avg_ms"],
-    "top_keys_by_cost": ["tenant", "api_key_id", "key_team", "n_requests", "usd", "n_unpriced", "n_tokens"],
-    "ttft_by_provider": ["provider", "model_requested", "n_streamed", "q", "p50_ms", "p95_ms", "p99_ms"],
+    "top_keys_by_cost": ["tenant", "api_key_id", "team", "n_requests", "usd", "n_unpriced", "n_tokens"],
+    "ttft_by_provider": ["provider", "model_requested", "n_streamed", "p50_ms", "p95_ms", "p99_ms"],
     "tenant_per_minute": ["minute", "n_requests", "n_errors", "usd", "p99_ms"],
     "stage_time_per_stage": ["stage", "n_events", "n_errors", "p50_ms", "p95_ms"],
     "batch_jobs_of_tenant": ["batch_id", "n_lines", "n_failed", "usd", "first_line", "last_answer"],
@@ -99,7 +99,7 @@ def test_question_shapes(store: Store) -> None:
     outcomes = {(r[1], r[3]) for r in rows(store, BY_NAME["guardrail_outcomes"].sql)}
     assert {("injection", "pass"), ("injection", "block"), ("secrets", "redact"), ("pii_output", "redact")} <= outcomes
     for p in rows(store, BY_NAME["latency_per_provider_per_hour"].sql):
-        assert p[4] <= p[5] <= p[6]
+        assert p[3] <= p[4] <= p[5]
     batches = rows(store, BY_NAME["batch_jobs_of_tenant"].sql)
     assert all(b[0].startswith("batch_") and b[1] >= 1 for b in batches)
 
@@ -128,6 +128,13 @@ def test_error_rates_and_cache_equal_raw(store: Store) -> None:
     assert sorted(rows(store, BY_NAME["prompt_cache_by_model"].sql)) == sorted(raw_cache)
 
 
+def test_top_keys_equal_raw(store: Store) -> None:
+    raw = rows(store, f"""SELECT tenant, api_key_id, any(team), count(), sum(cost_usd) AS usd,
+        countIf(cost_usd IS NULL), sum(prompt_tokens + completion_tokens) FROM requests WHERE {_RAW_WINDOW}
+        GROUP BY tenant, api_key_id ORDER BY usd DESC LIMIT 20""")
+    assert rows(store, BY_NAME["top_keys_by_cost"].sql) == raw
+
+
 def test_per_minute_rollup_equals_raw(store: Store) -> None:
     raw = rows(store, """SELECT toStartOfMinute(ts) AS minute, count(), countIf(status_code >= 400), sum(cost_usd)
         FROM requests WHERE tenant = {tenant:String}
@@ -149,7 +156,7 @@ def test_rollup_quantiles_match_exact_quantiles_of_the_raw_rows(store: Store) ->
             WHERE {_RAW_WINDOW} AND status_code < 400 AND provider != '' GROUP BY provider""")
     }
     rolled = rows(store, """SELECT provider, quantilesTDigestMerge(0.5, 0.9, 0.95, 0.99)(latency_ms)
-        FROM requests_per_hour
+        FROM provider_requests_per_hour
         WHERE hour >= toDateTime({start:String}, 'UTC') AND hour < toDateTime({end:String}, 'UTC') AND provider != ''
         GROUP BY provider""")
     assert {r[0] for r in rolled} == set(exact)
@@ -161,7 +168,7 @@ def test_rollup_quantiles_match_exact_quantiles_of_the_raw_rows(store: Store) ->
             FROM requests WHERE {_RAW_WINDOW} AND status_code < 400 AND ttfb_ms IS NOT NULL
             GROUP BY provider, model_requested HAVING count() >= 100""")
     }
-    ttft = {(r[0], r[1]): r[4] for r in rows(store, BY_NAME["ttft_by_provider"].sql)}
+    ttft = {(r[0], r[1]): r[3] for r in rows(store, BY_NAME["ttft_by_provider"].sql)}
     assert ttft_exact
     for key, p50 in ttft_exact.items():
         assert _close(ttft[key], p50, 0.05), (key, ttft[key], p50)
@@ -171,6 +178,9 @@ def test_guardrail_verdicts_match_the_requests_outcomes(store: Store) -> None:
     per_outcome = rows(store, f"""SELECT k, v, count() FROM requests ARRAY JOIN mapKeys(guardrail_outcomes) AS k,
         mapValues(guardrail_outcomes) AS v WHERE {_RAW_WINDOW} GROUP BY k, v ORDER BY k, v""")
     assert [[r[1], r[3], r[4]] for r in rows(store, BY_NAME["guardrail_outcomes"].sql)] == per_outcome
+    raw = rows(store, f"""SELECT profile, guardrail, phase, outcome, count() FROM guardrail_verdicts
+        WHERE {_RAW_WINDOW} GROUP BY ALL ORDER BY profile, guardrail, outcome""")
+    assert [r[:5] for r in rows(store, BY_NAME["guardrail_outcomes"].sql)] == raw
 
 
 def test_materialized_views_keep_the_rollups_on_new_inserts(store: Store) -> None:
