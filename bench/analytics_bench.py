@@ -9,13 +9,17 @@ generates ``--rows`` requests with ``gen_requests.generate`` when it holds none.
 ``--tenant`` (``t00``, the largest). Each question runs ``--runs`` times through
 ``Store.query_readonly``, the path ``gateway sql`` takes (readonly session, rows converted to JSON-safe
 values); the first run is the coldest. Prints one line per question (rows returned, first, median and
-max ms), the store's size on disk, and exits 1 if any run took longer than ``--limit-ms`` (1000).
+max ms), the machine's load average, the store's size on disk, and exits 1 if a question's median run
+took ``--limit-ms`` (1000) or more; with ``--strict``, if any run did. Why the median by default: on
+these shared machines another process can take both cores for a second at any moment, and one such
+stall in five runs says nothing about the query (the max is printed next to it, and flagged).
 ``--markdown`` prints the table as the README shows it.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import sys
 import time
@@ -86,10 +90,10 @@ def directory_bytes(url: str) -> int | None:
 
 
 def _print_plain(timings: list[Timing], limit_ms: float) -> None:
-    print(f"{'question':<30} {'source':<20} {'rows':>6} {'first ms':>9} {'median ms':>10} {'max ms':>8}")
+    print(f"{'question':<30} {'source':<28} {'rows':>6} {'first ms':>9} {'median ms':>10} {'max ms':>8}")
     for t in timings:
-        flag = "" if t.max_ms < limit_ms else "  OVER"
-        print(f"{t.question.name:<30} {t.question.source:<20} {t.rows:>6} {t.ms[0]:>9.0f} {t.median_ms:>10.0f} "
+        flag = "" if t.max_ms < limit_ms else "  (max over)" if t.median_ms < limit_ms else "  OVER"
+        print(f"{t.question.name:<30} {t.question.source:<28} {t.rows:>6} {t.ms[0]:>9.0f} {t.median_ms:>10.0f} "
               f"{t.max_ms:>8.0f}{flag}")
 
 
@@ -110,6 +114,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tenant", default="t00")
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--limit-ms", type=float, default=1000.0)
+    parser.add_argument("--strict", action="store_true", help="fail if any run (not the median) is over the limit")
     parser.add_argument("--markdown", action="store_true")
     args = parser.parse_args(argv)
     url = store_url(args.store)
@@ -122,17 +127,23 @@ def main(argv: list[str] | None = None) -> int:
         params = bench_window(store, args.days, args.tenant)
         print(f"{count:,} requests; window {params['start']} .. {params['end']} UTC; tenant {params['tenant']}; "
               f"{args.runs} runs each; {datetime.now(UTC):%Y-%m-%d %H:%M} UTC", flush=True)
+        load_before = os.getloadavg()[0]
         timings = [time_question(store, q, params, args.runs) for q in QUESTIONS]
+        load_after = os.getloadavg()[0]
         sizes = table_sizes(store)
     _print_markdown(timings) if args.markdown else _print_plain(timings, args.limit_ms)
+    print(f"load average (1 min) {load_before:.1f} before, {load_after:.1f} after, on {os.cpu_count()} cores")
     total = directory_bytes(url)
     print("on disk: " + ", ".join(f"{name} {rows:,} rows {size / 2**20:,.0f} MiB" for name, rows, size in sizes[:6])
           + ("" if total is None else f"; directory {total / 2**30:.2f} GiB"))
-    over = [t.question.name for t in timings if t.max_ms >= args.limit_ms]
+    what = "every run" if args.strict else "the median run"
+    over = [t.question.name for t in timings if (t.max_ms if args.strict else t.median_ms) >= args.limit_ms]
     if over:
-        print(f"OVER {args.limit_ms:.0f} ms: {', '.join(over)}")
+        print(f"OVER {args.limit_ms:.0f} ms ({what}): {', '.join(over)}")
         return 1
-    print(f"every question under {args.limit_ms:.0f} ms on every run")
+    stalls = [t.question.name for t in timings if t.max_ms >= args.limit_ms]
+    print(f"every question under {args.limit_ms:.0f} ms ({what})"
+          + (f"; runs over it: {', '.join(stalls)}" if stalls else "; every run under it"))
     return 0
 
 
