@@ -134,8 +134,10 @@ def main(argv: list[str] | None = None) -> int:
     _print_markdown(timings) if args.markdown else _print_plain(timings, args.limit_ms)
     print(f"load average (1 min) {load_before:.1f} before, {load_after:.1f} after, on {os.cpu_count()} cores")
     total = directory_bytes(url)
-    print("on disk: " + ", ".join(f"{name} {rows:,} rows {size / 2**20:,.0f} MiB" for name, rows, size in sizes[:6])
-          + ("" if total is None else f"; directory {total / 2**30:.2f} GiB"))
+    active = sum(size for _, _, size in sizes)
+    print("on disk: " + ", ".join(f"{name} {rows:,} rows {size / 2**20:,.0f} MiB" for name, rows, size in sizes))
+    print(f"active parts {active / 2**30:.2f} GiB"
+          + ("" if total is None else f"; directory {total / 2**30:.2f} GiB (with parts merged away, not yet removed)"))
     what = "every run" if args.strict else "the median run"
     over = [t.question.name for t in timings if (t.max_ms if args.strict else t.median_ms) >= args.limit_ms]
     if over:

@@ -13,10 +13,11 @@ What the traffic looks like (``traffic_mix.py``, ``synthetic_sql.py``): 40 tenan
 share of the traffic, up to 24 keys per tenant (also skewed) in five teams, each key mostly using
 one preferred model; 20 models over 8 providers priced from ``infra/prices.yaml`` (one unpriced);
 per-model error rates (429, 502, 503, 504, 400), per-model TTFT and decoding speed with a slow tail;
-55 % streamed; prompt-cache hits on a quarter of the cacheable requests; a guardrail profile on 70 %
-of requests with input/output guardrails that pass, flag, redact or block; budget refusals;
-5 % batch lines with a ``batch_id``/``custom_id``; redacted bodies of ~1 KB (request) and ~0.5 KB
-(answer) built from placeholder-bearing sentences.
+55 % of interactive chat requests streamed; prompt-cache hits on a quarter of the cacheable requests;
+a guardrail profile on 70 % of requests with input/output guardrails that pass, flag, redact or block;
+budget refusals; 5 % batch lines with a ``batch_id``/``custom_id``; redacted bodies of ~1.2 KB (request)
+and ~1.7 KB (answer) built from placeholder-bearing sentences (rows older than 30 days land with them
+empty: the column TTL).
 """
 
 from __future__ import annotations

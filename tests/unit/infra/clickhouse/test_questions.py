@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -76,6 +77,13 @@ def test_there_are_ten_named_questions_in_words() -> None:
     for q in QUESTIONS:
         assert q.question.endswith(("?", ".")) and q.source in q.sql
         assert set(q.params) <= {"start", "end", "tenant"}
+
+
+def test_the_readme_lists_every_question() -> None:
+    readme = (Path(__file__).parents[4] / "README.md").read_text()
+    section = readme.split("### Analytics at scale")[1].split("\n## ")[0]
+    for q in QUESTIONS:
+        assert f"`{q.name}` | `{q.source}`" in section, q.name
 
 
 @pytest.mark.parametrize("name", list(EXPECTED_COLUMNS))
