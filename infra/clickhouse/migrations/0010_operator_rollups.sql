@@ -2,8 +2,9 @@
 -- requests_per_hour answers too slowly at 10 million requests (bench/analytics_bench.py, README
 -- "Analytics at scale"):
 --   provider_requests_per_hour  p95 latency per provider per hour, TTFT per provider and model: without
---                               tenant in the key, an hour of a provider is ~20 rows instead of ~700, so
---                               the t-digests are merged at insert and merge time, not at query time;
+--                               tenant in the key, an hour of a provider is a few rows (one per model)
+--                               instead of ~80 (per tenant and model), so the t-digests are merged at
+--                               insert and merge time, not at query time;
 --   key_spend_per_hour          spend per API key: no quantile states, one row per key and hour;
 --   guardrail_outcomes_per_hour what the guardrails decided, from guardrail_verdicts (~2 rows a request).
 -- Same conventions as 0009 (read with -Merge and GROUP BY; quantiles over successful requests; the
