@@ -54,3 +54,22 @@ CREATE ROW POLICY IF NOT EXISTS gateway_all_tenants ON requests, events, request
 --         FOR SELECT USING tenant = 'acme' AS permissive TO tenant_acme;
 CREATE ROW POLICY IF NOT EXISTS gateway_all_tenants ON guardrail_verdicts
     FOR SELECT USING 1 AS permissive TO gateway_admin;
+
+-- The hourly rollups (0009, 0010). requests_per_hour, key_spend_per_hour and guardrail_outcomes_per_hour
+-- are per tenant: the same see-everything policy for admins, and, on a server set up before 0009, one
+-- policy per existing tenant role created BEFORE re-running this file (as for guardrail_verdicts above):
+--
+--     CREATE ROW POLICY IF NOT EXISTS tenant_acme ON requests_per_hour, key_spend_per_hour,
+--         guardrail_outcomes_per_hour FOR SELECT USING tenant = 'acme' AS permissive TO tenant_acme;
+GRANT SELECT ON requests_per_hour TO gateway_analyst;
+GRANT SELECT ON key_spend_per_hour TO gateway_analyst;
+GRANT SELECT ON guardrail_outcomes_per_hour TO gateway_analyst;
+GRANT SELECT, INSERT ON requests_per_hour TO gateway_admin;
+GRANT SELECT, INSERT ON key_spend_per_hour TO gateway_admin;
+GRANT SELECT, INSERT ON guardrail_outcomes_per_hour TO gateway_admin;
+CREATE ROW POLICY IF NOT EXISTS gateway_all_tenants ON requests_per_hour, key_spend_per_hour, guardrail_outcomes_per_hour
+    FOR SELECT USING 1 AS permissive TO gateway_admin;
+
+-- provider_requests_per_hour (0010) has no tenant column, like gateway_events: every provider's latency
+-- over all tenants' traffic, for the gateway's operators. Not granted to gateway_analyst.
+GRANT SELECT, INSERT ON provider_requests_per_hour TO gateway_admin;
