@@ -168,7 +168,8 @@ def _grants(identity: str) -> tuple[list[str], list[str]]:
         return ([*_WORKER_READS, s.REQ_REDACT, s.event_subject("ingress"), s.ping_subject("*"),
                  *_kv_write(s.BUCKET_KEYS), *_kv_write(s.BUCKET_LIMITS), *_kv_read(s.BUCKET_LEDGER),
                  *_obj_write(s.BUCKET_FILES), *_kv_write(s.BUCKET_BATCHES), f"{s.RESP_FILTER_INSTANCE}.*",
-                 s.METRICS_SCRAPE, *_broker_gauges(), *_audit(identity)],
+                 s.METRICS_SCRAPE, *_broker_gauges(), s.SQL_QUERY, *_kv_read(s.BUCKET_BREAKERS),
+                 *_audit(identity)],
                 [f"{s.REPLY_PREFIX}.>", s.LOAD_REPORT, s.METRICS_SCRAPE])
     if identity == "batch":
         # drives batch jobs: reads input files and writes output files, sends lines into the batch lane of

@@ -192,6 +192,10 @@ class AdminApi:
             keys.append((admin_fingerprint(single), single))
         return keys
 
+    def keys_configured(self) -> bool:
+        """Whether any admin key is configured (what it guards is open otherwise)."""
+        return bool(self._admin_keys())
+
     def authorize_if_enabled(self, scope: Scope) -> str | None:
         """The admin key's name when admin keys are configured (401 without a right one); None when none
         is (then what this guards is open: the demo setup)."""

@@ -43,6 +43,7 @@ from ingress.relay import Relay
 from ingress.replies import ReplyWaiter
 from ingress.routes import OPENAPI_PATH, ROUTES, allowed_methods, template_route
 from ingress.surfaces import ANTHROPIC, EMBEDDINGS, OPENAI, Surface
+from ingress.ui_api import UiApi
 from schemas import subjects
 from schemas.config import ApiKey, GatewayConfig
 from schemas.envelope import Envelope
@@ -105,6 +106,8 @@ class Ingress:
         self._announcer: asyncio.Task[None] | None = None
         self.metrics_api = MetricsApi(lambda: self._nc, lambda: self._js, self.admin.authorize_if_enabled,
                                       self.directory)
+        self.ui = UiApi(lambda: self._nc, lambda: self._js, self.admin.authorize_if_enabled, self.directory,
+                        time.time, self.admin.keys_configured)
         self.registry = process_registry()
         self.registry.register(IngressCollector(lambda: len(self.waiter), lambda: len(self.records)))
         # (method, path) -> handler, from the one route table (``ingress/routes.py``)
@@ -233,6 +236,27 @@ class Ingress:
     async def healthz(self, scope: Scope, receive: Receive, send: Send) -> None:
         ok = self._nc is not None and self._nc.is_connected
         await send_json(send, 200 if ok else 503, {"status": "ok" if ok else "nats disconnected"})
+
+    async def ui_index(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await self.ui.page(scope, "index.html", send)
+
+    async def ui_asset(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await self.ui.page(scope, scope["path"].rsplit("/", 1)[-1], send)
+
+    async def ui_overview(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await self.ui.api(scope, receive, send, "overview")
+
+    async def ui_requests(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await self.ui.api(scope, receive, send, "requests")
+
+    async def ui_request(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await self.ui.api(scope, receive, send, "request", scope["path"].rsplit("/", 1)[-1])
+
+    async def ui_auth(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await self.ui.api(scope, receive, send, "auth")
+
+    async def ui_state(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await self.ui.api(scope, receive, send, "state")
 
     async def metrics(self, scope: Scope, receive: Receive, send: Send) -> None:
         await self.metrics_api(scope, receive, send)

@@ -142,6 +142,20 @@ ROUTES: tuple[ApiRoute, ...] = (
              auth=False),
     ApiRoute("GET", "/readyz", "readyz", "A request can travel the whole chain now", errors=(503,), auth=False),
     ApiRoute("GET", OPENAPI_PATH, "openapi_json", "This document (every route, the admin API's included)", auth=False),
+    ApiRoute("GET", "/ui", "ui_index", "The dashboard (the admin key, when one is configured, is asked in the page)",
+             auth=False, content_type="text/html"),
+    ApiRoute("GET", "/ui/{asset}", "ui_asset", "The dashboard's script and style", errors=(404,), auth=False,
+             content_type="text/plain"),
+    ApiRoute("GET", "/ui/api/overview", "ui_overview", "Dashboard: requests, errors, tokens, cost and latency "
+             "percentiles per time bucket and group", errors=(400, 401, 500, 503), auth=False,
+             query=("range", "group", "tenant", "model")),
+    ApiRoute("GET", "/ui/api/requests", "ui_requests", "Dashboard: the request log (redacted bodies)",
+             errors=(400, 401, 500, 503), auth=False, query=("range", "tenant", "model", "status", "q")),
+    ApiRoute("GET", "/ui/api/requests/{request_id}", "ui_request", "Dashboard: one request, its stage timeline "
+             "and guardrail verdicts", errors=(400, 401, 404, 500, 503), auth=False),
+    ApiRoute("GET", "/ui/api/auth", "ui_auth", "Dashboard: whether the admin key is needed", auth=False),
+    ApiRoute("GET", "/ui/api/state", "ui_state", "Dashboard: budgets and rate limits, breakers, config changes",
+             errors=(401, 500, 503), auth=False),
     ApiRoute("GET", "/metrics", "metrics", "Prometheus metrics of every gateway process (the admin key, when "
              "one is configured)", errors=(401, 503), auth=False, content_type="text/plain"),
 )

@@ -99,6 +99,9 @@ async def _ask(app: Ingress, method: str, path: str) -> tuple[int, dict[str, obj
     assert isinstance(status, int)
     body = sent[1]["body"]
     assert isinstance(body, bytes)
+    headers = dict(sent[0]["headers"])  # type: ignore[call-overload]
+    if not headers.get(b"content-type", b"").startswith(b"application/json"):
+        return status, {}  # the dashboard's page and files, served: no error body
     return status, json.loads(body)
 
 
