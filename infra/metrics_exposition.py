@@ -104,7 +104,9 @@ async def scrape_gateway(nc: NatsClient, *, timeout_s: float = SCRAPE_TIMEOUT_S,
     return got
 
 
-class _Merged(Collector):
+class Families(Collector):
+    """Metric families already built (merged answers, gauges read at scrape time), as a collector."""
+
     def __init__(self, families: Iterable[Metric]) -> None:
         self._families = list(families)
 
@@ -128,8 +130,13 @@ def merge(expositions: Sequence[Exposition]) -> bytes:
                 continue
             for sample in family.samples:
                 merged.samples.append(sample._replace(labels={**sample.labels, PROCESS_LABEL: exposition.process}))
+    return render(families.values())
+
+
+def render(families: Iterable[Metric]) -> bytes:
+    """The text exposition of metric families already built."""
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(_Merged(families.values()))
+    registry.register(Families(families))
     return generate_latest(registry)
 
 

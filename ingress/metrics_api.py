@@ -17,26 +17,18 @@ from collections.abc import Awaitable, Callable, Iterator
 
 from nats.aio.client import Client as NatsClient
 from nats.js import JetStreamContext
-from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4, generate_latest
+from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
 from prometheus_client.metrics_core import GaugeMetricFamily, Metric
-from prometheus_client.registry import Collector, CollectorRegistry
+from prometheus_client.registry import Collector
 
 from infra.governance_metrics import governance_families
 from infra.jetstream_metrics import jetstream_families
-from infra.metrics_exposition import merge, scrape_gateway
+from infra.metrics_exposition import merge, render, scrape_gateway
 from ingress.asgi import Receive, Scope, Send, send_error
 from schemas.errors import GatewayError, ServiceUnavailable
 from schemas.governance import KeyDirectory
 
 log = logging.getLogger("gateway.ingress")
-
-
-class _Families(Collector):
-    def __init__(self, families: list[Metric]) -> None:
-        self._families = families
-
-    def collect(self) -> Iterator[Metric]:
-        return iter(self._families)
 
 
 class IngressCollector(Collector):
@@ -83,9 +75,7 @@ class MetricsApi:
         gateway_wide += await _safely(governance_families(js, self._directory(), time.time()))
         gateway_wide.append(GaugeMetricFamily("gateway_scrape_processes", "Gateway processes that answered this "
                                               "scrape.", value=len(expositions)))
-        registry = CollectorRegistry(auto_describe=False)
-        registry.register(_Families(gateway_wide))
-        return merge(expositions) + generate_latest(registry)
+        return merge(expositions) + render(gateway_wide)
 
 
 async def _safely(families: Awaitable[list[Metric]]) -> list[Metric]:

@@ -28,6 +28,7 @@ from nats.js import JetStreamContext
 from nats.js.errors import NoKeysError
 
 from infra.governance_metrics import governance_families
+from infra.sink_query import SinkUnavailable, SqlError, ask_sink
 from ingress.asgi import Receive, Scope, Send, send_error, send_json
 from ingress.ui_queries import CONFIG_CHANGES, Filters, one_request, request_log, series
 from schemas import subjects
@@ -92,14 +93,13 @@ class UiApi:
             raise ServiceUnavailable("The gateway's message broker is unreachable; retry shortly.",
                                      code="broker_unavailable", retry_after_s=1.0)
         try:
-            reply = await nc.request(subjects.SQL_QUERY, orjson.dumps({"sql": text}), timeout=SQL_TIMEOUT_S)
-        except Exception as exc:  # noqa: BLE001 - no sink, or it did not answer in time: say so
-            raise ServiceUnavailable(f"The analytics store did not answer ({type(exc).__name__}); is the sink "
-                                     "running? Retry shortly.", code="store_unavailable", retry_after_s=2.0) from None
-        answer = orjson.loads(reply.data)
-        if "error" in answer:
-            raise InternalError(f"The analytics store refused the dashboard's query: {answer['error']}",
-                                code="query_failed")
+            answer = await ask_sink(nc, text, SQL_TIMEOUT_S)
+        except SinkUnavailable as exc:
+            raise ServiceUnavailable(f"The analytics store did not answer: {exc}. Retry shortly.",
+                                     code="store_unavailable", retry_after_s=2.0) from None
+        except SqlError as exc:
+            raise InternalError(f"The analytics store refused the dashboard's query: {exc}",
+                                code="query_failed") from None
         columns = answer["columns"]
         return [dict(zip(columns, row, strict=True)) for row in answer["rows"]]
 

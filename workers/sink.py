@@ -118,9 +118,10 @@ class SinkWorker(Worker):
             try:
                 await self.audit_blocks(events)
                 written = await loop.run_in_executor(self.executor, self.store.write, events)
-                self.metrics.written(events, written)
+                fresh = newly_written(events, written)
+                self.metrics.written(events, written, fresh)
                 if self.traces is not None:
-                    for record in newly_written(events, written):
+                    for record in fresh:
                         self.traces.record(record)
                 break
             except Exception:  # noqa: BLE001 - keep the events, retry: nothing is acked before insert

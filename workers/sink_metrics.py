@@ -29,8 +29,10 @@ class SinkMetrics:
         self.lag = Gauge("gateway_sink_lag_seconds", "Age of the oldest event in the last insert when it was "
                          "written: how far analytics trail the requests.", registry=registry)
 
-    def written(self, events: Sequence[Event], result: WriteResult, now: float | None = None) -> None:
-        """One insert done: count it, and each request it wrote for the first time (``newly_written``)."""
+    def written(self, events: Sequence[Event], result: WriteResult, fresh: Sequence[RequestCompleted],
+                now: float | None = None) -> None:
+        """One insert done: count it, and each request it wrote for the first time (``fresh``:
+        ``newly_written``)."""
         now = time.time() if now is None else now
         self.batch.observe(len(events))
         for table, rows in (("events", result.events), ("requests", result.requests),
@@ -41,7 +43,7 @@ class SinkMetrics:
             self.duplicates.inc(result.duplicates)
         oldest = min((ev.finished_at if isinstance(ev, RequestCompleted) else ev.ts for ev in events), default=now)
         self.lag.set(max(0.0, now - oldest))
-        for record in newly_written(events, result):
+        for record in fresh:
             self.requests.observe(record)
 
 

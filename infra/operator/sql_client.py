@@ -8,19 +8,14 @@ from pathlib import Path
 from typing import Any
 
 import nats
-import orjson
 from nats.aio.client import Client as NatsClient
-from nats.errors import NoRespondersError
 
 from infra.nats_connect import CredentialsUnreadable, credentials
 from infra.nats_identity import identity_of
 from infra.operator.cli_creds import WHAT_TO_DO, NoCredentials, cli_credentials
 from infra.settings import Settings
-from schemas import subjects
-
-
-class SqlError(Exception):
-    pass
+from infra.sink_query import SqlError as SqlError  # re-exported: the CLI commands catch it here
+from infra.sink_query import ask_sink
 
 
 def control_credentials(settings: Settings, *, analyst: bool = False) -> Path | None:
@@ -70,18 +65,9 @@ async def run_query(settings: Settings, sql: str, timeout_s: float = 30.0) -> di
     except ConnectionError as exc:
         raise SqlError(str(exc)) from None
     try:
-        msg = await nc.request(subjects.SQL_QUERY, orjson.dumps({"sql": sql}), timeout=timeout_s)
-    except NoRespondersError:
-        raise SqlError("no sink is answering queries (is it starting or restarting? see .gateway/logs/sink.log)") \
-            from None
-    except Exception as exc:  # noqa: BLE001 - a timeout or a lost connection: the caller gets a SqlError
-        raise SqlError(f"no answer from the sink within {timeout_s}s: {type(exc).__name__}") from None
+        return await ask_sink(nc, sql, timeout_s)
     finally:
         await nc.close()
-    answer: dict[str, Any] = orjson.loads(msg.data)
-    if "error" in answer:
-        raise SqlError(str(answer["error"]))
-    return answer
 
 
 def _direct(url: str, sql: str) -> dict[str, Any]:

@@ -10,7 +10,7 @@ from infra.clickhouse.store import WriteResult
 from schemas.events import ControlEvent, RequestCompleted
 from schemas.guardrails import Verdict
 from workers.request_metrics import RequestMetrics, limit_kind
-from workers.sink_metrics import SinkMetrics
+from workers.sink_metrics import SinkMetrics, newly_written
 
 
 def completed(rid: str = "r1", **fields: object) -> RequestCompleted:
@@ -75,12 +75,13 @@ def test_the_sink_counts_only_the_requests_it_wrote() -> None:
     sink = SinkMetrics(registry)
     control = ControlEvent(event_id="c1", ts=90.0, kind="config", subject="v1")
     events = [completed("R1"), completed("r2"), control]
-    sink.written(events, WriteResult(events=3, requests=1, duplicates=1, written=frozenset({"r1"})), now=110.0)
+    result = WriteResult(events=3, requests=1, duplicates=1, written=frozenset({"r1"}))
+    sink.written(events, result, newly_written(events, result), now=110.0)
     assert value(registry, "gateway_requests_total", endpoint="chat.completions", model="fast", provider="openai",
                  status="200", kind="interactive") == 1  # r2 was a duplicate: written before
     assert value(registry, "gateway_sink_rows_total", table="requests") == 1
     assert value(registry, "gateway_sink_duplicates_total") == 1
     assert value(registry, "gateway_sink_batch_events_count") == 1
     assert value(registry, "gateway_sink_lag_seconds") == 20.0  # the control event, 20 s old
-    sink.written([], WriteResult(), now=time.time())
+    sink.written([], WriteResult(), [], now=time.time())
     assert value(registry, "gateway_sink_lag_seconds") == 0.0
