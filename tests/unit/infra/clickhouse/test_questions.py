@@ -92,8 +92,10 @@ def test_each_question_answers_with_its_columns(store: Store, name: str) -> None
     result = store.query_readonly(question.sql, PARAMS, max_rows=100_000)
     assert result.columns == EXPECTED_COLUMNS[name]
     assert result.rows, f"{name} returned no rows"
-    # what `gateway sql` runs (parameters written in) gives the same answer
-    assert store.query_readonly(question.render(PARAMS), max_rows=100_000).rows == result.rows
+    # what `gateway sql` runs (parameters written in) gives the same answer; t-digest quantiles merge their
+    # parts in whatever order the threads finish, so two runs of one query may differ by a millisecond
+    rendered = store.query_readonly(question.render(PARAMS), max_rows=100_000).rows
+    assert [[pytest.approx(v, rel=0.01) if isinstance(v, float) else v for v in row] for row in rendered] == result.rows
 
 
 def test_question_shapes(store: Store) -> None:
