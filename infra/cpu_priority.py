@@ -47,10 +47,12 @@ def run_below(niceness: int, *, idle: bool = False) -> None:
                 os.sched_setscheduler(tid, os.SCHED_IDLE, os.sched_param(0))
 
 
-def autogroup_niceness() -> int | None:
-    """This process's autogroup niceness (None without autogroups)."""
+def autogroup_niceness(path: Path = AUTOGROUP) -> int | None:
+    """This process's autogroup niceness (None without autogroups, or in the kernel's default one: a
+    process whose session was made before autogroups were on, such as a container's first, reads an
+    empty file)."""
     try:
-        text = AUTOGROUP.read_text()  # "/autogroup-123 nice 19"
+        fields = path.read_text().split()  # "/autogroup-123 nice 19"
     except OSError:
         return None
-    return int(text.split()[-1])
+    return int(fields[-1]) if fields else None

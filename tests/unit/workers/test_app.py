@@ -26,7 +26,8 @@ print(orjson.dumps({{"nice": os.nice(0), "early": os.getpriority(os.PRIO_PROCESS
 
 def probe(lane: str, *, own_session: bool) -> dict[str, object]:
     out = subprocess.run([sys.executable, "-c", PROBE.format(lane=lane)], capture_output=True, text=True,
-                         check=True, start_new_session=own_session)
+                         start_new_session=own_session)
+    assert out.returncode == 0, out.stderr
     return dict(orjson.loads(out.stdout))
 
 
