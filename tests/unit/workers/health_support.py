@@ -9,7 +9,8 @@ from collections.abc import Callable
 T = "openai/gpt-4o"
 
 
-async def until(check: Callable[[], bool], timeout_s: float = 10.0) -> None:
+async def until(check: Callable[[], bool], timeout_s: float = 30.0) -> None:
+    """Wait for ``check``; the bound only stops a broken test (a loaded CI machine took 10 s once)."""
     deadline = time.monotonic() + timeout_s
     while not check():
         if time.monotonic() > deadline:
