@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import threading
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
@@ -141,7 +142,20 @@ def pii_scanner(
                 del _ANALYZERS[next(iter(_ANALYZERS))]
     names = [c.entity for c in custom]
     return PiiScanner(analyzer, [*entities, *names], score_threshold,
-                      allow_list=allow_list, allow_patterns=allow_patterns)
+                      allow_list=allow_list, allow_patterns=allow_patterns, patterns=custom_patterns(custom))
+
+
+def custom_patterns(custom: Sequence[CustomRecognizer]) -> list[str]:
+    """What the custom recognizers match, as regexes (matched the way presidio does: ignoring case,
+    ``.`` matching newlines): each one's pattern, and its deny list as one alternation of whole words."""
+    patterns: list[str] = []
+    for spec in custom:
+        if spec.pattern:
+            patterns.append(spec.pattern)
+        if spec.deny_list:
+            words = "|".join(re.escape(word) for word in spec.deny_list)
+            patterns.append(rf"(?<!\w)(?:{words})(?!\w)")
+    return patterns
 
 
 def price_book(config: GatewayConfig) -> PriceBook:

@@ -143,7 +143,14 @@ class OutputFilter(_Strict):
     entities: list[str] | None = Field(
         default=None, description="built-in entities to find; default: the engine's defaults")
     blocked: list[BlockedPattern] = Field(default_factory=list)
-    window_chars: int = Field(default=64, ge=8, le=4096)
+    window_chars: int = Field(
+        default=64, ge=8, le=4096,
+        description="streams: the most text held back while it could still become part of a value")
+    hold_words: bool = Field(
+        default=True,
+        description="streams: hold an unfinished word (it could be an email address's local part) until it "
+                    "ends; false releases a run of letters at once, so the letters before an address's first "
+                    "dot or @ can leave before the @ shows it was one (the rest is still redacted)")
 
     @model_validator(mode="after")
     def _entities_known(self) -> OutputFilter:

@@ -88,6 +88,8 @@ class Envelope(Message, frozen=True, kw_only=True):
     attempts: int = 0
     provider_ms: float = 0.0
     ttfb_ms: float | None = None
+    # output filter: what the gateway added to the caller's first streamed token (ttfb_added_ms)
+    ttfb_added_ms: float | None = None
     usage: Usage | None = None
     cost_usd: str | None = None
     response: JSONObject | None = None

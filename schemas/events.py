@@ -184,6 +184,8 @@ class RequestCompleted(Message, frozen=True, kw_only=True, tag_field="event", ta
     cost_usd: str | None = None
     latency_ms: float = 0.0
     ttfb_ms: float | None = None
+    ttfb_added_ms: float | None = None
+    """Streams: from arrival to the first content chunk sent, minus the provider's ``ttfb_ms``."""
     provider_ms: float = 0.0
     gateway_overhead_ms: float = 0.0
     attempts: int = 0
@@ -274,6 +276,7 @@ class RequestCompleted(Message, frozen=True, kw_only=True, tag_field="event", ta
             cost_usd=envelope.cost_usd,
             latency_ms=round(latency_ms, 3),
             ttfb_ms=envelope.ttfb_ms,
+            ttfb_added_ms=envelope.ttfb_added_ms,
             provider_ms=round(envelope.provider_ms, 3),
             gateway_overhead_ms=round(max(0.0, latency_ms - envelope.provider_ms), 3),
             attempts=envelope.attempts,

@@ -12,30 +12,26 @@ Only PII *the input did not contain* is a finding: a value that occurs in the re
 are, and the values of the placeholder map; compared case-insensitively) is the caller's own and is
 left alone. The check runs only on findings, so an answer without PII costs nothing more. Blocked
 patterns apply whatever the input held. Tool-call arguments only get placeholders restored
-(JSON-escaped), in whole responses.
+(JSON-escaped), in whole responses and in streams (``StreamFilter.push_arguments``).
 
-Streaming (``StreamFilter``) holds back the last ``window_chars`` characters of each choice and
-never cuts inside a detected value (flagged ones included, so each is counted once) or a placeholder
-(complete, or an unterminated ``<PLACEHOL`` tail). It rescans ``emitted context + held text`` every
-``scan_every`` characters, so any value of up to ``max_value_chars = window_chars - scan_every + 2``
-characters is caught wherever the chunks split it. Text waits at most ``window_chars`` characters,
-except a detected value straddling the window edge, held whole until the window has passed its end.
+Streaming (``StreamFilter``) releases text as soon as no value can still reach back into it: it holds
+only the tail that could still become (part of) a match (``stages/stream_holdback.py``: an unfinished
+word, a chain of digits, an IBAN, capitalised words under the NER engine, a partial match of a blocked
+pattern or custom recognizer) and never cuts inside a detected value (flagged ones included, so each is
+counted once) or a placeholder (complete, or an unterminated ``<PLACEHOL`` tail). Prose goes out with
+the chunk that completes it, so a stream keeps the provider's cadence. The hold is bounded by
+``window_chars``: a value up to that long is caught however the chunks split it (a detected value
+straddling the bound is held whole until it has passed).
 
-Scan cadence. A scan costs ≈ 0.1–4 ms with the ``pattern`` engine but more with ``ner``: spaCy runs on
-every scan, NER entities having no cheap pre-filter (≈ 10–25 ms on a loaded machine; ≈ 1.5–2.5 ms for a
-~130-character scan text measured here), and an answer of ``L`` characters costs ≈ ``L / scan_every``
-scans. Rather than scanning everything less often (which would shrink ``max_value_chars`` for long
-emails or IBANs too), a stream given a ``fast_scanner`` (pattern and custom entities only, on an analyzer
-without spaCy: a NER analyzer runs spaCy on every call whatever entities are asked for) scans in two
-tiers: the full scanner (NER) whenever ``full_scan_every = window_chars // 2`` characters arrived since
-its last scan, else the fast one every ``scan_every = window_chars // 4``; the spans a full scan found
-of the entities only it finds are kept until the next full scan.
-Pattern values up to ``max_value_chars`` (50 with the default 64-character window) and NER values up to
-``max_ner_value_chars = window_chars - full_scan_every + 2`` (34: names and places) are caught wherever
-the chunks split them, for half the NER scans. The delay added is one window either way (the cadence
-does not change it); a wider window (``window_chars: 256``) cuts NER cost per character further at the
-price of more hold-back. Scans are synchronous: on a busy replica a NER scan delays the other streams'
-chunks by its duration, which is why the cadence matters more than the window.
+Scans. Before text is released, the emitted context and the held text are scanned, unless nothing in
+the held text could be a value (the PII scanner's exact pre-filter, ``PiiScanner.candidates``, and no
+blocked pattern): prose costs no scan at all. With the ``ner`` engine a stream given a ``fast_scanner``
+(pattern and custom entities only, on an analyzer without spaCy) runs the full scanner only when the
+released text has a capital letter (names, places and organisations are capitalised; ``DATE_TIME``, which
+the model also finds in lower-case words, makes every release a full scan), the fast one otherwise; the
+spans a full scan found of the entities only it finds are kept until the next full scan. Scans are
+synchronous: on a busy replica a NER scan delays the other streams' chunks by its duration (≈ 1.5–2.5 ms
+for a ~130-character text measured here), roughly once per sentence.
 """
 
 from __future__ import annotations
@@ -51,10 +47,11 @@ from schemas.errors import ContentBlocked
 from schemas.guardrails import Outcome, Verdict
 from stages.pii import PiiScanner
 from stages.redaction import PLACEHOLDER
+from stages.stream_holdback import HoldBack
 
 SpanAction = Literal["redact", "block", "flag"]
-SCAN_DIVISOR = 4  # scan_every = window // 4
-FULL_SCAN_DIVISOR = 2  # full (NER) scans every window // 2 when a fast scanner does the rest
+_LOWER_CASE_NER = frozenset({"DATE_TIME"})
+"""Entities the NER model finds in lower-case text too (``yesterday``): released text always gets a full scan."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -267,13 +264,15 @@ class _Stream:
     text: str = ""  # raw text from absolute offset `base`: emitted context, then the held text
     base: int = 0
     emitted: int = 0
-    scanned: int = 0
-    full_scanned: int = 0
     spans: list[_Span] = field(default_factory=list)
 
     @property
     def total(self) -> int:
         return self.base + len(self.text)
+
+    @property
+    def held(self) -> str:
+        return self.text[self.emitted - self.base :]
 
 
 class StreamFilter:
@@ -290,32 +289,28 @@ class StreamFilter:
         config: OutputFilter,
         restore: bool,
         *,
-        scan_every: int | None = None,
         known: InputValues | None = None,
         fast_scanner: PiiScanner | None = None,
     ) -> None:
-        self._rules = _Rules(mapping, scanner, config, restore, known, fast_scanner)
-        self.window = config.window_chars if self._rules.active else 0
-        self.scan_every = max(1, min(scan_every or config.window_chars // SCAN_DIVISOR, config.window_chars))
-        two_tier = bool(self._rules.slow_kinds)
-        self.full_scan_every = max(self.scan_every, config.window_chars // FULL_SCAN_DIVISOR) if two_tier \
-            else self.scan_every
+        rules = self._rules = _Rules(mapping, scanner, config, restore, known, fast_scanner)
+        self.window = config.window_chars if rules.active else 0
+        self.hold = HoldBack.of(
+            scanner.entities if rules.scan_pii else (), [p.pattern for p, _ in rules.patterns],
+            scanner.patterns if rules.scan_pii else (), hold_words=config.hold_words)
+        self._names_need_full = bool(rules.slow_kinds & _LOWER_CASE_NER)
         self.context = max(config.window_chars, 64)
         self.scans = 0
         self.full_scans = 0
         self._streams: dict[int, _Stream] = {}
+        self._arguments: dict[tuple[int, int], str] = {}  # (choice, tool call) -> a held placeholder's start
         self._tally = _Tally()
         self._blocked: ContentBlocked | None = None
 
     @property
     def max_value_chars(self) -> int:
-        """Values up to this long are caught however the chunks split them."""
-        return self.window - self.scan_every + 2
-
-    @property
-    def max_ner_value_chars(self) -> int:
-        """Values of the entities only the full scanner finds (NER) up to this long are caught."""
-        return self.window - self.full_scan_every + 2
+        """Values up to this long are caught however the chunks split them (a longer one is released
+        in part once the hold reaches the window)."""
+        return self.window
 
     @property
     def findings(self) -> dict[str, int]:
@@ -335,19 +330,21 @@ class StreamFilter:
     def push(self, index: int, text: str) -> str:
         if self._blocked is not None:
             raise self._blocked
-        if not self._rules.active and not self._rules.mapping:
+        rules = self._rules
+        if not rules.active and not rules.mapping:
             return text
         stream = self._streams.setdefault(index, _Stream())
         stream.text += text
-        total = stream.total
-        cut = total - self.window
+        if not rules.active:  # placeholders only
+            return self._emit(stream, self._safe_cut(stream, stream.total))
+        held = stream.held
+        cut = max(stream.emitted + self.hold.start(held), stream.total - self.window)
         if cut <= stream.emitted:
             return ""
-        if self._rules.active:
-            if total - stream.full_scanned >= self.full_scan_every:
-                self._scan(stream, full=True)
-            elif total - stream.scanned >= self.scan_every:
-                self._scan(stream, full=False)
+        released = held[: cut - stream.emitted]
+        full = self._names_need_full or (bool(rules.slow_kinds) and released.lower() != released)  # capitals
+        if full or rules.patterns or rules.fast_scanner.candidates(held):
+            self._scan(stream, full=full)
         return self._emit(stream, self._safe_cut(stream, cut))
 
     def finish(self, index: int) -> str:
@@ -356,23 +353,44 @@ class StreamFilter:
         stream = self._streams.pop(index, None)
         if stream is None:
             return ""
-        if self._rules.active and stream.full_scanned < stream.total:
+        if self._rules.active and stream.total > stream.emitted:
             self._scan(stream, full=True)
         return self._emit(stream, stream.total)
 
+    def push_arguments(self, choice: int, call: int, text: str) -> str:
+        """A fragment of a tool call's streamed arguments (JSON text) with the request's placeholders
+        restored, JSON-escaped; a placeholder split across fragments is held until it is whole."""
+        rules = self._rules
+        if not rules.mapping:
+            return text
+        key = (choice, call)
+        text = self._arguments.pop(key, "") + text
+        cut = len(text)
+        p = text.rfind("<", max(0, cut - rules.longest_placeholder + 1))
+        if p >= 0 and text[p:] in rules.prefixes:
+            cut = p
+            self._arguments[key] = text[p:]
+        return rules.restore_arguments(text[:cut])
+
+    def finish_arguments(self, choice: int) -> dict[int, str]:
+        """What is still held of a choice's tool-call arguments, by tool call (an unfinished placeholder
+        prefix: it was no placeholder)."""
+        done = [key for key in self._arguments if key[0] == choice]
+        return {key[1]: self._arguments.pop(key) for key in done}
+
     def _scan(self, stream: _Stream, full: bool) -> None:
+        """Find the matches in the emitted context and the held text. A scan without the full scanner
+        (names) keeps what the last full one found of the entities only it finds."""
         rules = self._rules
         full = full or not rules.slow_kinds
         spans = rules.spans(stream.text, stream.base, full)
         self.scans += 1
         if full:
             self.full_scans += 1
-            stream.full_scanned = stream.total
-        else:  # what the last full scan found of the entities only it finds stays valid
+        else:
             spans += [s for s in stream.spans if s.kind in rules.slow_kinds]
             spans.sort(key=lambda s: (s.start, -s.end))
         stream.spans = [s for s in spans if s.end > stream.emitted]
-        stream.scanned = stream.total
 
     def _safe_cut(self, stream: _Stream, cut: int) -> int:
         """Move ``cut`` left until it is inside no match and no (possibly unterminated) placeholder."""

@@ -158,6 +158,7 @@ class PiiScanner:
         prefilter: bool = True,
         allow_list: Sequence[str] = (),
         allow_patterns: Sequence[str] = (),
+        patterns: Sequence[str] = (),
     ) -> None:
         supported = set(analyzer.get_supported_entities(LANGUAGE))
         unknown = sorted(set(entities) - supported)
@@ -172,17 +173,25 @@ class PiiScanner:
         self._model = any(e in _MODEL_ENTITIES for e in self.entities)
         self.allow_list = frozenset(v.casefold() for v in allow_list)
         self.allow_patterns = tuple(re.compile(p) for p in allow_patterns)
+        self.patterns = tuple(patterns)
+        """The regexes of the custom recognizers among ``entities`` (a deny list as one alternation): what
+        a stream holds back while a match could still be arriving (``stages/stream_holdback.py``)."""
 
     def allowed(self, value: str) -> bool:
         """Is ``value`` never to be reported (allow list, exact and case-insensitive; or a pattern
         matching it whole)?"""
         return value.casefold() in self.allow_list or any(p.fullmatch(value) for p in self.allow_patterns)
 
-    def find(self, text: str) -> list[Finding]:
+    def candidates(self, text: str) -> list[str]:
+        """The entities ``text`` may contain: the pre-filtered ones whose condition holds, and every
+        other one."""
         if not text or not self.entities:
             return []
         digit = has_digit(text)
-        entities = self._always + [entity for entity, may_contain in self._gated if may_contain(text, digit)]
+        return self._always + [entity for entity, may_contain in self._gated if may_contain(text, digit)]
+
+    def find(self, text: str) -> list[Finding]:
+        entities = self.candidates(text)
         if not entities:
             return []
         results = self._analyzer.analyze(

@@ -91,6 +91,14 @@ class StreamSession:
     # every reply sent to the caller, encoded, by seq: what ingress may ask to have again
     sent: list[bytes] = field(default_factory=list)
     last_seen: float = field(default_factory=time.monotonic)
+    first_content_at: float | None = None  # wall clock: when the caller was sent its first content
+
+    def timed(self, envelope: Envelope) -> Envelope:
+        """``envelope`` with what the gateway added to the caller's time to first token."""
+        if self.first_content_at is None:
+            return envelope
+        caller_ms = (self.first_content_at - envelope.received_at) * 1000
+        return replace(envelope, ttfb_added_ms=round(max(0.0, caller_ms - (envelope.ttfb_ms or 0.0)), 3))
 
 
 class OutputFilterWorker(StageWorker):
@@ -279,6 +287,9 @@ class OutputFilterWorker(StageWorker):
                       seq=session.out_seq, body=chunk, ttfb_ms=envelope.ttfb_ms, src=self.instance_subject,
                       ratelimit=ratelimit)
         session.out_seq += 1
+        if session.first_content_at is None and any(
+                (c.get("delta") or {}).get("content") for c in chunk.get("choices") or ()):
+            session.first_content_at = time.time()
         data = encode(reply)
         session.sent.append(data)
         await self.runtime.nc.publish(envelope.reply_to, data)
@@ -302,7 +313,7 @@ class OutputFilterWorker(StageWorker):
                 return StreamAck(taken=True)
         except GatewayError as exc:  # a block action in the stream: end it in-band
             self._ended(piece.request_id)
-            base = piece.final or session.envelope
+            base = session.timed(piece.final or session.envelope)
             envelope = replace(base, output_findings=session.filter.findings,
                                verdicts=[*base.verdicts, session.filter.verdict(session.filter_ms)])
             await self.runtime.fail(envelope, exc, session.started, EventType.RESPONSE_BLOCKED)
@@ -322,6 +333,18 @@ class OutputFilterWorker(StageWorker):
             session.filter_ms += elapsed_ms(started)
 
     @staticmethod
+    def _restore_calls(session: StreamSession, index: int, calls: list[Any]) -> list[Any]:
+        """Tool-call deltas with the request's placeholders restored in their argument fragments."""
+        restored = []
+        for call in calls:
+            function = call.get("function") if isinstance(call, dict) else None
+            if isinstance(function, dict) and isinstance(function.get("arguments"), str):
+                arguments = session.filter.push_arguments(index, int(call.get("index", 0)), function["arguments"])
+                call = {**call, "function": {**function, "arguments": arguments}}
+            restored.append(call)
+        return restored
+
+    @staticmethod
     def _received(session: StreamSession, index: int, text: str) -> None:
         session.text.append(text)
         session.answers.setdefault(index, []).append(text)
@@ -338,11 +361,17 @@ class OutputFilterWorker(StageWorker):
             if content:
                 session.open_choices.add(index)
                 delta["content"] = self._push(session, index, content)
+            if isinstance(delta.get("tool_calls"), list):
+                delta["tool_calls"] = self._restore_calls(session, index, delta["tool_calls"])
             if choice.get("finish_reason"):
                 session.open_choices.discard(index)
                 tail = self._push(session, index, None)
                 if tail:
                     delta["content"] = (delta.get("content") or "") + tail
+                held = session.filter.finish_arguments(index)
+                if held:
+                    delta["tool_calls"] = [*(delta.get("tool_calls") or ()), *(
+                        {"index": call, "function": {"arguments": text}} for call, text in held.items())]
             if delta.get("content"):
                 self._received(session, index, delta["content"])
         if not any(self._worth_sending(c) for c in chunk["choices"]):
@@ -376,8 +405,8 @@ class OutputFilterWorker(StageWorker):
             for index, tail in tails:
                 await self._emit(session, self._content_chunk(final, index, tail))
             out = with_stage_time(final, STAGE, session.started, output_findings=findings, verdicts=verdicts)
-            out = self.runtime.event(out, EventType.RESPONSE_STREAM_FAILED, session.started, status="error",
-                                     attrs=StageAttrs(error_code=error.code))
+            out = self.runtime.event(session.timed(out), EventType.RESPONSE_STREAM_FAILED, session.started,
+                                     status="error", attrs=StageAttrs(error_code=error.code))
             await self.runtime.finish(out, status=error.status_code, error=error, stored_response=stored,
                                       resend=self._resender(session))
             return
@@ -388,7 +417,7 @@ class OutputFilterWorker(StageWorker):
         verdicts += streamed_verdicts(outcome)
         out = with_stage_time(final, STAGE, session.started, output_findings=findings, verdicts=verdicts)
         if outcome.blocked is not None:  # in-band error: the finishing chunk and usage never go out
-            await self.runtime.fail(out, outcome.blocked, session.started, EventType.RESPONSE_BLOCKED)
+            await self.runtime.fail(session.timed(out), outcome.blocked, session.started, EventType.RESPONSE_BLOCKED)
             return
         for index, tail in tails:
             await self._emit(session, self._content_chunk(final, index, tail))
@@ -408,7 +437,7 @@ class OutputFilterWorker(StageWorker):
                                        "choices": [], "usage": usage})
         end = Reply(kind="end", request_id=out.request_id, delivery=out.delivery, seq=session.out_seq,
                     provider_ms=out.provider_ms, src=self.instance_subject)
-        out = self.runtime.event(out, EventType.RESPONSE_FILTERED, session.started,
+        out = self.runtime.event(session.timed(out), EventType.RESPONSE_FILTERED, session.started,
                                  attrs=StageAttrs(findings=findings, chunks=session.out_seq))
         await self.runtime.finish(out, status=200, reply=end, stored_response=stored, resend=self._resender(session))
 

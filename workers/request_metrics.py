@@ -56,6 +56,10 @@ class RequestMetrics:
         self.ttft = Histogram(
             "gateway_time_to_first_token_seconds", "Streams: time from acceptance to the first byte of the answer.",
             ["model", "provider"], buckets=LATENCY_BUCKETS_S, registry=r)
+        self.ttft_added = Histogram(
+            "gateway_time_to_first_token_added_seconds",
+            "Streams: what the gateway added to the caller's first token (the provider's own time to it excluded).",
+            ["model", "provider"], buckets=OVERHEAD_BUCKETS_S, registry=r)
         self.provider = Histogram(
             "gateway_provider_duration_seconds", "Time spent waiting for providers (every attempt), by provider.",
             ["provider"], buckets=LATENCY_BUCKETS_S, registry=r)
@@ -107,6 +111,8 @@ class RequestMetrics:
         self.latency.labels(record.endpoint, model, provider, kind).observe(record.latency_ms / 1000)
         if record.stream and record.ttfb_ms is not None:
             self.ttft.labels(model, provider).observe(record.ttfb_ms / 1000)
+        if record.stream and record.ttfb_added_ms is not None:
+            self.ttft_added.labels(model, provider).observe(record.ttfb_added_ms / 1000)
         if record.provider_ms:
             self.provider.labels(provider).observe(record.provider_ms / 1000)
         self.overhead.labels(kind).observe(record.gateway_overhead_ms / 1000)

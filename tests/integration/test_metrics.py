@@ -22,7 +22,8 @@ pytestmark = pytest.mark.integration
 FAMILIES = {
     # requests, tokens, cost, latency (TTFT for streams), the gateway's own time per stage
     "gateway_requests", "gateway_tokens", "gateway_cost_usd", "gateway_request_duration_seconds",
-    "gateway_time_to_first_token_seconds", "gateway_overhead_seconds", "gateway_stage_duration_seconds",
+    "gateway_time_to_first_token_seconds", "gateway_time_to_first_token_added_seconds", "gateway_overhead_seconds",
+    "gateway_stage_duration_seconds",
     "gateway_provider_duration_seconds", "gateway_provider_attempts",
     # the broker's queues, breakers, the sink, each process
     "gateway_consumer_pending_messages", "gateway_consumer_ack_pending_messages",
@@ -93,6 +94,8 @@ def test_every_family_from_every_process_counting_what_was_sent(gateway: Running
     assert {"redaction", "policy", "routing", "provider", "output_filter"} <= stages, stages
     ttft = [s for s in families["gateway_time_to_first_token_seconds"] if s.name.endswith("_count")]
     assert sum(s.value for s in ttft) >= 1
+    added = [s for s in families["gateway_time_to_first_token_added_seconds"] if s.name.endswith("_count")]
+    assert sum(s.value for s in added) >= 1
     consumers = {(s.labels["stream"], s.labels["consumer"]) for s in families["gateway_consumer_pending_messages"]}
     assert {("GW_REQ", "redaction"), ("GW_REQ", "redaction_batch"), ("GW_EVENTS", "sink")} <= consumers
     assert any(s.labels["target"].endswith(model) for s in families["gateway_breaker_state"])

@@ -9,6 +9,7 @@ scanners themselves: ``test_output_scanners.py``.
 from __future__ import annotations
 
 import base64
+import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, ClassVar
@@ -428,3 +429,29 @@ def test_silent_streams_are_forgotten(harness: Harness) -> None:
     assert RID in stage.sessions
     stage.sweep(now=session.last_seen + output_filter.SESSION_IDLE_S + 1.0)
     assert RID not in stage.sessions  # its provider stage died: JetStream reruns the request
+
+
+def call_chunk(arguments: str, *, first: bool = False, finish: str | None = None) -> dict[str, Any]:
+    call: dict[str, Any] = {"index": 0, "function": {"arguments": arguments}}
+    if first:
+        call.update(id="call_1", type="function", function={"name": "send_mail", "arguments": arguments})
+    return {"id": "c", "object": "chat.completion.chunk", "created": 1, "model": "m",
+            "choices": [{"index": 0, "delta": {"tool_calls": [call]}, "finish_reason": finish}]}
+
+
+async def test_streamed_tool_call_arguments_get_placeholders_restored_across_fragments(harness: Harness) -> None:
+    mapping = {"<EMAIL_ADDRESS_1>": 'jane "j" doe@corp.example.com'}
+    arguments = '{"to": "<EMAIL_ADDRESS_1>", "cc": "<EMAIL_ADDRESS_2>", "note": "<b>"}'
+    stage = harness.stage
+    stage.open(envelope("mail <EMAIL_ADDRESS_1>", mapping=mapping, stream=True))
+    pieces = [arguments[i : i + 5] for i in range(0, len(arguments), 5)]
+    chunks = [call_chunk(pieces[0], first=True), *(call_chunk(p) for p in pieces[1:]),
+              call_chunk("", finish="tool_calls")]
+    for seq, body in enumerate(chunks):
+        await stage.piece(StreamPiece(request_id=RID, seq=seq, chunk=body))
+    await stage.piece(StreamPiece(request_id=RID, seq=len(chunks), final=envelope("x", mapping=mapping, stream=True)))
+    fragments = [call["function"]["arguments"] for r in harness.replies() if r["kind"] == "chunk"
+                 for c in r["body"]["choices"] for call in c["delta"].get("tool_calls") or ()]
+    assert json.loads("".join(fragments)) == {
+        "to": 'jane "j" doe@corp.example.com', "cc": "<EMAIL_ADDRESS_2>", "note": "<b>"}
+    assert not any("<EMAIL_ADDRESS_1" in f for f in fragments)

@@ -53,13 +53,15 @@ def test_errors_streams_batches_refusals_and_unpriced_answers() -> None:
     metrics.observe(completed("r2", status_code=429, error_type="rate_limit_error", error_code="budget_exceeded",
                               limit_refused="key.k1 budget", provider="", cost_usd=None, prompt_tokens=0,
                               completion_tokens=0))
-    metrics.observe(completed("r3", stream=True, ttfb_ms=80.0, batch_id="batch_1", delivery=2, cost_usd=None))
+    metrics.observe(completed("r3", stream=True, ttfb_ms=80.0, ttfb_added_ms=6.0, batch_id="batch_1", delivery=2,
+                              cost_usd=None))
     assert value(registry, "gateway_request_errors_total", endpoint="chat.completions", model="fast",
                  type="rate_limit_error", code="budget_exceeded") == 1
     assert value(registry, "gateway_limit_refusals_total", limit="key budget") == 1
     assert value(registry, "gateway_requests_total", endpoint="chat.completions", model="fast", provider="none",
                  status="429", kind="interactive") == 1
     assert value(registry, "gateway_time_to_first_token_seconds_sum", model="fast", provider="openai") == 0.08
+    assert value(registry, "gateway_time_to_first_token_added_seconds_sum", model="fast", provider="openai") == 0.006
     assert value(registry, "gateway_requests_total", endpoint="chat.completions", model="fast", provider="openai",
                  status="200", kind="batch") == 1
     assert value(registry, "gateway_redelivered_requests_total") == 1

@@ -115,7 +115,8 @@ def test_write_and_read_back_every_request_column(store: Store) -> None:
     rc = completed(
         tenant="t_cols", user="u_42", endpoint="chat.completions", stream=True, status_code=429,
         error_type="rate_limit_error", error_code="rate_limit_exceeded", error_message="slow down",
-        usage_source="estimated", cost_usd="0.0012345", latency_ms=812.5, ttfb_ms=55.25, provider_ms=790.0,
+        usage_source="estimated", cost_usd="0.0012345", latency_ms=812.5, ttfb_ms=55.25,
+        ttfb_added_ms=4.5, provider_ms=790.0,
         gateway_overhead_ms=22.5, attempts=3, redactions=4, redaction_counts={"EMAIL_ADDRESS": 3, "PHONE": 1},
         output_findings={"CREDIT_CARD": 2}, delivery=2, stage_ms={"redaction": 1.5, "provider": 790.0},
         request_body='{"messages":[{"content":"hi <EMAIL_1>"}]}', response_body='{"choices":[]}',
@@ -141,7 +142,7 @@ def test_write_and_read_back_every_request_column(store: Store) -> None:
         "stream": True, "status_code": 429, "error_type": "rate_limit_error",
         "error_code": "rate_limit_exceeded", "error_message": "slow down", "prompt_tokens": 12,
         "completion_tokens": 30, "cached_tokens": 0, "usage_source": "estimated",
-        "cost_usd": "0.001234500", "latency_ms": 812.5, "ttfb_ms": 55.25, "provider_ms": 790.0,
+        "cost_usd": "0.001234500", "latency_ms": 812.5, "ttfb_ms": 55.25, "ttfb_added_ms": 4.5, "provider_ms": 790.0,
         "gateway_overhead_ms": 22.5, "attempts": 3, "redactions": 4,
         "redaction_counts": {"EMAIL_ADDRESS": 3, "PHONE": 1}, "output_findings": {"CREDIT_CARD": 2},
         "delivery": 2, "stage_ms": {"redaction": 1.5, "provider": 790.0},

@@ -71,7 +71,7 @@ def assert_rollups_equal_raw(store: Store) -> None:
 
 def test_0009_0010_on_an_empty_store(tmp_path: Path) -> None:
     with open_store(f"chdb://{tmp_path / 'store'}") as store:
-        assert [m.version for m in store.migrate()][-2:] == [9, 10]
+        assert {9, 10} <= {m.version for m in store.migrate()}
         assert rows(store, "SELECT count() FROM requests_per_hour") == [[0]]
         ts = datetime(2020, 3, 1, 12, 5, tzinfo=UTC).timestamp()
         checked = [verdict("injection", outcome="flag"), verdict("secrets")]
@@ -93,7 +93,7 @@ def test_0009_backfills_a_populated_store_and_reruns_safely(tmp_path: Path) -> N
         # a duplicate that got past the sink's de-duplication: the backfill counts it once (FINAL)
         store._client.command("INSERT INTO requests SELECT * FROM requests ORDER BY request_id LIMIT 5")
 
-        assert [m.version for m in store.migrate()] == [9, 10]
+        assert [m.version for m in store.migrate()] == [m.version for m in discover() if m.version >= 9]
         assert store.migrate() == []
         backfilled = rows(store, ROLLUP)
         assert sum(r[4] for r in backfilled) == 3_000
