@@ -212,6 +212,7 @@ def summarize(results: Sequence[StreamResult], expected: str) -> dict[str, Any]:
     chunks = [float(r.chunks) for r in ok]
     gaps = [g for r in ok for g in gaps_ms(r.chunk_ms)]
     max_gap = [max(gaps_ms(r.chunk_ms)) for r in ok if r.chunks > 1]
+    last = [r.chunk_ms[-1] for r in ok if r.chunk_ms]
     return {
         "requests": len(results),
         "ok": len(ok),
@@ -221,6 +222,7 @@ def summarize(results: Sequence[StreamResult], expected: str) -> dict[str, Any]:
         "ttft_p50_ms": percentile(ttft, 50),
         "ttft_p95_ms": percentile(ttft, 95),
         "total_p50_ms": percentile(total, 50),
+        "last_chunk_p50_ms": percentile(last, 50),  # when the last content chunk arrived: a held-back tail shows
         "chunks_median": percentile(chunks, 50),
         "gap_p50_ms": percentile(gaps, 50),
         "max_gap_p50_ms": percentile(max_gap, 50),
