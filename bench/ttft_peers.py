@@ -305,30 +305,17 @@ class Proc:
     def alive(self) -> bool:
         return self.popen.poll() is None
 
-    def _group_alive(self) -> bool:
-        try:
-            os.killpg(self.pid, 0)
-        except ProcessLookupError:
-            return False
-        except PermissionError:
-            return True
-        return True
-
     def stop(self) -> None:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(self.pid, signal.SIGTERM)
-        deadline = time.monotonic() + STOP_GRACE_S
-        while time.monotonic() < deadline:
-            self.popen.poll()
-            if not self._group_alive():
-                break
-            time.sleep(0.1)
-        else:
-            log(f"{self.name} (pgid {self.pid}) still alive after {STOP_GRACE_S:g} s: SIGKILL its group")
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(self.pid, signal.SIGKILL)
+        """SIGTERM the process group, SIGKILL it after a bound; then the same for any descendant that put
+        itself in a group of its own (``gateway up`` starts its workers so) and outlived its parent."""
+        rest = descendants(self.pid)
+        _stop_all(self.name, [self.pid], group=True)
         with contextlib.suppress(subprocess.TimeoutExpired):
             self.popen.wait(timeout=5)
+        left = [pid for pid, started in rest.items() if started is not None and _start_time(pid) == started]
+        if left:
+            log(f"{self.name}: {len(left)} child process(es) outlived it: stopping them by PID")
+            _stop_all(self.name, left, group=False)
         self._log.close()
 
     def tail(self, n: int = 1500) -> str:
@@ -336,6 +323,70 @@ class Proc:
             return self.log_path.read_bytes()[-n:].decode(errors="replace")
         except OSError:
             return ""
+
+
+def _stat(pid: int | str) -> list[str] | None:
+    """/proc/PID/stat's fields from the 3rd on (state, ppid, ...), or None when the process is gone."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+
+
+def _start_time(pid: int) -> str | None:
+    """The process's start time in clock ticks since boot (the 22nd field of /proc/PID/stat): with the PID,
+    it names one process, not a later one that reuses the PID."""
+    fields = _stat(pid)
+    return fields[19] if fields and len(fields) > 19 else None
+
+
+def descendants(pid: int) -> dict[int, str | None]:
+    """Every descendant of ``pid`` now (from each process's parent in /proc), with its start time."""
+    children: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit() and (fields := _stat(entry)) is not None:
+            children.setdefault(int(fields[1]), []).append(int(entry))
+    found: dict[int, str | None] = {}
+    stack = [pid]
+    while stack:
+        for child in children.get(stack.pop(), []):
+            if child not in found:
+                found[child] = _start_time(child)
+                stack.append(child)
+    return found
+
+
+def _alive(pid: int, group: bool) -> bool:
+    try:
+        if group:
+            os.killpg(pid, 0)
+            return True
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    fields = _stat(pid)
+    return fields is not None and fields[0] != "Z"  # a zombie is dead, its parent just has not reaped it
+
+
+def _stop_all(name: str, pids: list[int], group: bool) -> None:
+    """SIGTERM each PID (or process group), wait up to STOP_GRACE_S, SIGKILL what is left."""
+    send = os.killpg if group else os.kill
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError):
+            send(pid, signal.SIGTERM)
+    deadline = time.monotonic() + STOP_GRACE_S
+    while time.monotonic() < deadline and any(_alive(pid, group) for pid in pids):
+        for pid in pids:  # reap our own child, so its group stops counting as alive
+            with contextlib.suppress(ChildProcessError):
+                os.waitpid(pid, os.WNOHANG)
+        time.sleep(0.1)
+    for pid in pids:
+        if _alive(pid, group):
+            log(f"{name}: {'group ' if group else ''}{pid} still alive after {STOP_GRACE_S:g} s: SIGKILL")
+            with contextlib.suppress(ProcessLookupError):
+                send(pid, signal.SIGKILL)
 
 
 @dataclass
