@@ -58,11 +58,21 @@ from infra.nats_server import free_port  # noqa: E402
 REPLY = ("A rainbow appears when sunlight enters falling raindrops, bends as it crosses into the water, "
          "reflects off the back of each drop and bends again on the way out. Each colour bends by a "
          "different amount, so white light spreads into a band.")
+REPLIES = (REPLY,
+           "Rainbows need the sun behind you and rain in front of you. Sunlight entering each raindrop bends, "
+           "reflects off the far side and bends again as it leaves, and because every colour bends by a slightly "
+           "different angle, the light fans out into an arc.",
+           "Sure. After a shower the air is still full of drops while the sun comes out again, so sunlight is "
+           "refracted, reflected inside each drop and refracted once more, splitting white light into its colours "
+           "at slightly different angles.",
+           "It is sunlight meeting raindrops: each drop acts like a tiny prism that bends the light, bounces it off "
+           "its back surface and bends it again, and since red and violet bend differently the colours separate.")
+"""Rotated per request, so time to first token does not hang on where one reply's first chunk ends."""
 QUESTION = "Why do rainbows appear after rain? Please answer in two sentences."
 MODEL = "mock-gpt"
 BENCH_KEY = "sk-bench"
 DEFAULT_TARGETS = ("direct", "ours", "portkey-hono2", "litellm-w1")
-KNOWN_TARGETS = ("direct", "ours", "portkey-hono2", "litellm-w1")
+KNOWN_TARGETS = ("direct", "ours", "ours-words", "portkey-hono2", "litellm-w1")
 GOAL_ADDED_TTFT_MS = 30.0
 GOAL_CHUNK_RATIO = 0.10
 READY_TIMEOUT_S = 180.0
@@ -148,6 +158,7 @@ class StreamResult:
     text: str = ""
     done: bool = False
     error: str | None = None
+    expected: str = ""  # the reply this request asked the mock for
 
     @property
     def chunks(self) -> int:
@@ -201,12 +212,13 @@ def gaps_ms(chunk_ms: Sequence[float]) -> list[float]:
     return [b - a for a, b in zip(chunk_ms, chunk_ms[1:], strict=False)]
 
 
-def summarize(results: Sequence[StreamResult], expected: str) -> dict[str, Any]:
+def summarize(results: Sequence[StreamResult], expected: str | None = None) -> dict[str, Any]:
     """Statistics of one target x cadence. A request counts as ok when it has no error and its text is
-    exactly ``expected``; TTFT, total and chunk figures are over the ok requests."""
+    exactly ``expected`` (default: the reply it asked for); TTFT, total and chunk figures are over the ok
+    requests."""
     errors = [r for r in results if r.error is not None]
-    mismatches = [r for r in results if r.error is None and r.text != expected]
-    ok = [r for r in results if r.error is None and r.text == expected]
+    mismatches = [r for r in results if r.error is None and r.text != (expected or r.expected)]
+    ok = [r for r in results if r.error is None and r.text == (expected or r.expected)]
     ttft = [r.ttft_ms for r in ok if r.ttft_ms is not None]
     total = [r.total_ms for r in ok if r.total_ms is not None]
     chunks = [float(r.chunks) for r in ok]
@@ -266,16 +278,17 @@ def render_table(rows: list[dict[str, Any]]) -> str:
 
 
 def goal_lines(rows: list[dict[str, Any]]) -> list[str]:
-    """The issue's goal for ours: added TTFT p50 <= 30 ms, chunk count within 10 % of the provider's."""
+    """The issue's goal for ours (and ours-words): added TTFT p50 <= 30 ms, chunk count within 10 % of the
+    provider's."""
     out = []
     for r in rows:
-        if r["target"] != "ours":
+        if not r["target"].startswith("ours"):
             continue
         added, ratio = r["added_ttft_p50_ms"], r["chunks_ratio"]
         met = (added is not None and added <= GOAL_ADDED_TTFT_MS and ratio is not None
                and abs(ratio - 1.0) <= GOAL_CHUNK_RATIO and r["errors"] == 0 and r["mismatches"] == 0)
         ratio_s = "–" if ratio is None else f"{ratio:.2f}"
-        out.append(f"ours at {r['cadence']}: added TTFT p50 {_ms(added, signed=True)} ms (goal <= "
+        out.append(f"{r['label']} at {r['cadence']}: added TTFT p50 {_ms(added, signed=True)} ms (goal <= "
                    f"{GOAL_ADDED_TTFT_MS:g}), chunks {ratio_s} x direct (goal 1 ± {GOAL_CHUNK_RATIO:g}), "
                    f"errors/mismatches {r['errors']}/{r['mismatches']}: {'met' if met else 'NOT met'}")
     return out
@@ -405,16 +418,19 @@ def _env(**extra: str) -> dict[str, str]:
     return env
 
 
-def ours_config(mock_port: int, key: str) -> dict[str, Any]:
+def ours_config(mock_port: int, key: str, *, hold_words: bool = False) -> dict[str, Any]:
     """The shipped config adapted as ../shared/bench-peers/ours_config.py does: one bench key, the
     providers pointed at the mock, a model ``mock-gpt``; everything else (redaction, guardrails, output
-    filter, retry, breakers) as shipped."""
+    filter, retry, breakers) as shipped, but for ``output_filter.hold_words`` when it is true
+    (``ours-words``: every unfinished word waits for its end)."""
     cfg: dict[str, Any] = yaml.safe_load((ROOT / "config" / "gateway.yaml").read_text())
     cfg["keys"] = [{"id": "bench", "key_sha256": hashlib.sha256(key.encode()).hexdigest(), "tenant": "bench",
                     "models": ["*"]}]
     cfg["mock_provider"] = {"enabled": False, "port": 8090}
     cfg["providers"] = {"up": {"type": "openai", "base_url": f"http://127.0.0.1:{mock_port}/v1"}}
     cfg["models"] = {MODEL: {"targets": [{"provider": "up", "model": MODEL}]}}
+    if hold_words:
+        cfg.setdefault("output_filter", {})["hold_words"] = True
     return cfg
 
 
@@ -450,17 +466,19 @@ def start_target(name: str, mock_port: int, peers_root: Path, work: Path) -> Tar
     url = f"http://127.0.0.1:{port}/v1/chat/completions"
     logs = work / name
     logs.mkdir(parents=True, exist_ok=True)
-    if name == "ours":
+    if name in ("ours", "ours-words"):
         gateway = ROOT / ".venv" / "bin" / "gateway"
         if not os.access(gateway, os.X_OK):
             log(f"skipping ours: no {gateway} (run `make install`)")
             return None
         cfg_path = logs / "ours_config.yaml"
-        cfg_path.write_text(yaml.safe_dump(ours_config(mock_port, BENCH_KEY), sort_keys=False))
+        cfg_path.write_text(yaml.safe_dump(ours_config(mock_port, BENCH_KEY, hold_words=name == "ours-words"),
+                                           sort_keys=False))
         env = _env(GATEWAY_CONFIG=str(cfg_path), GATEWAY_DATA_DIR=str(logs / "data"), GATEWAY_PORT=str(port),
                    GATEWAY_NATS_PORT=str(free_port()), GATEWAY_LOG_LEVEL="WARNING")
         proc = Proc(name, [str(gateway), "up"], logs / "gateway.log", env=env, cwd=ROOT)
-        return Target(name, "ours", url, {"Authorization": f"Bearer {BENCH_KEY}"}, proc)
+        label = "ours" if name == "ours" else "ours, hold_words: true"
+        return Target(name, label, url, {"Authorization": f"Bearer {BENCH_KEY}"}, proc)
     if name == "portkey-hono2":
         root = peers_root / "portkey-hono2"
         server = root / "node_modules/@portkey-ai/gateway/build/start-server.js"
@@ -534,17 +552,22 @@ async def one_stream(client: httpx.AsyncClient, target: Target, body: bytes) -> 
         return rec.result
 
 
-async def run_streams(target: Target, body: bytes, n: int, concurrency: int, warmup: int) -> list[StreamResult]:
+async def run_streams(target: Target, cadence: Cadence, n: int, concurrency: int,
+                      warmup: int) -> list[StreamResult]:
+    """``n`` streams (after ``warmup`` unrecorded ones), the replies of ``REPLIES`` in turn."""
     limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
     async with httpx.AsyncClient(timeout=REQUEST_TIMEOUT_S, limits=limits) as client:
-        for _ in range(warmup):
-            await one_stream(client, target, body)
+        for i in range(warmup):
+            await one_stream(client, target, stream_body(cadence, REPLIES[i % len(REPLIES)]))
         results: list[StreamResult] = []
         todo = iter(range(n))
 
         async def worker() -> None:
-            for _ in todo:
-                results.append(await one_stream(client, target, body))
+            for i in todo:
+                reply = REPLIES[i % len(REPLIES)]
+                result = await one_stream(client, target, stream_body(cadence, reply))
+                result.expected = reply
+                results.append(result)
 
         await asyncio.gather(*(worker() for _ in range(concurrency)))
         return results
@@ -599,10 +622,8 @@ def measure(opts: Options, work: Path) -> dict[str, Any]:
                 log(f"{name} ready after {ready:.1f} s")
                 raw[name] = {}
                 for cadence in CADENCES:
-                    body = stream_body(cadence, REPLY)
-                    results = asyncio.run(run_streams(target, body, opts.requests, opts.concurrency, opts.warmup))
-                    row = {"target": name, "label": target.label, "cadence": cadence.name,
-                           **summarize(results, REPLY)}
+                    results = asyncio.run(run_streams(target, cadence, opts.requests, opts.concurrency, opts.warmup))
+                    row = {"target": name, "label": target.label, "cadence": cadence.name, **summarize(results)}
                     rows.append(row)
                     raw[name][cadence.name] = [{**asdict(r), "chunks": r.chunks} for r in results]
                     log(f"  {cadence.name}: ok {row['ok']}/{row['requests']}, TTFT p50 {_ms(row['ttft_p50_ms'])} ms, "
@@ -624,7 +645,8 @@ def measure(opts: Options, work: Path) -> dict[str, Any]:
         "finished_utc": datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S"),
         "params": {"targets": opts.targets, "requests": opts.requests, "concurrency": opts.concurrency,
                    "warmup": opts.warmup, "cadences": [asdict(c) | {"chars_per_s": c.chars_per_s} for c in CADENCES],
-                   "reply": REPLY, "reply_chars": len(REPLY), "question": QUESTION, "cores": os.cpu_count()},
+                   "replies": list(REPLIES), "reply_chars": [len(r) for r in REPLIES], "question": QUESTION,
+                   "cores": os.cpu_count()},
         "goal": {"added_ttft_p50_ms": GOAL_ADDED_TTFT_MS, "chunk_ratio_tolerance": GOAL_CHUNK_RATIO},
         "startup_s": startup,
         "versions": versions,
@@ -638,8 +660,9 @@ def measure(opts: Options, work: Path) -> dict[str, Any]:
 def report(figures: dict[str, Any], out: Path) -> None:
     p = figures["params"]
     print(f"\nTime to first token, run of {figures['started_utc']} UTC ({p['cores']} cores): {p['requests']} "
-          f"streams per target and cadence (+{p['warmup']} warm-up), concurrency {p['concurrency']}, a "
-          f"{p['reply_chars']}-character prose reply from the mock in 4-character chunks.")
+          f"streams per target and cadence (+{p['warmup']} warm-up), concurrency {p['concurrency']}, "
+          f"{len(p['replies'])} prose replies in turn ({min(p['reply_chars'])}-{max(p['reply_chars'])} characters) "
+          "from the mock in 4-character chunks.")
     print("Only ratios inside one run count (absolute figures on a shared machine move between runs).\n")
     print(render_table(figures["rows"]))
     print("\ndirect TTFT = one chunk_delay_ms (the mock sends the role chunk at once and waits before the first "

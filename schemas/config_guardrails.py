@@ -147,10 +147,11 @@ class OutputFilter(_Strict):
         default=64, ge=8, le=4096,
         description="streams: the most text held back while it could still become part of a value")
     hold_words: bool = Field(
-        default=True,
-        description="streams: hold an unfinished word (it could be an email address's local part) until it "
-                    "ends; false releases a run of letters at once, so the letters before an address's first "
-                    "dot or @ can leave before the @ shows it was one (the rest is still redacted)")
+        default=False,
+        description="streams: true holds every unfinished word until it ends (it could be an email address's "
+                    "local part: an address split anywhere is caught whole, for up to one chunk of delay and "
+                    "fewer chunks); false (default) releases a run of letters at once, so the letters before an "
+                    "address's first dot or @ can leave before the @ shows it was one (the rest is redacted)")
 
     @model_validator(mode="after")
     def _entities_known(self) -> OutputFilter:

@@ -8,12 +8,12 @@ each active only when its recognizer is:
 
 - **email** (``EMAIL_ADDRESS``): the unfinished word: the trailing run of characters an address may
   contain (letters, digits, ``. _ % + - @`` …). Any word can be an address's local part until a space
-  or other punctuation ends it, so ``hold_words`` (the default) holds the unfinished word whole, and an
-  address split anywhere is caught whole at the price of up to one chunk of delay. Without
-  ``hold_words`` a run of letters alone (or ending a sentence: ``asking.``) is released at once (prose
-  never waits): a run is held only once it has something else inside (a digit, a dot, ``@``…), so
-  the letters before an address's first dot or ``@`` can leave before the ``@`` shows it was one
-  (the rest is still redacted); likewise an IBAN's country code before its first digit.
+  or other punctuation ends it, so ``hold_words`` holds the unfinished word whole, and an address
+  split anywhere is caught whole at the price of up to one chunk of delay (a chunk inside a word is not
+  sent on its own: fewer, later chunks). By default (without ``hold_words``) a run of letters alone (or
+  ending in ``!`` or ``?``) is released at once (prose never waits): a run is held only once it has
+  something else in it (a digit, a dot, ``@``…), so the letters before an address's first dot or ``@``
+  can leave before the ``@`` shows it was one (the rest is still redacted).
 - **numbers** (phone, card, SSN, IPv4, IBAN digits): a chain of digits, each at most 4 characters after
   the previous one, then at most 4 more characters (the next digit group may still come), with a
   leading ``+`` or ``(`` and an IBAN's country code; a lone ``+`` or ``(`` at the end.
@@ -65,11 +65,11 @@ class HoldBack:
 
     entities: frozenset[str] = frozenset()
     patterns: tuple[regex.Pattern[str], ...] = ()
-    hold_words: bool = True
+    hold_words: bool = False
 
     @classmethod
     def of(cls, entities: Sequence[str], blocked: Iterable[str] = (), custom: Iterable[str] = (), *,
-           hold_words: bool = True) -> HoldBack:
+           hold_words: bool = False) -> HoldBack:
         """The rules for ``entities`` (what the PII scanner finds; none when it is off), the ``blocked``
         patterns and the ``custom`` recognizers' patterns."""
         return cls(frozenset(entities), pattern_regexes(blocked) + pattern_regexes(custom, CUSTOM_FLAGS),
@@ -86,7 +86,7 @@ class HoldBack:
         starts = [end]
         if "EMAIL_ADDRESS" in self.entities:
             run = _EMAIL_RUN.search(text)
-            if run is not None and (self.hold_words or not _LETTERS.fullmatch(run.group(0).rstrip(".!?'-"))):
+            if run is not None and (self.hold_words or not _LETTERS.fullmatch(run.group(0).rstrip("!?"))):
                 starts.append(run.start())
         if not self.entities.isdisjoint(NUMBER_ENTITIES):
             for rule in (_NUMBER, _OPENER):
@@ -95,7 +95,7 @@ class HoldBack:
                     starts.append(found.start())
         if "IBAN_CODE" in self.entities:
             found = _IBAN.search(text)
-            if found is not None and (self.hold_words or not _LETTERS.fullmatch(found.group(0).rstrip(" -"))):
+            if found is not None:
                 starts.append(found.start())
         if "IP_ADDRESS" in self.entities and ":" in text:
             found = _IPV6.search(text)

@@ -19,8 +19,9 @@ subject answers the provider's pings (``status``: the next piece expected) and i
 requests (every chunk sent is kept until the end is confirmed); the last piece is answered once this
 replica holds the end of the request. A replica given a stream's pieces again from the first (another
 one died) produces the very same chunks. Output
-guardrails run once, on the whole streamed text, when the provider's stream ends: the last window of
-text, the finishing chunk and the usage are held until they have passed. Everything before that is
+guardrails run once, on the whole streamed text, when the provider's stream ends: the text still held
+back (the tail that could still have become part of a value), the finishing chunk and the usage are held
+until they have passed. Everything before that is
 already with the caller, so a ``block`` there can only end the stream with an in-band error (the text
 already sent stays sent) and a ``redact`` cannot rewrite it (recorded as ``flag``). For checks of the
 whole answer, such as ``response_format`` on streamed JSON, ``flag`` is the sensible action: it records

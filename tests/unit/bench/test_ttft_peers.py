@@ -13,6 +13,7 @@ import yaml
 from bench.ttft_peers import (
     CADENCES,
     MODEL,
+    REPLIES,
     REPLY,
     Cadence,
     SseParser,
@@ -139,10 +140,12 @@ def test_table_and_goal() -> None:
     assert goal_lines(slow)[0].endswith("NOT met")
 
 
-def test_cadences_and_the_reply() -> None:
+def test_cadences_and_the_replies() -> None:
     assert [c.chars_per_s for c in CADENCES] == [80, 400]
-    assert 200 <= len(REPLY) <= 280 and REPLY[0].isupper() and REPLY.endswith(".")
-    assert not any(ch.isdigit() for ch in REPLY) and "@" not in REPLY
+    assert REPLY in REPLIES and len({r[:4] for r in REPLIES}) == len(REPLIES)  # first chunks differ
+    for reply in REPLIES:
+        assert 200 <= len(reply) <= 280 and reply[0].isupper() and reply.endswith(".")
+        assert not any(ch.isdigit() for ch in reply) and "@" not in reply
 
 
 async def test_the_mocks_stream_for_a_cadence_reads_back_as_exactly_the_reply() -> None:
@@ -166,6 +169,9 @@ def test_ours_config_is_the_shipped_one_pointed_at_the_mock() -> None:
     assert list(cfg["models"]) == [MODEL]
     assert cfg["output_filter"]["enabled"] and cfg["redaction"]["enabled"]
     parse_config(yaml.safe_load(yaml.safe_dump(cfg)))
+    words = ours_config(18000, "sk-bench", hold_words=True)
+    assert words["output_filter"]["hold_words"] is True and cfg["output_filter"]["hold_words"] is False  # shipped
+    parse_config(yaml.safe_load(yaml.safe_dump(words)))
 
 
 def test_parse_args() -> None:
