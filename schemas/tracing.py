@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Mapping
 
 _TRACEPARENT = re.compile(r"^00-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})$")
 _ZERO_TRACE = "0" * 32
@@ -49,3 +50,29 @@ def root_traceparent(request_id: str, traceparent: str) -> str:
     """The ``traceparent`` of the gateway's own span for the request, for the caller's answer."""
     trace_id, _, flags = trace_of(request_id, traceparent)
     return f"00-{trace_id}-{span_id(request_id, 'gateway')}-{flags:02x}"
+
+
+def tracing_wanted(environ: Mapping[str, str]) -> bool:
+    """Whether the ``OTEL_*`` variables ask for traces: ``OTEL_TRACES_EXPORTER=otlp``, or an OTLP endpoint
+    (``OTEL_EXPORTER_OTLP_ENDPOINT`` / ``OTEL_EXPORTER_OTLP_TRACES_ENDPOINT``) with ``OTEL_TRACES_EXPORTER``
+    not ``none``; never with ``OTEL_SDK_DISABLED=true``."""
+    if environ.get("OTEL_SDK_DISABLED", "").strip().lower() == "true":
+        return False
+    exporter = environ.get("OTEL_TRACES_EXPORTER", "").strip().lower()
+    if exporter == "otlp":
+        return True
+    endpoint = environ.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") or environ.get("OTEL_EXPORTER_OTLP_ENDPOINT")
+    return bool(endpoint) and exporter not in ("none", "console")
+
+
+def attempt_traceparent(request_id: str, traceparent: str, attempt: int, *, exported: bool) -> str | None:
+    """The ``traceparent`` sent to a provider on a request's ``attempt``-th call (from 0). With traces
+    ``exported``: the call's own span as the parent (None when the caller's trace is not sampled).
+    Without: the caller's own, passed on unchanged, so its trace still reaches the provider (None when
+    it sent none)."""
+    if not exported:
+        return traceparent.strip().lower() if parse_traceparent(traceparent) is not None else None
+    trace_id, _, flags = trace_of(request_id, traceparent)
+    if not flags & 1:
+        return None
+    return f"00-{trace_id}-{span_id(request_id, f'attempt.{attempt}')}-{flags:02x}"

@@ -40,6 +40,7 @@ from schemas.errors import (
 from schemas.events import CallAttempt
 from schemas.routing import PlannedTarget
 from schemas.secret_refs import variable_of
+from schemas.tracing import attempt_traceparent, tracing_wanted
 from stages.health import Outcome, classify
 from stages.providers.base import ProviderAdapter, StreamDecoder, StreamParser
 from stages.providers.embeddings import embeddings_request, embeddings_response
@@ -195,6 +196,7 @@ class ProviderCaller:
             self.config_for = config
         self.transport = transport
         self.outcomes = outcomes or NoOutcomes()
+        self.traces_exported = tracing_wanted(os.environ)  # the sink exports the call spans (trace_export.py)
 
     async def call(self, envelope: Envelope, *, stream: bool) -> CallResult:
         """Try the plan's targets in order. A batch line that every target refused with 429 waits
@@ -243,7 +245,8 @@ class ProviderCaller:
                 started, started_at = time.perf_counter(), time.time()
                 self.outcomes.begin(target.id)
                 try:
-                    result = await self._attempt(envelope, target, provider, adapter, stream, remaining)
+                    result = await self._attempt(envelope, target, provider, adapter, stream, remaining,
+                                                 attempt_no=len(attempts))
                 except GatewayError as exc:
                     ms = (time.perf_counter() - started) * 1000
                     self.outcomes.end(target.id, classify(exc.upstream_status or 0, exc.code, breaker), ms,
@@ -296,7 +299,7 @@ class ProviderCaller:
         )
 
     async def _attempt(self, envelope: Envelope, target: PlannedTarget, provider: ProviderConfig,
-                       adapter: ProviderAdapter, stream: bool, remaining: float) -> CallResult:
+                       adapter: ProviderAdapter, stream: bool, remaining: float, *, attempt_no: int = 0) -> CallResult:
         embeddings = envelope.endpoint == "embeddings"
         api_key = resolve_secret(provider.api_key, f"providers.{target.provider}.api_key")
         if embeddings:
@@ -306,6 +309,10 @@ class ProviderCaller:
             call = adapter.to_provider_request(provider, target.model, envelope.body, stream=stream,
                                                api_key=api_key, credentials=credentials)
         headers = {"user-agent": USER_AGENT, **call.headers, "content-type": "application/json"}
+        traceparent = attempt_traceparent(envelope.request_id, envelope.traceparent, attempt_no,
+                                          exported=self.traces_exported)
+        if traceparent is not None:  # the provider's own spans join the caller's trace (under this call's span)
+            headers["traceparent"] = traceparent
         read_timeout = min(provider.read_timeout_s, remaining, target.timeout_s or remaining)
         timeout = httpx.Timeout(read_timeout, connect=min(provider.connect_timeout_s, read_timeout))
         # ``content``: the exact bytes an adapter signed (SigV4); never re-serialise them

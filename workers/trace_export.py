@@ -35,24 +35,13 @@ from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from opentelemetry.trace import SpanContext, SpanKind, Status, StatusCode, TraceFlags
 
 from schemas.events import CallAttempt, RequestCompleted, StageEvent
-from schemas.tracing import span_id, trace_of
+from schemas.tracing import span_id, trace_of, tracing_wanted
 
 log = logging.getLogger("gateway.traces")
 
 SCOPE = InstrumentationScope("llm-gateway")
 OPERATIONS = {"chat.completions": "chat", "messages": "chat", "embeddings": "embeddings"}
 AttrValue = str | int | float | bool
-
-
-def tracing_wanted(environ: Mapping[str, str]) -> bool:
-    """Whether the ``OTEL_*`` variables ask for traces (see the module doc)."""
-    if environ.get("OTEL_SDK_DISABLED", "").strip().lower() == "true":
-        return False
-    exporter = environ.get("OTEL_TRACES_EXPORTER", "").strip().lower()
-    if exporter == "otlp":
-        return True
-    endpoint = environ.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") or environ.get("OTEL_EXPORTER_OTLP_ENDPOINT")
-    return bool(endpoint) and exporter not in ("none", "console")
 
 
 def _ns(seconds: float) -> int:

@@ -15,7 +15,7 @@ import pytest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
 from infra.nats_server import free_port
-from infra.operator.launcher import DEMO_KEY, RunningGateway, gateway_config, start_gateway
+from infra.operator.launcher import DEMO_KEY, RunningGateway, gateway_config, mock_requests, start_gateway
 
 pytestmark = pytest.mark.integration
 
@@ -105,6 +105,9 @@ def test_one_request_is_seven_spans_under_the_callers(traced: RunningGateway, re
     # times nest: every span inside the gateway's
     assert all(root.start_time_unix_nano <= s.start_time_unix_nano <= s.end_time_unix_nano
                <= root.end_time_unix_nano + 1_000_000 for s in spans)
+    # the provider was told its parent: the call's span, so its own spans join the trace
+    sent = [r for r in mock_requests(traced) if r["path"].endswith("/chat/completions")][-1]
+    assert sent["headers"]["traceparent"] == f"00-{TRACE}-{call.span_id.hex()}-01"
 
 
 def test_without_a_traceparent_the_trace_is_the_request_id(traced: RunningGateway, receiver: Receiver) -> None:

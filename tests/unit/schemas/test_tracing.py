@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from schemas.tracing import parse_traceparent, root_traceparent, span_id, trace_of
+from schemas.tracing import attempt_traceparent, parse_traceparent, root_traceparent, span_id, trace_of
 
 RID = "01a2433b-d261-720b-ae43-235e20528c83"
 CALLER = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
@@ -34,3 +34,16 @@ def test_span_ids_are_stable_and_distinct() -> None:
     assert ids == [span_id(RID, n) for n in names] and len(set(ids)) == len(ids)
     assert all(len(i) == 16 and int(i, 16) for i in ids)
     assert root_traceparent(RID, CALLER) == f"00-4bf92f3577b34da6a3ce929d0e0e4736-{span_id(RID, 'gateway')}-01"
+
+
+def test_a_provider_call_is_told_its_own_span_as_parent() -> None:
+    rid = "0190a0e2-7c3b-7d4e-8f00-123456789abc"
+    caller = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+    sent = attempt_traceparent(rid, caller, 1, exported=True)
+    assert sent == f"00-4bf92f3577b34da6a3ce929d0e0e4736-{span_id(rid, 'attempt.1')}-01"
+    assert attempt_traceparent(rid, "", 0, exported=True) == f"00-{rid.replace('-', '')}-{span_id(rid, 'attempt.0')}-01"
+    assert attempt_traceparent(rid, caller[:-2] + "00", 0, exported=True) is None  # the caller does not sample
+    # traces not exported: the caller's context passes through as it came, or nothing is sent
+    assert attempt_traceparent(rid, caller.upper().replace("00-", "00-", 1), 1, exported=False) == caller
+    assert attempt_traceparent(rid, "", 0, exported=False) is None
+    assert attempt_traceparent(rid, "garbage", 0, exported=False) is None

@@ -10,7 +10,8 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import SpanKind, StatusCode
 
 from schemas.events import CallAttempt, EventType, RequestCompleted, StageAttrs, StageEvent
-from workers.trace_export import TraceExport, spans_of, tracing_wanted
+from schemas.tracing import tracing_wanted
+from workers.trace_export import TraceExport, spans_of
 
 RID = "01a2433b-d261-720b-ae43-235e20528c83"
 RESOURCE = Resource.create({"service.name": "test"})
