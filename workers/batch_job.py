@@ -109,7 +109,8 @@ class JobDriver:
 
     async def run(self) -> BatchJob:
         job = self.job
-        if job.status == "validating":
+        if job.status == "validating" or (job.status == "cancelling" and not job.total):
+            # (cancelled before any driver read its file: its lines are still counted, each never run)
             job = await self._validate(job)
         if job.terminal:
             return job

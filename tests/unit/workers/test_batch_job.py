@@ -97,6 +97,17 @@ async def test_a_job_past_its_window_ends_expired_with_the_lines_it_never_ran(sr
     assert (ended.completed, ended.failed) == (0, 0)
 
 
+async def test_a_job_cancelled_before_it_was_validated_ends_with_every_line_cancelled(srv: JetStreamServer) -> None:
+    deps = _deps(srv)
+    job = await _job(deps, status="cancelling", total=0, cancelling_at=int(time.time()))
+    ended = await JobDriver(job, deps).run()
+    assert ended.status == "cancelled" and ended.total == LINES and (ended.completed, ended.failed) == (0, 0)
+    errors = await _lines(deps, ended, ended.error_file_id)
+    assert [(e["custom_id"], e["error"]["code"]) for e in errors] == [  # type: ignore[index]
+        (f"c-{i}", "batch_cancelled") for i in range(LINES)]
+    assert await _sent(srv) == 0
+
+
 async def test_a_resumed_job_whose_lines_were_all_answered_sends_none_again(srv: JetStreamServer) -> None:
     deps = _deps(srv)
     job = await _job(deps, dispatched=1)  # a driver sent line 0, then died; lines 1-2 were sent unrecorded
