@@ -105,6 +105,29 @@ AUDIT_WRITER_BUCKET = KeyValueConfig(bucket=subjects.BUCKET_AUDIT_WRITER, histor
                                      storage=StorageType.FILE, description="the audit chain's writer lock")
 
 
+CACHE_MAX_AGE_S = 30 * 86400.0
+"""No cached answer outlives this (the largest ``cache.ttl_s``); each request checks its own ttl."""
+
+
+def cache_stream(settings: Settings) -> StreamConfig:
+    """The response cache's bucket (``GW_CACHE``, ``stages/cache.py``), made as its stream so that past
+    its size limit the *oldest* entries are dropped (a key-value bucket refuses new ones)."""
+    return StreamConfig(
+        name=subjects.kv_stream(subjects.BUCKET_CACHE),
+        subjects=[subjects.kv_keys(subjects.BUCKET_CACHE)],
+        retention=RetentionPolicy.LIMITS,
+        storage=StorageType.FILE,
+        max_msgs_per_subject=1,
+        max_bytes=settings.cache_max_bytes,
+        max_age=CACHE_MAX_AGE_S,
+        discard=DiscardPolicy.OLD,
+        allow_rollup_hdrs=True,
+        deny_delete=False,
+        allow_direct=True,
+        description="the response cache: answers with placeholders, never PII",
+    )
+
+
 def redaction_consumer(settings: Settings) -> ConsumerConfig:
     """A pull consumer shared by every process hosting the first stage: each takes only what it can work
     on now (``workers/intake.py``), so nothing waits on a delivery clock in a busy process."""
@@ -178,7 +201,7 @@ def ledger_consumer() -> ConsumerConfig:
 
 async def declare(js: JetStreamContext, settings: Settings) -> None:
     """Create or update the streams and durable consumers; safe to call from every process."""
-    for config in (REQUESTS_STREAM, EVENTS_STREAM, AUDIT_STREAM, BATCH_RESULTS_STREAM):
+    for config in (REQUESTS_STREAM, EVENTS_STREAM, AUDIT_STREAM, BATCH_RESULTS_STREAM, cache_stream(settings)):
         try:
             await js.stream_info(config.name or "")
             await js.update_stream(config)

@@ -144,9 +144,10 @@ def _stage(stage: str) -> tuple[list[str], list[str]]:
                        *_lanes(s.REQ_POLICY)], []),
         "policy": ([*_lanes(s.REQ_ROUTE), *_pull(s.STREAM_EVENTS, s.CONSUMER_LEDGER)], _lanes(s.REQ_POLICY)),
         "routing": ([*_lanes(s.REQ_CALL), *_kv_write(s.BUCKET_BREAKERS)], [*_lanes(s.REQ_ROUTE), s.HEALTH_REPORT]),
-        "provider": ([*_lanes(s.RESP_FILTER, s.RESP_FILTER_OPEN), f"{s.RESP_FILTER_INSTANCE}.*", s.HEALTH_REPORT],
-                     _lanes(s.REQ_CALL)),
-        "output_filter": ([], [*_lanes(s.RESP_FILTER, s.RESP_FILTER_OPEN), f"{s.RESP_FILTER_INSTANCE}.*"]),
+        "provider": ([*_lanes(s.RESP_FILTER, s.RESP_FILTER_OPEN), f"{s.RESP_FILTER_INSTANCE}.*", s.HEALTH_REPORT,
+                      *_kv_read(s.BUCKET_CACHE)], _lanes(s.REQ_CALL)),
+        "output_filter": (_kv_write(s.BUCKET_CACHE), [*_lanes(s.RESP_FILTER, s.RESP_FILTER_OPEN),
+                                                       f"{s.RESP_FILTER_INSTANCE}.*"]),
     }
     extra_pub, extra_sub = own[stage]
     return publish + extra_pub, subscribe + extra_sub
@@ -186,7 +187,8 @@ def _grants(identity: str) -> tuple[list[str], list[str]]:
     if identity == "supervisor":
         return [*_MANAGE, *_audit(identity)], [s.CTL_READY]
     if identity == "admin" or is_operator(identity):
-        return ([*_MANAGE, s.kv_keys(s.BUCKET_KEYS), s.kv_keys(s.BUCKET_LIMITS), s.SQL_QUERY, *_audit(identity)],
+        return ([*_MANAGE, s.kv_keys(s.BUCKET_KEYS), s.kv_keys(s.BUCKET_LIMITS), s.kv_keys(s.BUCKET_CACHE),
+                 s.SQL_QUERY, *_audit(identity)],
                 [])
     if identity == "analyst":
         return [s.SQL_QUERY], []

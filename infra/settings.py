@@ -49,6 +49,8 @@ class Settings(BaseSettings):
     max_pending: int = Field(default=10_000, ge=1)
     # Concurrency of provider calls per provider-stage replica.
     max_inflight_calls: int = Field(default=2_048, ge=1)
+    # The response cache's bucket (GW_CACHE): its size limit (the oldest entries are dropped past it).
+    cache_max_bytes: int = Field(default=256 * 1024 * 1024, ge=1024 * 1024)
     # Sink batching. Each batch costs ≈ 45 ms CPU in chDB whatever its size (three tables and a rollup,
     # measured 2026-12-03) plus ≈ 0.25 ms per request, so at low load the window, not the row count, sets
     # the sink's cost per request: a 1 s window halves it against 500 ms (rows land within ~1 s).

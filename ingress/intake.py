@@ -16,6 +16,7 @@ from ingress.config_view import ConfigView
 from ingress.metadata import RequestMetadata, read_metadata
 from ingress.surfaces import ANTHROPIC, Surface
 from schemas import key_auth
+from schemas.cache import directive_of
 from schemas.config import GatewayConfig, hash_api_key
 from schemas.envelope import Envelope
 from schemas.errors import InvalidRequest
@@ -109,4 +110,5 @@ class Intake:
             tags=self.meta.tags,
             headers=self.meta.headers,
             traceparent=(header(scope, b"traceparent") or "")[:TRACEPARENT_MAX],
+            cache_directive=directive_of(header(scope, b"x-gateway-cache"), header(scope, b"cache-control")),
         )

@@ -19,6 +19,7 @@ from ingress.ratelimit_headers import ratelimit_headers
 from ingress.records import RecordOutbox
 from ingress.replies import Pending, ReplyWaiter
 from ingress.surfaces import Surface
+from schemas.cache import cache_headers
 from schemas.envelope import Envelope, Reply
 from schemas.errors import DeadlineExceeded, ErrorInfo, InternalError
 from schemas.events import RequestCompleted
@@ -55,7 +56,8 @@ class Relay:
             await self._timed_out(send, surface, pending, envelope, started, id_header)
             return
         self._observe(started, reply.provider_ms)
-        headers = [id_header, overhead_header(started, reply.provider_ms), *ratelimit_headers(reply.ratelimit)]
+        headers = [id_header, overhead_header(started, reply.provider_ms), *ratelimit_headers(reply.ratelimit),
+                   *cache_headers(reply)]
         if reply.kind == "response":
             body = surface.response_body(reply.body or {}, envelope.model_requested)
             await send_json(send, reply.status, body, headers)
@@ -90,7 +92,7 @@ class Relay:
                 ttfb = reply.ttfb_ms or 0.0
                 await send({"type": "http.response.start", "status": 200,
                             "headers": [*SSE_HEADERS, id_header, overhead_header(started, ttfb),
-                                        *ratelimit_headers(reply.ratelimit)]})
+                                        *ratelimit_headers(reply.ratelimit), *cache_headers(reply)]})
                 started_sse = True
             if reply.kind == "chunk":
                 data = renderer.chunk(reply.body or {})

@@ -15,6 +15,7 @@ from functools import cached_property
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from schemas.config_cache import CacheSettings
 from schemas.config_governance import AccessRules, GovernanceConfig, LevelRules, LimitsSpec
 from schemas.config_guardrails import (
     DEFAULT_ENTITIES,
@@ -44,7 +45,7 @@ from schemas.config_providers import (
 )
 from schemas.config_routing import CatalogPrice, CircuitBreaker, ModelRoute
 from schemas.config_webhooks import WebhooksConfig
-from schemas.governance import KV_NAME, KeySecret, VirtualKey
+from schemas.governance import KV_NAME, KeyCache, KeySecret, VirtualKey
 from schemas.governance import Limits as GovLimits
 from schemas.guardrails import GuardrailSpec
 from schemas.routing import Node, Price, RetryPolicy, SingleNode, Target, walk
@@ -86,6 +87,7 @@ class ApiKey(_Strict):
                                 description="tenant policy of this key: required provider tags, allowed "
                                             "providers, a max_tokens cap (merged with its team's and tenant's)")
     limits: LimitsSpec | None = Field(default=None, description="budget and RPM/TPM of this key")
+    cache: CacheSettings | None = Field(default=None, description="the response cache for this key's requests")
 
     def allows(self, model: str) -> bool:
         return "*" in self.models or model in self.models
@@ -97,7 +99,8 @@ class ApiKey(_Strict):
                           models=list(self.models), max_input_chars=self.max_input_chars,
                           guardrail_profile=self.guardrail_profile, access=self.access.to_access(),
                           limits=self.limits.to_limits() if self.limits is not None else GovLimits(),
-                          secrets=[KeySecret(sha256=self.key_sha256, created_at=0.0)], source="config")
+                          secrets=[KeySecret(sha256=self.key_sha256, created_at=0.0)], source="config",
+                          cache=KeyCache(**self.cache.model_dump()) if self.cache is not None else None)
 
 
 class AdminKey(_Strict):
@@ -151,6 +154,7 @@ class GatewayConfig(_Strict):
     timeouts: Timeouts = Timeouts()
     redaction: Redaction = Redaction()
     output_filter: OutputFilter = OutputFilter()
+    cache: CacheSettings = CacheSettings()
     guardrails: list[GuardrailSpec] = Field(default_factory=default_guardrails)
     guardrail_profiles: dict[str, GuardrailProfile] = Field(default_factory=dict)
     limits: Limits = Limits()

@@ -10,6 +10,7 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from schemas.config_cache import CacheSettings
 from schemas.routing import FallbackNode, Node, Price, SingleNode, Target
 
 
@@ -34,6 +35,7 @@ class ModelRoute(_Strict):
     targets: list[Target] | None = Field(default=None, min_length=1)
     guardrail_profile: str | None = Field(
         default=None, description="a name in guardrail_profiles, for requests to this alias")
+    cache: CacheSettings | None = Field(default=None, description="the response cache for this alias")
 
     @model_validator(mode="after")
     def _one_of(self) -> ModelRoute:

@@ -27,7 +27,7 @@ class Usage(Message, frozen=True, kw_only=True):
     prompt_tokens: int = 0  # all of them, cached ones included
     completion_tokens: int = 0
     cached_prompt_tokens: int = 0
-    source: Literal["provider", "estimated"] = "provider"
+    source: Literal["provider", "estimated", "cache"] = "provider"
 
     @property
     def total_tokens(self) -> int:
@@ -93,6 +93,16 @@ class Envelope(Message, frozen=True, kw_only=True):
     usage: Usage | None = None
     cost_usd: str | None = None
     response: JSONObject | None = None
+    # response cache (stages/cache.py): the caller's directive (ingress), the plan (policy: status miss,
+    # refresh or bypass, the key, how long an entry may be reused, the largest stored; 0: never stored), a
+    # hit (provider stage: its age and what the call it saved cost)
+    cache_directive: str = ""
+    cache: str = ""
+    cache_key: str = ""
+    cache_ttl_s: int = 0
+    cache_max_bytes: int = 0
+    cache_age_s: float | None = None
+    cache_saved_usd: str | None = None
     # output filter
     output_findings: dict[str, int] = {}
     # every guardrail verdict so far, redaction's and the output filter's included (audit)
@@ -149,3 +159,6 @@ class Reply(Message, frozen=True, kw_only=True):
     ratelimit: RateLimitStatus | None = None
     # what the request cost (batch jobs total it)
     cost_usd: str | None = None
+    # the response cache: hit, miss, bypass ('' when off), and a hit's age (the answer's headers)
+    cache: str = ""
+    cache_age_s: float | None = None

@@ -43,6 +43,8 @@ class EventType(StrEnum):
     """An input guardrail blocked the request (redaction's or policy's guardrails)."""
     ROUTE_PLANNED = "route.planned"
     PROVIDER_CALLED = "provider.called"
+    CACHE_HIT = "provider.cache_hit"
+    """The provider stage answered from the response cache (no call)."""
     PROVIDER_FAILED = "provider.failed"
     PROVIDER_STREAM_FAILED = "provider.stream_failed"
     RESPONSE_PASSED = "response.passed"
@@ -186,6 +188,9 @@ class RequestCompleted(Message, frozen=True, kw_only=True, tag_field="event", ta
     ttfb_ms: float | None = None
     ttfb_added_ms: float | None = None
     """Streams: from arrival to the first content chunk sent, minus the provider's ``ttfb_ms``."""
+    cache: str = ""
+    """The response cache: hit, miss, refresh, bypass; '' when off (``stages/cache.py``)."""
+    cache_saved_usd: str | None = None
     provider_ms: float = 0.0
     gateway_overhead_ms: float = 0.0
     attempts: int = 0
@@ -277,6 +282,8 @@ class RequestCompleted(Message, frozen=True, kw_only=True, tag_field="event", ta
             latency_ms=round(latency_ms, 3),
             ttfb_ms=envelope.ttfb_ms,
             ttfb_added_ms=envelope.ttfb_added_ms,
+            cache=envelope.cache,
+            cache_saved_usd=envelope.cache_saved_usd,
             provider_ms=round(envelope.provider_ms, 3),
             gateway_overhead_ms=round(max(0.0, latency_ms - envelope.provider_ms), 3),
             attempts=envelope.attempts,

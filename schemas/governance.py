@@ -115,6 +115,15 @@ class KeySecret(Message, frozen=True, kw_only=True):
     valid_until: float | None = None
 
 
+class KeyCache(Message, frozen=True, kw_only=True):
+    """A key's response-cache settings (``schemas/config_cache.py`` CacheSettings): they win over the
+    model alias's and the config's."""
+
+    mode: str = "off"
+    ttl_s: int = 3600
+    max_entry_bytes: int = 256 * 1024
+
+
 class VirtualKey(Message, frozen=True, kw_only=True):
     """A gateway key with a lifecycle (``GW_KEYS`` entry ``key.<id>``)."""
 
@@ -136,6 +145,7 @@ class VirtualKey(Message, frozen=True, kw_only=True):
     expires_at: float | None = None
     revoked_at: float | None = None
     source: Literal["kv", "config"] = "kv"
+    cache: KeyCache | None = None
 
     def allows(self, model: str) -> bool:
         return "*" in self.models or model in self.models

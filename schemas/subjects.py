@@ -64,6 +64,9 @@ METRICS_SCRAPE = "gw.metrics.scrape"
 BUCKET_CONFIG = "GW_CONFIG"
 CONFIG_KEY = "active"
 BUCKET_BREAKERS = "GW_BREAKERS"
+# The response cache (stages/cache.py): one entry per cache key (<tenant>.<alias>.<hash>, encoded), answers
+# with the request's placeholders in them, never its values.
+BUCKET_CACHE = "GW_CACHE"
 # Governance (schemas/governance.py): virtual keys (key.<id>), team and tenant policies
 # (team.<id>, tenant.<id>), and the shared ledger of spend, holds and rate windows (compare-and-set).
 BUCKET_KEYS = "GW_KEYS"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from typing import Any
 
@@ -12,16 +13,29 @@ from stages.redaction import conceal
 
 
 def stored_answer(response: dict[str, Any], mapping: dict[str, str]) -> dict[str, Any]:
-    """The answer as the store may keep it: filtered, with the request's placeholders concealed again."""
+    """The answer as the store (and the response cache) may keep it: filtered, with the request's
+    placeholders concealed again, in its text and in its tool calls' arguments (where the values were
+    restored JSON-escaped)."""
     if not mapping:
         return response
+    escaped = {placeholder: json.dumps(value, ensure_ascii=False)[1:-1] for placeholder, value in mapping.items()}
     choices = []
     for choice in response.get("choices") or []:
         message = dict(choice.get("message") or {})
         if isinstance(message.get("content"), str):
             message["content"] = conceal(message["content"], mapping)
+        calls = message.get("tool_calls")
+        if isinstance(calls, list):
+            message["tool_calls"] = [_conceal_call(call, escaped) for call in calls]
         choices.append({**choice, "message": message})
     return {**response, "choices": choices}
+
+
+def _conceal_call(call: Any, escaped: dict[str, str]) -> Any:
+    function = call.get("function") if isinstance(call, dict) else None
+    if not isinstance(function, dict) or not isinstance(function.get("arguments"), str):
+        return call
+    return {**call, "function": {**function, "arguments": conceal(function["arguments"], escaped)}}
 
 
 def answer_text(response: dict[str, Any]) -> str:

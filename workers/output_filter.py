@@ -53,6 +53,7 @@ from schemas.events import EventType, StageAttrs
 from schemas.ids import uuid7
 from schemas.wire import JSONObject, decode, encode, json_list, json_object, replace
 from stages.answers import answer_text, rewrite_response, stored_answer, streamed_verdicts
+from stages.cache import Entry, streamed_answer
 from stages.guardrails.base import Subject
 from stages.guardrails.runner import GuardrailSet
 from stages.output_filter import InputValues, StreamFilter, filter_response, filter_verdict
@@ -64,6 +65,7 @@ from workers.app import main
 from workers.context import WorkerContext
 from workers.guardrail_sets import GuardrailSets, profile_of
 from workers.output_scanners import OutputScanners, derive_scanners, scanner_settings, warm
+from workers.response_cache import ResponseCache
 from workers.worker import StageWorker
 
 STAGE = "output_filter"
@@ -93,6 +95,8 @@ class StreamSession:
     sent: list[bytes] = field(default_factory=list)
     last_seen: float = field(default_factory=time.monotonic)
     first_content_at: float | None = None  # wall clock: when the caller was sent its first content
+    calls: bool = False  # the answer has tool calls
+    finishes: dict[int, str] = field(default_factory=dict)  # each choice's finish reason
 
     def timed(self, envelope: Envelope) -> Envelope:
         """``envelope`` with what the gateway added to the caller's time to first token."""
@@ -113,6 +117,7 @@ class OutputFilterWorker(StageWorker):
         # swapped when ready (hot reload); the guardrail sets follow the scanners' version. Streams
         # already open keep the filter and guardrails they were opened with.
         self.scanners = derive_scanners().follow(ctx.live)
+        self.cache = ResponseCache(lambda: self.runtime.nc)
         self.extra_scanners: dict[str, OutputScanners] = {}
         self.guardrail_sets = Derived(GuardrailSets.of)
         self.sessions: dict[str, StreamSession] = {}
@@ -231,7 +236,9 @@ class OutputFilterWorker(StageWorker):
             return
         response = rewrite_response(result.response, outcome.rewrites)
         out = self.runtime.event(out, EventType.RESPONSE_FILTERED, started, attrs=StageAttrs(findings=result.findings))
-        await self.runtime.finish(out, status=200, body=response, stored_response=stored_answer(response, mapping))
+        stored = stored_answer(response, mapping)
+        await self.runtime.finish(out, status=200, body=response, stored_response=stored)
+        await self.remember(out, stored)
 
     # -- streams ---------------------------------------------------------------------------------
 
@@ -283,10 +290,12 @@ class OutputFilterWorker(StageWorker):
     async def _emit(self, session: StreamSession, chunk: dict[str, Any]) -> None:
         envelope = session.envelope
         # the first chunk carries the rate limits: ingress sends the headers before it
-        ratelimit = envelope.admission.ratelimit if envelope.admission is not None and not session.out_seq else None
+        first = not session.out_seq  # it carries what ingress sends as headers before it
+        ratelimit = envelope.admission.ratelimit if envelope.admission is not None and first else None
         reply = Reply(kind="chunk", request_id=envelope.request_id, delivery=envelope.delivery,
                       seq=session.out_seq, body=chunk, ttfb_ms=envelope.ttfb_ms, src=self.instance_subject,
-                      ratelimit=ratelimit)
+                      ratelimit=ratelimit, cache=envelope.cache if first else "",
+                      cache_age_s=envelope.cache_age_s if first else None)
         session.out_seq += 1
         if session.first_content_at is None and any(
                 (c.get("delta") or {}).get("content") for c in chunk.get("choices") or ()):
@@ -363,8 +372,10 @@ class OutputFilterWorker(StageWorker):
                 session.open_choices.add(index)
                 delta["content"] = self._push(session, index, content)
             if isinstance(delta.get("tool_calls"), list):
+                session.calls = True
                 delta["tool_calls"] = self._restore_calls(session, index, delta["tool_calls"])
             if choice.get("finish_reason"):
+                session.finishes[index] = str(choice["finish_reason"])
                 session.open_choices.discard(index)
                 tail = self._push(session, index, None)
                 if tail:
@@ -441,6 +452,22 @@ class OutputFilterWorker(StageWorker):
         out = self.runtime.event(session.timed(out), EventType.RESPONSE_FILTERED, session.started,
                                  attrs=StageAttrs(findings=findings, chunks=session.out_seq))
         await self.runtime.finish(out, status=200, reply=end, stored_response=stored, resend=self._resender(session))
+        if not session.calls:  # a streamed answer with tool calls is not cached (it comes in fragments)
+            await self.remember(out, streamed_answer(
+                {i: conceal("".join(parts), session.mapping) for i, parts in session.answers.items()},
+                session.finishes, out.model_served or ""))
+
+    async def remember(self, envelope: Envelope, answer: JSONObject) -> None:
+        """An answer its request may cache (``stages/cache.py``): stored with its placeholders (``answer``
+        is the stored copy: no value of the request in it), unless it is larger than allowed."""
+        if envelope.cache not in ("miss", "refresh") or not envelope.cache_key or not envelope.cache_max_bytes:
+            return
+        usage = envelope.usage
+        entry = Entry(dict(answer), envelope.provider or "", envelope.model_served or "",
+                      usage.prompt_tokens if usage else 0, usage.completion_tokens if usage else 0,
+                      envelope.cost_usd, time.time()).encode()
+        if len(entry) <= envelope.cache_max_bytes:
+            await self.cache.put(envelope.cache_key, entry)
 
     def _resender(self, session: StreamSession) -> Callable[[int], Awaitable[None]]:
         async def resend(from_seq: int) -> None:

@@ -40,6 +40,7 @@ from schemas.events import EventType, StageAttrs
 from schemas.governance import Access, Admission, KeyDirectory, VirtualKey
 from schemas.key_auth import authenticate
 from schemas.wire import replace
+from stages.cache import plan_for
 from stages.governance.access import POLICY_DENIED, check_max_tokens, key_access
 from stages.governance.estimate import Pricing, estimate
 from stages.governance.scopes import Scope, scopes_for
@@ -169,9 +170,11 @@ class PolicyWorker(StageWorker):
         profile = profile_of(config, envelope, key)
         outcome = check_input(self.sets.get(version, config).get(profile), envelope, key)
         verdicts = [*envelope.verdicts, *outcome.verdicts] if outcome.verdicts else envelope.verdicts
+        cache = plan_for(config, key, envelope.model_requested, envelope.body, key.tenant, envelope.cache_directive)
         out = replace(envelope, tenant=key.tenant, api_key_id=key.id, team=key.team,
                       access=access if isinstance(access, Access) else None,
-                      guardrail_profile=profile.profile, verdicts=verdicts)
+                      guardrail_profile=profile.profile, verdicts=verdicts, cache=cache.status, cache_key=cache.key,
+                      cache_ttl_s=cache.ttl_s, cache_max_bytes=cache.max_entry_bytes)
         if outcome.blocked is not None:
             # ended here, with this envelope: the record carries the verdicts (raising would lose them)
             await self.runtime.fail(with_stage_time(out, STAGE, started), outcome.blocked, started,

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import time
 
 from nats.aio.msg import Msg
 
@@ -19,16 +20,18 @@ from infra import bootstrap
 from infra.derived import Derived
 from schemas import subjects
 from schemas.config import GatewayConfig, Price, Target
-from schemas.envelope import Envelope
+from schemas.envelope import Envelope, Usage
 from schemas.errors import DeadlineExceeded, GatewayError, ServiceUnavailable
 from schemas.events import EventType, StageAttrs
-from schemas.wire import encode
+from schemas.wire import encode, replace
+from stages.cache import Entry, stream_chunks
 from stages.timing import with_stage_time
 from stages.usage import STAGE, response_usage, served, stream_usage
 from workers.app import main
 from workers.context import WorkerContext
 from workers.health_reporter import HealthReporter
 from workers.provider_calls import CallFailed, CallResult, ProviderCaller
+from workers.response_cache import ResponseCache
 from workers.stream_relay import HAND_OVER_ATTEMPT_S, HAND_OVER_GIVE_UP_S, StreamRelay, Superseded
 from workers.worker import StageWorker
 
@@ -49,6 +52,7 @@ class ProviderWorker(StageWorker):
         self.caller = ProviderCaller(self.config_for, self.transport, self.reporter)
         self.outcomes = self.caller.outcomes
         self.slots = asyncio.Semaphore(settings.max_inflight_calls)
+        self.cache = ResponseCache(lambda: self.runtime.nc)
 
     def config_for(self, envelope: Envelope) -> GatewayConfig:
         # the version the request was planned with, so a reload never breaks a request in flight
@@ -78,6 +82,11 @@ class ProviderWorker(StageWorker):
             if envelope.config_version and self.live.get(envelope.config_version) is None:
                 # routing took a new version a few ms before this process did: wait for it, briefly
                 await self.live.wait_for(envelope.config_version)
+            if envelope.cache_key and envelope.cache == "miss":
+                entry = await self.cache.get(envelope.cache_key)
+                if entry is not None and entry.fresh(envelope.cache_ttl_s):
+                    await self._from_cache(envelope, started, entry)
+                    return
             if envelope.stream:
                 await self._stream(envelope, started)
             else:
@@ -104,6 +113,30 @@ class ProviderWorker(StageWorker):
         discount = self.batch_discount(envelope, result.target.provider)
         out = served(envelope, started, result, usage, self.prices, discount, response=result.response)
         await self.hand_over(self._called_event(out, started, result))
+
+    async def _from_cache(self, envelope: Envelope, started: float, entry: Entry) -> None:
+        """A cached answer, handed to the output filter as the provider's would be (a stream as a stream):
+        no call, no cost; ``cache_saved_usd`` is what the call that made it cost."""
+        usage = Usage(prompt_tokens=entry.prompt_tokens, completion_tokens=entry.completion_tokens, source="cache")
+        out = with_stage_time(envelope, STAGE, started, provider=entry.provider, model_served=entry.model_served,
+                              usage=usage, cost_usd="0", cache="hit", cache_age_s=round(entry.age_s(), 3),
+                              cache_saved_usd=entry.cost_usd, ttfb_ms=0.0)
+        out = self.runtime.event(out, EventType.CACHE_HIT, started, attrs=StageAttrs(
+            provider=entry.provider, model=entry.model_served))
+        response = {**entry.response, "id": f"chatcmpl-{envelope.request_id}", "created": int(time.time()),
+                    "usage": {"prompt_tokens": usage.prompt_tokens, "completion_tokens": usage.completion_tokens,
+                              "total_tokens": usage.total_tokens}}
+        if not envelope.stream:
+            await self.hand_over(replace(out, response=response))
+            return
+        relay = StreamRelay(self.runtime, out)
+        await relay.open()
+        try:
+            for chunk in stream_chunks(response, response["id"], response["created"]):
+                await relay.send(chunk)
+            await relay.finish(out, None)
+        finally:
+            await relay.close()
 
     async def hand_over(self, envelope: Envelope) -> None:
         """The answer to an output-filter replica, held until one confirms it took it: a provider's

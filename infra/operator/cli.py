@@ -1,4 +1,4 @@
-"""The ``gateway`` command: up, sql, mock-provider, keys, budgets, config, audit, whoami, replay."""
+"""The ``gateway`` command: up, sql, mock-provider, keys, budgets, config, audit, whoami, replay, cache."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from infra.config import ConfigError
 from infra.nats_identity import IdentityError, operator_creds, operator_identity
 from infra.operator.audit_cli import add_parsers as add_audit_parsers
 from infra.operator.batch_cli import add_parsers as add_batch_parsers
+from infra.operator.cache_cli import add_parsers as add_cache_parsers
 from infra.operator.keys_cli import add_parsers as add_governance_parsers
 from infra.operator.nats_cli import add_parsers as add_nats_parsers
 from infra.operator.replay import add_parsers as add_replay_parsers
@@ -296,6 +297,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_nats_parsers(sub)
     add_batch_parsers(sub)
     add_replay_parsers(sub)
+    add_cache_parsers(sub)
     return parser
 
 

@@ -28,6 +28,15 @@ def test_stored_answer_conceals_the_restored_values_again() -> None:
     assert answer == original  # the caller's answer is untouched
 
 
+def test_stored_answer_conceals_values_in_tool_call_arguments() -> None:
+    mapping = {"<PERSON_1>": 'Jane "JD" Doe'}
+    call = {"id": "c1", "type": "function", "function": {"name": "f", "arguments": '{"to": "Jane \\"JD\\" Doe"}'}}
+    answer = {"choices": [{"index": 0, "message": {"role": "assistant", "content": None, "tool_calls": [call]}}]}
+    stored = stored_answer(answer, mapping)
+    assert stored["choices"][0]["message"]["tool_calls"][0]["function"]["arguments"] == '{"to": "<PERSON_1>"}'
+    assert "Jane" not in str(stored)
+
+
 def test_stored_answer_without_a_map_is_the_answer() -> None:
     answer = response("Jane Doe")
     assert stored_answer(answer, {}) is answer
