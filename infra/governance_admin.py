@@ -38,10 +38,12 @@ from schemas.audit import AuditEntry
 from schemas.audit_actor import nats_actor
 from schemas.audit_detail import key_entry, level_entry
 from schemas.config import hash_api_key
+from schemas.config_cache import CacheSettings
 from schemas.errors import Conflict, InvalidRequest, NotFound
 from schemas.governance import (
     KEY_PREFIX,
     Access,
+    KeyCache,
     KeySecret,
     LedgerState,
     LevelPolicy,
@@ -162,6 +164,10 @@ def plain(value: Any) -> Any:
     return value
 
 
+def _cache(settings: CacheSettings | None) -> KeyCache | None:
+    return KeyCache(**settings.model_dump()) if settings is not None else None
+
+
 def key_view(key: VirtualKey, now: float, revision: int | None = None) -> dict[str, Any]:
     """A key as an admin sees it: never a secret or its hash."""
     out: dict[str, Any] = plain(key)
@@ -225,7 +231,7 @@ class GovernanceAdmin:
         key = VirtualKey(
             id=key_id, tenant=req.tenant, team=req.team, user=req.user, name=req.name, models=list(req.models),
             max_input_chars=req.max_input_chars, guardrail_profile=req.guardrail_profile, tags=dict(req.tags),
-            secrets=[KeySecret(sha256=hash_api_key(secret), created_at=now)],
+            secrets=[KeySecret(sha256=hash_api_key(secret), created_at=now)], cache=_cache(req.cache),
             limits=_limits(Limits(), req), access=_access(Access(), req),
             created_at=now, updated_at=now, expires_at=self._expiry(req.expires, now))
         kv = await self._bucket(subjects.BUCKET_KEYS)
@@ -310,6 +316,8 @@ class GovernanceAdmin:
                 fields[name] = value
             if "expires" in given:
                 fields["expires_at"] = self._expiry(req.expires or "never", now)
+            if "cache" in given:
+                fields["cache"] = _cache(req.cache)
             return replace(key, **fields, limits=_limits(key.limits, req), access=_access(key.access, req),
                            updated_at=now)
 

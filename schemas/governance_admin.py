@@ -14,6 +14,7 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
+from schemas.config_cache import CacheSettings
 from schemas.governance import KV_NAME, BudgetPeriod, usd_to_nusd
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*$")
@@ -119,6 +120,8 @@ class KeyCreate(LimitFields, AccessFields):
     expires: Expiry = Field(default=None, description="a duration from now (30d, 12h), an ISO date, or never")
     guardrail_profile: str | None = Field(default=None, description="a profile of the live config")
     tags: dict[str, str] = Field(default_factory=dict, description="tags of the key, recorded on its requests")
+    cache: CacheSettings | None = Field(default=None, description="the response cache for the key's requests "
+                                                                  "(wins over the alias's and the config's)")
 
 
 class KeyUpdate(LimitFields, AccessFields):
@@ -134,6 +137,7 @@ class KeyUpdate(LimitFields, AccessFields):
     expires: Expiry = None
     guardrail_profile: str | None = None
     tags: dict[str, str] | None = None
+    cache: CacheSettings | None = Field(default=None, description="null: the alias's or the config's apply")
     revision: int | None = Field(default=None, ge=1)
 
 

@@ -173,12 +173,24 @@ def test_anthropic_callers_stream_hits_in_their_own_format(gw: RunningGateway) -
         assert status == "hit" and again == first and calls_with(gw, marker) == 1
 
 
-def cache_cli(gw: RunningGateway, *args: str) -> dict[str, Any]:
-    done = subprocess.run([sys.executable, "-m", "infra.operator.cli", "cache", *args, "--json"], env=gw.env,
+def cli_json(gw: RunningGateway, *args: str) -> dict[str, Any]:
+    done = subprocess.run([sys.executable, "-m", "infra.operator.cli", *args, "--json"], env=gw.env,
                           capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     answer: dict[str, Any] = json.loads(done.stdout)
     return answer
+
+
+def cache_cli(gw: RunningGateway, *args: str) -> dict[str, Any]:
+    return cli_json(gw, "cache", *args)
+
+
+def test_a_keys_own_setting_wins(gw: RunningGateway) -> None:
+    off = cli_json(gw, "keys", "create", "--tenant", "acme", "--cache-mode", "off")["secret"]
+    marker = f"k{uuid.uuid4().hex[:12]}"
+    for _ in range(2):  # the config's top level says exact; this key says off
+        assert "x-gateway-cache" not in ask(gw, marker, key=off).headers
+    assert calls_with(gw, marker) == 2
 
 
 def test_stats_and_purge_by_tenant(gw: RunningGateway) -> None:

@@ -12,7 +12,7 @@ from infra.governance_admin import ConfigFacts, GovernanceAdmin, key_view, usage
 from schemas import subjects
 from schemas.config import hash_api_key
 from schemas.errors import Conflict, InvalidRequest, NotFound
-from schemas.governance import Hold, LedgerState, Limits, VirtualKey, ledger_key, usd_to_nusd
+from schemas.governance import Hold, KeyCache, LedgerState, Limits, VirtualKey, ledger_key, usd_to_nusd
 from schemas.governance_admin import BudgetSet, KeyCreate, KeyRotate, KeyUpdate
 from schemas.wire import decode, encode
 from tests.support.jetstream import JetStreamServer, audit_published, jetstream_server
@@ -83,6 +83,18 @@ async def test_an_unknown_guardrail_profile_is_refused(admin: GovernanceAdmin) -
         await admin.create_key(KeyCreate(tenant="acme", guardrail_profile="nope"))
     assert raised.value.param == "guardrail_profile" and "strict" in raised.value.message
     await admin.create_key(KeyCreate(tenant="acme", guardrail_profile="strict"))
+
+
+async def test_a_keys_cache_settings_are_kept_changed_and_cleared(admin: GovernanceAdmin,
+                                                                  server: JetStreamServer) -> None:
+    await admin.create_key(KeyCreate.model_validate({"id": "c1", "tenant": "acme", "cache": {"mode": "exact"}}))
+    assert decode(await stored(server, "c1"), VirtualKey).cache == KeyCache(mode="exact")
+    await admin.update_key("c1", KeyUpdate.model_validate({"cache": {"mode": "exact", "ttl_s": 60}}))
+    assert decode(await stored(server, "c1"), VirtualKey).cache == KeyCache(mode="exact", ttl_s=60)
+    await admin.update_key("c1", KeyUpdate.model_validate({"name": "renamed"}))  # untouched when not given
+    assert decode(await stored(server, "c1"), VirtualKey).cache == KeyCache(mode="exact", ttl_s=60)
+    await admin.update_key("c1", KeyUpdate.model_validate({"cache": None}))
+    assert decode(await stored(server, "c1"), VirtualKey).cache is None
 
 
 async def test_list_filters_and_show_reports_usage(admin: GovernanceAdmin, server: JetStreamServer) -> None:
