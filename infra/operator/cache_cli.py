@@ -83,10 +83,10 @@ async def purge(nc: NatsClient, tenant: str | None, alias: str | None) -> dict[s
 def _run(args: argparse.Namespace, name: str, work: Callable[[NatsClient], Awaitable[dict[str, Any]]],
          render: Callable[[dict[str, Any]], None]) -> int:
     from infra.nats_identity import IdentityError
-    from infra.operator.sql_client import connect_once, control_identity
+    from infra.operator.sql_client import connect_once, control_identity, control_nats_url
 
     settings = Settings()
-    url = str(args.nats_url or settings.nats_url or f"nats://127.0.0.1:{settings.nats_port}")
+    url = control_nats_url(args.nats_url, settings)
     try:
         creds, _ = control_identity(settings)
     except (IdentityError, ConnectionError) as exc:

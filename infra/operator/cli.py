@@ -98,8 +98,9 @@ def cmd_config_check(args: argparse.Namespace) -> int:
 
 
 def _control_nats_url(args: argparse.Namespace, settings: Settings) -> str:
-    """``--nats-url``, else ``NATS_URL``, else the embedded gateway's (as ``gateway sql`` finds it)."""
-    return str(args.nats_url or settings.nats_url or f"nats://127.0.0.1:{settings.nats_port}")
+    from infra.operator.sql_client import control_nats_url
+
+    return control_nats_url(args.nats_url, settings)
 
 
 async def _with_js(url: str, settings: Settings, work: Callable[[JetStreamContext], Awaitable[T]],

@@ -136,10 +136,10 @@ def _run(args: argparse.Namespace, name: str, work: Work, render: Callable[[Any]
     from infra.governance_admin import ConfigFacts, GovernanceAdmin
     from infra.nats_identity import IdentityError
     from infra.operator.reported_by import reported_by
-    from infra.operator.sql_client import connect_once, control_identity
+    from infra.operator.sql_client import connect_once, control_identity, control_nats_url
 
     settings = Settings()
-    url = str(args.nats_url or settings.nats_url or f"nats://127.0.0.1:{settings.nats_port}")
+    url = control_nats_url(args.nats_url, settings)
     try:
         creds, me = control_identity(settings)
     except (IdentityError, ConnectionError) as exc:

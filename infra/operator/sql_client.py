@@ -26,6 +26,11 @@ def control_credentials(settings: Settings, *, analyst: bool = False) -> Path | 
         raise ConnectionError(str(exc)) from None
 
 
+def control_nats_url(nats_url: str | None, settings: Settings) -> str:
+    """``--nats-url``, else ``NATS_URL``, else the embedded gateway's: where every operator command connects."""
+    return str(nats_url or settings.nats_url or f"nats://127.0.0.1:{settings.nats_port}")
+
+
 def control_identity(settings: Settings) -> tuple[Path | None, str]:
     """The CLI's credentials and the identity they name, which the broker authenticates and which is so the
     actor of the command's audit entries; ``ConnectionError`` (none readable) or ``IdentityError``."""
