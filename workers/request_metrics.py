@@ -75,6 +75,12 @@ class RequestMetrics:
         self.redelivered = Counter(
             "gateway_redelivered_requests", "Requests that ended after a redelivery (a process died or stalled).",
             registry=r)
+        self.cache = Counter(
+            "gateway_cache_requests", "Requests by what the response cache did (hit, miss, refresh, bypass), by model.",
+            ["model", "status"], registry=r)
+        self.cache_saved = Counter(
+            "gateway_cache_saved_usd", "What the provider calls a cache hit saved cost, by tenant.", ["tenant"],
+            registry=r)
         self.redactions = Counter(
             "gateway_pii_redactions", "PII values redacted from prompts, by entity type.", ["entity"], registry=r)
         self.findings = Counter(
@@ -123,6 +129,10 @@ class RequestMetrics:
             self.attempts.labels(model).inc(record.attempts)
         if record.delivery > 1:
             self.redelivered.inc()
+        if record.cache:
+            self.cache.labels(model, record.cache).inc()
+            if record.cache_saved_usd:
+                self.cache_saved.labels(tenant).inc(float(record.cache_saved_usd))
         for entity, count in record.redaction_counts.items():
             self.redactions.labels(entity).inc(count)
         for finding, count in record.output_findings.items():

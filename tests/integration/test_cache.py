@@ -208,3 +208,18 @@ def test_stats_and_purge_by_tenant(gw: RunningGateway) -> None:
     assert ask(gw, marker).headers["x-gateway-cache"] == "hit"  # acme's is not
     assert cache_cli(gw, "purge") == {"purged": "all"}
     assert ask(gw, marker).headers["x-gateway-cache"] == "miss"
+
+
+def test_metrics_count_hits_and_savings(gw: RunningGateway) -> None:
+    marker = f"x{uuid.uuid4().hex[:12]}"
+    ask(gw, marker)
+    stored(gw, marker)
+    ask(gw, marker)
+    for _ in range(100):  # the sink counts each request once it is written (its batch window)
+        text = httpx.get(f"{gw.base_url}/metrics", timeout=10).text
+        hits = [line for line in text.splitlines()
+                if line.startswith("gateway_cache_requests_total{") and 'status="hit"' in line]
+        if hits and any(line.startswith("gateway_cache_saved_usd_total{") for line in text.splitlines()):
+            return
+        asyncio.run(asyncio.sleep(0.2))
+    raise AssertionError("no cache hit counted in /metrics")

@@ -68,6 +68,17 @@ def test_errors_streams_batches_refusals_and_unpriced_answers() -> None:
     assert value(registry, "gateway_unpriced_requests_total", model="gpt-4o-mini") == 1  # the 429 is not
 
 
+def test_cache_outcomes_and_savings() -> None:
+    registry = CollectorRegistry()
+    metrics = RequestMetrics(registry)
+    metrics.observe(completed("h1", cache="hit", cache_saved_usd="0.0025", cost_usd="0"))
+    metrics.observe(completed("m1", cache="miss"))
+    metrics.observe(completed("o1"))  # the cache off: not counted
+    assert value(registry, "gateway_cache_requests_total", model="fast", status="hit") == 1
+    assert value(registry, "gateway_cache_requests_total", model="fast", status="miss") == 1
+    assert value(registry, "gateway_cache_saved_usd_total", tenant="acme") == 0.0025
+
+
 def test_limit_kinds_drop_the_ids() -> None:
     assert limit_kind("team.research rpm") == "team rpm" and limit_kind("tenant.acme budget") == "tenant budget"
 
