@@ -38,6 +38,8 @@ import orjson
 from schemas.cache import key_token
 from schemas.config import GatewayConfig
 from schemas.governance import VirtualKey
+from stages.providers.base import StreamState
+from stages.providers.chunks import ChunkBuilder
 
 VOLATILE = frozenset({"user", "metadata", "stream", "stream_options", "store", "service_tier",
                       "safety_identifier", "prompt_cache_key", "prompt_cache_retention"})
@@ -139,24 +141,21 @@ def stream_chunks(response: dict[str, Any], chunk_id: str, created: int) -> list
     """A cached ``chat.completion`` as the ``chat.completion.chunk`` sequence a provider would stream:
     the role, the text in pieces of about ``STREAM_PIECE_CHARS`` characters (cut after a space where
     one is near), tool calls whole, then the finish."""
-    model = str(response.get("model") or "")
-    base = {"id": chunk_id, "object": "chat.completion.chunk", "created": created, "model": model}
-
-    def chunk(index: int, delta: dict[str, Any], finish: str | None = None) -> dict[str, Any]:
-        return {**base, "choices": [{"index": index, "delta": delta, "finish_reason": finish}]}
-
+    builder = ChunkBuilder(chunk_id=chunk_id, model=str(response.get("model") or ""))
+    builder.created = created
+    state = StreamState()
     chunks: list[dict[str, Any]] = []
     for choice in response.get("choices") or []:
         index = int(choice.get("index", 0))
         message = choice.get("message") or {}
-        chunks.append(chunk(index, {"role": "assistant", "content": ""}))
+        chunks += builder.open(index)
         text = message.get("content")
         if isinstance(text, str):
-            chunks += [chunk(index, {"content": piece}) for piece in pieces(text)]
+            chunks += [chunk for piece in pieces(text) for chunk in builder.text(piece, index)]
         calls = message.get("tool_calls")
         if isinstance(calls, list) and calls:
-            chunks.append(chunk(index, {"tool_calls": [{**call, "index": n} for n, call in enumerate(calls)]}))
-        chunks.append(chunk(index, {}, str(choice.get("finish_reason") or "stop")))
+            chunks += builder.delta({"tool_calls": [{**call, "index": n} for n, call in enumerate(calls)]}, index)
+        chunks += builder.finish(state, str(choice.get("finish_reason") or "stop"), index)
     return chunks
 
 

@@ -83,7 +83,7 @@ async def purge(nc: NatsClient, tenant: str | None, alias: str | None) -> dict[s
 def _run(args: argparse.Namespace, name: str, work: Callable[[NatsClient], Awaitable[dict[str, Any]]],
          render: Callable[[dict[str, Any]], None]) -> int:
     from infra.nats_identity import IdentityError
-    from infra.operator.sql_client import connect_once, control_identity, control_nats_url
+    from infra.operator.sql_client import control_identity, control_nats_url, with_control_connection
 
     settings = Settings()
     url = control_nats_url(args.nats_url, settings)
@@ -93,15 +93,8 @@ def _run(args: argparse.Namespace, name: str, work: Callable[[NatsClient], Await
         print(f"gateway cache {name}: {exc}", file=sys.stderr)
         return 2
 
-    async def main() -> dict[str, Any]:
-        nc = await connect_once(url, creds)
-        try:
-            return await work(nc)
-        finally:
-            await nc.close()
-
     try:
-        result = asyncio.run(main())
+        result = asyncio.run(with_control_connection(url, creds, work))
     except ConnectionError as exc:
         print(f"gateway cache {name}: {exc}", file=sys.stderr)
         return 1

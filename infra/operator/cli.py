@@ -106,13 +106,10 @@ def _control_nats_url(args: argparse.Namespace, settings: Settings) -> str:
 async def _with_js(url: str, settings: Settings, work: Callable[[JetStreamContext], Awaitable[T]],
                    creds: Path | None = None) -> T:
     """Run ``work`` on a control connection as ``creds`` (default: the CLI's, ``sql_client.control_credentials``)."""
-    from infra.operator.sql_client import connect_once, control_credentials
+    from infra.operator.sql_client import control_credentials, with_control_connection
 
-    nc = await connect_once(url, creds if creds is not None else control_credentials(settings))
-    try:
-        return await work(nc.jetstream())
-    finally:
-        await nc.close()
+    return await with_control_connection(url, creds if creds is not None else control_credentials(settings),
+                                         lambda nc: work(nc.jetstream()))
 
 
 def cmd_config_apply(args: argparse.Namespace) -> int:

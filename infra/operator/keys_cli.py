@@ -23,6 +23,8 @@ from schemas.errors import GatewayError
 from schemas.governance_admin import BudgetSet, KeyCreate, KeyRotate, KeyUpdate, LevelName
 
 if TYPE_CHECKING:
+    from nats.aio.client import Client as NatsClient
+
     from infra.governance_admin import GovernanceAdmin
 
     Subparsers = argparse._SubParsersAction[argparse.ArgumentParser]
@@ -136,7 +138,7 @@ def _run(args: argparse.Namespace, name: str, work: Work, render: Callable[[Any]
     from infra.governance_admin import ConfigFacts, GovernanceAdmin
     from infra.nats_identity import IdentityError
     from infra.operator.reported_by import reported_by
-    from infra.operator.sql_client import connect_once, control_identity, control_nats_url
+    from infra.operator.sql_client import control_identity, control_nats_url, with_control_connection
 
     settings = Settings()
     url = control_nats_url(args.nats_url, settings)
@@ -146,26 +148,22 @@ def _run(args: argparse.Namespace, name: str, work: Work, render: Callable[[Any]
         print(f"gateway {name}: {exc}", file=sys.stderr)
         return 2
 
-    async def main() -> Any:
-        nc = await connect_once(url, creds)
+    async def main(nc: NatsClient) -> Any:
+        js = nc.jetstream()
+        facts = ConfigFacts()
         try:
-            js = nc.jetstream()
-            facts = ConfigFacts()
-            try:
-                active = await fetch_active(js)
-                if active is not None:
-                    # checked when it was applied; only its profile names and key ids are read here
-                    config = active.parse(check=lambda _config: [])
-                    facts = ConfigFacts(profiles={"default", *config.guardrail_profiles},
-                                        config_key_ids=[k.id for k in config.keys])
-            except Exception:  # noqa: BLE001 - no published config: the profile is not checked here
-                pass
-            return await work(GovernanceAdmin(js, facts, identity=me, reported_by=reported_by()))
-        finally:
-            await nc.close()
+            active = await fetch_active(js)
+            if active is not None:
+                # checked when it was applied; only its profile names and key ids are read here
+                config = active.parse(check=lambda _config: [])
+                facts = ConfigFacts(profiles={"default", *config.guardrail_profiles},
+                                    config_key_ids=[k.id for k in config.keys])
+        except Exception:  # noqa: BLE001 - no published config: the profile is not checked here
+            pass
+        return await work(GovernanceAdmin(js, facts, identity=me, reported_by=reported_by()))
 
     try:
-        result = asyncio.run(main())
+        result = asyncio.run(with_control_connection(url, creds, main))
     except GatewayError as exc:
         where = f" ({exc.param})" if exc.param else ""
         print(f"gateway {name}: {exc.message}{where}", file=sys.stderr)

@@ -4,8 +4,9 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import nats
 from nats.aio.client import Client as NatsClient
@@ -16,6 +17,8 @@ from infra.operator.cli_creds import WHAT_TO_DO, NoCredentials, cli_credentials
 from infra.settings import Settings
 from infra.sink_query import SqlError as SqlError  # re-exported: the CLI commands catch it here
 from infra.sink_query import ask_sink
+
+T = TypeVar("T")
 
 
 def control_credentials(settings: Settings, *, analyst: bool = False) -> Path | None:
@@ -36,6 +39,15 @@ def control_identity(settings: Settings) -> tuple[Path | None, str]:
     actor of the command's audit entries; ``ConnectionError`` (none readable) or ``IdentityError``."""
     creds = control_credentials(settings)
     return creds, identity_of(creds)
+
+
+async def with_control_connection(url: str, creds: Path | None, work: Callable[[NatsClient], Awaitable[T]]) -> T:
+    """Run ``work`` on a short-lived control connection (``connect_once``), closed whatever happens."""
+    nc = await connect_once(url, creds)
+    try:
+        return await work(nc)
+    finally:
+        await nc.close()
 
 
 async def connect_once(url: str, creds: Path | None = None) -> NatsClient:
