@@ -1,0 +1,36 @@
+"""The packaged all-MiniLM-L6-v2 run in numpy gives the model's own reference similarities (the
+sentence-transformers model card's examples), so the forward pass, the tokenizer and the pooling are
+the model's."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from stages.embedding import DIMENSIONS, SentenceEncoder
+
+
+@pytest.fixture(scope="module")
+def encoder() -> SentenceEncoder:
+    return SentenceEncoder()
+
+
+@pytest.mark.parametrize(("a", "b", "reference"), [
+    ("The cat sits outside", "The dog plays in the garden", 0.2838),
+    ("A man is playing guitar", "A woman watches TV", -0.0327),
+    ("The new movie is awesome", "The new movie is so great", 0.8939),
+])
+def test_reference_similarities(encoder: SentenceEncoder, a: str, b: str, reference: float) -> None:
+    assert float(encoder.encode(a) @ encoder.encode(b)) == pytest.approx(reference, abs=0.001)
+
+
+def test_vectors_are_unit_float32(encoder: SentenceEncoder) -> None:
+    vector = encoder.encode("What is the capital of France?")
+    assert vector.shape == (DIMENSIONS,) and vector.dtype == np.float32
+    assert float(np.linalg.norm(vector)) == pytest.approx(1.0, abs=1e-5)
+
+
+def test_text_is_not_padded_and_a_long_text_is_cut(encoder: SentenceEncoder) -> None:
+    assert len(encoder.tokens("hello")) == 3  # [CLS] hello [SEP], not 128 padded word pieces
+    assert len(encoder.tokens("word " * 1000)) == 256
+    assert encoder.encode("word " * 1000).shape == (DIMENSIONS,)
