@@ -128,6 +128,26 @@ def cache_stream(settings: Settings) -> StreamConfig:
     )
 
 
+def cache_index_stream(settings: Settings) -> StreamConfig:
+    """The semantic cache's index (``GW_CACHE_INDEX``, ``stages/semantic_cache.py``): each record a
+    question's vector and words (redacted) under its answer's key; every provider replica watches it into
+    memory. About 2 KB a record: the default 64 MiB holds some 30,000; past it the oldest go."""
+    return StreamConfig(
+        name=subjects.kv_stream(subjects.BUCKET_CACHE_INDEX),
+        subjects=[subjects.kv_keys(subjects.BUCKET_CACHE_INDEX)],
+        retention=RetentionPolicy.LIMITS,
+        storage=StorageType.FILE,
+        max_msgs_per_subject=1,
+        max_bytes=settings.cache_index_max_bytes,
+        max_age=CACHE_MAX_AGE_S,
+        discard=DiscardPolicy.OLD,
+        allow_rollup_hdrs=True,
+        deny_delete=False,
+        allow_direct=True,
+        description="the semantic cache's index: vectors and redacted words of cached questions",
+    )
+
+
 def redaction_consumer(settings: Settings) -> ConsumerConfig:
     """A pull consumer shared by every process hosting the first stage: each takes only what it can work
     on now (``workers/intake.py``), so nothing waits on a delivery clock in a busy process."""
@@ -201,7 +221,8 @@ def ledger_consumer() -> ConsumerConfig:
 
 async def declare(js: JetStreamContext, settings: Settings) -> None:
     """Create or update the streams and durable consumers; safe to call from every process."""
-    for config in (REQUESTS_STREAM, EVENTS_STREAM, AUDIT_STREAM, BATCH_RESULTS_STREAM, cache_stream(settings)):
+    for config in (REQUESTS_STREAM, EVENTS_STREAM, AUDIT_STREAM, BATCH_RESULTS_STREAM, cache_stream(settings),
+                   cache_index_stream(settings)):
         try:
             await js.stream_info(config.name or "")
             await js.update_stream(config)

@@ -145,9 +145,9 @@ def _stage(stage: str) -> tuple[list[str], list[str]]:
         "policy": ([*_lanes(s.REQ_ROUTE), *_pull(s.STREAM_EVENTS, s.CONSUMER_LEDGER)], _lanes(s.REQ_POLICY)),
         "routing": ([*_lanes(s.REQ_CALL), *_kv_write(s.BUCKET_BREAKERS)], [*_lanes(s.REQ_ROUTE), s.HEALTH_REPORT]),
         "provider": ([*_lanes(s.RESP_FILTER, s.RESP_FILTER_OPEN), f"{s.RESP_FILTER_INSTANCE}.*", s.HEALTH_REPORT,
-                      *_kv_read(s.BUCKET_CACHE)], _lanes(s.REQ_CALL)),
-        "output_filter": (_kv_write(s.BUCKET_CACHE), [*_lanes(s.RESP_FILTER, s.RESP_FILTER_OPEN),
-                                                       f"{s.RESP_FILTER_INSTANCE}.*"]),
+                      *_kv_read(s.BUCKET_CACHE), *_kv_read(s.BUCKET_CACHE_INDEX)], _lanes(s.REQ_CALL)),
+        "output_filter": ([*_kv_write(s.BUCKET_CACHE), *_kv_write(s.BUCKET_CACHE_INDEX)],
+                          [*_lanes(s.RESP_FILTER, s.RESP_FILTER_OPEN), f"{s.RESP_FILTER_INSTANCE}.*"]),
     }
     extra_pub, extra_sub = own[stage]
     return publish + extra_pub, subscribe + extra_sub
@@ -188,6 +188,7 @@ def _grants(identity: str) -> tuple[list[str], list[str]]:
         return [*_MANAGE, *_audit(identity)], [s.CTL_READY]
     if identity == "admin" or is_operator(identity):
         return ([*_MANAGE, s.kv_keys(s.BUCKET_KEYS), s.kv_keys(s.BUCKET_LIMITS), s.kv_keys(s.BUCKET_CACHE),
+                 s.kv_keys(s.BUCKET_CACHE_INDEX),
                  s.SQL_QUERY, *_audit(identity)],
                 [])
     if identity == "analyst":

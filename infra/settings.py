@@ -51,6 +51,7 @@ class Settings(BaseSettings):
     max_inflight_calls: int = Field(default=2_048, ge=1)
     # The response cache's bucket (GW_CACHE): its size limit (the oldest entries are dropped past it).
     cache_max_bytes: int = Field(default=256 * 1024 * 1024, ge=1024 * 1024)
+    cache_index_max_bytes: int = Field(default=64 * 1024 * 1024, ge=1024 * 1024)
     # Sink batching. Each batch costs ≈ 45 ms CPU in chDB whatever its size (three tables and a rollup,
     # measured 2026-12-03) plus ≈ 0.25 ms per request, so at low load the window, not the row count, sets
     # the sink's cost per request: a 1 s window halves it against 500 ms (rows land within ~1 s).

@@ -46,4 +46,6 @@ def cache_headers(reply: Reply) -> list[tuple[bytes, bytes]]:
     headers = [(b"x-gateway-cache", status)]
     if reply.cache == "hit" and reply.cache_age_s is not None:
         headers.append((b"age", str(int(reply.cache_age_s)).encode()))
+    if reply.cache == "hit" and reply.cache_similarity is not None:
+        headers.append((b"x-gateway-cache-similarity", f"{reply.cache_similarity:.4f}".encode()))
     return headers

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 CacheMode = Literal["off", "exact", "semantic"]
 
@@ -14,20 +14,17 @@ class CacheSettings(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     mode: CacheMode = Field(
-        default="off", description="off | exact: answers of identical requests (after redaction) are reused")
+        default="off", description="off | exact: answers of identical requests (after redaction) are reused | "
+                                   "semantic: exact, then a reworded last question's (stages/semantic_cache.py)")
     ttl_s: int = Field(default=3600, ge=1, le=30 * 86400, description="how long an answer may be reused")
     max_entry_bytes: int = Field(default=256 * 1024, ge=1024, le=8 * 1024 * 1024,
                                  description="answers larger than this are not cached")
+    similarity: float = Field(default=0.9, ge=0.5, le=1.0,
+                              description="semantic mode: the least cosine similarity of two questions whose "
+                                          "answer is shared (the guard must also accept them)")
 
     @field_validator("mode", mode="before")
     @classmethod
     def _yaml_off(cls, value: object) -> object:
         """YAML 1.1 reads an unquoted ``off`` as false."""
         return "off" if value is False else value
-
-    @model_validator(mode="after")
-    def _built(self) -> CacheSettings:
-        if self.mode == "semantic":
-            raise ValueError("cache mode 'semantic' is not available in this version (no embedding model ships "
-                             "with it yet); use 'exact' or 'off'")
-        return self

@@ -103,6 +103,12 @@ class Envelope(Message, frozen=True, kw_only=True):
     cache_max_bytes: int = 0
     cache_age_s: float | None = None
     cache_saved_usd: str | None = None
+    # the semantic cache (stages/semantic_cache.py): the scope an entry is compared in, the least similarity
+    # (policy), the question's vector (provider stage, for the output filter to index), a hit's similarity
+    cache_scope: str = ""
+    cache_similarity_min: float = 0.0
+    cache_vector: str = ""
+    cache_similarity: float | None = None
     # output filter
     output_findings: dict[str, int] = {}
     # every guardrail verdict so far, redaction's and the output filter's included (audit)
@@ -159,6 +165,7 @@ class Reply(Message, frozen=True, kw_only=True):
     ratelimit: RateLimitStatus | None = None
     # what the request cost (batch jobs total it)
     cost_usd: str | None = None
-    # the response cache: hit, miss, bypass ('' when off), and a hit's age (the answer's headers)
+    # the response cache: hit, miss, bypass ('' when off), a hit's age and, semantic, its similarity
     cache: str = ""
     cache_age_s: float | None = None
+    cache_similarity: float | None = None

@@ -191,6 +191,8 @@ class RequestCompleted(Message, frozen=True, kw_only=True, tag_field="event", ta
     cache: str = ""
     """The response cache: hit, miss, refresh, bypass; '' when off (``stages/cache.py``)."""
     cache_saved_usd: str | None = None
+    cache_similarity: float | None = None
+    """A semantic hit: the cosine similarity of the question to the one whose answer was served."""
     provider_ms: float = 0.0
     gateway_overhead_ms: float = 0.0
     attempts: int = 0
@@ -284,6 +286,7 @@ class RequestCompleted(Message, frozen=True, kw_only=True, tag_field="event", ta
             ttfb_added_ms=envelope.ttfb_added_ms,
             cache=envelope.cache,
             cache_saved_usd=envelope.cache_saved_usd,
+            cache_similarity=envelope.cache_similarity,
             provider_ms=round(envelope.provider_ms, 3),
             gateway_overhead_ms=round(max(0.0, latency_ms - envelope.provider_ms), 3),
             attempts=envelope.attempts,

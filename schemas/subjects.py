@@ -67,6 +67,8 @@ BUCKET_BREAKERS = "GW_BREAKERS"
 # The response cache (stages/cache.py): one entry per cache key (<tenant>.<alias>.<hash>, encoded), answers
 # with the request's placeholders in them, never its values.
 BUCKET_CACHE = "GW_CACHE"
+BUCKET_CACHE_INDEX = "GW_CACHE_INDEX"
+"""The semantic cache's index: one record per semantically cached answer, under the answer's key."""
 # Governance (schemas/governance.py): virtual keys (key.<id>), team and tenant policies
 # (team.<id>, tenant.<id>), and the shared ledger of spend, holds and rate windows (compare-and-set).
 BUCKET_KEYS = "GW_KEYS"

@@ -56,6 +56,8 @@ class CachePlan:
     key: str = ""
     ttl_s: int = 0
     max_entry_bytes: int = 0
+    scope: str = ""  # semantic mode, a request with a question (``question_of``): where it is compared
+    similarity: float = 0.0
 
     @property
     def looks_up(self) -> bool:
@@ -75,21 +77,62 @@ def plan_for(config: GatewayConfig, key: VirtualKey | None, alias: str, body: di
     caller's directive on top (``no-store`` is kept apart by the output filter: ``stores`` says no)."""
     route = config.models.get(alias)
     chosen = key.cache if key is not None and key.cache is not None else None
-    mode, ttl_s, max_bytes = (chosen.mode, chosen.ttl_s, chosen.max_entry_bytes) if chosen is not None else (
-        (route.cache.mode, route.cache.ttl_s, route.cache.max_entry_bytes) if route is not None and route.cache
-        else (config.cache.mode, config.cache.ttl_s, config.cache.max_entry_bytes))
-    if mode != "exact":
+    settings = chosen if chosen is not None else (
+        route.cache if route is not None and route.cache else config.cache)
+    if settings.mode not in ("exact", "semantic"):
         return OFF
     if directive == "no-cache":
         return CachePlan("bypass")
     status = "refresh" if directive == "refresh" else "miss"
-    return CachePlan(status, cache_key(tenant, alias, body), ttl_s, 0 if directive == "no-store" else max_bytes)
+    semantic = settings.mode == "semantic" and question_of(body) is not None
+    return CachePlan(status, cache_key(tenant, alias, body), settings.ttl_s,
+                     0 if directive == "no-store" else settings.max_entry_bytes,
+                     scope_of(tenant, alias, body) if semantic else "", settings.similarity if semantic else 0.0)
+
+
+def semantic_configured(config: GatewayConfig) -> bool:
+    """Whether the config asks for the semantic cache anywhere (a provider replica then loads the model
+    at start; a key that asks for it starts it on its first request)."""
+    return config.cache.mode == "semantic" or any(
+        route.cache is not None and route.cache.mode == "semantic" for route in config.models.values()) or any(
+        key.cache is not None and key.cache.mode == "semantic" for key in config.keys)
 
 
 def cache_key(tenant: str, alias: str, body: dict[str, Any]) -> str:
     """``<tenant>.<alias>.<hash of what shapes the answer>`` (module doc)."""
     shaped = {k: v for k, v in body.items() if k not in VOLATILE}
     digest = hashlib.blake2b(orjson.dumps(shaped, option=orjson.OPT_SORT_KEYS), digest_size=20).hexdigest()
+    return f"{key_token(tenant)}.{key_token(alias)}.{digest}"
+
+
+def question_of(body: dict[str, Any]) -> str | None:
+    """The text the semantic cache compares: the last message, when it is the user's and plain text
+    (a string, or text parts only); None when the request cannot use the semantic cache."""
+    messages = body.get("messages")
+    if not isinstance(messages, list) or not messages or not isinstance(messages[-1], dict):
+        return None
+    last = messages[-1]
+    if last.get("role") != "user":
+        return None
+    content = last.get("content")
+    if isinstance(content, str):
+        return content if content.strip() else None
+    if isinstance(content, list) and content and all(
+            isinstance(p, dict) and p.get("type") == "text" and isinstance(p.get("text"), str) for p in content):
+        text = "\n".join(p["text"] for p in content)
+        return text if text.strip() else None
+    return None
+
+
+def scope_of(tenant: str, alias: str, body: dict[str, Any]) -> str:
+    """``<tenant>.<alias>.<hash of everything that shapes the answer but the last user message's text>``:
+    entries are compared only within one scope (same system prompt, earlier turns, tools, settings)."""
+    shaped = {k: v for k, v in body.items() if k not in VOLATILE}
+    messages = list(shaped.get("messages") or [])
+    if messages:
+        messages[-1] = {**messages[-1], "content": None}
+    shaped["messages"] = messages
+    digest = hashlib.blake2b(orjson.dumps(shaped, option=orjson.OPT_SORT_KEYS), digest_size=16).hexdigest()
     return f"{key_token(tenant)}.{key_token(alias)}.{digest}"
 
 

@@ -58,6 +58,7 @@ from stages.guardrails.base import Subject
 from stages.guardrails.runner import GuardrailSet
 from stages.output_filter import InputValues, StreamFilter, filter_response, filter_verdict
 from stages.redaction import conceal
+from stages.semantic_cache import index_record
 from stages.timing import elapsed_ms, with_stage_time
 from stages.vault import unseal
 from workers import output_scanners
@@ -118,6 +119,7 @@ class OutputFilterWorker(StageWorker):
         # already open keep the filter and guardrails they were opened with.
         self.scanners = derive_scanners().follow(ctx.live)
         self.cache = ResponseCache(lambda: self.runtime.nc)
+        self.cache_index = ResponseCache(lambda: self.runtime.nc, subjects.BUCKET_CACHE_INDEX)
         self.extra_scanners: dict[str, OutputScanners] = {}
         self.guardrail_sets = Derived(GuardrailSets.of)
         self.sessions: dict[str, StreamSession] = {}
@@ -295,7 +297,8 @@ class OutputFilterWorker(StageWorker):
         reply = Reply(kind="chunk", request_id=envelope.request_id, delivery=envelope.delivery,
                       seq=session.out_seq, body=chunk, ttfb_ms=envelope.ttfb_ms, src=self.instance_subject,
                       ratelimit=ratelimit, cache=envelope.cache if first else "",
-                      cache_age_s=envelope.cache_age_s if first else None)
+                      cache_age_s=envelope.cache_age_s if first else None,
+                      cache_similarity=envelope.cache_similarity if first else None)
         session.out_seq += 1
         if session.first_content_at is None and any(
                 (c.get("delta") or {}).get("content") for c in chunk.get("choices") or ()):
@@ -466,8 +469,11 @@ class OutputFilterWorker(StageWorker):
         entry = Entry(dict(answer), envelope.provider or "", envelope.model_served or "",
                       usage.prompt_tokens if usage else 0, usage.completion_tokens if usage else 0,
                       envelope.cost_usd, time.time()).encode()
-        if len(entry) <= envelope.cache_max_bytes:
-            await self.cache.put(envelope.cache_key, entry)
+        if len(entry) > envelope.cache_max_bytes or not await self.cache.put(envelope.cache_key, entry):
+            return
+        record = index_record(envelope, time.time())
+        if record is not None:  # the semantic cache: the question, indexed next to its answer
+            await self.cache_index.put(envelope.cache_key, record.encode())
 
     def _resender(self, session: StreamSession) -> Callable[[int], Awaitable[None]]:
         async def resend(from_seq: int) -> None:

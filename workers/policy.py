@@ -174,7 +174,8 @@ class PolicyWorker(StageWorker):
         out = replace(envelope, tenant=key.tenant, api_key_id=key.id, team=key.team,
                       access=access if isinstance(access, Access) else None,
                       guardrail_profile=profile.profile, verdicts=verdicts, cache=cache.status, cache_key=cache.key,
-                      cache_ttl_s=cache.ttl_s, cache_max_bytes=cache.max_entry_bytes)
+                      cache_ttl_s=cache.ttl_s, cache_max_bytes=cache.max_entry_bytes, cache_scope=cache.scope,
+                      cache_similarity_min=cache.similarity)
         if outcome.blocked is not None:
             # ended here, with this envelope: the record carries the verdicts (raising would lose them)
             await self.runtime.fail(with_stage_time(out, STAGE, started), outcome.blocked, started,

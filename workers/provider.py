@@ -24,7 +24,8 @@ from schemas.envelope import Envelope, Usage
 from schemas.errors import DeadlineExceeded, GatewayError, ServiceUnavailable
 from schemas.events import EventType, StageAttrs
 from schemas.wire import encode, replace
-from stages.cache import Entry, stream_chunks
+from stages.cache import Entry, question_of, semantic_configured, stream_chunks
+from stages.semantic_cache import encode_vector
 from stages.timing import with_stage_time
 from stages.usage import STAGE, response_usage, served, stream_usage
 from workers.app import main
@@ -32,6 +33,7 @@ from workers.context import WorkerContext
 from workers.health_reporter import HealthReporter
 from workers.provider_calls import CallFailed, CallResult, ProviderCaller
 from workers.response_cache import ResponseCache
+from workers.semantic_index import SemanticIndex
 from workers.stream_relay import HAND_OVER_ATTEMPT_S, HAND_OVER_GIVE_UP_S, StreamRelay, Superseded
 from workers.worker import StageWorker
 
@@ -53,6 +55,7 @@ class ProviderWorker(StageWorker):
         self.outcomes = self.caller.outcomes
         self.slots = asyncio.Semaphore(settings.max_inflight_calls)
         self.cache = ResponseCache(lambda: self.runtime.nc)
+        self.semantic = SemanticIndex(lambda: self.runtime.nc)
 
     def config_for(self, envelope: Envelope) -> GatewayConfig:
         # the version the request was planned with, so a reload never breaks a request in flight
@@ -87,6 +90,11 @@ class ProviderWorker(StageWorker):
                 if entry is not None and entry.fresh(envelope.cache_ttl_s):
                     await self._from_cache(envelope, started, entry)
                     return
+            if envelope.cache_scope:
+                envelope, entry = await self._semantic(envelope)
+                if entry is not None:
+                    await self._from_cache(envelope, started, entry)
+                    return
             if envelope.stream:
                 await self._stream(envelope, started)
             else:
@@ -96,10 +104,17 @@ class ProviderWorker(StageWorker):
 
     async def after_start(self) -> None:
         await self.reporter.start()
+        if semantic_configured(self.live.current):
+            await self.semantic.started()
+
+    async def reconnected(self) -> None:
+        await super().reconnected()
+        await self.semantic.reconnected()
 
     async def cleanup(self) -> None:
         await super().cleanup()
         await self.reporter.stop()
+        await self.semantic.stop()
         await self.transport.aclose()
 
     async def _complete(self, envelope: Envelope, started: float) -> None:
@@ -113,6 +128,23 @@ class ProviderWorker(StageWorker):
         discount = self.batch_discount(envelope, result.target.provider)
         out = served(envelope, started, result, usage, self.prices, discount, response=result.response)
         await self.hand_over(self._called_event(out, started, result))
+
+    async def _semantic(self, envelope: Envelope) -> tuple[Envelope, Entry | None]:
+        """The semantic cache (``stages/semantic_cache.py``), after an exact miss: a close enough, guarded
+        question's answer (the envelope then carries its similarity), or the envelope with the question's
+        vector for the output filter to index the answer under."""
+        question = question_of(envelope.body)
+        vector = await self.semantic.vector(question) if question is not None else None
+        if question is None or vector is None:
+            return envelope, None
+        if envelope.cache == "miss":
+            match = self.semantic.search(envelope.cache_scope, vector, question, envelope.cache_similarity_min)
+            if match is not None:
+                entry = await self.cache.get(match.key)
+                if entry is not None and entry.fresh(envelope.cache_ttl_s):
+                    return replace(envelope, cache_similarity=round(match.similarity, 4)), entry
+                self.semantic.index.remove(match.key)  # its answer is gone (purged, expired, dropped)
+        return replace(envelope, cache_vector=encode_vector(vector)), None
 
     async def _from_cache(self, envelope: Envelope, started: float, entry: Entry) -> None:
         """A cached answer, handed to the output filter as the provider's would be (a stream as a stream):

@@ -18,13 +18,16 @@ log = logging.getLogger("gateway.cache")
 
 
 class ResponseCache:
-    def __init__(self, nc: Callable[[], NatsClient]) -> None:
+    """``GW_CACHE`` (answers), or with ``bucket``, ``GW_CACHE_INDEX`` (the semantic cache's records)."""
+
+    def __init__(self, nc: Callable[[], NatsClient], bucket: str = subjects.BUCKET_CACHE) -> None:
         self._nc = nc
+        self._name = bucket
         self._kv: KeyValue | None = None
 
     async def _bucket(self) -> KeyValue:
         if self._kv is None:
-            self._kv = await self._nc().jetstream().key_value(subjects.BUCKET_CACHE)
+            self._kv = await self._nc().jetstream().key_value(self._name)
         return self._kv
 
     async def get(self, key: str) -> Entry | None:

@@ -311,4 +311,5 @@ def build_reply(envelope: Envelope, status: int, body: JSONObject | None, error:
                      ttfb_ms=envelope.ttfb_ms, ratelimit=ratelimit, cost_usd=envelope.cost_usd)
     return Reply(kind="response", request_id=envelope.request_id, delivery=envelope.delivery, status=status,
                  body=body, provider_ms=envelope.provider_ms, ttfb_ms=envelope.ttfb_ms, ratelimit=ratelimit,
-                 cost_usd=envelope.cost_usd, cache=envelope.cache, cache_age_s=envelope.cache_age_s)
+                 cost_usd=envelope.cost_usd, cache=envelope.cache, cache_age_s=envelope.cache_age_s,
+                 cache_similarity=envelope.cache_similarity)

@@ -36,6 +36,7 @@ REQUEST_COLUMNS = (
     "cached_tokens", "tags", "config_version", "route_path", "experiment", "variant", "guardrail_profile",
     "guardrail_outcomes", "team", "reserved_usd", "limit_scopes", "limit_refused", "governance_notes",
     "policy_skips", "batch_id", "custom_id", "ttfb_added_ms", "cache", "cache_saved_usd",
+    "cache_similarity",
 )
 VERDICT_COLUMNS = (
     "request_id", "seq", "ts", "tenant", "api_key_id", "user", "model_requested", "route_path", "provider",
@@ -186,7 +187,7 @@ def request_row(rc: RequestCompleted, event_id: str, request_id: str, ts_ms: int
         rc.route_path, rc.experiment, rc.variant, rc.guardrail_profile, _outcomes(rc.verdicts),
         rc.team, _reserved(rc.hold_nusd), rc.scopes, rc.limit_refused, rc.governance_notes,
         rc.skipped_targets, rc.batch_id, rc.custom_id, rc.ttfb_added_ms, rc.cache,
-        _cost(rc.cache_saved_usd, rc.event_id),
+        _cost(rc.cache_saved_usd, rc.event_id), rc.cache_similarity,
     )
 
 

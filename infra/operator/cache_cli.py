@@ -43,8 +43,8 @@ def _name(token: str) -> str:
         return token
 
 
-async def _keys(nc: NatsClient) -> list[str]:
-    kv = await nc.jetstream().key_value(subjects.BUCKET_CACHE)
+async def _keys(nc: NatsClient, bucket: str = subjects.BUCKET_CACHE) -> list[str]:
+    kv = await nc.jetstream().key_value(bucket)
     try:
         return list(await kv.keys())
     except NoKeysError:
@@ -59,6 +59,9 @@ async def stats(nc: NatsClient) -> dict[str, Any]:
         "max_age_s": info.config.max_age,
         "by_tenant_alias": [{"tenant": _name(t), "alias": _name(a), "entries": n} for (t, a), n in by.most_common()],
     }
+    index = await nc.jetstream().stream_info(subjects.kv_stream(subjects.BUCKET_CACHE_INDEX))
+    out["semantic_index"] = {"records": index.state.messages, "bytes": index.state.bytes,
+                             "max_bytes": index.config.max_bytes}
     try:
         from infra.sink_query import ask_sink
 
@@ -70,14 +73,22 @@ async def stats(nc: NatsClient) -> dict[str, Any]:
 
 
 async def purge(nc: NatsClient, tenant: str | None, alias: str | None) -> dict[str, Any]:
-    kv = await nc.jetstream().key_value(subjects.BUCKET_CACHE)
+    """Answers and their semantic index records (purged record by record when a tenant or an alias is
+    given, so every provider replica's watch drops them from memory at once; a whole-bucket purge leaves
+    the replicas' copies, whose answers are gone: a lookup finds no answer and drops the record)."""
+    purged = 0
+    for bucket in (subjects.BUCKET_CACHE, subjects.BUCKET_CACHE_INDEX):
+        kv = await nc.jetstream().key_value(bucket)
+        if tenant is None and alias is None:
+            await nc.jetstream().purge_stream(subjects.kv_stream(bucket))
+            continue
+        keys = [key for key in await _keys(nc, bucket) if belongs(key, tenant, alias)]
+        for key in keys:
+            await kv.purge(key)
+        purged += len(keys) if bucket == subjects.BUCKET_CACHE else 0
     if tenant is None and alias is None:
-        await nc.jetstream().purge_stream(subjects.kv_stream(subjects.BUCKET_CACHE))
         return {"purged": "all"}
-    keys = [key for key in await _keys(nc) if belongs(key, tenant, alias)]
-    for key in keys:
-        await kv.purge(key)
-    return {"purged": len(keys), "tenant": tenant, "alias": alias}
+    return {"purged": purged, "tenant": tenant, "alias": alias}
 
 
 def _run(args: argparse.Namespace, name: str, work: Callable[[NatsClient], Awaitable[dict[str, Any]]],
@@ -112,6 +123,9 @@ def _run(args: argparse.Namespace, name: str, work: Callable[[NatsClient], Await
 def _render_stats(result: dict[str, Any]) -> None:
     print(f"entries {result['entries']}, {result['bytes']:,} bytes of {result['max_bytes']:,} "
           f"(the oldest are dropped past it); no entry outlives {result['max_age_s'] / 86400:g} days")
+    index = result.get("semantic_index")
+    if index:
+        print(f"semantic index: {index['records']} questions, {index['bytes']:,} bytes of {index['max_bytes']:,}")
     for row in result["by_tenant_alias"][:20]:
         print(f"  {row['tenant'] or '-':<24} {row['alias'] or '-':<24} {row['entries']}")
     for row in result.get("last_day", []):

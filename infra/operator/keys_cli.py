@@ -99,7 +99,7 @@ def _key_fields(args: argparse.Namespace) -> dict[str, Any]:
             fields[name] = getattr(args, name)
     if getattr(args, "models", None) is not None:
         fields["models"] = _csv(args.models)
-    cache = {name: getattr(args, f"cache_{name}", None) for name in ("mode", "ttl_s", "max_entry_bytes")}
+    cache = {name: getattr(args, f"cache_{name}", None) for name in ("mode", "ttl_s", "max_entry_bytes", "similarity")}
     if any(value is not None for value in cache.values()):  # the others take their defaults
         fields["cache"] = {name: value for name, value in cache.items() if value is not None}
     if (tags := _pairs(getattr(args, "tag", None), "--tag")) is not None:
@@ -373,10 +373,12 @@ def _key_flags(p: argparse.ArgumentParser, *, update: bool) -> None:
     p.add_argument("--budget-period", choices=["day", "month", "total"])
     p.add_argument("--expires", help="30d, 12h, 10m, an ISO date, or never")
     p.add_argument("--guardrail-profile", help="a guardrail profile of the live config")
-    p.add_argument("--cache-mode", choices=["off", "exact"],
+    p.add_argument("--cache-mode", choices=["off", "exact", "semantic"],
                    help="the response cache for the key's requests (wins over the alias's and the config's)")
     p.add_argument("--cache-ttl-s", type=int, help="how long a cached answer may be reused (default 3600)")
     p.add_argument("--cache-max-entry-bytes", type=int, help="answers larger than this are not cached")
+    p.add_argument("--cache-similarity", type=float,
+                   help="semantic mode: the least similarity of a reworded question (0.5-1.0, default 0.9)")
     p.add_argument("--tag", action="append", metavar="K=V", help="a tag of the key (repeatable)")
     _limit_flags(p, update=update)
     _common(p)

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import pytest
-
 from schemas.config import GatewayConfig
 from schemas.governance import KeyCache, VirtualKey
 from stages.cache import (
@@ -13,6 +11,9 @@ from stages.cache import (
     cache_key,
     pieces,
     plan_for,
+    question_of,
+    scope_of,
+    semantic_configured,
     stream_chunks,
     streamed_answer,
 )
@@ -70,9 +71,37 @@ def test_an_unquoted_yaml_off_is_off() -> None:
     assert config(mode=False).cache.mode == "off"
 
 
-def test_semantic_mode_is_refused_with_a_reason() -> None:
-    with pytest.raises(ValueError, match="semantic"):
-        config(mode="semantic")
+def test_semantic_mode_plans_a_scope_and_the_threshold() -> None:
+    plan = plan_for(config(mode="semantic", similarity=0.85), None, "fast", BODY, "acme", "")
+    assert plan.status == "miss" and plan.key == cache_key("acme", "fast", BODY)
+    assert plan.scope and plan.similarity == 0.85
+
+
+def test_the_scope_ignores_the_question_and_nothing_else() -> None:
+    other_question = {**BODY, "messages": [{"role": "user", "content": "something else entirely"}]}
+    other_system = {**BODY, "messages": [{"role": "system", "content": "be terse"}, *BODY["messages"]]}
+    assert scope_of("acme", "fast", BODY) == scope_of("acme", "fast", other_question)
+    assert scope_of("acme", "fast", BODY) != scope_of("acme", "fast", other_system)
+    assert scope_of("acme", "fast", BODY) != scope_of("acme", "fast", {**BODY, "temperature": 0.9})
+    assert scope_of("acme", "fast", BODY) != scope_of("globex", "fast", BODY)
+    assert scope_of("acme", "fast", BODY) != scope_of("acme", "slow", BODY)
+    assert scope_of("acme", "fast", BODY) == scope_of("acme", "fast", {**BODY, "user": "u1", "stream": True})
+
+
+def test_only_a_plain_text_user_question_is_compared() -> None:
+    assert question_of(BODY) == "mail <EMAIL_ADDRESS_1> today"
+    parts = {"messages": [{"role": "user", "content": [{"type": "text", "text": "a"}, {"type": "text", "text": "b"}]}]}
+    assert question_of(parts) == "a\nb"
+    image = {"messages": [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": "x"}}]}]}
+    assert question_of(image) is None
+    assert question_of({"messages": [{"role": "assistant", "content": "hi"}]}) is None
+    semantic_image = plan_for(config(mode="semantic"), None, "fast", {**BODY, **image}, "acme", "")
+    assert semantic_image.status == "miss" and not semantic_image.scope  # exact only
+
+
+def test_semantic_is_configured_anywhere() -> None:
+    assert not semantic_configured(config(mode="exact"))
+    assert semantic_configured(config(mode="semantic"))
 
 
 def test_entries_round_trip_and_age() -> None:

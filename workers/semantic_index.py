@@ -1,0 +1,142 @@
+"""The semantic cache's side of a provider replica: the embedding model and the in-memory index of cached
+questions, fed by watching the ``GW_CACHE_INDEX`` bucket (``stages/semantic_cache.py`` says what is
+compared). Every replica holds the whole index; the output filter writes a record next to each answer it
+caches, and every replica's watch adds it within milliseconds.
+
+Started on the first request that asks for the semantic cache (or at start when the live config names it):
+the model loads (about 0.6 s) and the watch reads the bucket; until both are ready a request is a miss.
+A bucket that cannot be reached is a miss too: the cache never fails a request.
+
+Embeddings run on one thread of their own (numpy releases the GIL in its matrix products), so the event
+loop keeps serving while a question is embedded; repeated questions reuse their vector (``RECENT``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+
+from nats.aio.client import Client as NatsClient
+from nats.js.kv import KeyValue
+
+from schemas import subjects
+from stages.embedding import SentenceEncoder, Vector
+from stages.semantic_cache import IndexRecord, Match, VectorIndex, words_of
+
+log = logging.getLogger("gateway.cache")
+
+RECENT = 2048
+"""Vectors of this many recent questions are kept (a repeated question is not embedded again)."""
+
+
+class SemanticIndex:
+    def __init__(self, nc: Callable[[], NatsClient]) -> None:
+        self._nc = nc
+        self.index = VectorIndex()
+        self._encoder: SentenceEncoder | None = None
+        self._loading: asyncio.Task[None] | None = None
+        self._watching: asyncio.Task[None] | None = None
+        self._watcher: KeyValue.KeyWatcher | None = None
+        self._loaded = False
+        self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="embed")
+        self._recent: OrderedDict[str, Vector] = OrderedDict()
+
+    @property
+    def ready(self) -> bool:
+        return self._encoder is not None and self._loaded
+
+    async def started(self, timeout_s: float = 60.0) -> None:
+        """Start, and return once the model is loaded and the index read (a provider replica whose config
+        names the semantic cache says it is ready only then)."""
+        self.start()
+        loop = asyncio.get_running_loop()
+        until = loop.time() + timeout_s
+        while not self.ready and loop.time() < until and not (self._loading is not None and self._loading.done()
+                                                                and self._encoder is None):
+            await asyncio.sleep(0.02)
+
+    def start(self) -> None:
+        """Load the model and watch the bucket, in the background (idempotent)."""
+        if self._loading is None:
+            self._loading = asyncio.create_task(self._load(), name="semantic-model")
+        if self._watching is None:
+            self._watching = asyncio.create_task(self._watch(), name="semantic-index-watch")
+
+    async def _load(self) -> None:
+        try:
+            self._encoder = await asyncio.get_running_loop().run_in_executor(self._thread, SentenceEncoder)
+        except Exception as exc:  # noqa: BLE001 - no model: the semantic cache stays a miss, exact still works
+            log.error("semantic cache disabled: %s", exc)
+
+    async def _watch(self) -> None:
+        while True:
+            try:
+                kv = await self._nc().jetstream().key_value(subjects.BUCKET_CACHE_INDEX)
+                self._watcher = await kv.watchall()
+                async for entry in self._watcher:
+                    if entry is None:  # the bucket's current records are all in
+                        self._loaded = True
+                        continue
+                    if entry.operation in ("DEL", "PURGE") or not entry.value:
+                        self.index.remove(entry.key)
+                        continue
+                    record = IndexRecord.decode(entry.key, entry.value)
+                    if record is not None:
+                        self.index.add(record)
+                return
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - the broker restarting: watch again
+                log.info("semantic cache index watch ended (%r); watching again", exc)
+                await asyncio.sleep(1.0)
+
+    async def reconnected(self) -> None:
+        """The broker may have restarted and taken the watch consumer with it: watch anew."""
+        if self._watching is None:
+            return
+        await self._stop_watch()
+        self._watching = asyncio.create_task(self._watch(), name="semantic-index-watch")
+
+    async def _stop_watch(self) -> None:
+        if self._watcher is not None:
+            with contextlib.suppress(Exception):
+                await self._watcher.stop()  # type: ignore[no-untyped-call]
+            self._watcher = None
+        if self._watching is not None:
+            self._watching.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._watching
+            self._watching = None
+
+    async def stop(self) -> None:
+        await self._stop_watch()
+        if self._loading is not None:
+            with contextlib.suppress(Exception):
+                await self._loading
+        self._thread.shutdown(wait=False, cancel_futures=True)
+
+    async def vector(self, question: str) -> Vector | None:
+        """The question's embedding (None until the model is loaded)."""
+        self.start()
+        encoder = self._encoder
+        if encoder is None:
+            return None
+        cached = self._recent.get(question)
+        if cached is not None:
+            self._recent.move_to_end(question)
+            return cached
+        vector = await asyncio.get_running_loop().run_in_executor(self._thread, encoder.encode, question)
+        self._recent[question] = vector
+        if len(self._recent) > RECENT:
+            self._recent.popitem(last=False)
+        return vector
+
+    def search(self, scope: str, vector: Vector, question: str, threshold: float) -> Match | None:
+        if not self._loaded:
+            return None
+        return self.index.search(scope, vector, words_of(question), threshold, time.time())
