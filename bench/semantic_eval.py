@@ -83,7 +83,7 @@ def main(argv: list[str] | None = None) -> int:
     started = time.perf_counter()
     encoder = SentenceEncoder()
     load_s = time.perf_counter() - started
-    figures = {"date_utc": time.strftime("%Y-%m-%d %H:%M", time.gmtime()), "cores": os.cpu_count(),
+    figures: dict[str, Any] = {"date_utc": time.strftime("%Y-%m-%d %H:%M", time.gmtime()), "cores": os.cpu_count(),
                "model": MODEL_NAME, "model_load_s": load_s,
                "seen": evaluate(groups[:100], encoder), "unseen": evaluate(groups[100:], encoder),
                "cost": cost(groups, encoder)}
