@@ -46,7 +46,14 @@ SMALL_EDIT_OVERLAP = 0.5
 CANDIDATES = 3
 """How many of the closest entries are tried against the guard."""
 
-_WORD = re.compile(r"<[A-Z_]+_\d+>|\d+(?:[.,:/]\d+)*|[^\W\d_]+(?:'[^\W\d_]+)?", re.UNICODE)
+_WORD = re.compile(
+    r"<[A-Z_]+_\d+>"  # a placeholder, whole
+    r"|\d+(?:[.,:/]\d+)*"  # a number (12, 3.5, 9:00, 1/2)
+    r"|[^\W\d_]+(?:'[^\W\d_]+)?"  # a word, with its contraction
+    r"|(?:[=!<>]=|[<>=])=?"  # a comparison or an equals sign
+    r"|(?<=[\w)\]] )[-+*/%^](?= ?[\w(\[])|(?<=[\w)\]])[-+*/%^](?=\d)",  # arithmetic between operands
+    re.UNICODE)
+OPERATORS = frozenset(("+", "-", "*", "/", "%", "^", "=", "==", "===", "!=", "!==", "<", ">", "<=", ">="))
 _CONTRACTIONS = {"n't": " not", "'re": " are", "'s": " is", "'m": " am", "'ll": " will", "'ve": " have",
                  "'d": " would"}
 _IRREGULAR = {"can't": "can not", "won't": "will not", "cannot": "can not", "shan't": "shall not"}
@@ -57,8 +64,11 @@ is are was were be been am do does did can could would will shall may might
 to of in on at by for with as and or from into about
 tell give show let help need want like know wondering
 what which when where who whom whose why how
+write compose draft explain describe provide create generate make produce
+solve find calculate compute determine
 """.split())
-"""Words whose presence or absence does not change what is asked."""
+"""Words whose presence or absence does not change what is asked: articles, pronouns, auxiliaries,
+politeness, question words, and the verbs that only say "answer this" (write, explain, solve…)."""
 NEGATIONS = frozenset("not no never without none nothing nobody neither nor except excluding unless".split())
 NUMBER_WORDS = {w: str(n) for n, w in enumerate(
     "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen sixteen "
@@ -92,17 +102,26 @@ def words_of(text: str) -> list[str]:
 
 def _singular(word: str) -> str:
     if len(word) > 3 and word.endswith("s") and not word.endswith(("ss", "us", "is")):
-        return word[:-3] + "y" if word.endswith("ies") else word[:-1]
+        if word.endswith("ies"):
+            return word[:-3] + "y"
+        if word.endswith(("ches", "shes", "xes", "sses")):
+            return word[:-2]
+        return word[:-1]
     return word
 
 
 def _is_number(word: str) -> bool:
-    return word[0].isdigit()
+    return word[0].isdigit() or word in OPERATORS
+
+
+def _is_marked(word: str) -> bool:
+    """A number or an operator: kept in order by the guard."""
+    return _is_number(word)
 
 
 def compatible(asked: list[str], stored: list[str]) -> bool:
     """The guard (module doc): may an answer to ``stored`` answer ``asked``? Both are ``words_of``."""
-    numbers_asked, numbers_stored = [w for w in asked if _is_number(w)], [w for w in stored if _is_number(w)]
+    numbers_asked, numbers_stored = [w for w in asked if _is_marked(w)], [w for w in stored if _is_marked(w)]
     if Counter(numbers_asked) != Counter(numbers_stored):
         return False
     a = [w for w in asked if w not in FILLER and w not in NEGATIONS and not _is_number(w)]
@@ -118,7 +137,7 @@ def compatible(asked: list[str], stored: list[str]) -> bool:
         return False
     added, dropped = Counter(a) - Counter(b), Counter(b) - Counter(a)
     _cancel_typos(added, dropped)
-    if added:  # a word the stored question did not have: asked for something else, or more
+    if added or dropped:  # a word added, dropped or replaced: asked for something else, more or less
         return False
     return _in_order(a, common) == _in_order(b, common)
 

@@ -43,6 +43,8 @@ def test_words_are_normalised() -> None:
     ("How do I recieve a refund?", "How do I receive a refund?"),
     ("Which peak is the highest on the African continent?", "What is the tallest mountain in Africa?"),
     ("Give me 3 slogans for a vegan bakery", "Give me three slogans for a vegan bakery"),
+    ("Compose a haiku about autumn leaves", "Write a haiku about autumn leaves"),
+    ("Solve for x: 3x+7=22", "solve for x: 3x + 7 = 22"),
 ])
 def test_rewordings_pass(asked: str, stored: str) -> None:
     assert ok(asked, stored)
@@ -57,6 +59,9 @@ def test_rewordings_pass(asked: str, stored: str) -> None:
     ("How do I reset my password if I no longer have my email?", "How do I reset my password if I have my email?"),
     ("Give me ten slogan ideas for a vegan bakery.", "Give me three slogan ideas for a vegan bakery."),
     ("Write a limerick about autumn leaves.", "Write a haiku about autumn leaves."),
+    ("Solve for x: 3x - 7 = 22.", "Solve for x: 3x + 7 = 22."),
+    ("keep n if n % 2 != 0", "keep n if n % 2 == 0"),
+    ("What is the square of 144?", "What is the square root of 144?"),
 ])
 def test_small_edits_that_change_the_question_are_refused(asked: str, stored: str) -> None:
     assert not ok(asked, stored)
