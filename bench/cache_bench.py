@@ -12,7 +12,15 @@ time) and stops it at the end whatever happens. Then:
   stage's lookup costs;
 - **64 connections**: closed loop on one cached prompt (``bench.loadgen``, its own process) for
   ``--duration`` seconds, against the same request with ``x-gateway-cache: no-cache`` (every one a
-  provider call): requests per second, p50, p99.
+  provider call): requests per second, p50, p99;
+- **semantic** (a second gateway, ``cache: {mode: semantic}``): ``--requests`` questions of the labelled
+  set (``bench/data/semantic_cache_set.jsonl``) asked once each (a miss: embedded, looked up, the
+  provider called, the answer and its question stored), then each asked again reworded with fillers
+  ("please, …?"): a semantic hit. The miss against the exact gateway's miss is what the semantic lookup
+  adds to a request that is not in the cache.
+
+The semantic cache's accuracy (hit and false-hit rates on paraphrases and near-misses) is
+``bench/semantic_eval.py``'s.
 
 Only 127.0.0.1 is contacted. Figures move with the machine: compare within one run.
 """
@@ -97,7 +105,10 @@ def measure(opts: argparse.Namespace) -> dict[str, Any]:
         miss_ms, hit_ms = [ms for ms, _ in misses], [ms for ms, _ in hits]
         closed_hits = loadgen(url, cached, [], opts.connections, opts.duration, tmp)
         closed_calls = loadgen(url, cached, ["x-gateway-cache: no-cache"], opts.connections, opts.duration, tmp)
-        return {
+        gw.stop()
+        gw = None
+        semantic = measure_semantic(opts, tmp)
+        return {"semantic": semantic,
             "date_utc": time.strftime("%Y-%m-%d %H:%M", time.gmtime()), "cores": os.cpu_count(),
             "upstream_ms": opts.upstream_ms, "requests": opts.requests, "statuses": statuses,
             "miss_p50_ms": statistics.median(miss_ms), "miss_p95_ms": quantile(miss_ms, 0.95),
@@ -107,6 +118,32 @@ def measure(opts: argparse.Namespace) -> dict[str, Any]:
     finally:
         if gw is not None:
             gw.stop()
+
+
+def measure_semantic(opts: argparse.Namespace, tmp: Path) -> dict[str, Any]:
+    groups = [json.loads(line) for line in (ROOT / "bench" / "data" / "semantic_cache_set.jsonl").read_text()
+              .splitlines() if line.strip()]
+    seeds = [g["seed"].replace("\n", " ") for g in groups][: opts.requests + 5]
+    gw = start_gateway(tmp / "semantic", gateway_config(free_port(), cache={"mode": "semantic", "ttl_s": 3600}))
+    try:
+        url = f"{gw.base_url}/v1/chat/completions"
+        with httpx.Client(timeout=30, headers={"authorization": f"Bearer {DEMO_KEY}"}) as client:
+            for seed in seeds[:5]:  # warm-up
+                timed(client, url, body(f"warm {seed}", opts.upstream_ms))
+            misses = [timed(client, url, body(seed, opts.upstream_ms)) for seed in seeds[5:]]
+            time.sleep(1.0)  # the answers and their index records are written just after they are sent
+            hits = [timed(client, url, body(f"please, {seed.rstrip('?.!')}?", opts.upstream_ms))
+                    for seed in seeds[5:]]
+        return {"statuses": {"miss": sorted({s for _, s in misses}), "reworded": sorted({s for _, s in hits})},
+                "hits": sum(1 for _, s in hits if s == "hit"), "asked": len(hits),
+                "miss_p50_ms": statistics.median(ms for ms, _ in misses),
+                "miss_p95_ms": quantile([ms for ms, _ in misses], 0.95),
+                "hit_p50_ms": statistics.median(ms for ms, s in hits if s == "hit") if any(
+                    s == "hit" for _, s in hits) else None,
+                "hit_p95_ms": quantile([ms for ms, s in hits if s == "hit"], 0.95) if any(
+                    s == "hit" for _, s in hits) else None}
+    finally:
+        gw.stop()
 
 
 def report(f: dict[str, Any]) -> None:
@@ -121,6 +158,15 @@ def report(f: dict[str, Any]) -> None:
     for name, r in (("every request a hit", hits), ("the same with no-cache (every one a provider call)", calls)):
         print(f"| {name} | {r.get('rps', 0):.0f} | {r.get('p50_ms', 0):.1f} ms | {r.get('p99_ms', 0):.1f} ms | "
               f"{r.get('errors', 0)} |")
+    s = f["semantic"]
+    print(f"\nSemantic mode (statuses seen: {s['statuses']}), one at a time:\n| | p50 | p95 |\n|---|---|---|")
+    print(f"| miss (embedded, looked up, provider called, stored) | {s['miss_p50_ms']:.1f} ms "
+          f"| {s['miss_p95_ms']:.1f} ms |")
+    if s["hit_p50_ms"] is not None:
+        print(f"| reworded question, a semantic hit ({s['hits']} of {s['asked']}) | {s['hit_p50_ms']:.1f} ms "
+              f"| {s['hit_p95_ms']:.1f} ms |")
+    print(f"added to a miss by the semantic lookup: {s['miss_p50_ms'] - f['miss_p50_ms']:+.1f} ms p50 "
+          "(against the exact gateway's miss above)")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -70,7 +70,8 @@ from bench.fault_drill_report import (  # noqa: E402
     retry_after_s,
     sdk_retry_delay,
 )
-from infra.operator.launcher import DEMO_KEY, RunningGateway, start_gateway  # noqa: E402
+from infra.nats_server import free_port  # noqa: E402
+from infra.operator.launcher import DEMO_KEY, RunningGateway, gateway_config, start_gateway  # noqa: E402
 
 
 @dataclass
@@ -419,16 +420,19 @@ def _proc_sample(pid: int) -> tuple[int, int, int] | None:
 
 def run_drill(options: DrillOptions, gateway: RunningGateway | None = None, root: Path | None = None,
               replicas: list[str] | None = None, log: Callable[[str], None] | None = None,
-              dump: Path | None = None, layout: str | None = None) -> DrillReport:
+              dump: Path | None = None, layout: str | None = None, cache: str | None = None) -> DrillReport:
     """Runs the drill against ``gateway``, or against a gateway started (and stopped) here under ``root``
-    (a temporary directory when None). ``dump``: write one JSON line per request there."""
+    (a temporary directory when None). ``dump``: write one JSON line per request there. ``cache``: the
+    response cache's mode for the whole config (``exact``, ``semantic``): every request is still unique,
+    so each is looked up, missed, called and stored while processes die."""
     say = log or (lambda line: print(line, file=sys.stderr, flush=True))
     if gateway is not None:
         return _run_on(gateway, options, say, dump)
     with tempfile.TemporaryDirectory(prefix="gw-fault-drill-") as tmp:
         base = root or Path(tmp)
         say(f"starting the gateway under {base / 'gw'}")
-        gw = start_gateway(base / "gw", replicas=replicas, layout=layout)
+        config = gateway_config(free_port(), cache={"mode": cache, "ttl_s": 3600}) if cache else None
+        gw = start_gateway(base / "gw", config, replicas=replicas, layout=layout)
         try:
             return _run_on(gw, options, say, dump)
         finally:
@@ -473,6 +477,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="seconds the sink gets to write every row (default %(default)s)")
     parser.add_argument("--replicas", action="append", default=[], metavar="NAME=N", help="passed to gateway up")
     parser.add_argument("--layout", choices=["hosted", "split"], default=None, help="passed to gateway up")
+    parser.add_argument("--cache", choices=["exact", "semantic"], default=None,
+                        help="turn the response cache on for every request (each still unique: all misses)")
     parser.add_argument("--seed", type=int, default=None, help="seeds the nonces and the retry jitter")
     parser.add_argument("--root", type=Path, default=None, help="keep the gateway's data dir and logs here")
     parser.add_argument("--dump", type=Path, default=None, metavar="PATH",
@@ -486,7 +492,8 @@ def main(argv: list[str] | None = None) -> int:
                            max_extra_pct=args.max_extra_pct, request_timeout_s=args.request_timeout,
                            drain_timeout_s=args.drain_timeout, rows_timeout_s=args.rows_timeout, seed=args.seed,
                            same_victim=args.same_victim)
-    report = run_drill(options, root=args.root, replicas=args.replicas, dump=args.dump, layout=args.layout)
+    report = run_drill(options, root=args.root, replicas=args.replicas, dump=args.dump, layout=args.layout,
+                        cache=args.cache)
     if args.json:
         print(json.dumps(report.to_json(), indent=2, default=str))
     else:

@@ -22,7 +22,8 @@ from typing import IO
 PR_SET_PDEATHSIG = 1
 
 
-def _die_with_parent() -> None:  # runs in the child between fork and exec
+def set_parent_death_signal() -> None:
+    """SIGTERM this process when its parent (the thread that started it) dies (Linux; else nothing)."""
     if sys.platform.startswith("linux"):
         libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
         libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
@@ -35,7 +36,8 @@ def spawn(args: Sequence[str], *, env: dict[str, str] | None = None,
     try:
         return subprocess.Popen(list(args), env=env if env is not None else dict(os.environ),
                                 stdout=log if log is not None else subprocess.DEVNULL, stderr=subprocess.STDOUT,
-                                stdin=subprocess.DEVNULL, start_new_session=True, preexec_fn=_die_with_parent)
+                                stdin=subprocess.DEVNULL, start_new_session=True,
+                                preexec_fn=set_parent_death_signal)
     finally:
         if log is not None:
             log.close()

@@ -7,8 +7,10 @@ Started on the first request that asks for the semantic cache (or at start when 
 the model loads (about 0.6 s) and the watch reads the bucket; until both are ready a request is a miss.
 A bucket that cannot be reached is a miss too: the cache never fails a request.
 
-Embeddings run on one thread of their own (numpy releases the GIL in its matrix products), so the event
-loop keeps serving while a question is embedded; repeated questions reuse their vector (``RECENT``).
+Embeddings run in a process of their own (``workers/embedder_process.py`` says why not a thread); a
+repeated question reuses its vector (``RECENT``). When ``MAX_PENDING`` questions already wait for the
+embedder, the next request skips the semantic lookup (an exact-only miss, not indexed) rather than queue:
+the semantic cache never makes the gateway slower than no cache by more than a few embeddings.
 """
 
 from __future__ import annotations
@@ -16,39 +18,46 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import multiprocessing
 import time
 from collections import OrderedDict
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import BrokenExecutor, ProcessPoolExecutor
 
+import numpy as np
 from nats.aio.client import Client as NatsClient
 from nats.js.kv import KeyValue
 
 from schemas import subjects
-from stages.embedding import SentenceEncoder, Vector
+from stages.embedding import Vector
 from stages.semantic_cache import IndexRecord, Match, VectorIndex, words_of
+from workers import embedder_process
 
 log = logging.getLogger("gateway.cache")
 
 RECENT = 2048
 """Vectors of this many recent questions are kept (a repeated question is not embedded again)."""
+MAX_PENDING = 4
+"""Questions waiting for the embedder beyond which a request skips the semantic lookup (≈ 10 ms each)."""
 
 
 class SemanticIndex:
     def __init__(self, nc: Callable[[], NatsClient]) -> None:
         self._nc = nc
         self.index = VectorIndex()
-        self._encoder: SentenceEncoder | None = None
+        self._pool: ProcessPoolExecutor | None = None
+        self._encoder_ready = False
+        self._pending = 0
+        self.skipped = 0  # lookups skipped because the embedder was busy (a gauge)
         self._loading: asyncio.Task[None] | None = None
         self._watching: asyncio.Task[None] | None = None
         self._watcher: KeyValue.KeyWatcher | None = None
         self._loaded = False
-        self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="embed")
         self._recent: OrderedDict[str, Vector] = OrderedDict()
 
     @property
     def ready(self) -> bool:
-        return self._encoder is not None and self._loaded
+        return self._encoder_ready and self._loaded
 
     async def started(self, timeout_s: float = 60.0) -> None:
         """Start, and return once the model is loaded and the index read (a provider replica whose config
@@ -57,7 +66,7 @@ class SemanticIndex:
         loop = asyncio.get_running_loop()
         until = loop.time() + timeout_s
         while not self.ready and loop.time() < until and not (self._loading is not None and self._loading.done()
-                                                                and self._encoder is None):
+                                                                and not self._encoder_ready):
             await asyncio.sleep(0.02)
 
     def start(self) -> None:
@@ -68,10 +77,15 @@ class SemanticIndex:
             self._watching = asyncio.create_task(self._watch(), name="semantic-index-watch")
 
     async def _load(self) -> None:
+        """Start the embedder process (spawned: never a fork of this process's threads) and wait for its
+        model (the first vector)."""
+        self._pool = ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"),
+                                         initializer=embedder_process.start)
         try:
-            self._encoder = await asyncio.get_running_loop().run_in_executor(self._thread, SentenceEncoder)
+            await asyncio.get_running_loop().run_in_executor(self._pool, embedder_process.encode, "ready")
+            self._encoder_ready = True
         except Exception as exc:  # noqa: BLE001 - no model: the semantic cache stays a miss, exact still works
-            log.error("semantic cache disabled: %s", exc)
+            log.error("semantic cache disabled: the embedding model did not load (%s)", exc)
 
     async def _watch(self) -> None:
         while True:
@@ -118,19 +132,33 @@ class SemanticIndex:
         if self._loading is not None:
             with contextlib.suppress(Exception):
                 await self._loading
-        self._thread.shutdown(wait=False, cancel_futures=True)
+        if self._pool is not None:
+            self._pool.shutdown(wait=False, cancel_futures=True)
+            self._pool = None
 
     async def vector(self, question: str) -> Vector | None:
-        """The question's embedding (None until the model is loaded)."""
+        """The question's embedding; None until the model is loaded, and while the embedder is busy."""
         self.start()
-        encoder = self._encoder
-        if encoder is None:
-            return None
         cached = self._recent.get(question)
         if cached is not None:
             self._recent.move_to_end(question)
             return cached
-        vector = await asyncio.get_running_loop().run_in_executor(self._thread, encoder.encode, question)
+        if not self._encoder_ready or self._pool is None or self._pending >= MAX_PENDING:
+            self.skipped += self._encoder_ready
+            return None
+        self._pending += 1
+        try:
+            raw = await asyncio.get_running_loop().run_in_executor(self._pool, embedder_process.encode, question)
+        except BrokenExecutor:  # the embedder process died: start another
+            log.warning("semantic cache: the embedder process died; starting another")
+            self._encoder_ready = False
+            self._pool.shutdown(wait=False, cancel_futures=True)
+            self._pool = None
+            self._loading = asyncio.create_task(self._load(), name="semantic-model")
+            return None
+        finally:
+            self._pending -= 1
+        vector: Vector = np.frombuffer(raw, dtype=np.float32)
         self._recent[question] = vector
         if len(self._recent) > RECENT:
             self._recent.popitem(last=False)
