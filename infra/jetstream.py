@@ -112,39 +112,33 @@ CACHE_MAX_AGE_S = 30 * 86400.0
 def cache_stream(settings: Settings) -> StreamConfig:
     """The response cache's bucket (``GW_CACHE``, ``stages/cache.py``), made as its stream so that past
     its size limit the *oldest* entries are dropped (a key-value bucket refuses new ones)."""
-    return StreamConfig(
-        name=subjects.kv_stream(subjects.BUCKET_CACHE),
-        subjects=[subjects.kv_keys(subjects.BUCKET_CACHE)],
-        retention=RetentionPolicy.LIMITS,
-        storage=StorageType.FILE,
-        max_msgs_per_subject=1,
-        max_bytes=settings.cache_max_bytes,
-        max_age=CACHE_MAX_AGE_S,
-        discard=DiscardPolicy.OLD,
-        allow_rollup_hdrs=True,
-        deny_delete=False,
-        allow_direct=True,
-        description="the response cache: answers with placeholders, never PII",
-    )
+    return _dropping_oldest(subjects.BUCKET_CACHE, settings.cache_max_bytes,
+                            "the response cache: answers with placeholders, never PII")
 
 
 def cache_index_stream(settings: Settings) -> StreamConfig:
     """The semantic cache's index (``GW_CACHE_INDEX``, ``stages/semantic_cache.py``): each record a
     question's vector and words (redacted) under its answer's key; every provider replica watches it into
     memory. About 2 KB a record: the default 64 MiB holds some 30,000; past it the oldest go."""
+    return _dropping_oldest(subjects.BUCKET_CACHE_INDEX, settings.cache_index_max_bytes,
+                            "the semantic cache's index: vectors and redacted words of cached questions")
+
+
+def _dropping_oldest(bucket: str, max_bytes: int, description: str) -> StreamConfig:
+    """A key-value bucket's stream, one value a key, whose oldest values go past ``max_bytes``."""
     return StreamConfig(
-        name=subjects.kv_stream(subjects.BUCKET_CACHE_INDEX),
-        subjects=[subjects.kv_keys(subjects.BUCKET_CACHE_INDEX)],
+        name=subjects.kv_stream(bucket),
+        subjects=[subjects.kv_keys(bucket)],
         retention=RetentionPolicy.LIMITS,
         storage=StorageType.FILE,
         max_msgs_per_subject=1,
-        max_bytes=settings.cache_index_max_bytes,
+        max_bytes=max_bytes,
         max_age=CACHE_MAX_AGE_S,
         discard=DiscardPolicy.OLD,
         allow_rollup_hdrs=True,
         deny_delete=False,
         allow_direct=True,
-        description="the semantic cache's index: vectors and redacted words of cached questions",
+        description=description,
     )
 
 

@@ -56,6 +56,9 @@ class ProviderWorker(StageWorker):
         self.slots = asyncio.Semaphore(settings.max_inflight_calls)
         self.cache = ResponseCache(lambda: self.runtime.nc)
         self.semantic = SemanticIndex(lambda: self.runtime.nc)
+        ctx.gauges["provider.semantic_waiting"] = lambda: self.semantic.waiting
+        ctx.gauges["provider.semantic_skipped"] = lambda: self.semantic.skipped
+        ctx.gauges["provider.semantic_questions"] = lambda: len(self.semantic.index)
 
     def config_for(self, envelope: Envelope) -> GatewayConfig:
         # the version the request was planned with, so a reload never breaks a request in flight

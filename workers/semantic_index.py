@@ -48,12 +48,17 @@ class SemanticIndex:
         self._pool: ProcessPoolExecutor | None = None
         self._encoder_ready = False
         self._pending = 0
-        self.skipped = 0  # lookups skipped because the embedder was busy (a gauge)
+        self.skipped = 0  # lookups skipped since start because the embedder was busy
         self._loading: asyncio.Task[None] | None = None
         self._watching: asyncio.Task[None] | None = None
         self._watcher: KeyValue.KeyWatcher | None = None
         self._loaded = False
         self._recent: OrderedDict[str, Vector] = OrderedDict()
+
+    @property
+    def waiting(self) -> int:
+        """Questions at the embedder now."""
+        return self._pending
 
     @property
     def ready(self) -> bool:

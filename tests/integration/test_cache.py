@@ -6,20 +6,23 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import subprocess
 import sys
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import anthropic
 import httpx
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from infra.nats_server import free_port
 from infra.operator.launcher import DEMO_KEY, LIMITED_KEY, RunningGateway, gateway_config, mock_requests, start_gateway
 from schemas import subjects
-from tests.support.nats_creds import connect_as
+from tests.support.nats_creds import bucket_values
 
 pytestmark = pytest.mark.integration
 
@@ -51,18 +54,7 @@ def calls_with(gw: RunningGateway, marker: str) -> int:
 
 def entries(gw: RunningGateway) -> list[bytes]:
     """Every value in the cache bucket."""
-    async def read() -> list[bytes]:
-        nc = await connect_as(gw.nats_url, gw.data_dir, "admin")
-        try:
-            kv = await nc.jetstream().key_value(subjects.BUCKET_CACHE)
-            try:
-                keys = await kv.keys()
-            except Exception:  # noqa: BLE001 - nats-py raises when the bucket is empty
-                return []
-            return [entry.value or b"" for k in keys if (entry := await kv.get(k)) is not None]
-        finally:
-            await nc.close()
-    return asyncio.run(read())
+    return bucket_values(gw.nats_url, gw.data_dir, subjects.BUCKET_CACHE)
 
 
 def stored(gw: RunningGateway, marker: str) -> None:
@@ -220,6 +212,13 @@ def test_metrics_count_hits_and_savings(gw: RunningGateway) -> None:
         hits = [line for line in text.splitlines()
                 if line.startswith("gateway_cache_requests_total{") and 'status="hit"' in line]
         if hits and any(line.startswith("gateway_cache_saved_usd_total{") for line in text.splitlines()):
-            return
+            break
         asyncio.run(asyncio.sleep(0.2))
-    raise AssertionError("no cache hit counted in /metrics")
+    else:
+        raise AssertionError("no cache hit counted in /metrics")
+    # the dashboard's cache panels chart families this /metrics shows (test_metrics.py checks the rest)
+    dashboard = json.loads((Path(__file__).parents[2] / "infra" / "grafana" / "gateway-dashboard.json").read_text())
+    used = {re.sub(r"_(total|count|sum|bucket)$", "", name) for panel in dashboard["panels"]
+            for target in panel["targets"] for name in re.findall(r"\bgateway_cache_[a-z_]+", target["expr"])}
+    shown = {family.name for family in text_string_to_metric_families(text)}
+    assert used and used <= shown, sorted(used - shown)

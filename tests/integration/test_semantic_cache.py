@@ -18,7 +18,7 @@ import pytest
 from infra.nats_server import free_port
 from infra.operator.launcher import DEMO_KEY, LIMITED_KEY, RunningGateway, gateway_config, mock_requests, start_gateway
 from schemas import subjects
-from tests.support.nats_creds import connect_as
+from tests.support.nats_creds import bucket_values
 
 pytestmark = pytest.mark.integration
 
@@ -55,18 +55,7 @@ def calls_with(gw: RunningGateway, marker: str) -> int:
 
 def records(gw: RunningGateway) -> list[bytes]:
     """Every value in the semantic index bucket."""
-    async def read() -> list[bytes]:
-        nc = await connect_as(gw.nats_url, gw.data_dir, "admin")
-        try:
-            kv = await nc.jetstream().key_value(subjects.BUCKET_CACHE_INDEX)
-            try:
-                keys = await kv.keys()
-            except Exception:  # noqa: BLE001 - nats-py raises when the bucket is empty
-                return []
-            return [entry.value or b"" for k in keys if (entry := await kv.get(k)) is not None]
-        finally:
-            await nc.close()
-    return asyncio.run(read())
+    return bucket_values(gw.nats_url, gw.data_dir, subjects.BUCKET_CACHE_INDEX)
 
 
 def indexed(gw: RunningGateway, marker: str) -> None:

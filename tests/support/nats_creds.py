@@ -3,6 +3,7 @@ else): the seed ``gateway up`` generated under the data dir, and that identity's
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 from typing import Any
 
@@ -40,3 +41,19 @@ async def connect_as(url: str, data_dir: Path, identity: str, refusals: Refusals
     (``RunningGateway.permission_violations``)."""
     return await nats.connect(url, **creds_options(data_dir, identity), error_cb=(refusals or Refusals()).record,
                               allow_reconnect=False, connect_timeout=5, name=f"{TEST_CLIENT}{identity}", **extra)
+
+
+def bucket_values(url: str, data_dir: Path, bucket: str) -> list[bytes]:
+    """Every value in a key-value bucket of a running gateway, read as ``admin``."""
+    async def read() -> list[bytes]:
+        nc = await connect_as(url, data_dir, "admin")
+        try:
+            kv = await nc.jetstream().key_value(bucket)
+            try:
+                keys = await kv.keys()
+            except Exception:  # noqa: BLE001 - nats-py raises when the bucket is empty
+                return []
+            return [entry.value or b"" for k in keys if (entry := await kv.get(k)) is not None]
+        finally:
+            await nc.close()
+    return asyncio.run(read())
