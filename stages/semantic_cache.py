@@ -231,9 +231,38 @@ def index_record(envelope: Envelope, now: float) -> IndexRecord | None:
 
 @dataclass(slots=True)
 class _Scope:
+    """One scope's entries: their vectors in the first ``size`` rows of ``buffer`` (grown by doubling, so
+    adding one is O(1) amortised), a removed one replaced by the last."""
+
     keys: list[str] = field(default_factory=list)
-    matrix: Vector = field(default_factory=lambda: np.zeros((0, DIMENSIONS), dtype=np.float32))
     records: list[IndexRecord] = field(default_factory=list)
+    position: dict[str, int] = field(default_factory=dict)
+    buffer: Vector = field(default_factory=lambda: np.zeros((16, DIMENSIONS), dtype=np.float32))
+
+    @property
+    def matrix(self) -> Vector:
+        return self.buffer[: len(self.keys)]
+
+    def add(self, record: IndexRecord) -> None:
+        n = len(self.keys)
+        if n == len(self.buffer):
+            grown = np.zeros((2 * n, DIMENSIONS), dtype=np.float32)
+            grown[:n] = self.buffer
+            self.buffer = grown
+        self.buffer[n] = record.vector
+        self.keys.append(record.key)
+        self.records.append(record)
+        self.position[record.key] = n
+
+    def remove(self, key: str) -> None:
+        i = self.position.pop(key)
+        last = len(self.keys) - 1
+        if i != last:
+            self.buffer[i] = self.buffer[last]
+            self.keys[i], self.records[i] = self.keys[last], self.records[last]
+            self.position[self.keys[i]] = i
+        self.keys.pop()
+        self.records.pop()
 
 
 @dataclass(frozen=True, slots=True)
@@ -255,10 +284,7 @@ class VectorIndex:
 
     def add(self, record: IndexRecord) -> None:
         self.remove(record.key)
-        scope = self._scopes.setdefault(record.scope, _Scope())
-        scope.keys.append(record.key)
-        scope.records.append(record)
-        scope.matrix = np.vstack([scope.matrix, record.vector[None, :]])
+        self._scopes.setdefault(record.scope, _Scope()).add(record)
         self._where[record.key] = record.scope
 
     def remove(self, key: str) -> None:
@@ -266,10 +292,7 @@ class VectorIndex:
         if name is None:
             return
         scope = self._scopes[name]
-        i = scope.keys.index(key)
-        del scope.keys[i]
-        del scope.records[i]
-        scope.matrix = np.delete(scope.matrix, i, axis=0)
+        scope.remove(key)
         if not scope.keys:
             del self._scopes[name]
 
@@ -281,7 +304,11 @@ class VectorIndex:
         if scope is None:
             return None
         similarities = scope.matrix @ vector
-        order = np.argsort(-similarities)[:CANDIDATES]
+        if len(similarities) > CANDIDATES:
+            closest = np.argpartition(-similarities, CANDIDATES)[:CANDIDATES]
+            order = closest[np.argsort(-similarities[closest])]
+        else:
+            order = np.argsort(-similarities)
         expired: list[str] = []
         found: Match | None = None
         for i in order:

@@ -125,3 +125,17 @@ def test_the_output_filter_indexes_only_an_embedded_question() -> None:
     assert index_record(base, 100.0) is None  # no vector: not embedded
     r = index_record(replace(base, cache_vector=encode_vector(unit(8))), 100.0)
     assert r is not None and r.expires_at == 160.0 and "<PERSON_1>" in r.words
+
+
+def test_a_scope_grows_and_shrinks_keeping_every_vector_with_its_key() -> None:
+    index = VectorIndex()
+    vectors = {f"t.a.k{i}": unit(100 + i) for i in range(40)}  # past the first buffer's 16 rows
+    for key, v in vectors.items():
+        index.add(record(key, "s", v))
+    for key in [f"t.a.k{i}" for i in range(0, 40, 3)]:  # removed from the middle: the last takes the place
+        index.remove(key)
+        del vectors[key]
+    assert len(index) == len(vectors)
+    for key, v in vectors.items():
+        found = index.search("s", v, words_of("what is the capital of france"), 0.99, now=1.0)
+        assert found is not None and found.key == key
