@@ -5,9 +5,9 @@
 time. The weights are read straight from the zip (``safetensors``), the text is tokenised by Hugging
 Face's ``tokenizers`` (Rust), and the forward pass is a plain BERT encoder in numpy: 6 layers, 12 heads,
 384 wide, mean pooling over the tokens, L2 normalisation (what the model's ``modules.json`` says). GELU is
-its tanh form: cosines within 3e-4 of the erf form (``tests/stages/test_embedding.py`` checks the
-model card's reference similarities). No torch, no onnxruntime: about 90 MB of float32 weights and a few
-milliseconds per prompt.
+its tanh form: the model card's reference similarities come out within 3e-4
+(``tests/unit/stages/test_embedding.py`` checks them to 1e-3). No torch, no onnxruntime: about 90 MB of
+float32 weights and a few milliseconds per prompt.
 
 Why this model (README, "Semantic cache"): of the packaged embedders that run offline here, it separated
 paraphrases from near-misses best on our labelled set, at a few ms per prompt.

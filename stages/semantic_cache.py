@@ -5,7 +5,7 @@ answer must be identical: the tenant, the model alias, the system prompt and the
 ``response_format``, temperature… (their hash is the entry's *scope*). So a semantic hit
 is an exact hit on the context and a close one on the question (``stages/cache.py`` ``scope_of``).
 
-**Two tests, both must pass** (``Candidate.accepts``):
+**Two tests, both must pass** (``VectorIndex.search``):
 
 1. *Close in meaning*: the cosine of the two questions' embeddings (``stages/embedding.py``) reaches the
    alias's ``cache.similarity``.
@@ -114,14 +114,10 @@ def _is_number(word: str) -> bool:
     return word[0].isdigit() or word in OPERATORS
 
 
-def _is_marked(word: str) -> bool:
-    """A number or an operator: kept in order by the guard."""
-    return _is_number(word)
-
 
 def compatible(asked: list[str], stored: list[str]) -> bool:
     """The guard (module doc): may an answer to ``stored`` answer ``asked``? Both are ``words_of``."""
-    numbers_asked, numbers_stored = [w for w in asked if _is_marked(w)], [w for w in stored if _is_marked(w)]
+    numbers_asked, numbers_stored = [w for w in asked if _is_number(w)], [w for w in stored if _is_number(w)]
     if Counter(numbers_asked) != Counter(numbers_stored):
         return False
     a = [w for w in asked if w not in FILLER and w not in NEGATIONS and not _is_number(w)]
@@ -231,38 +227,34 @@ def index_record(envelope: Envelope, now: float) -> IndexRecord | None:
 
 @dataclass(slots=True)
 class _Scope:
-    """One scope's entries: their vectors in the first ``size`` rows of ``buffer`` (grown by doubling, so
-    adding one is O(1) amortised), a removed one replaced by the last."""
+    """One scope's entries: their vectors in the first ``len(records)`` rows of ``buffer`` (grown by
+    doubling, so adding one is O(1) amortised), a removed one replaced by the last."""
 
-    keys: list[str] = field(default_factory=list)
     records: list[IndexRecord] = field(default_factory=list)
     position: dict[str, int] = field(default_factory=dict)
     buffer: Vector = field(default_factory=lambda: np.zeros((16, DIMENSIONS), dtype=np.float32))
 
     @property
     def matrix(self) -> Vector:
-        return self.buffer[: len(self.keys)]
+        return self.buffer[: len(self.records)]
 
     def add(self, record: IndexRecord) -> None:
-        n = len(self.keys)
+        n = len(self.records)
         if n == len(self.buffer):
             grown = np.zeros((2 * n, DIMENSIONS), dtype=np.float32)
             grown[:n] = self.buffer
             self.buffer = grown
         self.buffer[n] = record.vector
-        self.keys.append(record.key)
         self.records.append(record)
         self.position[record.key] = n
 
     def remove(self, key: str) -> None:
         i = self.position.pop(key)
-        last = len(self.keys) - 1
-        if i != last:
-            self.buffer[i] = self.buffer[last]
-            self.keys[i], self.records[i] = self.keys[last], self.records[last]
-            self.position[self.keys[i]] = i
-        self.keys.pop()
-        self.records.pop()
+        last = self.records.pop()
+        if i < len(self.records):  # the last takes the removed one's place
+            self.buffer[i] = self.buffer[len(self.records)]
+            self.records[i] = last
+            self.position[last.key] = i
 
 
 @dataclass(frozen=True, slots=True)
@@ -293,7 +285,7 @@ class VectorIndex:
             return
         scope = self._scopes[name]
         scope.remove(key)
-        if not scope.keys:
+        if not scope.records:
             del self._scopes[name]
 
     def search(self, scope_name: str, vector: Vector, words: list[str], threshold: float,

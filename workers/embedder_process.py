@@ -1,10 +1,11 @@
 """The semantic cache's embedding model in a process of its own (one per provider replica that uses it).
 
 Why a process and not a thread: an embedding is ~150 numpy calls, each taking the GIL back from the event
-loop's thread; under load the loop holds it for up to the switch interval (5 ms) at every turn, so an
-8 ms embedding took seconds in a thread (measured with ``bench/fault_drill.py --cache semantic``: every
-request queued past the shedding bound at 40 requests a second). In its own process it takes its 8 ms
-and the loop never waits on it. The question goes in as text, the vector comes back as 1,536 bytes.
+loop's thread, which under load holds it for up to the switch interval (5 ms) at every turn. With the
+embedder in a thread, ``bench/fault_drill.py --cache semantic`` at 40 requests a second lost 1,195 of
+1,800 requests to 503 overload (requests queued over a second); in its own process, none. There the
+embedding takes its few milliseconds and the loop never waits on it. The question goes in as text, the
+vector comes back as 1,536 bytes.
 
 The child dies with its parent (``PR_SET_PDEATHSIG``), so a provider replica killed with SIGKILL leaves
 no embedder behind.
