@@ -19,9 +19,9 @@ class CacheSettings(BaseModel):
     ttl_s: int = Field(default=3600, ge=1, le=30 * 86400, description="how long an answer may be reused")
     max_entry_bytes: int = Field(default=256 * 1024, ge=1024, le=8 * 1024 * 1024,
                                  description="answers larger than this are not cached")
-    similarity: float = Field(default=0.9, ge=0.5, le=1.0,
-                              description="semantic mode: the least cosine similarity of two questions whose "
-                                          "answer is shared (the guard must also accept them)")
+    similarity: float = Field(default=0.8, ge=0.5, le=1.0,
+                              description="semantic mode: the least score the judge gives two questions whose "
+                                          "answer is shared (its probability that one answer answers both)")
 
     @field_validator("mode", mode="before")
     @classmethod

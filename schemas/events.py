@@ -192,7 +192,7 @@ class RequestCompleted(Message, frozen=True, kw_only=True, tag_field="event", ta
     """The response cache: hit, miss, refresh, bypass; '' when off (``stages/cache.py``)."""
     cache_saved_usd: str | None = None
     cache_similarity: float | None = None
-    """A semantic hit: the cosine similarity of the question to the one whose answer was served."""
+    """A semantic hit: the judge's score (its probability that the answer served answers this question)."""
     provider_ms: float = 0.0
     gateway_overhead_ms: float = 0.0
     attempts: int = 0

@@ -122,7 +122,7 @@ class KeyCache(Message, frozen=True, kw_only=True):
     mode: str = "off"
     ttl_s: int = 3600
     max_entry_bytes: int = 256 * 1024
-    similarity: float = 0.9
+    similarity: float = 0.8
 
 
 class VirtualKey(Message, frozen=True, kw_only=True):

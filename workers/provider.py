@@ -133,15 +133,15 @@ class ProviderWorker(StageWorker):
         await self.hand_over(self._called_event(out, started, result))
 
     async def _semantic(self, envelope: Envelope) -> tuple[Envelope, Entry | None]:
-        """The semantic cache (``stages/semantic_cache.py``), after an exact miss: a close enough, guarded
-        question's answer (the envelope then carries its similarity), or the envelope with the question's
-        vector for the output filter to index the answer under."""
+        """The semantic cache (``stages/semantic_cache.py``), after an exact miss: the answer of a cached
+        question the judge rates as the same (the envelope then carries its score), or the envelope with
+        the question's vector for the output filter to index the answer under."""
         question = question_of(envelope.body)
         vector = await self.semantic.vector(question) if question is not None else None
         if question is None or vector is None:
             return envelope, None
         if envelope.cache == "miss":
-            match = self.semantic.search(envelope.cache_scope, vector, question, envelope.cache_similarity_min)
+            match = await self.semantic.match(envelope.cache_scope, vector, question, envelope.cache_similarity_min)
             if match is not None:
                 entry = await self.cache.get(match.key)
                 if entry is not None and entry.fresh(envelope.cache_ttl_s):

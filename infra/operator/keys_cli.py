@@ -378,7 +378,7 @@ def _key_flags(p: argparse.ArgumentParser, *, update: bool) -> None:
     p.add_argument("--cache-ttl-s", type=int, help="how long a cached answer may be reused (default 3600)")
     p.add_argument("--cache-max-entry-bytes", type=int, help="answers larger than this are not cached")
     p.add_argument("--cache-similarity", type=float,
-                   help="semantic mode: the least similarity of a reworded question (0.5-1.0, default 0.9)")
+                   help="semantic mode: the least judge score of a reworded question (0.5-1.0, default 0.8)")
     p.add_argument("--tag", action="append", metavar="K=V", help="a tag of the key (repeatable)")
     _limit_flags(p, update=update)
     _common(p)

@@ -1,13 +1,15 @@
 """The packaged all-MiniLM-L6-v2 run in numpy gives the model's own reference similarities (the
 sentence-transformers model card's examples), so the forward pass, the tokenizer and the pooling are
-the model's."""
+the model's; the judge read through the same forward pass gives its trained scores."""
 
 from __future__ import annotations
+
+import json
 
 import numpy as np
 import pytest
 
-from stages.embedding import DIMENSIONS, SentenceEncoder
+from stages.embedding import DIMENSIONS, JUDGE_FILE, SentenceEncoder
 
 
 @pytest.fixture(scope="module")
@@ -34,3 +36,23 @@ def test_text_is_not_padded_and_a_long_text_is_cut(encoder: SentenceEncoder) -> 
     assert len(encoder.tokens("hello")) == 3  # [CLS] hello [SEP], not 128 padded word pieces
     assert len(encoder.tokens("word " * 1000)) == 128
     assert encoder.encode("word " * 1000).shape == (DIMENSIONS,)
+
+
+def test_the_judge_gives_the_trained_models_scores(encoder: SentenceEncoder) -> None:
+    """The numpy judge (float16 adapters over the packaged model) gives what the torch model gave when it was
+    trained (``bench/train_judge.py`` writes 16 of its scores beside the adapters)."""
+    reference = json.loads(JUDGE_FILE.with_suffix(".check.json").read_text())
+    assert len(reference) == 16
+    for case in reference:
+        assert encoder.judge(case["question"], [case["other"]])[0] == pytest.approx(case["torch"], abs=0.02)
+
+
+def test_the_judge_tells_a_rewording_from_another_question(encoder: SentenceEncoder) -> None:
+    same, *others = encoder.judge("Convert 100 degrees Fahrenheit to Celsius.", [
+        "how many degrees C is 100 F",
+        "Convert 100 degrees Celsius to Fahrenheit.",
+        "Convert 10 degrees Fahrenheit to Celsius.",
+        "Convert 100 degrees Fahrenheit to Kelvin.",
+    ])
+    assert same > max(others)
+    assert encoder.judge("What is the capital of France?", []) == []

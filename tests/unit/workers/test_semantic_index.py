@@ -1,5 +1,6 @@
-"""The semantic cache's embedder process: it gives the model's own vectors, it sheds when busy instead
-of queueing, it stops with its replica, and it dies with its parent when that is killed."""
+"""The semantic cache's embedder process: it gives the model's own vectors and the judge's scores, it
+sheds when busy instead of queueing, it stops with its replica, and it dies with its parent when that is
+killed."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from typing import Any
 import pytest
 
 from stages.embedding import SentenceEncoder
+from stages.semantic_cache import IndexRecord, Match
 from workers.semantic_index import MAX_PENDING, SemanticIndex
 
 
@@ -62,6 +64,31 @@ async def test_the_embedder_process_gives_the_models_vectors_and_stops_with_the_
             break
         await asyncio.sleep(0.05)
     assert not any(_alive(pid) for pid in children)
+
+
+async def test_the_judge_runs_in_the_embedder_process_over_the_closest_of_the_scope() -> None:
+    index = SemanticIndex(lambda: _NoBroker())  # type: ignore[arg-type,return-value]
+    try:
+        await _loaded(index)
+        index._loaded = True  # no bucket in this test: records go straight in
+        stored = "Convert 100 degrees Fahrenheit to Celsius."
+        vector = await index.vector(stored)
+        assert vector is not None
+        index.index.add(IndexRecord("t.a.k1", "t.a.s", vector, stored, time.time() + 60))
+        for question in ("how many degrees C is 100 F", "Convert 100 degrees Celsius to Fahrenheit."):
+            asked = await index.vector(question)
+            assert asked is not None
+            score = SentenceEncoder().judge(question, [stored])[0]  # the same model, in this process
+            match = await index.match("t.a.s", asked, question, 0.0)
+            assert match is not None and match.key == "t.a.k1" and match.similarity == pytest.approx(score, abs=1e-6)
+            assert await index.match("t.a.s", asked, question, score + 1e-3) is None
+            assert await index.match("t.a.other-scope", asked, question, 0.0) is None
+        index._pending = MAX_PENDING  # busy: the judge is skipped too; a restatement needs no judge
+        assert await index.match("t.a.s", vector, "how many degrees C is 100 F", 0.0) is None
+        assert await index.match("t.a.s", vector, "please, convert 100 degrees fahrenheit to celsius",
+                                 0.0) == Match("t.a.k1", 1.0)
+    finally:
+        await index.stop()
 
 
 async def test_a_busy_embedder_is_skipped_not_queued() -> None:
