@@ -14,9 +14,9 @@ other seed, and the most similar other seeds by embedding (hard negatives) are "
 pair both ways round. The base model stays frozen: only the adapters and the head (≈ 330,000 numbers)
 are trained, so the file is small and the sentence embeddings are unchanged.
 
-Takes a few minutes an epoch on 2 cores. The exported judge (float16 adapters, run by the numpy forward)
-is checked against the torch model's own scores; 16 of them are written beside it (``.check.json``) for
-``tests/unit/stages/test_embedding.py``.
+About 7 minutes an epoch on this 2-core machine (28 for the 4). The exported judge (float16 adapters,
+run by the numpy forward) is checked against the torch model's own scores; 16 of them are written beside
+it (``.check.json``) for ``tests/unit/stages/test_embedding.py``.
 """
 
 from __future__ import annotations
