@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import stat
 import subprocess
 from pathlib import Path
@@ -57,7 +58,9 @@ def test_a_running_server_is_reloaded(data_dir: Path, capsys: pytest.CaptureFixt
     store = data_dir / "nats"
     store.mkdir()
     (store / "nats-server.conf").write_text("")
-    sleeper = subprocess.Popen(["sleep", "30"])  # stands for nats-server: SIGHUP ends it, which shows it was sent
+    # stands for nats-server: SIGHUP ends it, which shows it was sent (its default action restored: under
+    # `nohup` the suite inherits SIGHUP ignored, and so would the sleep)
+    sleeper = subprocess.Popen(["sleep", "30"], preexec_fn=lambda: signal.signal(signal.SIGHUP, signal.SIG_DFL))
     try:
         (data_dir / "pids.json").write_text(json.dumps({"nats-server": sleeper.pid}))
         assert main(["operators", "add", "carol"]) == 0
