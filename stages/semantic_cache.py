@@ -37,6 +37,7 @@ import re
 import unicodedata
 from collections import Counter
 from dataclasses import dataclass, field
+from decimal import Decimal
 
 import numpy as np
 import orjson
@@ -157,11 +158,83 @@ class Match:
 
 
 def same_numbers(question: str, candidates: list[Candidate]) -> list[Candidate]:
-    """The candidates whose numbers (every run of digits: amounts, dates, order numbers, ids) are those of
+    """The candidates whose numbers (amounts, dates, order numbers, ids: ``numbers_in``) are those of
     ``question``, as many times each. The judge reads two questions that differ only in an id as the same
     question; such a pair must never share an answer."""
-    asked = Counter(_DIGITS.findall(question))
-    return [c for c in candidates if Counter(_DIGITS.findall(c.record.question)) == asked]
+    asked = numbers_in(question)
+    return [c for c in candidates if numbers_in(c.record.question) == asked]
+
+
+def numbers_in(text: str) -> Counter[str]:
+    """The numbers a question names, however written: "2" and "two", "350k" and "350,000", "2 million" and
+    "2,000,000", "tenth" and "10th", "three-eighths" and "3/8" are the same numbers. A run of digits keeps
+    its leading zeros (an id); the number 1 is left out ("a gallon" is "1 gallon", "which one" is no
+    number, "WW1" is "World War I")."""
+    found: Counter[str] = Counter()
+    value: Decimal | None = None  # the number being read: "two" "hundred" "fifty" is one number
+    addable = 0  # a number word below this adds to it ("twenty" "five"; "hundred" "fifty")
+
+    def flush() -> None:
+        nonlocal value, addable
+        if value is not None and value != 1:
+            found[_written(value)] += 1
+        value, addable = None, 0
+
+    for token in _NUMBER_TOKEN.findall(unicodedata.normalize("NFKC", text).casefold()):
+        if token[0].isdigit():
+            # "350,000" is one number; "1,2,3" is three
+            for part in [token] if _THOUSANDS.fullmatch(token.removesuffix("k")) else token.split(","):
+                flush()
+                number = part.removesuffix("k").replace(",", "")
+                if (part.startswith("0") and part.isdigit() and len(part) > 1) or number.count(".") > 1:
+                    found[part] += 1  # an id or a version: "00042" is not "42"; "1.2.3"
+                else:
+                    value = Decimal(number) * (1000 if part.endswith("k") else 1)
+        elif token in _CARDINALS:
+            n = _CARDINALS[token]
+            if value is not None and n < addable:
+                value += n
+                addable = 0
+            else:
+                flush()
+                value, addable = Decimal(n), (10 if 20 <= n < 100 else 0)
+        elif token in _SCALES:
+            value = (value if value is not None else Decimal(1)) * _SCALES[token]
+            addable = _SCALES[token]
+        elif token == "and" and addable >= 100:  # "two hundred and fifty"
+            continue
+        elif token in _ORDINALS:
+            n = _ORDINALS[token]
+            if value is not None and n < addable:
+                value += n
+            else:
+                flush()
+                value = Decimal(n)
+            flush()
+        else:
+            flush()
+    flush()
+    return found
+
+
+def _written(value: Decimal) -> str:
+    return str(int(value)) if value == value.to_integral_value() else format(value.normalize(), "f")
+
+
+_NUMBER_TOKEN = re.compile(r"\d+(?:[.,]\d+)*(?:k(?![^\W\d_]))?|[^\W\d_]+")
+"""Runs of digits (with a decimal point, thousands separators, a "k") and runs of letters."""
+_THOUSANDS = re.compile(r"\d{1,3}(?:,\d{3})+(?:\.\d+)?|\d+(?:\.\d+)?")
+_UNITS = ("zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen "
+          "sixteen seventeen eighteen nineteen").split()
+_TENS = "twenty thirty forty fifty sixty seventy eighty ninety".split()
+_CARDINALS = {word: n for n, word in enumerate(_UNITS)} | {w: 20 + 10 * i for i, w in enumerate(_TENS)} | {"dozen": 12}
+_SCALES = {"hundred": 100, "thousand": 1000, "million": 1_000_000, "billion": 1_000_000_000}
+_ORDINAL_UNITS = ("third fourth fifth sixth seventh eighth ninth tenth eleventh twelfth thirteenth fourteenth "
+                  "fifteenth sixteenth seventeenth eighteenth nineteenth").split()
+_ORDINALS = ({w: 3 + i for i, w in enumerate(_ORDINAL_UNITS)} | {w + "s": 3 + i for i, w in enumerate(_ORDINAL_UNITS)}
+             | {w.removesuffix("y") + "ieth": 20 + 10 * i for i, w in enumerate(_TENS)})
+"""From "third" ("first" and "second" are mostly not numbers: "first, ...", "a second"); with their
+plurals, the fractions' denominators ("three-eighths")."""
 
 
 def restated(question: str, candidates: list[Candidate]) -> Match | None:
@@ -177,7 +250,6 @@ def restated(question: str, candidates: list[Candidate]) -> Match | None:
 
 _TOKEN = re.compile(r"\w+|[^\w\s.,!?;:'\"…¿¡]")
 """Words, and every symbol but sentence punctuation ("3x + 7" is not "3x - 7", "!=" is not "==")."""
-_DIGITS = re.compile(r"\d+")
 POLITE = frozenset(("please", "pls", "plz", "kindly"))
 """Dropped anywhere."""
 GREETINGS = frozenset(("hi", "hello", "hey"))

@@ -22,6 +22,7 @@ from stages.semantic_cache import (
     decode_vector,
     encode_vector,
     index_record,
+    numbers_in,
     restated,
     same_numbers,
 )
@@ -166,3 +167,36 @@ def test_only_candidates_with_the_same_numbers_are_judged() -> None:
     assert [c.record.question for c in kept] == [stored[0].record.question, stored[1].record.question]
     assert same_numbers("drill r000048-qwertyui keeps every stage busy", stored) == []
     assert same_numbers("What is the capital of France?", [candidate("capital of France?")])
+    assert same_numbers("two to the tenth = ?", [candidate("Calculate 2 raised to the 10th power.")])
+    assert not same_numbers("two to the twelfth = ?", [candidate("Calculate 2 raised to the 10th power.")])
+
+
+@pytest.mark.parametrize(("one", "other"), [
+    ("1 acre = ? sq ft", "An acre equals how many square feet?"),
+    ("$350k home, 20% down, 30 yr at 6.5%", "a house for $350,000 with 20% down, a 30-year mortgage at 6.5%"),
+    ("two to the tenth", "2 raised to the 10th power"),
+    ("three-eighths as a decimal", "3/8 as a decimal"),
+    ("ELI5 entanglement", "Explain entanglement like I'm five"),
+    ("a seven-hour layover", "a 7 hour layover"),
+    ("two hundred and fifty grams", "250 grams"),
+    ("2 million rows", "2,000,000 rows"),
+    ("a dozen eggs", "12 eggs"),
+    ("the twenty-fifth anniversary", "the 25th anniversary"),
+    ("Which one is faster?", "Which is faster?"),
+])
+def test_numbers_are_the_same_however_written(one: str, other: str) -> None:
+    assert numbers_in(one) == numbers_in(other)
+
+
+@pytest.mark.parametrize(("one", "other"), [
+    ("order 48213", "order 48214"),
+    ("order 00042", "order 42"),  # an id keeps its zeros
+    ("release 1.2.3", "release 1.2.4"),
+    ("items 1,2,3", "items 1,2,4"),
+    ("2 cups", "3 cups"),
+    ("two hundred fifty", "two hundred fifteen"),
+    ("version 3.11", "version 3.1"),
+    ("the third largest", "the fourth largest"),
+])
+def test_different_numbers_stay_different(one: str, other: str) -> None:
+    assert numbers_in(one) != numbers_in(other)
