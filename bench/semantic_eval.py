@@ -1,6 +1,6 @@
 """The semantic cache's accuracy on the labelled paraphrase set, and what it costs per request.
 
-    python bench/semantic_eval.py [--json]
+    python bench/semantic_eval.py [--json] [--judge ADAPTERS.npz ...]
 
 ``bench/data/semantic_cache_set.jsonl``: 200 groups written by hand, each a seed prompt, 2 paraphrases
 (the seed's answer answers them) and 2 near-misses (mostly the seed's words, a different question: another
@@ -32,12 +32,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import numpy as np  # noqa: E402
 
-from stages.embedding import MODEL_NAME, SentenceEncoder  # noqa: E402
+from stages.embedding import JUDGE_FILES, MODEL_NAME, SentenceEncoder  # noqa: E402
 from stages.semantic_cache import IndexRecord, VectorIndex, best_match, restated, same_numbers  # noqa: E402
 
 DATA = Path(__file__).parent / "data" / "semantic_cache_set.jsonl"
 VALIDATION = Path(__file__).parent / "data" / "semantic_validation.jsonl"
-THRESHOLDS = (0.5, 0.6, 0.7, 0.75, 0.8, 0.85, 0.9, 0.95)
+THRESHOLDS = (0.3, 0.4, 0.5, 0.6, 0.7, 0.75, 0.8, 0.85, 0.9, 0.95)
 COSINES = (0.75, 0.8, 0.85, 0.9)
 
 
@@ -119,10 +119,12 @@ PARTS = {"validation": "bench/data/semantic_validation.jsonl: never trained on, 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--json", action="store_true")
+    parser.add_argument("--judge", type=Path, nargs="+", default=JUDGE_FILES,
+                        help="the judge's adapters (bench/train_judge.py --out); the mean of several in log-odds")
     opts = parser.parse_args(argv)
     groups = read(DATA)
     started = time.perf_counter()
-    encoder = SentenceEncoder()
+    encoder = SentenceEncoder(judge_files=opts.judge)
     encoder.judge("load", ["load"])
     load_s = time.perf_counter() - started
     figures: dict[str, Any] = {"date_utc": time.strftime("%Y-%m-%d %H:%M", time.gmtime()), "cores": os.cpu_count(),

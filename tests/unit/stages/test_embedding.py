@@ -5,11 +5,13 @@ the model's; the judge read through the same forward pass gives its trained scor
 from __future__ import annotations
 
 import json
+import math
+from pathlib import Path
 
 import numpy as np
 import pytest
 
-from stages.embedding import DIMENSIONS, JUDGE_FILE, SentenceEncoder
+from stages.embedding import DIMENSIONS, JUDGE_FILES, SentenceEncoder
 
 
 @pytest.fixture(scope="module")
@@ -38,13 +40,22 @@ def test_text_is_not_padded_and_a_long_text_is_cut(encoder: SentenceEncoder) -> 
     assert encoder.encode("word " * 1000).shape == (DIMENSIONS,)
 
 
-def test_the_judge_gives_the_trained_models_scores(encoder: SentenceEncoder) -> None:
+@pytest.mark.parametrize("adapters", JUDGE_FILES, ids=lambda path: path.stem)
+def test_each_judge_gives_the_trained_models_scores(adapters: Path) -> None:
     """The numpy judge (float16 adapters over the packaged model) gives what the torch model gave when it was
     trained (``bench/train_judge.py`` writes 16 of its scores beside the adapters)."""
-    reference = json.loads(JUDGE_FILE.with_suffix(".check.json").read_text())
+    alone = SentenceEncoder(judge_files=(adapters,))
+    reference = json.loads(adapters.with_suffix(".check.json").read_text())
     assert len(reference) == 16
     for case in reference:
-        assert encoder.judge(case["question"], [case["other"]])[0] == pytest.approx(case["torch"], abs=0.02)
+        assert alone.judge(case["question"], [case["other"]])[0] == pytest.approx(case["torch"], abs=0.02)
+
+
+def test_the_judges_score_is_the_mean_of_their_log_odds(encoder: SentenceEncoder) -> None:
+    question, other = "How many cups are in a gallon?", "1 gallon = ? cups"
+    odds = [math.log(p / (1 - p)) for p in
+            (SentenceEncoder(judge_files=(path,)).judge(question, [other])[0] for path in JUDGE_FILES)]
+    assert encoder.judge(question, [other])[0] == pytest.approx(1 / (1 + math.exp(-sum(odds) / len(odds))), abs=1e-4)
 
 
 def test_the_judge_tells_a_rewording_from_another_question(encoder: SentenceEncoder) -> None:
