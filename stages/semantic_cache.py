@@ -166,69 +166,118 @@ def same_numbers(question: str, candidates: list[Candidate]) -> list[Candidate]:
 
 
 def numbers_in(text: str) -> Counter[str]:
-    """The numbers a question names, however written: "2" and "two", "350k" and "350,000", "2 million" and
-    "2,000,000", "tenth" and "10th", "three-eighths" and "3/8" are the same numbers. A run of digits keeps
-    its leading zeros (an id); the number 1 is left out ("a gallon" is "1 gallon", "which one" is no
-    number, "WW1" is "World War I")."""
-    found: Counter[str] = Counter()
-    value: Decimal | None = None  # the number being read: "two" "hundred" "fifty" is one number
-    addable = 0  # a number word below this adds to it ("twenty" "five"; "hundred" "fifty")
+    """The numbers a question names, however written: "2" and "two", "350k" and "350,000", "$4M" and
+    "4 million dollars", "one hundred forty-four" and "144", "twenty-six point two" and "26.2", "two and a
+    half" and "2.5", "twice" and "2x", "tenth" and "10th", "three-eighths" and "3/8" are the same numbers.
+    A run of digits keeps its leading zeros (an id); the number 1 is left out ("a gallon" is "1 gallon",
+    "which one" is no number, "WW1" is "World War I")."""
+    return _NumberReader().read(_NUMBER_TOKEN.findall(unicodedata.normalize("NFKC", text)))
 
-    def flush() -> None:
-        nonlocal value, addable
-        if value is not None and value != 1:
-            found[_written(value)] += 1
-        value, addable = None, 0
 
-    for token in _NUMBER_TOKEN.findall(unicodedata.normalize("NFKC", text).casefold()):
-        if token[0].isdigit():
-            # "350,000" is one number; "1,2,3" is three
-            for part in [token] if _THOUSANDS.fullmatch(token.removesuffix("k")) else token.split(","):
-                flush()
-                number = part.removesuffix("k").replace(",", "")
-                if (part.startswith("0") and part.isdigit() and len(part) > 1) or number.count(".") > 1:
-                    found[part] += 1  # an id or a version: "00042" is not "42"; "1.2.3"
+class _NumberReader:
+    """Reads a number written in words as its parts: ``large``, what the thousands, millions and
+    billions already add up to, and ``small``, the part below a thousand being read ("two million
+    *three hundred forty-five*")."""
+
+    def __init__(self) -> None:
+        self.found: Counter[str] = Counter()
+        self.large: Decimal | None = None  # None: no number being read
+        self.small = Decimal(0)
+        self.addable = 0  # a number word below this adds to the part being read ("twenty" "five")
+        self.decimals: str | None = None  # the digits read after "point"
+
+    def read(self, tokens: list[str]) -> Counter[str]:
+        i = 0
+        while i < len(tokens):
+            raw = tokens[i]
+            token = raw.casefold()
+            if raw[0].isdigit():
+                self.digits(raw)
+            elif self.decimals is not None and _CARDINALS.get(token, 10) < 10:
+                self.decimals += str(_CARDINALS[token])
+            elif token in _CARDINALS:
+                self.word(_CARDINALS[token])
+            elif token in _SCALES:
+                self.scale(_SCALES[token])
+            elif token == "point" and self.large is not None and self.decimals is None:
+                self.decimals = ""
+            elif token == "and" and [t.casefold() for t in tokens[i + 1:i + 3]] == ["a", "half"]:
+                if self.large is None:
+                    self.flush()
                 else:
-                    value = Decimal(number) * (1000 if part.endswith("k") else 1)
-        elif token in _CARDINALS:
-            n = _CARDINALS[token]
-            if value is not None and n < addable:
-                value += n
-                addable = 0
+                    self.small += Decimal("0.5")
+                    self.addable = 0
+                    i += 2
+            elif token == "and" and self.addable >= 100:  # "two hundred and fifty"
+                pass
+            elif token in _ORDINALS:
+                self.word(_ORDINALS[token])
+                self.flush()
+            elif token in _TIMES:
+                self.flush()
+                self.found[str(_TIMES[token])] += 1
             else:
-                flush()
-                value, addable = Decimal(n), (10 if 20 <= n < 100 else 0)
-        elif token in _SCALES:
-            value = (value if value is not None else Decimal(1)) * _SCALES[token]
-            addable = _SCALES[token]
-        elif token == "and" and addable >= 100:  # "two hundred and fifty"
-            continue
-        elif token in _ORDINALS:
-            n = _ORDINALS[token]
-            if value is not None and n < addable:
-                value += n
+                self.flush()
+            i += 1
+        self.flush()
+        return self.found
+
+    def digits(self, token: str) -> None:
+        number, multiplier = token, Decimal(1)
+        for suffix, scale in _SUFFIXES.items():
+            if token.endswith(suffix):
+                number, multiplier = token.removesuffix(suffix), Decimal(scale)
+        # "350,000" is one number; "1,2,3" is three
+        for part in [number] if _THOUSANDS.fullmatch(number) else number.split(","):
+            self.flush()
+            if (part.startswith("0") and part.isdigit() and len(part) > 1) or part.count(".") > 1:
+                self.found[part] += 1  # an id or a version: "00042" is not "42"; "1.2.3"
             else:
-                flush()
-                value = Decimal(n)
-            flush()
+                self.large, self.small = Decimal(0), Decimal(part.replace(",", "")) * multiplier
+
+    def word(self, n: int) -> None:
+        if self.large is not None and n < self.addable:
+            self.small += n
         else:
-            flush()
-    flush()
-    return found
+            self.flush()
+            self.large, self.small = Decimal(0), Decimal(n)
+        self.addable = 10 if 20 <= n < 100 and n % 10 == 0 else 0
+
+    def scale(self, scale: int) -> None:
+        if self.large is None:
+            self.large, self.small = Decimal(0), Decimal(1)
+        if scale == 100:
+            self.small = (self.small or Decimal(1)) * scale
+        else:
+            self.large += (self.small or Decimal(1)) * scale
+            self.small = Decimal(0)
+        self.addable = scale
+
+    def flush(self) -> None:
+        if self.large is not None:
+            value = self.large + self.small
+            if self.decimals:
+                value += Decimal("0." + self.decimals)
+            if value != 1:
+                self.found[_written(value)] += 1
+        self.large, self.small, self.addable, self.decimals = None, Decimal(0), 0, None
 
 
 def _written(value: Decimal) -> str:
     return str(int(value)) if value == value.to_integral_value() else format(value.normalize(), "f")
 
 
-_NUMBER_TOKEN = re.compile(r"\d+(?:[.,]\d+)*(?:k(?![^\W\d_]))?|[^\W\d_]+")
-"""Runs of digits (with a decimal point, thousands separators, a "k") and runs of letters."""
+_NUMBER_TOKEN = re.compile(r"\d+(?:[.,]\d+)*(?:(?:[kK]|M|bn)(?![^\W\d_]))?|[^\W\d_]+")
+"""Runs of digits (with a decimal point, thousands separators, a "k", "M" or "bn") and runs of letters."""
+_SUFFIXES = {"k": 1000, "K": 1000, "M": 1_000_000, "bn": 1_000_000_000}
+"""A capital M only: "10m" is ten metres or minutes, "250m" a quarter of a CPU."""
 _THOUSANDS = re.compile(r"\d{1,3}(?:,\d{3})+(?:\.\d+)?|\d+(?:\.\d+)?")
 _UNITS = ("zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen "
           "sixteen seventeen eighteen nineteen").split()
 _TENS = "twenty thirty forty fifty sixty seventy eighty ninety".split()
 _CARDINALS = {word: n for n, word in enumerate(_UNITS)} | {w: 20 + 10 * i for i, w in enumerate(_TENS)} | {"dozen": 12}
 _SCALES = {"hundred": 100, "thousand": 1000, "million": 1_000_000, "billion": 1_000_000_000}
+_TIMES = {"twice": 2, "thrice": 3}
 _ORDINAL_UNITS = ("third fourth fifth sixth seventh eighth ninth tenth eleventh twelfth thirteenth fourteenth "
                   "fifteenth sixteenth seventeenth eighteenth nineteenth").split()
 _ORDINALS = ({w: 3 + i for i, w in enumerate(_ORDINAL_UNITS)} | {w + "s": 3 + i for i, w in enumerate(_ORDINAL_UNITS)}

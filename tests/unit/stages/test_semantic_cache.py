@@ -183,6 +183,14 @@ def test_only_candidates_with_the_same_numbers_are_judged() -> None:
     ("a dozen eggs", "12 eggs"),
     ("the twenty-fifth anniversary", "the 25th anniversary"),
     ("Which one is faster?", "Which is faster?"),
+    ("Which number times itself is one hundred forty-four?", "square root of 144"),
+    ("two thousand three hundred and five", "2,305"),
+    ("three hundred thousand", "300k"),
+    ("twenty-six point two miles", "26.2 miles"),
+    ("two and a half hours", "2.5 hours"),
+    ("closed a $4M seed", "closed a 4 million dollar seed"),
+    ("a $1.5bn deal", "a 1.5 billion deal"),
+    ("charged twice", "charged 2x"),
 ])
 def test_numbers_are_the_same_however_written(one: str, other: str) -> None:
     assert numbers_in(one) == numbers_in(other)
@@ -197,6 +205,12 @@ def test_numbers_are_the_same_however_written(one: str, other: str) -> None:
     ("two hundred fifty", "two hundred fifteen"),
     ("version 3.11", "version 3.1"),
     ("the third largest", "the fourth largest"),
+    ("two thousand three hundred", "2,003 hundred"),
+    ("twenty-six point two", "twenty-six point three"),
+    ("two and a half", "two"),
+    ("charged twice", "charged"),
+    ("a 10m walk", "a 10M walk"),  # metres or minutes, not millions
+    ("256Mi of memory", "256M rows"),  # a unit after the M is no million
 ])
 def test_different_numbers_stay_different(one: str, other: str) -> None:
     assert numbers_in(one) != numbers_in(other)
