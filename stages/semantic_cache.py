@@ -246,6 +246,9 @@ class _NumberReader:
     def scale(self, scale: int) -> None:
         if self.large is None:
             self.large, self.small = Decimal(0), Decimal(1)
+        if self.decimals:  # "two point five million"
+            self.small += Decimal("0." + self.decimals)
+        self.decimals = None
         if scale == 100:
             self.small = (self.small or Decimal(1)) * scale
         else:

@@ -187,6 +187,7 @@ def test_only_candidates_with_the_same_numbers_are_judged() -> None:
     ("two thousand three hundred and five", "2,305"),
     ("three hundred thousand", "300k"),
     ("twenty-six point two miles", "26.2 miles"),
+    ("two point five million", "2.5 million"),
     ("two and a half hours", "2.5 hours"),
     ("closed a $4M seed", "closed a 4 million dollar seed"),
     ("a $1.5bn deal", "a 1.5 billion deal"),
