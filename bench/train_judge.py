@@ -11,7 +11,9 @@ The gateway's judge is the mean, in log-odds, of two sets of adapters (``stages/
 seed taken as negatives).
 
 The pairs come from ``bench/data/semantic_train.jsonl`` (groups written for training: a seed, 2 paraphrases,
-2 near-misses) and from groups g001–g100 of ``bench/data/semantic_cache_set.jsonl``. Never trained on:
+2 near-misses) and from groups g001–g100 of ``bench/data/semantic_cache_set.jsonl``; with ``--more``, also from
+``bench/data/semantic_train_more.jsonl`` (778 groups written on 2026-12-05 by six more writers, a terse
+near-miss in every group; the shipped judges were not trained on them). Never trained on:
 ``bench/data/semantic_validation.jsonl`` (the default threshold is chosen on it) and groups g101–g200 of
 the set (``bench/semantic_eval.py`` reports on them). No text of a training group is within a cosine of
 0.8 of any text of those two. Per group: paraphrase–seed and paraphrase–paraphrase pairs, and the seed
@@ -58,11 +60,12 @@ PROJECTIONS = {"q": "attention.self.query", "k": "attention.self.key", "v": "att
                "o": "attention.output.dense", "up": "intermediate.dense", "down": "output.dense"}
 
 
-def groups_for_training() -> list[dict[str, Any]]:
+def groups_for_training(more: bool = False) -> list[dict[str, Any]]:
     def read(path: Path) -> list[dict[str, Any]]:
         return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
-    return read(DATA / "semantic_train.jsonl") + read(DATA / "semantic_cache_set.jsonl")[:100]
+    extra = read(DATA / "semantic_train_more.jsonl") if more else []
+    return read(DATA / "semantic_train.jsonl") + extra + read(DATA / "semantic_cache_set.jsonl")[:100]
 
 
 Pair = tuple[str, str, float]
@@ -129,6 +132,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--epochs", type=int, default=2)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, default=MODELS / "question_judge_broad.npz")
+    parser.add_argument("--more", action="store_true",
+                        help="also train on data/semantic_train_more.jsonl (778 groups the shipped judges never saw)")
     opts = parser.parse_args(argv)
     rng = random.Random(opts.seed)
     torch.manual_seed(opts.seed)
@@ -195,7 +200,7 @@ def main(argv: list[str] | None = None) -> int:
         return ids, types, mask
 
     encoder = SentenceEncoder()
-    data = pairs_of(groups_for_training(), encoder, rng)
+    data = pairs_of(groups_for_training(opts.more), encoder, rng)
     judge = Judge()
     adapters = [p for n, p in judge.named_parameters() if not n.startswith("head")]
     optimiser = torch.optim.AdamW([{"params": adapters, "lr": 2e-3}, {"params": judge.head.parameters(), "lr": 5e-3}],
