@@ -201,13 +201,11 @@ class _NumberReader:
                 self.scale(_SCALES[token])
             elif token == "point" and self.large is not None and self.decimals is None:
                 self.decimals = ""
-            elif token == "and" and [t.casefold() for t in tokens[i + 1:i + 3]] == ["a", "half"]:
-                if self.large is None:
-                    self.flush()
-                else:
-                    self.small += Decimal("0.5")
-                    self.addable = 0
-                    i += 2
+            elif (token == "and" and self.large is not None
+                  and [t.casefold() for t in tokens[i + 1:i + 3]] == ["a", "half"]):
+                self.small += Decimal("0.5")
+                self.addable = 0
+                i += 2
             elif token == "and" and self.addable >= 100:  # "two hundred and fifty"
                 pass
             elif token in _ORDINALS:
@@ -241,14 +239,12 @@ class _NumberReader:
         else:
             self.flush()
             self.large, self.small = Decimal(0), Decimal(n)
-        self.addable = 10 if 20 <= n < 100 and n % 10 == 0 else 0
+        self.addable = 10 if 20 <= n < 100 else 0  # a ten: "forty" "four"
 
     def scale(self, scale: int) -> None:
         if self.large is None:
             self.large, self.small = Decimal(0), Decimal(1)
-        if self.decimals:  # "two point five million"
-            self.small += Decimal("0." + self.decimals)
-        self.decimals = None
+        self.take_decimals()  # "two point five million"
         if scale == 100:
             self.small = (self.small or Decimal(1)) * scale
         else:
@@ -256,11 +252,15 @@ class _NumberReader:
             self.small = Decimal(0)
         self.addable = scale
 
+    def take_decimals(self) -> None:
+        if self.decimals:
+            self.small += Decimal("0." + self.decimals)
+        self.decimals = None
+
     def flush(self) -> None:
         if self.large is not None:
+            self.take_decimals()
             value = self.large + self.small
-            if self.decimals:
-                value += Decimal("0." + self.decimals)
             if value != 1:
                 self.found[_written(value)] += 1
         self.large, self.small, self.addable, self.decimals = None, Decimal(0), 0, None
