@@ -74,13 +74,18 @@ def decode_vector(text: str) -> Vector | None:
 @dataclass(frozen=True, slots=True)
 class IndexRecord:
     """One entry of the semantic index: the cache key of its answer, its scope, its question's vector
-    and text (redacted), and when it expires (epoch seconds)."""
+    and text (redacted), and when it expires (epoch seconds). Its question's numbers (``numbers_in``) are
+    read once, here, not at every lookup that finds it."""
 
     key: str
     scope: str
     vector: Vector
     question: str
     expires_at: float
+    numbers: Counter[str] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "numbers", numbers_in(self.question))
 
     def encode(self) -> bytes:
         return orjson.dumps({"v": 2, "scope": self.scope, "vector": encode_vector(self.vector),
@@ -162,7 +167,7 @@ def same_numbers(question: str, candidates: list[Candidate]) -> list[Candidate]:
     ``question``, as many times each. The judge reads two questions that differ only in an id as the same
     question; such a pair must never share an answer."""
     asked = numbers_in(question)
-    return [c for c in candidates if numbers_in(c.record.question) == asked]
+    return [c for c in candidates if c.record.numbers == asked]
 
 
 def numbers_in(text: str) -> Counter[str]:

@@ -171,6 +171,13 @@ def test_only_candidates_with_the_same_numbers_are_judged() -> None:
     assert not same_numbers("two to the twelfth = ?", [candidate("Calculate 2 raised to the 10th power.")])
 
 
+def test_a_record_reads_its_numbers_once_and_keeps_them_through_the_bucket() -> None:
+    stored = record("t.a.k", "s", unit(50), "status of order 48213 placed on 3 May")
+    assert stored.numbers == numbers_in(stored.question) == {"48213": 1, "3": 1}
+    decoded = IndexRecord.decode(stored.key, stored.encode())
+    assert decoded is not None and decoded.numbers == stored.numbers
+
+
 @pytest.mark.parametrize(("one", "other"), [
     ("1 acre = ? sq ft", "An acre equals how many square feet?"),
     ("$350k home, 20% down, 30 yr at 6.5%", "a house for $350,000 with 20% down, a 30-year mortgage at 6.5%"),
