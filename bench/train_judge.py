@@ -12,8 +12,9 @@ seed taken as negatives).
 
 The pairs come from ``bench/data/semantic_train.jsonl`` (groups written for training: a seed, 2 paraphrases,
 2 near-misses) and from groups g001–g100 of ``bench/data/semantic_cache_set.jsonl``; with ``--more``, also from
-``bench/data/semantic_train_more.jsonl`` (778 groups written on 2026-12-05 by six more writers, a terse
-near-miss in every group; the shipped judges were not trained on them). Never trained on:
+``bench/data/semantic_train_more.jsonl`` (1,537 groups written on 2026-12-05 by twelve more writers, a terse
+near-miss in every group, the last 759 with near-misses that keep the topic and change the intent: why /
+how to prevent, whether / how to claim; the shipped judges were not trained on them). Never trained on:
 ``bench/data/semantic_validation.jsonl`` (the default threshold is chosen on it) and groups g101–g200 of
 the set (``bench/semantic_eval.py`` reports on them). No text of a training group is within a cosine of
 0.8 of any text of those two. Per group: paraphrase–seed and paraphrase–paraphrase pairs, and the seed
@@ -133,7 +134,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, default=MODELS / "question_judge_broad.npz")
     parser.add_argument("--more", action="store_true",
-                        help="also train on data/semantic_train_more.jsonl (778 groups the shipped judges never saw)")
+                        help="also train on data/semantic_train_more.jsonl (1,537 groups the shipped judges never saw)")
     opts = parser.parse_args(argv)
     rng = random.Random(opts.seed)
     torch.manual_seed(opts.seed)
