@@ -74,18 +74,13 @@ def decode_vector(text: str) -> Vector | None:
 @dataclass(frozen=True, slots=True)
 class IndexRecord:
     """One entry of the semantic index: the cache key of its answer, its scope, its question's vector
-    and text (redacted), and when it expires (epoch seconds). Its question's numbers (``numbers_in``) are
-    read once, here, not at every lookup that finds it."""
+    and text (redacted), and when it expires (epoch seconds)."""
 
     key: str
     scope: str
     vector: Vector
     question: str
     expires_at: float
-    numbers: Counter[str] = field(init=False, repr=False, compare=False)
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "numbers", numbers_in(self.question))
 
     def encode(self) -> bytes:
         return orjson.dumps({"v": 2, "scope": self.scope, "vector": encode_vector(self.vector),
@@ -153,6 +148,8 @@ class Candidate:
     record: IndexRecord
     similarity: float
     """The cosine of the two questions' embeddings."""
+    numbers: Counter[str]
+    """The cached question's numbers (``numbers_in``), read once when the index took the record."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -167,7 +164,7 @@ def same_numbers(question: str, candidates: list[Candidate]) -> list[Candidate]:
     ``question``, as many times each. The judge reads two questions that differ only in an id as the same
     question; such a pair must never share an answer."""
     asked = numbers_in(question)
-    return [c for c in candidates if c.record.numbers == asked]
+    return [c for c in candidates if c.numbers == asked]
 
 
 def numbers_in(text: str) -> Counter[str]:
@@ -345,6 +342,7 @@ class VectorIndex:
     def __init__(self) -> None:
         self._scopes: dict[str, _Scope] = {}
         self._where: dict[str, str] = {}  # key → scope
+        self._numbers: dict[str, Counter[str]] = {}  # key → its question's numbers: read here, not per lookup
 
     def __len__(self) -> int:
         return len(self._where)
@@ -353,11 +351,13 @@ class VectorIndex:
         self.remove(record.key)
         self._scopes.setdefault(record.scope, _Scope()).add(record)
         self._where[record.key] = record.scope
+        self._numbers[record.key] = numbers_in(record.question)
 
     def remove(self, key: str) -> None:
         name = self._where.pop(key, None)
         if name is None:
             return
+        del self._numbers[key]
         scope = self._scopes[name]
         scope.remove(key)
         if not scope.records:
@@ -386,7 +386,7 @@ class VectorIndex:
             if record.expires_at <= now:
                 expired.append(record.key)
                 continue
-            found.append(Candidate(record, similarity))
+            found.append(Candidate(record, similarity, self._numbers[record.key]))
         for key in expired:
             self.remove(key)
         return found

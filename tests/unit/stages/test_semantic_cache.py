@@ -45,6 +45,11 @@ def record(key: str, scope: str, vector: np.ndarray, question: str = "What is th
     return IndexRecord(key, scope, vector, question, expires_at)
 
 
+def candidate(stored: IndexRecord, similarity: float) -> Candidate:
+    """A candidate as the index hands it out: with its question's numbers."""
+    return Candidate(stored, similarity, numbers_in(stored.question))
+
+
 def test_records_round_trip() -> None:
     r = record("t.a.k1", "t.a.s", unit(2))
     again = IndexRecord.decode("t.a.k1", r.encode())
@@ -95,7 +100,7 @@ def test_search_offers_at_most_the_closest_few() -> None:
 
 def test_the_best_judged_candidate_at_the_threshold_is_the_match() -> None:
     a, b = record("t.a.a", "s", unit(10)), record("t.a.b", "s", unit(11))
-    candidates = [Candidate(a, 0.95), Candidate(b, 0.7)]
+    candidates = [candidate(a, 0.95), candidate(b, 0.7)]
     match = best_match(candidates, [0.6, 0.97], 0.9)
     assert match is not None and match.key == "t.a.b" and match.similarity == 0.97  # the judge, not the cosine
     assert best_match(candidates, [0.6, 0.89], 0.9) is None
@@ -150,32 +155,37 @@ def test_a_scope_grows_and_shrinks_keeping_every_vector_with_its_key() -> None:
     ("keep n if n % 2 != 0", "keep n if n % 2 == 0", False),
 ])
 def test_a_question_restated_needs_no_judge(asked: str, stored: str, same: bool) -> None:
-    candidates = [Candidate(record("t.a.other", "s", unit(40), "Something else entirely"), 0.99),
-                  Candidate(record("t.a.k", "s", unit(41), stored), 0.9)]
+    candidates = [candidate(record("t.a.other", "s", unit(40), "Something else entirely"), 0.99),
+                  candidate(record("t.a.k", "s", unit(41), stored), 0.9)]
     match = restated(asked, candidates)
     assert (match == Match("t.a.k", 1.0)) if same else match is None
 
 
 def test_only_candidates_with_the_same_numbers_are_judged() -> None:
-    def candidate(question: str) -> Candidate:
-        return Candidate(record(f"t.a.{len(question)}", "s", unit(50), question), 0.99)
+    def asked(question: str) -> Candidate:
+        return candidate(record(f"t.a.{len(question)}", "s", unit(50), question), 0.99)
 
-    stored = [candidate("What is the status of order 48213?"), candidate("status of order #48213, please"),
-              candidate("Where is order 48214?"), candidate("drill r000047-bejztfai keeps every stage busy"),
-              candidate("status of order 48213 placed on 3 May")]
+    stored = [asked("What is the status of order 48213?"), asked("status of order #48213, please"),
+              asked("Where is order 48214?"), asked("drill r000047-bejztfai keeps every stage busy"),
+              asked("status of order 48213 placed on 3 May")]
     kept = same_numbers("Where is my order 48213?", stored)
     assert [c.record.question for c in kept] == [stored[0].record.question, stored[1].record.question]
     assert same_numbers("drill r000048-qwertyui keeps every stage busy", stored) == []
-    assert same_numbers("What is the capital of France?", [candidate("capital of France?")])
-    assert same_numbers("two to the tenth = ?", [candidate("Calculate 2 raised to the 10th power.")])
-    assert not same_numbers("two to the twelfth = ?", [candidate("Calculate 2 raised to the 10th power.")])
+    assert same_numbers("What is the capital of France?", [asked("capital of France?")])
+    assert same_numbers("two to the tenth = ?", [asked("Calculate 2 raised to the 10th power.")])
+    assert not same_numbers("two to the twelfth = ?", [asked("Calculate 2 raised to the 10th power.")])
 
 
-def test_a_record_reads_its_numbers_once_and_keeps_them_through_the_bucket() -> None:
-    stored = record("t.a.k", "s", unit(50), "status of order 48213 placed on 3 May")
-    assert stored.numbers == numbers_in(stored.question) == {"48213": 1, "3": 1}
-    decoded = IndexRecord.decode(stored.key, stored.encode())
-    assert decoded is not None and decoded.numbers == stored.numbers
+def test_the_index_reads_a_records_numbers_once_and_hands_them_to_its_candidates() -> None:
+    index = VectorIndex()
+    index.add(record("t.a.k", "s", unit(50), "status of order 48213 placed on 3 May"))
+    [found] = index.search("s", unit(50), now=1.0)
+    assert found.numbers == numbers_in(found.record.question) == {"48213": 1, "3": 1}
+    index.add(record("t.a.k", "s", unit(50), "status of order 48214"))  # replaced: its numbers too
+    [found] = index.search("s", unit(50), now=1.0)
+    assert found.numbers == {"48214": 1}
+    index.remove("t.a.k")
+    assert index.search("s", unit(50), now=1.0) == [] and len(index) == 0
 
 
 @pytest.mark.parametrize(("one", "other"), [
