@@ -22,9 +22,11 @@ The ``ledger`` durable consumer: the records not settled where their request end
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Callable
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 from nats.aio.msg import Msg
 from nats.errors import TimeoutError as NatsTimeoutError
@@ -247,21 +249,58 @@ async def _ensure_consumer(js: JetStreamContext, stream: str, config: ConsumerCo
 
 log = logging.getLogger("gateway")
 
+NO_WAIT_FETCH_S = 0.001
+"""How long a window's pull waits for the broker's answer: a no_wait pull is answered at once, and an
+answer that lands later (the process was busy past this millisecond) waits in the subscription's
+queue for the next window's pull, which takes it first."""
+LAST_FETCH_S = 0.5
+"""At stop there is no next window: what the broker sent after an earlier pull gave up would stay
+delivered and unacked, and come again only after the consumer's ack wait (30 s), to another process.
+So the last pass pulls until one pull has waited this long for nothing (``LAST_PASS_S`` at most in
+all): the idle cost of every stop."""
+LAST_PASS_S = 2.0
+
 
 async def bursts(psub: JetStreamContext.PullSubscription, rows: int, who: str,
-                 go_on: Callable[[], bool] = lambda: True) -> AsyncIterator[list[Msg]]:
+                 go_on: Callable[[], bool] = lambda: True, *, last: bool = False) -> AsyncIterator[list[Msg]]:
     """What a pull consumer holds pending now, in batches of up to ``rows``, while ``go_on()``: one
     wake-up per burst (``fetch`` asks with no_wait first; a long poll would wake the process for every
     message). Ends at the first short, empty or failed fetch (the broker restarting: the caller's next
-    window asks again)."""
+    window asks again).
+
+    ``last``: the last pass at stop. Each pull waits ``LAST_FETCH_S``, and only a pull that waited that
+    long for nothing ends the pass: a short or empty batch does not, because nats-py hands back the
+    status replies to earlier, abandoned pulls as an empty batch, ahead of the messages that answered
+    them (tests/unit/infra/test_jetstream.py)."""
+    timeout = LAST_FETCH_S if last else NO_WAIT_FETCH_S
+    deadline = time.monotonic() + LAST_PASS_S
     while go_on():
         try:
-            batch = await psub.fetch(rows, timeout=0.001)
+            batch = await psub.fetch(rows, timeout=timeout)
         except (TimeoutError, NatsTimeoutError):
             return
         except Exception as exc:  # noqa: BLE001 - the broker is restarting: the next window asks again
             log.info("%s: fetch failed (%r); trying again", who, exc)
             return
-        yield batch
+        if batch:
+            yield batch
+        if last and time.monotonic() < deadline:
+            continue
         if len(batch) < rows:
             return
+
+
+async def drain_in_windows(psub: JetStreamContext.PullSubscription, rows: int, who: str, window_s: float,
+                           stopping: asyncio.Event, handle: Callable[[list[Msg]], Awaitable[None]]) -> None:
+    """Until ``stopping``: sleep through a window, then ``handle`` what is pending in bursts (a long-poll
+    fetch would wake the process for every message). At stop, a last pass (``bursts(last=True)``) that
+    waits for the broker's answers, so what it already sent is handled here, not 30 s later elsewhere."""
+    while not stopping.is_set():
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stopping.wait(), timeout=window_s)
+        if stopping.is_set():
+            break
+        async for batch in bursts(psub, rows, who):
+            await handle(batch)
+    async for batch in bursts(psub, rows, who, last=True):
+        await handle(batch)

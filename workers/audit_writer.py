@@ -119,9 +119,11 @@ class AuditWriter:
             if not self.stopping.is_set() and await self.hold():
                 await self.drain()
 
-    async def drain(self) -> None:
-        """Chain and store whatever is pending, in bursts (only while holding the writer lock)."""
-        async for batch in bursts(self.psub, self.batch_rows, "audit", go_on=lambda: self.lock.held):
+    async def drain(self, last: bool = False) -> None:
+        """Chain and store whatever is pending, in bursts (only while holding the writer lock); ``last``:
+        the last pass at stop, which waits for the broker's answers (``infra/jetstream.py`` bursts)."""
+        async for batch in bursts(self.psub, self.batch_rows, "audit", go_on=lambda: self.lock.held,
+                                  last=last):
             await self.append(batch)
 
     async def append(self, batch: list[Msg]) -> None:
@@ -168,11 +170,14 @@ class AuditWriter:
             log.exception("audit anchor seq %d could not be written to gateway_events", self.seq)
 
     async def stop(self) -> None:
-        """Stop pulling, store what was taken, write the shutdown anchor."""
+        """Stop pulling, store what the broker already sent (a last pull that waits for its answer), write
+        the shutdown anchor."""
         self.stopping.set()
         for task in self.tasks:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(task, timeout=5)
+        if self.psub is not None and self.lock.held:
+            await self.drain(last=True)
         if self.psub is not None:
             with contextlib.suppress(Exception):
                 await self.psub.unsubscribe()

@@ -21,7 +21,7 @@ from infra import bootstrap
 from infra.audit_log import record
 from infra.clickhouse.readonly import ReadOnlyViolation
 from infra.cpu_priority import run_below
-from infra.jetstream import bursts
+from infra.jetstream import drain_in_windows
 from infra.nats_identity import identity
 from schemas import subjects
 from schemas.audit_actor import nats_actor
@@ -101,15 +101,8 @@ class SinkWorker(Worker):
         js = self.ctx.nc.jetstream()
         psub = await js.pull_subscribe_bind(durable=subjects.CONSUMER_SINK, stream=subjects.STREAM_EVENTS)
         self.pulls.append(psub)
-        window = settings.sink_batch_ms / 1000
-        while not self.stopping.is_set():
-            # Sleep through the window, then drain what is pending in bursts. A long-poll fetch would
-            # wake this process for every event (≈ 0.5 ms CPU each at low load, on the cores the
-            # request path needs); fetch() asks with no_wait first, so a burst costs one wake-up.
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self.stopping.wait(), timeout=window)
-            async for batch in bursts(psub, settings.sink_batch_rows, "sink"):
-                await self.write(batch)
+        await drain_in_windows(psub, settings.sink_batch_rows, "sink", settings.sink_batch_ms / 1000,
+                               self.stopping, self.write)
 
     async def write(self, batch: list[Msg]) -> None:
         loop = asyncio.get_running_loop()
@@ -159,12 +152,10 @@ class SinkWorker(Worker):
             await self.ctx.nc.publish(reply, orjson.dumps(answer, default=str))
 
     async def cleanup(self) -> None:
+        """Stop both consumers together (each ends with a last pull that waits for the broker's answer),
+        then close the store."""
         self.stopping.set()
-        if self.consumer is not None:
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(self.consumer, timeout=5)
-        if self.audit is not None:
-            await self.audit.stop()
+        await asyncio.gather(self._consumer_done(), self.audit.stop() if self.audit is not None else asyncio.sleep(0))
         for psub in self.pulls:
             with contextlib.suppress(Exception):
                 await psub.unsubscribe()
@@ -172,6 +163,12 @@ class SinkWorker(Worker):
         self.executor.shutdown()
         if self.traces is not None:  # the spans still queued, sent (the exporter bounds its own wait)
             await asyncio.to_thread(self.traces.shutdown)
+
+
+    async def _consumer_done(self) -> None:
+        if self.consumer is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self.consumer, timeout=5)
 
 
 setup = SinkWorker.setup

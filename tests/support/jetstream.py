@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -26,6 +28,7 @@ class JetStreamServer:
     url: str
     nc: NatsClient
     js: JetStreamContext
+    pid: int  # of the nats-server, for tests that freeze it (``frozen_for``)
 
 
 @asynccontextmanager
@@ -38,11 +41,25 @@ async def jetstream_server(store_dir: Path, *, declare: bool = True) -> AsyncIte
             js = nc.jetstream()
             if declare:
                 await jetstream.declare(js, Settings())
-            yield JetStreamServer(server.url, nc, js)
+            yield JetStreamServer(server.url, nc, js, server.process.pid)
         finally:
             await nc.close()
     finally:
         server.stop()
+
+
+@asynccontextmanager
+async def frozen_for(pid: int, seconds: float) -> AsyncIterator[None]:
+    """The nats-server ``pid`` frozen (SIGSTOP) on entering the block and thawed ``seconds`` later, or on
+    leaving the block if that comes first: a broker whose answers come late, never lost."""
+    os.kill(pid, signal.SIGSTOP)
+    loop = asyncio.get_running_loop()
+    thaw = loop.call_later(seconds, os.kill, pid, signal.SIGCONT)
+    try:
+        yield
+    finally:
+        thaw.cancel()
+        os.kill(pid, signal.SIGCONT)
 
 
 async def eventually(predicate: Callable[[], bool], timeout_s: float = 10.0, what: str = "condition") -> None:

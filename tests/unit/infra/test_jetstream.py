@@ -4,15 +4,17 @@ consumer takes both, and its ack position is kept (the entries not yet chained s
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import pytest
+from nats.aio.msg import Msg
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy, StorageType, StreamConfig
 
 from infra import jetstream
 from infra.settings import Settings
 from schemas import subjects
-from tests.support.jetstream import jetstream_server
+from tests.support.jetstream import frozen_for, jetstream_server
 
 pytestmark = pytest.mark.server
 
@@ -56,3 +58,35 @@ async def test_the_files_object_store_is_declared_file_backed_and_kept_across_de
         info = await srv.js.stream_info(subjects.obj_stream(subjects.BUCKET_FILES))
         assert info.config.storage == StorageType.FILE
         assert (await (await srv.js.object_store(subjects.BUCKET_FILES)).get("file-kept")).data == b"bytes"
+
+
+async def test_a_drain_stopping_before_the_brokers_answer_lands_still_handles_what_it_sent(tmp_path: Path) -> None:
+    # The window's pulls give up after a millisecond while the broker is frozen; their answer lands
+    # after the stop was asked. Handled and acked by this drain, not left delivered-unacked for the
+    # consumer's 30 s ack wait (seen as rows 30 s late after a sink restart under load).
+    async with jetstream_server(tmp_path / "nats") as srv:
+        for i in range(5):
+            await srv.js.publish(subjects.event_subject("policy"), f"e{i}".encode())
+        psub = await srv.js.pull_subscribe_bind(durable=subjects.CONSUMER_SINK, stream=subjects.STREAM_EVENTS)
+        handled: list[bytes] = []
+
+        async def handle(batch: list[Msg]) -> None:
+            handled.extend(m.data for m in batch)
+            for m in batch:
+                await m.ack()
+
+        stopping = asyncio.Event()
+        async with frozen_for(srv.pid, jetstream.LAST_FETCH_S / 2):
+            drain = asyncio.create_task(jetstream.drain_in_windows(psub, 100, "test", 0.02, stopping, handle))
+            await asyncio.sleep(0.1)  # a few windows: each pull unanswered
+            assert handled == []
+            stopping.set()
+            await drain
+        assert handled == [f"e{i}".encode() for i in range(5)]
+        info = await srv.js.consumer_info(subjects.STREAM_EVENTS, subjects.CONSUMER_SINK)
+        for _ in range(100):  # the acks are published before this request; the broker applies them soon after
+            if info.num_ack_pending == 0:
+                break
+            await asyncio.sleep(0.05)
+            info = await srv.js.consumer_info(subjects.STREAM_EVENTS, subjects.CONSUMER_SINK)
+        assert (info.num_pending, info.num_ack_pending) == (0, 0)

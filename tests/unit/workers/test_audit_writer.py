@@ -19,13 +19,14 @@ import pytest
 
 from infra.audit_log import record
 from infra.clickhouse import Store
+from infra.jetstream import LAST_FETCH_S
 from infra.operator.audit_cli import COLUMNS
 from schemas import subjects
 from schemas.audit import AuditEntry, AuditRow
 from schemas.audit_verify import verify
 from schemas.ids import uuid7
 from schemas.wire import encode
-from tests.support.jetstream import JetStreamServer, jetstream_server
+from tests.support.jetstream import JetStreamServer, frozen_for, jetstream_server
 from tests.support.store import migrated_store
 from workers.audit_writer import AuditWriter
 
@@ -166,3 +167,29 @@ async def test_the_actor_is_the_subjects_identity_not_the_bodys_claim(
     claims = {s: json.loads(r.detail).get("claimed_actor") for s, r in new.items()}
     assert claims == {"key.a": None, "key.m": "root", "key.s": "admin-api:boss", "key.i": None, "key.o": None}
     assert verify(stored).intact  # the chain hashes the derived actor: it verifies as stored
+
+
+async def test_a_stopping_writer_chains_what_the_broker_sent_after_its_pull_gave_up(
+        server: JetStreamServer, store: Store, executor: ThreadPoolExecutor) -> None:
+    # A window's pull gives up after a millisecond while the broker is frozen; its answer lands during
+    # the stop. Chained and acked by this writer, not left delivered-unacked for the 30 s ack wait.
+    w = writer(server, store, executor)
+    await w.start()
+    start = w.seq
+    sent = [entry(f"team.late{i}") for i in range(3)]
+    for e in sent:
+        await record(server.js, e, "admin")
+    async with frozen_for(server.pid, LAST_FETCH_S / 2):
+        await w.drain()
+        assert w.seq == start
+        await w.stop()
+    stored = rows(store)
+    assert [r.subject for r in stored[start:]] == ["team.late0", "team.late1", "team.late2"]
+    assert verify(stored).intact
+    info = await server.js.consumer_info(subjects.STREAM_AUDIT, subjects.CONSUMER_AUDIT)
+    for _ in range(100):  # the acks are published before this request; the broker applies them soon after
+        if info.num_ack_pending == 0:
+            break
+        await asyncio.sleep(0.05)
+        info = await server.js.consumer_info(subjects.STREAM_AUDIT, subjects.CONSUMER_AUDIT)
+    assert (info.num_pending, info.num_ack_pending) == (0, 0)
