@@ -78,6 +78,13 @@ class _Reporter:
         self.inflight: dict[str, int] = {}
 
 
+def _trip(health: _TargetHealth, state: BreakerState, *, now: float, cfg: CircuitBreaker) -> Transition | None:
+    """The trip decision on the window as it is at this attempt: a re-read after a lost race may have
+    restarted the window (the breaker was closed meanwhile)."""
+    ok, fail = health.window.totals(now)
+    return breaker.trip(state, ok, fail, now, cfg)
+
+
 class HealthMonitor:
     """One per routing replica: live health of every target and the shared breaker states.
 
@@ -265,9 +272,9 @@ class HealthMonitor:
         for target_id in failing:
             if self.state(target_id) != "closed":
                 continue
-            ok, fail = self._targets[target_id].window.totals(now)
-            if breaker.failure_reason(ok, fail, cfg) is not None:
-                await self._transact(target_id, partial(breaker.trip, ok=ok, fail=fail, now=now, cfg=cfg))
+            health = self._targets[target_id]
+            if breaker.failure_reason(*health.window.totals(now), cfg) is not None:
+                await self._transact(target_id, partial(_trip, health, now=now, cfg=cfg))
 
     def _replace_inflight(self, reporter: _Reporter, inflight: dict[str, int]) -> None:
         for target_id, n in reporter.inflight.items():
@@ -298,7 +305,9 @@ class HealthMonitor:
         if cached is not None and revision <= cached[1]:
             return
         self._breakers[target_id] = (state, revision)
-        if state.state == "closed" and cached is not None and cached[0].state != "closed":
+        # a key with history that is closed now was open before, whether or not we saw that (a view
+        # that lagged, then caught up by a re-read): its failures are the ones that opened it
+        if state.state == "closed" and revision > 0 and (cached is None or cached[0].state != "closed"):
             health = self._targets.get(target_id)
             if health is not None:
                 health.window.reset()
@@ -322,10 +331,11 @@ class HealthMonitor:
         assert self._kv is not None
         try:
             entry = await self._kv.get(breaker_key(target_id))
-        except KeyDeletedError as err:
-            self._apply(target_id, CLOSED, int(getattr(err.entry, "revision", 0) or 0))
-            return
-        except KeyNotFoundError:
+        except (KeyDeletedError, KeyNotFoundError) as err:
+            # nats-py's get() reports a delete marker as KeyNotFoundError, with the marker as its entry
+            marker = getattr(err, "entry", None)
+            if marker is not None and marker.revision:
+                self._apply(target_id, CLOSED, int(marker.revision))
             return
         value = orjson.loads(entry.value) if entry.value else None
         self._apply(target_id, BreakerState.from_dict(value), entry.revision or 0)
@@ -333,7 +343,12 @@ class HealthMonitor:
     async def _transact(self, target_id: str,
                         step: Callable[[BreakerState], Transition | None]) -> Transition | None:
         """Compute the next state from the current one and write it with compare-and-set; on a lost
-        race, re-read and decide again. Returns the transition this replica wrote, if any."""
+        race, re-read and decide again. Returns the transition this replica wrote, if any.
+
+        Strict: the write expects exactly the revision the decision was made on, 0 for a key never seen.
+        (nats-py's ``create`` is not: over a delete marker it re-reads and writes on top of whatever it
+        finds, so a trip decided on a stale view could undo an operator's ``kv del`` that landed
+        meanwhile and reopen the breaker with the failures that had opened it.)"""
         if self._kv is None:
             return None
         key = breaker_key(target_id)
@@ -345,10 +360,7 @@ class HealthMonitor:
                 return None
             value = orjson.dumps({**transition.after.as_dict(), "target": target_id})
             try:
-                if revision == 0:
-                    new_revision = await self._kv.create(key, value)
-                else:
-                    new_revision = await self._kv.update(key, value, last=revision)
+                new_revision = await self._kv.update(key, value, last=revision)
             except KeyWrongLastSequenceError:
                 await self._refresh(target_id)
                 continue

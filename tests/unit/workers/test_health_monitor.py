@@ -16,6 +16,7 @@ import nats
 import pytest
 from nats.aio.client import Client as NatsClient
 from nats.aio.msg import Msg
+from nats.js.errors import KeyNotFoundError
 
 from infra.nats_server import EmbeddedNats
 from schemas import subjects
@@ -96,7 +97,9 @@ async def cluster(nc: NatsClient, server: EmbeddedNats) -> AsyncIterator[Cluster
 
 
 async def control_events(nc: NatsClient) -> list[ControlEvent]:
-    """Every ControlEvent stored in GW_EVENTS, in order."""
+    """Every ControlEvent stored in GW_EVENTS, in the order of the transitions (their breaker state's KV
+    revision). Not the stream's order: each replica publishes the transitions it wrote on its own
+    connection, so one replica's later transition can reach the stream first."""
     js = nc.jetstream()
     info = await js.stream_info(subjects.STREAM_EVENTS, subjects_filter=subjects.EVT_CONTROL)
     count = (info.state.subjects or {}).get(subjects.EVT_CONTROL, 0)
@@ -107,7 +110,8 @@ async def control_events(nc: NatsClient) -> list[ControlEvent]:
     while len(msgs) < count:
         msgs += await sub.fetch(count - len(msgs), timeout=5)
     await sub.unsubscribe()
-    return [decode(m.data, ControlEvent) for m in msgs]
+    events = [decode(m.data, ControlEvent) for m in msgs]
+    return sorted(events, key=lambda e: e.attrs.revision if isinstance(e.attrs.revision, int) else 0)
 
 
 async def fail_calls(reporter: HealthReporter, n: int, target: str = T) -> None:
@@ -302,3 +306,35 @@ async def test_an_operator_can_force_a_breaker_closed(cluster: Cluster, nc: Nats
     await kv.delete(breaker_key(T))  # `nats kv del GW_BREAKERS openai.gpt-4o`
     await until(lambda: all(m.state(T) == "closed" and m.window(T) == (0, 0) for m in (m1, m2)))
     await open_breaker(cluster, p1)  # and it can trip again over the delete marker
+
+
+async def test_a_replica_that_lagged_does_not_undo_an_operators_close(cluster: Cluster, nc: NatsClient) -> None:
+    # m2 counts one failure more before it trips (a config reload reaching the replicas at different
+    # moments), and its view of the bucket lags: its watcher is stopped here to make the lag certain.
+    m1 = await cluster.monitor("routing-1")
+    cluster.cfg = CFG.model_copy(update={"min_requests": 6})
+    m2 = await cluster.monitor("routing-2")
+    m2._config = lambda: cluster.cfg  # noqa: SLF001
+    m1._config = lambda: CFG  # noqa: SLF001
+    assert m2._watcher is not None  # noqa: SLF001
+    await m2._watcher.stop()  # type: ignore[no-untyped-call]  # noqa: SLF001
+    p1 = await cluster.reporter("provider-1")
+    await fail_calls(p1, 5)
+    await until(lambda: m1.state(T) == "open" and m2.window(T) == (0, 5))
+    assert m2.state(T) == "closed"  # it never saw the trip
+    kv = await nc.jetstream().key_value(subjects.BUCKET_BREAKERS)
+    await kv.delete(breaker_key(T))  # the operator closes it
+    await until(lambda: m1.state(T) == "closed")
+
+    await fail_calls(p1, 1)  # m1: 1 failure since the close; m2: 6 in its window, enough to trip
+    # wait for m2's decision to end either way: tripped (open) or its window restarted
+    await until(lambda: m1.window(T) == (0, 1) and (m2.state(T) == "open" or m2.window(T) == (0, 0)))
+    # m2's write expected a key it had never seen and found the operator's delete marker: it re-read,
+    # learnt the breaker had been closed since those failures, and did not trip
+    assert m2.state(T) == "closed" and m2.window(T) == (0, 0)
+    with pytest.raises(KeyNotFoundError) as deleted:
+        await kv.get(breaker_key(T))
+    assert deleted.value.op == "DEL"  # still the operator's delete marker
+    await cluster.close()
+    events = await control_events(nc)
+    assert [(e.from_state, e.to_state, e.source) for e in events] == [("closed", "open", "routing-1")]
