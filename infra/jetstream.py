@@ -253,7 +253,7 @@ NO_WAIT_FETCH_S = 0.001
 """How long a window's pull waits for the broker's answer: a no_wait pull is answered at once, and an
 answer that lands later (the process was busy past this millisecond) waits in the subscription's
 queue for the next window's pull, which takes it first."""
-LAST_FETCH_S = 0.5
+LAST_FETCH_S = 0.25
 """At stop there is no next window: what the broker sent after an earlier pull gave up would stay
 delivered and unacked, and come again only after the consumer's ack wait (30 s), to another process.
 So the last pass pulls until one pull has waited this long for nothing (``LAST_PASS_S`` at most in
