@@ -280,7 +280,11 @@ async def bursts(psub: JetStreamContext.PullSubscription, rows: int, who: str,
         except (TimeoutError, NatsTimeoutError):
             return
         except Exception as exc:  # noqa: BLE001 - the broker is restarting: the next window asks again
-            log.info("%s: fetch failed (%r); trying again", who, exc)
+            if last:
+                log.info("%s: last fetch at stop failed (%r): the broker is away; what it holds waits for"
+                         " the next process", who, exc)
+            else:
+                log.info("%s: fetch failed (%r); trying again", who, exc)
             return
         if batch:
             yield batch

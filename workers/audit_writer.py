@@ -43,6 +43,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("gateway.audit")
 T = TypeVar("T")
+RELEASE_WAIT_S = 1.0
+"""How long a stopping writer waits to release its lock (a few ms when the broker is there)."""
 RECENT_IDS = 10_000
 """Entry ids of the chain's last rows kept to skip redeliveries."""
 
@@ -182,5 +184,7 @@ class AuditWriter:
             with contextlib.suppress(Exception):
                 await self.psub.unsubscribe()
         await self.anchor("shutdown")
-        with contextlib.suppress(Exception):  # not released: it expires
-            await self.lock.release()
+        # not released (the broker is gone too, as when the whole gateway was killed): it expires; a
+        # stopping sink does not wait the request's full timeout for that
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(self.lock.release(), timeout=RELEASE_WAIT_S)
