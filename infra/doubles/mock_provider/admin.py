@@ -12,8 +12,6 @@ from infra.doubles.mock_provider.faults import FaultBook
 from infra.doubles.mock_provider.openai_wire import error_body
 from infra.doubles.mock_provider.recorder import Recorder
 
-_HEALTH = b'{"status":"ok"}'
-
 
 async def handle(
     method: str,
@@ -23,9 +21,11 @@ async def handle(
     recorder: Recorder,
     faults: FaultBook,
     query: bytes = b"",
+    streaming: int = 0,
 ) -> None:
+    """``streaming``: the paced streams being sent now (a client that left ends its stream)."""
     if path == "/_mock/health" and method in ("GET", "HEAD"):
-        await send_bytes(send, 200, _HEALTH)
+        await send_bytes(send, 200, orjson.dumps({"status": "ok", "streaming": streaming}))
     elif path == "/_mock/requests" and method == "GET":
         after = _after(query)
         if after is None:

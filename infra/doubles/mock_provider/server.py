@@ -128,6 +128,7 @@ class MockProvider:
         self.recorder = Recorder(record_limit)
         self.faults = FaultBook()
         self._ids = itertools.count(1)
+        self.streaming = 0  # paced streams being sent now (`/_mock/health`)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
@@ -146,7 +147,8 @@ class MockProvider:
         if route is not None:
             await self._provider(route, scope, receive, send)
         elif path.startswith("/_mock/"):
-            await admin.handle(method, path, receive, send, self.recorder, self.faults, scope["query_string"])
+            await admin.handle(method, path, receive, send, self.recorder, self.faults, scope["query_string"],
+                               self.streaming)
         elif path == "/v1/models" and method == "GET":
             self.recorder.record(method, path, scope["query_string"], scope["headers"], None)
             await send_bytes(send, 200, _MODELS_BODY)
@@ -209,12 +211,13 @@ class MockProvider:
             return
         reply = make_reply(prompt, fault)
         if prompt.stream:
-            await self._stream(wire, reply, prompt, send, fault.cut_after, fault.chunk_delay_ms)
+            await self._stream(wire, reply, prompt, send, fault.cut_after, fault.chunk_delay_ms, receive)
         else:
             await send_bytes(send, 200, wire.completion(reply, prompt, next(self._ids)))
 
     async def _stream(
-        self, wire: Wire, reply: Reply, prompt: Prompt, send: Send, cut_after: int | None, delay_ms: int
+        self, wire: Wire, reply: Reply, prompt: Prompt, send: Send, cut_after: int | None, delay_ms: int,
+        receive: Receive | None = None,
     ) -> None:
         events = wire.stream(reply, prompt, next(self._ids), cut_after)
         cut = cut_after is not None
@@ -227,13 +230,26 @@ class MockProvider:
             # No pacing asked for: one write keeps the benchmark upstream cheap; the events are the same.
             await send({"type": "http.response.body", "body": b"".join(events), "more_body": cut})
         else:
-            delay = delay_ms / 1000
-            for index, event in enumerate(events):
-                if index:
-                    await asyncio.sleep(delay)
-                await send({"type": "http.response.body", "body": event, "more_body": True})
-            if not cut:
-                await send({"type": "http.response.body", "body": b"", "more_body": False})
+            # Paced: like a real provider, stop generating when the client goes away (uvicorn's send
+            # does nothing then, so without this a cut stream ran on to its end, and a stopping server
+            # waited for it).
+            gone = asyncio.ensure_future(wait_for_disconnect(receive)) if receive is not None else None
+            self.streaming += 1
+            try:
+                delay = delay_ms / 1000
+                for index, event in enumerate(events):
+                    if index:
+                        if gone is None:
+                            await asyncio.sleep(delay)
+                        elif (await asyncio.wait({gone}, timeout=delay))[0]:
+                            return
+                    await send({"type": "http.response.body", "body": event, "more_body": True})
+                if not cut:
+                    await send({"type": "http.response.body", "body": b"", "more_body": False})
+            finally:
+                self.streaming -= 1
+                if gone is not None:
+                    gone.cancel()
         if cut:
             raise StreamCut("mock cut_after: dropping the connection mid-stream")
 
@@ -259,6 +275,7 @@ def run(host: str = "127.0.0.1", port: int = 8090) -> None:
         log_level="warning",
         access_log=False,
         lifespan="on",
+        timeout_graceful_shutdown=3,  # a stop does not wait on a slow stream (a client still reading one)
     )
     server = uvicorn.Server(config)
     logging.getLogger("uvicorn.error").addFilter(_drop_stream_cuts)

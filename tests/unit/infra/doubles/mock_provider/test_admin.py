@@ -21,7 +21,7 @@ def openai(text: str = "hi", model: str = "gpt-4o-mini") -> dict[str, Any]:
 async def test_health(client: httpx.AsyncClient) -> None:
     r = await client.get("/_mock/health")
     assert r.status_code == 200
-    assert r.json() == {"status": "ok"}
+    assert r.json() == {"status": "ok", "streaming": 0}
     assert (await client.get("/_mock/nope")).status_code == 404
 
 

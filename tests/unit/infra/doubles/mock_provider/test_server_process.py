@@ -104,3 +104,24 @@ async def test_timeout_does_not_block_other_requests(base_url: str) -> None:
         assert not hanging.done()
         with pytest.raises(httpx.ReadTimeout):
             await hanging
+
+
+async def test_a_paced_stream_ends_when_its_client_goes_away(base_url: str) -> None:
+    # As a real provider stops generating for a client that left (a deadline cut, a cancelled call):
+    # the stream below would take 30 s to send in full.
+    body = {
+        "model": "gpt-4o-mini",
+        "stream": True,
+        "messages": [{"role": "user", "content": "word " * 100 + "[[mock chunk_delay_ms=300 chunk_chars=4]]"}],
+    }
+    async with httpx.AsyncClient(base_url=base_url, timeout=5) as client:
+        async with client.stream("POST", "/v1/chat/completions", json=body) as r:
+            async for _ in r.aiter_lines():
+                break
+            assert (await client.get("/_mock/health")).json()["streaming"] == 1
+        # the client hung up: the stream ends at its next pause, not in 30 s
+        for _ in range(100):
+            if (await client.get("/_mock/health")).json()["streaming"] == 0:
+                break
+            await asyncio.sleep(0.05)
+        assert (await client.get("/_mock/health")).json()["streaming"] == 0
