@@ -150,7 +150,7 @@ async def test_a_publish_where_a_role_must_not_write_is_refused_and_stores_nothi
 
 
 JS_API_REFUSED: list[tuple[str, Callable[[NatsClient], Awaitable[object]], str]] = [
-    ("analyst", lambda nc: nc.jetstream().stream_info(subjects.STREAM_REQUESTS),
+    ("analyst", lambda nc: nc.jetstream(timeout=1).stream_info(subjects.STREAM_REQUESTS),
      subjects.js_stream_api("INFO", subjects.STREAM_REQUESTS)),
     ("analyst", lambda nc: nc.request(subjects.js_consumer_api("MSG.NEXT", subjects.STREAM_REQUESTS,
                                                                 subjects.CONSUMER_REDACT), b"1", timeout=1),
@@ -158,9 +158,10 @@ JS_API_REFUSED: list[tuple[str, Callable[[NatsClient], Awaitable[object]], str]]
     ("ingress", lambda nc: nc.request(subjects.js_consumer_api("MSG.NEXT", subjects.STREAM_EVENTS,
                                                                 subjects.CONSUMER_SINK), b"1", timeout=1),
      subjects.js_consumer_api("MSG.NEXT", subjects.STREAM_EVENTS, subjects.CONSUMER_SINK)),
-    ("stages", lambda nc: nc.jetstream().delete_stream(subjects.STREAM_REQUESTS),
+    ("stages", lambda nc: nc.jetstream(timeout=1).delete_stream(subjects.STREAM_REQUESTS),
      subjects.js_stream_api("DELETE", subjects.STREAM_REQUESTS)),
-    ("sink", lambda nc: nc.jetstream().delete_consumer(subjects.STREAM_REQUESTS, subjects.CONSUMER_REDACT),
+    ("sink", lambda nc: nc.jetstream(timeout=1).delete_consumer(subjects.STREAM_REQUESTS,
+                                                                 subjects.CONSUMER_REDACT),
      subjects.js_consumer_api("DELETE", subjects.STREAM_REQUESTS, subjects.CONSUMER_REDACT)),
 ]
 
@@ -203,8 +204,8 @@ async def test_the_analyst_cannot_read_the_config_or_the_keys(gateway: RunningGa
     nc, refusals = await _as(gateway, "analyst")
     try:
         for bucket in (subjects.BUCKET_CONFIG, subjects.BUCKET_KEYS):
-            with pytest.raises(nats.errors.Error):
-                await nc.jetstream().key_value(bucket)
+            with pytest.raises(nats.errors.Error):  # refused: no answer comes (1 s, not the default 5)
+                await nc.jetstream(timeout=1).key_value(bucket)
             stream_info = subjects.js_stream_api("INFO", subjects.kv_stream(bucket))
             await eventually(lambda s=stream_info: refusals.of("publish", s), what=f"analyst refused {bucket}")
     finally:
