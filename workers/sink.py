@@ -151,6 +151,11 @@ class SinkWorker(Worker):
         if reply:
             await self.ctx.nc.publish(reply, orjson.dumps(answer, default=str))
 
+    async def _consumer_done(self) -> None:
+        if self.consumer is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self.consumer, timeout=5)
+
     async def cleanup(self) -> None:
         """Stop both consumers together (each ends with a last pull that waits for the broker's answer),
         then close the store."""
@@ -163,12 +168,6 @@ class SinkWorker(Worker):
         self.executor.shutdown()
         if self.traces is not None:  # the spans still queued, sent (the exporter bounds its own wait)
             await asyncio.to_thread(self.traces.shutdown)
-
-
-    async def _consumer_done(self) -> None:
-        if self.consumer is not None:
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(self.consumer, timeout=5)
 
 
 setup = SinkWorker.setup
