@@ -62,6 +62,18 @@ async def frozen_for(pid: int, seconds: float) -> AsyncIterator[None]:
         os.kill(pid, signal.SIGCONT)
 
 
+async def all_acked(js: JetStreamContext, stream: str, consumer: str) -> tuple[int, int]:
+    """(pending, ack pending) of a durable consumer once its acks have been applied: acks published before
+    this call are applied by the broker soon after, so an ack pending that stays is a real one."""
+    info = await js.consumer_info(stream, consumer)
+    for _ in range(100):
+        if info.num_ack_pending == 0:
+            break
+        await asyncio.sleep(0.05)
+        info = await js.consumer_info(stream, consumer)
+    return info.num_pending, info.num_ack_pending
+
+
 async def eventually(predicate: Callable[[], bool], timeout_s: float = 10.0, what: str = "condition") -> None:
     """Wait until ``predicate()`` holds; the timeout only bounds a failure, it is never the assertion."""
     deadline = time.monotonic() + timeout_s

@@ -14,7 +14,7 @@ from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy, StorageType, S
 from infra import jetstream
 from infra.settings import Settings
 from schemas import subjects
-from tests.support.jetstream import frozen_for, jetstream_server
+from tests.support.jetstream import all_acked, frozen_for, jetstream_server
 
 pytestmark = pytest.mark.server
 
@@ -83,10 +83,4 @@ async def test_a_drain_stopping_before_the_brokers_answer_lands_still_handles_wh
             stopping.set()
             await drain
         assert handled == [f"e{i}".encode() for i in range(5)]
-        info = await srv.js.consumer_info(subjects.STREAM_EVENTS, subjects.CONSUMER_SINK)
-        for _ in range(100):  # the acks are published before this request; the broker applies them soon after
-            if info.num_ack_pending == 0:
-                break
-            await asyncio.sleep(0.05)
-            info = await srv.js.consumer_info(subjects.STREAM_EVENTS, subjects.CONSUMER_SINK)
-        assert (info.num_pending, info.num_ack_pending) == (0, 0)
+        assert await all_acked(srv.js, subjects.STREAM_EVENTS, subjects.CONSUMER_SINK) == (0, 0)

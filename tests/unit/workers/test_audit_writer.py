@@ -26,7 +26,7 @@ from schemas.audit import AuditEntry, AuditRow
 from schemas.audit_verify import verify
 from schemas.ids import uuid7
 from schemas.wire import encode
-from tests.support.jetstream import JetStreamServer, frozen_for, jetstream_server
+from tests.support.jetstream import JetStreamServer, all_acked, frozen_for, jetstream_server
 from tests.support.store import migrated_store
 from workers.audit_writer import AuditWriter
 
@@ -186,10 +186,4 @@ async def test_a_stopping_writer_chains_what_the_broker_sent_after_its_pull_gave
     stored = rows(store)
     assert [r.subject for r in stored[start:]] == ["team.late0", "team.late1", "team.late2"]
     assert verify(stored).intact
-    info = await server.js.consumer_info(subjects.STREAM_AUDIT, subjects.CONSUMER_AUDIT)
-    for _ in range(100):  # the acks are published before this request; the broker applies them soon after
-        if info.num_ack_pending == 0:
-            break
-        await asyncio.sleep(0.05)
-        info = await server.js.consumer_info(subjects.STREAM_AUDIT, subjects.CONSUMER_AUDIT)
-    assert (info.num_pending, info.num_ack_pending) == (0, 0)
+    assert await all_acked(server.js, subjects.STREAM_AUDIT, subjects.CONSUMER_AUDIT) == (0, 0)
