@@ -99,10 +99,15 @@ class ResultStore:
                                        stream=subjects.STREAM_BATCH_RESULTS)
         found: dict[int, LineResult] = {}
         try:
+            # what it holds for us: the part already pushed to us counts too (a busy process asks late,
+            # when the broker has sent some or all of it: a driver once read 0 of 21 stored answers)
             info = await sub.consumer_info()
-            pending = info.num_pending or 0
-            while len(found) < pending:
+            pushed = (info.delivered.consumer_seq or 0) if info.delivered is not None else 0
+            stored = (info.num_pending or 0) + pushed
+            read = 0
+            while read < stored:
                 msg = await sub.next_msg(timeout=READ_TIMEOUT_S)
+                read += 1
                 parsed = parse_result_subject(msg.subject)
                 if parsed is not None:
                     found[parsed[1]] = self.open(job_id, parsed[1], msg.data)

@@ -8,9 +8,11 @@ import asyncio
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 from nats.aio.client import Client as NatsClient
+from nats.js import JetStreamContext
 
 from infra.jetstream import BATCH_RESULTS_STREAM
 from schemas import control, subjects
@@ -111,6 +113,32 @@ async def test_all_reads_every_line_of_the_job_only(results: Results) -> None:
     assert await results.store.all("batch_a") == {n: _result(n, text=f"line {n}") for n in (0, 1, 2)}
     assert await results.store.all("batch_b") == {0: _result(0, text="another job")}
     assert await results.store.all("batch_none") == {}
+
+
+class BusyAfterSubscribing:
+    """The driver's JetStream, in a process busy for a moment right after it subscribes (a loaded
+    machine): by the time it asks its consumer what is pending, the broker has pushed it everything."""
+
+    def __init__(self, js: JetStreamContext) -> None:
+        self._js = js
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._js, name)
+
+    async def subscribe(self, *args: Any, **kwargs: Any) -> Any:
+        sub = await self._js.subscribe(*args, **kwargs)
+        await asyncio.sleep(0.3)
+        return sub
+
+
+async def test_all_reads_every_answer_even_those_pushed_before_it_asked(results: Results) -> None:
+    # Seen in a fresh-clone run: a restarted batch driver read 0 of its job's 21 stored answers, waited
+    # for 21 lines already answered, and the batch hung in_progress.
+    for n in range(21):
+        await results.store.put("batch_r", _result(n, text=f"line {n}"))
+    busy = ResultStore(BusyAfterSubscribing(results.store._js), results.store._key)  # type: ignore[arg-type]  # noqa: SLF001
+    assert await busy.all("batch_r") == {n: _result(n, text=f"line {n}") for n in range(21)}
+    assert await busy.all("batch_none") == {}
 
 
 async def test_answers_are_sealed_at_rest(results: Results) -> None:
