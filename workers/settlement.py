@@ -37,6 +37,7 @@ from nats.aio.client import Client as NatsClient
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 
+from infra.jetstream import LAST_FETCH_S
 from infra.ledger import Ledger
 from infra.tasks import cancel
 from schemas import subjects
@@ -56,6 +57,9 @@ FETCH_WAIT_S = 0.1
 """How long one fetch waits for its batch to fill. A pull request with an expiry is held by the server
 until the batch is full or the expiry passes, so this bounds settlement's lag (holds in flight grow
 with it: every ledger write carries them) at the cost of ten idle fetches a second per replica."""
+
+STOP_WAIT_S = 2.0
+"""How long a stopping settler may go on taking what the broker sent before it is cancelled."""
 
 
 class SettlementFacts(Protocol):
@@ -107,16 +111,25 @@ class Settler:
         self._source = f"{name}-{os.getpid()}"
         self._task: asyncio.Task[None] | None = None
         self._sub: JetStreamContext.PullSubscription | None = None
+        self._stopping = False
         self.settled = 0
 
     def start(self) -> None:
         """Run the durable ``ledger`` consumer (once per process, however many policy workers it hosts)."""
         if self._task is None:
+            self._stopping = False
             self._task = asyncio.ensure_future(self._loop())
 
     async def stop(self) -> None:
-        await cancel(self._task)
-        self._task = None
+        """Take what the broker already sent before letting go: the loop's last pulls wait for its answers
+        (``LAST_FETCH_S``) and it ends at the first that finds nothing; cancelled if that takes longer than
+        ``STOP_WAIT_S``. A record delivered to a subscription that has gone would wait out the consumer's
+        ack wait (10 s) before another replica settles it, its hold reserved all that time."""
+        task, self._task = self._task, None
+        self._stopping = True
+        if task is not None:
+            await asyncio.wait({task}, timeout=STOP_WAIT_S)
+            await cancel(task)
         # before the connection drains: nats-py's fetch takes messages without marking them done, so a
         # drain would wait on a pull subscription until its timeout
         await self._unsubscribe()
@@ -133,14 +146,19 @@ class Settler:
                 if self._sub is None:
                     self._sub = await self._nc().jetstream().pull_subscribe_bind(
                         durable=subjects.CONSUMER_LEDGER, stream=subjects.STREAM_EVENTS)
+                last = self._stopping  # a pull begun before the stop was asked is not the last one
                 try:
-                    msgs = await self._sub.fetch(BATCH, timeout=FETCH_WAIT_S)
+                    msgs = await self._sub.fetch(BATCH, timeout=LAST_FETCH_S if last else FETCH_WAIT_S)
                 except TimeoutError:
+                    if last:
+                        return
                     continue
                 await asyncio.gather(*(self._one(m) for m in msgs))
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # noqa: BLE001 - the broker restarts, the consumer is redeclared: go on
+                if self._stopping:
+                    return
                 log.warning("settlement: %s; retrying", exc)
                 await self._unsubscribe()
                 await asyncio.sleep(1.0)

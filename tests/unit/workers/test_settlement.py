@@ -9,8 +9,10 @@ from functools import partial
 import msgspec
 from nats.aio.client import Client as NatsClient
 
+from infra.jetstream import LAST_FETCH_S
 from infra.key_directory import config_directory
 from infra.ledger import Ledger
+from infra.nats_server import EmbeddedNats
 from schemas import subjects
 from schemas.config import GatewayConfig
 from schemas.events import ControlEvent, RequestCompleted
@@ -22,7 +24,7 @@ from stages.governance.draft import Draft
 from stages.governance.scopes import Scope, scope_of
 from tests.support.fake_kv import FakeKV
 from tests.support.fake_nats import FakeNats
-from tests.support.jetstream import eventually
+from tests.support.jetstream import all_acked, eventually, frozen_for
 from workers.settlement import FETCH_WAIT_S, SettlementView, Settler, actual_nusd
 
 SCOPE = Scope(key="key.k1", label="key.k1", level="key.k1", budget_nusd=10**9, period="month")
@@ -113,3 +115,23 @@ async def test_once_stopped_the_consumer_lets_the_connection_drain_at_once(nc: N
     drained = asyncio.ensure_future(nc.drain())  # nats-py's own bound is 30 s; a clean drain takes ms
     done, _ = await asyncio.wait({drained}, timeout=10.0)
     assert drained in done, "the connection's drain waits on the stopped consumer's subscription"
+
+
+async def test_a_stopping_consumer_settles_what_the_broker_sent_after_its_pull_gave_up(
+        nc: NatsClient, server: EmbeddedNats) -> None:
+    # The broker is frozen while the consumer pulls (each pull gives up unanswered) and a record is
+    # published; the stop is asked before the broker comes back. The record is settled and acked by this
+    # consumer, not left delivered to a subscription that has gone (another replica would settle it
+    # only after the consumer's 10 s ack wait).
+    js = nc.jetstream()
+    ledger: Ledger[Draft] = Ledger(FakeKV(), Draft)  # type: ignore[arg-type]
+    settler = Settler(lambda: nc, lambda: ledger, KeyDirectory)  # type: ignore[arg-type,return-value]
+    settler.start()
+    await js.publish(subjects.governed_event_subject("output_filter"), record("r0", "0.000000250"))
+    await eventually(lambda: settler.settled == 1, what="the first record settled")
+    async with frozen_for(server.process.pid, 3 * FETCH_WAIT_S + LAST_FETCH_S / 2):
+        await asyncio.sleep(3 * FETCH_WAIT_S)  # pulls that give up unanswered
+        await nc.publish(subjects.governed_event_subject("output_filter"), record("r1", "0.000000250"))
+        await settler.stop()
+    assert settler.settled == 2
+    assert await all_acked(js, subjects.STREAM_EVENTS, subjects.CONSUMER_LEDGER) == (0, 0)
