@@ -26,7 +26,7 @@ import orjson
 from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
 from nats.js import JetStreamContext
-from nats.js.errors import KeyDeletedError, KeyNotFoundError, KeyWrongLastSequenceError
+from nats.js.errors import KeyNotFoundError, KeyWrongLastSequenceError
 from nats.js.kv import KeyValue
 
 from schemas import subjects
@@ -331,11 +331,10 @@ class HealthMonitor:
         assert self._kv is not None
         try:
             entry = await self._kv.get(breaker_key(target_id))
-        except (KeyDeletedError, KeyNotFoundError) as err:
-            # nats-py's get() reports a delete marker as KeyNotFoundError, with the marker as its entry
-            marker = getattr(err, "entry", None)
-            if marker is not None and marker.revision:
-                self._apply(target_id, CLOSED, int(marker.revision))
+        except KeyNotFoundError as err:
+            # nats-py's get() reports a delete marker as KeyNotFoundError too, with the marker as its entry
+            if err.entry is not None and err.entry.revision:
+                self._apply(target_id, CLOSED, int(err.entry.revision))
             return
         value = orjson.loads(entry.value) if entry.value else None
         self._apply(target_id, BreakerState.from_dict(value), entry.revision or 0)

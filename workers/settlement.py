@@ -37,7 +37,7 @@ from nats.aio.client import Client as NatsClient
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 
-from infra.jetstream import LAST_FETCH_S
+from infra.jetstream import bursts
 from infra.ledger import Ledger
 from infra.tasks import cancel
 from schemas import subjects
@@ -121,10 +121,10 @@ class Settler:
             self._task = asyncio.ensure_future(self._loop())
 
     async def stop(self) -> None:
-        """Take what the broker already sent before letting go: the loop's last pulls wait for its answers
-        (``LAST_FETCH_S``) and it ends at the first that finds nothing; cancelled if that takes longer than
-        ``STOP_WAIT_S``. A record delivered to a subscription that has gone would wait out the consumer's
-        ack wait (10 s) before another replica settles it, its hold reserved all that time."""
+        """Take what the broker already sent before letting go: the loop ends with the shared last pass
+        (``infra/jetstream.py`` ``bursts(last=True)``); cancelled if that takes longer than ``STOP_WAIT_S``.
+        A record delivered to a subscription that has gone would wait out the consumer's ack wait (10 s)
+        before another replica settles it, its hold reserved all that time."""
         task, self._task = self._task, None
         self._stopping = True
         if task is not None:
@@ -141,17 +141,14 @@ class Settler:
                 await sub.unsubscribe()
 
     async def _loop(self) -> None:
-        while True:
+        while not self._stopping:
             try:
                 if self._sub is None:
                     self._sub = await self._nc().jetstream().pull_subscribe_bind(
                         durable=subjects.CONSUMER_LEDGER, stream=subjects.STREAM_EVENTS)
-                last = self._stopping  # a pull begun before the stop was asked is not the last one
                 try:
-                    msgs = await self._sub.fetch(BATCH, timeout=LAST_FETCH_S if last else FETCH_WAIT_S)
+                    msgs = await self._sub.fetch(BATCH, timeout=FETCH_WAIT_S)
                 except TimeoutError:
-                    if last:
-                        return
                     continue
                 await asyncio.gather(*(self._one(m) for m in msgs))
             except asyncio.CancelledError:
@@ -162,6 +159,9 @@ class Settler:
                 log.warning("settlement: %s; retrying", exc)
                 await self._unsubscribe()
                 await asyncio.sleep(1.0)
+        if self._sub is not None:  # stopping: what the broker already sent, settled here
+            async for msgs in bursts(self._sub, BATCH, "settlement", last=True):
+                await asyncio.gather(*(self._one(m) for m in msgs))
 
     async def _one(self, msg: Msg) -> None:
         try:

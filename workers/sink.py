@@ -160,7 +160,8 @@ class SinkWorker(Worker):
         """Stop both consumers together (each ends with a last pull that waits for the broker's answer),
         then close the store."""
         self.stopping.set()
-        await asyncio.gather(self._consumer_done(), self.audit.stop() if self.audit is not None else asyncio.sleep(0))
+        stops = [self._consumer_done()] + ([self.audit.stop()] if self.audit is not None else [])
+        await asyncio.gather(*stops)
         for psub in self.pulls:
             with contextlib.suppress(Exception):
                 await psub.unsubscribe()

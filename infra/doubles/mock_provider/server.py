@@ -176,7 +176,7 @@ class MockProvider:
         if fault is None:
             reply = make_reply(prompt, None)
             if prompt.stream:
-                await self._stream(wire, reply, prompt, send, None, 0)
+                await self._stream(wire, reply, prompt, send, None, 0, receive)
             else:
                 await send_bytes(send, 200, wire.completion(reply, prompt, next(self._ids)))
             return
@@ -217,7 +217,7 @@ class MockProvider:
 
     async def _stream(
         self, wire: Wire, reply: Reply, prompt: Prompt, send: Send, cut_after: int | None, delay_ms: int,
-        receive: Receive | None = None,
+        receive: Receive,
     ) -> None:
         events = wire.stream(reply, prompt, next(self._ids), cut_after)
         cut = cut_after is not None
@@ -233,23 +233,19 @@ class MockProvider:
             # Paced: like a real provider, stop generating when the client goes away (uvicorn's send
             # does nothing then, so without this a cut stream ran on to its end, and a stopping server
             # waited for it).
-            gone = asyncio.ensure_future(wait_for_disconnect(receive)) if receive is not None else None
+            gone = asyncio.ensure_future(wait_for_disconnect(receive))
             self.streaming += 1
             try:
                 delay = delay_ms / 1000
                 for index, event in enumerate(events):
-                    if index:
-                        if gone is None:
-                            await asyncio.sleep(delay)
-                        elif (await asyncio.wait({gone}, timeout=delay))[0]:
-                            return
+                    if index and (await asyncio.wait({gone}, timeout=delay))[0]:
+                        return
                     await send({"type": "http.response.body", "body": event, "more_body": True})
                 if not cut:
                     await send({"type": "http.response.body", "body": b"", "more_body": False})
             finally:
                 self.streaming -= 1
-                if gone is not None:
-                    gone.cancel()
+                gone.cancel()
         if cut:
             raise StreamCut("mock cut_after: dropping the connection mid-stream")
 
